@@ -1,0 +1,93 @@
+"""The telemetry contract: every attribute, metric and event name otel-monitor emits.
+
+The collector configuration, the Prometheus rules, the Grafana dashboards, the
+console and the tests all use these names; ``tests/test_contract.py`` fails when
+a name used under ``collector/`` is not defined here.
+
+Semantic-convention names come first; our own live under ``monitor.``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- span and log attributes: semantic conventions we rely on ---------------
+ERROR_TYPE: Final = "error.type"
+HTTP_ROUTE: Final = "http.route"
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+URL_PATH: Final = "url.path"
+DB_SYSTEM_NAME: Final = "db.system.name"
+DB_SYSTEM: Final = "db.system"  # older SQLAlchemy instrumentations still emit this
+SERVER_ADDRESS: Final = "server.address"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+SERVICE_NAME: Final = "service.name"
+SERVICE_VERSION: Final = "service.version"
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
+DEPLOYMENT_ENVIRONMENT_NAME: Final = "deployment.environment.name"
+ENDUSER_PSEUDO_ID: Final = "enduser.pseudo.id"
+OTEL_METRIC_OVERFLOW: Final = "otel.metric.overflow"
+
+# --- our own attributes --------------------------------------------------------
+MONITOR_OPERATION: Final = "monitor.operation"
+MONITOR_ERROR_CATEGORY: Final = "monitor.error.category"
+MONITOR_ERROR_FINGERPRINT: Final = "monitor.error.fingerprint"
+MONITOR_ERROR_SEVERITY: Final = "monitor.error.severity"
+MONITOR_CACHE_HIT: Final = "monitor.cache.hit"
+MONITOR_CACHE_NAME: Final = "monitor.cache.name"
+MONITOR_SERVICE_LAYER: Final = "monitor.service.layer"
+MONITOR_JOURNEY_NAME: Final = "monitor.journey.name"
+MONITOR_JOURNEY_STEP: Final = "monitor.journey.step"
+MONITOR_JOURNEY_FIRST: Final = "monitor.journey.first"
+MONITOR_HEALTH_CHECK: Final = "monitor.health.check"
+MONITOR_HEALTH_STATE: Final = "monitor.health.state"
+MONITOR_HEALTH_PREVIOUS_STATE: Final = "monitor.health.previous_state"
+MONITOR_HEALTH_CRITICAL: Final = "monitor.health.critical"
+MONITOR_SIGNAL: Final = "monitor.signal"  # which signal a self-metric is about
+MONITOR_COMPONENT: Final = "monitor.component"  # which of our components failed
+
+# --- metrics --------------------------------------------------------------------
+METRIC_OPERATION_DURATION: Final = "monitor.operation.duration"
+METRIC_CACHE_REQUESTS: Final = "monitor.cache.requests"
+METRIC_FALLBACKS: Final = "monitor.fallbacks"
+METRIC_JOURNEY_MILESTONES: Final = "monitor.journey.milestones"
+METRIC_HEALTH_STATUS: Final = "monitor.health.status"
+METRIC_HEALTH_CHECK_DURATION: Final = "monitor.health.check.duration"
+# Self-observability: what otel-monitor itself dropped or failed at.
+METRIC_SELF_DROPPED: Final = "monitor.sdk.dropped"
+METRIC_SELF_INTERNAL_ERRORS: Final = "monitor.sdk.internal_errors"
+
+# --- log-based events (``event_name`` on a log record) ---------------------------
+EVENT_JOURNEY_MILESTONE: Final = "monitor.journey.milestone"
+EVENT_HEALTH_CHANGE: Final = "monitor.health.change"
+
+# --- values -----------------------------------------------------------------------
+ERROR_CATEGORIES: Final = (
+    "timeout",
+    "network",
+    "database",
+    "validation",
+    "auth",
+    "rate_limit",
+    "dependency",
+    "resource_exhausted",
+    "bug",
+    "cancelled",
+    "unknown",
+)
+HEALTH_STATES: Final = ("up", "degraded", "down")
+# monitor.health.status values: 1 up, 0 down; degraded is 0.5 so it is
+# distinguishable yet still counts as "serving" in any ``> 0`` test.
+HEALTH_STATUS_VALUE: Final = {"up": 1.0, "degraded": 0.5, "down": 0.0}
+SERVICE_LAYERS: Final = ("primary", "fallback", "cache", "default")
+
+
+def all_names() -> frozenset[str]:
+    """Every attribute, metric and event name of the contract."""
+    return frozenset(
+        value
+        for key, value in globals().items()
+        if key.isupper() and isinstance(value, str)
+    )

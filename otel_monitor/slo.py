@@ -1,0 +1,202 @@
+"""SLO thresholds per operation: the one source of truth for alerts and health.
+
+The ``slos:`` section of the config file sets thresholds; the Prometheus rules
+(:mod:`otel_monitor.rules`), the console's health colours and its local alerts
+all read them from here.  Defaults follow common production practice::
+
+    slos:
+      defaults:
+        objective: 0.99              # availability SLO, for burn-rate alerts
+        success_rate: {warning: 0.95, critical: 0.90}
+        latency: {percentile: 0.95, warning: 0.5, critical: 2.0}   # seconds
+        error_rate: {critical: 0.05, for: 3m}
+        cache_hit_rate: {warning: 0.20}
+        fallback_share: {warning: 0.15}
+      operations:
+        checkout:
+          objective: 0.995
+          latency: {warning: 1.0, critical: 2.5}
+        outfit_generation:
+          latency: {warning: 5, critical: 10}
+      buckets: [...]                 # optional explicit histogram buckets (seconds)
+
+Latency thresholds are histogram bucket boundaries: by default the buckets are
+:data:`DEFAULT_BUCKETS` plus every threshold; with explicit ``buckets`` a
+threshold that is not one of them is an error, because a percentile alert on a
+value between buckets is an interpolation, not a measurement.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .config import EMPTY, ConfigFile
+
+# Seconds. Dense where web requests live (5 ms - 2.5 s), sparse up to a minute
+# for slow generative operations.
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
+)
+
+_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Thresholds of one operation (or the defaults)."""
+
+    objective: float = 0.99
+    success_warning: float = 0.95
+    success_critical: float = 0.90
+    latency_percentile: float = 0.95
+    latency_warning: float = 0.5
+    latency_critical: float = 2.0
+    error_rate_critical: float = 0.05
+    error_rate_for: str = "3m"
+    cache_hit_warning: float = 0.20
+    fallback_warning: float = 0.15
+
+    def success_state(self, success_rate: float) -> str:
+        """``ok``, ``warning`` or ``critical`` for an observed success rate."""
+        if success_rate < self.success_critical:
+            return "critical"
+        if success_rate < self.success_warning:
+            return "warning"
+        return "ok"
+
+    def latency_state(self, latency_s: float) -> str:
+        """``ok``, ``warning`` or ``critical`` for the observed latency percentile."""
+        if latency_s > self.latency_critical:
+            return "critical"
+        if latency_s > self.latency_warning:
+            return "warning"
+        return "ok"
+
+
+@dataclass(frozen=True)
+class SLOs:
+    """Default thresholds, per-operation overrides and histogram buckets."""
+
+    defaults: Thresholds = field(default_factory=Thresholds)
+    operations: dict[str, Thresholds] = field(default_factory=dict)
+    explicit_buckets: tuple[float, ...] | None = None
+
+    def for_operation(self, operation: str) -> Thresholds:
+        return self.operations.get(operation, self.defaults)
+
+    def latency_thresholds(self) -> set[float]:
+        every = [self.defaults, *self.operations.values()]
+        return {t.latency_warning for t in every} | {t.latency_critical for t in every}
+
+    @property
+    def buckets(self) -> tuple[float, ...]:
+        """Histogram boundaries for ``monitor.operation.duration``."""
+        if self.explicit_buckets is not None:
+            return self.explicit_buckets
+        return tuple(sorted(set(DEFAULT_BUCKETS) | self.latency_thresholds()))
+
+    def missing_buckets(self) -> list[float]:
+        """Latency thresholds that are not exact bucket boundaries."""
+        return sorted(t for t in self.latency_thresholds() if t not in set(self.buckets))
+
+
+def _fraction(value: Any, where: str, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{where}: {name} must be a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _seconds(value: Any, where: str, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{where}: {name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+_KNOWN = {"objective", "success_rate", "latency", "error_rate", "cache_hit_rate", "fallback_share"}
+
+
+def _thresholds(raw: Any, base: Thresholds, config: ConfigFile, path: tuple[str, ...]) -> Thresholds:
+    where = config.where(*path)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a mapping of thresholds")
+    for key in raw:
+        if key not in _KNOWN:
+            raise ValueError(f"{config.where(*path, key)}: unknown SLO key {key!r}; expected one of {', '.join(sorted(_KNOWN))}")
+    t = base
+    if "objective" in raw:
+        t = replace(t, objective=_fraction(raw["objective"], config.where(*path, "objective"), "objective"))
+        if not 0 < t.objective < 1:
+            raise ValueError(f"{config.where(*path, 'objective')}: objective must be between 0 and 1 exclusive")
+
+    def sub(key: str) -> dict[str, Any]:
+        value = raw.get(key, {})
+        if not isinstance(value, dict):
+            raise ValueError(f"{config.where(*path, key)}: {key} must be a mapping")
+        return value
+
+    sr = sub("success_rate")
+    if "warning" in sr:
+        t = replace(t, success_warning=_fraction(sr["warning"], config.where(*path, "success_rate", "warning"), "success_rate.warning"))
+    if "critical" in sr:
+        t = replace(t, success_critical=_fraction(sr["critical"], config.where(*path, "success_rate", "critical"), "success_rate.critical"))
+    if t.success_critical > t.success_warning:
+        raise ValueError(f"{config.where(*path, 'success_rate')}: success_rate.critical ({t.success_critical}) must not exceed warning ({t.success_warning})")
+    lat = sub("latency")
+    if "percentile" in lat:
+        p = _fraction(lat["percentile"], config.where(*path, "latency", "percentile"), "latency.percentile")
+        if not 0 < p < 1:
+            raise ValueError(f"{config.where(*path, 'latency', 'percentile')}: latency.percentile must be between 0 and 1 exclusive")
+        t = replace(t, latency_percentile=p)
+    if "warning" in lat:
+        t = replace(t, latency_warning=_seconds(lat["warning"], config.where(*path, "latency", "warning"), "latency.warning"))
+    if "critical" in lat:
+        t = replace(t, latency_critical=_seconds(lat["critical"], config.where(*path, "latency", "critical"), "latency.critical"))
+    if t.latency_critical < t.latency_warning:
+        raise ValueError(f"{config.where(*path, 'latency')}: latency.critical ({t.latency_critical}) must not be below warning ({t.latency_warning})")
+    er = sub("error_rate")
+    if "critical" in er:
+        t = replace(t, error_rate_critical=_fraction(er["critical"], config.where(*path, "error_rate", "critical"), "error_rate.critical"))
+    if "for" in er:
+        if not isinstance(er["for"], str) or not _DURATION.match(er["for"]):
+            raise ValueError(f"{config.where(*path, 'error_rate', 'for')}: error_rate.for must be a duration like 3m, got {er['for']!r}")
+        t = replace(t, error_rate_for=er["for"])
+    ch = sub("cache_hit_rate")
+    if "warning" in ch:
+        t = replace(t, cache_hit_warning=_fraction(ch["warning"], config.where(*path, "cache_hit_rate", "warning"), "cache_hit_rate.warning"))
+    fb = sub("fallback_share")
+    if "warning" in fb:
+        t = replace(t, fallback_warning=_fraction(fb["warning"], config.where(*path, "fallback_share", "warning"), "fallback_share.warning"))
+    return t
+
+
+def load_slos(config: ConfigFile = EMPTY) -> SLOs:
+    """Read the ``slos:`` section; raise ``ValueError`` naming file and line."""
+    raw = config.section("slos")
+    if raw is None:
+        return SLOs()
+    if not isinstance(raw, dict):
+        raise ValueError(f"{config.where('slos')}: 'slos' must be a mapping with defaults, operations, buckets")
+    for key in raw:
+        if key not in ("defaults", "operations", "buckets"):
+            raise ValueError(f"{config.where('slos', key)}: unknown key {key!r} under slos; expected defaults, operations or buckets")
+    defaults = _thresholds(raw.get("defaults") or {}, Thresholds(), config, ("slos", "defaults"))
+    operations: dict[str, Thresholds] = {}
+    ops = raw.get("operations") or {}
+    if not isinstance(ops, dict):
+        raise ValueError(f"{config.where('slos', 'operations')}: slos.operations must map operation names to thresholds")
+    for name, value in ops.items():
+        operations[str(name)] = _thresholds(value or {}, defaults, config, ("slos", "operations", name))
+    buckets = None
+    if "buckets" in raw:
+        b = raw["buckets"]
+        where = config.where("slos", "buckets")
+        if not isinstance(b, list) or not b:
+            raise ValueError(f"{where}: slos.buckets must be a non-empty list of seconds")
+        values = [_seconds(v, where, "bucket") for v in b]
+        if values != sorted(set(values)):
+            raise ValueError(f"{where}: slos.buckets must be strictly increasing")
+        buckets = tuple(values)
+    return SLOs(defaults=defaults, operations=operations, explicit_buckets=buckets)

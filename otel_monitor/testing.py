@@ -1,0 +1,141 @@
+"""Test helpers for users of otel-monitor (and for our own suite).
+
+:class:`OTLPSink` is a real OTLP/HTTP receiver on a loopback port that keeps
+what it receives as plain dicts, so a test can start an app under
+``opentelemetry-instrument`` pointed at it and assert on the exported data::
+
+    with OTLPSink() as sink:
+        env = {**os.environ, **sink.env()}
+        ...  # run the app with env
+        sink.wait_for(lambda s: any(span["name"] == "GET /items" for span in s.spans))
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .otlp import FLATTEN, OTLPDecodeError, decompress, parse_request
+
+_LIMIT = 64 * 1024 * 1024
+
+
+class OTLPSink:
+    """An OTLP/HTTP receiver (protobuf and JSON) that records spans, metric points and logs.
+
+    ``status`` can be set to make it answer with an error code (e.g. 503) to
+    test exporter behaviour; ``delay`` makes each answer slow.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.spans: list[dict[str, Any]] = []
+        self.metrics: list[dict[str, Any]] = []
+        self.logs: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str]] = []  # (path, content-type)
+        self.errors: list[str] = []
+        self.status = 200
+        self.delay = 0.0
+        self.headers: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if sink.delay:
+                    time.sleep(sink.delay)
+                signal = self.path.rstrip("/").rsplit("/", 1)[-1]
+                if sink.status != 200 or signal not in FLATTEN:
+                    code = sink.status if signal in FLATTEN else 404
+                    self.send_response(code)
+                    for key, value in sink.headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                try:
+                    raw = decompress(body, self.headers.get("Content-Encoding"), _LIMIT)
+                    message = parse_request(signal, raw, self.headers.get("Content-Type"))
+                    items = FLATTEN[signal](message)
+                except OTLPDecodeError as exc:
+                    with sink._lock:
+                        sink.errors.append(str(exc))
+                    self.send_response(400)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                with sink._changed:
+                    sink.requests.append((self.path, self.headers.get("Content-Type", "")))
+                    getattr(sink, {"traces": "spans"}.get(signal, signal)).extend(items)
+                    sink._changed.notify_all()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-sink", daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point an OTLP/HTTP exporter here, exporting quickly."""
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_BLRP_SCHEDULE_DELAY": "100",
+            "OTEL_METRIC_EXPORT_INTERVAL": "500",
+        }
+
+    def start(self) -> OTLPSink:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> OTLPSink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for(self, predicate: Callable[[OTLPSink], bool], timeout: float = 20.0) -> bool:
+        """Wait until ``predicate(self)`` is true; return whether it became true."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate(self):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, 0.2))
+        return True
+
+    def metric_points(self, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [p for p in self.metrics if p["name"] == name]
+
+    def latest_points(self, name: str) -> list[dict[str, Any]]:
+        """The most recent point of each attribute set of a cumulative metric."""
+        latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for p in self.metric_points(name):
+            key = (tuple(sorted(p["resource"].items(), key=str)), tuple(sorted(p["attributes"].items(), key=str)))
+            if key not in latest or p["time_unix_nano"] >= latest[key]["time_unix_nano"]:
+                latest[key] = p
+        return list(latest.values())
