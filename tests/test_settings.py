@@ -54,8 +54,8 @@ def test_secret_values_are_not_echoed(caplog):
 
 def test_yaml_error_names_file_and_line():
     """Broken YAML is reported with the file and line."""
-    with pytest.raises(ConfigFileError, match=r"bad.yaml:2"):
-        parse_config_text("slos:\n  defaults: [1,\n", "bad.yaml")
+    with pytest.raises(ConfigFileError, match=r"bad.yaml:3: invalid YAML"):
+        parse_config_text("settings:\n  strict: true\n   - oops\n", "bad.yaml")
 
 
 def test_unknown_section_names_line():
