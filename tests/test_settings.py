@@ -55,7 +55,7 @@ def test_secret_values_are_not_echoed(caplog):
 def test_yaml_error_names_file_and_line():
     """Broken YAML is reported with the file and line."""
     with pytest.raises(ConfigFileError, match=r"bad.yaml:3: invalid YAML"):
-        parse_config_text("settings:\n  strict: true\n   - oops\n", "bad.yaml")
+        parse_config_text("settings:\n  strict: true\n  - oops\n", "bad.yaml")
 
 
 def test_unknown_section_names_line():
