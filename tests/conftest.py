@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Our own failures are contained in production; in our suite they must show.
+os.environ.setdefault("OTEL_MONITOR_RAISE_INTERNAL_ERRORS", "true")
 
 from otel_monitor.testing import OTLPSink
 
