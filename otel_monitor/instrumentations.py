@@ -83,7 +83,8 @@ def tuned_kwargs(name: str, settings: Any) -> dict[str, Any]:
         return {
             # One span per request: no per-message "http send"/"http receive" spans.
             "exclude_spans": ["receive", "send"],
-            "excluded_urls": ",".join(f"^(?:{p})$" for p in settings.excluded_urls),
+            # The contrib middleware searches these in the full URL (scheme://host/path).
+            "excluded_urls": ",".join(f"^[^:/]+://[^/]+(?:{p})$" for p in settings.excluded_urls),
         }
     if name == "sqlalchemy":
         return {"enable_commenter": False}

@@ -113,11 +113,11 @@ def test_old_fastapi_gets_exactly_one_server_span_from_contrib(tmp_path):
         with launched("tests.apps.basic_app:app", env) as app:
             assert app.get("/ping")[0] == 200
             assert app.get("/items/2")[0] == 200
-            sink.wait_for(lambda s: sum(1 for sp in s.spans if sp["kind"] == SERVER) >= 3)
+            sink.wait_for(lambda s: sum(1 for sp in s.spans if sp["kind"] == SERVER) >= 2)
             time.sleep(0.5)
     spans = server_spans(sink)
     assert {s["scope"] for s in spans} == {"opentelemetry.instrumentation.fastapi"}
-    assert sorted(s["attributes"]["http.route"] for s in spans) == ["/items/{item_id}", "/ping", "/ping"]
+    assert sorted(s["attributes"]["http.route"] for s in spans) == ["/items/{item_id}", "/ping"]
     assert len({s["trace_id"] for s in spans}) == len(spans)
     assert not any(s["name"].endswith(("http send", "http receive")) for s in sink.spans)
 
