@@ -180,10 +180,12 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> None:
     time with what could be sent.
     """
     for provider in providers:
-        handler = getattr(provider, "_atexit_handler", None)
-        if handler is not None:
-            atexit.unregister(handler)
-            provider._atexit_handler = None
+        # The SDK names it _atexit_handler (traces, metrics) or _at_exit_handler (logs).
+        for attribute in ("_atexit_handler", "_at_exit_handler"):
+            handler = getattr(provider, attribute, None)
+            if handler is not None:
+                atexit.unregister(handler)
+                setattr(provider, attribute, None)
 
     def shutdown_all() -> None:
         for provider in providers:
@@ -199,5 +201,10 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> None:
         if worker.is_alive():
             _log.warning("otel-monitor: telemetry flush at exit took longer than %gs; exiting without the rest",
                          timeout_s)
+        # logging.shutdown() runs after us and flushes every handler; the OTLP
+        # logging handler's flush would wait on the exporter again.
+        for handler in logging.getLogger().handlers:
+            if type(handler).__name__ == "LoggingHandler":
+                handler.flush = lambda: None  # type: ignore[method-assign]
 
     atexit.register(at_exit)
