@@ -98,11 +98,17 @@ def tuned_kwargs(name: str, settings: Any) -> dict[str, Any]:
 
 
 def fastapi_has_native_telemetry() -> bool:
-    """FastAPI 0.16x ships ``fastapi.telemetry``; older releases need the contrib middleware."""
+    """FastAPI 0.16x ships ``fastapi.telemetry``; older releases need the contrib middleware.
+
+    Looked up on disk: ``find_spec("fastapi.telemetry")`` would import FastAPI
+    itself at startup, which costs a quarter of a second.
+    """
     try:
-        return importlib.util.find_spec("fastapi.telemetry") is not None
+        spec = importlib.util.find_spec("fastapi")
     except (ImportError, ValueError):
         return False
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return any(os.path.isdir(os.path.join(location, "telemetry")) for location in locations)
 
 
 def _dependency_conflict(entry_point: Any) -> str | None:
