@@ -86,18 +86,18 @@ def _resource_attributes(settings: Settings) -> dict[str, Any]:
 
 
 def _renew_instance_id(providers: dict[str, Any]) -> None:
-    """After fork: a worker is a new instance. Resources are shared objects, so update in place."""
-    new_id = str(uuid.uuid4())
-    seen: set[int] = set()
+    """After fork a worker is a new instance: give it a new ``service.instance.id``.
+
+    The SDK's providers refresh process-dependent resource attributes in the
+    child through ``_update_resource``; we add ours the same way.
+    """
+    from opentelemetry.sdk.resources import Resource
+
+    renewed = Resource({semconv.SERVICE_INSTANCE_ID: str(uuid.uuid4())})
     for provider in providers.values():
-        resource = getattr(provider, "_resource", None) or getattr(getattr(provider, "_sdk_config", None), "resource", None)
-        if resource is None or id(resource) in seen:
-            continue
-        seen.add(id(resource))
-        attributes = getattr(resource, "_attributes", None)
-        inner = getattr(attributes, "_dict", None)
-        if inner is not None:
-            inner[semconv.SERVICE_INSTANCE_ID] = new_id
+        update = getattr(provider, "_update_resource", None)
+        if update is not None:
+            update(renewed)
 
 
 def _build_pipeline(settings: Settings, config: ConfigFile) -> Any:
