@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import EMPTY, ConfigFile
+from ..settings import BY_KEY
 from .app import DEFAULT_MAX_BODY, Console, create_app
 from .store import Limits
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4318  # the OTLP/HTTP default: an app with no configuration reports here
-TOKEN_ENV = "OTEL_MONITOR_CONSOLE_TOKEN"
+TOKEN_ENV = BY_KEY["console_token"].env
 
 
 class ConsoleStartError(RuntimeError):
