@@ -104,16 +104,17 @@ class Queries:
         return out
 
     def fallbacks(self, service: str | None, window: str) -> dict[tuple[str, str], float]:
-        """(service, operation) -> calls served by a non-primary layer."""
+        """(service, operation) -> calls served by a non-primary layer; 0 for every
+        operation of a service that reports fallbacks at all (absent: unknown)."""
         out: dict[tuple[str, str], float] = defaultdict(float)
         for (svc, attrs), value in self._counter_sums(semconv.METRIC_FALLBACKS, service, window).items():
             a = dict(attrs)
-            if a.get(semconv.MONITOR_SERVICE_LAYER, "fallback") != "primary":
-                out[(svc, str(a.get(semconv.MONITOR_OPERATION, "")))] += value
+            key = (svc, str(a.get(semconv.MONITOR_OPERATION, "")))
+            out[key] += value if a.get(semconv.MONITOR_SERVICE_LAYER, "fallback") != "primary" else 0.0
         return out
 
     def operation_row(self, service: str, operation: str, source: str, hist: Histogram,
-                      fallbacks: float, window: str) -> dict[str, Any]:
+                      fallbacks: float | None, window: str) -> dict[str, Any]:
         t = self.slos.for_operation(operation)
         calls = hist.count
         success = (calls - hist.errors) / calls if calls else None
@@ -126,7 +127,7 @@ class Queries:
             "p99": _round(hist.percentile(0.99)),
             "mean": _round(hist.sum / calls if calls else None),
             "slo_percentile": t.latency_percentile, "slo_latency": _round(latency),
-            "fallback_share": _round(fallbacks / calls) if calls else None,
+            "fallback_share": _round(fallbacks / calls) if calls and fallbacks is not None else None,
             "error_categories": dict(hist.categories),
         }
         row["status"] = self.operation_state(t, row)
@@ -146,7 +147,8 @@ class Queries:
         caches = self.cache_hit_rates(service, window)
         rows = []
         for (svc, op), (source, hist) in sorted(self.operation_histograms(service, window).items()):
-            row = self.operation_row(svc, op, source, hist, fallbacks.get((svc, op), 0.0), window)
+            reporting = any(s == svc for s, _ in fallbacks)
+            row = self.operation_row(svc, op, source, hist, fallbacks.get((svc, op), 0.0) if reporting else None, window)
             # Cache requests are per cache, not per operation: a cache named after
             # the operation is attributed to it, otherwise the service's overall rate.
             cache = caches.get((svc, op)) or _service_cache(caches, svc)

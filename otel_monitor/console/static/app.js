@@ -12,7 +12,7 @@ function h(tag, attrs, ...children) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -79,7 +79,7 @@ function chart(title, points, format) {
   svg.append(s("text", { x: 0, y: H - 18 }, format(0)));
   if (points.length) {
     svg.append(s("text", { x: P, y: H - 3 }, fmt.time(points[0].t)));
-    svg.append(s("text", { x: W - 50, y: H - 3 }, fmt.time(points[points.length - 1].t)));
+    svg.append(s("text", { x: W - 2, y: H - 3, "text-anchor": "end" }, fmt.time(points[points.length - 1].t)));
   }
   let path = "", pen = false;
   points.forEach((p, i) => {
@@ -88,6 +88,8 @@ function chart(title, points, format) {
     pen = true;
   });
   svg.append(s("path", { d: path, fill: "none", stroke: "#0969da", "stroke-width": 1.5 }));
+  // A dot per value, so a single minute with data still shows.
+  points.forEach((p, i) => { if (p.v !== null) svg.append(s("circle", { cx: x(i).toFixed(1), cy: y(p.v).toFixed(1), r: 2, fill: "#0969da" })); });
   return h("div", { class: "chart" }, h("div", { class: "title" }, title), svg);
 }
 
