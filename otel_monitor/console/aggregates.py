@@ -52,19 +52,11 @@ class Queries:
         return sorted(self.store.services)
 
     # --- operations --------------------------------------------------------
-    def _op_tables(self, service: str | None, first: int) -> tuple[str, dict[tuple[str, str, int], Histogram]]:
-        metric_services = {k[0] for k in self.store.op_metrics if k[2] >= first}
-        if service is None:
-            return ("metrics" if metric_services else "spans"), self._merged_sources(metric_services)
-        if service in metric_services:
+    def _op_tables(self, service: str, first: int) -> tuple[str, dict[tuple[str, str, int], Histogram]]:
+        """Metrics when the service sent the duration histogram in the window, else spans."""
+        if any(k[0] == service and k[2] >= first for k in self.store.op_metrics):
             return "metrics", self.store.op_metrics
         return "spans", self.store.op_spans
-
-    def _merged_sources(self, metric_services: set[str]) -> dict[tuple[str, str, int], Histogram]:
-        # Several services: metrics for those that send them, spans for the rest.
-        merged = {k: h for k, h in self.store.op_metrics.items()}
-        merged.update({k: h for k, h in self.store.op_spans.items() if k[0] not in metric_services})
-        return merged
 
     def operation_histograms(self, service: str | None, window: str) -> dict[tuple[str, str], tuple[str, Histogram]]:
         """(service, operation) -> (source, histogram merged over the window)."""

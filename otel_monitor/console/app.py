@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
@@ -163,6 +164,9 @@ class TokenGate:
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app = app
         self.token = token.encode() if token else None
+        # The cookie carries a digest, not the token: no quoting issues, and the
+        # token itself never sits in the browser's cookie store.
+        self.cookie = hashlib.sha256(b"otel-monitor-console:" + self.token).hexdigest() if self.token else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -182,10 +186,10 @@ class TokenGate:
             # Trade the token in the URL for a cookie, and drop it from the address bar.
             await send({"type": "http.response.start", "status": 303, "headers": [
                 (b"location", b"/"),
-                (b"set-cookie", f"{COOKIE}={query['token'][0]}; HttpOnly; SameSite=Strict; Path=/".encode())]})
+                (b"set-cookie", f"{COOKIE}={self.cookie}; HttpOnly; SameSite=Strict; Path=/".encode())]})
             await send({"type": "http.response.body", "body": b""})
             return
-        if self._matches(self._supplied(headers)):
+        if self._matches(self._bearer(headers)) or self._cookie_matches(headers):
             await self.app(scope, receive, send)
             return
         await _deny(send, 401, "missing or wrong token: send 'Authorization: Bearer <token>' or open /?token=<token>")
@@ -194,14 +198,15 @@ class TokenGate:
         return supplied is not None and self.token is not None and hmac.compare_digest(supplied, self.token)
 
     @staticmethod
-    def _supplied(headers: dict[bytes, bytes]) -> bytes | None:
+    def _bearer(headers: dict[bytes, bytes]) -> bytes | None:
         auth = headers.get(b"authorization", b"")
-        if auth[:7].lower() == b"bearer ":
-            return auth[7:].strip()
-        cookie = SimpleCookie()
+        return auth[7:].strip() if auth[:7].lower() == b"bearer " else None
+
+    def _cookie_matches(self, headers: dict[bytes, bytes]) -> bool:
+        cookie: SimpleCookie = SimpleCookie()
         with contextlib.suppress(Exception):
             cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
-        return cookie[COOKIE].value.encode() if COOKIE in cookie else None
+        return COOKIE in cookie and hmac.compare_digest(cookie[COOKIE].value.encode(), self.cookie.encode())
 
 
 async def _deny(send: Send, status: int, message: str) -> None:
