@@ -10,6 +10,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
+from otel_monitor.console.store import Limits
 
 
 @pytest.fixture
@@ -152,8 +153,13 @@ def test_health_checks_show_state_and_make_the_service_critical(console):
             __import__("opentelemetry.metrics", fromlist=["Observation"]).Observation(
                 0.0, {semconv.MONITOR_HEALTH_CHECK: "database", semconv.MONITOR_HEALTH_CRITICAL: True})]])
         provider.force_flush()
+    with logger(console.url) as log:
+        log.emit(event_name=semconv.EVENT_HEALTH_CHANGE, attributes={
+            semconv.MONITOR_HEALTH_CHECK: "database", semconv.MONITOR_HEALTH_STATE: "down",
+            semconv.MONITOR_HEALTH_PREVIOUS_STATE: "up"})
     check = get(f"{console.url}/api/health")["checks"][0]
     assert (check["check"], check["state"], check["critical"], check["uptime"]) == ("database", "down", True, 0.0)
+    assert [(i["previous_state"], i["state"]) for i in check["incidents"]] == [("up", "down")]
     summary = get(f"{console.url}/api/summary?service=shop")["services"][0]
     assert summary["status"] == "critical" and summary["failing_checks"] == ["database"]
 
@@ -190,3 +196,18 @@ def test_sqlite_keeps_everything_across_a_restart(tmp_path):
     with serve(port=0, db=db) as second:
         assert get(f"{second.url}/api/operations")["operations"] == before
         assert get(f"{second.url}/api/traces")["traces"][0]["name"] == "POST /save"
+
+
+def test_oldest_traces_are_evicted_and_counted():
+    """Past the span limit whole traces go oldest first, and the eviction count says how many spans."""
+    with serve(port=0, limits=Limits(max_spans=10), evaluate_every=3600) as handle:
+        trace_ids = []
+        with tracer(handle.url) as t:
+            for i in range(30):
+                with t.start_as_current_span(f"GET /page/{i}") as span:
+                    trace_ids.append(f"{span.get_span_context().trace_id:032x}")
+        stats = get(f"{handle.url}/api/services")
+        assert stats["kept"]["spans"] == 10 and stats["evicted"]["spans"] == 20
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{handle.url}/api/traces/{trace_ids[0]}")
+        assert get(f"{handle.url}/api/traces/{trace_ids[-1]}")["spans"][0]["name"] == "GET /page/29"
