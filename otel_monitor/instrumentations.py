@@ -218,11 +218,33 @@ class InstrumentationLoader:
             if name == "sqlalchemy":
                 drop_connect_spans()
                 instrument_existing_engines()
+            elif name == "logging":
+                keep_telemetry_logs_local()
         except ModuleNotFoundError as exc:
             REPORT[name] = Decision(name, "skipped", f"missing module {exc.name!r}")
         except Exception as exc:  # noqa: BLE001 - one broken instrumentor must not stop the app
             REPORT[name] = Decision(name, "failed", f"{type(exc).__name__}: {exc}")
             _log.warning("otel-monitor: instrumentation %s failed to load: %s", name, exc)
+
+
+class _NotTelemetryInternals:
+    """Drop records of the SDK's and our own loggers from the OTLP log handler.
+
+    Export trouble is logged by the exporters; sending those records through
+    the same failing exporter would only feed the failure (and, when the
+    queue is full, log again). They still reach the app's other handlers.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(("opentelemetry", "otel_monitor"))
+
+
+def keep_telemetry_logs_local() -> None:
+    from opentelemetry.instrumentation.logging import LoggingInstrumentor
+
+    handler = getattr(LoggingInstrumentor, "_logging_handler", None)
+    if handler is not None and not any(isinstance(f, _NotTelemetryInternals) for f in handler.filters):
+        handler.addFilter(_NotTelemetryInternals())
 
 
 def drop_connect_spans() -> None:

@@ -6,7 +6,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from console_telemetry import CONFIG, get, logger, meter, milestone, record_calls, send_calls, tracer
+from .console_telemetry import CONFIG, get, logger, meter, milestone, record_calls, send_calls, tracer
 from opentelemetry.trace import Status, StatusCode
 
 from otel_monitor import semconv

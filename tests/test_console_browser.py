@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from console_telemetry import CONFIG, get, logger, meter, milestone, send_calls, tracer
+from .console_telemetry import CONFIG, get, logger, meter, milestone, send_calls, tracer
 from opentelemetry.metrics import Observation
 from opentelemetry.trace import Status, StatusCode
 

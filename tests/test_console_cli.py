@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from console_telemetry import get, tracer
+from .console_telemetry import get, tracer
 
 pytestmark = pytest.mark.slow
 

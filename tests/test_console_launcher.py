@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from console_telemetry import get
+from .console_telemetry import get
 
 from otel_monitor.console.cli import serve
 

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from console_telemetry import get, post, tracer
+from .console_telemetry import get, post, tracer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest

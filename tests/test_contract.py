@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from collector_queries import ROOT, dashboard_queries, promql_metric_names, recorded_names, rule_expressions, substitute_variables
+from .collector_queries import ROOT, dashboard_queries, promql_metric_names, recorded_names, rule_expressions, substitute_variables
 from otel_monitor import semconv
 from otel_monitor.rules import prom_name
 

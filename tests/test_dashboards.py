@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collector_queries import (
+from .collector_queries import (
     DASHBOARDS,
     ROOT,
     dashboard_queries,
