@@ -175,7 +175,7 @@ def test_checkout_falls_back_when_the_primary_fails(client: TestClient, payments
 
 def test_checkout_falls_back_when_the_primary_times_out(client: TestClient, payments: BackgroundServer) -> None:
     """A primary slower than the shop's timeout leaves the payment to the fallback provider."""
-    set_provider(payments, "primary", slow_rate=1, slow_ms=3000)
+    set_provider(payments, "primary", slow_rate=1, slow_ms=1000)
     order = buy(client, sign_up(client))
     assert order.status_code == 201 and order.json()["provider"] == "fallback"
 
