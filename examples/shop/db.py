@@ -189,6 +189,3 @@ def create_schema(engine: Engine) -> None:
             Coupon(code=code, percent_off=percent, amount_off_cents=amount) for code, percent, amount in COUPONS
         )
 
-
-def sold_out_product_ids(session: Session) -> list[int]:
-    return list(session.scalars(select(Product.id).where(Product.stock == 0)))
