@@ -100,7 +100,7 @@ class Visitor:
         response = await self.call("POST", "/api/cart/items", "/api/cart/items", json={"product_id": product_id, "quantity": quantity})
         return response is not None and response.status_code == 201
 
-    async def sign_in(self, token: str) -> None:
+    def sign_in(self, token: str) -> None:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     async def shop_and_maybe_buy(self, buy_chance: float) -> None:
@@ -149,7 +149,7 @@ async def new_customer(visitor: Visitor) -> None:
     if response is None or response.status_code != 201:
         return
     visitor.traffic.accounts.append(email)
-    await visitor.sign_in(response.json()["token"])
+    visitor.sign_in(response.json()["token"])
     await visitor.shop_and_maybe_buy(buy_chance=0.6)
 
 
@@ -166,7 +166,7 @@ async def returning_customer(visitor: Visitor) -> None:
         response = await visitor.call("POST", "/api/login", "/api/login", json={"email": email, "password": PASSWORD})
     if response is None or response.status_code != 200:
         return
-    await visitor.sign_in(response.json()["token"])
+    visitor.sign_in(response.json()["token"])
     if visitor.chance.random() < 0.3:
         await visitor.call("GET", "/api/orders", "/api/orders")
     await visitor.shop_and_maybe_buy(buy_chance=0.4)
