@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,8 +37,7 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: floa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            out = process.stdout.read().decode(errors="replace") if process.stdout else ""
-            raise RuntimeError(f"app exited with {process.returncode}:\n{out[-4000:]}")
+            raise RuntimeError(f"app exited with {process.returncode}")
         try:
             get(url, timeout=1.0)
             return
@@ -51,6 +51,18 @@ class LaunchedApp:
         self.process = process
         self.base_url = base_url
         self.output = ""
+        # Drain the app's output as it comes: a full pipe would block the app itself.
+        self._chunks: list[bytes] = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for line in iter(self.process.stdout.readline, b""):
+            self._chunks.append(line)
+
+    def output_so_far(self) -> str:
+        return b"".join(self._chunks).decode(errors="replace")
 
     def get(self, path: str) -> tuple[int, bytes]:
         return get(self.base_url + path)
@@ -60,11 +72,12 @@ class LaunchedApp:
         if self.process.poll() is None:
             self.process.terminate()
         try:
-            out, _ = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, _ = self.process.communicate()
-        self.output = out.decode(errors="replace")
+            self.process.wait()
+        self._reader.join(5)
+        self.output = self.output_so_far()
         return self.output
 
 
@@ -80,7 +93,11 @@ def launched(app: str, env: Mapping[str, str], *, launcher: bool = True, extra_a
     process = subprocess.Popen(command, env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     app_handle = LaunchedApp(process, f"http://127.0.0.1:{port}")
     try:
-        wait_until_serving(app_handle.base_url + health_path, process)
+        try:
+            wait_until_serving(app_handle.base_url + health_path, process)
+        except RuntimeError as exc:
+            app_handle.stop()
+            raise RuntimeError(f"{exc}:\n{app_handle.output[-4000:]}") from None
         yield app_handle
     finally:
         app_handle.stop()
