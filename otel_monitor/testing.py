@@ -68,7 +68,8 @@ class OTLPSink:
         self.delay = 0.0
         self.headers: dict[str, str] = {}
         self.garbage = False
-        self._lock = threading.Lock()
+        # Re-entrant: wait_for predicates may call the query methods below.
+        self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         sink = self
 

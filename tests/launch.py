@@ -83,10 +83,13 @@ class LaunchedApp:
 
 @contextmanager
 def launched(app: str, env: Mapping[str, str], *, launcher: bool = True, extra_args: tuple[str, ...] = (),
-             health_path: str = "/health") -> Iterator[LaunchedApp]:
-    """Run ``uvicorn app`` (under ``opentelemetry-instrument`` unless launcher=False) on a free port."""
+             health_path: str = "/health", server: str = "uvicorn") -> Iterator[LaunchedApp]:
+    """Run ``uvicorn app`` or ``gunicorn app`` (under ``opentelemetry-instrument`` unless launcher=False)."""
     port = free_port()
-    command = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), *extra_args]
+    if server == "gunicorn":
+        command = [str(BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}", *extra_args]
+    else:
+        command = [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), *extra_args]
     if launcher:
         command = [str(BIN / "opentelemetry-instrument"), *command]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}

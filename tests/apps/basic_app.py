@@ -41,3 +41,16 @@ def boom() -> None:
 @app.get("/health")
 def health() -> dict[str, str]:
     return {"status": "up"}
+
+
+@app.get("/whoami")
+def whoami() -> dict[str, object]:
+    """The worker's pid and the service.instance.id its telemetry carries."""
+    import time
+
+    from opentelemetry import trace
+
+    time.sleep(0.05)  # long enough that concurrent requests spread over workers
+    resource = getattr(trace.get_tracer_provider(), "resource", None)
+    instance = resource.attributes.get("service.instance.id") if resource is not None else None
+    return {"pid": os.getpid(), "instance": instance}
