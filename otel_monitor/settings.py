@@ -165,6 +165,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds that flushing telemetry may take at process exit, even when the receiver is down."),
     Setting("OTEL_MONITOR_EXPORT_WARNING_INTERVAL", number(0, 86_400), "30",
             "At most one export-failure warning per this many seconds."),
+    Setting("OTEL_MONITOR_HEALTH_INTERVAL", number(0.1, 86_400), "15",
+            "Seconds between runs of the health checks (in the background, never on a request)."),
+    Setting("OTEL_MONITOR_HEALTH_ENDPOINTS", parse_bool, "false",
+            "Add /health and /health/detailed to every FastAPI app (also `endpoints: true` under `health:` in the config file)."),
+    Setting("OTEL_MONITOR_HEALTH_TOKEN", secret, None,
+            "Token required (Authorization: Bearer or ?token=) to read /health/detailed, which reveals the service's dependencies.",
+            secret=True),
 )
 
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
