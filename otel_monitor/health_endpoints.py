@@ -49,6 +49,7 @@ def add_health_endpoints(
     ``OTEL_MONITOR_HEALTH_TOKEN``.  Returns the registry.
     """
     try:
+        from starlette.requests import Request
         from starlette.responses import JSONResponse
     except ImportError:
         raise ImportError('health endpoints need FastAPI: pip install "otel-monitor[fastapi]"') from None
@@ -74,6 +75,8 @@ def add_health_endpoints(
                                     headers={**_NO_STORE, "WWW-Authenticate": "Bearer"})
         return JSONResponse(report.to_dict(), status_code=report.http_status, headers=_NO_STORE)
 
+    # FastAPI injects the request by its annotation; FastAPI is optional, so set it here.
+    detailed.__annotations__["request"] = Request
     app.add_api_route(path, liveness, methods=["GET", "HEAD"], include_in_schema=False, name="otel_monitor_liveness")
     app.add_api_route(detailed_path, detailed, methods=["GET", "HEAD"], include_in_schema=False,
                       name="otel_monitor_health_detailed")

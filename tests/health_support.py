@@ -54,3 +54,45 @@ class Dependency:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class ServedApp:
+    """An ASGI app served by a real uvicorn on a loopback port, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServedApp:
+        self.thread.start()
+        for _ in range(200):
+            if self.server.started:
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("uvicorn did not start")
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def get(self, path: str, headers: dict[str, str] | None = None, timeout: float = 2.0) -> tuple[int, Any]:
+        """GET ``path``; the client gives up after ``timeout`` seconds (raises TimeoutError)."""
+        import http.client
+        import json
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request("GET", path, headers=headers or {})
+            response = connection.getresponse()
+            body = response.read()
+        finally:
+            connection.close()
+        try:
+            return response.status, json.loads(body)
+        except ValueError:
+            return response.status, body.decode()
