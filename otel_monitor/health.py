@@ -33,7 +33,8 @@ from typing import Any
 from . import semconv
 from .guard import guarded
 
-_log = logging.getLogger("otel_monitor")
+# A logger of its own so a log bridge can tell these lines from the change events.
+_log = logging.getLogger("otel_monitor.health")
 
 UP, DEGRADED, DOWN = semconv.HEALTH_STATES
 PENDING = "pending"  # no result yet; only ever shown by the endpoints, never exported
@@ -273,14 +274,17 @@ class HealthRegistry:
             return HealthReport(tuple(self._status.values()))
 
     def wait_for(self, predicate: Callable[[HealthReport], bool], timeout: float = 10.0) -> bool:
-        """Wait until ``predicate(report)`` holds; return whether it did."""
+        """Wait until ``predicate(report)`` holds; return whether it did.
+
+        The predicate runs without our lock held, so it may call back into the registry.
+        """
         deadline = time.monotonic() + timeout
-        with self._changed:
-            while not predicate(HealthReport(tuple(self._status.values()))):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._changed.wait(remaining)
+        while not predicate(self.report()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._changed:
+                self._changed.wait(min(remaining, 0.1))
         return True
 
     # --- the runner ----------------------------------------------------------------
@@ -390,8 +394,8 @@ class HealthRegistry:
 
         meter = metrics.get_meter("otel_monitor.health", meter_provider=self._meter_provider)
         gauge = meter.create_observable_gauge(
-            semconv.METRIC_HEALTH_STATUS, callbacks=[self._observe], unit="1",
-            description="Health check state: 1 up, 0.5 degraded, 0 down.")
+            semconv.METRIC_HEALTH_STATUS, callbacks=[self._observe],
+            description="Health check state: 1 up, 0.5 degraded, 0 down.")  # no unit: no Prometheus suffix
         histogram = meter.create_histogram(
             semconv.METRIC_HEALTH_CHECK_DURATION, unit="s", description="Duration of each health check run.",
             explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS))
