@@ -2,13 +2,31 @@
 
 Under ``opentelemetry-instrument`` everything is set up by the distro and the
 configurator; :func:`configure` does the same from code.
+
+The public names below load their modules on first use: the launcher imports
+this package at every start, and an app that never touches health checks
+should not pay for importing them.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "CheckOutcome": "health",
+    "HealthCheck": "health",
+    "HealthRegistry": "health",
+    "add_health_endpoints": "health_endpoints",
+    "disk_check": "health_checks",
+    "http_check": "health_checks",
+    "memory_check": "health_checks",
+    "redis_check": "health_checks",
+    "sqlalchemy_check": "health_checks",
+}
 
 
 def configure(**overrides: Any) -> None:
@@ -26,16 +44,21 @@ def configure(**overrides: Any) -> None:
         start_instrumentations(state.settings)
 
 
-__all__ = ["__version__", "configure"]
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otel_monitor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 # placeholders until the semantics branch lands
-import contextlib as _contextlib
-from typing import Any as _Any
+import contextlib as _contextlib  # noqa: E402
 
 
-class _NoOperation(_contextlib.ContextDecorator, _contextlib.AbstractAsyncContextManager):
-    def __init__(self, name: str, **attrs: _Any) -> None:
+class _NoOperation(_contextlib.ContextDecorator, _contextlib.AbstractAsyncContextManager):  # type: ignore[type-arg]
+    def __init__(self, name: str, **attrs: Any) -> None:
         self.name = name
 
     def __enter__(self) -> _NoOperation:
@@ -48,7 +71,7 @@ class _NoOperation(_contextlib.ContextDecorator, _contextlib.AbstractAsyncContex
         return None
 
 
-def operation(name: str, **attrs: _Any) -> _NoOperation:
+def operation(name: str, **attrs: Any) -> _NoOperation:
     return _NoOperation(name, **attrs)
 
 
@@ -60,8 +83,8 @@ def served_by(layer: str, operation: str | None = None) -> None:
     return None
 
 
-def journey_milestone(step: str, *, user_id: object = None, journey: str | None = None, **attrs: _Any) -> None:
+def journey_milestone(step: str, *, user_id: object = None, journey: str | None = None, **attrs: Any) -> None:
     return None
 
 
-__all__ += ["operation", "cache_lookup", "served_by", "journey_milestone"]
+__all__ = ["__version__", "configure", *_LAZY, "operation", "cache_lookup", "served_by", "journey_milestone"]

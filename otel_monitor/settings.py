@@ -168,6 +168,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OTEL_MONITOR_CONSOLE_TOKEN", secret, None,
             "Token the local console requires (Bearer header or cookie) on UI, API and OTLP; needed to listen beyond loopback.",
             secret=True),
+    Setting("OTEL_MONITOR_HEALTH_INTERVAL", number(0.1, 86_400), "15",
+            "Seconds between runs of the health checks (in the background, never on a request)."),
+    Setting("OTEL_MONITOR_HEALTH_ENDPOINTS", parse_bool, "false",
+            "Add /health and /health/detailed to every FastAPI app (also `endpoints: true` under `health:` in the config file)."),
+    Setting("OTEL_MONITOR_HEALTH_TOKEN", secret, None,
+            "Token required (Authorization: Bearer or ?token=) to read /health/detailed, which reveals the service's dependencies.",
+            secret=True),
 )
 
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
