@@ -100,6 +100,32 @@ def _renew_instance_id(providers: dict[str, Any]) -> None:
             update(renewed)
 
 
+def _fresh_export_connections() -> None:
+    """After fork: drop the exporters' pooled HTTP connections inherited from the parent.
+
+    Parent and child would otherwise write to the same TCP connection (the
+    parent's exporter keeps running in a pre-fork master), garbling both.
+    Closing the child's copy of a socket sends nothing to the peer.
+    """
+    import gc
+
+    from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
+
+    for obj in gc.get_objects():
+        if isinstance(obj, RequestsHTTPTransport):
+            session = getattr(obj, "_session", None)
+            if session is not None:
+                session.close()
+
+
+def _after_fork_in_child(providers: dict[str, Any]) -> None:
+    from . import guard
+
+    with guard.guarded("fork handling"):
+        _renew_instance_id(providers)
+        _fresh_export_connections()
+
+
 def _build_pipeline(settings: Settings, config: ConfigFile) -> Any:
     try:
         from .processors import build_pipeline
@@ -189,16 +215,19 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
 
     if settings.runtime_metrics:
         with guard.guarded("runtime metrics"):
-            try:
-                from .runtime import start_runtime_metrics
-            except ImportError:
-                start_runtime_metrics = None
-            if start_runtime_metrics is not None:
-                start_runtime_metrics(meter_provider, settings)
+            from .runtime import start_runtime_metrics
+
+            start_runtime_metrics(meter_provider, settings)
+
+    if config.section("health") is not None or settings.health_endpoints:
+        with guard.guarded("health checks"):
+            from .health_endpoints import install_from_config
+
+            install_from_config(config, settings)
 
     export.bounded_shutdown([tracer_provider, meter_provider, logger_provider], settings.shutdown_timeout)
     if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=lambda: _renew_instance_id(state.providers))
+        os.register_at_fork(after_in_child=lambda: _after_fork_in_child(state.providers))
     return state
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
+from .postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 from sqlalchemy import create_engine
 
 from otel_monitor.health import HealthRegistry
