@@ -1,0 +1,192 @@
+"""Scrubbing secrets and personal data before anything leaves the process.
+
+Two checks, both cheap when nothing matches:
+
+* **keys**: an attribute whose key names a secret (``password``, ``token``,
+  ``api_key``, ``authorization``, ``cookie``, ``secret``, ``credential``,
+  ``session``, card and CVV fields, HTTP header attributes of those names) has
+  its string value replaced.  Key verdicts are cached, so after warm-up a key
+  costs one dict lookup.
+* **values**: every string value is searched once with one combined regular
+  expression for JWTs, bearer and basic credentials, ``key=value`` secrets in
+  URLs, headers and messages, credentials in URLs, well-known API key formats
+  (AWS, GitHub, Stripe, Slack, Google), private key blocks, emails and card
+  numbers (Luhn-checked, so order numbers survive).
+
+Nothing is copied when nothing matches: :meth:`Redactor.attributes` returns
+the very mapping it was given.  Extra patterns and keys come from
+``OTEL_MONITOR_REDACT_PATTERNS`` and the config file's ``redaction:`` section;
+``OTEL_MONITOR_SAFE_KEYS`` and ``redaction: {safe_keys: [...]}`` name keys
+that are never scrubbed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .config import EMPTY, ConfigFile
+from .settings import report_problem
+
+REDACTED = "[REDACTED]"
+
+SENSITIVE_KEY = re.compile(
+    r"pass(?:word|wd|phrase)?|pwd|secret|token|api[-_.]?key|apikey|access[-_.]?key|private[-_.]?key"
+    r"|authorization|auth[-_.]?header|x[-_.]api[-_.]key|cookie|credential|session[-_.]?(?:id|key)?$|signature"
+    r"|card[-_.]?(?:number|num)|cc[-_.]?num|cvv|cvc|ssn|iban|otp|pin$",
+    re.IGNORECASE)
+
+# Keys of ours and of the semantic conventions whose values are ids or names, never secrets.
+DEFAULT_SAFE_KEYS = frozenset({
+    "monitor.error.fingerprint", "enduser.pseudo.id", "monitor.operation", "monitor.journey.step",
+    "monitor.journey.name", "http.route", "http.request.method", "error.type", "exception.type",
+    "monitor.error.category", "monitor.cache.name", "monitor.service.layer", "code.function.name",
+    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "service.name",
+})
+
+_VALUE_PATTERNS = [
+    r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$))",
+    r"(?P<jwt>\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)",
+    r"(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken|Digest)\s+)(?P<scheme_value>[A-Za-z0-9._~+/=-]{8,})",
+    r"(?P<url_user>://[^\s:/@]+:)(?P<url_password>[^\s@/]+)(?=@)",
+    r"(?P<kv_key>(?i:\b[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key|apikey|access[-_]?key"
+    r"|auth|credentials?|session[-_]?id|sid|signature|sig|cookie)[\w.-]*)[\"']?\s*(?:=|:)\s*[\"']?)"
+    r"(?P<kv_value>[^\s&,;\"'<>]{3,})",
+    r"(?P<apikey>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{30,}"
+    r"|\b[sr]k_(?:live|test)_[0-9A-Za-z]{10,}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}|\bAIza[0-9A-Za-z_-]{35}"
+    r"|\bsk-[A-Za-z0-9_-]{20,}\b)",
+    r"(?P<email>\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b)",
+    r"(?P<card>(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w.-]))",
+]
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _replace(match: re.Match[str]) -> str:
+    kind = match.lastgroup
+    if kind == "scheme_value":
+        return match.group("scheme") + REDACTED
+    if kind == "url_password":
+        return match.group("url_user") + REDACTED
+    if kind == "kv_value":
+        return match.group("kv_key") + REDACTED
+    if kind == "card":
+        digits = re.sub(r"\D", "", match.group(0))
+        return REDACTED if _luhn(digits) else match.group(0)
+    return REDACTED
+
+
+class Redactor:
+    """Scrubs attribute mappings, strings and log bodies; returns its input unchanged when clean."""
+
+    def __init__(self, enabled: bool = True, extra_patterns: Iterable[str] = (),
+                 safe_keys: Iterable[str] = (), extra_keys: Iterable[str] = ()) -> None:
+        self.enabled = enabled
+        patterns = list(_VALUE_PATTERNS) + [f"(?P<extra{i}>{p})" for i, p in enumerate(extra_patterns)]
+        self._values = re.compile("|".join(patterns))
+        self._safe = DEFAULT_SAFE_KEYS | frozenset(safe_keys)
+        extra = [re.escape(k) for k in extra_keys]
+        self._key_pattern = re.compile(SENSITIVE_KEY.pattern + ("|" + "|".join(extra) if extra else ""),
+                                       re.IGNORECASE)
+        self._key_verdicts: dict[str, bool] = {}
+
+    def _sensitive_key(self, key: str) -> bool:
+        verdict = self._key_verdicts.get(key)
+        if verdict is None:
+            verdict = key not in self._safe and self._key_pattern.search(key) is not None
+            if len(self._key_verdicts) < 10_000:  # attribute keys are few; bound it anyway
+                self._key_verdicts[key] = verdict
+        return verdict
+
+    def text(self, value: str) -> str:
+        """``value`` with every secret replaced; the same object when there is none."""
+        if not self.enabled or self._values.search(value) is None:
+            return value
+        return self._values.sub(_replace, value)
+
+    def value(self, key: str, value: Any) -> Any:
+        """The scrubbed value of attribute ``key``; the same object when clean."""
+        if not self.enabled or key in self._safe:
+            return value
+        if self._sensitive_key(key):
+            if isinstance(value, str):
+                return REDACTED if value else value
+            if isinstance(value, (tuple, list)):
+                return tuple(REDACTED if isinstance(v, str) else v for v in value)
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, (tuple, list)) and value and isinstance(value[0], str):
+            scrubbed = tuple(self.text(v) if isinstance(v, str) else v for v in value)
+            return value if all(a is b for a, b in zip(scrubbed, value)) else scrubbed
+        return value
+
+    def attributes(self, attributes: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """Scrubbed attributes; the very same mapping when nothing matched."""
+        if not self.enabled or not attributes:
+            return attributes
+        changed: dict[str, Any] | None = None
+        for key, value in attributes.items():
+            new = self.value(key, value)
+            if new is not value:
+                if changed is None:
+                    changed = {}
+                changed[key] = new
+        if changed is None:
+            return attributes
+        return {**attributes, **changed}
+
+    def body(self, body: Any) -> Any:
+        """A log body (string, mapping or list, nested) scrubbed; the same object when clean."""
+        if not self.enabled:
+            return body
+        if isinstance(body, str):
+            return self.text(body)
+        if isinstance(body, Mapping):
+            changed = {k: self.body(v) if not self._sensitive_key(str(k)) else
+                       (REDACTED if isinstance(v, str) else v) for k, v in body.items()}
+            return body if all(changed[k] is v for k, v in body.items()) else changed
+        if isinstance(body, (list, tuple)):
+            items = [self.body(v) for v in body]
+            return body if all(a is b for a, b in zip(items, body)) else type(body)(items)
+        return body
+
+
+def load_redactor(enabled: bool = True, patterns: Iterable[str] = (), safe_keys: Iterable[str] = (),
+                  config: ConfigFile = EMPTY, *, strict: bool = False) -> Redactor:
+    """A redactor from the settings plus the config file's ``redaction:`` section."""
+    patterns, safe_keys, keys = list(patterns), list(safe_keys), []
+    section = config.section("redaction")
+    if section is not None and not isinstance(section, dict):
+        report_problem(f"{config.where('redaction')}: 'redaction' must be a mapping with patterns, keys, safe_keys",
+                       strict=strict)
+        section = None
+    for name, value in (section or {}).items():
+        where = config.where("redaction", name)
+        if name not in ("patterns", "keys", "safe_keys"):
+            report_problem(f"{where}: unknown key {name!r}; expected patterns, keys or safe_keys", strict=strict)
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            report_problem(f"{where}: {name!r} must be a list of non-empty strings", strict=strict)
+            continue
+        for i, item in enumerate(value):
+            if name == "patterns":
+                try:
+                    re.compile(item)
+                except re.error as exc:
+                    report_problem(f"{config.where('redaction', name, i)}: invalid regular expression {item!r}: {exc}",
+                                   strict=strict)
+                    continue
+                patterns.append(item)
+            else:
+                (keys if name == "keys" else safe_keys).append(item)
+    return Redactor(enabled, patterns, safe_keys, keys)
