@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 import re
 import sys
 import sysconfig
@@ -295,7 +296,8 @@ def _module_of(path: str) -> str:
     """A path turned into a dotted module name relative to sys.path (stable across machines)."""
     best = ""
     for entry in sys.path:
-        if entry and path.startswith(entry.rstrip("/") + "/") and len(entry) > len(best):
+        entry = entry or os.getcwd()
+        if path.startswith(entry.rstrip("/") + "/") and len(entry) > len(best):
             best = entry.rstrip("/") + "/"
     rel = path[len(best):] if best else path.rsplit("/", 2)[-1] if "/" in path else path
     return rel.removesuffix(".py").replace("/", ".").removesuffix(".__init__")

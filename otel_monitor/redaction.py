@@ -31,10 +31,13 @@ from .settings import report_problem
 
 REDACTED = "[REDACTED]"
 
+# Words that name a secret anywhere in a key, and short ones only as a whole
+# segment (``x-auth-token`` yes; ``input_tokens``, ``passenger``, ``author`` no).
 SENSITIVE_KEY = re.compile(
-    r"pass(?:word|wd|phrase)?|pwd|secret|token|api[-_.]?key|apikey|access[-_.]?key|private[-_.]?key"
-    r"|authorization|auth[-_.]?header|x[-_.]api[-_.]key|cookie|credential|session[-_.]?(?:id|key)?$|signature"
-    r"|card[-_.]?(?:number|num)|cc[-_.]?num|cvv|cvc|ssn|iban|otp|pin$",
+    r"password|passwd|passphrase|secret|credential|cookie|authorization|api[-_.]?key|apikey"
+    r"|access[-_.]?key|private[-_.]?key|session[-_.]?(?:id|key|token)"
+    r"|(?<![a-z0-9])(?:token|pwd|pass|auth|sid|signature|sig|otp|pin|ssn|cvv|cvc|iban"
+    r"|card[-_.]?(?:number|num)|cc[-_.]?num)(?![a-z0-9])",
     re.IGNORECASE)
 
 # Keys of ours and of the semantic conventions whose values are ids or names, never secrets.
@@ -49,10 +52,10 @@ _VALUE_PATTERNS = [
     r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$))",
     r"(?P<jwt>\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)",
     r"(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken|Digest)\s+)(?P<scheme_value>[A-Za-z0-9._~+/=-]{8,})",
-    r"(?P<url_user>://[^\s:/@]+:)(?P<url_password>[^\s@/]+)(?=@)",
-    r"(?P<kv_key>(?i:\b[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|api[-_]?key|apikey|access[-_]?key"
-    r"|auth|credentials?|session[-_]?id|sid|signature|sig|cookie)[\w.-]*)[\"']?\s*(?:=|:)\s*[\"']?)"
-    r"(?P<kv_value>[^\s&,;\"'<>]{3,})",
+    r"(?P<url_user>://[^\s:/@]*:)(?P<url_password>[^\s@/]+)(?=@)",
+    r"(?P<kv_key>(?i:[\w.-]*?(?<![a-z0-9])(?:password|passwd|pwd|secret|token|api[-_]?key|apikey"
+    r"|access[-_]?key|auth|credentials?|session[-_]?id|sid|signature|sig|cookie)(?![a-z0-9])[\w.-]*)"
+    r"[\"']?\s*(?:=|:)\s*[\"']?)(?P<kv_value>(?!\d+\b)[^\s&,;\"'<>]{3,})",
     r"(?P<apikey>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{30,}"
     r"|\b[sr]k_(?:live|test)_[0-9A-Za-z]{10,}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}|\bAIza[0-9A-Za-z_-]{35}"
     r"|\bsk-[A-Za-z0-9_-]{20,}\b)",
