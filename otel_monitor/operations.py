@@ -73,6 +73,19 @@ class OperationRule:
         return True
 
 
+def plain_attributes(span: Any) -> Mapping[str, Any]:
+    """A finished span's attributes as the plain dict under the SDK's wrapper.
+
+    ``span.attributes`` wraps a ``BoundedAttributes`` in a ``MappingProxyType``
+    whose every ``get`` is two Python-level calls; on the per-span hot path we
+    read the frozen dict underneath (falling back to the public view).
+    """
+    attributes = getattr(span, "_attributes", None)
+    if attributes is None:
+        return span.attributes or {}
+    return getattr(attributes, "_dict", attributes)
+
+
 class OperationRules:
     """Names the operation of a finished span, or None when it is not one."""
 
@@ -81,8 +94,9 @@ class OperationRules:
         # Fallback names are built from (method, route): cache the strings.
         self._fallbacks: dict[tuple[Any, Any], str] = {}
 
-    def name_for(self, span: Any) -> str | None:
-        attributes = span.attributes or {}
+    def name_for(self, span: Any, attributes: Mapping[str, Any] | None = None) -> str | None:
+        if attributes is None:
+            attributes = plain_attributes(span)
         explicit = attributes.get(semconv.MONITOR_OPERATION)
         if explicit is not None:
             return str(explicit)

@@ -37,10 +37,49 @@ from . import errors, journeys, metrics, semconv
 from .config import ConfigFile
 from .guard import guarded, internal_error
 from .journeys import ENDUSER_ID, JourneyRecorder, pseudonymize
-from .operations import OperationRules, load_operation_rules
+from .operations import OperationRules, load_operation_rules, plain_attributes
 from .redaction import Redactor, load_redactor
 
 _MAX_PENDING = 20_000  # results waiting for export; unexported ones are evicted oldest first
+
+
+class CapturedError(NamedTuple):
+    """An exception logged while a span was current, classified from the live object."""
+
+    category: str
+    error_type: str
+    fingerprint: str
+
+
+class ExceptionCaptureProcessor(LogRecordProcessor):
+    """Keeps the live exception of error log records for the span they were emitted in.
+
+    FastAPI's native telemetry puts only ``error.type`` on a failed server
+    span and logs the exception itself; classifying the live object here
+    (error path only) gives the span its full-hierarchy category and its
+    stack-based fingerprint.
+    """
+
+    def __init__(self, classifier: errors.ErrorClassifier) -> None:
+        self.classifier = classifier
+        self.by_span: dict[int, CapturedError] = {}
+
+    def on_emit(self, log_record: Any) -> None:
+        with guarded("exception capture"):
+            record = log_record.log_record
+            exc = record.exception
+            if not isinstance(exc, BaseException) or not record.span_id:
+                return
+            self.by_span[record.span_id] = CapturedError(
+                self.classifier.classify(exc), errors.qualified_name(type(exc)), errors.error_fingerprint(exc))
+            if len(self.by_span) > _MAX_PENDING:
+                self.by_span.pop(next(iter(self.by_span)), None)
+
+    def shutdown(self) -> None:
+        self.by_span.clear()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
 
 
 class SpanResult(NamedTuple):
@@ -50,6 +89,7 @@ class SpanResult(NamedTuple):
     failed: bool
     category: str | None
     error_type: str | None
+    fingerprint: str | None
 
 
 def _exception_event(span: Any) -> Any:
@@ -59,9 +99,10 @@ def _exception_event(span: Any) -> Any:
     return None
 
 
-def failure_of(span: Any, classifier: errors.ErrorClassifier) -> tuple[bool, str | None, str | None]:
+def failure_of(span: Any, classifier: errors.ErrorClassifier,
+               captured: CapturedError | None = None) -> tuple[bool, str | None, str | None]:
     """``(failed, category, error.type)``; a 4xx server span is categorised but not failed."""
-    attributes = span.attributes or {}
+    attributes = plain_attributes(span)
     status = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
     failed = span.status.status_code is StatusCode.ERROR or (
         span.kind is SpanKind.SERVER and isinstance(status, int) and status >= 500)
@@ -70,6 +111,9 @@ def failure_of(span: Any, classifier: errors.ErrorClassifier) -> tuple[bool, str
         return False, None, None
     category = attributes.get(semconv.MONITOR_ERROR_CATEGORY)
     error_type = attributes.get(semconv.ERROR_TYPE)
+    if failed and captured is not None:
+        category = category or captured.category
+        error_type = error_type or captured.error_type
     event = _exception_event(span) if failed else None
     if event is not None:
         ev = event.attributes or {}
@@ -92,48 +136,67 @@ class OperationSpanProcessor(SpanProcessor):
 
     def __init__(self, rules: OperationRules, instruments: metrics.Instruments,
                  classifier: errors.ErrorClassifier, recorder: JourneyRecorder | None = None,
-                 excluded_urls: Sequence[str] = ()) -> None:
+                 excluded_urls: Sequence[str] = (), capture: ExceptionCaptureProcessor | None = None) -> None:
         self.rules = rules
+        self.captured = capture.by_span if capture is not None else {}
         self.histogram = instruments.operation_duration
         self.classifier = classifier
         self.recorder = recorder
         self.pending: dict[int, SpanResult] = {}
         self._excluded = re.compile("|".join(f"(?:{p})" for p in excluded_urls)) if excluded_urls else None
         self._labels: dict[tuple[Any, ...], dict[str, str]] = {}
+        self._excluded_routes: dict[str, bool] = {}
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         pass  # nothing to do before the end: keep the request path free
 
     def _is_excluded(self, attributes: Any) -> bool:
-        path = attributes.get(semconv.URL_PATH) or attributes.get(semconv.HTTP_ROUTE)
-        return isinstance(path, str) and self._excluded is not None and self._excluded.match(path) is not None
+        # Route templates repeat: cache their verdict.  Raw paths only when there is no route.
+        route = attributes.get(semconv.HTTP_ROUTE)
+        if isinstance(route, str):
+            verdict = self._excluded_routes.get(route)
+            if verdict is None:
+                verdict = self._excluded.match(route) is not None  # type: ignore[union-attr]
+                if len(self._excluded_routes) < 10_000:
+                    self._excluded_routes[route] = verdict
+            return verdict
+        path = attributes.get(semconv.URL_PATH)
+        return isinstance(path, str) and self._excluded.match(path) is not None  # type: ignore[union-attr]
 
     def on_end(self, span: ReadableSpan) -> None:
-        with guarded("operation span processor"):
-            operation = self.rules.name_for(span)
-            if operation is None:
-                return
-            attributes = span.attributes or {}
-            if span.kind is SpanKind.SERVER and self._excluded is not None and self._is_excluded(attributes):
-                return
-            failed, category, error_type = failure_of(span, self.classifier)
-            key = (operation, category, error_type) if failed else (operation,)
-            labels = self._labels.get(key)
-            if labels is None:
-                labels = {semconv.MONITOR_OPERATION: operation}
-                if failed:
-                    labels[semconv.MONITOR_ERROR_CATEGORY] = category or "unknown"
-                    labels[semconv.ERROR_TYPE] = error_type or "_OTHER"
-                if len(self._labels) < 10_000:
-                    self._labels[key] = labels
-            self.histogram.record((span.end_time - span.start_time) / 1e9, labels, key=key)
-            if span.context.trace_flags.sampled:
-                pending = self.pending
-                pending[span.context.span_id] = SpanResult(operation, failed, category, error_type)
-                if len(pending) > _MAX_PENDING:
-                    pending.pop(next(iter(pending)), None)
-            if not failed and self.recorder is not None and self.recorder.funnels.on_operation.get(operation):
-                self.recorder.on_operation_success(operation, attributes)
+        # try/except rather than guarded(): same containment, less per-span overhead.
+        try:
+            self._record(span)
+        except Exception as exc:  # noqa: BLE001
+            internal_error("operation span processor", exc)
+
+    def _record(self, span: ReadableSpan) -> None:
+        attributes = plain_attributes(span)
+        operation = self.rules.name_for(span, attributes)
+        if operation is None:
+            return
+        if span.kind is SpanKind.SERVER and self._excluded is not None and self._is_excluded(attributes):
+            return
+        captured = self.captured.pop(span.context.span_id, None) if self.captured else None
+        failed, category, error_type = failure_of(span, self.classifier, captured)
+        key = (operation, category, error_type) if failed else (operation,)
+        labels = self._labels.get(key)
+        if labels is None:
+            labels = {semconv.MONITOR_OPERATION: operation}
+            if failed:
+                labels[semconv.MONITOR_ERROR_CATEGORY] = category or "unknown"
+                labels[semconv.ERROR_TYPE] = error_type or "_OTHER"
+            if len(self._labels) < 10_000:
+                self._labels[key] = labels
+        self.histogram.record((span.end_time - span.start_time) / 1e9, labels, key=key)
+        if span.context.trace_flags.sampled:
+            pending = self.pending
+            pending[span.context.span_id] = SpanResult(operation, failed, category, error_type,
+                                                       captured.fingerprint if captured else None)
+            if len(pending) > _MAX_PENDING:
+                pending.pop(next(iter(pending)), None)
+        if not failed and self.recorder is not None and self.recorder.funnels.on_operation.get(operation):
+            self.recorder.on_operation_success(operation, attributes)
 
     def shutdown(self) -> None:
         self.pending.clear()
@@ -153,13 +216,14 @@ class SpanEnricher:
     def enrich(self, span: ReadableSpan) -> ReadableSpan:
         processor = self.processor
         result = processor.pending.pop(span.context.span_id, None)
-        attributes = span.attributes or {}
+        attributes = plain_attributes(span)
         extra: dict[str, Any] = {}
+        fingerprint = None
         if result is None:
-            operation = processor.rules.name_for(span)
+            operation = processor.rules.name_for(span, attributes)
             failed, category, error_type = failure_of(span, processor.classifier)
         else:
-            operation, failed, category, error_type = result
+            operation, failed, category, error_type, fingerprint = result
         if operation is not None and semconv.MONITOR_OPERATION not in attributes:
             extra[semconv.MONITOR_OPERATION] = operation
         if category is not None and semconv.MONITOR_ERROR_CATEGORY not in attributes:
@@ -168,7 +232,7 @@ class SpanEnricher:
             if semconv.ERROR_TYPE not in attributes and error_type:
                 extra[semconv.ERROR_TYPE] = error_type
             if semconv.MONITOR_ERROR_FINGERPRINT not in attributes:
-                extra[semconv.MONITOR_ERROR_FINGERPRINT] = self._fingerprint(span, error_type)
+                extra[semconv.MONITOR_ERROR_FINGERPRINT] = fingerprint or self._fingerprint(span, error_type)
         if ENDUSER_ID in attributes:
             raw = attributes[ENDUSER_ID]
             extra[ENDUSER_ID] = None  # removed below: the raw id never leaves
@@ -179,7 +243,7 @@ class SpanEnricher:
             del merged[ENDUSER_ID]
         redact = self.redactor
         scrubbed = redact.attributes(merged)
-        events = span.events
+        events = span.events if getattr(span, "_events", True) else ()
         new_events = None
         for i, event in enumerate(events or ()):
             event_attributes = redact.attributes(event.attributes)
@@ -347,6 +411,7 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
     journeys.bind(recorder)
     rules = load_operation_rules(config, strict=strict)
     metrics.bind_operation_namer(rules.name_for)
-    processor = OperationSpanProcessor(rules, instruments, classifier, recorder, settings.excluded_urls or ())
+    capture = ExceptionCaptureProcessor(classifier)
+    processor = OperationSpanProcessor(rules, instruments, classifier, recorder, settings.excluded_urls or (), capture)
     enricher = SpanEnricher(processor, redactor, settings.user_id_key)
-    return Pipeline([processor], [], enricher, redactor, classifier, settings.user_id_key)
+    return Pipeline([processor], [capture], enricher, redactor, classifier, settings.user_id_key)

@@ -48,19 +48,27 @@ DEFAULT_SAFE_KEYS = frozenset({
     "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "service.name",
 })
 
-_VALUE_PATTERNS = [
-    r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$))",
-    r"(?P<jwt>\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)",
-    r"(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken|Digest)\s+)(?P<scheme_value>[A-Za-z0-9._~+/=-]{8,})",
-    r"(?P<url_user>://[^\s:/@]*:)(?P<url_password>[^\s@/]+)(?=@)",
-    r"(?P<kv_key>(?i:[\w.-]*?(?<![a-z0-9])(?:password|passwd|pwd|secret|token|api[-_]?key|apikey"
-    r"|access[-_]?key|auth|credentials?|session[-_]?id|sid|signature|sig|cookie)(?![a-z0-9])[\w.-]*)"
-    r"[\"']?\s*(?:=|:)\s*[\"']?)(?P<kv_value>(?!\d+\b)[^\s&,;\"'<>]{3,})",
-    r"(?P<apikey>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{30,}"
-    r"|\b[sr]k_(?:live|test)_[0-9A-Za-z]{10,}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}|\bAIza[0-9A-Za-z_-]{35}"
-    r"|\bsk-[A-Za-z0-9_-]{20,}\b)",
-    r"(?P<email>\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b)",
+# Each pattern runs only when its literal guard occurs in the value (a C-speed
+# substring test), and patterns that could start anywhere are anchored at word
+# starts, so a clean value costs a few ``in`` tests and one linear scan.
+_ALWAYS = [
     r"(?P<card>(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w.-]))",
+]
+_GUARDED: list[tuple[tuple[str, ...], str]] = [
+    (("PRIVATE KEY",), r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$))"),
+    (("eyJ",), r"(?P<jwt>\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)"),
+    (("AKIA", "ASIA", "gh", "_pat_", "k_live_", "k_test_", "xox", "AIza", "sk-"),
+     r"(?P<apikey>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{30,}"
+     r"|\b[sr]k_(?:live|test)_[0-9A-Za-z]{10,}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}|\bAIza[0-9A-Za-z_-]{35}"
+     r"|\bsk-[A-Za-z0-9_-]{20,}\b)"),
+    ((" ",), r"(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken|Digest)\s+)(?P<scheme_value>[A-Za-z0-9._~+/=-]{8,})"),
+    (("@",), r"(?P<url_user>://[^\s:/@]*:)(?P<url_password>[^\s@/]+)(?=@)"),
+    # The key's own prefix (client_ in client_secret) stays outside the match: only the value changes.
+    (("=", ":"),
+     r"(?P<kv_key>(?i:(?<![a-z0-9])(?:password|passwd|pwd|secret|token|api[-_]?key|apikey|access[-_]?key"
+     r"|auth|credentials?|session[-_]?id|sid|signature|sig|cookie)(?![a-z0-9])[\w.-]*)"
+     r"[\"']?\s*(?:=|:)\s*[\"']?)(?P<kv_value>(?!\d+\b)[^\s&,;\"'<>]{3,})"),
+    (("@",), r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b)"),
 ]
 
 
@@ -94,13 +102,15 @@ class Redactor:
     def __init__(self, enabled: bool = True, extra_patterns: Iterable[str] = (),
                  safe_keys: Iterable[str] = (), extra_keys: Iterable[str] = ()) -> None:
         self.enabled = enabled
-        patterns = list(_VALUE_PATTERNS) + [f"(?P<extra{i}>{p})" for i, p in enumerate(extra_patterns)]
-        self._values = re.compile("|".join(patterns))
+        extra = [f"(?P<extra{i}>{p})" for i, p in enumerate(extra_patterns)]
+        self._always = re.compile("|".join(_ALWAYS + extra))
+        self._guarded = [(guards, re.compile(pattern)) for guards, pattern in _GUARDED]
         self._safe = DEFAULT_SAFE_KEYS | frozenset(safe_keys)
-        extra = [re.escape(k) for k in extra_keys]
-        self._key_pattern = re.compile(SENSITIVE_KEY.pattern + ("|" + "|".join(extra) if extra else ""),
+        keys = [re.escape(k) for k in extra_keys]
+        self._key_pattern = re.compile(SENSITIVE_KEY.pattern + ("|" + "|".join(keys) if keys else ""),
                                        re.IGNORECASE)
         self._key_verdicts: dict[str, bool] = {}
+        self._clean: set[str] = set()
 
     def _sensitive_key(self, key: str) -> bool:
         verdict = self._key_verdicts.get(key)
@@ -112,9 +122,25 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """``value`` with every secret replaced; the same object when there is none."""
-        if not self.enabled or self._values.search(value) is None:
+        if not self.enabled or value in self._clean:
             return value
-        return self._values.sub(_replace, value)
+        result = value
+        if self._always.search(result) is not None:
+            result = self._always.sub(_replace, result)
+        for guards, pattern in self._guarded:
+            for guard in guards:
+                if guard in result:
+                    if pattern.search(result) is not None:
+                        result = pattern.sub(_replace, result)
+                    break
+        if result == value:
+            # Routes, methods, hosts repeat on every request: remember short clean values.
+            if len(value) <= 200:
+                if len(self._clean) >= 4096:
+                    self._clean.clear()
+                self._clean.add(value)
+            return value
+        return result
 
     def value(self, key: str, value: Any) -> Any:
         """The scrubbed value of attribute ``key``; the same object when clean."""
@@ -138,7 +164,16 @@ class Redactor:
         if not self.enabled or not attributes:
             return attributes
         changed: dict[str, Any] | None = None
+        clean, verdicts, safe = self._clean, self._key_verdicts, self._safe
         for key, value in attributes.items():
+            # Hot path, inlined: a known-clean string under a known-harmless key, or a number.
+            if value.__class__ is str:
+                if value in clean and verdicts.get(key) is False:
+                    continue
+            elif not isinstance(value, (tuple, list)):
+                continue
+            if key in safe:
+                continue
             new = self.value(key, value)
             if new is not value:
                 if changed is None:

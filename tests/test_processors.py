@@ -82,6 +82,11 @@ def test_failed_request_is_classified_and_fingerprinted(stack, otlp_sink):
     assert attrs[semconv.MONITOR_ERROR_CATEGORY] == "timeout"
     assert attrs[semconv.ERROR_TYPE] == "TimeoutError"
     assert len(attrs[semconv.MONITOR_ERROR_FINGERPRINT]) == 16
+    # FastAPI logs the exception itself: the span's group is the stack-based one of that record.
+    assert otlp_sink.wait_for(lambda s: s.logs)
+    (log,) = [r for r in otlp_sink.logs if r["attributes"].get(semconv.EXCEPTION_TYPE) == "TimeoutError"]
+    assert log["attributes"][semconv.MONITOR_ERROR_FINGERPRINT] == attrs[semconv.MONITOR_ERROR_FINGERPRINT]
+    assert "test_processors" in log["attributes"][semconv.EXCEPTION_STACKTRACE]
     assert duration_counts(stack) == {
         ((semconv.ERROR_TYPE, "TimeoutError"), (semconv.MONITOR_ERROR_CATEGORY, "timeout"),
          (semconv.MONITOR_OPERATION, "checkout")): 1}
