@@ -142,7 +142,7 @@ class OperationSpanProcessor(SpanProcessor):
         self.histogram = instruments.operation_duration
         self.classifier = classifier
         self.recorder = recorder
-        self.pending: dict[int, SpanResult] = {}
+        self.pending: dict[int, SpanResult | str] = {}
         self._excluded = re.compile("|".join(f"(?:{p})" for p in excluded_urls)) if excluded_urls else None
         self._labels: dict[tuple[Any, ...], dict[str, str]] = {}
         self._excluded_routes: dict[str, bool] = {}
@@ -191,8 +191,9 @@ class OperationSpanProcessor(SpanProcessor):
         self.histogram.record((span.end_time - span.start_time) / 1e9, labels, key=key)
         if span.context.trace_flags.sampled:
             pending = self.pending
-            pending[span.context.span_id] = SpanResult(operation, failed, category, error_type,
-                                                       captured.fingerprint if captured else None)
+            # A success needs only its name; a bare string keeps the hot path allocation-free.
+            pending[span.context.span_id] = operation if category is None else SpanResult(
+                operation, failed, category, error_type, captured.fingerprint if captured else None)
             if len(pending) > _MAX_PENDING:
                 pending.pop(next(iter(pending)), None)
         if not failed and self.recorder is not None and self.recorder.funnels.on_operation.get(operation):
@@ -222,6 +223,8 @@ class SpanEnricher:
         if result is None:
             operation = processor.rules.name_for(span, attributes)
             failed, category, error_type = failure_of(span, processor.classifier)
+        elif isinstance(result, str):
+            operation, failed, category, error_type = result, False, None, None
         else:
             operation, failed, category, error_type, fingerprint = result
         if operation is not None and semconv.MONITOR_OPERATION not in attributes:

@@ -218,3 +218,53 @@ def test_processor_failure_does_not_reach_the_app(otlp_sink, monkeypatch, caplog
         assert "operation span processor failed" in caplog.text
     finally:
         stack.close()
+
+
+def test_record_only_sampler_turns_drop_into_record_only():
+    """RecordOnlySampler keeps sampled decisions and records what the wrapped sampler drops."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision
+
+    from otel_monitor.sampling import RecordOnlySampler
+
+    assert RecordOnlySampler(ALWAYS_OFF).should_sample(None, 1, "x").decision is Decision.RECORD_ONLY
+    assert RecordOnlySampler(ALWAYS_ON).should_sample(None, 1, "x").decision is Decision.RECORD_AND_SAMPLE
+    assert RecordOnlySampler(ALWAYS_OFF).get_description() == "RecordOnly{AlwaysOffSampler}"
+
+
+def test_stdlib_error_log_through_the_logging_bridge_is_classified(stack, otlp_sink):
+    """logger.exception() through the logging bridge gets category and fingerprint, and is scrubbed."""
+    import requests
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    app_log = logging.getLogger("shop.payments")
+    handler = LoggingHandler(logger_provider=stack.logger_provider)
+    app_log.addHandler(handler)
+    try:
+        try:
+            raise requests.ConnectTimeout("pay.example.com timed out for carol@example.com")
+        except requests.ConnectTimeout as exc:
+            app_log.exception("payment failed for %s", "carol@example.com")
+            expected = otel_monitor.error_fingerprint(exc)
+    finally:
+        app_log.removeHandler(handler)
+    stack.flush()
+    assert otlp_sink.wait_for(lambda s: s.logs)
+    (log,) = otlp_sink.logs
+    assert log["attributes"][semconv.MONITOR_ERROR_CATEGORY] == "timeout"
+    assert log["attributes"][semconv.MONITOR_ERROR_FINGERPRINT] == expected
+    assert "carol@example.com" not in json.dumps(log)
+
+
+def test_excluded_urls_produce_no_operation_metric(stack, otlp_sink):
+    """Requests to excluded health routes are not counted as operations."""
+    app = shop(stack)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        assert client.get("/items/1").status_code == 200
+    stack.flush()
+    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"),): 1}
