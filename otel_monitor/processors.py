@@ -43,6 +43,14 @@ from .redaction import Redactor, load_redactor
 _MAX_PENDING = 20_000  # results waiting for export; unexported ones are evicted oldest first
 
 
+def _evict_oldest(table: dict[Any, Any]) -> None:
+    """Drop the oldest entry; another thread changing the dict meanwhile just skips this round."""
+    try:
+        table.pop(next(iter(table)), None)
+    except (RuntimeError, StopIteration):
+        pass
+
+
 class CapturedError(NamedTuple):
     """An exception logged while a span was current, classified from the live object."""
 
@@ -73,7 +81,7 @@ class ExceptionCaptureProcessor(LogRecordProcessor):
             self.by_span[record.span_id] = CapturedError(
                 self.classifier.classify(exc), errors.qualified_name(type(exc)), errors.error_fingerprint(exc))
             if len(self.by_span) > _MAX_PENDING:
-                self.by_span.pop(next(iter(self.by_span)), None)
+                _evict_oldest(self.by_span)
 
     def shutdown(self) -> None:
         self.by_span.clear()
@@ -195,7 +203,7 @@ class OperationSpanProcessor(SpanProcessor):
             pending[span.context.span_id] = operation if category is None else SpanResult(
                 operation, failed, category, error_type, captured.fingerprint if captured else None)
             if len(pending) > _MAX_PENDING:
-                pending.pop(next(iter(pending)), None)
+                _evict_oldest(pending)
         if not failed and self.recorder is not None and self.recorder.funnels.on_operation.get(operation):
             self.recorder.on_operation_success(operation, attributes)
 
