@@ -1,12 +1,245 @@
-"""The configurator: builds providers, processors, sampler and exporters."""
+"""The configurator: builds resource, providers, processors, sampler and exporters.
+
+Used by the launcher (``opentelemetry_configurator`` entry point) and by
+:func:`otel_monitor.configure`. It goes through the SDK's own
+``_initialize_components`` so every standard ``OTEL_*`` variable keeps its
+meaning, and adds through that function's hooks:
+
+* the sampler from ``OTEL_TRACES_SAMPLER`` wrapped in
+  :class:`~otel_monitor.sampling.RecordAllSampler` (metrics stay exact);
+* our span and log processors, each behind :mod:`otel_monitor.guard`;
+* an export processor that also keeps failed and slow unsampled requests,
+  and exporters that count what they drop;
+* ``service.instance.id``, unique per process and renewed in forked workers;
+* a bounded shutdown, and export warnings at most once per interval.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import threading
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
+from . import semconv
+from .config import EMPTY, ConfigFile, ConfigFileError, file_settings, load_config_file
+from .settings import ConfigError, Settings, report_problem, resolve
+
+_log = logging.getLogger("otel_monitor")
+
+
+@dataclass
+class State:
+    """What one configuration built; kept so a second call is harmless."""
+
+    settings: Settings
+    config: ConfigFile
+    providers: dict[str, Any] = field(default_factory=dict)
+    pipeline: Any = None
+    problems: list[str] = field(default_factory=list)
+
+
+_state: State | None = None
+_lock = threading.Lock()
+
+
+def current() -> State | None:
+    """The active configuration, if otel-monitor configured the SDK in this process."""
+    return _state
+
+
+def load_configuration(overrides: dict[str, Any] | None = None,
+                       environ: Any = None) -> tuple[Settings, ConfigFile]:
+    """Resolve settings and read the config file; report problems (strict: raise)."""
+    overrides = dict(overrides or {})
+    environ = os.environ if environ is None else environ
+    first = resolve({k: v for k, v in overrides.items() if k in ("config", "strict")}, environ)
+    config = EMPTY
+    problems: list[str] = list(first.problems)
+    if first.config:
+        try:
+            config = load_config_file(first.config)
+        except ConfigFileError as exc:
+            report_problem(f"{exc}; running without the config file", strict=first.strict, problems=problems)
+    from_file, file_problems = file_settings(config)
+    for problem in file_problems:
+        report_problem(problem, strict=first.strict, problems=problems)
+    settings = resolve(overrides, environ, from_file) if (overrides or from_file) else first
+    if settings is not first:
+        # Problems of the first pass were already reported once.
+        settings.problems[:0] = [p for p in problems if p not in settings.problems]
+    else:
+        settings.problems[:] = problems
+    return settings, config
+
+
+def _resource_attributes(settings: Settings) -> dict[str, Any]:
+    attributes: dict[str, Any] = {semconv.SERVICE_INSTANCE_ID: str(uuid.uuid4())}
+    if settings.environment:
+        attributes[semconv.DEPLOYMENT_ENVIRONMENT_NAME] = settings.environment
+    return attributes
+
+
+def _renew_instance_id(providers: dict[str, Any]) -> None:
+    """After fork a worker is a new instance: give it a new ``service.instance.id``.
+
+    The SDK's providers refresh process-dependent resource attributes in the
+    child through ``_update_resource``; we add ours the same way.
+    """
+    from opentelemetry.sdk.resources import Resource
+
+    renewed = Resource({semconv.SERVICE_INSTANCE_ID: str(uuid.uuid4())})
+    for provider in providers.values():
+        update = getattr(provider, "_update_resource", None)
+        if update is not None:
+            update(renewed)
+
+
+def _build_pipeline(settings: Settings, config: ConfigFile) -> Any:
+    try:
+        from .processors import build_pipeline
+    except ImportError:
+        return None
+    from opentelemetry import _logs, metrics
+
+    return build_pipeline(settings, config, metrics.get_meter_provider(), _logs.get_logger_provider())
+
+
+def configure_sdk(overrides: dict[str, Any] | None = None, **sdk_kwargs: Any) -> State:
+    """Configure the SDK once per process; later calls return the first result."""
+    global _state
+    with _lock:
+        if _state is not None:
+            if overrides:
+                _log.debug("otel-monitor: already configured; ignoring %s", sorted(overrides))
+            return _state
+        from .distro import apply_defaults
+
+        apply_defaults()
+        try:
+            settings, config = load_configuration(overrides)
+        except ConfigError as exc:
+            # Strict mode: stop the process with the message, not a traceback.
+            print(f"otel-monitor: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        _state = _initialize(settings, config, sdk_kwargs)
+        return _state
+
+
+def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, Any]) -> State:
+    from opentelemetry import _logs, metrics, trace
+    from opentelemetry.sdk._configuration import _initialize_components
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
+
+    from . import export, guard
+    from .sampling import MonitorSpanExportProcessor, RecordAllSampler
+
+    state = State(settings=settings, config=config, problems=list(settings.problems))
+    export.install_warning_limit(settings.export_warning_interval)
+    pipeline_box: dict[str, Any] = {}
+
+    def export_span_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:
+        wrapped: Any = export.CountingSpanExporter(exporter)
+        pipeline = pipeline_box.get("pipeline")
+        if pipeline is not None:
+            wrapped = pipeline.wrap_span_exporter(wrapped)
+        return MonitorSpanExportProcessor(
+            wrapped, keep_errors=settings.keep_errors, slow_threshold_ms=settings.slow_threshold_ms)
+
+    def export_log_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:
+        wrapped: Any = export.CountingLogExporter(exporter)
+        pipeline = pipeline_box.get("pipeline")
+        if pipeline is not None:
+            wrapped = pipeline.wrap_log_exporter(wrapped)
+        return BatchLogRecordProcessor(wrapped)
+
+    # Our span/log processors need the meter and logger providers, which the SDK
+    # builds after the tracer provider: add them to the providers afterwards.
+    sdk_kwargs.setdefault("resource_attributes", {}).update(_resource_attributes(settings))
+    _initialize_components(
+        sampler=RecordAllSampler(_get_from_env_or_default()),
+        export_span_processor=export_span_processor,
+        export_log_record_processor=export_log_processor,
+        setup_logging_handler=False,
+        **sdk_kwargs,
+    )
+    tracer_provider = trace.get_tracer_provider()
+    meter_provider = metrics.get_meter_provider()
+    logger_provider = _logs.get_logger_provider()
+    state.providers = {"traces": tracer_provider, "metrics": meter_provider, "logs": logger_provider}
+    _wrap_metric_exporters(meter_provider)
+
+    self_meter = meter_provider.get_meter("otel_monitor")
+    guard.bind_meter(self_meter)
+    export.DROPPED.bind_meter(self_meter)
+
+    with guard.guarded("processor pipeline setup"):
+        pipeline = _build_pipeline(settings, config)
+        state.pipeline = pipeline
+        if pipeline is not None:
+            pipeline_box["pipeline"] = pipeline
+            _prepend_processors(tracer_provider, logger_provider, pipeline)
+            state.problems.extend(getattr(pipeline, "problems", []))
+
+    if settings.runtime_metrics:
+        with guard.guarded("runtime metrics"):
+            try:
+                from .runtime import start_runtime_metrics
+            except ImportError:
+                start_runtime_metrics = None
+            if start_runtime_metrics is not None:
+                start_runtime_metrics(meter_provider, settings)
+
+    export.bounded_shutdown([tracer_provider, meter_provider, logger_provider], settings.shutdown_timeout)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=lambda: _renew_instance_id(state.providers))
+    return state
+
+
+def _wrap_metric_exporters(meter_provider: Any) -> None:
+    from . import export
+
+    for reader in getattr(getattr(meter_provider, "_sdk_config", None), "metric_readers", ()):
+        inner = getattr(reader, "_exporter", None)
+        if inner is not None and not isinstance(inner, export.CountingMetricExporter):
+            reader._exporter = export.CountingMetricExporter(inner)
+
+
+def _prepend_processors(tracer_provider: Any, logger_provider: Any, pipeline: Any) -> None:
+    """Put our processors before the export processor, each behind the guard."""
+    from .guard import GuardedLogRecordProcessor, GuardedSpanProcessor
+
+    span_multi = tracer_provider._active_span_processor
+    existing = list(span_multi._span_processors)
+    ours = [GuardedSpanProcessor(p) for p in pipeline.span_processors]
+    span_multi._span_processors = tuple(ours + existing)
+    log_multi = logger_provider._multi_log_record_processor
+    existing_logs = list(log_multi._log_record_processors)
+    ours_logs = [GuardedLogRecordProcessor(p) for p in pipeline.log_record_processors]
+    log_multi._log_record_processors = tuple(ours_logs + existing_logs)
+
 
 class MonitorConfigurator(_OTelSDKConfigurator):
+    """otel-monitor's configurator for ``opentelemetry-instrument``."""
+
     def _configure(self, **kwargs: Any) -> None:
-        super()._configure(**kwargs)
+        if os.environ.get("OTEL_CONFIG_FILE"):
+            _log.warning("otel-monitor: OTEL_CONFIG_FILE is set, so the SDK is configured from that file "
+                         "and otel-monitor's processors, sampling and exporters are not installed")
+            super()._configure(**kwargs)
+            return
+        state = configure_sdk(None, **kwargs)
+        start_instrumentations(state.settings)
+
+
+def start_instrumentations(settings: Settings) -> None:
+    from .distro import MonitorDistro
+    from .instrumentations import InstrumentationLoader
+
+    InstrumentationLoader(settings, MonitorDistro().load_instrumentor).start()

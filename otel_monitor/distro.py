@@ -1,4 +1,9 @@
-"""The distro: defaults for the launcher, set before the configurator runs."""
+"""The distro: environment defaults for the launcher, and instrumentor options.
+
+It only sets defaults (``os.environ.setdefault``: every variable the user set
+wins) and decides how each instrumentor is loaded; the configurator wires the
+SDK.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,44 @@ from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro
 
-DEFAULTS = {
+from .instrumentations import DISABLED_ENV, USER_DISABLED_ENV
+
+DEFAULTS: dict[str, str] = {
     "OTEL_TRACES_EXPORTER": "otlp",
     "OTEL_METRICS_EXPORTER": "otlp",
     "OTEL_LOGS_EXPORTER": "otlp",
     "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    # The bundled collector and `otel-monitor console` both listen here.
     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4318",
     "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+    # Upstream retries a failed export for 10 s while holding the batch; a
+    # collector outage then delays shutdown and piles up memory. 5 s is ample
+    # on a LAN and keeps exits prompt.
+    "OTEL_EXPORTER_OTLP_TIMEOUT": "5",
 }
 
 
+def apply_defaults(environ: Any = os.environ) -> None:
+    for key, value in DEFAULTS.items():
+        environ.setdefault(key, value)
+
+
 class MonitorDistro(BaseDistro):
-    """Sets environment defaults; every variable the user set wins."""
+    """otel-monitor's distro for ``opentelemetry-instrument``."""
 
     def _configure(self, **kwargs: Any) -> None:
-        for key, value in DEFAULTS.items():
-            os.environ.setdefault(key, value)
+        apply_defaults()
+        # We load instrumentors ourselves, lazily (see otel_monitor.instrumentations):
+        # keep the user's list for that, and make the launcher's own loop a no-op.
+        if USER_DISABLED_ENV not in os.environ:
+            os.environ[USER_DISABLED_ENV] = os.environ.get(DISABLED_ENV, "")
+        os.environ[DISABLED_ENV] = "*"
+
+    def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
+        """Instantiate and instrument one entry point with the options given.
+
+        :class:`~otel_monitor.instrumentations.InstrumentationLoader` calls this
+        with the tuned options of :func:`~otel_monitor.instrumentations.tuned_kwargs`.
+        """
+        instrumentor = entry_point.load()
+        instrumentor().instrument(**kwargs)

@@ -71,3 +71,80 @@ def guarded(component: str) -> Iterator[None]:
 def reset_for_tests() -> None:
     with _lock:
         COUNTS.clear()
+
+
+class GuardedSpanProcessor:
+    """Runs a span processor of ours so that nothing it raises reaches the app.
+
+    Contract of every span processor (SDK ``SpanProcessor``): called
+    synchronously on the thread that starts/ends the span, must not block,
+    must not raise. This wrapper enforces the last point.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._name = f"span processor {type(inner).__name__}"
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        try:
+            self.inner.on_start(span, parent_context=parent_context)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(self._name, exc)
+
+    def _on_ending(self, span: Any) -> None:
+        on_ending = getattr(self.inner, "_on_ending", None)
+        if on_ending is None:
+            return
+        try:
+            on_ending(span)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(self._name, exc)
+
+    def on_end(self, span: Any) -> None:
+        try:
+            self.inner.on_end(span)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(self._name, exc)
+
+    def shutdown(self) -> None:
+        with guarded(self._name):
+            self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            return bool(self.inner.force_flush(timeout_millis))
+        except Exception as exc:  # noqa: BLE001
+            internal_error(self._name, exc)
+            return False
+
+
+class GuardedLogRecordProcessor:
+    """Runs a log record processor of ours so that nothing it raises reaches the app."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._name = f"log processor {type(inner).__name__}"
+
+    def on_emit(self, log_record: Any) -> None:
+        try:
+            self.inner.on_emit(log_record)
+        except Exception as exc:  # noqa: BLE001
+            internal_error(self._name, exc)
+
+    # Older SDKs call emit().
+    emit = on_emit
+
+    def enabled(self, **kwargs: Any) -> bool:
+        # Ours only enrich records; whether a record is wanted is the exporters' call.
+        return False
+
+    def shutdown(self) -> None:
+        with guarded(self._name):
+            self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            return bool(self.inner.force_flush(timeout_millis))
+        except Exception as exc:  # noqa: BLE001
+            internal_error(self._name, exc)
+            return False

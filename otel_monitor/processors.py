@@ -214,6 +214,18 @@ class OperationSpanProcessor(SpanProcessor):
         return True
 
 
+class _DelegatingExporter:
+    """Shutdown and flush go to the wrapped exporter."""
+
+    exporter: Any
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self.exporter.force_flush(timeout_millis))
+
+
 class SpanEnricher:
     """Builds the exported form of a span: our attributes added, secrets scrubbed."""
 
@@ -286,7 +298,7 @@ class SpanEnricher:
         return errors.fingerprint_from_text(error_type or "_OTHER", None, span.status.description or "")
 
 
-class EnrichingSpanExporter(SpanExporter):
+class EnrichingSpanExporter(_DelegatingExporter, SpanExporter):
     """Export-time wrapper: exports enriched, scrubbed copies; a span that fails enrichment is dropped."""
 
     def __init__(self, exporter: SpanExporter, enricher: SpanEnricher) -> None:
@@ -302,14 +314,7 @@ class EnrichingSpanExporter(SpanExporter):
                 internal_error("span export enrichment", exc)
         return self.exporter.export(out) if out else SpanExportResult.SUCCESS
 
-    def shutdown(self) -> None:
-        self.exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
-
-
-class EnrichingLogExporter(LogRecordExporter):
+class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
     """Export-time wrapper for logs: error records classified and fingerprinted, secrets scrubbed."""
 
     def __init__(self, exporter: LogRecordExporter, redactor: Redactor, classifier: errors.ErrorClassifier,
@@ -362,13 +367,6 @@ class EnrichingLogExporter(LogRecordExporter):
                 internal_error("log export enrichment", exc)
         return self.exporter.export(out) if out else LogRecordExportResult.SUCCESS
 
-    def shutdown(self) -> None:
-        self.exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
-
-
 @dataclass
 class Pipeline:
     """What the configurator wires in: processors before the export processor, and exporter wrappers."""
@@ -388,6 +386,46 @@ class Pipeline:
         assert self.redactor is not None and self.classifier is not None
         return EnrichingLogExporter(exporter, self.redactor, self.classifier, self.user_id_key)
 
+
+_active: Pipeline | None = None
+_default: Pipeline | None = None
+
+
+def _active_or_default() -> Pipeline:
+    """The pipeline build_pipeline bound, or a default one: built-in redaction and classification only."""
+    global _default
+    if _active is not None:
+        return _active
+    if _default is None:
+        classifier, redactor = errors.ErrorClassifier(), Redactor()
+        processor = OperationSpanProcessor(OperationRules(), metrics.current(), classifier)
+        _default = Pipeline([], [], SpanEnricher(processor, redactor, None), redactor, classifier, None)
+    return _default
+
+
+class LateBoundSpanExporter(_DelegatingExporter, SpanExporter):
+    """Enriches through the pipeline :func:`build_pipeline` bound last, looked up at each export.
+
+    For a configurator that must create its export processors before the
+    pipeline exists (the SDK builds the tracer provider before the meter and
+    logger providers our pipeline needs).  Until a pipeline is bound (or if
+    building it failed) a default one still scrubs: nothing leaves unredacted.
+    """
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return EnrichingSpanExporter(self.exporter, _active_or_default().enricher).export(spans)  # type: ignore[arg-type]
+
+class LateBoundLogExporter(_DelegatingExporter, LogRecordExporter):
+    """The log counterpart of :class:`LateBoundSpanExporter`."""
+
+    def __init__(self, exporter: LogRecordExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        return _active_or_default().wrap_log_exporter(self.exporter).export(batch)
 
 def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logger_provider: Any) -> Pipeline:
     """Build our processors and wrappers from resolved settings and the config file.
@@ -425,4 +463,6 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
     capture = ExceptionCaptureProcessor(classifier)
     processor = OperationSpanProcessor(rules, instruments, classifier, recorder, settings.excluded_urls or (), capture)
     enricher = SpanEnricher(processor, redactor, settings.user_id_key)
-    return Pipeline([processor], [capture], enricher, redactor, classifier, settings.user_id_key)
+    global _active
+    _active = Pipeline([processor], [capture], enricher, redactor, classifier, settings.user_id_key)
+    return _active

@@ -68,7 +68,9 @@ _GUARDED: list[tuple[tuple[str, ...], str]] = [
      r"(?P<kv_key>(?i:(?<![a-z0-9])(?:password|passwd|pwd|secret|token|api[-_]?key|apikey|access[-_]?key"
      r"|auth|credentials?|session[-_]?id|sid|signature|sig|cookie)(?![a-z0-9])[\w.-]*)"
      r"[\"']?\s*(?:=|:)\s*[\"']?)(?P<kv_value>(?!\d+\b)[^\s&,;\"'<>]{3,})"),
-    (("@",), r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b)"),
+    # Emails, also URL-encoded (%40) as in a recorded query string.
+    (("@", "%40"), r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+?(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+                   r"\.[A-Za-z]{2,}\b)"),
 ]
 
 

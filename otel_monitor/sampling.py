@@ -1,40 +1,122 @@
-"""Sampler wrappers: record every span so that metrics stay exact under sampling.
+"""Sampling that keeps metrics exact and keeps the requests worth looking at.
 
-Processors only see spans the sampler records.  :class:`RecordOnlySampler`
-turns a wrapped sampler's DROP into RECORD_ONLY: the span is not exported (the
-batch processor skips unsampled spans) but our processors still see it, so
-``monitor.operation.duration`` counts every request whatever the ratio.
+* :class:`RecordAllSampler` wraps the sampler chosen by ``OTEL_TRACES_SAMPLER``
+  and turns its DROP into RECORD_ONLY: every span is still seen by our
+  processors (so operation metrics count every request) while only sampled
+  ones are exported.
+* :class:`MonitorSpanExportProcessor` is the batch export processor. Besides
+  sampled spans it exports the local spans of an *unsampled* request when the
+  request failed or was slow, decided when its local root span ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
 from typing import Any
 
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import SpanKind, StatusCode, get_current_span
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+from .guard import guarded
 
 
-class RecordOnlySampler(Sampler):
-    """Wraps ``sampler``: DROP becomes RECORD_ONLY, every other decision is kept."""
+class RecordAllSampler(Sampler):
+    """Delegate the decision; record (never drop) what the delegate drops."""
 
-    def __init__(self, sampler: Sampler) -> None:
-        self._sampler = sampler
+    def __init__(self, delegate: Sampler) -> None:
+        self.delegate = delegate
 
     def should_sample(
         self,
-        parent_context: Any,
+        parent_context: Context | None,
         trace_id: int,
         name: str,
-        kind: Any = None,
-        attributes: Any = None,
-        links: Sequence[Any] | None = None,
-        trace_state: Any = None,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Any = None,
+        trace_state: TraceState | None = None,
     ) -> SamplingResult:
-        result = self._sampler.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state)
+        result = self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         if result.decision is Decision.DROP:
-            return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state)
+            if trace_state is None:
+                trace_state = get_current_span(parent_context).get_span_context().trace_state
+            return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state or trace_state)
         return result
 
     def get_description(self) -> str:
-        return f"RecordOnly{{{self._sampler.get_description()}}}"
+        return f"RecordAll{{{self.delegate.get_description()}}}"
+
+
+class MonitorSpanExportProcessor(BatchSpanProcessor):
+    """Batch export of sampled spans, plus unsampled requests that failed or were slow.
+
+    Unsampled spans are held per trace until the local root ends (children end
+    first), then exported or forgotten. At most ``max_pending`` spans are held;
+    beyond that the oldest trace's spans are forgotten.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        keep_errors: bool = True,
+        slow_threshold_ms: float = 0.0,
+        max_pending: int = 4096,
+        **batch_options: Any,
+    ) -> None:
+        super().__init__(exporter, **batch_options)
+        self._keep_errors = keep_errors
+        self._slow_ns = int(slow_threshold_ms * 1e6)
+        self._tail = keep_errors or self._slow_ns > 0
+        self._pending: OrderedDict[int, list[ReadableSpan]] = OrderedDict()
+        self._pending_count = 0
+        self._max_pending = max_pending
+        self._pending_lock = threading.Lock()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if context is None:
+            return
+        if context.trace_flags.sampled:
+            self._batch_processor.emit(span)
+            return
+        if self._tail:
+            with guarded("unsampled error/slow span keeping"), self._pending_lock:
+                self._hold_or_decide(span)
+
+    def _hold_or_decide(self, span: ReadableSpan) -> None:
+        trace_id = span.context.trace_id  # type: ignore[union-attr]
+        parent = span.parent
+        if parent is not None and not parent.is_remote:
+            # A child: hold it until its local root ends.
+            self._pending.setdefault(trace_id, []).append(span)
+            self._pending_count += 1
+            while self._pending_count > self._max_pending and self._pending:
+                _, dropped = self._pending.popitem(last=False)
+                self._pending_count -= len(dropped)
+            return
+        held = self._pending.pop(trace_id, [])
+        self._pending_count -= len(held)
+        if self._worth_keeping(span, held):
+            for child in held:
+                self._batch_processor.emit(child)
+            self._batch_processor.emit(span)
+
+    def _worth_keeping(self, root: ReadableSpan, children: list[ReadableSpan]) -> bool:
+        if self._slow_ns and root.end_time is not None and root.start_time is not None:
+            if root.end_time - root.start_time >= self._slow_ns:
+                return True
+        if self._keep_errors:
+            if root.status.status_code is StatusCode.ERROR:
+                return True
+            return any(child.status.status_code is StatusCode.ERROR for child in children)
+        return False
+
+
+__all__ = ["RecordAllSampler", "MonitorSpanExportProcessor"]

@@ -165,6 +165,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds that flushing telemetry may take at process exit, even when the receiver is down."),
     Setting("OTEL_MONITOR_EXPORT_WARNING_INTERVAL", number(0, 86_400), "30",
             "At most one export-failure warning per this many seconds."),
+    Setting("OTEL_MONITOR_CONSOLE_TOKEN", secret, None,
+            "Token the local console requires (Bearer header or cookie) on UI, API and OTLP; needed to listen beyond loopback.",
+            secret=True),
 )
 
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}

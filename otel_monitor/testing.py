@@ -23,11 +23,39 @@ from .otlp import FLATTEN, OTLPDecodeError, decompress, parse_request
 _LIMIT = 64 * 1024 * 1024
 
 
+class _TrackingServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, *args: Any) -> None:
+        self.connections: set[Any] = set()
+        super().__init__(*args)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        import socket
+
+        for connection in list(self.connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 class OTLPSink:
     """An OTLP/HTTP receiver (protobuf and JSON) that records spans, metric points and logs.
 
-    ``status`` can be set to make it answer with an error code (e.g. 503) to
-    test exporter behaviour; ``delay`` makes each answer slow.
+    ``status`` can be set to make it answer with an error code (e.g. 503,
+    with ``headers`` such as ``Retry-After``) to test exporter behaviour;
+    ``delay`` makes each answer slow; ``garbage`` makes it answer with bytes
+    that are not HTTP at all.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -39,6 +67,7 @@ class OTLPSink:
         self.status = 200
         self.delay = 0.0
         self.headers: dict[str, str] = {}
+        self.garbage = False
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         sink = self
@@ -54,6 +83,10 @@ class OTLPSink:
                 body = self.rfile.read(length)
                 if sink.delay:
                     time.sleep(sink.delay)
+                if sink.garbage:
+                    self.wfile.write(b"\x00\xffnot http at all\r\n\r\n")
+                    self.close_connection = True
+                    return
                 signal = self.path.rstrip("/").rsplit("/", 1)[-1]
                 if sink.status != 200 or signal not in FLATTEN:
                     code = sink.status if signal in FLATTEN else 404
@@ -83,8 +116,7 @@ class OTLPSink:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _TrackingServer((host, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-sink", daemon=True)
 
     @property
@@ -107,8 +139,10 @@ class OTLPSink:
         return self
 
     def stop(self) -> None:
+        """Stop listening and cut open keep-alive connections, as a dying receiver would."""
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
 
     def __enter__(self) -> OTLPSink:
         return self.start()
@@ -127,6 +161,10 @@ class OTLPSink:
                 self._changed.wait(min(remaining, 0.2))
         return True
 
+    def signals_received(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
     def metric_points(self, name: str) -> list[dict[str, Any]]:
         with self._lock:
             return [p for p in self.metrics if p["name"] == name]
@@ -139,3 +177,43 @@ class OTLPSink:
             if key not in latest or p["time_unix_nano"] >= latest[key]["time_unix_nano"]:
                 latest[key] = p
         return list(latest.values())
+
+
+class SilentListener:
+    """Accepts TCP connections on a loopback port and never answers: the hung-receiver case."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        import socket
+
+        self._socket = socket.socket()
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self._socket.listen(1024)
+        self._held: list[Any] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._socket.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def _accept(self) -> None:
+        self._socket.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                continue
+            self._held.append(connection)
+
+    def __enter__(self) -> SilentListener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for connection in self._held:
+            connection.close()
+        self._socket.close()

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler
 
 from otel_monitor.config import EMPTY, ConfigFile, parse_config_text
 from otel_monitor.processors import Pipeline, build_pipeline
-from otel_monitor.sampling import RecordOnlySampler
+from otel_monitor.sampling import RecordAllSampler
 from otel_monitor.settings import resolve
 
 
@@ -38,7 +38,7 @@ class _Switch(SpanProcessor):
 
 
 _SWITCH = _Switch()
-_GLOBAL = TracerProvider(sampler=RecordOnlySampler(ALWAYS_ON))
+_GLOBAL = TracerProvider(sampler=RecordAllSampler(ALWAYS_ON))
 _GLOBAL.add_span_processor(_SWITCH)
 trace.set_tracer_provider(_GLOBAL)
 
@@ -122,6 +122,6 @@ def make_stack(sink: Any, config_text: str | None = None, sampler: Sampler | Non
         tracer_provider = _GLOBAL
         _SWITCH.target = chain
     else:
-        tracer_provider = TracerProvider(sampler=RecordOnlySampler(sampler), resource=resource)
+        tracer_provider = TracerProvider(sampler=RecordAllSampler(sampler), resource=resource)
         tracer_provider.add_span_processor(chain)
     return Stack(pipeline, tracer_provider, meter_provider, logger_provider, reader, chain)

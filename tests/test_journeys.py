@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 import pytest
-from stack import make_stack
+from .stack import make_stack
 
 import otel_monitor
 from otel_monitor import semconv

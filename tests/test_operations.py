@@ -8,7 +8,7 @@ import textwrap
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
-from stack import make_stack
+from .stack import make_stack
 
 import otel_monitor
 from otel_monitor import semconv

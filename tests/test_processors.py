@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from stack import Stack, make_stack
+from .stack import Stack, make_stack
 
 import otel_monitor
 from otel_monitor import semconv
@@ -220,17 +220,6 @@ def test_processor_failure_does_not_reach_the_app(otlp_sink, monkeypatch, caplog
         stack.close()
 
 
-def test_record_only_sampler_turns_drop_into_record_only():
-    """RecordOnlySampler keeps sampled decisions and records what the wrapped sampler drops."""
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision
-
-    from otel_monitor.sampling import RecordOnlySampler
-
-    assert RecordOnlySampler(ALWAYS_OFF).should_sample(None, 1, "x").decision is Decision.RECORD_ONLY
-    assert RecordOnlySampler(ALWAYS_ON).should_sample(None, 1, "x").decision is Decision.RECORD_AND_SAMPLE
-    assert RecordOnlySampler(ALWAYS_OFF).get_description() == "RecordOnly{AlwaysOffSampler}"
-
-
 def test_stdlib_error_log_through_the_logging_bridge_is_classified(stack, otlp_sink):
     """logger.exception() through the logging bridge gets category and fingerprint, and is scrubbed."""
     import requests
@@ -268,3 +257,30 @@ def test_excluded_urls_produce_no_operation_metric(stack, otlp_sink):
         assert client.get("/items/1").status_code == 200
     stack.flush()
     assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"),): 1}
+
+
+def test_late_bound_exporter_enriches_with_the_pipeline_built_afterwards(otlp_sink):
+    """An exporter wrapped before build_pipeline runs still exports enriched, scrubbed spans."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import SpanKind
+
+    from otel_monitor.processors import LateBoundSpanExporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(
+        LateBoundSpanExporter(OTLPSpanExporter(endpoint=f"{otlp_sink.endpoint}/v1/traces"))))
+    stack = make_stack(otlp_sink, CONFIG)
+    try:
+        with provider.get_tracer("t").start_as_current_span("POST /checkout", kind=SpanKind.SERVER, attributes={
+                semconv.HTTP_ROUTE: "/checkout", semconv.HTTP_REQUEST_METHOD: "POST",
+                "url.query": "contact=dee%40example.com"}):
+            pass
+        assert otlp_sink.wait_for(lambda s: exported(s, "POST /checkout"))
+        attrs = exported(otlp_sink, "POST /checkout")[0]["attributes"]
+        assert attrs[semconv.MONITOR_OPERATION] == "checkout"
+        assert attrs["url.query"] == "contact=[REDACTED]"
+    finally:
+        stack.close()
+        provider.shutdown()

@@ -1,0 +1,1 @@
+"""Example services that otel-monitor instruments, demos and benchmarks."""

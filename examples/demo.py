@@ -1,0 +1,214 @@
+"""``make demo``: the example shop and its payment provider under ``opentelemetry-instrument``,
+driven by the traffic generator, with the local console when it is available.
+
+Runs from the project's virtual environment (``make demo`` creates it)::
+
+    python -m examples.demo --duration 60
+
+Services start with their output in log files (their paths are printed), stop
+in order (shop, payments, console) so the last telemetry is flushed, and stop
+on Ctrl-C or SIGTERM too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import httpx
+
+from examples.traffic import run_traffic
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CONFIG_FILE = ROOT / "examples" / "shop" / "otel-monitor.yaml"
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log: IO[bytes]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            # SIGINT lets uvicorn shut down gracefully and the SDK flush its last batch.
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class DemoError(Exception):
+    """The demo cannot run; the message says why and what to do."""
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def console_available() -> bool:
+    return importlib.util.find_spec("otel_monitor.console") is not None
+
+
+def start(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> Service:
+    log_path = log_dir / f"{name}.log"
+    log = log_path.open("wb")
+    # A session of its own: Ctrl-C reaches only us, and we stop services in order.
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return Service(name, process, log_path, log)
+
+
+def wait_until_ready(service: Service, url: str | None, port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise DemoError(f"{service.name} exited with code {service.process.returncode}:\n{service.log_tail()}")
+        try:
+            if url is None:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except (OSError, httpx.HTTPError):
+            pass
+        time.sleep(0.2)
+    raise DemoError(f"{service.name} did not become ready within {timeout:g}s; see {service.log_path}")
+
+
+def service_env(args: argparse.Namespace, data_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    # What the user set wins; these only fill the gaps for a pleasant local demo.
+    defaults = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://localhost:{args.console_port}",
+        "OTEL_METRIC_EXPORT_INTERVAL": "5000",
+        "OTEL_MONITOR_CONFIG": str(CONFIG_FILE),
+        "OTEL_MONITOR_ENVIRONMENT": "demo",
+        "OTEL_MONITOR_USER_ID_KEY": "demo-only-key-not-for-production",
+        "DATABASE_URL": f"sqlite:///{data_dir / 'shop.db'}",
+        "SHOP_PAYMENTS_PRIMARY_URL": f"http://127.0.0.1:{args.payments_port}/primary",
+        "SHOP_PAYMENTS_FALLBACK_URL": f"http://127.0.0.1:{args.payments_port}/fallback",
+        "SHOP_PAYMENTS_TIMEOUT": "1.0",
+        # The primary provider hangs now and then, so the fallback has work to do.
+        "PAYMENTS_DELAY_MS": "40",
+        "PAYMENTS_SLOW_RATE": "0.05",
+        "PAYMENTS_SLOW_MS": "3000",
+        "PAYMENTS_FAILURE_RATE": "0.02",
+    }
+    for key, value in defaults.items():
+        env.setdefault(key, value)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def instrumented_uvicorn(service_name: str, app: str, port: int) -> list[str]:
+    launcher = BIN / "opentelemetry-instrument"
+    if not launcher.exists():
+        raise DemoError(f"{launcher} is missing: run `make install` (or pip install -e '.[dev]') first")
+    return [
+        str(launcher), "--service_name", service_name,
+        str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+    ]  # fmt: skip
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    with_console = console_available() and not args.no_console
+    ports = {"shop": args.shop_port, "payments": args.payments_port}
+    if with_console:
+        ports["console"] = args.console_port
+    busy = [f"{name} port {port}" for name, port in ports.items() if not port_is_free(port)]
+    if busy:
+        raise DemoError(f"already in use: {', '.join(busy)}; stop what runs there or choose other ports (--help)")
+    data_dir = Path(tempfile.mkdtemp(prefix="otel-monitor-demo-"))
+    env = service_env(args, data_dir)
+    services: list[Service] = []
+    try:
+        if with_console:
+            console = start("console", [sys.executable, "-m", "otel_monitor", "console", "--port", str(args.console_port)], env, data_dir)
+            services.append(console)
+            wait_until_ready(console, None, args.console_port)
+        payments = start("payments", instrumented_uvicorn("payments", "examples.payments.app:app", args.payments_port), env, data_dir)
+        services.append(payments)
+        shop = start("shop", instrumented_uvicorn("shop", "examples.shop.app:app", args.shop_port), env, data_dir)
+        services.append(shop)
+        wait_until_ready(payments, f"http://127.0.0.1:{args.payments_port}/ping", args.payments_port)
+        wait_until_ready(shop, f"http://127.0.0.1:{args.shop_port}/ping", args.shop_port)
+
+        print(f"shop:      http://127.0.0.1:{args.shop_port}/docs   (log {shop.log_path})")
+        print(f"payments:  http://127.0.0.1:{args.payments_port}/docs   (log {payments.log_path})")
+        if with_console:
+            print(f"console:   http://127.0.0.1:{args.console_port}/   (receiving OTLP there)")
+        else:
+            print(f"telemetry: OTLP to {env['OTEL_EXPORTER_OTLP_ENDPOINT']} (start `otel-monitor console` or the collector to see it)")
+        print(f"traffic:   {args.duration:g}s at up to {args.rate:g} requests/s, {args.concurrency} visitors at a time ...", flush=True)
+
+        report = run_traffic(
+            f"http://127.0.0.1:{args.shop_port}",
+            requests=args.requests, duration=args.duration, concurrency=args.concurrency, rate=args.rate, seed=args.seed,
+        )  # fmt: skip
+        print(report.summary(), flush=True)
+        if with_console and not args.exit and sys.stdin.isatty():
+            print(f"The console stays up at http://127.0.0.1:{args.console_port}/ - press Ctrl-C to stop.", flush=True)
+            signal.pause()
+        return 0
+    finally:
+        # Shop first, so its last spans reach a console that is still listening.
+        for service in reversed(services):
+            service.stop()
+
+
+def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(143)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m examples.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of traffic (default 60)")
+    parser.add_argument("--rate", type=float, default=20.0, help="requests per second at most (default 20)")
+    parser.add_argument("--concurrency", type=int, default=4, help="visitors at a time (default 4)")
+    parser.add_argument("--requests", type=int, default=1_000_000, help="stop traffic after this many requests")
+    parser.add_argument("--seed", type=int, default=None, help="random seed of the traffic mix")
+    parser.add_argument("--shop-port", type=int, default=8000)
+    parser.add_argument("--payments-port", type=int, default=8081)
+    parser.add_argument("--console-port", type=int, default=4318, help="where the console receives OTLP (default 4318)")
+    parser.add_argument("--no-console", action="store_true", help="do not start the console even when it is installed")
+    parser.add_argument("--exit", action="store_true", help="stop everything when the traffic ends")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return run_demo(args)
+    except DemoError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

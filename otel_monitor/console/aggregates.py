@@ -1,0 +1,326 @@
+"""The questions the console's views ask of the store.
+
+Operation statistics come from the ``monitor.operation.duration`` metric when
+a service sends it (every call, even under trace sampling) and from operation
+spans otherwise; each answer says which (``source``).  Percentiles are
+interpolated linearly within histogram buckets, as Prometheus'
+``histogram_quantile`` does, so the console and the Prometheus rules agree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from .. import semconv
+from ..slo import SLOs, Thresholds
+from .store import MINUTE_NS, Histogram, Store
+
+WINDOWS: dict[str, int] = {"5m": 5, "15m": 15, "1h": 60, "4h": 240, "24h": 1440}
+STATES = ("ok", "warning", "critical")
+
+
+def window_minutes(window: str) -> int:
+    """Minutes of a window name; ``ValueError`` naming the choices."""
+    try:
+        return WINDOWS[window]
+    except KeyError:
+        raise ValueError(f"unknown window {window!r}; use one of {', '.join(WINDOWS)}") from None
+
+
+def worst(*states: str) -> str:
+    return max(states, key=STATES.index, default="ok")
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+class Queries:
+    """Read-only views over a :class:`Store` for one moment (``now_ns``)."""
+
+    def __init__(self, store: Store, now_ns: int | None = None) -> None:
+        self.store = store
+        self.slos: SLOs = store.slos
+        self.now_ns = now_ns or time.time_ns()
+
+    def _first_minute(self, window: str) -> int:
+        return self.now_ns // MINUTE_NS - window_minutes(window) + 1
+
+    def services(self) -> list[str]:
+        return sorted(self.store.services)
+
+    # --- operations --------------------------------------------------------
+    def _op_tables(self, service: str, first: int) -> tuple[str, dict[tuple[str, str, int], Histogram]]:
+        """Metrics when the service sent the duration histogram in the window, else spans."""
+        if any(k[0] == service and k[2] >= first for k in self.store.op_metrics):
+            return "metrics", self.store.op_metrics
+        return "spans", self.store.op_spans
+
+    def operation_histograms(self, service: str | None, window: str) -> dict[tuple[str, str], tuple[str, Histogram]]:
+        """(service, operation) -> (source, histogram merged over the window)."""
+        first = self._first_minute(window)
+        out: dict[tuple[str, str], tuple[str, Histogram]] = {}
+        with self.store.lock:
+            services = [service] if service else sorted({k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
+            for svc in services:
+                source, table = self._op_tables(svc, first)
+                for (s, op, minute), hist in table.items():
+                    if s != svc or minute < first:
+                        continue
+                    merged = out.setdefault((s, op), (source, Histogram()))[1]
+                    merged.merge(hist)
+        return out
+
+    def _counter_sums(self, metric: str, service: str | None, window: str) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
+        first = self._first_minute(window)
+        out: dict[tuple[str, tuple[tuple[str, Any], ...]], float] = defaultdict(float)
+        with self.store.lock:
+            for (name, svc, minute, attrs), value in self.store.counters.items():
+                if name == metric and minute >= first and (service is None or svc == service):
+                    out[(svc, attrs)] += value
+        return out
+
+    def cache_hit_rates(self, service: str | None, window: str) -> dict[tuple[str, str], dict[str, float]]:
+        """(service, cache name) -> {requests, hits, hit_rate}."""
+        out: dict[tuple[str, str], dict[str, float]] = {}
+        for (svc, attrs), value in self._counter_sums(semconv.METRIC_CACHE_REQUESTS, service, window).items():
+            a = dict(attrs)
+            entry = out.setdefault((svc, str(a.get(semconv.MONITOR_CACHE_NAME, ""))), {"requests": 0.0, "hits": 0.0})
+            entry["requests"] += value
+            if a.get(semconv.MONITOR_CACHE_HIT) in (True, "true"):
+                entry["hits"] += value
+        for entry in out.values():
+            entry["hit_rate"] = entry["hits"] / entry["requests"] if entry["requests"] else None  # type: ignore[assignment]
+        return out
+
+    def fallbacks(self, service: str | None, window: str) -> dict[tuple[str, str], float]:
+        """(service, operation) -> calls served by a non-primary layer; 0 for every
+        operation of a service that reports fallbacks at all (absent: unknown)."""
+        out: dict[tuple[str, str], float] = defaultdict(float)
+        for (svc, attrs), value in self._counter_sums(semconv.METRIC_FALLBACKS, service, window).items():
+            a = dict(attrs)
+            key = (svc, str(a.get(semconv.MONITOR_OPERATION, "")))
+            out[key] += value if a.get(semconv.MONITOR_SERVICE_LAYER, "fallback") != "primary" else 0.0
+        return out
+
+    def operation_row(self, service: str, operation: str, source: str, hist: Histogram,
+                      fallbacks: float | None, window: str) -> dict[str, Any]:
+        t = self.slos.for_operation(operation)
+        calls = hist.count
+        success = (calls - hist.errors) / calls if calls else None
+        latency = hist.percentile(t.latency_percentile)
+        row = {
+            "service": service, "operation": operation, "source": source, "calls": calls,
+            "errors": hist.errors, "success_rate": _round(success),
+            "throughput_per_s": _round(calls / (window_minutes(window) * 60)),
+            "p50": _round(hist.percentile(0.5)), "p95": _round(hist.percentile(0.95)),
+            "p99": _round(hist.percentile(0.99)),
+            "mean": _round(hist.sum / calls if calls else None),
+            "slo_percentile": t.latency_percentile, "slo_latency": _round(latency),
+            "fallback_share": _round(fallbacks / calls) if calls and fallbacks is not None else None,
+            "error_categories": dict(hist.categories),
+        }
+        row["status"] = self.operation_state(t, row)
+        return row
+
+    @staticmethod
+    def operation_state(t: Thresholds, row: dict[str, Any]) -> str:
+        if not row["calls"]:
+            return "ok"
+        state = t.success_state(row["success_rate"])
+        if row["slo_latency"] is not None:
+            state = worst(state, t.latency_state(row["slo_latency"]))
+        return state
+
+    def operations(self, service: str | None, window: str) -> list[dict[str, Any]]:
+        fallbacks = self.fallbacks(service, window)
+        caches = self.cache_hit_rates(service, window)
+        rows = []
+        for (svc, op), (source, hist) in sorted(self.operation_histograms(service, window).items()):
+            reporting = any(s == svc for s, _ in fallbacks)
+            row = self.operation_row(svc, op, source, hist, fallbacks.get((svc, op), 0.0) if reporting else None, window)
+            # Cache requests are per cache, not per operation: a cache named after
+            # the operation is attributed to it, otherwise the service's overall rate.
+            cache = caches.get((svc, op)) or _service_cache(caches, svc)
+            row["cache_hit_rate"] = _round(cache["hit_rate"]) if cache and cache["hit_rate"] is not None else None
+            rows.append(row)
+        return rows
+
+    def operation_series(self, service: str | None, operation: str | None, window: str) -> list[dict[str, Any]]:
+        """Per-time-step calls, errors and p95 (steps of 1 minute up to 1h, then coarser)."""
+        minutes = window_minutes(window)
+        step = max(1, minutes // 60)
+        first = self._first_minute(window)
+        buckets: dict[int, Histogram] = defaultdict(Histogram)
+        with self.store.lock:
+            services = [service] if service else sorted({k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
+            for svc in services:
+                _, table = self._op_tables(svc, first)
+                for (s, op, minute), hist in table.items():
+                    if s == svc and minute >= first and (operation is None or op == operation):
+                        buckets[(minute - first) // step].merge(hist)
+        out = []
+        for i in range(-(-minutes // step)):
+            hist = buckets.get(i) or Histogram()
+            out.append({"t": (first + i * step) * MINUTE_NS // 1_000_000, "calls": hist.count,
+                        "errors": hist.errors, "p95": _round(hist.percentile(0.95))})
+        return out
+
+    # --- services ------------------------------------------------------------
+    def summary(self, service: str | None, window: str) -> list[dict[str, Any]]:
+        rows = self.operations(service, window)
+        health = self.health(service, window)
+        out = []
+        for svc in ([service] if service else self.services()):
+            mine = [r for r in rows if r["service"] == svc]
+            total = Histogram()
+            for (s, _), (source, hist) in self.operation_histograms(svc, window).items():
+                total.merge(hist)
+            checks = [c for c in health if c["service"] == svc]
+            status = worst(*(r["status"] for r in mine), *(_check_state(c) for c in checks))
+            out.append({
+                "service": svc, "status": status,
+                "source": mine[0]["source"] if mine else None,
+                "calls": total.count, "errors": total.errors,
+                "throughput_per_s": _round(total.count / (window_minutes(window) * 60)),
+                "error_rate": _round(total.errors / total.count) if total.count else None,
+                "p50": _round(total.percentile(0.5)), "p95": _round(total.percentile(0.95)),
+                "p99": _round(total.percentile(0.99)),
+                "operations": len(mine),
+                "unhealthy_operations": [r["operation"] for r in mine if r["status"] != "ok"],
+                "failing_checks": [c["check"] for c in checks if c["state"] != "up"],
+                "series": self.operation_series(svc, None, window),
+            })
+        return out
+
+    # --- errors ----------------------------------------------------------------
+    def errors(self, service: str | None, window: str) -> list[dict[str, Any]]:
+        first = self._first_minute(window)
+        out = []
+        with self.store.lock:
+            for group in self.store.errors.values():
+                if service and group.service != service:
+                    continue
+                count = sum(c for m, c in group.per_minute.items() if m >= first)
+                if not count:
+                    continue
+                out.append({
+                    "service": group.service, "fingerprint": group.fingerprint, "category": group.category,
+                    "error_type": group.error_type, "operation": group.operation, "count": count,
+                    "total": group.count, "first_seen": group.first_seen_ns // 1_000_000,
+                    "last_seen": group.last_seen_ns // 1_000_000, "message": group.message,
+                    "stacktrace": group.stacktrace, "trace_ids": list(group.trace_ids),
+                })
+        out.sort(key=lambda g: (-g["count"], -g["last_seen"]))
+        return out
+
+    # --- traces ----------------------------------------------------------------
+    def traces(self, service: str | None, window: str, kind: str = "recent", limit: int = 50) -> list[dict[str, Any]]:
+        if kind not in ("recent", "slow", "failed"):
+            raise ValueError(f"unknown trace list {kind!r}; use recent, slow or failed")
+        since = (self._first_minute(window)) * MINUTE_NS
+        with self.store.lock:
+            found = [t for t in reversed(self.store.traces.values())
+                     if t.end_ns >= since and (not service or service in t.services)
+                     and (kind != "failed" or t.error)]
+            if kind == "slow":
+                found.sort(key=lambda t: t.start_ns - t.end_ns)
+            return [{"trace_id": t.trace_id, "name": t.root_name, "services": sorted(t.services),
+                     "start": t.start_ns // 1_000_000, "duration_ms": (t.end_ns - t.start_ns) / 1e6,
+                     "spans": len(t.spans), "error": t.error} for t in found[:limit]]
+
+    def trace(self, trace_id: str) -> dict[str, Any] | None:
+        with self.store.lock:
+            t = self.store.traces.get(trace_id.lower())
+            logs = list(self.store.logs_by_trace.get(trace_id.lower(), ()))
+            if t is None and not logs:
+                return None
+            spans = sorted(t.spans if t else [], key=lambda s: s["start_time_unix_nano"])
+        start = min((s["start_time_unix_nano"] for s in spans), default=0)
+        return {
+            "trace_id": trace_id.lower(),
+            "start": start // 1_000_000,
+            "duration_ms": (max((s["end_time_unix_nano"] for s in spans), default=start) - start) / 1e6,
+            "spans": [{
+                "span_id": s["span_id"], "parent_span_id": s["parent_span_id"], "name": s["name"],
+                "service": s["service"], "kind": s["kind"],
+                "offset_ms": (s["start_time_unix_nano"] - start) / 1e6,
+                "duration_ms": (s["end_time_unix_nano"] - s["start_time_unix_nano"]) / 1e6,
+                "status_code": s["status_code"], "status_message": s["status_message"],
+                "attributes": s["attributes"], "events": s["events"],
+            } for s in spans],
+            "logs": [{"time": r["time_unix_nano"] // 1_000_000, "service": r["service"],
+                      "severity": r["severity_text"], "body": r["body"], "span_id": r["span_id"],
+                      "event_name": r["event_name"], "attributes": r["attributes"]} for r in logs],
+        }
+
+    # --- journeys ----------------------------------------------------------------
+    def funnels(self, service: str | None, window: str, declared: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """Users per step (distinct pseudo ids reaching it in the window) and conversion."""
+        since = self._first_minute(window) * MINUTE_NS
+        with self.store.lock:
+            names = list(declared) + [j for j in self.store.journey_step_order if j not in declared]
+            out = []
+            for journey in names:
+                steps = declared.get(journey) or self.store.journey_step_order[journey]
+                counts = []
+                for step in steps:
+                    users: set[str] = set()
+                    for (svc, j, s), seen in self.store.journeys.items():
+                        if j == journey and s == step and (not service or svc == service):
+                            users.update(u for u, t in seen.items() if t >= since)
+                    counts.append(len(users))
+                rows = []
+                for i, (step, users_at) in enumerate(zip(steps, counts, strict=True)):
+                    previous = counts[i - 1] if i else None
+                    rows.append({"step": step, "users": users_at,
+                                 "conversion_from_previous": _round(users_at / previous, 4) if previous else None,
+                                 "conversion_from_first": _round(users_at / counts[0], 4) if counts[0] else None})
+                out.append({"journey": journey, "declared": journey in declared, "steps": rows})
+        return out
+
+    # --- health ----------------------------------------------------------------
+    def health(self, service: str | None, window: str) -> list[dict[str, Any]]:
+        first = self._first_minute(window)
+        out = []
+        with self.store.lock:
+            for (svc, check), instances in sorted(self.store.health.items()):
+                if service and svc != service:
+                    continue
+                value = min(v for v, _, _ in instances.values())  # the worst instance
+                critical = any(c for _, c, _ in instances.values())
+                samples = up = 0
+                for (s, c, minute), (n, ok) in self.store.health_minutes.items():
+                    if s == svc and c == check and minute >= first:
+                        samples += n
+                        up += ok
+                out.append({
+                    "service": svc, "check": check, "critical": critical,
+                    "state": "up" if value >= 1 else ("degraded" if value > 0 else "down"),
+                    "value": value, "instances": len(instances),
+                    "last_seen": max(t for _, _, t in instances.values()) // 1_000_000,
+                    "uptime": _round(up / samples, 4) if samples else None,
+                })
+            incidents = [i for i in self.store.incidents if not service or i["service"] == service]
+        for row in out:
+            row["incidents"] = [{"time": i["time_unix_nano"] // 1_000_000, "state": i["state"],
+                                 "previous_state": i["previous_state"]}
+                                for i in incidents if i["service"] == row["service"] and i["check"] == row["check"]][-20:]
+        return out
+
+
+def _service_cache(caches: dict[tuple[str, str], dict[str, float]], service: str) -> dict[str, float] | None:
+    mine = [c for (s, _), c in caches.items() if s == service]
+    if not mine:
+        return None
+    requests = sum(c["requests"] for c in mine)
+    hits = sum(c["hits"] for c in mine)
+    return {"requests": requests, "hits": hits, "hit_rate": hits / requests if requests else None}  # type: ignore[dict-item]
+
+
+def _check_state(check: dict[str, Any]) -> str:
+    if check["state"] == "up":
+        return "ok"
+    return "critical" if check["critical"] and check["state"] == "down" else "warning"

@@ -1,0 +1,247 @@
+"""The console's Starlette app: OTLP/HTTP ingest, the JSON API and the web UI.
+
+Security: with a token (``OTEL_MONITOR_CONSOLE_TOKEN``) every request, OTLP
+included, must carry it as ``Authorization: Bearer <token>`` or the cookie the
+UI sets after ``/?token=<token>``; comparison is constant-time.  Without a
+token (loopback only) the ``Host`` header must be a loopback name, so a web
+page cannot reach the console through DNS rebinding.  Bodies over the limit
+get 413; a malformed OTLP body gets 400 naming the problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+try:
+    import starlette  # noqa: F401
+    import uvicorn  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(f'the console needs its extra: pip install "otel-monitor[console]" ({exc})') from exc
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..config import EMPTY, ConfigFile
+from ..otlp import FLATTEN, OTLPDecodeError, decompress, parse_request
+from ..slo import load_slos
+from . import api
+from .alerts import AlertBook
+from .persist import RequestLog
+from .store import Limits, Store
+
+_log = logging.getLogger("otel_monitor.console")
+STATIC = Path(__file__).parent / "static"
+COOKIE = "otel_monitor_console_token"
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+_RESPONSES = {"traces": ExportTraceServiceResponse, "metrics": ExportMetricsServiceResponse,
+              "logs": ExportLogsServiceResponse}
+_ADD = {"traces": Store.add_spans, "metrics": Store.add_metric_points, "logs": Store.add_logs}
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def declared_funnels(config: ConfigFile) -> dict[str, list[str]]:
+    """``funnels:`` as journey -> steps; tolerant of ``{name: [steps]}`` and ``{name: {steps: [...]}}``."""
+    raw = config.section("funnels")
+    out: dict[str, list[str]] = {}
+    if not isinstance(raw, dict):
+        return out
+    for name, value in raw.items():
+        steps = value.get("steps") if isinstance(value, dict) else value
+        if isinstance(steps, list):
+            out[str(name)] = [str(s) for s in steps]
+    return out
+
+
+class Console:
+    """One console: its store, alerts, persistence and limits."""
+
+    def __init__(self, config: ConfigFile = EMPTY, limits: Limits | None = None, db: str | None = None,
+                 token: str | None = None, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self.config = config
+        self.store = Store(load_slos(config), limits)
+        self.funnels = declared_funnels(config)
+        self.token = token or None
+        self.max_body = max_body
+        self.request_log = RequestLog(db) if db else None
+        self.alerts = AlertBook(self.store, self.request_log.acknowledge if self.request_log else None)
+        if self.request_log:
+            self._replay(self.request_log)
+
+    def _replay(self, log: RequestLog) -> None:
+        replayed = 0
+        for received_ns, signal, body in log.replay():
+            if not replayed:
+                # Baselines are judged against when the console first saw data.
+                self.store.started_ns = min(self.store.started_ns, received_ns)
+            self.ingest(signal, parse_request(signal, body, "application/x-protobuf"))
+            replayed += 1
+        self.alerts.acknowledged.update(log.acknowledgements())
+        _log.info("otel-monitor console: replayed %d stored requests from %s", replayed, log.path)
+
+    def ingest(self, signal: str, message: Any) -> None:
+        _ADD[signal](self.store, FLATTEN[signal](message))
+
+    def receive(self, signal: str, body: bytes, content_type: str | None, encoding: str | None) -> None:
+        """Decode, aggregate and (with ``--db``) keep one export request; raises OTLPDecodeError."""
+        raw = decompress(body, encoding, self.max_body)
+        message = parse_request(signal, raw, content_type)
+        self.ingest(signal, message)
+        if self.request_log is not None:
+            is_protobuf = "protobuf" in (content_type or "")
+            self.request_log.append(signal, raw if is_protobuf else message.SerializeToString())
+
+    def close(self) -> None:
+        if self.request_log is not None:
+            self.request_log.close()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _ingest_endpoint(signal: str) -> Any:
+    async def endpoint(request: Request) -> Response:
+        console: Console = request.app.state.console
+        try:
+            body = await _read_body(request, console.max_body)
+        except _TooLarge:
+            return JSONResponse({"error": f"body exceeds the {console.max_body} byte limit"}, status_code=413)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        content_type = request.headers.get("content-type")
+        try:
+            console.receive(signal, body, content_type, request.headers.get("content-encoding"))
+        except OTLPDecodeError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        reply = _RESPONSES[signal]()
+        if "json" in (content_type or ""):
+            return Response(b"{}", media_type="application/json")
+        return Response(reply.SerializeToString(), media_type="application/x-protobuf")
+
+    return endpoint
+
+
+async def _index(request: Request) -> Response:
+    return FileResponse(STATIC / "index.html", headers={
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'",
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+
+class TokenGate:
+    """ASGI middleware: token check (constant-time) or, without a token, loopback Host only."""
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token.encode() if token else None
+        # The cookie carries a digest, not the token: no quoting issues, and the
+        # token itself never sits in the browser's cookie store.
+        self.cookie = hashlib.sha256(b"otel-monitor-console:" + self.token).hexdigest() if self.token else ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if self.token is None:
+            raw = headers.get(b"host", b"").decode("latin-1")
+            host = raw.split("]")[0] + "]" if raw.startswith("[") else raw.rsplit(":", 1)[0]
+            if host and host not in _LOOPBACK_HOSTS:
+                await _deny(send, 403, "the console answers loopback Host names only (set a token to serve others)")
+                return
+            await self.app(scope, receive, send)
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if "token" in query and scope["path"] == "/" and self._matches(query["token"][0].encode()):
+            # Trade the token in the URL for a cookie, and drop it from the address bar.
+            await send({"type": "http.response.start", "status": 303, "headers": [
+                (b"location", b"/"),
+                (b"set-cookie", f"{COOKIE}={self.cookie}; HttpOnly; SameSite=Strict; Path=/".encode())]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if self._matches(self._bearer(headers)) or self._cookie_matches(headers):
+            await self.app(scope, receive, send)
+            return
+        await _deny(send, 401, "missing or wrong token: send 'Authorization: Bearer <token>' or open /?token=<token>")
+
+    def _matches(self, supplied: bytes | None) -> bool:
+        return supplied is not None and self.token is not None and hmac.compare_digest(supplied, self.token)
+
+    @staticmethod
+    def _bearer(headers: dict[bytes, bytes]) -> bytes | None:
+        auth = headers.get(b"authorization", b"")
+        return auth[7:].strip() if auth[:7].lower() == b"bearer " else None
+
+    def _cookie_matches(self, headers: dict[bytes, bytes]) -> bool:
+        cookie: SimpleCookie = SimpleCookie()
+        with contextlib.suppress(Exception):
+            cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
+        return COOKIE in cookie and hmac.compare_digest(cookie[COOKIE].value.encode(), self.cookie.encode())
+
+
+async def _deny(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(console: Console, evaluate_every: float = 10.0) -> ASGIApp:
+    """The ASGI app serving OTLP ingest, the API and the UI for ``console``."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(evaluate_every)
+                try:
+                    console.alerts.evaluate()
+                    console.store.trim()
+                except Exception:  # the console keeps serving; the log says what broke
+                    _log.exception("otel-monitor console: alert evaluation failed")
+
+        task = asyncio.create_task(tick())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    routes = [
+        Route("/", _index),
+        *(Route(f"/v1/{signal}", _ingest_endpoint(signal), methods=["POST"]) for signal in FLATTEN),
+        *api.ROUTES,
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.console = console
+    return TokenGate(app, console.token)

@@ -1,0 +1,152 @@
+"""``otel-monitor console``: run the local OTLP receiver and web console.
+
+In-process use (tests, ``make demo``)::
+
+    handle = serve(port=0)          # 0 picks a free port
+    print(handle.url)               # http://127.0.0.1:NNNNN
+    ...
+    handle.stop()
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import EMPTY, ConfigFile
+from ..settings import BY_KEY
+from .app import DEFAULT_MAX_BODY, Console, create_app
+from .store import Limits
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4318  # the OTLP/HTTP default: an app with no configuration reports here
+TOKEN_ENV = BY_KEY["console_token"].env
+
+
+class ConsoleStartError(RuntimeError):
+    """The console refuses to start; the message says why and what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ServerHandle:
+    """A console running in a background thread."""
+
+    console: Console
+    server: Any
+    thread: threading.Thread
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.console.close()
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _load_config(config_path: str | None) -> ConfigFile:
+    if not config_path:
+        return EMPTY
+    from ..config import load_config_file
+
+    return load_config_file(config_path)
+
+
+def build_console(host: str = DEFAULT_HOST, db: str | None = None, config_path: str | None = None,
+                  token: str | None = None, limits: Limits | None = None,
+                  max_body: int = DEFAULT_MAX_BODY) -> Console:
+    """A :class:`Console`, after the start-up checks (token required off loopback)."""
+    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(host) and not token:
+        raise ConsoleStartError(
+            f"refusing to listen on {host}: the console is open to anyone who can reach it. "
+            f"Set {TOKEN_ENV} to a long random value (clients then send 'Authorization: Bearer <token>'), "
+            f"or listen on 127.0.0.1.")
+    return Console(_load_config(config_path), limits=limits, db=db, token=token, max_body=max_body)
+
+
+def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = None,
+          config_path: str | None = None, token: str | None = None, limits: Limits | None = None,
+          max_body: int = DEFAULT_MAX_BODY, evaluate_every: float = 10.0) -> ServerHandle:
+    """Start a console in a background thread; returns once it accepts connections."""
+    import uvicorn
+
+    console = build_console(host, db, config_path, token, limits, max_body)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ConsoleStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    config = uvicorn.Config(create_app(console, evaluate_every), log_level="warning", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="otel-monitor-console", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise ConsoleStartError("the console server did not start; see the log above")
+        time.sleep(0.02)
+    return ServerHandle(console, server, thread, host, sock.getsockname()[1])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default 127.0.0.1; "
+                        f"any other needs {TOKEN_ENV})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port for OTLP/HTTP, UI and API (default 4318)")
+    parser.add_argument("--db", help="SQLite file keeping everything received, so a restart loses nothing")
+    parser.add_argument("--config", default=os.environ.get("OTEL_MONITOR_CONFIG"),
+                        help="the otel-monitor YAML file with SLOs and funnels (default $OTEL_MONITOR_CONFIG)")
+    defaults = Limits()
+    parser.add_argument("--max-spans", type=int, default=defaults.max_spans, help="spans kept in memory")
+    parser.add_argument("--max-logs", type=int, default=defaults.max_logs, help="log records kept in memory")
+    parser.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes (413 beyond)")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    limits = Limits(max_spans=args.max_spans, max_logs=args.max_logs)
+    try:
+        handle = serve(args.host, args.port, args.db, args.config, None, limits, args.max_body)
+    except (ConsoleStartError, ValueError) as exc:
+        print(f"otel-monitor console: {exc}", file=sys.stderr)
+        return 2
+    print(f"otel-monitor console: {handle.url}  (OTLP/HTTP on {handle.url}/v1/traces, /v1/metrics, /v1/logs)", flush=True)
+    try:
+        while handle.thread.is_alive():
+            handle.thread.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handle.stop()
+    return 0

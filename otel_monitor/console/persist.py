@@ -1,0 +1,81 @@
+"""SQLite persistence for the console (``--db PATH``): a restart loses nothing.
+
+Every accepted export request is kept as its protobuf body, in arrival order,
+and replayed into a fresh store at start: the store's aggregates are a
+function of what arrived, so replay rebuilds exactly the same state
+(counter baselines included).  Requests older than the longest window, and the
+oldest beyond ``max_bytes``, are deleted.  Acknowledgements are kept too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_ns INTEGER NOT NULL,
+    signal TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS acknowledgements (
+    alert_id TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL
+);
+"""
+RETENTION_NS = 24 * 3600 * 1_000_000_000
+
+
+class RequestLog:
+    """The export requests the console accepted, in a SQLite file."""
+
+    def __init__(self, path: str, max_bytes: int = 512 * 1024 * 1024) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        # One connection shared by the server's threads, serialised by a lock.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        self._bytes = self._db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM requests").fetchone()[0]
+        self._writes = 0
+
+    def append(self, signal: str, body: bytes) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO requests (received_ns, signal, body) VALUES (?, ?, ?)",
+                             (time.time_ns(), signal, body))
+            self._bytes += len(body)
+            self._writes += 1
+            if self._bytes > self.max_bytes or self._writes % 1000 == 0:
+                self._trim()
+
+    def _trim(self) -> None:
+        self._db.execute("DELETE FROM requests WHERE received_ns < ?", (time.time_ns() - RETENTION_NS,))
+        while True:
+            self._bytes = self._db.execute("SELECT COALESCE(SUM(LENGTH(body)), 0) FROM requests").fetchone()[0]
+            if self._bytes <= self.max_bytes:
+                return
+            self._db.execute("DELETE FROM requests WHERE id IN (SELECT id FROM requests ORDER BY id LIMIT 100)")
+
+    def replay(self) -> Iterator[tuple[int, str, bytes]]:
+        """Every kept request as (received_ns, signal, body), oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT received_ns, signal, body FROM requests ORDER BY id").fetchall()
+        yield from rows
+
+    def acknowledge(self, alert_id: str, at_ms: int) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO acknowledgements VALUES (?, ?)", (alert_id, at_ms))
+
+    def acknowledgements(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._db.execute("SELECT alert_id, at_ms FROM acknowledgements").fetchall())
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

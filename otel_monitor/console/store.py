@@ -1,0 +1,383 @@
+"""Bounded in-memory storage for the console, aggregated on ingest.
+
+Spans and logs are kept as plain dicts up to a limit (oldest trace / record
+out first, evictions counted).  Everything the views count is rolled up per
+minute as it arrives, so a query over 24 hours reads at most 1,440 small
+records per series instead of every span:
+
+- operation histograms from ``monitor.operation.duration`` (exact: metrics see
+  every call even when traces are sampled), and the same from operation spans
+  as the fallback for apps that send no metrics;
+- counters (cache requests, fallbacks) as per-minute deltas: cumulative points
+  are differenced per process, a lower value or a new start time is a restart;
+- health gauges per check, error groups by fingerprint, funnel users per step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from bisect import bisect_left
+from collections import OrderedDict, defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import semconv
+from ..slo import SLOs
+
+MINUTE_NS = 60_000_000_000
+RETENTION_MINUTES = 24 * 60 + 5
+_DELTA = 1  # AggregationTemporality.DELTA in OTLP
+_STATUS_ERROR = 2
+_SERVER_KIND = 2
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the store keeps at most; the oldest goes first."""
+
+    max_spans: int = 20_000
+    max_logs: int = 20_000
+    max_error_groups: int = 1_000
+    max_series: int = 20_000
+    max_users_per_step: int = 100_000
+    max_incidents: int = 1_000
+
+
+class Histogram:
+    """Counts per explicit bucket; ``add`` re-buckets when boundaries differ."""
+
+    __slots__ = ("count", "errors", "sum", "bounds", "buckets", "categories")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.sum = 0.0
+        self.bounds: tuple[float, ...] | None = None
+        self.buckets: list[int] = []
+        self.categories: dict[str, int] = {}
+
+    def add(self, bounds: tuple[float, ...], buckets: list[int], total: float, count: int,
+            category: str | None) -> None:
+        self.count += count
+        self.sum += total
+        if category is not None:
+            self.errors += count
+            self.categories[category] = self.categories.get(category, 0) + count
+        if self.bounds is None:
+            self.bounds, self.buckets = bounds, [0] * (len(bounds) + 1)
+        if bounds == self.bounds:
+            for i, c in enumerate(buckets):
+                self.buckets[i] += c
+            return
+        # Different boundaries (another process, another config): each source
+        # bucket goes to the target bucket holding its upper bound.
+        for i, c in enumerate(buckets):
+            upper = bounds[i] if i < len(bounds) else float("inf")
+            self.buckets[bisect_left(self.bounds, upper)] += c
+
+    def merge(self, other: Histogram) -> None:
+        if other.bounds is None:
+            return
+        self.add(other.bounds, other.buckets, other.sum, other.count, None)
+        self.errors += other.errors
+        for k, v in other.categories.items():
+            self.categories[k] = self.categories.get(k, 0) + v
+
+    def percentile(self, q: float) -> float | None:
+        """Linear interpolation within the bucket holding the q-th call (as Prometheus does)."""
+        if not self.count or self.bounds is None:
+            return None
+        rank = q * self.count
+        cumulative = 0
+        for i, c in enumerate(self.buckets):
+            if c and cumulative + c >= rank:
+                if i >= len(self.bounds):  # overflow bucket: the last boundary is all we know
+                    return self.bounds[-1] if self.bounds else None
+                lower = self.bounds[i - 1] if i > 0 else 0.0
+                return lower + (self.bounds[i] - lower) * (rank - cumulative) / c
+            cumulative += c
+        return self.bounds[-1] if self.bounds else None
+
+
+@dataclass
+class ErrorGroup:
+    service: str
+    fingerprint: str
+    category: str
+    error_type: str
+    operation: str
+    message: str
+    stacktrace: str
+    first_seen_ns: int
+    last_seen_ns: int
+    count: int = 0
+    per_minute: dict[int, int] = field(default_factory=dict)
+    trace_ids: deque[str] = field(default_factory=lambda: deque(maxlen=5))
+
+
+@dataclass
+class TraceSummary:
+    trace_id: str
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    services: set[str] = field(default_factory=set)
+    start_ns: int = 0
+    end_ns: int = 0
+    root_name: str = ""
+    error: bool = False
+
+
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
+
+
+def _attrs_key(attrs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((k, _hashable(v)) for k, v in attrs.items()))
+
+
+class Store:
+    """Everything the console knows; thread-safe, bounded."""
+
+    def __init__(self, slos: SLOs | None = None, limits: Limits | None = None) -> None:
+        self.slos = slos or SLOs()
+        self.limits = limits or Limits()
+        self.lock = threading.RLock()
+        self.started_ns = time.time_ns()
+        self.received: dict[str, int] = defaultdict(int)
+        self.evicted: dict[str, int] = defaultdict(int)
+        self.services: dict[str, int] = {}  # service -> last seen (ns)
+        self.traces: OrderedDict[str, TraceSummary] = OrderedDict()
+        self.span_count = 0
+        self.logs: deque[dict[str, Any]] = deque()
+        self.logs_by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        # (service, operation, minute) -> Histogram
+        self.op_metrics: dict[tuple[str, str, int], Histogram] = {}
+        self.op_spans: dict[tuple[str, str, int], Histogram] = {}
+        # (metric, service, minute, attrs) -> delta sum
+        self.counters: dict[tuple[str, str, int, tuple[tuple[str, Any], ...]], float] = defaultdict(float)
+        self._last: OrderedDict[tuple[Any, ...], tuple[int, Any]] = OrderedDict()
+        self.errors: OrderedDict[tuple[str, str], ErrorGroup] = OrderedDict()
+        # (service, check) -> {instance: (value, critical, time_ns)}
+        self.health: dict[tuple[str, str], dict[str, tuple[float, bool, int]]] = defaultdict(dict)
+        # (service, check, minute) -> [samples, samples not down]
+        self.health_minutes: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
+        self.incidents: deque[dict[str, Any]] = deque(maxlen=self.limits.max_incidents)
+        # (service, journey, step) -> {pseudo id: last time reached (ns)}
+        self.journeys: dict[tuple[str, str, str], OrderedDict[str, int]] = defaultdict(OrderedDict)
+        self.journey_step_order: dict[str, list[str]] = defaultdict(list)
+
+    # --- spans ---------------------------------------------------------------
+    def add_spans(self, spans: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.received["spans"] += len(spans)
+            for span in spans:
+                self._add_span(span)
+            while self.span_count > self.limits.max_spans and self.traces:
+                _, old = self.traces.popitem(last=False)
+                self.span_count -= len(old.spans)
+                self.evicted["spans"] += len(old.spans)
+                self.logs_by_trace.pop(old.trace_id, None)
+
+    def _add_span(self, span: dict[str, Any]) -> None:
+        service = span["resource"].get(semconv.SERVICE_NAME, "unknown_service")
+        span["service"] = service
+        end = span["end_time_unix_nano"]
+        self.services[service] = max(self.services.get(service, 0), end)
+        attrs = span["attributes"]
+        trace = self.traces.get(span["trace_id"])
+        if trace is None:
+            trace = self.traces[span["trace_id"]] = TraceSummary(span["trace_id"], start_ns=span["start_time_unix_nano"])
+        trace.spans.append(span)
+        trace.services.add(service)
+        trace.start_ns = min(trace.start_ns, span["start_time_unix_nano"])
+        trace.end_ns = max(trace.end_ns, end)
+        failed = span["status_code"] == _STATUS_ERROR or semconv.ERROR_TYPE in attrs
+        trace.error = trace.error or failed
+        if not span["parent_span_id"] or not trace.root_name:
+            trace.root_name = span["name"]
+        self.span_count += 1
+        operation = attrs.get(semconv.MONITOR_OPERATION)
+        if operation is not None:
+            category = attrs.get(semconv.MONITOR_ERROR_CATEGORY) or ("unknown" if failed else None)
+            key = (service, str(operation), end // MINUTE_NS)
+            hist = self.op_spans.get(key)
+            if hist is None:
+                hist = self.op_spans[key] = Histogram()
+            bounds = self.slos.buckets
+            seconds = (end - span["start_time_unix_nano"]) / 1e9
+            buckets = [0] * (len(bounds) + 1)
+            buckets[bisect_left(bounds, seconds)] = 1
+            hist.add(bounds, buckets, seconds, 1, category)
+        if failed:
+            self._add_error(service, span, attrs, operation)
+
+    def _add_error(self, service: str, span: dict[str, Any], attrs: dict[str, Any], operation: Any) -> None:
+        exception = next((e["attributes"] for e in span["events"] if e["name"] == "exception"), {})
+        error_type = str(attrs.get(semconv.ERROR_TYPE) or exception.get(semconv.EXCEPTION_TYPE) or "error")
+        fingerprint = attrs.get(semconv.MONITOR_ERROR_FINGERPRINT)
+        if not fingerprint:  # spans from apps without otel-monitor: group by type and span name
+            fingerprint = hashlib.sha256(f"{error_type}|{span['name']}".encode()).hexdigest()[:16]
+        key = (service, str(fingerprint))
+        t = span["end_time_unix_nano"]
+        group = self.errors.get(key)
+        if group is None:
+            group = self.errors[key] = ErrorGroup(
+                service=service, fingerprint=str(fingerprint),
+                category=str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown"),
+                error_type=error_type, operation=str(operation or span["name"]),
+                message=str(exception.get(semconv.EXCEPTION_MESSAGE) or span["status_message"] or ""),
+                stacktrace=str(exception.get(semconv.EXCEPTION_STACKTRACE) or ""),
+                first_seen_ns=t, last_seen_ns=t)
+            if len(self.errors) > self.limits.max_error_groups:
+                self.errors.popitem(last=False)
+                self.evicted["error_groups"] += 1
+        else:
+            self.errors.move_to_end(key)
+        group.count += 1
+        group.first_seen_ns = min(group.first_seen_ns, t)
+        group.last_seen_ns = max(group.last_seen_ns, t)
+        minute = t // MINUTE_NS
+        group.per_minute[minute] = group.per_minute.get(minute, 0) + 1
+        group.trace_ids.append(span["trace_id"])
+
+    # --- logs ----------------------------------------------------------------
+    def add_logs(self, logs: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.received["logs"] += len(logs)
+            for record in logs:
+                self._add_log(record)
+            while len(self.logs) > self.limits.max_logs:
+                old = self.logs.popleft()
+                self.evicted["logs"] += 1
+                same = self.logs_by_trace.get(old["trace_id"])
+                if same:
+                    same.remove(old)
+                    if not same:
+                        del self.logs_by_trace[old["trace_id"]]
+
+    def _add_log(self, record: dict[str, Any]) -> None:
+        service = record["resource"].get(semconv.SERVICE_NAME, "unknown_service")
+        record["service"] = service
+        self.services[service] = max(self.services.get(service, 0), record["time_unix_nano"])
+        attrs = record["attributes"]
+        event = record["event_name"] or attrs.get("event.name")
+        if event == semconv.EVENT_JOURNEY_MILESTONE:
+            self._add_milestone(service, record, attrs)
+        elif event == semconv.EVENT_HEALTH_CHANGE:
+            self.incidents.append({
+                "service": service, "time_unix_nano": record["time_unix_nano"],
+                "check": attrs.get(semconv.MONITOR_HEALTH_CHECK),
+                "state": attrs.get(semconv.MONITOR_HEALTH_STATE),
+                "previous_state": attrs.get(semconv.MONITOR_HEALTH_PREVIOUS_STATE)})
+        self.logs.append(record)
+        if record["trace_id"] and record["trace_id"].strip("0"):
+            self.logs_by_trace[record["trace_id"]].append(record)
+
+    def _add_milestone(self, service: str, record: dict[str, Any], attrs: dict[str, Any]) -> None:
+        journey = str(attrs.get(semconv.MONITOR_JOURNEY_NAME) or "")
+        step = str(attrs.get(semconv.MONITOR_JOURNEY_STEP) or "")
+        user = attrs.get(semconv.ENDUSER_PSEUDO_ID)
+        if not journey or not step or not user:
+            return
+        if step not in self.journey_step_order[journey]:
+            self.journey_step_order[journey].append(step)
+        users = self.journeys[(service, journey, step)]
+        users[str(user)] = record["time_unix_nano"]
+        users.move_to_end(str(user))
+        if len(users) > self.limits.max_users_per_step:
+            users.popitem(last=False)
+            self.evicted["journey_users"] += 1
+
+    # --- metrics -------------------------------------------------------------
+    def add_metric_points(self, points: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.received["metric_points"] += len(points)
+            for point in points:
+                self._add_point(point)
+            while len(self._last) > self.limits.max_series:
+                self._last.popitem(last=False)
+                self.evicted["series"] += 1
+
+    def _delta(self, key: tuple[Any, ...], point: dict[str, Any], value: Any) -> Any:
+        """The increase since the previous point of this series (None: just a baseline)."""
+        if point.get("temporality") == _DELTA:
+            return value
+        start = point["start_time_unix_nano"]
+        last = self._last.get(key)
+        self._last[key] = (start, value)
+        self._last.move_to_end(key)
+        if last is None:
+            # A series that began before the console started: its total so far
+            # belongs to the past, only later increases are counted.
+            return value if start >= self.started_ns - MINUTE_NS else None
+        last_start, last_value = last
+        previous_total = last_value[0] if isinstance(value, tuple) else last_value
+        total = value[0] if isinstance(value, tuple) else value
+        if start != last_start or total < previous_total:
+            return value  # a restarted process counts from zero again
+        if isinstance(value, tuple):
+            count, s, buckets, bounds = value
+            if bounds != last_value[3]:
+                return value
+            return (count - last_value[0], s - last_value[1],
+                    [a - b for a, b in zip(buckets, last_value[2], strict=True)], bounds)
+        return value - last_value
+
+    def _add_point(self, point: dict[str, Any]) -> None:
+        name = point["name"]
+        if name not in _WATCHED:
+            return
+        resource = point["resource"]
+        service = resource.get(semconv.SERVICE_NAME, "unknown_service")
+        instance = resource.get(semconv.SERVICE_INSTANCE_ID, "")
+        attrs = point["attributes"]
+        attrs_key = _attrs_key(attrs)
+        t = point["time_unix_nano"]
+        minute = t // MINUTE_NS
+        self.services[service] = max(self.services.get(service, 0), t)
+        key = (service, instance, name, attrs_key)
+        kind = point["type"]
+        if kind == "gauge" and name == semconv.METRIC_HEALTH_STATUS:
+            check = str(attrs.get(semconv.MONITOR_HEALTH_CHECK) or "")
+            critical = attrs.get(semconv.MONITOR_HEALTH_CRITICAL) in (True, "true")
+            value = float(point["value"])
+            self.health[(service, check)][str(instance)] = (value, critical, t)
+            sample = self.health_minutes[(service, check, minute)]
+            sample[0] += 1
+            sample[1] += value > 0
+        elif kind == "histogram" and name == semconv.METRIC_OPERATION_DURATION:
+            value = (point["count"], point["sum"], point["bucket_counts"], tuple(point["explicit_bounds"]))
+            delta = self._delta(key, point, value)
+            if delta is None or delta[0] <= 0:
+                return
+            failed = semconv.MONITOR_ERROR_CATEGORY in attrs or semconv.ERROR_TYPE in attrs
+            category = str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown") if failed else None
+            hkey = (service, str(attrs.get(semconv.MONITOR_OPERATION, "")), minute)
+            hist = self.op_metrics.get(hkey)
+            if hist is None:
+                hist = self.op_metrics[hkey] = Histogram()
+            hist.add(delta[3], delta[2], delta[1], delta[0], category)
+        elif kind == "sum":
+            delta = self._delta(key, point, point["value"])
+            if delta:
+                self.counters[(name, service, minute, attrs_key)] += delta
+
+    def trim(self, now_ns: int | None = None) -> None:
+        """Drop per-minute roll-ups older than the longest window."""
+        oldest = (now_ns or time.time_ns()) // MINUTE_NS - RETENTION_MINUTES
+        with self.lock:
+            for table in (self.op_metrics, self.op_spans, self.counters, self.health_minutes):
+                old = [k for k in table if k[2] < oldest]
+                for k in old:
+                    del table[k]
+                self.evicted["minutes"] += len(old)
+            for group in self.errors.values():
+                for minute in [m for m in group.per_minute if m < oldest]:
+                    del group.per_minute[minute]
+
+
+_WATCHED = frozenset({
+    semconv.METRIC_OPERATION_DURATION, semconv.METRIC_CACHE_REQUESTS, semconv.METRIC_FALLBACKS,
+    semconv.METRIC_JOURNEY_MILESTONES, semconv.METRIC_HEALTH_STATUS,
+})

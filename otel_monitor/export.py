@@ -1,0 +1,210 @@
+"""Exporting without hurting the app when the receiver is down.
+
+* :class:`CountingSpanExporter` / :class:`CountingLogExporter` /
+  :class:`CountingMetricExporter` count what a failed export dropped in
+  ``monitor.sdk.dropped`` (attribute ``monitor.signal``).
+* :class:`EveryIntervalFilter` lets an exporter's warnings through at most once
+  per interval per logger, and says how many it held back.
+* :func:`bounded_shutdown` flushes every provider at exit within a deadline,
+  however slowly the receiver answers.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from . import semconv
+
+_log = logging.getLogger("otel_monitor")
+
+# Loggers through which the SDK and the OTLP exporters report export trouble.
+EXPORT_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.exporter.otlp.common.http",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.sdk.metrics._internal.export",
+    "opentelemetry.sdk.trace.export",
+    "opentelemetry.sdk._logs._internal.export",
+)
+
+
+class DropCounter:
+    """``monitor.sdk.dropped``: items a failed export lost, per signal."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {"traces": 0, "metrics": 0, "logs": 0}
+        self._counter: Any = None
+        self._lock = threading.Lock()
+
+    def bind_meter(self, meter: Any) -> None:
+        self._counter = meter.create_counter(
+            semconv.METRIC_SELF_DROPPED, unit="{item}",
+            description="Spans, log records and metric points otel-monitor could not deliver.")
+
+    def add(self, signal: str, n: int) -> None:
+        if n <= 0:
+            return
+        with self._lock:
+            self.counts[signal] += n
+        if self._counter is not None:
+            self._counter.add(n, {semconv.MONITOR_SIGNAL: signal})
+
+
+DROPPED = DropCounter()
+
+
+class CountingSpanExporter(SpanExporter):
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        try:
+            result = self.inner.export(spans)
+        except Exception:  # noqa: BLE001 - the batch processor would only log it
+            result = SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            DROPPED.add("traces", len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class CountingLogExporter(LogRecordExporter):
+    def __init__(self, inner: LogRecordExporter) -> None:
+        self.inner = inner
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        try:
+            result = self.inner.export(batch)
+        except Exception:  # noqa: BLE001
+            result = LogRecordExportResult.FAILURE
+        if result is not LogRecordExportResult.SUCCESS:
+            DROPPED.add("logs", len(batch))
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class CountingMetricExporter(MetricExporter):
+    def __init__(self, inner: MetricExporter) -> None:
+        super().__init__(preferred_temporality=inner._preferred_temporality,
+                         preferred_aggregation=inner._preferred_aggregation)
+        self.inner = inner
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        try:
+            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception:  # noqa: BLE001
+            result = MetricExportResult.FAILURE
+        if result is not MetricExportResult.SUCCESS:
+            DROPPED.add("metrics", _count_points(metrics_data))
+        return result
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.inner.force_flush(timeout_millis=timeout_millis)
+
+
+def _count_points(metrics_data: Any) -> int:
+    try:
+        return sum(len(m.data.data_points) for rm in metrics_data.resource_metrics
+                   for sm in rm.scope_metrics for m in sm.metrics)
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+class EveryIntervalFilter(logging.Filter):
+    """Pass one warning-or-worse record per ``interval`` seconds per logger."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self.interval = interval
+        self._next: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or self.interval <= 0:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next.get(record.name, 0.0):
+                self._held[record.name] = self._held.get(record.name, 0) + 1
+                return False
+            self._next[record.name] = now + self.interval
+            held = self._held.pop(record.name, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} similar messages held back in the last {self.interval:g}s)"
+        return True
+
+
+def install_warning_limit(interval: float) -> EveryIntervalFilter:
+    """Attach one :class:`EveryIntervalFilter` to every export logger (once)."""
+    limiter = EveryIntervalFilter(interval)
+    for name in EXPORT_LOGGERS:
+        logger = logging.getLogger(name)
+        for existing in [f for f in logger.filters if isinstance(f, EveryIntervalFilter)]:
+            logger.removeFilter(existing)
+        logger.addFilter(limiter)
+    return limiter
+
+
+def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> None:
+    """Replace the providers' own exit handlers by one that gives up after ``timeout_s``.
+
+    Each provider's ``shutdown`` flushes through its exporters; with the
+    receiver down that can take the exporters' whole retry budget. Running
+    them on a daemon thread joined with a deadline lets the process exit on
+    time with what could be sent.
+    """
+    for provider in providers:
+        # The SDK names it _atexit_handler (traces, metrics) or _at_exit_handler (logs).
+        for attribute in ("_atexit_handler", "_at_exit_handler"):
+            handler = getattr(provider, attribute, None)
+            if handler is not None:
+                atexit.unregister(handler)
+                setattr(provider, attribute, None)
+
+    def shutdown_all() -> None:
+        for provider in providers:
+            try:
+                provider.shutdown()
+            except Exception:  # noqa: BLE001 - exiting anyway
+                pass
+
+    def at_exit() -> None:
+        worker = threading.Thread(target=shutdown_all, name="otel-monitor-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+        if worker.is_alive():
+            _log.warning("otel-monitor: telemetry flush at exit took longer than %gs; exiting without the rest",
+                         timeout_s)
+        # logging.shutdown() runs after us and flushes every handler; the OTLP
+        # logging handler's flush would wait on the exporter again.
+        for handler in logging.getLogger().handlers:
+            if type(handler).__name__ == "LoggingHandler":
+                handler.flush = lambda: None  # type: ignore[method-assign]
+
+    atexit.register(at_exit)

@@ -1,0 +1,325 @@
+"""Which instrumentations load, when, and with which options.
+
+The stock launcher imports every installed instrumentor at startup (and with
+it FastAPI, SQLAlchemy, …) and checks each one's declared version range. We
+take that loop over (the distro sets ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=*``
+for the launcher and remembers the user's own list) so that:
+
+* an instrumentor loads only when its library is first imported (a post-import
+  hook), so ``opentelemetry-instrument python -c pass`` imports no web framework;
+* SQLAlchemy 2.1, which contrib 0.66b1 declares out of range but which we test
+  against, gets database spans instead of being skipped silently;
+* FastAPI releases with native telemetry are served by it, the contrib
+  middleware by older ones: exactly one server span per request either way;
+* every decision is recorded in :data:`REPORT` for ``otel-monitor config``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .guard import guarded
+
+_log = logging.getLogger("otel_monitor")
+
+DISABLED_ENV = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+# Where the distro keeps the user's own OTEL_PYTHON_DISABLED_INSTRUMENTATIONS.
+USER_DISABLED_ENV = "OTEL_MONITOR_USER_DISABLED_INSTRUMENTATIONS"
+
+# Entry-point name -> the module whose import triggers it.  Unlisted names use
+# the entry-point name itself; None means "load at startup".
+_TRIGGERS: dict[str, str | None] = {
+    "logging": None,
+    "aiohttp-client": "aiohttp",
+    "aiohttp-server": "aiohttp",
+    "grpc_client": "grpc",
+    "grpc_server": "grpc",
+    "grpc_aio_client": "grpc",
+    "grpc_aio_server": "grpc",
+    "tortoiseorm": "tortoise",
+    "mysqlclient": "MySQLdb",
+    "pymemcache": "pymemcache",
+    "confluent_kafka": "confluent_kafka",
+}
+# Loaded by otel-monitor itself or not meaningful on their own.
+_SKIP: dict[str, str] = {
+    "system_metrics": "runtime metrics are reported by otel-monitor (OTEL_MONITOR_RUNTIME_METRICS)",
+    "asgi": "used through the FastAPI instrumentation, not on its own",
+    "wsgi": "used through a framework instrumentation, not on its own",
+    "dbapi": "used through a database instrumentation, not on its own",
+}
+# Declared ranges we have verified beyond: library -> newest major.minor tested.
+_VERIFIED_BEYOND_RANGE = {"sqlalchemy": (2, 1)}
+
+
+@dataclass
+class Decision:
+    name: str
+    state: str  # "loaded", "waiting for import", "skipped", "failed", "native"
+    reason: str = ""
+
+
+REPORT: dict[str, Decision] = {}
+
+
+def excluded_url_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """A function telling whether a URL path is excluded (whole-path regex match)."""
+    if not patterns:
+        return lambda path: False
+    compiled = re.compile("|".join(f"(?:{p})" for p in patterns))
+    return lambda path: compiled.fullmatch(path) is not None
+
+
+def tuned_kwargs(name: str, settings: Any) -> dict[str, Any]:
+    """The options we pass to each contrib instrumentor."""
+    if name == "fastapi":
+        return {
+            # One span per request: no per-message "http send"/"http receive" spans.
+            "exclude_spans": ["receive", "send"],
+            # The contrib middleware searches these in the full URL (scheme://host/path).
+            "excluded_urls": ",".join(f"^[^:/]+://[^/]+(?:{p})$" for p in settings.excluded_urls),
+        }
+    if name == "sqlalchemy":
+        return {"enable_commenter": False}
+    if name == "logging":
+        return {
+            "log_handler_level": settings.log_level,
+            "inject_trace_context": settings.log_correlation,
+            "set_logging_format": False,
+        }
+    return {}
+
+
+def fastapi_has_native_telemetry() -> bool:
+    """FastAPI 0.16x ships ``fastapi.telemetry``; older releases need the contrib middleware.
+
+    Looked up on disk: ``find_spec("fastapi.telemetry")`` would import FastAPI
+    itself at startup, which costs a quarter of a second.
+    """
+    try:
+        spec = importlib.util.find_spec("fastapi")
+    except (ImportError, ValueError):
+        return False
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return any(os.path.isdir(os.path.join(location, "telemetry")) for location in locations)
+
+
+def _dependency_conflict(entry_point: Any) -> str | None:
+    from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
+
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return None
+    conflict = get_dist_dependency_conflicts(dist)
+    if conflict is None:
+        return None
+    required = str(getattr(conflict, "required", "") or "")
+    found = str(getattr(conflict, "found", "") or "")
+    library = entry_point.name
+    verified = _VERIFIED_BEYOND_RANGE.get(library)
+    if verified and found:
+        match = re.search(r"(\d+)\.(\d+)", found)
+        if match and (int(match.group(1)), int(match.group(2))) <= verified:
+            REPORT[library] = Decision(library, "loaded",
+                                       f"{found} is outside the declared range ({required}) but verified by otel-monitor")
+            return None
+    return f"installed {found or 'nothing'} does not satisfy {required}"
+
+
+class InstrumentationLoader:
+    """Loads instrumentor entry points lazily, with tuned options."""
+
+    def __init__(self, settings: Any, load: Callable[..., Any] | None, *, dry_run: bool = False) -> None:
+        self.settings = settings
+        self._load = load  # distro.load_instrumentor(entry_point, **kwargs)
+        # dry_run: only decide and report (``otel-monitor config``), import nothing.
+        self.dry_run = dry_run
+
+    def user_disabled(self) -> set[str]:
+        # Under the launcher the distro moved the user's list aside (and set "*").
+        raw = os.environ.get(USER_DISABLED_ENV, os.environ.get(DISABLED_ENV, ""))
+        return {item.strip() for item in raw.split(",") if item.strip()}
+
+    def start(self) -> None:
+        from opentelemetry.util._importlib_metadata import entry_points
+
+        disabled = self.user_disabled()
+        if "*" in disabled:
+            REPORT["*"] = Decision("*", "skipped", f"{DISABLED_ENV}=*")
+            return
+        for entry_point in entry_points(group="opentelemetry_instrumentor"):
+            name = entry_point.name
+            if name in disabled:
+                REPORT[name] = Decision(name, "skipped", f"listed in {DISABLED_ENV}")
+                continue
+            if name in _SKIP:
+                REPORT[name] = Decision(name, "skipped", _SKIP[name])
+                continue
+            if name == "fastapi" and fastapi_has_native_telemetry():
+                REPORT[name] = Decision(name, "native", "FastAPI's own telemetry serves requests (one server span)")
+                if not self.dry_run:
+                    self._when_imported("fastapi", lambda _module: install_fastapi_native_defaults(self.settings))
+                continue
+            trigger = _TRIGGERS.get(name, name)
+            if self.dry_run:
+                problem = _dependency_conflict(entry_point)
+                if problem:
+                    REPORT[name] = Decision(name, "skipped", problem)
+                    continue
+            if trigger is None:
+                if self.dry_run:
+                    REPORT.setdefault(name, Decision(name, "loaded", "at startup"))
+                else:
+                    self._load_now(entry_point)
+                continue
+            try:
+                found = importlib.util.find_spec(trigger) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                REPORT[name] = Decision(name, "skipped", f"library {trigger!r} is not installed")
+                continue
+            previous = REPORT.get(name)
+            note = f"; {previous.reason}" if previous and previous.reason else ""
+            REPORT[name] = Decision(name, "waiting for import", f"loads when {trigger!r} is imported{note}")
+            if self.dry_run:
+                continue
+            self._when_imported(trigger, lambda _module, ep=entry_point: self._load_now(ep))
+
+    @staticmethod
+    def _when_imported(module: str, hook: Callable[[Any], None]) -> None:
+        import wrapt
+
+        def guarded_hook(mod: Any) -> None:
+            with guarded(f"instrumentation hook for {module}"):
+                hook(mod)
+
+        wrapt.register_post_import_hook(guarded_hook, module)
+
+    def _load_now(self, entry_point: Any) -> None:
+        name = entry_point.name
+        try:
+            problem = _dependency_conflict(entry_point)
+            if problem:
+                REPORT[name] = Decision(name, "skipped", problem)
+                return
+            assert self._load is not None
+            self._load(entry_point, skip_dep_check=True, **tuned_kwargs(name, self.settings))
+            previous = REPORT.get(name)
+            reason = previous.reason.split("; ", 1)[-1] if previous and "verified" in previous.reason else ""
+            REPORT[name] = Decision(name, "loaded", reason)
+            if name == "sqlalchemy":
+                drop_connect_spans()
+                instrument_existing_engines()
+            elif name == "logging":
+                keep_telemetry_logs_local()
+        except ModuleNotFoundError as exc:
+            REPORT[name] = Decision(name, "skipped", f"missing module {exc.name!r}")
+        except Exception as exc:  # noqa: BLE001 - one broken instrumentor must not stop the app
+            REPORT[name] = Decision(name, "failed", f"{type(exc).__name__}: {exc}")
+            _log.warning("otel-monitor: instrumentation %s failed to load: %s", name, exc)
+
+
+class _NotTelemetryInternals:
+    """Drop records of the SDK's and our own loggers from the OTLP log handler.
+
+    Export trouble is logged by the exporters; sending those records through
+    the same failing exporter would only feed the failure (and, when the
+    queue is full, log again). They still reach the app's other handlers.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(("opentelemetry", "otel_monitor"))
+
+
+def keep_telemetry_logs_local() -> None:
+    from opentelemetry.instrumentation.logging import LoggingInstrumentor
+
+    handler = getattr(LoggingInstrumentor, "_logging_handler", None)
+    if handler is not None and not any(isinstance(f, _NotTelemetryInternals) for f in handler.filters):
+        handler.addFilter(_NotTelemetryInternals())
+
+
+def drop_connect_spans() -> None:
+    """Remove the contrib instrumentation's span around every ``Engine.connect``.
+
+    It adds a span to every request that opens a session, telling only that a
+    pooled connection was checked out; query spans and pool metrics remain.
+    """
+    from opentelemetry.instrumentation.utils import unwrap
+    from sqlalchemy.engine.base import Engine
+
+    if hasattr(Engine.connect, "__wrapped__"):
+        unwrap(Engine, "connect")
+
+
+def instrument_existing_engines() -> None:
+    """Instrument SQLAlchemy engines created before the instrumentation loaded.
+
+    ``SQLAlchemyInstrumentor`` wraps ``create_engine`` for engines made later;
+    engines made earlier (``otel_monitor.configure()`` called after the app
+    module created its engine) are found once and traced too.
+    """
+    if "sqlalchemy.engine.base" not in sys.modules:
+        return
+    import gc
+
+    from sqlalchemy.engine.base import Engine
+
+    engines = [obj for obj in gc.get_objects() if isinstance(obj, Engine)]
+    if not engines:
+        return
+    from opentelemetry import metrics, trace
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    t = trace.get_tracer("opentelemetry.instrumentation.sqlalchemy")
+    usage = metrics.get_meter("opentelemetry.instrumentation.sqlalchemy").create_up_down_counter(
+        "db.client.connections.usage", unit="connections")
+    for engine in engines:
+        if getattr(engine, "_otel_monitor_traced", False):
+            continue
+        EngineTracer(t, engine, usage, False, {}, False)
+        engine._otel_monitor_traced = True  # type: ignore[attr-defined]
+
+
+# --- FastAPI native telemetry ---------------------------------------------------
+
+_FASTAPI_PATCHED = False
+
+
+def install_fastapi_native_defaults(settings: Any) -> None:
+    """Give every ``FastAPI()`` our telemetry defaults unless the app set its own.
+
+    FastAPI's native telemetry takes its options only from the constructor's
+    ``telemetry=`` argument; we fill in the keys the app did not pass:
+    ``exclude`` (health and metrics URLs) and ``operation_spans``.
+    """
+    global _FASTAPI_PATCHED
+    if _FASTAPI_PATCHED:
+        return
+    import fastapi
+
+    excluded = excluded_url_matcher(settings.excluded_urls)
+    defaults = {
+        "operation_spans": settings.operation_spans,
+        "exclude": lambda scope: excluded(scope.get("path", "")),
+    }
+    original_init = fastapi.FastAPI.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        telemetry = dict(kwargs.get("telemetry") or {})
+        for key, value in defaults.items():
+            telemetry.setdefault(key, value)
+        kwargs["telemetry"] = telemetry
+        original_init(self, *args, **kwargs)
+
+    __init__.__wrapped__ = original_init  # type: ignore[attr-defined]
+    fastapi.FastAPI.__init__ = __init__  # type: ignore[method-assign]
+    _FASTAPI_PATCHED = True

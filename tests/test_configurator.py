@@ -1,0 +1,173 @@
+"""Programmatic setup, the guard, fork safety, shutdown and the config report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_monitor import guard
+from otel_monitor.guard import GuardedSpanProcessor
+from otel_monitor.testing import OTLPSink
+
+from .launch import BIN, ROOT, free_port
+
+
+def run_python(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class Exploding:
+    def on_start(self, span, parent_context=None):
+        raise ValueError("rule exploded")
+
+    def on_end(self, span):
+        raise ValueError("rule exploded")
+
+    def shutdown(self):
+        pass
+
+    def force_flush(self, timeout_millis=30000):
+        return True
+
+
+def test_failing_processor_never_reaches_the_app(monkeypatch, caplog):
+    """A processor that raises is logged once, counted, and the span still ends and exports."""
+    monkeypatch.setenv("OTEL_MONITOR_RAISE_INTERNAL_ERRORS", "false")
+    guard.reset_for_tests()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(GuardedSpanProcessor(Exploding()))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    with caplog.at_level(logging.ERROR, logger="otel_monitor"):
+        for _ in range(5):
+            with tracer.start_as_current_span("work"):
+                pass
+    assert len(exporter.get_finished_spans()) == 5
+    assert guard.COUNTS["span processor Exploding"] == 10
+    assert len([r for r in caplog.records if "span processor Exploding failed" in r.getMessage()]) == 1
+
+
+def test_failing_processor_reraises_under_the_test_suite():
+    """With OTEL_MONITOR_RAISE_INTERNAL_ERRORS=true (our suite) the bug shows."""
+    provider = TracerProvider()
+    provider.add_span_processor(GuardedSpanProcessor(Exploding()))
+    with pytest.raises(ValueError, match="rule exploded"):
+        provider.get_tracer("t").start_span("work")
+
+
+def test_configure_twice_is_harmless_and_exports():
+    """configure() twice installs one logging handler and exports spans, metrics and logs once."""
+    with OTLPSink() as sink:
+        proc = run_python("""
+            import logging, otel_monitor
+            otel_monitor.configure()
+            otel_monitor.configure(cardinality_limit=10)
+            from opentelemetry import trace
+            root = logging.getLogger()
+            handlers = [h for h in root.handlers if type(h).__name__ == "LoggingHandler"]
+            print("handlers", len(handlers))
+            log = logging.getLogger("app"); log.setLevel(logging.INFO)
+            with trace.get_tracer("app").start_as_current_span("job"):
+                log.info("inside job")
+        """, {**sink.env(), "OTEL_SERVICE_NAME": "prog"})
+        assert proc.returncode == 0, proc.stderr
+        assert "handlers 1" in proc.stdout
+        assert sink.wait_for(lambda s: any(sp["name"] == "job" for sp in s.spans))
+        assert sink.wait_for(lambda s: any(r["body"] == "inside job" for r in s.logs))
+    assert len([sp for sp in sink.spans if sp["name"] == "job"]) == 1
+    assert len([r for r in sink.logs if r["body"] == "inside job"]) == 1
+
+
+def test_forked_worker_gets_its_own_instance_id():
+    """A process forked after configuration reports a different service.instance.id."""
+    with OTLPSink() as sink:
+        proc = run_python("""
+            import os, otel_monitor
+            otel_monitor.configure()
+            from opentelemetry import trace
+            tracer = trace.get_tracer("app")
+            pid = os.fork()
+            with tracer.start_as_current_span("child" if pid == 0 else "parent"):
+                pass
+            if pid == 0:
+                trace.get_tracer_provider().force_flush()
+                os._exit(0)
+            os.waitpid(pid, 0)
+        """, {**sink.env(), "OTEL_SERVICE_NAME": "forky", "OTEL_METRICS_EXPORTER": "none"})
+        assert proc.returncode == 0, proc.stderr
+        assert sink.wait_for(lambda s: {"child", "parent"} <= {sp["name"] for sp in s.spans})
+    ids = {sp["name"]: sp["resource"]["service.instance.id"] for sp in sink.spans}
+    assert ids["child"] != ids["parent"]
+
+
+def test_shutdown_with_receiver_down_is_bounded():
+    """At exit with an unreachable receiver the process ends within the shutdown timeout (plus start-up)."""
+    port = free_port()
+    code = """
+        import otel_monitor, logging
+        otel_monitor.configure(shutdown_timeout=1)
+        from opentelemetry import trace
+        for i in range(50):
+            with trace.get_tracer("app").start_as_current_span(f"s{i}"):
+                logging.getLogger("app").warning("w %d", i)
+    """
+    # A listener that accepts but never answers: the worst case for a flush.
+    import socket
+
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", port))
+    hang.listen(50)
+    try:
+        started = time.monotonic()
+        proc = run_python(code, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+                                 "OTEL_EXPORTER_OTLP_TIMEOUT": "30"}, timeout=60)
+        elapsed = time.monotonic() - started
+    finally:
+        hang.close()
+    assert proc.returncode == 0, proc.stderr
+    # Generous bound for interpreter start-up on a busy machine; without the bound it takes 30 s or more.
+    assert elapsed < 12, f"took {elapsed:.1f}s"
+
+
+def test_config_report_warns_about_another_distro(tmp_path):
+    """`otel-monitor config` warns when another distro is installed and names the variable to set."""
+    dist = tmp_path / "other_distro-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: other-distro\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[opentelemetry_distro]\nother = other_distro:Distro\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    env.pop("OTEL_PYTHON_DISTRO", None)
+    proc = subprocess.run([str(BIN / "otel-monitor"), "config", "--json"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    report = json.loads(proc.stdout)
+    assert any("OTEL_PYTHON_DISTRO=otel_monitor" in w and "other" in w for w in report["warnings"])
+
+
+def test_config_report_names_sources_and_instrumentations():
+    """`otel-monitor config` shows each value's source and why SQLAlchemy 2.1 still loads."""
+    env = {**os.environ, "OTEL_MONITOR_SLOW_THRESHOLD_MS": "750", "OTEL_SERVICE_NAME": "shop"}
+    proc = subprocess.run([str(BIN / "otel-monitor"), "config", "--json"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    report = json.loads(proc.stdout)
+    ours = {r["name"]: r for r in report["settings"]}
+    assert ours["OTEL_MONITOR_SLOW_THRESHOLD_MS"] == {"name": "OTEL_MONITOR_SLOW_THRESHOLD_MS", "value": "750",
+                                                      "source": "environment"}
+    standard = {r["name"]: r for r in report["standard"]}
+    assert standard["OTEL_EXPORTER_OTLP_COMPRESSION"]["source"] == "otel-monitor default"
+    assert standard["OTEL_SERVICE_NAME"] == {"name": "OTEL_SERVICE_NAME", "value": "shop", "source": "environment"}
+    decisions = {r["name"]: r for r in report["instrumentations"]}
+    assert decisions["fastapi"]["state"] == "native"
+    assert "verified" in decisions["sqlalchemy"]["reason"]

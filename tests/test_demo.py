@@ -1,0 +1,49 @@
+"""`make demo` runs the shop and payments under opentelemetry-instrument and their telemetry arrives over OTLP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from otel_monitor import semconv
+from otel_monitor.testing import OTLPSink
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_demo_serves_traffic_and_exports_linked_traces(otlp_sink: OTLPSink) -> None:
+    """A short demo run exits 0, prints the URLs, and both services export spans of one distributed trace."""
+    shop_port, payments_port = free_port(), free_port()
+    env = {**os.environ, **otlp_sink.env()}
+    command = [
+        sys.executable, "-m", "examples.demo", "--duration", "4", "--rate", "25", "--seed", "4", "--no-console", "--exit",
+        "--shop-port", str(shop_port), "--payments-port", str(payments_port),
+    ]  # fmt: skip
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert f"http://127.0.0.1:{shop_port}/docs" in finished.stdout
+    assert f"telemetry: OTLP to {otlp_sink.endpoint}" in finished.stdout
+
+    def service_of(span: dict) -> str:
+        return span["resource"].get(semconv.SERVICE_NAME, "")
+
+    shop_routes = {s["attributes"].get(semconv.HTTP_ROUTE) for s in otlp_sink.spans if service_of(s) == "shop"}
+    assert {"/api/products", "/api/products/{product_id}"} <= shop_routes
+    payment_traces = {s["trace_id"] for s in otlp_sink.spans if service_of(s) == "payments"}
+    checkout_traces = {
+        s["trace_id"] for s in otlp_sink.spans if s["attributes"].get(semconv.HTTP_ROUTE) == "/api/checkout"
+    }
+    assert payment_traces & checkout_traces, "a checkout's payment call should continue the checkout's trace"
