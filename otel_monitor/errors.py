@@ -376,34 +376,35 @@ def set_error_fingerprint(value: str, exc: BaseException | None = None) -> None:
         span.set_attribute(semconv.MONITOR_ERROR_FINGERPRINT, value)
 
 
-def load_error_rules(config: ConfigFile = EMPTY, *, strict: bool = False) -> list[ErrorRule]:
+def load_error_rules(config: ConfigFile = EMPTY, *, strict: bool = False,
+                     problems: list[str] | None = None) -> list[ErrorRule]:
     """The ``errors:`` section as rules; a bad entry is reported and skipped."""
     section = config.section("errors")
     if section is None:
         return []
     if not isinstance(section, list):
-        report_problem(f"{config.where('errors')}: 'errors' must be a list of rules", strict=strict)
+        report_problem(f"{config.where('errors')}: 'errors' must be a list of rules", strict=strict, problems=problems)
         return []
     rules: list[ErrorRule] = []
     for i, entry in enumerate(section):
         where = config.where("errors", i)
         if not isinstance(entry, dict) or not isinstance(entry.get("category"), str) or not entry["category"]:
             report_problem(f"{where}: an error rule needs 'category' and one of 'class', 'status_code', 'message'",
-                           strict=strict)
+                           strict=strict, problems=problems)
             continue
         unknown = set(entry) - {"category", "class", "status_code", "message"}
         status = entry.get("status_code")
         if unknown or (status is not None and (not isinstance(status, int) or not 100 <= status <= 599)):
             what = f"unknown key {sorted(unknown)[0]!r}" if unknown else f"status_code {status!r} is not an HTTP status"
-            report_problem(f"{where}: {what}", strict=strict)
+            report_problem(f"{where}: {what}", strict=strict, problems=problems)
             continue
         try:
             message = re.compile(entry["message"]) if entry.get("message") else None
         except re.error as exc:
-            report_problem(f"{config.where('errors', i, 'message')}: invalid regular expression: {exc}", strict=strict)
+            report_problem(f"{config.where('errors', i, 'message')}: invalid regular expression: {exc}", strict=strict, problems=problems)
             continue
         if entry.get("class") is None and status is None and message is None:
-            report_problem(f"{where}: an error rule needs one of 'class', 'status_code', 'message'", strict=strict)
+            report_problem(f"{where}: an error rule needs one of 'class', 'status_code', 'message'", strict=strict, problems=problems)
             continue
         rules.append(ErrorRule(entry["category"], entry.get("class"), status, message))
     return rules

@@ -54,7 +54,7 @@ class Funnels:
     on_operation: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # operation -> (journey, step)
 
 
-def load_funnels(config: ConfigFile = EMPTY, *, strict: bool = False) -> Funnels:
+def load_funnels(config: ConfigFile = EMPTY, *, strict: bool = False, problems: list[str] | None = None) -> Funnels:
     """The ``funnels:`` section; a bad entry is reported and skipped."""
     funnels = Funnels()
     section = config.section("funnels")
@@ -62,13 +62,13 @@ def load_funnels(config: ConfigFile = EMPTY, *, strict: bool = False) -> Funnels
         return funnels
     if not isinstance(section, dict):
         report_problem(f"{config.where('funnels')}: 'funnels' must map funnel names to {{steps: [...]}}",
-                       strict=strict)
+                       strict=strict, problems=problems)
         return funnels
     for journey, spec in section.items():
         steps = spec.get("steps") if isinstance(spec, dict) else None
         if not isinstance(steps, list) or not steps:
             report_problem(f"{config.where('funnels', journey)}: funnel {journey!r} needs a non-empty 'steps' list",
-                           strict=strict)
+                           strict=strict, problems=problems)
             continue
         names: list[str] = []
         for i, step in enumerate(steps):
@@ -77,7 +77,7 @@ def load_funnels(config: ConfigFile = EMPTY, *, strict: bool = False) -> Funnels
             if not isinstance(name, str) or not name or (op is not None and not isinstance(op, str)) or (
                     isinstance(step, dict) and set(step) - {"name", "operation"}):
                 report_problem(f"{config.where('funnels', journey, 'steps', i)}: a step is a name or "
-                               f"{{name: ..., operation: ...}}", strict=strict)
+                               f"{{name: ..., operation: ...}}", strict=strict, problems=problems)
                 continue
             names.append(name)
             funnels.journey_of_step.setdefault(name, str(journey))

@@ -116,43 +116,45 @@ class OperationRules:
         return name
 
 
-def load_operation_rules(config: ConfigFile = EMPTY, *, strict: bool = False) -> OperationRules:
+def load_operation_rules(config: ConfigFile = EMPTY, *, strict: bool = False,
+                         problems: list[str] | None = None) -> OperationRules:
     """The ``operations:`` section as rules; a bad entry is reported and skipped."""
     section = config.section("operations")
     if section is None:
         return OperationRules()
     if not isinstance(section, list):
-        report_problem(f"{config.where('operations')}: 'operations' must be a list of rules", strict=strict)
+        report_problem(f"{config.where('operations')}: 'operations' must be a list of rules", strict=strict, problems=problems)
         return OperationRules()
     rules: list[OperationRule] = []
     for i, entry in enumerate(section):
-        rule = _parse_rule(entry, config, i, strict)
+        rule = _parse_rule(entry, config, i, strict, problems)
         if rule is not None:
             rules.append(rule)
     return OperationRules(rules)
 
 
-def _parse_rule(entry: Any, config: ConfigFile, i: int, strict: bool) -> OperationRule | None:
+def _parse_rule(entry: Any, config: ConfigFile, i: int, strict: bool,
+                problems: list[str] | None) -> OperationRule | None:
     where = config.where("operations", i)
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"].strip():
         report_problem(f"{where}: an operation rule needs a 'name' and at least one condition "
-                       f"(route, method, span_name, kind, attributes)", strict=strict)
+                       f"(route, method, span_name, kind, attributes)", strict=strict, problems=problems)
         return None
     unknown = sorted(set(entry) - _RULE_KEYS)
     if unknown:
         report_problem(f"{config.where('operations', i, unknown[0])}: unknown key {unknown[0]!r}; "
-                       f"expected one of {', '.join(sorted(_RULE_KEYS))}", strict=strict)
+                       f"expected one of {', '.join(sorted(_RULE_KEYS))}", strict=strict, problems=problems)
         return None
     if len(entry) == 1:
         report_problem(f"{where}: operation {entry['name']!r} has no condition, it would match every span",
-                       strict=strict)
+                       strict=strict, problems=problems)
         return None
     kind = None
     if "kind" in entry:
         kind = _KINDS.get(str(entry["kind"]).lower())
         if kind is None:
             report_problem(f"{config.where('operations', i, 'kind')}: kind {entry['kind']!r} is not one of "
-                           f"{', '.join(_KINDS)}", strict=strict)
+                           f"{', '.join(_KINDS)}", strict=strict, problems=problems)
             return None
     span_name = None
     if "span_name" in entry:
@@ -160,12 +162,12 @@ def _parse_rule(entry: Any, config: ConfigFile, i: int, strict: bool) -> Operati
             span_name = re.compile(str(entry["span_name"]))
         except re.error as exc:
             report_problem(f"{config.where('operations', i, 'span_name')}: invalid regular expression: {exc}",
-                           strict=strict)
+                           strict=strict, problems=problems)
             return None
     attributes = entry.get("attributes") or {}
     if not isinstance(attributes, dict):
         report_problem(f"{config.where('operations', i, 'attributes')}: 'attributes' must be a mapping",
-                       strict=strict)
+                       strict=strict, problems=problems)
         return None
     method = str(entry["method"]).upper() if "method" in entry else None
     route = str(entry["route"]) if "route" in entry else None

@@ -377,6 +377,7 @@ class Pipeline:
     redactor: Redactor | None = None
     classifier: errors.ErrorClassifier | None = None
     user_id_key: str | None = None
+    problems: list[str] = field(default_factory=list)  # bad config entries, each a "file:line: ..." line
 
     def wrap_span_exporter(self, exporter: SpanExporter) -> SpanExporter:
         assert self.enricher is not None
@@ -436,12 +437,13 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
     from .slo import load_slos
 
     strict = bool(getattr(settings, "strict", False))
+    problems: list[str] = []  # each bad config entry, also logged (or raised in strict mode)
     instruments = metrics.create_instruments(meter_provider, load_slos(config).buckets, settings.cardinality_limit)
     metrics.bind(instruments)
-    classifier = errors.ErrorClassifier(errors.load_error_rules(config, strict=strict))
+    classifier = errors.ErrorClassifier(errors.load_error_rules(config, strict=strict, problems=problems))
     errors.bind(classifier)
     redactor = load_redactor(settings.redact, settings.redact_patterns or (), settings.safe_keys or (),
-                             config, strict=strict)
+                             config, strict=strict, problems=problems)
     store = None
     if settings.journey_store:
         try:
@@ -449,20 +451,21 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
         except Exception as exc:  # noqa: BLE001 - a bad store URL must not stop the app
             from .settings import report_problem
 
-            report_problem(f"OTEL_MONITOR_JOURNEY_STORE: cannot open the journey store: {exc}", strict=strict)
+            report_problem(f"OTEL_MONITOR_JOURNEY_STORE: cannot open the journey store: {exc}", strict=strict,
+                           problems=problems)
     logger = logger_provider.get_logger("otel_monitor") if logger_provider is not None else None
     if logger is None:
         from opentelemetry._logs import get_logger
 
         logger = get_logger("otel_monitor")
     recorder = JourneyRecorder(logger, instruments.journey_milestones, settings.user_id_key, store,
-                               journeys.load_funnels(config, strict=strict))
+                               journeys.load_funnels(config, strict=strict, problems=problems))
     journeys.bind(recorder)
-    rules = load_operation_rules(config, strict=strict)
+    rules = load_operation_rules(config, strict=strict, problems=problems)
     metrics.bind_operation_namer(rules.name_for)
     capture = ExceptionCaptureProcessor(classifier)
     processor = OperationSpanProcessor(rules, instruments, classifier, recorder, settings.excluded_urls or (), capture)
     enricher = SpanEnricher(processor, redactor, settings.user_id_key)
     global _active
-    _active = Pipeline([processor], [capture], enricher, redactor, classifier, settings.user_id_key)
+    _active = Pipeline([processor], [capture], enricher, redactor, classifier, settings.user_id_key, problems)
     return _active

@@ -202,21 +202,22 @@ class Redactor:
 
 
 def load_redactor(enabled: bool = True, patterns: Iterable[str] = (), safe_keys: Iterable[str] = (),
-                  config: ConfigFile = EMPTY, *, strict: bool = False) -> Redactor:
+                  config: ConfigFile = EMPTY, *, strict: bool = False,
+                  problems: list[str] | None = None) -> Redactor:
     """A redactor from the settings plus the config file's ``redaction:`` section."""
     patterns, safe_keys, keys = list(patterns), list(safe_keys), []
     section = config.section("redaction")
     if section is not None and not isinstance(section, dict):
         report_problem(f"{config.where('redaction')}: 'redaction' must be a mapping with patterns, keys, safe_keys",
-                       strict=strict)
+                       strict=strict, problems=problems)
         section = None
     for name, value in (section or {}).items():
         where = config.where("redaction", name)
         if name not in ("patterns", "keys", "safe_keys"):
-            report_problem(f"{where}: unknown key {name!r}; expected patterns, keys or safe_keys", strict=strict)
+            report_problem(f"{where}: unknown key {name!r}; expected patterns, keys or safe_keys", strict=strict, problems=problems)
             continue
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            report_problem(f"{where}: {name!r} must be a list of non-empty strings", strict=strict)
+            report_problem(f"{where}: {name!r} must be a list of non-empty strings", strict=strict, problems=problems)
             continue
         for i, item in enumerate(value):
             if name == "patterns":
@@ -224,7 +225,7 @@ def load_redactor(enabled: bool = True, patterns: Iterable[str] = (), safe_keys:
                     re.compile(item)
                 except re.error as exc:
                     report_problem(f"{config.where('redaction', name, i)}: invalid regular expression {item!r}: {exc}",
-                                   strict=strict)
+                                   strict=strict, problems=problems)
                     continue
                 patterns.append(item)
             else:

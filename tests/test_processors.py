@@ -284,3 +284,17 @@ def test_late_bound_exporter_enriches_with_the_pipeline_built_afterwards(otlp_si
     finally:
         stack.close()
         provider.shutdown()
+
+
+def test_pipeline_lists_config_problems_with_file_and_line(otlp_sink):
+    """Bad entries of our sections are collected on the pipeline as file:line messages."""
+    bad = "operations:\n  - name: x\nerrors:\n  - category: y\n    status_code: 7\nfunnels:\n  f: {steps: []}\n"
+    stack = make_stack(otlp_sink, bad)
+    try:
+        assert sorted(stack.pipeline.problems) == [
+            "otel-monitor.yaml:2: operation 'x' has no condition, it would match every span",
+            "otel-monitor.yaml:4: status_code 7 is not an HTTP status",
+            "otel-monitor.yaml:7: funnel 'f' needs a non-empty 'steps' list",
+        ]
+    finally:
+        stack.close()
