@@ -17,6 +17,13 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
+    "operation": "operations",
+    "cache_lookup": "metrics",
+    "served_by": "metrics",
+    "journey_milestone": "journeys",
+    "classify_error": "errors",
+    "error_fingerprint": "errors",
+    "set_error_fingerprint": "errors",
     "CheckOutcome": "health",
     "HealthCheck": "health",
     "HealthRegistry": "health",
@@ -53,38 +60,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-# placeholders until the semantics branch lands
-import contextlib as _contextlib  # noqa: E402
-
-
-class _NoOperation(_contextlib.ContextDecorator, _contextlib.AbstractAsyncContextManager):  # type: ignore[type-arg]
-    def __init__(self, name: str, **attrs: Any) -> None:
-        self.name = name
-
-    def __enter__(self) -> _NoOperation:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-def operation(name: str, **attrs: Any) -> _NoOperation:
-    return _NoOperation(name, **attrs)
-
-
-def cache_lookup(cache: str, hit: bool) -> None:
-    return None
-
-
-def served_by(layer: str, operation: str | None = None) -> None:
-    return None
-
-
-def journey_milestone(step: str, *, user_id: object = None, journey: str | None = None, **attrs: Any) -> None:
-    return None
-
-
-__all__ = ["__version__", "configure", *_LAZY, "operation", "cache_lookup", "served_by", "journey_milestone"]
+__all__ = ["__version__", "configure", *_LAZY]

@@ -1,0 +1,471 @@
+"""The processor chain: operation metrics in ``on_end``, enrichment and redaction at export.
+
+Contract of every piece here: called synchronously by the SDK, never blocks,
+never raises (each body runs behind :func:`otel_monitor.guard.guarded`).
+
+* :class:`OperationSpanProcessor` (``on_end``) names each span's operation,
+  decides once whether it failed and in which category, and records
+  ``monitor.operation.duration``.  It sees unsampled spans too (the sampler
+  returns RECORD_ONLY), so counts are exact under head sampling.
+* Spans are frozen by ``on_end``; :class:`EnrichingSpanExporter` wraps the
+  export exporter and hands it copies carrying ``monitor.operation``,
+  ``monitor.error.category``, ``error.type``, ``monitor.error.fingerprint``
+  and ``enduser.pseudo.id`` (instead of a raw ``enduser.id``), with secrets
+  scrubbed.  A span that needs nothing is passed through uncopied.
+* :class:`EnrichingLogExporter` does the same for log records.
+
+The lead's configurator calls :func:`build_pipeline` and uses the
+:class:`Pipeline` it returns.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from opentelemetry.sdk._logs import LogRecordProcessor
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import errors, journeys, metrics, semconv
+from .config import ConfigFile
+from .guard import guarded, internal_error
+from .journeys import ENDUSER_ID, JourneyRecorder, pseudonymize
+from .operations import OperationRules, load_operation_rules, plain_attributes
+from .redaction import Redactor, load_redactor
+
+_MAX_PENDING = 20_000  # results waiting for export; unexported ones are evicted oldest first
+
+
+def _evict_oldest(table: dict[Any, Any]) -> None:
+    """Drop the oldest entry; another thread changing the dict meanwhile just skips this round."""
+    try:
+        table.pop(next(iter(table)), None)
+    except (RuntimeError, StopIteration):
+        pass
+
+
+class CapturedError(NamedTuple):
+    """An exception logged while a span was current, classified from the live object."""
+
+    category: str
+    error_type: str
+    fingerprint: str
+
+
+class ExceptionCaptureProcessor(LogRecordProcessor):
+    """Keeps the live exception of error log records for the span they were emitted in.
+
+    FastAPI's native telemetry puts only ``error.type`` on a failed server
+    span and logs the exception itself; classifying the live object here
+    (error path only) gives the span its full-hierarchy category and its
+    stack-based fingerprint.
+    """
+
+    def __init__(self, classifier: errors.ErrorClassifier) -> None:
+        self.classifier = classifier
+        self.by_span: dict[int, CapturedError] = {}
+
+    def on_emit(self, log_record: Any) -> None:
+        with guarded("exception capture"):
+            record = log_record.log_record
+            exc = record.exception
+            if not isinstance(exc, BaseException) or not record.span_id:
+                return
+            self.by_span[record.span_id] = CapturedError(
+                self.classifier.classify(exc), errors.qualified_name(type(exc)), errors.error_fingerprint(exc))
+            if len(self.by_span) > _MAX_PENDING:
+                _evict_oldest(self.by_span)
+
+    def shutdown(self) -> None:
+        self.by_span.clear()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class SpanResult(NamedTuple):
+    """What ``on_end`` decided about a span, reused at export."""
+
+    operation: str | None
+    failed: bool
+    category: str | None
+    error_type: str | None
+    fingerprint: str | None
+
+
+def _exception_event(span: Any) -> Any:
+    for event in reversed(span.events or ()):
+        if event.name == "exception":
+            return event
+    return None
+
+
+def failure_of(span: Any, classifier: errors.ErrorClassifier,
+               captured: CapturedError | None = None) -> tuple[bool, str | None, str | None]:
+    """``(failed, category, error.type)``; a 4xx server span is categorised but not failed."""
+    attributes = plain_attributes(span)
+    status = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
+    failed = span.status.status_code is StatusCode.ERROR or (
+        span.kind is SpanKind.SERVER and isinstance(status, int) and status >= 500)
+    client_error = span.kind is SpanKind.SERVER and isinstance(status, int) and 400 <= status < 500
+    if not failed and not client_error:
+        return False, None, None
+    category = attributes.get(semconv.MONITOR_ERROR_CATEGORY)
+    error_type = attributes.get(semconv.ERROR_TYPE)
+    if failed and captured is not None:
+        category = category or captured.category
+        error_type = error_type or captured.error_type
+    event = _exception_event(span) if failed else None
+    if event is not None:
+        ev = event.attributes or {}
+        exc_type = str(ev.get(semconv.EXCEPTION_TYPE, ""))
+        error_type = error_type or exc_type or None
+        if category is None and exc_type:
+            category = classifier.classify_text(exc_type, ev.get(semconv.EXCEPTION_STACKTRACE),
+                                                str(ev.get(semconv.EXCEPTION_MESSAGE, "")))
+    if category is None and isinstance(error_type, str) and error_type and not error_type.isdigit():
+        category = classifier.classify_text(error_type)
+    if category in (None, "unknown") and isinstance(status, int) and status >= 400:
+        category = classifier.classify(status_code=status)
+    if error_type is None:
+        error_type = str(status) if isinstance(status, int) and status >= 400 else "_OTHER"
+    return failed, str(category or "unknown"), str(error_type)
+
+
+class OperationSpanProcessor(SpanProcessor):
+    """Records ``monitor.operation.duration`` for every span that is an operation."""
+
+    def __init__(self, rules: OperationRules, instruments: metrics.Instruments,
+                 classifier: errors.ErrorClassifier, recorder: JourneyRecorder | None = None,
+                 excluded_urls: Sequence[str] = (), capture: ExceptionCaptureProcessor | None = None) -> None:
+        self.rules = rules
+        self.captured = capture.by_span if capture is not None else {}
+        self.histogram = instruments.operation_duration
+        self.classifier = classifier
+        self.recorder = recorder
+        self.pending: dict[int, SpanResult | str] = {}
+        self._excluded = re.compile("|".join(f"(?:{p})" for p in excluded_urls)) if excluded_urls else None
+        self._labels: dict[tuple[Any, ...], dict[str, str]] = {}
+        self._excluded_routes: dict[str, bool] = {}
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass  # nothing to do before the end: keep the request path free
+
+    def _is_excluded(self, attributes: Any) -> bool:
+        # Route templates repeat: cache their verdict.  Raw paths only when there is no route.
+        route = attributes.get(semconv.HTTP_ROUTE)
+        if isinstance(route, str):
+            verdict = self._excluded_routes.get(route)
+            if verdict is None:
+                verdict = self._excluded.match(route) is not None  # type: ignore[union-attr]
+                if len(self._excluded_routes) < 10_000:
+                    self._excluded_routes[route] = verdict
+            return verdict
+        path = attributes.get(semconv.URL_PATH)
+        return isinstance(path, str) and self._excluded.match(path) is not None  # type: ignore[union-attr]
+
+    def on_end(self, span: ReadableSpan) -> None:
+        # try/except rather than guarded(): same containment, less per-span overhead.
+        try:
+            self._record(span)
+        except Exception as exc:  # noqa: BLE001
+            internal_error("operation span processor", exc)
+
+    def _record(self, span: ReadableSpan) -> None:
+        attributes = plain_attributes(span)
+        operation = self.rules.name_for(span, attributes)
+        if operation is None:
+            return
+        if span.kind is SpanKind.SERVER and self._excluded is not None and self._is_excluded(attributes):
+            return
+        captured = self.captured.pop(span.context.span_id, None) if self.captured else None
+        failed, category, error_type = failure_of(span, self.classifier, captured)
+        key = (operation, category, error_type) if failed else (operation,)
+        labels = self._labels.get(key)
+        if labels is None:
+            labels = {semconv.MONITOR_OPERATION: operation}
+            if failed:
+                labels[semconv.MONITOR_ERROR_CATEGORY] = category or "unknown"
+                labels[semconv.ERROR_TYPE] = error_type or "_OTHER"
+            if len(self._labels) < 10_000:
+                self._labels[key] = labels
+        self.histogram.record((span.end_time - span.start_time) / 1e9, labels, key=key)
+        if span.context.trace_flags.sampled:
+            pending = self.pending
+            # A success needs only its name; a bare string keeps the hot path allocation-free.
+            pending[span.context.span_id] = operation if category is None else SpanResult(
+                operation, failed, category, error_type, captured.fingerprint if captured else None)
+            if len(pending) > _MAX_PENDING:
+                _evict_oldest(pending)
+        if not failed and self.recorder is not None and self.recorder.funnels.on_operation.get(operation):
+            self.recorder.on_operation_success(operation, attributes)
+
+    def shutdown(self) -> None:
+        self.pending.clear()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class _DelegatingExporter:
+    """Shutdown and flush go to the wrapped exporter."""
+
+    exporter: Any
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self.exporter.force_flush(timeout_millis))
+
+
+class SpanEnricher:
+    """Builds the exported form of a span: our attributes added, secrets scrubbed."""
+
+    def __init__(self, processor: OperationSpanProcessor, redactor: Redactor, user_id_key: str | None) -> None:
+        self.processor = processor
+        self.redactor = redactor
+        self.user_id_key = user_id_key
+
+    def enrich(self, span: ReadableSpan) -> ReadableSpan:
+        processor = self.processor
+        result = processor.pending.pop(span.context.span_id, None)
+        attributes = plain_attributes(span)
+        extra: dict[str, Any] = {}
+        fingerprint = None
+        if result is None:
+            operation = processor.rules.name_for(span, attributes)
+            failed, category, error_type = failure_of(span, processor.classifier)
+        elif isinstance(result, str):
+            operation, failed, category, error_type = result, False, None, None
+        else:
+            operation, failed, category, error_type, fingerprint = result
+        if operation is not None and semconv.MONITOR_OPERATION not in attributes:
+            extra[semconv.MONITOR_OPERATION] = operation
+        if category is not None and semconv.MONITOR_ERROR_CATEGORY not in attributes:
+            extra[semconv.MONITOR_ERROR_CATEGORY] = category
+        if failed:
+            if semconv.ERROR_TYPE not in attributes and error_type:
+                extra[semconv.ERROR_TYPE] = error_type
+            if semconv.MONITOR_ERROR_FINGERPRINT not in attributes:
+                extra[semconv.MONITOR_ERROR_FINGERPRINT] = fingerprint or self._fingerprint(span, error_type)
+        if ENDUSER_ID in attributes:
+            raw = attributes[ENDUSER_ID]
+            extra[ENDUSER_ID] = None  # removed below: the raw id never leaves
+            if self.user_id_key and semconv.ENDUSER_PSEUDO_ID not in attributes:
+                extra[semconv.ENDUSER_PSEUDO_ID] = pseudonymize(str(raw), self.user_id_key)
+        merged: Any = {**attributes, **extra} if extra else attributes
+        if extra.get(ENDUSER_ID, 0) is None:
+            del merged[ENDUSER_ID]
+        redact = self.redactor
+        scrubbed = redact.attributes(merged)
+        events = span.events if getattr(span, "_events", True) else ()
+        new_events = None
+        for i, event in enumerate(events or ()):
+            event_attributes = redact.attributes(event.attributes)
+            if event_attributes is not event.attributes:
+                new_events = new_events or list(events)
+                new_events[i] = Event(event.name, event_attributes, event.timestamp)
+        description = span.status.description
+        new_description = redact.text(description) if description else description
+        name = redact.text(span.name)
+        if scrubbed is attributes and new_events is None and new_description is description and name is span.name:
+            return span
+        copied = ReadableSpan.__new__(ReadableSpan)
+        copied.__dict__.update(span.__dict__)  # a light copy: the SDK span stays untouched
+        copied._attributes = scrubbed
+        copied._name = name
+        if new_events is not None:
+            copied._events = tuple(new_events)
+        if new_description is not description:
+            copied._status = Status(span.status.status_code, new_description)
+        return copied
+
+    def _fingerprint(self, span: ReadableSpan, error_type: str | None) -> str:
+        event = _exception_event(span)
+        if event is not None:
+            ev = event.attributes or {}
+            return errors.fingerprint_from_text(str(ev.get(semconv.EXCEPTION_TYPE, error_type or "")),
+                                                ev.get(semconv.EXCEPTION_STACKTRACE),
+                                                str(ev.get(semconv.EXCEPTION_MESSAGE, "")))
+        return errors.fingerprint_from_text(error_type or "_OTHER", None, span.status.description or "")
+
+
+class EnrichingSpanExporter(_DelegatingExporter, SpanExporter):
+    """Export-time wrapper: exports enriched, scrubbed copies; a span that fails enrichment is dropped."""
+
+    def __init__(self, exporter: SpanExporter, enricher: SpanEnricher) -> None:
+        self.exporter = exporter
+        self.enricher = enricher
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        out: list[ReadableSpan] = []
+        for span in spans:
+            try:
+                out.append(self.enricher.enrich(span))
+            except Exception as exc:  # noqa: BLE001 - never export a span we could not scrub
+                internal_error("span export enrichment", exc)
+        return self.exporter.export(out) if out else SpanExportResult.SUCCESS
+
+class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
+    """Export-time wrapper for logs: error records classified and fingerprinted, secrets scrubbed."""
+
+    def __init__(self, exporter: LogRecordExporter, redactor: Redactor, classifier: errors.ErrorClassifier,
+                 user_id_key: str | None) -> None:
+        self.exporter = exporter
+        self.redactor = redactor
+        self.classifier = classifier
+        self.user_id_key = user_id_key
+
+    def _enrich(self, record: Any) -> Any:
+        log = record.log_record
+        attributes = log.attributes or {}
+        extra: dict[str, Any] = {}
+        exc = getattr(log, "exception", None)
+        exc_type = attributes.get(semconv.EXCEPTION_TYPE)
+        if (exc is not None or exc_type) and semconv.MONITOR_ERROR_CATEGORY not in attributes:
+            if isinstance(exc, BaseException):
+                extra[semconv.MONITOR_ERROR_CATEGORY] = self.classifier.classify(exc)
+                extra[semconv.MONITOR_ERROR_FINGERPRINT] = errors.error_fingerprint(exc)
+                extra.setdefault(semconv.ERROR_TYPE, errors.qualified_name(type(exc)))
+            else:
+                trace_text = attributes.get(semconv.EXCEPTION_STACKTRACE)
+                message = str(attributes.get(semconv.EXCEPTION_MESSAGE, ""))
+                extra[semconv.MONITOR_ERROR_CATEGORY] = self.classifier.classify_text(str(exc_type), trace_text,
+                                                                                      message)
+                extra[semconv.MONITOR_ERROR_FINGERPRINT] = errors.fingerprint_from_text(str(exc_type), trace_text,
+                                                                                        message)
+                extra.setdefault(semconv.ERROR_TYPE, str(exc_type))
+        merged: Any = {**attributes, **extra} if extra else attributes
+        if ENDUSER_ID in merged:
+            merged = dict(merged)
+            raw = merged.pop(ENDUSER_ID)
+            if self.user_id_key:
+                merged.setdefault(semconv.ENDUSER_PSEUDO_ID, pseudonymize(str(raw), self.user_id_key))
+        scrubbed = self.redactor.attributes(merged)
+        body = self.redactor.body(log.body)
+        if scrubbed is attributes and body is log.body:
+            return record
+        new_log = copy.copy(log)
+        new_log.attributes = scrubbed
+        new_log.body = body
+        return dataclasses.replace(record, log_record=new_log)
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        out = []
+        for record in batch:
+            try:
+                out.append(self._enrich(record))
+            except Exception as exc:  # noqa: BLE001 - never export a record we could not scrub
+                internal_error("log export enrichment", exc)
+        return self.exporter.export(out) if out else LogRecordExportResult.SUCCESS
+
+@dataclass
+class Pipeline:
+    """What the configurator wires in: processors before the export processor, and exporter wrappers."""
+
+    span_processors: list[SpanProcessor] = field(default_factory=list)
+    log_record_processors: list[LogRecordProcessor] = field(default_factory=list)
+    enricher: SpanEnricher | None = None
+    redactor: Redactor | None = None
+    classifier: errors.ErrorClassifier | None = None
+    user_id_key: str | None = None
+    problems: list[str] = field(default_factory=list)  # bad config entries, each a "file:line: ..." line
+
+    def wrap_span_exporter(self, exporter: SpanExporter) -> SpanExporter:
+        assert self.enricher is not None
+        return EnrichingSpanExporter(exporter, self.enricher)
+
+    def wrap_log_exporter(self, exporter: LogRecordExporter) -> LogRecordExporter:
+        assert self.redactor is not None and self.classifier is not None
+        return EnrichingLogExporter(exporter, self.redactor, self.classifier, self.user_id_key)
+
+
+_active: Pipeline | None = None
+_default: Pipeline | None = None
+
+
+def _active_or_default() -> Pipeline:
+    """The pipeline build_pipeline bound, or a default one: built-in redaction and classification only."""
+    global _default
+    if _active is not None:
+        return _active
+    if _default is None:
+        classifier, redactor = errors.ErrorClassifier(), Redactor()
+        processor = OperationSpanProcessor(OperationRules(), metrics.current(), classifier)
+        _default = Pipeline([], [], SpanEnricher(processor, redactor, None), redactor, classifier, None)
+    return _default
+
+
+class LateBoundSpanExporter(_DelegatingExporter, SpanExporter):
+    """Enriches through the pipeline :func:`build_pipeline` bound last, looked up at each export.
+
+    For a configurator that must create its export processors before the
+    pipeline exists (the SDK builds the tracer provider before the meter and
+    logger providers our pipeline needs).  Until a pipeline is bound (or if
+    building it failed) a default one still scrubs: nothing leaves unredacted.
+    """
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return EnrichingSpanExporter(self.exporter, _active_or_default().enricher).export(spans)  # type: ignore[arg-type]
+
+class LateBoundLogExporter(_DelegatingExporter, LogRecordExporter):
+    """The log counterpart of :class:`LateBoundSpanExporter`."""
+
+    def __init__(self, exporter: LogRecordExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        return _active_or_default().wrap_log_exporter(self.exporter).export(batch)
+
+def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logger_provider: Any) -> Pipeline:
+    """Build our processors and wrappers from resolved settings and the config file.
+
+    Also binds the instruments, classifier and journey recorder that the
+    public helpers (``cache_lookup``, ``classify_error``, ``journey_milestone``...) use.
+    """
+    from .slo import load_slos
+
+    strict = bool(getattr(settings, "strict", False))
+    problems: list[str] = []  # each bad config entry, also logged (or raised in strict mode)
+    instruments = metrics.create_instruments(meter_provider, load_slos(config).buckets, settings.cardinality_limit)
+    metrics.bind(instruments)
+    classifier = errors.ErrorClassifier(errors.load_error_rules(config, strict=strict, problems=problems))
+    errors.bind(classifier)
+    redactor = load_redactor(settings.redact, settings.redact_patterns or (), settings.safe_keys or (),
+                             config, strict=strict, problems=problems)
+    store = None
+    if settings.journey_store:
+        try:
+            store = journeys.JourneyStore(settings.journey_store)
+        except Exception as exc:  # noqa: BLE001 - a bad store URL must not stop the app
+            from .settings import report_problem
+
+            report_problem(f"OTEL_MONITOR_JOURNEY_STORE: cannot open the journey store: {exc}", strict=strict,
+                           problems=problems)
+    logger = logger_provider.get_logger("otel_monitor") if logger_provider is not None else None
+    if logger is None:
+        from opentelemetry._logs import get_logger
+
+        logger = get_logger("otel_monitor")
+    recorder = JourneyRecorder(logger, instruments.journey_milestones, settings.user_id_key, store,
+                               journeys.load_funnels(config, strict=strict, problems=problems))
+    journeys.bind(recorder)
+    rules = load_operation_rules(config, strict=strict, problems=problems)
+    metrics.bind_operation_namer(rules.name_for)
+    capture = ExceptionCaptureProcessor(classifier)
+    processor = OperationSpanProcessor(rules, instruments, classifier, recorder, settings.excluded_urls or (), capture)
+    enricher = SpanEnricher(processor, redactor, settings.user_id_key)
+    global _active
+    _active = Pipeline([processor], [capture], enricher, redactor, classifier, settings.user_id_key, problems)
+    return _active
