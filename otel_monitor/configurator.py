@@ -127,11 +127,9 @@ def _after_fork_in_child(providers: dict[str, Any]) -> None:
 
 
 def _build_pipeline(settings: Settings, config: ConfigFile) -> Any:
-    try:
-        from .processors import build_pipeline
-    except ImportError:
-        return None
     from opentelemetry import _logs, metrics
+
+    from .processors import build_pipeline
 
     return build_pipeline(settings, config, metrics.get_meter_provider(), _logs.get_logger_provider())
 
@@ -168,22 +166,19 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
 
     state = State(settings=settings, config=config, problems=list(settings.problems))
     export.install_warning_limit(settings.export_warning_interval)
-    pipeline_box: dict[str, Any] = {}
+    from .processors import LateBoundLogExporter, LateBoundSpanExporter
 
+    # The SDK creates the export processors before the meter and logger
+    # providers our pipeline needs exist: the late-bound wrappers enrich and
+    # scrub through whichever pipeline is bound at export time (a default one
+    # until then, so nothing ever leaves unredacted).
     def export_span_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:
-        wrapped: Any = export.CountingSpanExporter(exporter)
-        pipeline = pipeline_box.get("pipeline")
-        if pipeline is not None:
-            wrapped = pipeline.wrap_span_exporter(wrapped)
         return MonitorSpanExportProcessor(
-            wrapped, keep_errors=settings.keep_errors, slow_threshold_ms=settings.slow_threshold_ms)
+            LateBoundSpanExporter(export.CountingSpanExporter(exporter)),
+            keep_errors=settings.keep_errors, slow_threshold_ms=settings.slow_threshold_ms)
 
     def export_log_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:
-        wrapped: Any = export.CountingLogExporter(exporter)
-        pipeline = pipeline_box.get("pipeline")
-        if pipeline is not None:
-            wrapped = pipeline.wrap_log_exporter(wrapped)
-        return BatchLogRecordProcessor(wrapped)
+        return BatchLogRecordProcessor(LateBoundLogExporter(export.CountingLogExporter(exporter)))
 
     # Our span/log processors need the meter and logger providers, which the SDK
     # builds after the tracer provider: add them to the providers afterwards.
@@ -205,13 +200,15 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     guard.bind_meter(self_meter)
     export.DROPPED.bind_meter(self_meter)
 
-    with guard.guarded("processor pipeline setup"):
-        pipeline = _build_pipeline(settings, config)
-        state.pipeline = pipeline
-        if pipeline is not None:
-            pipeline_box["pipeline"] = pipeline
+    try:
+        with guard.guarded("processor pipeline setup"):
+            pipeline = _build_pipeline(settings, config)
+            state.pipeline = pipeline
             _prepend_processors(tracer_provider, logger_provider, pipeline)
-            state.problems.extend(getattr(pipeline, "problems", []))
+            state.problems.extend(pipeline.problems)
+    except ConfigError as exc:  # strict mode: a bad rule stops the process
+        print(f"otel-monitor: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
     if settings.runtime_metrics:
         with guard.guarded("runtime metrics"):

@@ -61,9 +61,17 @@ def internal_error(component: str, exc: BaseException) -> None:
 
 @contextmanager
 def guarded(component: str) -> Iterator[None]:
-    """Run a block of our code; contain and report anything it raises."""
+    """Run a block of our code; contain and report anything it raises.
+
+    :class:`~otel_monitor.settings.ConfigError` passes: it is raised only in
+    strict mode, where stopping the process is what the user asked for.
+    """
+    from .settings import ConfigError
+
     try:
         yield
+    except ConfigError:
+        raise
     except Exception as exc:  # noqa: BLE001
         internal_error(component, exc)
 

@@ -21,12 +21,6 @@ PASSWORD = "correct horse battery staple"
 EMAIL = "planted.secret.user@example.com"
 # Planted in a query string, which FastAPI records as url.query (URL-encoded).
 PLANTED = ("4111111111111111", "planted.secret.user", "abc123secretvalue")
-# The launcher's configurator creates its export processors before it builds our
-# pipeline, so it must wrap exporters with processors.LateBoundSpanExporter /
-# LateBoundLogExporter; until it does, export-time enrichment and redaction are
-# missing and these fail (strict: they start failing as XPASS once it is wired).
-NEEDS_LATE_BOUND_EXPORTERS = pytest.mark.xfail(
-    strict=True, reason="configurator must wrap exporters with processors.LateBound*Exporter")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +56,6 @@ def shop_run(tmp_path_factory):
         yield sink, token
 
 
-@NEEDS_LATE_BOUND_EXPORTERS
 def test_request_spans_carry_their_operation(shop_run):
     """Server spans are named by the shop's rules: monitor.operation=checkout, catalog_browse."""
     sink, _ = shop_run
@@ -70,7 +63,6 @@ def test_request_spans_carry_their_operation(shop_run):
     assert {"signup", "catalog_browse", "cart_add", "checkout", "payment_authorize", "catalog_load"} <= operations
 
 
-@NEEDS_LATE_BOUND_EXPORTERS
 def test_crashed_checkout_is_classified_and_fingerprinted(shop_run):
     """The legacy-coupon crash is exported as a bug with error.type and a fingerprint."""
     sink, _ = shop_run
@@ -98,7 +90,6 @@ def test_cache_and_fallback_metrics_arrive(shop_run):
     assert {p["attributes"][semconv.MONITOR_CACHE_NAME] for p in sink.latest_points(semconv.METRIC_CACHE_REQUESTS)}
 
 
-@NEEDS_LATE_BOUND_EXPORTERS
 def test_no_planted_secret_leaves_the_process(shop_run):
     """The password, the bearer token and the card, email and token planted in a URL are nowhere in the export."""
     sink, token = shop_run
