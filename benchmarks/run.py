@@ -1,0 +1,234 @@
+"""`make bench`: otel-monitor's overhead, side by side with vanilla OpenTelemetry.
+
+    python -m benchmarks.run [--duration 10] [--repetitions 3] [--quick]
+
+Runs the example app uninstrumented, under vanilla `opentelemetry-instrument`
+(opentelemetry-distro, in its own venv) and under otel-monitor (every trace
+kept; production profile), interleaved, on loopback; then startup time,
+per-item pipeline costs, memory with the collector down, and metric
+cardinality under 100,000 distinct paths. Prints a markdown report and writes
+it, with the raw numbers as JSON, to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.configurations import (
+    Configuration, build_configurations, ensure_vanilla_venv, vanilla_sqlalchemy_conflict,
+)
+from benchmarks.footprint import (
+    CardinalityResult, MemoryResult, StartupResult, measure_cardinality, measure_item_costs,
+    measure_memory, measure_startup,
+)
+from benchmarks.processes import ROOT, SinkProcess
+from benchmarks.profiling import Profile, profile_under_load
+from benchmarks.report import Row, fmt_bytes, machine_facts, target_lines, throughput_table
+from benchmarks.throughput import Endpoint, LoadSettings, ThroughputResults, measure_throughput
+
+DEFAULT_APP = "examples.shop.app:app"
+STANDIN_APP = "benchmarks.standin_app:app"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def choose_app(requested: str) -> tuple[str, str | None]:
+    """The app to serve, and a note when the default shop is absent and the stand-in serves."""
+    module = requested.split(":", 1)[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if found or requested != DEFAULT_APP:
+        return requested, None
+    return STANDIN_APP, f"{DEFAULT_APP} not found: measured the stand-in {STANDIN_APP} (same endpoints)"
+
+
+def cpu_plan() -> tuple[int | None, int | None]:
+    """Server on one core, wrk and the sink on another, when two are ours."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) >= 2:
+        return cores[0], cores[1]
+    return None, None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--app", default=DEFAULT_APP, help="module:attribute of the ASGI app")
+    parser.add_argument("--trivial-path", default="/ping")
+    parser.add_argument("--database-path", default="/api/products/1")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per case")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each case")
+    parser.add_argument("--repetitions", type=int, default=3, help="interleaved rounds; medians are reported")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--startup-runs", type=int, default=10)
+    parser.add_argument("--span-count", type=int, default=20000, help="items per per-item cost measurement")
+    parser.add_argument("--memory-seconds", type=float, default=60.0, help="0 skips the memory run")
+    parser.add_argument("--paths", type=int, default=100_000, help="distinct paths for the cardinality run; 0 skips")
+    parser.add_argument("--paths-seconds", type=float, default=180.0, help="upper bound on the cardinality run")
+    parser.add_argument("--cardinality-limit", type=int, default=2000)
+    parser.add_argument("--profile-seconds", type=float, default=0.0,
+                        help="py-spy the otel-monitor-full server this long per endpoint (0: no profile)")
+    parser.add_argument("--no-vanilla", action="store_true", help="skip the vanilla venv and configuration")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short development run: 2 s cases, 1 repetition, short memory and 5,000 paths")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.repetitions = 2.0, 0.5, 1
+        args.startup_runs, args.span_count = 3, 3000
+        args.memory_seconds, args.paths, args.paths_seconds = 10.0, 5000, 30.0
+    return args
+
+
+def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
+           telemetry: dict[str, dict[str, int]], startup: list[StartupResult],
+           costs: dict[str, dict[str, Any]], memory: MemoryResult | None,
+           cardinality: CardinalityResult | None, profiles: list[Profile], args: argparse.Namespace) -> str:
+    packages = ", ".join(f"{name} {v}" for name, v in facts["packages"].items())
+    lines = [
+        "## Benchmark results",
+        "",
+        f"{facts['date']}: {facts['cores']} cores ({facts['cpu']}), Python {facts['python']}, "
+        f"Linux {facts['kernel']}, {facts['wrk']}, load average {facts['load_average']:.2f} at start; {packages}.",
+        f"App `{app}`; wrk 1 thread, {args.connections} connections, {args.duration:g} s per case after "
+        f"{args.warmup:g} s warm-up, {args.repetitions} interleaved repetitions (medians); server pinned to one "
+        "core, wrk and the OTLP sink to the other.",
+        "",
+        *throughput_table(rows),
+        "",
+    ]
+    if telemetry:
+        lines.append("Telemetry received by the sink (all repetitions): " + "; ".join(
+            f"{key}: " + ", ".join(f"{signal} {fmt_bytes(n)}" for signal, n in sorted(counts.items()))
+            for key, counts in telemetry.items() if any(counts.values())) + ".")
+        lines.append("")
+    if startup:
+        lines += ["| startup | median ms | best ms |", "|---|---|---|"]
+        lines += [f"| {s.configuration}: `{s.command}` | {s.median * 1000:.0f} | {s.best * 1000:.0f} |"
+                  for s in startup]
+        lines.append("")
+    if costs:
+        lines += ["| per-item cost (µs) | server+child span pair | histogram record | INFO log record |",
+                  "|---|---|---|---|"]
+        lines += [f"| {key} | {c['span_pair_us']:.1f} | {c['histogram_record_us']:.2f} | {c['log_record_us']:.1f} |"
+                  for key, c in costs.items()]
+        lines.append("")
+    if memory is not None:
+        lines.append(f"Memory, otel-monitor full, collector unreachable, {len(memory.samples_kib)} s of load on "
+                     f"`{memory.endpoint}` ({memory.load.rps if memory.load else 0:,.0f} req/s): {memory.curve()}; "
+                     f"{'plateaued' if memory.plateaued else 'STILL GROWING'}.")
+    if cardinality is not None:
+        name, largest = cardinality.largest
+        lines.append(f"Cardinality, otel-monitor full: {cardinality.paths_sent:,} distinct unknown paths gave "
+                     f"{sum(cardinality.series.values()):,} metric series in all; largest `{name}` with "
+                     f"{largest:,} ({'bounded' if cardinality.bounded else 'UNBOUNDED'}, "
+                     f"limit {cardinality.limit}).")
+    lines += ["", "Targets:", *target_lines(rows, _startup_medians(startup))]
+    if notes:
+        lines += ["", "Notes:", *[f"- {note}" for note in notes]]
+    for profile in profiles:
+        lines += ["", f"Top self-time frames, otel-monitor full, `{profile.endpoint}` ({profile.samples} busy samples):", ""]
+        lines += [f"    {n * 100 / max(profile.samples, 1):5.1f}%  {frame}" for frame, n in profile.self_time]
+        lines.append("    inclusive (share of busy samples): " + ", ".join(
+            f"{group} {n * 100 / max(profile.samples, 1):.0f}%" for group, n in profile.inclusive.items()
+            if group != "waiting"))
+        lines.append(f"    lock waits left out: {profile.inclusive.get('waiting', 0)} samples")
+    return "\n".join(lines) + "\n"
+
+
+def _startup_medians(startup: list[StartupResult]) -> dict[str, float]:
+    keys = {"vanilla": "vanilla", "monitor-full": "monitor"}
+    return {keys[s.configuration]: s.median for s in startup if s.configuration in keys}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    facts = machine_facts()
+    print(f"machine: {facts['cores']} cores, {facts['cpu']}, Python {facts['python']}, "
+          f"load average {facts['load_average']:.2f}", flush=True)
+    app, app_note = choose_app(args.app)
+    notes = [app_note] if app_note else []
+    server_cpu, load_cpu = cpu_plan()
+    if server_cpu is None:
+        notes.append("fewer than two cores available: nothing pinned")
+    monitor_bin = Path(sys.executable).parent
+    vanilla_bin = None if args.no_vanilla else ensure_vanilla_venv()
+    if vanilla_bin is not None:
+        conflict = vanilla_sqlalchemy_conflict(vanilla_bin)
+        if conflict:
+            notes.append(f"vanilla emits no database spans: the launcher skips SQLAlchemy ({conflict})")
+        notes.append("vanilla exports uncompressed (its default) and its log bridge keeps the root logger's "
+                     "WARNING level; otel-monitor gzips and sends INFO logs")
+    configurations = build_configurations(monitor_bin, vanilla_bin)
+    by_key: dict[str, Configuration] = {c.key: c for c in configurations}
+    endpoints = [Endpoint("trivial", args.trivial_path), Endpoint("database", args.database_path)]
+    load = LoadSettings(args.duration, args.warmup, args.connections, args.repetitions, server_cpu, load_cpu)
+    args.output.mkdir(parents=True, exist_ok=True)
+    log_dir = args.output / "logs"
+
+    startup: list[StartupResult] = []
+    costs: dict[str, dict[str, Any]] = {}
+    with SinkProcess(sys.executable, cpu=load_cpu) as sink:
+        print(f"throughput: {len(configurations)} configurations x {len(endpoints)} endpoints x "
+              f"{args.repetitions} repetitions of {args.duration:g} s", flush=True)
+        results: ThroughputResults = measure_throughput(configurations, endpoints, app, load, sink, log_dir)
+        print("startup and per-item costs", flush=True)
+        for key in ("uninstrumented", "vanilla", "monitor-full"):
+            if key in by_key and args.startup_runs > 0:
+                startup.append(measure_startup(by_key[key], sink.endpoint, args.startup_runs, server_cpu))
+        for configuration in configurations:
+            if configuration.instrumented and args.span_count > 0:
+                costs[configuration.key] = measure_item_costs(configuration, sink.endpoint, args.span_count,
+                                                              server_cpu)
+        sink_totals = sink.stats()
+        profiles: list[Profile] = []
+        if args.profile_seconds > 0:
+            for endpoint in endpoints:
+                print(f"profiling monitor-full on {endpoint.path}", flush=True)
+                profile = profile_under_load(by_key["monitor-full"], app, endpoint.path, args.profile_seconds,
+                                             args.connections, server_cpu, load_cpu, sink.endpoint, args.output)
+                if profile is not None:
+                    profiles.append(profile)
+    print(f"sink received: {json.dumps(sink_totals)}", flush=True)
+
+    memory = None
+    if args.memory_seconds > 0:
+        print(f"memory: {args.memory_seconds:g} s of load with the collector unreachable", flush=True)
+        memory = measure_memory(by_key["monitor-full"], app, args.trivial_path, args.memory_seconds,
+                                args.connections, server_cpu, load_cpu, log_dir)
+    cardinality = None
+    if args.paths > 0:
+        print(f"cardinality: {args.paths:,} distinct paths (at most {args.paths_seconds:g} s)", flush=True)
+        cardinality = measure_cardinality(by_key["monitor-full"], app, args.trivial_path, args.paths,
+                                          args.paths_seconds, args.cardinality_limit, sys.executable,
+                                          server_cpu, load_cpu, log_dir)
+
+    rows = [Row(key, endpoint, case.rps, *case.rps_spread, case.p99, case.failed_requests)
+            for (key, endpoint), case in results.cases.items()]
+    rows.sort(key=lambda row: ([e.name for e in endpoints].index(row.endpoint),
+                               [c.key for c in configurations].index(row.configuration)))
+    markdown = render(facts, app, notes, rows, results.telemetry_bytes, startup, costs, memory, cardinality,
+                      profiles, args)
+    print()
+    print(markdown)
+    (args.output / "latest.md").write_text(markdown)
+    raw = {
+        "machine": facts, "app": app, "notes": notes, "throughput": results.as_dict(),
+        "startup": [s.as_dict() for s in startup], "item_costs": costs, "sink": sink_totals,
+        "memory": memory.as_dict() if memory else None,
+        "cardinality": cardinality.as_dict() if cardinality else None,
+        "profiles": [p.as_dict() for p in profiles],
+    }
+    (args.output / "latest.json").write_text(json.dumps(raw, indent=2))
+    print(f"written: {args.output / 'latest.md'}, {args.output / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
