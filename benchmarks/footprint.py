@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmarks.configurations import Configuration
 from benchmarks.loadgen import WrkResult, run_distinct_paths, run_wrk
-from benchmarks.processes import ROOT, AppServer, SinkProcess, clean_environment, free_port, rss_kib
+from benchmarks.processes import ROOT, AppServer, SinkProcess, clean_environment, free_port, pinned, rss_kib
 
 
 @dataclass
@@ -41,7 +41,7 @@ def measure_startup(configuration: Configuration, endpoint: str, runs: int, cpu:
     seconds = []
     for _ in range(runs):
         start = time.perf_counter()
-        done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, timeout=120)
+        done = subprocess.run(pinned(command, cpu), env=env, cwd=ROOT, capture_output=True, timeout=120)
         seconds.append(time.perf_counter() - start)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.decode(errors='replace')[-500:]}")
@@ -56,7 +56,7 @@ def measure_item_costs(configuration: Configuration, endpoint: str, count: int,
     if configuration.instrumented:
         command = [str(configuration.bin_dir / "opentelemetry-instrument"), *command]
     env = clean_environment(configuration.environment(endpoint))
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(pinned(command, cpu), env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("{"):
             return dict(json.loads(line))

@@ -35,6 +35,8 @@ from benchmarks.throughput import Endpoint, LoadSettings, ThroughputResults, mea
 DEFAULT_APP = "examples.shop.app:app"
 STANDIN_APP = "benchmarks.standin_app:app"
 RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+README_START, README_END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 
 def choose_app(requested: str) -> tuple[str, str | None]:
@@ -70,7 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--span-count", type=int, default=20000, help="items per per-item cost measurement")
     parser.add_argument("--memory-seconds", type=float, default=60.0, help="0 skips the memory run")
     parser.add_argument("--paths", type=int, default=100_000, help="distinct paths for the cardinality run; 0 skips")
-    parser.add_argument("--paths-seconds", type=float, default=180.0, help="upper bound on the cardinality run")
+    parser.add_argument("--paths-seconds", type=float, default=300.0, help="upper bound on the cardinality run")
     parser.add_argument("--cardinality-limit", type=int, default=2000)
     parser.add_argument("--profile-seconds", type=float, default=0.0,
                         help="py-spy the otel-monitor-full server this long per endpoint (0: no profile)")
@@ -78,6 +80,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="a short development run: 2 s cases, 1 repetition, short memory and 5,000 paths")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--update-readme", action="store_true",
+                        help=f"also replace the README block between {README_START} and {README_END}")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.repetitions = 2.0, 0.5, 1
@@ -92,10 +96,11 @@ def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
            cardinality: CardinalityResult | None, profiles: list[Profile], args: argparse.Namespace) -> str:
     packages = ", ".join(f"{name} {v}" for name, v in facts["packages"].items())
     lines = [
-        "## Benchmark results",
+        "### Latest results",
         "",
         f"{facts['date']}: {facts['cores']} cores ({facts['cpu']}), Python {facts['python']}, "
-        f"Linux {facts['kernel']}, {facts['wrk']}, load average {facts['load_average']:.2f} at start; {packages}.",
+        f"Linux {facts['kernel']}, {facts['wrk']}, load average {facts['load_average']:.2f} at start and "
+        f"{os.getloadavg()[0]:.2f} at the end; {packages}.",
         f"App `{app}`; wrk 1 thread, {args.connections} connections, {args.duration:g} s per case after "
         f"{args.warmup:g} s warm-up, {args.repetitions} interleaved repetitions (medians); server pinned to one "
         "core, wrk and the OTLP sink to the other.",
@@ -140,6 +145,15 @@ def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
             if group != "waiting"))
         lines.append(f"    lock waits left out: {profile.inclusive.get('waiting', 0)} samples")
     return "\n".join(lines) + "\n"
+
+
+def update_readme(markdown: str, readme: Path = README) -> None:
+    """Put the report between the README's bench-results markers."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{readme}: no {README_START} ... {README_END} block to update")
+    readme.write_text(text[: start + len(README_START)] + "\n" + markdown + text[end:])
 
 
 def _startup_medians(startup: list[StartupResult]) -> dict[str, float]:
@@ -227,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.output / "latest.json").write_text(json.dumps(raw, indent=2))
     print(f"written: {args.output / 'latest.md'}, {args.output / 'latest.json'}")
+    if args.update_readme:
+        update_readme(markdown)
+        print(f"updated the results block of {README}")
     return 0
 
 

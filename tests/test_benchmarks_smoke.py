@@ -198,3 +198,13 @@ def test_distinct_paths_run_stops_after_its_count(standin_server):
 def test_harness_runs_from_the_repository_root():
     """`python -m benchmarks.run` resolves paths from the repository root."""
     assert (ROOT / "benchmarks" / "run.py").exists()
+
+
+def test_readme_block_is_replaced_between_its_markers(tmp_path):
+    """--update-readme swaps only the text between the bench-results markers."""
+    from benchmarks.run import README_END, README_START, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{README_START}\nold table\n{README_END}\n\nafter\n")
+    update_readme("### Latest results\n\nnew table\n", readme)
+    assert readme.read_text() == f"# title\n\n{README_START}\n### Latest results\n\nnew table\n{README_END}\n\nafter\n"
