@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ _GROUPS = {
     "fastapi": "/fastapi/",
     "starlette": "/starlette/",
     "uvicorn": "/uvicorn/",
+    "psutil (system metrics)": "/psutil/",
 }
 # Leaves where a thread sleeps on a lock (idle pool workers, the exporters'
 # timers): py-spy's non-blocking sampling cannot always tell them from work.
@@ -58,9 +60,13 @@ def short_frame(frame: str) -> str:
 
 
 def summarize_collapsed(text: str, top: int = 15) -> tuple[int, list[tuple[str, int]], dict[str, int]]:
-    """From py-spy's raw (collapsed) stacks: busy samples, top leaf frames, busy samples per group.
+    """From py-spy's raw (collapsed) stacks: busy samples, top leaf frames, self time per package.
 
-    Samples whose leaf is a lock wait are not busy: they count only in the group "waiting".
+    A sample's time goes to the innermost frame of a known package, so the
+    standard library's work is charged to the package that asked for it (the
+    instrumentation middleware wraps everything, so counting every frame
+    would charge it all to opentelemetry). Samples whose leaf is a lock wait
+    are not busy: they count only under "waiting".
     """
     leaves: Counter[str] = Counter()
     groups: Counter[str] = Counter()
@@ -76,9 +82,9 @@ def summarize_collapsed(text: str, top: int = 15) -> tuple[int, list[tuple[str, 
             continue
         total += count
         leaves[short_frame(frames[-1])] += count
-        for group, marker in _GROUPS.items():
-            if any(marker in frame for frame in frames):
-                groups[group] += count
+        owner = next((group for frame in reversed(frames) for group, marker in _GROUPS.items() if marker in frame),
+                     "other")
+        groups[owner] += count
     return total, leaves.most_common(top), dict(groups)
 
 
@@ -86,7 +92,8 @@ def profile_under_load(configuration: Configuration, app: str, path: str, second
                        connections: int, server_cpu: int | None, load_cpu: int | None,
                        endpoint: str, out_dir: Path) -> Profile | None:
     """Record `seconds` of py-spy samples while wrk loads `path`; None when py-spy is absent."""
-    py_spy = shutil.which("py-spy") or str(configuration.bin_dir / "py-spy")
+    # The harness's own venv has py-spy (dev extra); the profiled server's venv may not.
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         print("  py-spy not found (it is in the dev extra): profile skipped")
         return None

@@ -80,6 +80,7 @@ class Row:
     rps_high: float
     p99: float
     failed: int = 0
+    spans_per_request: float | None = None
 
 
 def throughput_table(rows: list[Row]) -> list[str]:
@@ -87,21 +88,26 @@ def throughput_table(rows: list[Row]) -> list[str]:
     by_key = {(row.configuration, row.endpoint): row for row in rows}
     lines = [
         "| endpoint | configuration | req/s (median; min–max) | p99 ms | req/s vs uninstr. | req/s vs vanilla "
-        "| p99 vs uninstr. | added µs/request |",
-        "|---|---|---|---|---|---|---|---|",
+        "| p99 vs uninstr. | added µs/request | spans/request | added µs/span |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         base = by_key.get(("uninstrumented", row.endpoint))
         vanilla = by_key.get(("vanilla", row.endpoint))
         # With the server's core saturated, 1/throughput is CPU time per request.
         added = None if base is None or row is base else (1 / row.rps - 1 / base.rps) * 1e6
+        spans = row.spans_per_request
+        # Per exported span only where every request exports its spans; a sampled
+        # configuration's cost would be spread over a tenth of them.
+        per_span = added / spans if added is not None and spans is not None and spans >= 1 else None
         lines.append(
             f"| {row.endpoint} | {row.configuration} | {row.rps:,.0f} ({row.rps_low:,.0f}–{row.rps_high:,.0f})"
             f"{' ⚠ ' + str(row.failed) + ' failed' if row.failed else ''} | {fmt_ms(row.p99)} "
             f"| {fmt_ratio(ratio(row.rps, base.rps if base else None))} "
             f"| {fmt_ratio(ratio(row.rps, vanilla.rps if vanilla else None))} "
             f"| {fmt_ratio(ratio(row.p99, base.p99 if base else None))} "
-            f"| {'–' if added is None else f'{added:,.0f}'} |")
+            f"| {'–' if added is None else f'{added:,.0f}'} "
+            f"| {'–' if spans is None else f'{spans:.1f}'} | {'–' if per_span is None else f'{per_span:,.0f}'} |")
     return lines
 
 

@@ -18,8 +18,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+import subprocess
+from typing import Any, Callable, TypeVar
 
+from benchmarks.census import Census, take_census
 from benchmarks.configurations import (
     Configuration, build_configurations, ensure_vanilla_venv, vanilla_sqlalchemy_conflict,
 )
@@ -36,6 +38,7 @@ DEFAULT_APP = "examples.shop.app:app"
 STANDIN_APP = "benchmarks.standin_app:app"
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
+T = TypeVar("T")
 README_START, README_END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 
@@ -59,6 +62,16 @@ def cpu_plan() -> tuple[int | None, int | None]:
     return None, None
 
 
+def attempt(notes: list[str], label: str, measure: Callable[..., T], *args: Any) -> T | None:
+    """Run one measurement; a failure becomes a note instead of ending the benchmark."""
+    try:
+        return measure(*args)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        notes.append(f"{label} failed: {str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}")
+        print(f"  {label} failed: {exc}", flush=True)
+        return None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--app", default=DEFAULT_APP, help="module:attribute of the ASGI app")
@@ -68,6 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each case")
     parser.add_argument("--repetitions", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--census-requests", type=int, default=20,
+                        help="requests per endpoint whose exported spans are counted (0 skips)")
     parser.add_argument("--startup-runs", type=int, default=10)
     parser.add_argument("--span-count", type=int, default=20000, help="items per per-item cost measurement")
     parser.add_argument("--memory-seconds", type=float, default=60.0, help="0 skips the memory run")
@@ -91,7 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
-           telemetry: dict[str, dict[str, int]], startup: list[StartupResult],
+           telemetry: dict[str, dict[str, int]], census: list[Census], startup: list[StartupResult],
            costs: dict[str, dict[str, Any]], memory: MemoryResult | None,
            cardinality: CardinalityResult | None, profiles: list[Profile], args: argparse.Namespace) -> str:
     packages = ", ".join(f"{name} {v}" for name, v in facts["packages"].items())
@@ -112,6 +127,12 @@ def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
         lines.append("Telemetry received by the sink (all repetitions): " + "; ".join(
             f"{key}: " + ", ".join(f"{signal} {fmt_bytes(n)}" for signal, n in sorted(counts.items()))
             for key, counts in telemetry.items() if any(counts.values())) + ".")
+        lines.append("")
+    if census:
+        lines.append("Spans exported per request (names × count per request): " + "; ".join(
+            f"{c.configuration} {c.endpoint}: " + (", ".join(
+                f"`{name}` × {n / c.requests:.1f}" for name, n in sorted(c.span_names.items())) or "none")
+            for c in census) + ".")
         lines.append("")
     if startup:
         lines += ["| startup | median ms | best ms |", "|---|---|---|"]
@@ -140,8 +161,9 @@ def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
     for profile in profiles:
         lines += ["", f"Top self-time frames, otel-monitor full, `{profile.endpoint}` ({profile.samples} busy samples):", ""]
         lines += [f"    {n * 100 / max(profile.samples, 1):5.1f}%  {frame}" for frame, n in profile.self_time]
-        lines.append("    inclusive (share of busy samples): " + ", ".join(
-            f"{group} {n * 100 / max(profile.samples, 1):.0f}%" for group, n in profile.inclusive.items()
+        lines.append("    self time by package (stdlib charged to its caller): " + ", ".join(
+            f"{group} {n * 100 / max(profile.samples, 1):.0f}%"
+            for group, n in sorted(profile.inclusive.items(), key=lambda item: -item[1])
             if group != "waiting"))
         lines.append(f"    lock waits left out: {profile.inclusive.get('waiting', 0)} samples")
     return "\n".join(lines) + "\n"
@@ -186,27 +208,42 @@ def main(argv: list[str] | None = None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     log_dir = args.output / "logs"
 
+    census: list[Census] = []
+    if args.census_requests > 0:
+        print("census: spans exported per request", flush=True)
+        for configuration in configurations:
+            if configuration.instrumented:
+                census += attempt(notes, f"census of {configuration.key}", take_census, configuration, app,
+                                  {e.name: e.path for e in endpoints}, args.census_requests, log_dir) or []
+    spans = {(c.configuration, c.endpoint): c.spans_per_request for c in census}
     startup: list[StartupResult] = []
     costs: dict[str, dict[str, Any]] = {}
     with SinkProcess(sys.executable, cpu=load_cpu) as sink:
         print(f"throughput: {len(configurations)} configurations x {len(endpoints)} endpoints x "
               f"{args.repetitions} repetitions of {args.duration:g} s", flush=True)
         results: ThroughputResults = measure_throughput(configurations, endpoints, app, load, sink, log_dir)
+        notes += [f"{key} did not start: {message}" for key, message in results.failures.items()]
         print("startup and per-item costs", flush=True)
         for key in ("uninstrumented", "vanilla", "monitor-full"):
             if key in by_key and args.startup_runs > 0:
-                startup.append(measure_startup(by_key[key], sink.endpoint, args.startup_runs, server_cpu))
+                measured = attempt(notes, f"startup of {key}", measure_startup, by_key[key], sink.endpoint,
+                                   args.startup_runs, server_cpu)
+                if measured is not None:
+                    startup.append(measured)
         for configuration in configurations:
             if configuration.instrumented and args.span_count > 0:
-                costs[configuration.key] = measure_item_costs(configuration, sink.endpoint, args.span_count,
-                                                              server_cpu)
+                cost = attempt(notes, f"per-item costs of {configuration.key}", measure_item_costs,
+                               configuration, sink.endpoint, args.span_count, server_cpu)
+                if cost is not None:
+                    costs[configuration.key] = cost
         sink_totals = sink.stats()
         profiles: list[Profile] = []
         if args.profile_seconds > 0:
             for endpoint in endpoints:
                 print(f"profiling monitor-full on {endpoint.path}", flush=True)
-                profile = profile_under_load(by_key["monitor-full"], app, endpoint.path, args.profile_seconds,
-                                             args.connections, server_cpu, load_cpu, sink.endpoint, args.output)
+                profile = attempt(notes, f"profile of {endpoint.path}", profile_under_load, by_key["monitor-full"],
+                                  app, endpoint.path, args.profile_seconds, args.connections, server_cpu,
+                                  load_cpu, sink.endpoint, args.output)
                 if profile is not None:
                     profiles.append(profile)
     print(f"sink received: {json.dumps(sink_totals)}", flush=True)
@@ -214,27 +251,29 @@ def main(argv: list[str] | None = None) -> int:
     memory = None
     if args.memory_seconds > 0:
         print(f"memory: {args.memory_seconds:g} s of load with the collector unreachable", flush=True)
-        memory = measure_memory(by_key["monitor-full"], app, args.trivial_path, args.memory_seconds,
-                                args.connections, server_cpu, load_cpu, log_dir)
+        memory = attempt(notes, "memory run", measure_memory, by_key["monitor-full"], app, args.trivial_path,
+                         args.memory_seconds, args.connections, server_cpu, load_cpu, log_dir)
     cardinality = None
     if args.paths > 0:
         print(f"cardinality: {args.paths:,} distinct paths (at most {args.paths_seconds:g} s)", flush=True)
-        cardinality = measure_cardinality(by_key["monitor-full"], app, args.trivial_path, args.paths,
-                                          args.paths_seconds, args.cardinality_limit, sys.executable,
-                                          server_cpu, load_cpu, log_dir)
+        cardinality = attempt(notes, "cardinality run", measure_cardinality, by_key["monitor-full"], app,
+                              args.trivial_path, args.paths, args.paths_seconds, args.cardinality_limit,
+                              sys.executable, server_cpu, load_cpu, log_dir)
 
-    rows = [Row(key, endpoint, case.rps, *case.rps_spread, case.p99, case.failed_requests)
+    rows = [Row(key, endpoint, case.rps, *case.rps_spread, case.p99, case.failed_requests,
+                spans.get((key, endpoint)))
             for (key, endpoint), case in results.cases.items()]
     rows.sort(key=lambda row: ([e.name for e in endpoints].index(row.endpoint),
                                [c.key for c in configurations].index(row.configuration)))
-    markdown = render(facts, app, notes, rows, results.telemetry_bytes, startup, costs, memory, cardinality,
+    markdown = render(facts, app, notes, rows, results.telemetry_bytes, census, startup, costs, memory, cardinality,
                       profiles, args)
     print()
     print(markdown)
     (args.output / "latest.md").write_text(markdown)
     raw = {
         "machine": facts, "app": app, "notes": notes, "throughput": results.as_dict(),
-        "startup": [s.as_dict() for s in startup], "item_costs": costs, "sink": sink_totals,
+        "census": [c.as_dict() for c in census], "startup": [s.as_dict() for s in startup],
+        "item_costs": costs, "sink": sink_totals,
         "memory": memory.as_dict() if memory else None,
         "cardinality": cardinality.as_dict() if cardinality else None,
         "profiles": [p.as_dict() for p in profiles],

@@ -61,13 +61,14 @@ class CaseResult:
 class ThroughputResults:
     cases: dict[tuple[str, str], CaseResult] = field(default_factory=dict)
     telemetry_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
 
     def case(self, configuration: str, endpoint: str) -> CaseResult | None:
         return self.cases.get((configuration, endpoint))
 
     def as_dict(self) -> dict[str, Any]:
         return {"cases": [case.as_dict() for case in self.cases.values()],
-                "telemetry_bytes": self.telemetry_bytes}
+                "telemetry_bytes": self.telemetry_bytes, "failures": self.failures}
 
 
 def _add_bytes(total: dict[str, int], before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -86,7 +87,13 @@ def measure_throughput(configurations: list[Configuration], endpoints: list[Endp
             server = AppServer(configuration.server_command(app, port), env, port, load.server_cpu,
                                log_dir / f"{configuration.key}-{repetition}.log")
             before = sink.stats()
-            server.start(ready_path=endpoints[0].path)
+            try:
+                server.start(ready_path=endpoints[0].path)
+            except RuntimeError as exc:
+                # One broken configuration must not cost the others their numbers.
+                results.failures[configuration.key] = str(exc).splitlines()[0][:300]
+                print(f"  rep {repetition} {configuration.key}: server did not start, see {server.log_path}")
+                continue
             try:
                 for endpoint in endpoints:
                     url = server.base_url + endpoint.path

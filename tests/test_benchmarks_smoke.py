@@ -67,12 +67,12 @@ def _rows() -> list[Row]:
     return [
         Row("uninstrumented", "trivial", 1000.0, 990.0, 1010.0, 0.010),
         Row("vanilla", "trivial", 400.0, 390.0, 410.0, 0.030),
-        Row("monitor-full", "trivial", 800.0, 780.0, 820.0, 0.015),
+        Row("monitor-full", "trivial", 800.0, 780.0, 820.0, 0.015, spans_per_request=2.0),
     ]
 
 
 def test_table_shows_ratios_against_uninstrumented_and_vanilla():
-    """Each row carries its throughput ratio to uninstrumented and vanilla, and its p99 ratio."""
+    """Each row carries its throughput ratios, its p99 ratio and the added time per request and per span."""
     table = throughput_table(_rows())
     full = next(line for line in table if "monitor-full" in line)
     cells = [cell.strip() for cell in full.strip("|").split("|")]
@@ -80,8 +80,8 @@ def test_table_shows_ratios_against_uninstrumented_and_vanilla():
     assert cells[2].startswith("800 (780–820)")
     assert cells[3] == "15.00"
     assert cells[4:7] == ["0.80x", "2.00x", "1.50x"]
-    # 1/800 s - 1/1000 s = 250 µs of extra work per request.
-    assert cells[7] == "250"
+    # 1/800 s - 1/1000 s = 250 µs of extra work per request, over 2 spans.
+    assert cells[7:10] == ["250", "2.0", "125"]
 
 
 def test_targets_report_met_missed_and_unmeasured():
@@ -109,7 +109,7 @@ def test_cardinality_is_bounded_only_under_the_limit():
 
 
 def test_profile_summary_counts_leaves_and_leaves_out_lock_waits():
-    """Self time goes to the leaf frame; lock waits are counted apart from busy samples."""
+    """Self time goes to the leaf frame and its innermost package; lock waits are counted apart."""
     collapsed = (
         "run (/v/site-packages/uvicorn/main.py);encode (/v/site-packages/opentelemetry/exporter/x.py) 7\n"
         "run (/v/site-packages/uvicorn/main.py);handle (/v/site-packages/starlette/routing.py) 3\n"
@@ -118,7 +118,8 @@ def test_profile_summary_counts_leaves_and_leaves_out_lock_waits():
     busy, top, groups = summarize_collapsed(collapsed)
     assert busy == 10
     assert top[0] == ("encode (opentelemetry/exporter/x.py)", 7)
-    assert groups["uvicorn"] == 10 and groups["waiting"] == 50
+    # Each sample belongs to its innermost known package.
+    assert groups == {"opentelemetry (sdk, exporters, instrumentation)": 7, "starlette": 3, "waiting": 50}
 
 
 @pytest.mark.slow
