@@ -55,8 +55,11 @@ def ensure_vanilla_venv(venv: Path = VANILLA_VENV) -> Path:
     return venv / "bin"
 
 
-def vanilla_sqlalchemy_conflict(bin_dir: Path) -> str | None:
-    """The dependency conflict that makes the launcher skip SQLAlchemy instrumentation, if any."""
+def sqlalchemy_instrumentation_conflict(bin_dir: Path) -> str | None:
+    """The conflict the SQLAlchemy instrumentation declares with the venv's SQLAlchemy, if any.
+
+    The launcher skips an instrumentation that declares one, unless a distro loads it itself.
+    """
     probe = (
         "from importlib.metadata import distribution\n"
         "from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts\n"

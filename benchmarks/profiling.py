@@ -21,13 +21,13 @@ class Profile:
     endpoint: str
     samples: int
     self_time: list[tuple[str, int]] = field(default_factory=list)
-    inclusive: dict[str, int] = field(default_factory=dict)
+    by_package: dict[str, int] = field(default_factory=dict)
     raw_path: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "samples": self.samples, "raw": self.raw_path,
                 "self_time": [{"frame": frame, "samples": n} for frame, n in self.self_time],
-                "inclusive": self.inclusive}
+                "by_package": self.by_package}
 
 
 # Stack frames whose file path contains one of these count towards that group.

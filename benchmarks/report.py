@@ -8,9 +8,19 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.configurations import installed_version
+
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+
+    from benchmarks.census import Census
+    from benchmarks.footprint import CardinalityResult, MemoryResult, StartupResult
+    from benchmarks.profiling import Profile
+
+README_START, README_END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 # (configuration, endpoint, compared with, minimum ratio of throughputs)
 THROUGHPUT_TARGETS = (
@@ -126,3 +136,82 @@ def target_lines(rows: list[Row], startup: dict[str, float] | None) -> list[str]
         lines.append(f"- startup otel-monitor / vanilla: {value:.2f}x (target ≤ {STARTUP_TARGET}x): "
                      f"{'met' if value <= STARTUP_TARGET else 'NOT met'}")
     return lines
+
+
+def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
+           telemetry: dict[str, dict[str, int]], census: list[Census], startup: list[StartupResult],
+           costs: dict[str, dict[str, Any]], memory: MemoryResult | None,
+           cardinality: CardinalityResult | None, profiles: list[Profile], args: argparse.Namespace) -> str:
+    """The whole report as markdown, headed for the README's performance section."""
+    packages = ", ".join(f"{name} {v}" for name, v in facts["packages"].items())
+    lines = [
+        "### Latest results",
+        "",
+        f"{facts['date']}: {facts['cores']} cores ({facts['cpu']}), Python {facts['python']}, "
+        f"Linux {facts['kernel']}, {facts['wrk']}, load average {facts['load_average']:.2f} at start and "
+        f"{os.getloadavg()[0]:.2f} at the end; {packages}.",
+        f"App `{app}`; wrk 1 thread, {args.connections} connections, {args.duration:g} s per case after "
+        f"{args.warmup:g} s warm-up, {args.repetitions} interleaved repetitions (medians); server pinned to one "
+        "core, wrk and the OTLP sink to the other.",
+        "",
+        *throughput_table(rows),
+        "",
+    ]
+    if telemetry:
+        lines.append("Telemetry received by the sink (all repetitions): " + "; ".join(
+            f"{key}: " + ", ".join(f"{signal} {fmt_bytes(n)}" for signal, n in sorted(counts.items()))
+            for key, counts in telemetry.items() if any(counts.values())) + ".")
+        lines.append("")
+    if census:
+        lines.append("Spans exported per request (names × count per request): " + "; ".join(
+            f"{c.configuration} {c.endpoint}: " + (", ".join(
+                f"`{name}` × {n / c.requests:.1f}" for name, n in sorted(c.span_names.items())) or "none")
+            for c in census) + ".")
+        lines.append("")
+    if startup:
+        lines += ["| startup | median ms | best ms |", "|---|---|---|"]
+        lines += [f"| {s.configuration}: `{s.command}` | {s.median * 1000:.0f} | {s.best * 1000:.0f} |"
+                  for s in startup]
+        lines.append("")
+    if costs:
+        lines += ["| per-item cost (µs) | server+child span pair | histogram record | INFO log record |",
+                  "|---|---|---|---|"]
+        lines += [f"| {key} | {c['span_pair_us']:.1f} | {c['histogram_record_us']:.2f} | {c['log_record_us']:.1f} |"
+                  for key, c in costs.items()]
+        lines.append("")
+    if memory is not None:
+        lines.append(f"Memory, otel-monitor full, collector unreachable, {len(memory.samples_kib)} s of load on "
+                     f"`{memory.endpoint}` ({memory.load.rps if memory.load else 0:,.0f} req/s): {memory.curve()}; "
+                     f"{'plateaued' if memory.plateaued else 'STILL GROWING'}.")
+    if cardinality is not None:
+        name, largest = cardinality.largest
+        lines.append(f"Cardinality, otel-monitor full: {cardinality.paths_sent:,} distinct unknown paths gave "
+                     f"{sum(cardinality.series.values()):,} metric series in all; largest `{name}` with "
+                     f"{largest:,} ({'bounded' if cardinality.bounded else 'UNBOUNDED'}, "
+                     f"limit {cardinality.limit}).")
+    lines += ["", "Targets:", *target_lines(rows, _startup_medians(startup))]
+    if notes:
+        lines += ["", "Notes:", *[f"- {note}" for note in notes]]
+    for profile in profiles:
+        lines += ["", f"Top self-time frames, otel-monitor full, `{profile.endpoint}` ({profile.samples} busy samples):", ""]
+        lines += [f"    {n * 100 / max(profile.samples, 1):5.1f}%  {frame}" for frame, n in profile.self_time]
+        lines.append("    self time by package (stdlib charged to its caller): " + ", ".join(
+            f"{group} {n * 100 / max(profile.samples, 1):.0f}%"
+            for group, n in sorted(profile.by_package.items(), key=lambda item: -item[1])
+            if group != "waiting"))
+        lines.append(f"    lock waits left out: {profile.by_package.get('waiting', 0)} samples")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(markdown: str, readme: Path) -> None:
+    """Put the report between the README's bench-results markers."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{readme}: no {README_START} ... {README_END} block to update")
+    readme.write_text(text[: start + len(README_START)] + "\n" + markdown + text[end:])
+
+
+def _startup_medians(startup: list[StartupResult]) -> dict[str, float]:
+    keys = {"vanilla": "vanilla", "monitor-full": "monitor"}
+    return {keys[s.configuration]: s.median for s in startup if s.configuration in keys}

@@ -17,21 +17,20 @@ import importlib.util
 import json
 import os
 import sys
-from pathlib import Path
 import subprocess
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from benchmarks.census import Census, take_census
 from benchmarks.configurations import (
-    Configuration, build_configurations, ensure_vanilla_venv, vanilla_sqlalchemy_conflict,
+    Configuration, build_configurations, ensure_vanilla_venv, sqlalchemy_instrumentation_conflict,
 )
 from benchmarks.footprint import (
-    CardinalityResult, MemoryResult, StartupResult, measure_cardinality, measure_item_costs,
-    measure_memory, measure_startup,
+    StartupResult, measure_cardinality, measure_item_costs, measure_memory, measure_startup,
 )
 from benchmarks.processes import ROOT, SinkProcess
 from benchmarks.profiling import Profile, profile_under_load
-from benchmarks.report import Row, fmt_bytes, machine_facts, target_lines, throughput_table
+from benchmarks.report import README_END, README_START, Row, machine_facts, render, update_readme
 from benchmarks.throughput import Endpoint, LoadSettings, ThroughputResults, measure_throughput
 
 DEFAULT_APP = "examples.shop.app:app"
@@ -39,7 +38,6 @@ STANDIN_APP = "benchmarks.standin_app:app"
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 T = TypeVar("T")
-README_START, README_END = "<!-- bench-results:start -->", "<!-- bench-results:end -->"
 
 
 def choose_app(requested: str) -> tuple[str, str | None]:
@@ -105,84 +103,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
-           telemetry: dict[str, dict[str, int]], census: list[Census], startup: list[StartupResult],
-           costs: dict[str, dict[str, Any]], memory: MemoryResult | None,
-           cardinality: CardinalityResult | None, profiles: list[Profile], args: argparse.Namespace) -> str:
-    packages = ", ".join(f"{name} {v}" for name, v in facts["packages"].items())
-    lines = [
-        "### Latest results",
-        "",
-        f"{facts['date']}: {facts['cores']} cores ({facts['cpu']}), Python {facts['python']}, "
-        f"Linux {facts['kernel']}, {facts['wrk']}, load average {facts['load_average']:.2f} at start and "
-        f"{os.getloadavg()[0]:.2f} at the end; {packages}.",
-        f"App `{app}`; wrk 1 thread, {args.connections} connections, {args.duration:g} s per case after "
-        f"{args.warmup:g} s warm-up, {args.repetitions} interleaved repetitions (medians); server pinned to one "
-        "core, wrk and the OTLP sink to the other.",
-        "",
-        *throughput_table(rows),
-        "",
-    ]
-    if telemetry:
-        lines.append("Telemetry received by the sink (all repetitions): " + "; ".join(
-            f"{key}: " + ", ".join(f"{signal} {fmt_bytes(n)}" for signal, n in sorted(counts.items()))
-            for key, counts in telemetry.items() if any(counts.values())) + ".")
-        lines.append("")
-    if census:
-        lines.append("Spans exported per request (names × count per request): " + "; ".join(
-            f"{c.configuration} {c.endpoint}: " + (", ".join(
-                f"`{name}` × {n / c.requests:.1f}" for name, n in sorted(c.span_names.items())) or "none")
-            for c in census) + ".")
-        lines.append("")
-    if startup:
-        lines += ["| startup | median ms | best ms |", "|---|---|---|"]
-        lines += [f"| {s.configuration}: `{s.command}` | {s.median * 1000:.0f} | {s.best * 1000:.0f} |"
-                  for s in startup]
-        lines.append("")
-    if costs:
-        lines += ["| per-item cost (µs) | server+child span pair | histogram record | INFO log record |",
-                  "|---|---|---|---|"]
-        lines += [f"| {key} | {c['span_pair_us']:.1f} | {c['histogram_record_us']:.2f} | {c['log_record_us']:.1f} |"
-                  for key, c in costs.items()]
-        lines.append("")
-    if memory is not None:
-        lines.append(f"Memory, otel-monitor full, collector unreachable, {len(memory.samples_kib)} s of load on "
-                     f"`{memory.endpoint}` ({memory.load.rps if memory.load else 0:,.0f} req/s): {memory.curve()}; "
-                     f"{'plateaued' if memory.plateaued else 'STILL GROWING'}.")
-    if cardinality is not None:
-        name, largest = cardinality.largest
-        lines.append(f"Cardinality, otel-monitor full: {cardinality.paths_sent:,} distinct unknown paths gave "
-                     f"{sum(cardinality.series.values()):,} metric series in all; largest `{name}` with "
-                     f"{largest:,} ({'bounded' if cardinality.bounded else 'UNBOUNDED'}, "
-                     f"limit {cardinality.limit}).")
-    lines += ["", "Targets:", *target_lines(rows, _startup_medians(startup))]
-    if notes:
-        lines += ["", "Notes:", *[f"- {note}" for note in notes]]
-    for profile in profiles:
-        lines += ["", f"Top self-time frames, otel-monitor full, `{profile.endpoint}` ({profile.samples} busy samples):", ""]
-        lines += [f"    {n * 100 / max(profile.samples, 1):5.1f}%  {frame}" for frame, n in profile.self_time]
-        lines.append("    self time by package (stdlib charged to its caller): " + ", ".join(
-            f"{group} {n * 100 / max(profile.samples, 1):.0f}%"
-            for group, n in sorted(profile.inclusive.items(), key=lambda item: -item[1])
-            if group != "waiting"))
-        lines.append(f"    lock waits left out: {profile.inclusive.get('waiting', 0)} samples")
-    return "\n".join(lines) + "\n"
-
-
-def update_readme(markdown: str, readme: Path = README) -> None:
-    """Put the report between the README's bench-results markers."""
-    text = readme.read_text()
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise SystemExit(f"{readme}: no {README_START} ... {README_END} block to update")
-    readme.write_text(text[: start + len(README_START)] + "\n" + markdown + text[end:])
-
-
-def _startup_medians(startup: list[StartupResult]) -> dict[str, float]:
-    keys = {"vanilla": "vanilla", "monitor-full": "monitor"}
-    return {keys[s.configuration]: s.median for s in startup if s.configuration in keys}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     facts = machine_facts()
@@ -196,11 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     monitor_bin = Path(sys.executable).parent
     vanilla_bin = None if args.no_vanilla else ensure_vanilla_venv()
     if vanilla_bin is not None:
-        conflict = vanilla_sqlalchemy_conflict(vanilla_bin)
+        conflict = sqlalchemy_instrumentation_conflict(vanilla_bin)
         if conflict:
             notes.append(f"vanilla emits no database spans: the launcher skips SQLAlchemy ({conflict})")
-        notes.append("vanilla exports uncompressed (its default) and its log bridge keeps the root logger's "
-                     "WARNING level; otel-monitor gzips and sends INFO logs")
+        notes.append("vanilla exports uncompressed (its default), and its log bridge leaves the root logger at "
+                     "WARNING, so it exports none of the app's INFO records; otel-monitor gzips by default")
+    monitor_conflict = sqlalchemy_instrumentation_conflict(monitor_bin)
+    if monitor_conflict:
+        notes.append("otel-monitor's venv has the same conflict; whether its distro still traces SQLAlchemy "
+                     "shows in the spans per request")
     configurations = build_configurations(monitor_bin, vanilla_bin)
     by_key: dict[str, Configuration] = {c.key: c for c in configurations}
     endpoints = [Endpoint("trivial", args.trivial_path), Endpoint("database", args.database_path)]
@@ -281,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.output / "latest.json").write_text(json.dumps(raw, indent=2))
     print(f"written: {args.output / 'latest.md'}, {args.output / 'latest.json'}")
     if args.update_readme:
-        update_readme(markdown)
+        update_readme(markdown, README)
         print(f"updated the results block of {README}")
     return 0
 

@@ -203,9 +203,30 @@ def test_harness_runs_from_the_repository_root():
 
 def test_readme_block_is_replaced_between_its_markers(tmp_path):
     """--update-readme swaps only the text between the bench-results markers."""
-    from benchmarks.run import README_END, README_START, update_readme
+    from benchmarks.report import README_END, README_START, update_readme
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{README_START}\nold table\n{README_END}\n\nafter\n")
     update_readme("### Latest results\n\nnew table\n", readme)
     assert readme.read_text() == f"# title\n\n{README_START}\n### Latest results\n\nnew table\n{README_END}\n\nafter\n"
+
+
+@pytest.mark.slow
+@needs_wrk
+def test_whole_harness_writes_a_report_with_every_configuration(tmp_path, capsys):
+    """A one-second, one-round run prints and writes the table, with a row per configuration and endpoint."""
+    from benchmarks.run import main
+
+    code = main(["--app", "benchmarks.standin_app:app", "--no-vanilla", "--duration", "1", "--warmup", "0",
+                 "--repetitions", "1", "--connections", "4", "--startup-runs", "1", "--span-count", "200",
+                 "--census-requests", "2", "--memory-seconds", "0", "--paths", "0", "--output", str(tmp_path)])
+    assert code == 0
+    report = (tmp_path / "latest.md").read_text()
+    assert report in capsys.readouterr().out
+    for configuration in ("uninstrumented", "monitor-full", "monitor-production"):
+        for endpoint in ("trivial", "database"):
+            assert f"| {endpoint} | {configuration} |" in report
+    raw = json.loads((tmp_path / "latest.json").read_text())
+    assert {case["configuration"] for case in raw["throughput"]["cases"]} == {
+        "uninstrumented", "monitor-full", "monitor-production"}
+    assert [s["configuration"] for s in raw["startup"]] == ["uninstrumented", "monitor-full"]
