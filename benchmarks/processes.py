@@ -129,6 +129,7 @@ class AppServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"server exited with {self._process.returncode}: "
                                    f"{' '.join(self.command)}\n{self.log_tail()}")
             try:

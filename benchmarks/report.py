@@ -154,8 +154,7 @@ def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
         f"{args.warmup:g} s warm-up, {args.repetitions} interleaved repetitions (medians); server pinned to one "
         "core, wrk and the OTLP sink to the other.",
         "",
-        *throughput_table(rows),
-        "",
+        *(throughput_table(rows) + [""] if rows else []),
     ]
     if telemetry:
         lines.append("Telemetry received by the sink (all repetitions): " + "; ".join(

@@ -230,3 +230,13 @@ def test_whole_harness_writes_a_report_with_every_configuration(tmp_path, capsys
     assert {case["configuration"] for case in raw["throughput"]["cases"]} == {
         "uninstrumented", "monitor-full", "monitor-production"}
     assert [s["configuration"] for s in raw["startup"]] == ["uninstrumented", "monitor-full"]
+
+
+@pytest.mark.slow
+def test_server_that_cannot_start_reports_its_log(tmp_path):
+    """A server that exits during start-up raises an error carrying the end of its log."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "benchmarks.no_such_module:app", "--port", str(port)]
+    server = AppServer(command, clean_environment({}), port, None, tmp_path / "server.log")
+    with pytest.raises(RuntimeError, match="no_such_module"):
+        server.start(ready_path="/ping", timeout=30)
