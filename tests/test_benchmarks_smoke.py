@@ -1,0 +1,242 @@
+"""Smoke tests of the benchmark harness: its parsing, its tables, a one-second run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import urllib.request
+
+import pytest
+
+from benchmarks.footprint import CardinalityResult, MemoryResult
+from benchmarks.loadgen import WrkError, parse_duration, parse_wrk_output, run_distinct_paths, run_wrk
+from benchmarks.processes import ROOT, AppServer, SinkProcess, clean_environment, free_port
+from benchmarks.profiling import summarize_collapsed
+from benchmarks.report import Row, target_lines, throughput_table
+
+WRK_OUTPUT = """\
+Running 10s test @ http://127.0.0.1:8000/ping
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     4.15ms    1.02ms  31.87ms   91.20%
+    Req/Sec     7.77k   412.33     8.21k    88.00%
+  Latency Distribution
+     50%    3.98ms
+     75%    4.21ms
+     90%    4.77ms
+     99%    8.12ms
+  77359 requests in 10.01s, 10.48MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 5
+Requests/sec:   7728.35
+Transfer/sec:      1.05MB
+"""
+
+needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed: apt-get install wrk")
+
+
+def test_wrk_report_is_read_into_seconds_and_counts():
+    """The --latency report gives throughput, percentiles in seconds and failure counts."""
+    result = parse_wrk_output(WRK_OUTPUT)
+    assert result.rps == 7728.35
+    assert result.requests == 77359
+    assert result.seconds == pytest.approx(10.01)
+    assert result.p50 == pytest.approx(0.00398)
+    assert result.p99 == pytest.approx(0.00812)
+    assert result.latency_avg == pytest.approx(0.00415)
+    assert result.non_2xx == 5
+    assert result.socket_errors == 3
+
+
+def test_wrk_durations_in_every_unit():
+    """wrk's us, ms, s and m suffixes all become seconds."""
+    assert parse_duration("250.00us") == pytest.approx(0.00025)
+    assert parse_duration("1.50s") == pytest.approx(1.5)
+    assert parse_duration("2.00m") == pytest.approx(120)
+
+
+def test_wrk_report_without_latency_distribution_is_rejected():
+    """A report lacking --latency's percentiles raises an error that says so."""
+    without = "\n".join(line for line in WRK_OUTPUT.splitlines() if "%" not in line or "Latency " in line)
+    with pytest.raises(WrkError, match="--latency"):
+        parse_wrk_output(without)
+
+
+def _rows() -> list[Row]:
+    return [
+        Row("uninstrumented", "trivial", 1000.0, 990.0, 1010.0, 0.010),
+        Row("vanilla", "trivial", 400.0, 390.0, 410.0, 0.030),
+        Row("monitor-full", "trivial", 800.0, 780.0, 820.0, 0.015, spans_per_request=2.0),
+    ]
+
+
+def test_table_shows_ratios_against_uninstrumented_and_vanilla():
+    """Each row carries its throughput ratios, its p99 ratio and the added time per request and per span."""
+    table = throughput_table(_rows())
+    full = next(line for line in table if "monitor-full" in line)
+    cells = [cell.strip() for cell in full.strip("|").split("|")]
+    assert cells[0:2] == ["trivial", "monitor-full"]
+    assert cells[2].startswith("800 (780–820)")
+    assert cells[3] == "15.00"
+    assert cells[4:7] == ["0.80x", "2.00x", "1.50x"]
+    # 1/800 s - 1/1000 s = 250 µs of extra work per request, over 2 spans.
+    assert cells[7:10] == ["250", "2.0", "125"]
+
+
+def test_targets_report_met_missed_and_unmeasured():
+    """Target lines say met or NOT met from the ratios, and not measured when a side is absent."""
+    lines = target_lines(_rows(), {"vanilla": 1.0, "monitor": 0.4})
+    assert any("monitor-full trivial: 2.00x of vanilla" in line and line.endswith(": met") for line in lines)
+    assert any("monitor-full database" in line and "not measured" in line for line in lines)
+    assert any("startup" in line and "0.40x" in line and line.endswith(": met") for line in lines)
+    assert not any("startup" in line for line in target_lines(_rows(), {"vanilla": 1.0}))
+
+
+def test_memory_plateau_is_told_from_growth():
+    """A curve that levels off counts as plateaued; one that keeps climbing does not."""
+    flat = MemoryResult(samples_kib=[80_000 + min(n, 5) * 4000 for n in range(40)])
+    growing = MemoryResult(samples_kib=[80_000 + n * 4000 for n in range(40)])
+    assert flat.plateaued
+    assert not growing.plateaued
+    assert flat.curve().endswith("(MiB)") and "39s" in flat.curve()
+
+
+def test_cardinality_is_bounded_only_under_the_limit():
+    """One series per distinct path is unbounded; a few series are bounded."""
+    assert CardinalityResult(5000, {"http.server.duration": 2}, limit=2000).bounded
+    assert not CardinalityResult(5000, {"monitor.operation.duration": 5000}, limit=2000).bounded
+
+
+def test_profile_summary_counts_leaves_and_leaves_out_lock_waits():
+    """Self time goes to the leaf frame and its innermost package; lock waits are counted apart."""
+    collapsed = (
+        "run (/v/site-packages/uvicorn/main.py);encode (/v/site-packages/opentelemetry/exporter/x.py) 7\n"
+        "run (/v/site-packages/uvicorn/main.py);handle (/v/site-packages/starlette/routing.py) 3\n"
+        "worker (/v/lib/python3.11/threading.py);Condition.wait (/v/lib/python3.11/threading.py) 50\n"
+    )
+    busy, top, groups = summarize_collapsed(collapsed)
+    assert busy == 10
+    assert top[0] == ("encode (opentelemetry/exporter/x.py)", 7)
+    # Each sample belongs to its innermost known package.
+    assert groups == {"opentelemetry (sdk, exporters, instrumentation)": 7, "starlette": 3, "waiting": 50}
+
+
+@pytest.mark.slow
+def test_sink_counts_bytes_per_signal():
+    """The sink process answers 200 to /v1/* and counts each signal's bytes; other paths get 404."""
+    with SinkProcess(sys.executable) as sink:
+        for signal_name, body in (("traces", b"x" * 100), ("logs", b"y" * 7)):
+            request = urllib.request.Request(f"{sink.endpoint}/v1/{signal_name}", data=body, method="POST",
+                                             headers={"Content-Type": "application/x-protobuf"})
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                assert reply.status == 200
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(urllib.request.Request(f"{sink.endpoint}/other", data=b"z"), timeout=10)
+        stats = sink.stats()
+    assert stats["bytes"] == {"traces": 100, "metrics": 0, "logs": 7}
+    assert stats["requests"]["traces"] == 1
+
+
+@pytest.mark.slow
+def test_sink_counts_distinct_metric_series():
+    """With --count-series, the sink counts distinct attribute sets per metric over repeated exports."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    message = ExportMetricsServiceRequest()
+    metric = message.resource_metrics.add().scope_metrics.add().metrics.add()
+    metric.name = "http.server.duration"
+    for route in ("/a", "/b"):
+        point = metric.sum.data_points.add()
+        point.as_int = 1
+        attribute = point.attributes.add()
+        attribute.key, attribute.value.string_value = "http.route", route
+    body = message.SerializeToString()
+    with SinkProcess(sys.executable, count_series=True) as sink:
+        for _ in range(2):
+            request = urllib.request.Request(f"{sink.endpoint}/v1/metrics", data=body, method="POST",
+                                             headers={"Content-Type": "application/x-protobuf"})
+            urllib.request.urlopen(request, timeout=10).close()
+        stats = sink.stats()
+    assert stats["series"] == {"http.server.duration": 2}
+
+
+@pytest.fixture
+def standin_server(tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "benchmarks.standin_app:app", "--host", "127.0.0.1",
+               "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    server = AppServer(command, clean_environment({"BENCH_STANDIN_DB": str(tmp_path)}), port, None,
+                       tmp_path / "server.log")
+    with server.start(ready_path="/ping"):
+        yield server
+
+
+@pytest.mark.slow
+@needs_wrk
+def test_one_second_run_on_the_standin_app(standin_server):
+    """A one-second wrk run against both stand-in endpoints completes with only 200s."""
+    for path in ("/ping", "/api/products/1"):
+        result = run_wrk(standin_server.base_url + path, duration=1, connections=4)
+        assert result.requests > 0
+        assert result.non_2xx == 0 and result.socket_errors == 0
+    with urllib.request.urlopen(standin_server.base_url + "/api/products/1", timeout=10) as reply:
+        assert json.load(reply)["id"] == 1
+
+
+@pytest.mark.slow
+@needs_wrk
+def test_distinct_paths_run_stops_after_its_count(standin_server):
+    """The distinct-path script ends the run once `count` requests went to unknown paths, all 404s."""
+    result = run_distinct_paths(standin_server.base_url, "/bench-unknown/", count=200, max_seconds=60,
+                                connections=4)
+    # Up to one in-flight request per connection is cut off when the run stops.
+    assert 200 - 4 <= result.requests <= 200
+    assert result.non_2xx == result.requests
+    assert result.seconds < 60
+
+
+def test_harness_runs_from_the_repository_root():
+    """`python -m benchmarks.run` resolves paths from the repository root."""
+    assert (ROOT / "benchmarks" / "run.py").exists()
+
+
+def test_readme_block_is_replaced_between_its_markers(tmp_path):
+    """--update-readme swaps only the text between the bench-results markers."""
+    from benchmarks.report import README_END, README_START, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\n{README_START}\nold table\n{README_END}\n\nafter\n")
+    update_readme("### Latest results\n\nnew table\n", readme)
+    assert readme.read_text() == f"# title\n\n{README_START}\n### Latest results\n\nnew table\n{README_END}\n\nafter\n"
+
+
+@pytest.mark.slow
+@needs_wrk
+def test_whole_harness_writes_a_report_with_every_configuration(tmp_path, capsys):
+    """A one-second, one-round run prints and writes the table, with a row per configuration and endpoint."""
+    from benchmarks.run import main
+
+    code = main(["--app", "benchmarks.standin_app:app", "--no-vanilla", "--duration", "1", "--warmup", "0",
+                 "--repetitions", "1", "--connections", "4", "--startup-runs", "1", "--span-count", "200",
+                 "--census-requests", "2", "--memory-seconds", "0", "--paths", "0", "--output", str(tmp_path)])
+    assert code == 0
+    report = (tmp_path / "latest.md").read_text()
+    assert report in capsys.readouterr().out
+    for configuration in ("uninstrumented", "monitor-full", "monitor-production"):
+        for endpoint in ("trivial", "database"):
+            assert f"| {endpoint} | {configuration} |" in report
+    raw = json.loads((tmp_path / "latest.json").read_text())
+    assert {case["configuration"] for case in raw["throughput"]["cases"]} == {
+        "uninstrumented", "monitor-full", "monitor-production"}
+    assert [s["configuration"] for s in raw["startup"]] == ["uninstrumented", "monitor-full"]
+
+
+@pytest.mark.slow
+def test_server_that_cannot_start_reports_its_log(tmp_path):
+    """A server that exits during start-up raises an error carrying the end of its log."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "benchmarks.no_such_module:app", "--port", str(port)]
+    server = AppServer(command, clean_environment({}), port, None, tmp_path / "server.log")
+    with pytest.raises(RuntimeError, match="no_such_module"):
+        server.start(ready_path="/ping", timeout=30)
