@@ -16,7 +16,7 @@ CONTRIB_VERSION = "0.66b1"
 
 # The app's own dependencies are pinned to the versions otel-monitor's venv has,
 # so the vanilla and otel-monitor servers run the same FastAPI/SQLAlchemy/uvicorn.
-_APP_PACKAGES = ("fastapi", "starlette", "SQLAlchemy", "uvicorn", "PyYAML")
+_APP_PACKAGES = ("fastapi", "starlette", "SQLAlchemy", "uvicorn", "PyYAML", "httpx")
 
 
 def installed_version(package: str) -> str | None:

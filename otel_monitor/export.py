@@ -194,7 +194,12 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> None:
             except Exception:  # noqa: BLE001 - exiting anyway
                 pass
 
+    done = threading.Event()
+
     def at_exit() -> None:
+        if done.is_set():
+            return
+        done.set()
         worker = threading.Thread(target=shutdown_all, name="otel-monitor-shutdown", daemon=True)
         worker.start()
         worker.join(timeout_s)
@@ -208,3 +213,31 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> None:
                 handler.flush = lambda: None  # type: ignore[method-assign]
 
     atexit.register(at_exit)
+    _flush_on_sigterm(at_exit)
+
+
+def _flush_on_sigterm(flush: Any) -> None:
+    """Flush (bounded) when SIGTERM would otherwise kill the process without exit handlers.
+
+    With the default SIGTERM disposition Python dies at once and ``atexit``
+    never runs; uvicorn also ends its graceful shutdown by re-raising SIGTERM
+    with the previous handler restored. Installed only over the default
+    disposition, never over an app's own handler: ours flushes, then lets the
+    signal do what it would have done.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            flush()
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+    except (ValueError, OSError):  # not the main interpreter, or signals unavailable
+        pass

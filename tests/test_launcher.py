@@ -193,3 +193,21 @@ def test_bad_setting_without_strict_runs_on_default():
         capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "app ran" in proc.stdout
     assert proc.stderr.count("OTEL_MONITOR_CARDINALITY_LIMIT='many' is invalid: expected an integer") == 1
+
+
+def test_sigterm_flushes_what_is_pending(tmp_path):
+    """On SIGTERM (uvicorn re-raises it after its graceful stop) pending spans and metrics are still sent."""
+    import signal
+
+    with OTLPSink() as sink:
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint, "OTEL_SERVICE_NAME": "flush",
+               "OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_METRIC_EXPORT_INTERVAL": "60000",
+               "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}"}
+        with launched("tests.apps.basic_app:app", env) as app:
+            assert app.get("/items/1")[0] == 200
+            assert not sink.spans  # nothing exported yet: the batch waits a minute
+            app.process.send_signal(signal.SIGTERM)
+            app.process.wait(timeout=30)
+        assert sink.wait_for(lambda s: any(sp["attributes"].get("http.route") == "/items/{item_id}"
+                                           for sp in s.spans), timeout=5)
+        assert sink.wait_for(lambda s: bool(s.metric_points("http.server.request.duration")), timeout=5)
