@@ -299,7 +299,7 @@ def install_fastapi_native_defaults(settings: Any) -> None:
 
     FastAPI's native telemetry takes its options only from the constructor's
     ``telemetry=`` argument; we fill in the keys the app did not pass:
-    ``exclude`` (health and metrics URLs) and ``operation_spans``.
+    ``exclude`` (health and metrics URLs), ``operation_spans`` and ``metrics``.
     """
     global _FASTAPI_PATCHED
     if _FASTAPI_PATCHED:
@@ -309,6 +309,8 @@ def install_fastapi_native_defaults(settings: Any) -> None:
     excluded = excluded_url_matcher(settings.excluded_urls)
     defaults = {
         "operation_spans": settings.operation_spans,
+        # Three metric recordings per request that monitor.operation.duration repeats.
+        "metrics": settings.http_metrics,
         "exclude": lambda scope: excluded(scope.get("path", "")),
     }
     original_init = fastapi.FastAPI.__init__

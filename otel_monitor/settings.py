@@ -138,6 +138,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated URL path patterns (regular expressions, matched at the start) that produce no traces or operation metrics."),
     Setting("OTEL_MONITOR_OPERATION_SPANS", parse_bool, "false",
             "Also trace FastAPI's internal steps (dependencies, endpoint, serialization) as child spans."),
+    Setting("OTEL_MONITOR_HTTP_METRICS", parse_bool, "false",
+            "Also record FastAPI's http.server.request.duration and http.server.active_requests; "
+            "monitor.operation.duration already times every request, by operation."),
     Setting("OTEL_MONITOR_LOG_LEVEL", log_level, "INFO",
             "Lowest level of stdlib log records sent as OTLP logs."),
     Setting("OTEL_MONITOR_LOG_CORRELATION", parse_bool, "true",

@@ -29,7 +29,7 @@ def basic_run(tmp_path_factory):
         with launched("tests.apps.basic_app:app", env) as app:
             results = {path: app.get(path)[0] for path in ("/ping", "/items/1", "/items/9", "/health", "/boom")}
             sink.wait_for(lambda s: sum(1 for sp in s.spans if sp["kind"] == SERVER) >= 4)
-            sink.wait_for(lambda s: any(p["name"] == "http.server.request.duration" for p in s.metrics))
+            sink.wait_for(lambda s: any(p["name"] == "monitor.operation.duration" for p in s.metrics))
             sink.wait_for(lambda s: any(r["body"] == "served item 1" for r in s.logs))
         yield sink, results, app.output
 
@@ -73,10 +73,10 @@ def test_database_spans_with_current_sqlalchemy(basic_run):
 
 
 def test_metrics_arrive_over_otlp(basic_run):
-    """Request duration metrics arrive with the route and the per-process instance id."""
+    """Operation duration metrics arrive per route and with the per-process instance id."""
     sink, _, _ = basic_run
-    points = sink.metric_points("http.server.request.duration")
-    assert {p["attributes"].get("http.route") for p in points} >= {"/ping", "/items/{item_id}"}
+    points = sink.metric_points("monitor.operation.duration")
+    assert {p["attributes"].get("monitor.operation") for p in points} >= {"GET /ping", "GET /items/{item_id}"}
     assert all(p["resource"].get("service.instance.id") for p in points)
     assert all(p["resource"]["service.name"] == "basic" for p in points)
 
@@ -145,7 +145,7 @@ def test_third_party_receiver_rotel_accepts_our_otlp(tmp_path):
                 assert app.get("/ping")[0] == 200
                 assert sink.wait_for(lambda s: any(sp["attributes"].get("http.route") == "/ping" for sp in s.spans),
                                      timeout=30)
-                assert sink.wait_for(lambda s: any(p["name"] == "http.server.request.duration" for p in s.metrics),
+                assert sink.wait_for(lambda s: any(p["name"] == "monitor.operation.duration" for p in s.metrics),
                                      timeout=30)
         finally:
             relay.terminate()
@@ -210,4 +210,21 @@ def test_sigterm_flushes_what_is_pending(tmp_path):
             app.process.wait(timeout=30)
         assert sink.wait_for(lambda s: any(sp["attributes"].get("http.route") == "/items/{item_id}"
                                            for sp in s.spans), timeout=5)
-        assert sink.wait_for(lambda s: bool(s.metric_points("http.server.request.duration")), timeout=5)
+        assert sink.wait_for(lambda s: bool(s.metric_points("monitor.operation.duration")), timeout=5)
+
+
+def test_standard_http_metrics_on_request(tmp_path):
+    """OTEL_MONITOR_HTTP_METRICS=true adds FastAPI's http.server.request.duration (off by default)."""
+    with OTLPSink() as sink:
+        env = {**sink.env(), "OTEL_MONITOR_HTTP_METRICS": "true", "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'i.db'}"}
+        with launched("tests.apps.basic_app:app", env) as app:
+            assert app.get("/ping")[0] == 200
+            assert sink.wait_for(lambda s: bool(s.metric_points("http.server.request.duration")))
+
+
+def test_standard_http_metrics_off_by_default(basic_run):
+    """By default only monitor.operation.duration times requests: no duplicate http.server.* recordings."""
+    sink, _, _ = basic_run
+    assert sink.metric_points("monitor.operation.duration")
+    assert not sink.metric_points("http.server.request.duration")
+    assert not sink.metric_points("http.server.active_requests")

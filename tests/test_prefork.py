@@ -20,8 +20,8 @@ REQUESTS = 60
 def request_counts(sink: OTLPSink) -> dict[str, int]:
     """Latest cumulative request count of /items/{item_id} per service.instance.id."""
     counts: dict[str, int] = {}
-    for point in sink.latest_points("http.server.request.duration"):
-        if point["attributes"].get("http.route") == "/items/{item_id}":
+    for point in sink.latest_points("monitor.operation.duration"):
+        if point["attributes"].get("monitor.operation") == "GET /items/{item_id}":
             instance = point["resource"]["service.instance.id"]
             counts[instance] = counts.get(instance, 0) + point["count"]
     return counts
