@@ -174,11 +174,12 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     # until then, so nothing ever leaves unredacted).
     def export_span_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:
         return MonitorSpanExportProcessor(
-            LateBoundSpanExporter(export.CountingSpanExporter(exporter)),
+            LateBoundSpanExporter(export.CountingSpanExporter(export.FastSpanExporter.wrap(exporter))),
             keep_errors=settings.keep_errors, slow_threshold_ms=settings.slow_threshold_ms)
 
     def export_log_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:
-        return BatchLogRecordProcessor(LateBoundLogExporter(export.CountingLogExporter(exporter)))
+        return BatchLogRecordProcessor(
+            LateBoundLogExporter(export.CountingLogExporter(export.speed_up_exporter(exporter))))
 
     # Our span/log processors need the meter and logger providers, which the SDK
     # builds after the tracer provider: add them to the providers afterwards.
@@ -234,7 +235,7 @@ def _wrap_metric_exporters(meter_provider: Any) -> None:
     for reader in getattr(getattr(meter_provider, "_sdk_config", None), "metric_readers", ()):
         inner = getattr(reader, "_exporter", None)
         if inner is not None and not isinstance(inner, export.CountingMetricExporter):
-            reader._exporter = export.CountingMetricExporter(inner)
+            reader._exporter = export.CountingMetricExporter(export.speed_up_exporter(inner))
 
 
 def _prepend_processors(tracer_provider: Any, logger_provider: Any, pipeline: Any) -> None:

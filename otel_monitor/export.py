@@ -241,3 +241,65 @@ def _flush_on_sigterm(flush: Any) -> None:
         signal.signal(signal.SIGTERM, on_sigterm)
     except (ValueError, OSError):  # not the main interpreter, or signals unavailable
         pass
+
+
+def _fast_compression(exporter: Any) -> bool:
+    """Make an OTLP/HTTP exporter gzip at level 1 instead of 9; False if it is not one we know."""
+    from opentelemetry.exporter.otlp.common.http import Compression
+
+    from .otlp_encode import gzip_fast
+
+    client = getattr(exporter, "_client", None)
+    if client is None or not hasattr(client, "_compress") or not hasattr(client, "_compression"):
+        return False
+    if client._compression is Compression.GZIP:
+        client._compress = gzip_fast
+    return True
+
+
+class FastSpanExporter(SpanExporter):
+    """Sends spans through the SDK's OTLP/HTTP exporter, encoded by :mod:`otel_monitor.otlp_encode`.
+
+    The transport, headers, retries and timeouts stay the SDK exporter's own;
+    only the protobuf serialisation (and the gzip level) is ours.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        from .otlp_encode import encode_spans
+
+        self.inner = inner
+        self._encode = encode_spans
+
+    @classmethod
+    def wrap(cls, exporter: Any) -> Any:
+        """``exporter`` made faster when it is the SDK's OTLP/HTTP span exporter; else unchanged."""
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            return exporter
+        if type(exporter) is not OTLPSpanExporter or not _fast_compression(exporter):
+            return exporter
+        return cls(exporter)
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        inner = self.inner
+        if inner._shutdown:
+            return SpanExportResult.FAILURE
+        try:
+            data = self._encode(spans)
+        except Exception:  # noqa: BLE001 - an unencodable attribute: let the SDK's encoder decide
+            return inner.export(spans)
+        result = inner._client.export(data)
+        return SpanExportResult.SUCCESS if result.success else SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self.inner.force_flush(timeout_millis))
+
+
+def speed_up_exporter(exporter: Any) -> Any:
+    """Level-1 gzip for the SDK's OTLP/HTTP metric and log exporters (encoding stays theirs)."""
+    _fast_compression(exporter)
+    return exporter
