@@ -217,6 +217,7 @@ class InstrumentationLoader:
             REPORT[name] = Decision(name, "loaded", reason)
             if name == "sqlalchemy":
                 drop_connect_spans()
+                observe_pool_usage()
                 instrument_existing_engines()
             elif name == "logging":
                 keep_telemetry_logs_local()
@@ -258,6 +259,57 @@ def drop_connect_spans() -> None:
 
     if hasattr(Engine.connect, "__wrapped__"):
         unwrap(Engine, "connect")
+
+
+_POOL_EVENTS = frozenset({"connect", "close", "checkin", "checkout"})
+_pooled_engines: Any = None
+
+
+def observe_pool_usage() -> None:
+    """Report ``db.client.connections.usage`` when metrics are collected, not on every checkout.
+
+    The contrib instrumentation updates that up-down counter four times per
+    session (idle -1, used +1, and back), each a full metric recording on the
+    request path. The pool knows both numbers at any moment: an observable
+    instrument reads them once per export instead; same name, attributes
+    and values.
+    """
+    global _pooled_engines
+    if _pooled_engines is not None:
+        return
+    import weakref
+
+    from opentelemetry import metrics
+    from opentelemetry.instrumentation.sqlalchemy import engine as contrib
+    from opentelemetry.metrics import CallbackOptions, Observation
+
+    engines: weakref.WeakSet[Any] = weakref.WeakSet()
+    _pooled_engines = engines
+    register = contrib.EngineTracer._register_event_listener.__func__
+
+    def register_without_pool_events(cls: Any, target: Any, identifier: str, func: Any, *args: Any, **kw: Any) -> None:
+        if identifier in _POOL_EVENTS:
+            engines.add(target)
+            return
+        register(cls, target, identifier, func, *args, **kw)
+
+    contrib.EngineTracer._register_event_listener = classmethod(register_without_pool_events)  # type: ignore[assignment]
+
+    def observe(options: CallbackOptions) -> list[Observation]:
+        observations = []
+        for engine in list(engines):
+            pool = getattr(engine, "pool", None)
+            used, idle = getattr(pool, "checkedout", None), getattr(pool, "checkedin", None)
+            if not callable(used) or not callable(idle):
+                continue
+            attributes = contrib._get_attributes_from_engine(engine)
+            observations.append(Observation(used(), {**attributes, "state": "used"}))
+            observations.append(Observation(idle(), {**attributes, "state": "idle"}))
+        return observations
+
+    metrics.get_meter("otel_monitor.sqlalchemy").create_observable_up_down_counter(
+        "db.client.connections.usage", callbacks=[observe], unit="connections",
+        description="The number of connections that are currently in state described by the state attribute.")
 
 
 def instrument_existing_engines() -> None:

@@ -228,3 +228,13 @@ def test_standard_http_metrics_off_by_default(basic_run):
     assert sink.metric_points("monitor.operation.duration")
     assert not sink.metric_points("http.server.request.duration")
     assert not sink.metric_points("http.server.active_requests")
+
+
+def test_pool_usage_is_observed_not_recorded_per_request(basic_run):
+    """Connection pool usage arrives as db.client.connections.usage (used/idle) read at collection time."""
+    sink, _, _ = basic_run
+    points = sink.metric_points("db.client.connections.usage")
+    assert points and {p["scope"] for p in points} == {"otel_monitor.sqlalchemy"}
+    assert {p["attributes"]["state"] for p in points} == {"used", "idle"}
+    latest = {p["attributes"]["state"]: p["value"] for p in sink.latest_points("db.client.connections.usage")}
+    assert latest["used"] == 0 and latest["idle"] >= 1
