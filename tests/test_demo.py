@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 def test_demo_serves_traffic_and_exports_linked_traces(otlp_sink: OTLPSink) -> None:
-    """A short demo run exits 0, prints the URLs, and both services export spans of one distributed trace."""
+    """A short demo run exits 0, prints the URLs, reports the health checks, and both services export one distributed trace."""
     shop_port, payments_port = free_port(), free_port()
     env = {**os.environ, **otlp_sink.env()}
     command = [
@@ -40,6 +40,12 @@ def test_demo_serves_traffic_and_exports_linked_traces(otlp_sink: OTLPSink) -> N
     def service_of(span: dict) -> str:
         return span["resource"].get(semconv.SERVICE_NAME, "")
 
+    # The shop's own checks (in code) and the config file's shared disk check, each reported once.
+    shop_checks = health_checks_of(otlp_sink, "shop")
+    assert sorted(shop_checks) == ["database", "disk", "payments"]
+    assert (shop_checks["database"], shop_checks["payments"]) == (1.0, 1.0)
+    assert sorted(health_checks_of(otlp_sink, "payments")) == ["disk"]
+
     shop_routes = {s["attributes"].get(semconv.HTTP_ROUTE) for s in otlp_sink.spans if service_of(s) == "shop"}
     assert {"/api/products", "/api/products/{product_id}"} <= shop_routes
     payment_traces = {s["trace_id"] for s in otlp_sink.spans if service_of(s) == "payments"}
@@ -47,3 +53,8 @@ def test_demo_serves_traffic_and_exports_linked_traces(otlp_sink: OTLPSink) -> N
         s["trace_id"] for s in otlp_sink.spans if s["attributes"].get(semconv.HTTP_ROUTE) == "/api/checkout"
     }
     assert payment_traces & checkout_traces, "a checkout's payment call should continue the checkout's trace"
+
+
+def health_checks_of(sink: OTLPSink, service: str) -> dict[str, float]:
+    return {p["attributes"][semconv.MONITOR_HEALTH_CHECK]: p["value"] for p in sink.metrics
+            if p["name"] == semconv.METRIC_HEALTH_STATUS and p["resource"].get(semconv.SERVICE_NAME) == service}
