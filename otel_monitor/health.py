@@ -376,13 +376,22 @@ class HealthRegistry:
 
             value, latency = await asyncio.wait_for(timed(), check.timeout)
             return _interpret(value), latency
+        budget = check.timeout
         previous = self._inflight.get(check.name)
         if previous is not None and not previous.done():
-            # Still stuck since an earlier run: do not pile up threads on a hung dependency.
-            return CheckOutcome(DOWN, f"still hanging since an earlier run (timeout {check.timeout:g}s)"), check.timeout
+            # An earlier run is still stuck: never pile up threads on a hung dependency,
+            # but give it this run's time to finish (it may have just been released).
+            started = time.perf_counter()
+            try:
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(previous)), budget)
+            except Exception:  # noqa: BLE001 - timed out, or the old run failed: only whether it ended matters
+                pass
+            budget -= time.perf_counter() - started
+            if not previous.done() or budget <= 0:
+                return CheckOutcome(DOWN, f"still hanging since an earlier run (timeout {check.timeout:g}s)"), check.timeout
         future = _in_daemon_thread(check)
         self._inflight[check.name] = future
-        value, latency = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), check.timeout)
+        value, latency = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), budget)
         return _interpret(value), latency
 
     # --- telemetry ---------------------------------------------------------------------
