@@ -107,6 +107,8 @@ def service_env(args: argparse.Namespace, data_dir: Path) -> dict[str, str]:
     defaults = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://localhost:{args.console_port}",
         "OTEL_METRIC_EXPORT_INTERVAL": "5000",
+        # Health checks every 5 s, so the console's Health page follows an outage closely.
+        "OTEL_MONITOR_HEALTH_INTERVAL": "5",
         "OTEL_MONITOR_CONFIG": str(CONFIG_FILE),
         "OTEL_MONITOR_ENVIRONMENT": "demo",
         "OTEL_MONITOR_USER_ID_KEY": "demo-only-key-not-for-production",

@@ -41,6 +41,9 @@ class BudgetSpent(Exception):
 class TrafficReport:
     requests: int = 0
     by_endpoint: Counter[str] = field(default_factory=Counter)
+    # Requests that got an HTTP answer; the rest failed in transport (e.g. on a connection
+    # the server closed after an unhandled error), mostly without reaching the app.
+    answered_by_endpoint: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
     transport_errors: Counter[str] = field(default_factory=Counter)
     stopped_by: str = "requests"
@@ -84,6 +87,7 @@ class Visitor:
             report.transport_errors[type(exc).__name__] += 1
             return None
         report.by_status[response.status_code] += 1
+        report.answered_by_endpoint[f"{method} {endpoint}"] += 1
         return response
 
     async def browse(self, category: str | None = None) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -375,13 +376,22 @@ class HealthRegistry:
 
             value, latency = await asyncio.wait_for(timed(), check.timeout)
             return _interpret(value), latency
+        budget = check.timeout
         previous = self._inflight.get(check.name)
         if previous is not None and not previous.done():
-            # Still stuck since an earlier run: do not pile up threads on a hung dependency.
-            return CheckOutcome(DOWN, f"still hanging since an earlier run (timeout {check.timeout:g}s)"), check.timeout
+            # An earlier run is still stuck: never pile up threads on a hung dependency,
+            # but give it this run's time to finish (it may have just been released).
+            started = time.perf_counter()
+            try:
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(previous)), budget)
+            except Exception:  # noqa: BLE001 - timed out, or the old run failed: only whether it ended matters
+                pass
+            budget -= time.perf_counter() - started
+            if not previous.done() or budget <= 0:
+                return CheckOutcome(DOWN, f"still hanging since an earlier run (timeout {check.timeout:g}s)"), check.timeout
         future = _in_daemon_thread(check)
         self._inflight[check.name] = future
-        value, latency = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), check.timeout)
+        value, latency = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), budget)
         return _interpret(value), latency
 
     # --- telemetry ---------------------------------------------------------------------
@@ -392,17 +402,12 @@ class HealthRegistry:
         from opentelemetry import metrics
         from opentelemetry._logs import get_logger
 
-        meter = metrics.get_meter("otel_monitor.health", meter_provider=self._meter_provider)
-        gauge = meter.create_observable_gauge(
-            semconv.METRIC_HEALTH_STATUS, callbacks=[self._observe],
-            description="Health check state: 1 up, 0.5 degraded, 0 down.")  # no unit: no Prometheus suffix
-        histogram = meter.create_histogram(
-            semconv.METRIC_HEALTH_CHECK_DURATION, unit="s", description="Duration of each health check run.",
-            explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS))
-        self._instruments = (gauge, histogram)
+        shared = _instruments_for(self._meter_provider or metrics.get_meter_provider())
+        shared.registries.add(self)
+        self._instruments = (shared.gauge, shared.histogram)
         self._logger = get_logger("otel_monitor.health", logger_provider=self._logger_provider)
 
-    def _observe(self, options: Any) -> Iterable[Any]:
+    def _observations(self) -> list[Any]:
         from opentelemetry.metrics import Observation
 
         observations = []
@@ -454,6 +459,42 @@ class HealthRegistry:
         if self._logger is not None:
             self._logger.emit(event_name=semconv.EVENT_HEALTH_CHANGE, severity_number=severity,
                               severity_text=text, body=body, attributes=attributes)
+
+
+class _SharedInstruments:
+    """The health instruments of one meter provider, observing every registry bound to it.
+
+    A meter provider hands out one meter per name and keeps only the first
+    callbacks of an instrument name, so a second registry in the process (the
+    config file's and an app's own) creating its own gauge would never be observed.
+    """
+
+    def __init__(self, provider: Any) -> None:
+        from opentelemetry import metrics
+
+        self.registries: weakref.WeakSet[HealthRegistry] = weakref.WeakSet()
+        meter = metrics.get_meter("otel_monitor.health", meter_provider=provider)
+        self.gauge = meter.create_observable_gauge(
+            semconv.METRIC_HEALTH_STATUS, callbacks=[self._observe],
+            description="Health check state: 1 up, 0.5 degraded, 0 down.")  # no unit: no Prometheus suffix
+        self.histogram = meter.create_histogram(
+            semconv.METRIC_HEALTH_CHECK_DURATION, unit="s", description="Duration of each health check run.",
+            explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS))
+
+    def _observe(self, options: Any) -> Iterable[Any]:
+        return [observation for registry in list(self.registries) for observation in registry._observations()]
+
+
+_shared_instruments: weakref.WeakKeyDictionary[Any, _SharedInstruments] = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def _instruments_for(provider: Any) -> _SharedInstruments:
+    with _shared_lock:
+        shared = _shared_instruments.get(provider)
+        if shared is None:
+            shared = _shared_instruments[provider] = _SharedInstruments(provider)
+        return shared
 
 
 _default: HealthRegistry | None = None

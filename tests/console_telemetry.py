@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -111,3 +112,24 @@ def send_calls(url: str, operation: str, durations: list[float], failed: list[fl
         record_calls(hist, operation, durations)
         record_calls(hist, operation, list(failed), category=category)
         provider.force_flush()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@contextmanager
+def chromium_page(artifacts: Path) -> Iterator[Any]:
+    """A headless Chromium page (Playwright); fails the caller on any JavaScript error once it is done."""
+    from playwright.sync_api import sync_playwright
+
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        browser.close()
+        assert not errors, f"JavaScript errors: {errors}"

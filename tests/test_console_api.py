@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 from .console_telemetry import CONFIG, get, logger, meter, milestone, record_calls, send_calls, tracer
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import Status, StatusCode, use_span
 
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
@@ -212,3 +212,31 @@ def test_oldest_traces_are_evicted_and_counted():
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"{handle.url}/api/traces/{trace_ids[0]}")
         assert get(f"{handle.url}/api/traces/{trace_ids[-1]}")["spans"][0]["name"] == "GET /page/29"
+
+
+def test_error_group_takes_its_stack_trace_from_the_logged_exception(console):
+    """A failed span with only error.type gets the stack trace of the exception logged in its context, in either order."""
+    stacks = {}
+    with tracer(console.url) as t, logger(console.url) as log:
+        for fingerprint, log_first in (("a11ce0001", True), ("b0b000002", False)):
+            span = t.start_span("POST /checkout", attributes={
+                semconv.MONITOR_OPERATION: "checkout", semconv.ERROR_TYPE: "TypeError",
+                semconv.MONITOR_ERROR_CATEGORY: "bug", semconv.MONITOR_ERROR_FINGERPRINT: fingerprint})
+            span.set_status(Status(StatusCode.ERROR))
+            stacks[fingerprint] = f"Traceback (most recent call last):\n  File \"orders.py\", line 7\nTypeError: {fingerprint}"
+
+            def log_it():
+                with use_span(span, end_on_exit=False):
+                    log.emit(body="Exception in ASGI application", severity_text="ERROR", attributes={
+                        semconv.EXCEPTION_TYPE: "TypeError", semconv.EXCEPTION_MESSAGE: "unsupported operand",
+                        semconv.EXCEPTION_STACKTRACE: stacks[fingerprint]})
+            if log_first:
+                log_it()
+                span.end()
+            else:
+                span.end()
+                log_it()
+    groups = {g["fingerprint"]: g for g in get(f"{console.url}/api/errors")["errors"]}
+    for fingerprint, stack in stacks.items():
+        assert groups[fingerprint]["stacktrace"] == stack
+        assert groups[fingerprint]["message"] == "unsupported operand"

@@ -6,14 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
-from .console_telemetry import CONFIG, get, logger, meter, milestone, send_calls, tracer
+from .console_telemetry import CHROMIUM, CONFIG, chromium_page, get, logger, meter, milestone, send_calls, tracer
 from opentelemetry.metrics import Observation
 from opentelemetry.trace import Status, StatusCode
 
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "console"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -64,19 +63,8 @@ def _send_shop_telemetry(url: str) -> None:
 
 @pytest.fixture(scope="module")
 def page(console):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with chromium_page(ARTIFACTS) as page:
         yield page
-        browser.close()
-        assert not errors, f"JavaScript errors: {errors}"
 
 
 def _open(page, console, view: str, ready: str) -> None:

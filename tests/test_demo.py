@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 def test_demo_serves_traffic_and_exports_linked_traces(otlp_sink: OTLPSink) -> None:
-    """A short demo run exits 0, prints the URLs, and both services export spans of one distributed trace."""
+    """A short demo run exits 0, prints the URLs, reports the health checks, and both services export one distributed trace."""
     shop_port, payments_port = free_port(), free_port()
     env = {**os.environ, **otlp_sink.env()}
     command = [
@@ -40,6 +40,12 @@ def test_demo_serves_traffic_and_exports_linked_traces(otlp_sink: OTLPSink) -> N
     def service_of(span: dict) -> str:
         return span["resource"].get(semconv.SERVICE_NAME, "")
 
+    # The shop's own checks (in code) and the config file's shared disk check, each reported once.
+    shop_checks = health_checks_of(otlp_sink, "shop")
+    assert sorted(shop_checks) == ["database", "disk", "payments"]
+    assert (shop_checks["database"], shop_checks["payments"]) == (1.0, 1.0)
+    assert sorted(health_checks_of(otlp_sink, "payments")) == ["disk"]
+
     shop_routes = {s["attributes"].get(semconv.HTTP_ROUTE) for s in otlp_sink.spans if service_of(s) == "shop"}
     assert {"/api/products", "/api/products/{product_id}"} <= shop_routes
     payment_traces = {s["trace_id"] for s in otlp_sink.spans if service_of(s) == "payments"}
@@ -47,3 +53,52 @@ def test_demo_serves_traffic_and_exports_linked_traces(otlp_sink: OTLPSink) -> N
         s["trace_id"] for s in otlp_sink.spans if s["attributes"].get(semconv.HTTP_ROUTE) == "/api/checkout"
     }
     assert payment_traces & checkout_traces, "a checkout's payment call should continue the checkout's trace"
+
+
+def health_checks_of(sink: OTLPSink, service: str) -> dict[str, float]:
+    return {p["attributes"][semconv.MONITOR_HEALTH_CHECK]: p["value"] for p in sink.metrics
+            if p["name"] == semconv.METRIC_HEALTH_STATUS and p["resource"].get(semconv.SERVICE_NAME) == service}
+
+
+def test_demo_starts_the_console_and_it_shows_the_shop() -> None:
+    """With the console, the demo prints its URL and, while traffic runs, the console lists the shop's
+    operations, its health checks and the purchase funnel."""
+    import time
+
+    from .console_telemetry import get
+
+    shop_port, payments_port, console_port = free_port(), free_port(), free_port()
+    command = [
+        sys.executable, "-m", "examples.demo", "--duration", "12", "--rate", "25", "--seed", "5", "--exit",
+        "--shop-port", str(shop_port), "--payments-port", str(payments_port), "--console-port", str(console_port),
+    ]  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_EXPORTER_OTLP")}
+    demo = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    console = f"http://127.0.0.1:{console_port}"
+    seen: dict[str, object] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and demo.poll() is None and len(seen) < 3:
+            try:
+                operations = {r["operation"] for r in get(f"{console}/api/operations?service=shop")["operations"]}
+                checks = {c["check"]: c["state"] for c in get(f"{console}/api/health?service=shop")["checks"]}
+                funnel = next(f for f in get(f"{console}/api/funnels")["funnels"] if f["journey"] == "purchase")
+            except OSError:
+                time.sleep(0.5)
+                continue
+            if {"catalog_browse", "product_view"} <= operations:
+                seen["operations"] = operations
+            if {"database", "payments"} <= set(checks):
+                seen["health"] = checks
+            if funnel["steps"][0]["users"] > 0:
+                seen["funnel"] = funnel
+            time.sleep(0.5)
+        stdout, stderr = demo.communicate(timeout=90)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, stderr
+    assert f"console:   {console}/" in stdout
+    assert set(seen) == {"operations", "health", "funnel"}, seen
+    assert seen["health"]["database"] == "up"  # type: ignore[index]

@@ -253,3 +253,23 @@ def test_incident_events_and_metrics_arrive_over_otlp(otlp_sink, dependency):
     assert status_points[0]["attributes"] == {semconv.MONITOR_HEALTH_CHECK: "payments", semconv.MONITOR_HEALTH_CRITICAL: True}
     durations = otlp_sink.latest_points(semconv.METRIC_HEALTH_CHECK_DURATION)
     assert durations and durations[0]["unit"] == "s" and durations[0]["count"] == 3
+
+
+def test_two_registries_on_one_meter_provider_are_both_observed(tmp_path):
+    """The status gauge reports the checks of every registry bound to a meter provider, not only the first's."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    engine = create_engine(f"sqlite:///{tmp_path / 'shop.db'}")
+    first = HealthRegistry([sqlalchemy_check(engine)], interval=60, meter_provider=provider)
+    second = HealthRegistry([disk_check(str(tmp_path), min_free_ratio=0, down_free_ratio=0)], interval=60,
+                            meter_provider=provider)
+    first.run_once()
+    second.run_once()
+    data = reader.get_metrics_data()
+    points = [point for rm in data.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics
+              if metric.name == semconv.METRIC_HEALTH_STATUS for point in metric.data.data_points]
+    assert sorted(p.attributes[semconv.MONITOR_HEALTH_CHECK] for p in points) == ["database", "disk"]
+    provider.shutdown()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from examples.shop.app import create_app as create_shop_app
 from examples.shop.catalog import CatalogCache
 from examples.shop.db import Product, create_schema, make_engine
 from examples.shop.settings import ShopSettings, ShopSettingsError
+from .launch import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -240,3 +243,47 @@ def test_bad_shop_settings_name_the_variable() -> None:
     with pytest.raises(ShopSettingsError, match="SHOP_PAYMENTS_PRIMARY_URL"):
         ShopSettings.from_env({"SHOP_PAYMENTS_PRIMARY_URL": "localhost:8081"})
     assert ShopSettings.from_env({"DATABASE_URL": "sqlite:///x.db"}).database_url == "sqlite:///x.db"
+
+
+def detailed_health(client: TestClient) -> tuple[int, dict[str, Any]]:
+    """Run the shop's checks now (instead of waiting for the interval), then read /health/detailed."""
+    client.app.state.shop.health.run_once()
+    response = client.get("/health/detailed")
+    return response.status_code, response.json()
+
+
+def check_states(body: dict[str, Any]) -> dict[str, str]:
+    return {check["name"]: check["state"] for check in body["checks"]}
+
+
+def test_health_reports_database_and_payments_up(client: TestClient) -> None:
+    """/health answers ok; /health/detailed is healthy with the database (critical) and payments (not) up."""
+    assert client.get("/health").json() == {"status": "ok"}
+    status, body = detailed_health(client)
+    assert status == 200 and body["status"] == "healthy"
+    assert check_states(body) == {"database": "up", "payments": "up"}
+    assert {c["name"]: c["critical"] for c in body["checks"]} == {"database": True, "payments": False}
+
+
+def test_payments_down_degrades_health_but_keeps_200(settings: ShopSettings) -> None:
+    """With the payment provider unreachable the shop is degraded, still 200: the database is what matters."""
+    unreachable = dataclasses.replace(settings, payments_health_url=f"http://127.0.0.1:{free_port()}/health")
+    with TestClient(create_shop_app(unreachable)) as client:
+        status, body = detailed_health(client)
+    assert status == 200 and body["status"] == "degraded"
+    assert check_states(body) == {"database": "up", "payments": "down"}
+
+
+def test_database_gone_makes_health_unhealthy_503(tmp_path: Path, settings: ShopSettings) -> None:
+    """When the database cannot be opened any more, /health/detailed is 503 unhealthy while /health stays 200."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    on_disk = dataclasses.replace(settings, database_url=f"sqlite:///{folder / 'shop.db'}")
+    with TestClient(create_shop_app(on_disk)) as client:
+        assert detailed_health(client)[0] == 200
+        shutil.rmtree(folder)
+        client.app.state.shop.engine.dispose()  # pooled connections would keep the deleted file open
+        status, body = detailed_health(client)
+        assert client.get("/health").status_code == 200
+    assert status == 503 and body["status"] == "unhealthy"
+    assert check_states(body)["database"] == "down"

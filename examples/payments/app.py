@@ -101,6 +101,11 @@ def create_app(primary: Behaviour | None = None, seed: int | None = None) -> Fas
     async def ping() -> dict[str, bool]:
         return {"ok": True}
 
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        # The provider's own liveness, as payment APIs publish it: the shop's health check reads it.
+        return {"status": "ok"}
+
     @app.post("/{provider}/v1/charges", status_code=201, response_model=None)
     async def charge(provider: str, body: ChargeIn) -> dict[str, Any] | JSONResponse:
         behaviour = providers.behaviour(provider)

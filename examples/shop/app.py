@@ -6,6 +6,10 @@ Run it as users run their services::
 
 ``GET /ping`` and ``GET /api/products/{id}`` are what the benchmarks measure:
 the first touches nothing, the second runs one query by primary key, uncached.
+
+``GET /health`` (liveness) and ``GET /health/detailed`` (readiness: the
+database, critical, and the payment provider, not critical, checked in the
+background) come from otel-monitor and work without the launcher too.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Shop:
     sessions: sessionmaker[Session]
     catalog: CatalogCache
     payments: PaymentsClient
+    health: otel_monitor.HealthRegistry
 
 
 class SignupIn(BaseModel):
@@ -85,18 +90,26 @@ def create_app(settings: ShopSettings | None = None) -> FastAPI:
         payments=PaymentsClient(
             settings.payments_primary_url, settings.payments_fallback_url, settings.payments_timeout
         ),
+        health=otel_monitor.HealthRegistry([
+            otel_monitor.sqlalchemy_check(engine),
+            # Not critical: without the primary provider the shop still sells through the fallback.
+            otel_monitor.http_check(settings.payments_health, name="payments", critical=False),
+        ]),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         create_schema(engine)
+        shop.health.start()
         yield
+        shop.health.stop()
         shop.payments.close()
         engine.dispose()
 
     app = FastAPI(title="Example shop", lifespan=lifespan)
     app.state.shop = shop
     _add_routes(app, shop)
+    otel_monitor.add_health_endpoints(app, shop.health)
     return app
 
 
@@ -234,4 +247,11 @@ def _cart_view(session: Session, user: User) -> dict[str, Any]:
     return {"items": lines, "total_cents": sum(line["quantity"] * line["unit_price_cents"] for line in lines)}
 
 
-app = create_app()
+def __getattr__(name: str) -> Any:
+    # ``uvicorn examples.shop.app:app`` builds the app on first access, so importing
+    # this module (tests, benchmarks) neither opens shop.db nor starts health checks.
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

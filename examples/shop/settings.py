@@ -8,6 +8,7 @@ naming the variable, so a typo never starts a half-configured shop.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,6 +28,8 @@ class ShopSettings:
     payments_primary_url: str = "http://127.0.0.1:8081/primary"
     payments_fallback_url: str = "http://127.0.0.1:8081/fallback"
     payments_timeout: float = 2.0
+    # Where the health check asks whether the provider is up; by default its /health.
+    payments_health_url: str | None = None
     catalog_ttl: float = 5.0
     db_pool_size: int = 10
     db_max_overflow: int = 10
@@ -41,11 +44,20 @@ class ShopSettings:
             payments_primary_url=_read(env, "SHOP_PAYMENTS_PRIMARY_URL", _url, defaults.payments_primary_url),
             payments_fallback_url=_read(env, "SHOP_PAYMENTS_FALLBACK_URL", _url, defaults.payments_fallback_url),
             payments_timeout=_read(env, "SHOP_PAYMENTS_TIMEOUT", _positive_float, defaults.payments_timeout),
+            payments_health_url=_read(env, "SHOP_PAYMENTS_HEALTH_URL", _url, defaults.payments_health_url),
             catalog_ttl=_read(env, "SHOP_CATALOG_TTL", _non_negative_float, defaults.catalog_ttl),
             db_pool_size=_read(env, "SHOP_DB_POOL_SIZE", _positive_int, defaults.db_pool_size),
             db_max_overflow=_read(env, "SHOP_DB_MAX_OVERFLOW", _non_negative_int, defaults.db_max_overflow),
             password_iterations=_read(env, "SHOP_PASSWORD_ITERATIONS", _positive_int, defaults.password_iterations),
         )
+
+    @property
+    def payments_health(self) -> str:
+        """The payment provider's health URL: as set, else ``/health`` at the primary's host."""
+        if self.payments_health_url:
+            return self.payments_health_url
+        parts = urllib.parse.urlsplit(self.payments_primary_url)
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/health", "", ""))
 
 
 def _read(env: Mapping[str, str], name: str, parse: Callable[[str], object], default: object) -> Any:

@@ -136,6 +136,21 @@ def _attrs_key(attrs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, _hashable(v)) for k, v in attrs.items()))
 
 
+# Spans and log records waiting for their counterpart (see Store._logged_exceptions).
+_MAX_WAITING = 1000
+
+
+def _remember(table: OrderedDict[str, Any], span_id: str, value: Any) -> None:
+    table[span_id] = value
+    if len(table) > _MAX_WAITING:
+        table.popitem(last=False)
+
+
+def _fill_stack(group: ErrorGroup, message: str, stacktrace: str) -> None:
+    group.stacktrace = stacktrace
+    group.message = group.message or message
+
+
 class Store:
     """Everything the console knows; thread-safe, bounded."""
 
@@ -166,6 +181,11 @@ class Store:
         # (service, journey, step) -> {pseudo id: last time reached (ns)}
         self.journeys: dict[tuple[str, str, str], OrderedDict[str, int]] = defaultdict(OrderedDict)
         self.journey_step_order: dict[str, list[str]] = defaultdict(list)
+        # FastAPI's native telemetry puts only error.type on a failed server span and
+        # logs the exception in the span's context: an error group takes its stack
+        # trace from that log record, whichever of the two arrives first.
+        self._logged_exceptions: OrderedDict[str, tuple[str, str]] = OrderedDict()  # span id -> (message, stack)
+        self._groups_without_stack: OrderedDict[str, tuple[str, str]] = OrderedDict()  # span id -> group key
 
     # --- spans ---------------------------------------------------------------
     def add_spans(self, spans: list[dict[str, Any]]) -> None:
@@ -234,6 +254,12 @@ class Store:
                 self.evicted["error_groups"] += 1
         else:
             self.errors.move_to_end(key)
+        if not group.stacktrace and span["span_id"]:
+            logged = self._logged_exceptions.pop(span["span_id"], None)
+            if logged is not None:
+                _fill_stack(group, *logged)
+            else:
+                _remember(self._groups_without_stack, span["span_id"], key)
         group.count += 1
         group.first_seen_ns = min(group.first_seen_ns, t)
         group.last_seen_ns = max(group.last_seen_ns, t)
@@ -270,9 +296,21 @@ class Store:
                 "check": attrs.get(semconv.MONITOR_HEALTH_CHECK),
                 "state": attrs.get(semconv.MONITOR_HEALTH_STATE),
                 "previous_state": attrs.get(semconv.MONITOR_HEALTH_PREVIOUS_STATE)})
+        stacktrace = attrs.get(semconv.EXCEPTION_STACKTRACE)
+        if stacktrace and record["span_id"].strip("0"):
+            self._add_logged_exception(record["span_id"], str(attrs.get(semconv.EXCEPTION_MESSAGE) or ""), str(stacktrace))
         self.logs.append(record)
         if record["trace_id"] and record["trace_id"].strip("0"):
             self.logs_by_trace[record["trace_id"]].append(record)
+
+    def _add_logged_exception(self, span_id: str, message: str, stacktrace: str) -> None:
+        key = self._groups_without_stack.pop(span_id, None)
+        group = self.errors.get(key) if key is not None else None
+        if group is not None:
+            if not group.stacktrace:
+                _fill_stack(group, message, stacktrace)
+        else:
+            _remember(self._logged_exceptions, span_id, (message, stacktrace))
 
     def _add_milestone(self, service: str, record: dict[str, Any], attrs: dict[str, Any]) -> None:
         journey = str(attrs.get(semconv.MONITOR_JOURNEY_NAME) or "")
