@@ -34,7 +34,7 @@ REDACTED = "[REDACTED]"
 # Words that name a secret anywhere in a key, and short ones only as a whole
 # segment (``x-auth-token`` yes; ``input_tokens``, ``passenger``, ``author`` no).
 SENSITIVE_KEY = re.compile(
-    r"password|passwd|passphrase|secret|credential|cookie|authorization|api[-_.]?key|apikey"
+    r"password|passwd|passphrase|secret|credential|cookie|authorization|api[-_.]?key|apikey|[cx]srf"
     r"|access[-_.]?key|private[-_.]?key|session[-_.]?(?:id|key|token)"
     r"|(?<![a-z0-9])(?:token|pwd|pass|auth|sid|signature|sig|otp|pin|ssn|cvv|cvc|iban"
     r"|card[-_.]?(?:number|num)|cc[-_.]?num)(?![a-z0-9])",
@@ -66,7 +66,7 @@ _GUARDED: list[tuple[tuple[str, ...], str]] = [
     # The key's own prefix (client_ in client_secret) stays outside the match: only the value changes.
     (("=", ":"),
      r"(?P<kv_key>(?i:(?<![a-z0-9])(?:password|passwd|pwd|secret|token|api[-_]?key|apikey|access[-_]?key"
-     r"|auth|credentials?|session[-_]?id|sid|signature|sig|cookie)(?![a-z0-9])[\w.-]*)"
+     r"|auth|credentials?|session[-_]?id|sid|signature|sig|cookie|[cx]srf[-_]?token)(?![a-z0-9])[\w.-]*)"
      r"[\"']?\s*(?:=|:)\s*[\"']?)(?P<kv_value>(?!\d+\b)[^\s&,;\"'<>]{3,})"),
     # Emails, also URL-encoded (%40) as in a recorded query string.
     (("@", "%40"), r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+?(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
