@@ -317,3 +317,130 @@ def test_readme_documents_the_secure_collector():
     for needle in ("otelcol-contrib validate --config=collector/otelcol-config.yaml --config=collector/otelcol-secure.yaml",
                    "docker-compose.secure.yml", "OTEL_COLLECTOR_BEARER_TOKEN", "OTEL_EXPORTER_OTLP_CERTIFICATE"):
         assert needle in readme, needle
+
+
+# --- the console under a fuzz burst: 4xx answers, still serving, valid data kept -------------------
+
+
+def raw_request(url: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+                declared_length: int | None = None) -> int:
+    """One HTTP request with full control of body and Content-Length (to send truncated bodies)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(body) if declared_length is None else declared_length))
+        connection.endheaders()
+        connection.send(body)
+        if declared_length is not None and declared_length > len(body):
+            connection.sock.shutdown(1)  # the body ends early: the peer sees a truncated request
+        return connection.getresponse().status
+    except (ConnectionError, http.client.RemoteDisconnected):
+        return 0  # the console closed a connection whose body never arrived: fine, if it keeps serving
+    finally:
+        connection.close()
+
+
+def fuzz_bodies(seed: int, count: int) -> list[tuple[str, bytes, str, int | None]]:
+    """(signal, body, content type, declared length): random, truncated, oversized, bombs, wrong types."""
+    import gzip
+    import random
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    rng = random.Random(seed)
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = b"\x07" * 16, b"\x08" * 8, "fuzz"
+    valid = request.SerializeToString()
+    makers = [
+        lambda: (rng.randbytes(rng.randint(0, 4096)), "application/x-protobuf", None),
+        lambda: (valid[: rng.randint(0, len(valid) - 1)], "application/x-protobuf", None),
+        lambda: (valid, "application/x-protobuf", len(valid) + rng.randint(1, 500)),  # truncated on the wire
+        lambda: (b"x" * (64 * 1024 + rng.randint(1, 4096)), "application/x-protobuf", None),  # oversized
+        lambda: (gzip.compress(b"\x00" * (8 * 1024 * 1024)), "application/x-protobuf", None),  # gzip bomb
+        lambda: (rng.choice([b"{", b"[]", b'{"resourceSpans": 7}', b'{"resourceSpans":[{"scopeSpans":[{"spans":'
+                                                                   b'[{"traceId":"zz","spanId":1}]}]}]}',
+                             b"null", "{\"\ud800\": 1}".encode("utf-8", "surrogatepass")]), "application/json", None),
+        lambda: (valid, rng.choice(["text/plain", "", "application/grpc", "multipart/form-data; boundary=x",
+                                    "application/x-protobuf; charset=\x7f"]), None),
+    ]
+    bodies = []
+    for _ in range(count):
+        body, content_type, declared = rng.choice(makers)()
+        bodies.append((rng.choice(["traces", "metrics", "logs"]), body, content_type, declared))
+    return bodies
+
+
+def console_snapshot(url: str, trace_id: str) -> dict:
+    from .console_telemetry import get
+
+    operations = get(f"{url}/api/operations?service=shop")["operations"]  # send_calls reports as "shop"
+    trace = get(f"{url}/api/traces/{trace_id}")
+    return {
+        "operations": sorted((r["operation"], r["calls"], r["errors"]) for r in operations),
+        "trace spans": sorted(s["name"] for s in trace["spans"]),
+        "trace logs": [entry["body"] for entry in trace["logs"]],
+        "services": {"shop", "valid-svc"} <= set(get(f"{url}/api/services")["services"]),
+    }
+
+
+@pytest.mark.slow
+def test_console_fuzz_burst_gets_4xx_keeps_serving_and_keeps_valid_data():
+    """300 malformed, truncated, oversized and mistyped OTLP requests: each a 4xx, none a 5xx; valid data intact."""
+    from otel_monitor.console.cli import serve
+
+    from .console_telemetry import logger, send_calls, tracer
+
+    with serve(port=0, max_body=64 * 1024, evaluate_every=3600) as console:
+        send_calls(console.url, "checkout", [0.2] * 40, failed=[0.9] * 4, category="timeout")
+        with tracer(console.url, service="valid-svc") as t, logger(console.url, service="valid-svc") as log:
+            with t.start_as_current_span("GET /valid") as root:
+                with t.start_as_current_span("SELECT valid"):
+                    log.emit(body="valid log line", severity_text="INFO")
+            trace_id = f"{root.get_span_context().trace_id:032x}"
+        before = console_snapshot(console.url, trace_id)
+        assert before["operations"] == [("checkout", 44, 4)] and before["services"] and before["trace logs"]
+        statuses: dict[int, int] = {}
+        for signal, body, content_type, declared in fuzz_bodies(seed=20261123, count=300):
+            status = raw_request(console.url, "POST", f"/v1/{signal}", body, {"Content-Type": content_type}, declared)
+            statuses[status] = statuses.get(status, 0) + 1
+        print(f"\nfuzz burst answers: {dict(sorted(statuses.items()))}")
+        assert all(status in (0, 200) or 400 <= status < 500 for status in statuses), statuses
+        assert not any(500 <= status for status in statuses)
+        assert console_snapshot(console.url, trace_id) == before
+        assert raw_request(console.url, "GET", "/api/summary") == 200
+
+
+@pytest.mark.slow
+def test_console_api_answers_bad_parameters_with_4xx():
+    """Odd query strings, path parameters and methods on every API route get a 4xx or 200, never a 5xx."""
+    import random
+    from urllib.parse import quote
+
+    from otel_monitor.console.cli import serve
+
+    rng = random.Random(7)
+    odd = ["", "x" * 5000, "%00", "\u202e", "../../etc/passwd", "1e309", "-1", "[]", "{}", "\ud800", "15m;drop"]
+    paths = ["/api/services", "/api/summary", "/api/operations", "/api/errors", "/api/traces", "/api/funnels",
+             "/api/health", "/api/alerts"]
+    with serve(port=0, max_body=64 * 1024, evaluate_every=3600) as console:
+        statuses: dict[int, int] = {}
+        for _ in range(200):
+            value = quote(rng.choice(odd), safe="", errors="surrogatepass")
+            target = rng.choice([
+                f"{rng.choice(paths)}?window={value}&service={value}&kind={value}",
+                f"/api/operations/{value}", f"/api/traces/{value}", f"/api/alerts/{value}/ack",
+                f"/static/{value}", f"/{value}",
+            ])
+            method = rng.choice(["GET", "GET", "POST", "DELETE", "PUT"])
+            status = raw_request(console.url, method, target, b"{}", {"Content-Type": "application/json"})
+            statuses[status] = statuses.get(status, 0) + 1
+        print(f"\nAPI fuzz answers: {dict(sorted(statuses.items()))}")
+        assert all(0 < status < 500 for status in statuses), statuses
+        assert raw_request(console.url, "GET", "/api/summary") == 200
