@@ -118,7 +118,7 @@ def test_every_path_out_was_exercised(planted):
     "span attributes", "span names and status", "span events", "exception events (message, stack trace)",
     "log bodies", "log attributes (incl. exceptions)",
     pytest.param("metric attributes", marks=pytest.mark.xfail(
-        strict=True, reason="metric exporters are not wrapped with redaction (configurator._wrap_metric_exporters)")),
+        strict=True, reason="configurator._wrap_metric_exporters must also wrap in redaction.RedactingMetricExporter")),
 ])
 def test_no_corpus_secret_leaves_on_any_path(planted, path):
     """No secret of tests/corpus/secrets.json reaches the receiver on this path."""
@@ -444,3 +444,65 @@ def test_console_api_answers_bad_parameters_with_4xx():
         print(f"\nAPI fuzz answers: {dict(sorted(statuses.items()))}")
         assert all(0 < status < 500 for status in statuses), statuses
         assert raw_request(console.url, "GET", "/api/summary") == 200
+
+
+# --- metric attributes: the export wrapper the configurator is to install ---------------------------
+
+
+def metric_stack(sink) -> tuple[object, object]:
+    """A meter provider exporting through RedactingMetricExporter over real OTLP/HTTP to ``sink``."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    from otel_monitor.redaction import RedactingMetricExporter, Redactor
+
+    exporter = RedactingMetricExporter(OTLPMetricExporter(endpoint=f"{sink.endpoint}/v1/metrics"), Redactor())
+    provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)])
+    return provider, provider.get_meter("security-tests")
+
+
+def test_redacting_metric_exporter_scrubs_every_corpus_secret(otlp_sink):
+    """Metric attributes carrying the corpus secrets arrive scrubbed, over real OTLP."""
+    provider, meter = metric_stack(otlp_sink)
+    counter = meter.create_counter("app.requests")
+    for sample in SECRETS:
+        value = sample["value"]
+        shown = "; ".join(map(str, value)) if isinstance(value, list) else str(value)
+        counter.add(1, {sample["key"] or "app.note": shown})
+    provider.force_flush()
+    assert otlp_sink.wait_for(lambda s: s.metric_points("app.requests"))
+    blob = json.dumps([p["attributes"] for p in otlp_sink.metric_points("app.requests")])
+    provider.shutdown()
+    assert [s["secret"] for s in SECRETS if s["secret"] in blob] == []
+    assert "[REDACTED]" in blob
+
+
+def test_series_made_equal_by_scrubbing_are_merged(otlp_sink):
+    """Two series that differ only in a secret become one point: sums add up, histograms merge."""
+    provider, meter = metric_stack(otlp_sink)
+    counter, histogram = meter.create_counter("app.logins"), meter.create_histogram("app.latency")
+    for email, n in (("ann@example.com", 2), ("bob@example.com", 3)):
+        counter.add(n, {"user.email": email, "plan": "pro"})
+        histogram.record(n / 10, {"user.email": email})
+    provider.force_flush()
+    assert otlp_sink.wait_for(lambda s: s.metric_points("app.logins") and s.metric_points("app.latency"))
+    provider.shutdown()
+    (logins,) = otlp_sink.latest_points("app.logins")  # cumulative: flush and shutdown both export
+    (latency,) = otlp_sink.latest_points("app.latency")
+    assert logins["attributes"] == {"user.email": "[REDACTED]", "plan": "pro"} and logins["value"] == 5
+    assert latency["count"] == 2 and latency["sum"] == pytest.approx(0.5)
+
+
+def test_clean_metrics_pass_through_uncopied():
+    """Metric data with nothing to scrub is handed on as the very same object."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel_monitor.redaction import Redactor, scrub_metrics_data
+
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("clean")
+    meter.create_counter("app.requests").add(1, {"http.route": "/items/{id}", "http.response.status_code": 200})
+    data = reader.get_metrics_data()
+    assert scrub_metrics_data(Redactor(), data) is data
