@@ -128,6 +128,14 @@ class ErrorRule:
     message: re.Pattern[str] | None = None
 
 
+def _message_of(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when the exception's own ``__str__`` fails."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - an app's broken __str__ must not break classification
+        return "<str() failed>"
+
+
 def qualified_name(cls: type) -> str:
     module = getattr(cls, "__module__", "") or ""
     name = getattr(cls, "__qualname__", cls.__name__)
@@ -193,7 +201,7 @@ class ErrorClassifier:
             if link is exc and status_code is not None:
                 status = status_code
             sqlstate = getattr(link, "sqlstate", None) or getattr(link, "pgcode", None)
-            categories.append(self._for_class(type(link), "", str(link), status,
+            categories.append(self._for_class(type(link), "", _message_of(link), status,
                                               sqlstate if isinstance(sqlstate, str) else None))
         return _pick(categories)
 
@@ -350,7 +358,7 @@ def fingerprint_from_text(exception_type: str, stacktrace: str | None, message: 
         types = _types_in_trace(stacktrace) if stacktrace else []
         parts = [name for name, _ in types] or [exception_type]
         parts.append(normalise_message(types[0][1] if types else message))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def error_fingerprint(exc: BaseException) -> str:
@@ -359,7 +367,7 @@ def error_fingerprint(exc: BaseException) -> str:
     if isinstance(override, str):
         return override
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) if exc.__traceback__ else None
-    return fingerprint_from_text(qualified_name(type(exc)), text, str(exc))
+    return fingerprint_from_text(qualified_name(type(exc)), text, _message_of(exc))
 
 
 def set_error_fingerprint(value: str, exc: BaseException | None = None) -> None:

@@ -42,7 +42,9 @@ ENDUSER_ID = "enduser.id"  # semconv: the raw id some apps set on spans; we pseu
 
 def pseudonymize(user_id: str | int, key: str) -> str:
     """``enduser.pseudo.id`` of ``user_id``: hex HMAC-SHA256 under ``key``."""
-    return hmac.new(key.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()
+    # surrogatepass: an id with a lone surrogate (from a bad client) still hashes instead of failing the span.
+    return hmac.new(key.encode("utf-8", "surrogatepass"), str(user_id).encode("utf-8", "surrogatepass"),
+                    hashlib.sha256).hexdigest()
 
 
 @dataclass

