@@ -218,10 +218,14 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
             start_runtime_metrics(meter_provider, settings)
 
     if config.section("health") is not None or settings.health_endpoints:
-        with guard.guarded("health checks"):
-            from .health_endpoints import install_from_config
+        try:
+            with guard.guarded("health checks"):
+                from .health_endpoints import install_from_config
 
-            install_from_config(config, settings)
+                install_from_config(config, settings)
+        except ConfigError as exc:  # strict mode: a bad health section stops the process
+            print(f"otel-monitor: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
 
     export.bounded_shutdown([tracer_provider, meter_provider, logger_provider], settings.shutdown_timeout)
     if hasattr(os, "register_at_fork"):
@@ -230,12 +234,18 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
 
 
 def _wrap_metric_exporters(meter_provider: Any) -> None:
-    from . import export
+    """Metric attributes are scrubbed (with the bound pipeline's redactor) and drops counted."""
+    from . import export, processors
+    from .redaction import RedactingMetricExporter
 
-    for reader in getattr(getattr(meter_provider, "_sdk_config", None), "metric_readers", ()):
+    def redactor() -> Any:
+        return processors._active_or_default().redactor
+
+    for reader in getattr(meter_provider, "_metric_readers", None) or ():
         inner = getattr(reader, "_exporter", None)
         if inner is not None and not isinstance(inner, export.CountingMetricExporter):
-            reader._exporter = export.CountingMetricExporter(export.speed_up_exporter(inner))
+            reader._exporter = export.CountingMetricExporter(
+                RedactingMetricExporter(export.speed_up_exporter(inner), redactor))
 
 
 def _prepend_processors(tracer_provider: Any, logger_provider: Any, pipeline: Any) -> None:

@@ -30,6 +30,10 @@ DEFAULTS: dict[str, str] = {
     # sampled span to an exemplar reservoir: about a fifth of the cost of each
     # recording. Set it to trace_based to get exemplars.
     "OTEL_METRICS_EXEMPLAR_FILTER": "always_off",
+    # Stable HTTP and database attribute names (http.response.status_code,
+    # db.system.name, ...) from every contrib instrumentation, as FastAPI's own
+    # telemetry and our rules use; contrib still defaults to the old names.
+    "OTEL_SEMCONV_STABILITY_OPT_IN": "http,database",
 }
 
 
