@@ -38,7 +38,7 @@ from .config import ConfigFile
 from .guard import guarded, internal_error
 from .journeys import ENDUSER_ID, JourneyRecorder, pseudonymize
 from .operations import OperationRules, load_operation_rules, plain_attributes
-from .redaction import Redactor, load_redactor
+from .redaction import REDACTED, Redactor, load_redactor
 
 _MAX_PENDING = 20_000  # results waiting for export; unexported ones are evicted oldest first
 
@@ -226,6 +226,21 @@ class _DelegatingExporter:
         return bool(self.exporter.force_flush(timeout_millis))
 
 
+def _cut(value: str, limit: int) -> str:
+    cut = value[:limit]
+    if REDACTED in value and REDACTED not in cut and limit > len(REDACTED):
+        # Keep the sign that something was scrubbed.
+        cut = value[:limit - len(REDACTED)] + REDACTED
+    return cut
+
+
+def _within_limit(attributes: Any, limit: int | None) -> Any:
+    """``attributes`` with strings cut to ``limit`` characters (the same mapping when none is longer)."""
+    if not limit or not any(isinstance(v, str) and len(v) > limit for v in attributes.values()):
+        return attributes
+    return {k: _cut(v, limit) if isinstance(v, str) and len(v) > limit else v for k, v in attributes.items()}
+
+
 class SpanEnricher:
     """Builds the exported form of a span: our attributes added, secrets scrubbed."""
 
@@ -266,6 +281,9 @@ class SpanEnricher:
             del merged[ENDUSER_ID]
         redact = self.redactor
         scrubbed = redact.attributes(merged)
+        if scrubbed is not attributes:
+            # What we composed or scrubbed obeys the span's value length limit too.
+            scrubbed = _within_limit(scrubbed, getattr(getattr(span, "_attributes", None), "max_value_len", None))
         events = span.events if getattr(span, "_events", True) else ()
         new_events = None
         for i, event in enumerate(events or ()):

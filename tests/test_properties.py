@@ -274,8 +274,6 @@ def test_user_id_with_a_lone_surrogate_is_pseudonymised(stack):
     assert "enduser.id" not in span.attributes and len(span.attributes[semconv.ENDUSER_PSEUDO_ID]) == 64
 
 
-@pytest.mark.xfail(strict=True, reason="enrichment does not re-apply the span's attribute length limit "
-                                       "to the values it composes (processors.SpanEnricher)")
 def test_composed_operation_name_respects_the_value_length_limit(stack):
     """The `METHOD route` operation name of a server span with a limit-long route stays within the limit."""
     stack.reset()
@@ -286,8 +284,6 @@ def test_composed_operation_name_respects_the_value_length_limit(stack):
     assert len(span.attributes[semconv.MONITOR_OPERATION]) <= MAX_LENGTH
 
 
-@pytest.mark.xfail(strict=True, reason="enrichment does not re-apply the length limit after scrubbing "
-                                       "(processors.SpanEnricher / EnrichingLogExporter)")
 def test_scrubbed_value_respects_the_value_length_limit(stack):
     """A limit-long value whose end is scrubbed stays within the length limit."""
     stack.reset()
