@@ -33,12 +33,7 @@ rules: $(STAMP)
 ## make test-lower-bounds: a fresh venv with every dependency at its declared lower bound, and a fast subset
 LOWER_VENV ?= .venv-lower-bounds
 LOWER_TESTS ?= tests/test_settings.py tests/test_configurator.py tests/test_launcher.py tests/test_config_corpus.py
-# FastAPI below its native-telemetry releases is served by the contrib
-# instrumentation, whose old HTTP semconv names (http.server.duration) these
-# three tests do not expect.
-LOWER_DESELECT ?= --deselect tests/test_launcher.py::test_metrics_arrive_over_otlp \
-	--deselect tests/test_launcher.py::test_third_party_receiver_rotel_accepts_our_otlp \
-	--deselect tests/test_configurator.py::test_config_report_names_sources_and_instrumentations
+LOWER_DESELECT ?=
 test-lower-bounds:
 	rm -rf $(LOWER_VENV)
 	$(PYTHON) -m venv $(LOWER_VENV)

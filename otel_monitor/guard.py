@@ -81,7 +81,28 @@ def reset_for_tests() -> None:
         COUNTS.clear()
 
 
-class GuardedSpanProcessor:
+class _Guarded:
+    """Shared part of the guarded processors: identity, shutdown and flush."""
+
+    kind = "processor"
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._name = f"{self.kind} {type(inner).__name__}"
+
+    def shutdown(self) -> None:
+        with guarded(self._name):
+            self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            return bool(self.inner.force_flush(timeout_millis))
+        except Exception as exc:  # noqa: BLE001
+            internal_error(self._name, exc)
+            return False
+
+
+class GuardedSpanProcessor(_Guarded):
     """Runs a span processor of ours so that nothing it raises reaches the app.
 
     Contract of every span processor (SDK ``SpanProcessor``): called
@@ -89,9 +110,7 @@ class GuardedSpanProcessor:
     must not raise. This wrapper enforces the last point.
     """
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self._name = f"span processor {type(inner).__name__}"
+    kind = "span processor"
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         try:
@@ -114,24 +133,11 @@ class GuardedSpanProcessor:
         except Exception as exc:  # noqa: BLE001
             internal_error(self._name, exc)
 
-    def shutdown(self) -> None:
-        with guarded(self._name):
-            self.inner.shutdown()
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        try:
-            return bool(self.inner.force_flush(timeout_millis))
-        except Exception as exc:  # noqa: BLE001
-            internal_error(self._name, exc)
-            return False
-
-
-class GuardedLogRecordProcessor:
+class GuardedLogRecordProcessor(_Guarded):
     """Runs a log record processor of ours so that nothing it raises reaches the app."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self._name = f"log processor {type(inner).__name__}"
+    kind = "log processor"
 
     def on_emit(self, log_record: Any) -> None:
         try:
@@ -145,14 +151,3 @@ class GuardedLogRecordProcessor:
     def enabled(self, **kwargs: Any) -> bool:
         # Ours only enrich records; whether a record is wanted is the exporters' call.
         return False
-
-    def shutdown(self) -> None:
-        with guarded(self._name):
-            self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        try:
-            return bool(self.inner.force_flush(timeout_millis))
-        except Exception as exc:  # noqa: BLE001
-            internal_error(self._name, exc)
-            return False
