@@ -54,3 +54,27 @@ def whoami() -> dict[str, object]:
     resource = getattr(trace.get_tracer_provider(), "resource", None)
     instance = resource.attributes.get("service.instance.id") if resource is not None else None
     return {"pid": os.getpid(), "instance": instance}
+
+
+@app.get("/async-work/{n}")
+async def async_work(n: int) -> dict[str, int]:
+    """An async endpoint with a named operation inside: tasks interleave on the event loop."""
+    import asyncio
+
+    import otel_monitor
+
+    async with otel_monitor.operation("async_work"):
+        await asyncio.sleep(0.001 * (n % 3))
+    return {"n": n}
+
+
+@app.get("/sync-work/{n}")
+def sync_work(n: int) -> dict[str, int]:
+    """A sync endpoint (thread pool) with a named operation inside."""
+    import time
+
+    import otel_monitor
+
+    with otel_monitor.operation("sync_work"):
+        time.sleep(0.001 * (n % 3))
+    return {"n": n}
