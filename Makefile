@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench rules lint clean test-lower-bounds audit
+.PHONY: demo test install bench bench-faults rules lint clean test-lower-bounds audit
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 ## make bench: side-by-side overhead measurements (uninstrumented, vanilla, otel-monitor)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+## make bench-faults: app latency while the OTLP receiver is down, hung, slow, throttling or broken
+bench-faults: $(STAMP)
+	$(BIN)/python -m benchmarks.faults $(BENCH_ARGS)
 
 ## make rules: regenerate collector/prometheus/rules from the example config
 rules: $(STAMP)

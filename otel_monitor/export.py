@@ -160,14 +160,33 @@ class EveryIntervalFilter(logging.Filter):
         return True
 
 
+class _OwnStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the stderr handler we attach, so a second setup does not add another."""
+
+
 def install_warning_limit(interval: float) -> EveryIntervalFilter:
-    """Attach one :class:`EveryIntervalFilter` to every export logger (once)."""
+    """Export trouble goes to stderr, at most once per ``interval`` per logger.
+
+    These loggers get an :class:`EveryIntervalFilter` and a stderr handler of
+    their own, and stop propagating: their records must not travel through
+    the OTLP log handler (feeding the failure they report), nor depend on
+    whether the app configured a console handler on the root logger.
+    """
+    import sys
+
     limiter = EveryIntervalFilter(interval)
-    for name in EXPORT_LOGGERS:
+    for name in (*EXPORT_LOGGERS, "otel_monitor"):
         logger = logging.getLogger(name)
         for existing in [f for f in logger.filters if isinstance(f, EveryIntervalFilter)]:
             logger.removeFilter(existing)
-        logger.addFilter(limiter)
+        if name != "otel_monitor":
+            logger.addFilter(limiter)
+        if not any(isinstance(h, _OwnStderrHandler) for h in logger.handlers):
+            handler = _OwnStderrHandler(sys.stderr)
+            handler.setLevel(logging.WARNING)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            logger.addHandler(handler)
+        logger.propagate = False
     return limiter
 
 

@@ -123,6 +123,7 @@ def test_app_serves_through_receiver_fault_and_telemetry_resumes(kind, tmp_path)
     assert statuses and set(statuses) == {200}, f"{len(statuses)} requests, statuses {set(statuses)}"
     counts = warnings_per_signal(app.output)
     assert all(n <= 1 for n in counts.values()), export_warnings(app.output)
+    assert sum(counts.values()) >= 1, "the failing exports were not reported at all"
 
 
 def test_receiver_killed_mid_run_then_restarted(tmp_path):
