@@ -118,12 +118,40 @@ def _fresh_export_connections() -> None:
                 session.close()
 
 
+def _fresh_metric_state(meter_provider: Any) -> None:
+    """After fork: the child's metric aggregation starts empty, with fresh locks.
+
+    A pre-fork master (gunicorn --preload) runs the SDK too: its collection
+    thread may hold an aggregation or export lock at the instant of fork, and
+    the child would wait on that copy forever. The parent's counts are the
+    parent's anyway; carried into every worker they would be counted twice.
+    """
+    from opentelemetry.sdk.metrics._internal.metric_reader_storage import MetricReaderStorage
+
+    from . import metrics as our_metrics
+
+    consumer = getattr(meter_provider, "_measurement_consumer", None)
+    if consumer is None:
+        return
+    consumer._lock = threading.Lock()
+    consumer._reader_storages = {
+        reader: MetricReaderStorage(consumer._sdk_config, reader._instrument_class_temporality,
+                                    reader._instrument_class_aggregation)
+        for reader in consumer._reader_storages
+    }
+    for reader in consumer._reader_storages:
+        if hasattr(reader, "_export_lock"):
+            reader._export_lock = threading.Lock()
+    our_metrics.after_fork()
+
+
 def _after_fork_in_child(providers: dict[str, Any]) -> None:
     from . import guard
 
     with guard.guarded("fork handling"):
         _renew_instance_id(providers)
         _fresh_export_connections()
+        _fresh_metric_state(providers.get("metrics"))
 
 
 def _build_pipeline(settings: Settings, config: ConfigFile) -> Any:

@@ -184,7 +184,9 @@ def install_warning_limit(interval: float) -> EveryIntervalFilter:
         if not any(isinstance(h, _OwnStderrHandler) for h in logger.handlers):
             handler = _OwnStderrHandler(sys.stderr)
             handler.setLevel(logging.WARNING)
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            # Our own lines already say "otel-monitor: ..."; the SDK's say where they come from.
+            handler.setFormatter(logging.Formatter(
+                "%(message)s" if name == "otel_monitor" else "otel-monitor: %(name)s: %(message)s"))
             logger.addHandler(handler)
         logger.propagate = False
     return limiter

@@ -115,6 +115,16 @@ _bound: Instruments | None = None
 _bound_lock = threading.Lock()
 
 
+def after_fork() -> None:
+    """Fresh locks in a forked child: a parent thread may have held one at the instant of fork."""
+    global _bound_lock
+    _bound_lock = threading.Lock()
+    if _bound is not None:
+        for instrument in (_bound.operation_duration, _bound.cache_requests, _bound.fallbacks,
+                           _bound.journey_milestones):
+            instrument._lock = threading.Lock()
+
+
 def bind(instruments: Instruments) -> None:
     """Make ``instruments`` the ones the public helpers record on."""
     global _bound

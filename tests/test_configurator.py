@@ -178,3 +178,43 @@ def test_config_report_names_sources_and_instrumentations():
     if tuple(int(p) for p in sqlalchemy.__version__.split(".")[:2]) >= (2, 1):
         # Outside contrib's declared range, loaded deliberately: the report says why.
         assert "verified" in decisions["sqlalchemy"]["reason"]
+
+
+def test_fork_while_a_metric_lock_is_held_does_not_deadlock_the_child():
+    """A worker forked while the parent's collection holds a metrics lock still records and exports."""
+    with OTLPSink() as sink:
+        proc = run_python("""
+            import os, threading, time, otel_monitor
+            otel_monitor.configure()
+            from opentelemetry import metrics
+            provider = metrics.get_meter_provider()
+            counter = metrics.get_meter("app").create_counter("app.jobs")
+            counter.add(1)
+            held, release = threading.Event(), threading.Event()
+
+            def collecting():  # stands in for the parent's export thread caught mid-collection
+                with provider._measurement_consumer._lock:
+                    held.set()
+                    release.wait(10)
+
+            threading.Thread(target=collecting, daemon=True).start()
+            held.wait(5)
+            pid = os.fork()
+            if pid == 0:
+                counter.add(5, {"worker": "child"})
+                provider.force_flush(timeout_millis=5000)
+                os._exit(0)
+            release.set()
+            _, status = os.waitpid(pid, 0)
+            print("child exit", status)
+        """, {**sink.env(), "OTEL_SERVICE_NAME": "forky", "OTEL_TRACES_EXPORTER": "none",
+              "OTEL_LOGS_EXPORTER": "none"}, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "child exit 0" in proc.stdout
+        assert sink.wait_for(lambda s: any(p["attributes"].get("worker") == "child" and p["value"] == 5
+                                           for p in s.metric_points("app.jobs")))
+    # The child starts from zero: the parent's count is not carried into the worker.
+    child = [p for p in sink.metric_points("app.jobs") if p["attributes"].get("worker") == "child"]
+    assert child and not [p for p in sink.metric_points("app.jobs")
+                          if p["resource"]["service.instance.id"] == child[0]["resource"]["service.instance.id"]
+                          and not p["attributes"]]
