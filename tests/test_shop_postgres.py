@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,40 +11,9 @@ from examples.payments.app import create_app as create_payments_app
 from examples.shop.app import create_app as create_shop_app
 from examples.shop.settings import ShopSettings
 
+from .postgres import postgres_server, postgres_url  # noqa: F401 (the shared throwaway server)
+
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-def _postgres_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(found[-1]).parent if found else None
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL server in a temporary directory, on a free loopback port."""
-    bin_dir = _postgres_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed: apt-get install postgresql")
-    # PostgreSQL refuses to run as root; run it as the postgres account then.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    data = Path(tempfile.mkdtemp(prefix="shop-pg-"))
-    if as_user:
-        shutil.chown(data, "postgres")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-
-    def run(*command: str) -> None:
-        subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=60)
-
-    run(str(bin_dir / "initdb"), "-D", str(data / "db"), "-U", "shop", "--auth=trust")
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-l", str(data / "log"), "-w", "start")
-    try:
-        yield f"postgresql+psycopg://shop@127.0.0.1:{port}/postgres"
-    finally:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "-w", "stop")
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def test_checkout_works_on_postgresql(postgres_url: str) -> None:
