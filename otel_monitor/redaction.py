@@ -33,9 +33,18 @@ from typing import Any
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
 from .config import EMPTY, ConfigFile
+from .guard import internal_error
 from .settings import report_problem
 
 REDACTED = "[REDACTED]"
+# Longest a user-supplied pattern may search one value.
+PATTERN_TIMEOUT_S = 0.05
+
+
+def _compile_bounded(pattern: str) -> Any:
+    import regex
+
+    return regex.compile(pattern)
 
 # Words that name a secret anywhere in a key, and short ones only as a whole
 # segment (``x-auth-token`` yes; ``input_tokens``, ``passenger``, ``author`` no).
@@ -110,8 +119,15 @@ class Redactor:
     def __init__(self, enabled: bool = True, extra_patterns: Iterable[str] = (),
                  safe_keys: Iterable[str] = (), extra_keys: Iterable[str] = ()) -> None:
         self.enabled = enabled
-        extra = [f"(?P<extra{i}>{p})" for i, p in enumerate(extra_patterns)]
-        self._always = re.compile("|".join(_ALWAYS + extra))
+        self._always = re.compile("|".join(_ALWAYS))
+        # Patterns users write may backtrack catastrophically: they run on the
+        # `regex` engine, which can give up after a time limit.
+        self._extra = []
+        for source in extra_patterns:
+            try:
+                self._extra.append((source, _compile_bounded(source)))
+            except Exception as exc:  # noqa: BLE001 - validated earlier; contain an engine difference
+                internal_error(f"redaction pattern {source!r}", exc)
         self._guarded = [(guards, re.compile(pattern)) for guards, pattern in _GUARDED]
         self._safe = DEFAULT_SAFE_KEYS | frozenset(safe_keys)
         keys = [re.escape(k) for k in extra_keys]
@@ -141,6 +157,13 @@ class Redactor:
                     if pattern.search(result) is not None:
                         result = pattern.sub(_replace, result)
                     break
+        for source, pattern in self._extra:
+            try:
+                result = pattern.sub(REDACTED, result, timeout=PATTERN_TIMEOUT_S)
+            except TimeoutError as exc:
+                # Fail closed: the value is lost, never leaked; the app is not held up.
+                internal_error(f"redaction pattern {source!r} (over {PATTERN_TIMEOUT_S}s)", exc)
+                return REDACTED
         if result == value:
             # Routes, methods, hosts repeat on every request: remember short clean values.
             if len(value) <= 200:
@@ -228,8 +251,8 @@ def load_redactor(enabled: bool = True, patterns: Iterable[str] = (), safe_keys:
         for i, item in enumerate(value):
             if name == "patterns":
                 try:
-                    re.compile(item)
-                except re.error as exc:
+                    _compile_bounded(item)
+                except Exception as exc:  # noqa: BLE001 - the engine's own error type
                     report_problem(f"{config.where('redaction', name, i)}: invalid regular expression {item!r}: {exc}",
                                    strict=strict, problems=problems)
                     continue

@@ -88,3 +88,20 @@ def test_log_bodies_are_scrubbed_recursively():
 def test_disabled_redactor_changes_nothing():
     """OTEL_MONITOR_REDACT=false turns scrubbing off."""
     assert Redactor(enabled=False).text("password=hunter2") == "password=hunter2"
+
+
+def test_user_pattern_that_backtracks_forever_is_cut_off(monkeypatch):
+    """A catastrophically backtracking extra pattern gives up quickly: the value is scrubbed whole, the failure counted."""
+    import time
+
+    from otel_monitor import guard
+    from otel_monitor.redaction import REDACTED, Redactor
+
+    monkeypatch.setenv("OTEL_MONITOR_RAISE_INTERNAL_ERRORS", "false")
+    guard.reset_for_tests()
+    redactor = Redactor(extra_patterns=[r"(a|aa)+$"])
+    started = time.monotonic()
+    assert redactor.text("a" * 40 + "!") == REDACTED
+    assert time.monotonic() - started < 5  # unbounded, this pattern runs for hours
+    assert any("redaction pattern" in name for name in guard.COUNTS)
+    assert redactor.text("harmless value") == "harmless value"
