@@ -14,7 +14,7 @@ never raises (each body runs behind :func:`otel_monitor.guard.guarded`).
   scrubbed.  A span that needs nothing is passed through uncopied.
 * :class:`EnrichingLogExporter` does the same for log records.
 
-The lead's configurator calls :func:`build_pipeline` and uses the
+The configurator calls :func:`build_pipeline` and uses the
 :class:`Pipeline` it returns.
 """
 
