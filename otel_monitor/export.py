@@ -209,6 +209,7 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> None:
                 setattr(provider, attribute, None)
 
     def shutdown_all() -> None:
+        _one_attempt_from_now_on()
         for provider in providers:
             try:
                 provider.shutdown()
@@ -235,6 +236,24 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> None:
 
     atexit.register(at_exit)
     _flush_on_sigterm(at_exit)
+
+
+def _one_attempt_from_now_on() -> None:
+    """At exit each final export is tried once: no backoff sleeps while the process waits to end.
+
+    The SDK's HTTP clients stop retrying once their shutdown event is set; the
+    providers set it only after their final flush, so a receiver that is down
+    would hold the exit through the whole retry schedule.
+    """
+    import gc
+
+    try:
+        from opentelemetry.exporter.otlp.common.http import _OTLPHTTPClient
+    except ImportError:
+        return
+    for obj in gc.get_objects():
+        if isinstance(obj, _OTLPHTTPClient):
+            obj._shutdown_event.set()
 
 
 def _flush_on_sigterm(flush: Any) -> None:

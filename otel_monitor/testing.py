@@ -64,6 +64,7 @@ class OTLPSink:
         self.logs: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []  # (path, content-type)
         self.errors: list[str] = []
+        self.attempts: dict[str, int] = {}  # every POST per signal, answered or not
         self.status = 200
         self.delay = 0.0
         self.headers: dict[str, str] = {}
@@ -89,6 +90,8 @@ class OTLPSink:
                     self.close_connection = True
                     return
                 signal = self.path.rstrip("/").rsplit("/", 1)[-1]
+                with sink._lock:
+                    sink.attempts[signal] = sink.attempts.get(signal, 0) + 1
                 if sink.status != 200 or signal not in FLATTEN:
                     code = sink.status if signal in FLATTEN else 404
                     self.send_response(code)

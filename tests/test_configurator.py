@@ -218,3 +218,20 @@ def test_fork_while_a_metric_lock_is_held_does_not_deadlock_the_child():
     assert child and not [p for p in sink.metric_points("app.jobs")
                           if p["resource"]["service.instance.id"] == child[0]["resource"]["service.instance.id"]
                           and not p["attributes"]]
+
+
+def test_exit_tries_each_final_export_once_when_the_receiver_refuses():
+    """At exit a receiver answering 503 gets one attempt per signal, not the whole retry schedule."""
+    with OTLPSink() as sink:
+        sink.status, sink.headers = 503, {"Retry-After": "1"}
+        proc = run_python("""
+            import logging, otel_monitor
+            otel_monitor.configure()
+            from opentelemetry import metrics, trace
+            with trace.get_tracer("app").start_as_current_span("job"):
+                logging.getLogger("app").warning("one line")
+            metrics.get_meter("app").create_counter("app.jobs").add(1)
+        """, {**sink.env(), "OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_BLRP_SCHEDULE_DELAY": "60000",
+              "OTEL_METRIC_EXPORT_INTERVAL": "60000", "OTEL_EXPORTER_OTLP_TIMEOUT": "10"})
+        assert proc.returncode == 0, proc.stderr
+    assert sink.attempts == {"traces": 1, "metrics": 1, "logs": 1}
