@@ -12,35 +12,17 @@ request served, telemetry resumes); this measures the cost.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-from otel_monitor.testing import OTLPSink, SilentListener
+from otel_monitor.testing import RECEIVER_FAULTS, OTLPSink, faulty_receiver
 
 from .loadgen import run_wrk
 from .processes import AppServer, clean_environment, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-FAULTS = ("healthy", "absent", "hang", "slow", "503", "429", "garbage")
-
-
-@contextlib.contextmanager
-def receiver(kind: str, port: int) -> Iterator[None]:
-    if kind == "absent":
-        yield
-    elif kind == "hang":
-        with SilentListener(port=port):
-            yield
-    else:
-        with OTLPSink(port=port) as sink:
-            sink.delay = 3.0 if kind == "slow" else 0.0
-            if kind in ("503", "429"):
-                sink.status, sink.headers = int(kind), {"Retry-After": "1"}
-            sink.garbage = kind == "garbage"
-            yield
+FAULTS = ("healthy", *RECEIVER_FAULTS)
 
 
 def measure(kind: str, app: str, path: str, duration: float, log_dir: Path) -> dict[str, float | int | str]:
@@ -53,7 +35,7 @@ def measure(kind: str, app: str, path: str, duration: float, log_dir: Path) -> d
     command = [str(bin_dir / "opentelemetry-instrument"), str(bin_dir / "uvicorn"), app, "--host", "127.0.0.1",
                "--port", str(free_port()), "--no-access-log", "--log-level", "warning"]
     server_port = int(command[command.index("--port") + 1])
-    with receiver(kind, port):
+    with OTLPSink(port=port) if kind == "healthy" else faulty_receiver(kind, port):
         server = AppServer(command, env, server_port, 0, log_dir / f"faults-{kind}.log")
         with server.start(ready_path="/ping"):
             run_wrk(server.base_url + path, 1.0, 16, 1, 1)  # warm-up

@@ -12,9 +12,10 @@ what it receives as plain dicts, so a test can start an app under
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -221,3 +222,34 @@ class SilentListener:
         for connection in self._held:
             connection.close()
         self._socket.close()
+
+
+RECEIVER_FAULTS = ("absent", "hang", "slow", "503", "429", "garbage")
+
+
+@contextlib.contextmanager
+def faulty_receiver(kind: str, port: int) -> Iterator[None]:
+    """An OTLP receiver on ``port`` that fails in one of :data:`RECEIVER_FAULTS` ways.
+
+    ``absent``: nothing listens; ``hang``: connections are accepted, never
+    answered; ``slow``: answers after 3 s; ``503`` / ``429``: refuses with
+    ``Retry-After`` 1 s / 2 s; ``garbage``: answers bytes that are not HTTP.
+    """
+    if kind not in RECEIVER_FAULTS:
+        raise ValueError(f"unknown receiver fault {kind!r}; expected one of {', '.join(RECEIVER_FAULTS)}")
+    if kind == "absent":
+        yield
+    elif kind == "hang":
+        with SilentListener(port=port):
+            yield
+    else:
+        with OTLPSink(port=port) as sink:
+            if kind == "slow":
+                sink.delay = 3.0
+            elif kind == "503":
+                sink.status, sink.headers = 503, {"Retry-After": "1"}
+            elif kind == "429":
+                sink.status, sink.headers = 429, {"Retry-After": "2"}
+            elif kind == "garbage":
+                sink.garbage = True
+            yield

@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from otel_monitor.testing import OTLPSink, SilentListener
+from otel_monitor.testing import OTLPSink, SilentListener, faulty_receiver
 
 from .launch import free_port, launched
 
@@ -55,26 +54,6 @@ def drive_load(app, seconds: float = LOAD_SECONDS) -> list[int]:
         return [s for chunk in pool.map(worker, range(4)) for s in chunk]
 
 
-@contextlib.contextmanager
-def fault(kind: str, port: int) -> Iterator[None]:
-    if kind == "absent":
-        yield
-    elif kind == "hang":
-        with SilentListener(port=port):
-            yield
-    else:
-        with OTLPSink(port=port) as sink:
-            if kind == "slow":
-                sink.delay = 3.0
-            elif kind == "503":
-                sink.status, sink.headers = 503, {"Retry-After": "1"}
-            elif kind == "429":
-                sink.status, sink.headers = 429, {"Retry-After": "2"}
-            elif kind == "garbage":
-                sink.garbage = True
-            yield
-
-
 def export_warnings(output: str) -> list[str]:
     return [line for line in output.splitlines()
             if "export" in line.lower() and ("fail" in line.lower() or "error" in line.lower()
@@ -111,7 +90,7 @@ def test_app_serves_through_receiver_fault_and_telemetry_resumes(kind, tmp_path)
     port = free_port()
     env = fast_export_env(port, f"sqlite:///{tmp_path / 'items.db'}")
     faulty = contextlib.ExitStack()
-    faulty.enter_context(fault(kind, port))  # the receiver is already faulty when the app starts
+    faulty.enter_context(faulty_receiver(kind, port))  # the receiver is already faulty when the app starts
     try:
         with launched("tests.apps.basic_app:app", env) as app:
             statuses = drive_load(app)
