@@ -33,6 +33,10 @@ GOOD_CARD, DECLINED_CARD = "tok_visa", "tok_declined"
 CATEGORIES = ("clothing", "shoes", "accessories", "home")
 
 
+# A kept-alive connection closed by the server: the request fails before any answer.
+STALE_CONNECTION = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+
+
 class BudgetSpent(Exception):
     """The request budget or the time is used up; the visitor leaves."""
 
@@ -46,6 +50,8 @@ class TrafficReport:
     answered_by_endpoint: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
     transport_errors: Counter[str] = field(default_factory=Counter)
+    # Requests sent a second time because the kept-alive connection was closed under them.
+    resent: Counter[str] = field(default_factory=Counter)
     stopped_by: str = "requests"
     elapsed: float = 0.0
 
@@ -65,6 +71,8 @@ class TrafficReport:
         ]
         if self.transport_errors:
             lines.append("transport errors: " + ", ".join(f"{k}: {n}" for k, n in self.transport_errors.items()))
+        if self.resent:
+            lines.append("resent on a new connection: " + ", ".join(f"{k}: {n}" for k, n in self.resent.items()))
         lines += [f"  {n:6d}  {endpoint}" for endpoint, n in self.by_endpoint.most_common()]
         return "\n".join(lines)
 
@@ -82,7 +90,14 @@ class Visitor:
         report = self.traffic.report
         report.by_endpoint[f"{method} {endpoint}"] += 1
         try:
-            response = await self.traffic.client.request(method, path, headers=self.headers, **kwargs)
+            try:
+                response = await self.traffic.client.request(method, path, headers=self.headers, **kwargs)
+            except STALE_CONNECTION as exc:
+                # As browsers do: a kept-alive connection the server closed (uvicorn closes it
+                # after an unhandled error's 500) fails before any answer; send once more on a
+                # new connection.  The request never reached the app.
+                report.resent[type(exc).__name__] += 1
+                response = await self.traffic.client.request(method, path, headers=self.headers, **kwargs)
         except httpx.HTTPError as exc:
             report.transport_errors[type(exc).__name__] += 1
             return None

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import event, text, update
 from sqlalchemy.orm import Session
 
 import otel_monitor
@@ -154,6 +154,36 @@ def test_cart_adds_up_quantities_and_refuses_what_is_not_in_stock(client: TestCl
     assert client.post("/api/cart/items", json={"product_id": TEE, "quantity": 0}, headers=auth).status_code == 422
     assert client.delete(f"/api/cart/items/{TEE}", headers=auth).status_code == 204
     assert client.get("/api/cart", headers=auth).json()["items"] == []
+
+
+@pytest.mark.parametrize("other_tab", ["checks out", "adds the same product"])
+def test_a_cart_change_racing_another_tab_gets_409(client: TestClient, settings: ShopSettings, other_tab: str) -> None:
+    """When another request of the same user changes the cart between read and commit, the answer is 409, not 500."""
+    auth = sign_up(client)
+    if other_tab == "checks out":
+        client.post("/api/cart/items", json={"product_id": TEE, "quantity": 1}, headers=auth)
+        race = text("DELETE FROM cart_items")  # the checkout emptied the cart: the UPDATE matches nothing
+    else:
+        race = text("INSERT INTO cart_items (user_id, product_id, quantity) SELECT id, :tee, 1 FROM users")
+    other = make_engine(settings)
+    raced: list[bool] = []
+
+    def other_tab_commits_first(session: Session, *_: Any) -> None:
+        if raced:
+            return
+        raced.append(True)
+        with other.begin() as connection:
+            connection.execute(race, {"tee": TEE})
+
+    event.listen(Session, "before_flush", other_tab_commits_first)
+    try:
+        response = client.post("/api/cart/items", json={"product_id": TEE, "quantity": 1}, headers=auth)
+    finally:
+        event.remove(Session, "before_flush", other_tab_commits_first)
+        other.dispose()
+    assert raced and response.status_code == 409, response.text
+    assert "changed by another request" in response.json()["detail"]
+    assert client.get("/api/cart", headers=auth).status_code == 200
 
 
 def test_checkout_pays_through_the_primary_provider(client: TestClient) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from examples.background_server import BackgroundServer
@@ -12,7 +14,7 @@ from examples.payments.app import Behaviour
 from examples.payments.app import create_app as create_payments_app
 from examples.shop.app import create_app as create_shop_app
 from examples.shop.settings import ShopSettings
-from examples.traffic import main, run_traffic
+from examples.traffic import Traffic, TrafficReport, Visitor, main, run_traffic
 
 pytestmark = pytest.mark.slow
 
@@ -78,3 +80,32 @@ def test_command_line_refuses_zero_visitors() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--concurrency", "0"])
     assert exit_info.value.code == 2
+
+
+def test_a_request_on_a_connection_the_server_closed_is_sent_again() -> None:
+    """Like a browser, a request failing on a kept-alive connection the server closed goes out once more, counted."""
+
+    async def scenario() -> TrafficReport:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # The first request of a connection is answered and kept alive; the second finds it closed.
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            traffic = Traffic(client, requests=10, duration=10, rate=None, seed=0)
+            visitor = Visitor(traffic)
+            first = await visitor.call("GET", "/ping", "/ping")
+            second = await visitor.call("GET", "/ping", "/ping")
+            assert first is not None and second is not None and second.text == "ok"
+            return traffic.report
+
+    report = asyncio.run(scenario())
+    assert report.requests == 2 and report.by_status == {200: 2}
+    assert not report.transport_errors
+    assert sum(report.resent.values()) == 1
+    assert "resent on a new connection" in report.summary()

@@ -22,6 +22,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm import Session, sessionmaker
 
 import otel_monitor
@@ -193,7 +195,7 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
         first_add = user.first_add_to_cart_at is None
         if first_add:
             user.first_add_to_cart_at = utcnow()
-        session.commit()
+        _commit_cart_change(session)
         if first_add:
             milestone("first_add_to_cart", user)
         return _cart_view(session, user)
@@ -204,7 +206,7 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
         if item is None:
             raise HTTPException(404, f"product {product_id} is not in the cart")
         session.delete(item)
-        session.commit()
+        _commit_cart_change(session)
         return Response(status_code=204)
 
     @app.post("/api/checkout", status_code=201)
@@ -231,6 +233,20 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
                 for o in orders
             ]
         }
+
+
+def _commit_cart_change(session: Session) -> None:
+    """Commit a cart change, or answer 409 when another request of the same user changed the cart first.
+
+    Two tabs of one signed-in user race: both add the same product (the unique
+    constraint refuses the second insert), or one checks out (emptying the cart)
+    while the other updates a line that is gone.
+    """
+    try:
+        session.commit()
+    except (IntegrityError, StaleDataError):
+        session.rollback()
+        raise HTTPException(409, "the cart was changed by another request; reload it and try again") from None
 
 
 def _cart_view(session: Session, user: User) -> dict[str, Any]:
