@@ -15,6 +15,7 @@ provider; :func:`bind` makes them the ones the public helpers
 from __future__ import annotations
 
 import threading
+from time import time_ns
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,89 @@ from .slo import DEFAULT_BUCKETS
 
 DEFAULT_CARDINALITY_LIMIT = 2000
 OVERFLOW_ATTRIBUTES: Mapping[str, Any] = {semconv.OTEL_METRIC_OVERFLOW: True}
+_INFINITY = float("inf")
 METER_NAME = "otel_monitor"
+
+
+class _DirectAggregations:
+    """The SDK aggregations a histogram's attribute set lands in, so a hot record skips the SDK's dispatch.
+
+    One ``Histogram.record`` of the SDK builds a ``Measurement`` (cleaning its
+    attributes), asks the exemplar filter, walks every reader's storage and view,
+    copies and hashes the attributes, then aggregates: about 7 µs, of which the
+    aggregation itself is under 1.  The aggregation object for an attribute set
+    never changes once the SDK created it, so after the first record of a set
+    through the SDK we keep the list of its aggregations (one per reader and
+    view) and later records go straight to them.  Collection, temporality,
+    views and exporters stay the SDK's own.
+
+    Anything this does not understand takes the SDK's path: exemplars on, a
+    meter disabled by a configurator, a non-finite or negative value, an
+    attribute set the SDK did not create an aggregation for, or SDK internals
+    that are not where they are expected.  A replaced set of reader storages
+    (a reader added, or fresh state after fork) empties the cache.
+    """
+
+    def __init__(self, instrument: Any) -> None:
+        from opentelemetry.sdk.metrics._internal.exemplar.exemplar_filter import AlwaysOffExemplarFilter
+        from opentelemetry.sdk.metrics._internal.measurement import Measurement
+
+        self._instrument = instrument
+        self._consumer = instrument._measurement_consumer
+        self._always_off = AlwaysOffExemplarFilter
+        self._measurement = Measurement
+        self._storages: Any = None
+        self._by_key: dict[Any, list[Any]] = {}
+
+    @classmethod
+    def for_instrument(cls, instrument: Any) -> _DirectAggregations | None:
+        try:
+            from opentelemetry.sdk.metrics._internal.instrument import Histogram
+        except ImportError:
+            return None
+        consumer = getattr(instrument, "_measurement_consumer", None)
+        if not isinstance(instrument, Histogram) or not hasattr(consumer, "_reader_storages"):
+            return None
+        try:
+            return cls(instrument)
+        except (ImportError, AttributeError):
+            return None
+
+    def record(self, amount: float, attributes: Mapping[str, Any] | None, key: Any) -> bool:
+        """Aggregate directly; False when the SDK's own ``record`` must take this one."""
+        storages = self._consumer._reader_storages
+        if storages is not self._storages:
+            self._storages, self._by_key = storages, {}
+            return False
+        targets = self._by_key.get(key)
+        if targets is None or not 0.0 <= amount < _INFINITY or not self._instrument._is_enabled():
+            return False
+        measurement = self._measurement(amount, time_ns(), self._instrument, None, None)  # type: ignore[arg-type]
+        for aggregation in targets:
+            aggregation.aggregate(measurement, False)
+        return True
+
+    def learn(self, attributes: Mapping[str, Any] | None, key: Any) -> None:
+        """After the SDK recorded ``attributes``: remember their aggregations, when that is safe."""
+        from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
+
+        storages = self._storages
+        if storages is None or storages is not self._consumer._reader_storages or key in self._by_key:
+            return
+        if not isinstance(self._consumer._sdk_config.exemplar_filter, self._always_off):
+            return
+        targets = []
+        for storage in storages.values():
+            for match in storage._instrument_view_instrument_matches.get(self._instrument, ()):
+                kept = dict(attributes or {})
+                if match._view._attribute_keys is not None:
+                    kept = {k: v for k, v in kept.items() if k in match._view._attribute_keys}
+                aggregation = match._attributes_aggregation.get(_hash_attributes(kept))
+                if aggregation is None:
+                    return
+                targets.append(aggregation)
+        if targets and len(self._by_key) < DEFAULT_CARDINALITY_LIMIT * 2:
+            self._by_key[key] = targets
 
 
 class GuardedInstrument:
@@ -44,6 +127,7 @@ class GuardedInstrument:
         self._lock = threading.Lock()
         # add() on counters, record() on histograms: pick once, not per point.
         self._emit = getattr(instrument, "record", None) or instrument.add
+        self._direct = _DirectAggregations.for_instrument(instrument)
 
     @property
     def series(self) -> int:
@@ -64,7 +148,18 @@ class GuardedInstrument:
         return attributes
 
     def add(self, amount: float, attributes: Mapping[str, Any] | None = None, key: Any = None) -> None:
-        self._emit(amount, self._admitted(attributes, key))
+        direct = self._direct
+        if direct is None:
+            self._emit(amount, self._admitted(attributes, key))
+            return
+        if key is None:
+            key = frozenset(attributes.items()) if attributes else ()
+        if direct.record(amount, attributes, key):
+            return  # only admitted attribute sets are ever learned
+        admitted = self._admitted(attributes, key)
+        self._emit(amount, admitted)
+        if admitted is attributes:  # an overflowed set keeps the SDK's path: it is rare by design
+            direct.learn(attributes, key)
 
     record = add
 

@@ -72,3 +72,87 @@ def test_served_by_counts_fallbacks_only(reader):
     assert counts == {((semconv.MONITOR_OPERATION, "payment"), (semconv.MONITOR_SERVICE_LAYER, "fallback")): 1,
                       ((semconv.MONITOR_OPERATION, "catalog"), (semconv.MONITOR_SERVICE_LAYER, "cache")): 1}
     assert span.attributes[semconv.MONITOR_SERVICE_LAYER] == "fallback"
+
+
+def _histogram_points(reader: InMemoryMetricReader) -> dict:
+    return {frozenset(p.attributes.items()): p for p in points(reader, semconv.METRIC_OPERATION_DURATION)}
+
+
+def _record_mix(instruments: metrics.Instruments) -> None:
+    values = [0.0, 0.0004, 0.003, 0.02, 0.02, 0.7, 3.5, 42.0]
+    for i in range(400):
+        labels = {semconv.MONITOR_OPERATION: f"op-{i % 3}"}
+        instruments.operation_duration.record(values[i % len(values)], labels, key=(labels[semconv.MONITOR_OPERATION],))
+
+
+@pytest.mark.parametrize("exemplars", ["always_off", "always_on"])
+def test_operation_histogram_counts_exactly_what_the_sdk_counts(exemplars: str) -> None:
+    """Recorded through the direct path or not, every bucket, sum, min and max equal the SDK's own histogram's."""
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, AlwaysOnExemplarFilter
+    from opentelemetry.sdk.metrics.view import View
+
+    exemplar_filter = AlwaysOffExemplarFilter() if exemplars == "always_off" else AlwaysOnExemplarFilter()
+    ours, plain = InMemoryMetricReader(), InMemoryMetricReader()
+    # Two readers and a view that drops an attribute: each gets its own aggregation per set.
+    second = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[ours, second], exemplar_filter=exemplar_filter,
+                             views=[View(instrument_name="*")])
+    reference = MeterProvider(metric_readers=[plain], exemplar_filter=exemplar_filter)
+    instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS)
+    expected = reference.get_meter("x").create_histogram(
+        semconv.METRIC_OPERATION_DURATION, explicit_bucket_boundaries_advisory=list(DEFAULT_BUCKETS))
+    direct = instruments.operation_duration._direct
+    assert direct is not None
+    _record_mix(instruments)
+    values = [0.0, 0.0004, 0.003, 0.02, 0.02, 0.7, 3.5, 42.0]
+    for i in range(400):
+        expected.record(values[i % len(values)], {semconv.MONITOR_OPERATION: f"op-{i % 3}"})
+    # With exemplars on, nothing may bypass the SDK: its exemplars stay complete.
+    assert bool(direct._by_key) is (exemplars == "always_off")
+    for reader in (ours, second):
+        got, want = _histogram_points(reader), _histogram_points(plain)
+        assert got.keys() == want.keys() and len(got) == 3
+        for key, point in want.items():
+            mine = got[key]
+            assert (mine.count, mine.sum, mine.min, mine.max) == (point.count, point.sum, point.min, point.max)
+            assert list(mine.bucket_counts) == list(point.bucket_counts)
+            assert bool(mine.exemplars) is (exemplars == "always_on")
+    provider.shutdown()
+    reference.shutdown()
+
+
+def test_operation_histogram_follows_replaced_reader_storage() -> None:
+    """When the SDK's reader storages are replaced (fresh state after fork), records land in the new ones."""
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+    from opentelemetry.sdk.metrics._internal.metric_reader_storage import MetricReaderStorage
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
+    instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS)
+    _record_mix(instruments)
+    consumer = provider._measurement_consumer
+    consumer._reader_storages = {
+        r: MetricReaderStorage(consumer._sdk_config, r._instrument_class_temporality, r._instrument_class_aggregation)
+        for r in consumer._reader_storages
+    }
+    labels = {semconv.MONITOR_OPERATION: "op-0"}
+    for _ in range(5):
+        instruments.operation_duration.record(0.5, labels, key=("op-0",))
+    (point,) = _histogram_points(reader).values()
+    assert point.count == 5 and point.sum == 2.5
+    provider.shutdown()
+
+
+def test_operation_histogram_refuses_negative_and_nan_as_the_sdk_does() -> None:
+    """A negative or NaN duration is not aggregated, on either path."""
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
+    instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS)
+    labels = {semconv.MONITOR_OPERATION: "checkout"}
+    for value in (0.1, 0.1, -1.0, float("nan"), float("inf"), 0.2):
+        instruments.operation_duration.record(value, labels, key=("checkout",))
+    (point,) = _histogram_points(reader).values()
+    assert point.count == 3 and point.sum == pytest.approx(0.4)
+    provider.shutdown()
