@@ -34,18 +34,38 @@ class StartupResult:
         return {**asdict(self), "median": self.median, "best": self.best}
 
 
-def measure_startup(configuration: Configuration, endpoint: str, runs: int, cpu: int | None) -> StartupResult:
-    """Wall time of `[opentelemetry-instrument] python -c pass`, `runs` times."""
-    command = configuration.startup_command()
-    env = clean_environment(configuration.environment(endpoint))
-    seconds = []
+def _startup_once(command: list[str], env: dict[str, str], cpu: int | None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(pinned(command, cpu), env=env, cwd=ROOT, capture_output=True, timeout=120)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.decode(errors='replace')[-500:]}")
+    return elapsed
+
+
+def compile_bytecode(python: str, package_dir: Path) -> None:
+    """Write the package's bytecode, as installing its wheel does (pip compiles at install).
+
+    The benchmark runs otel-monitor from the working tree; with PYTHONDONTWRITEBYTECODE set
+    in the environment its modules would be compiled on every start while vanilla's, installed
+    by pip, are not.
+    """
+    subprocess.run([python, "-m", "compileall", "-q", str(package_dir)], check=True, capture_output=True,
+                   timeout=300)
+
+
+def measure_startups(configurations: list[Configuration], endpoint: str, runs: int,
+                     cpu: int | None) -> list[StartupResult]:
+    """Wall time of `[opentelemetry-instrument] python -c pass`, `runs` times each, interleaved (A B C A B C ...)."""
+    commands = [(c, c.startup_command(), clean_environment(c.environment(endpoint))) for c in configurations]
+    for _, command, env in commands:
+        _startup_once(command, env, cpu)  # warm the page cache, not counted
+    seconds: dict[str, list[float]] = {c.key: [] for c in configurations}
     for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(pinned(command, cpu), env=env, cwd=ROOT, capture_output=True, timeout=120)
-        seconds.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.decode(errors='replace')[-500:]}")
-    return StartupResult(configuration.key, " ".join(Path(part).name for part in command), seconds)
+        for configuration, command, env in commands:
+            seconds[configuration.key].append(_startup_once(command, env, cpu))
+    return [StartupResult(c.key, " ".join(Path(part).name for part in command), seconds[c.key])
+            for c, command, _ in commands]
 
 
 def measure_item_costs(configuration: Configuration, endpoint: str, count: int,

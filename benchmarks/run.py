@@ -26,7 +26,7 @@ from benchmarks.configurations import (
     Configuration, build_configurations, ensure_vanilla_venv, sqlalchemy_instrumentation_conflict,
 )
 from benchmarks.footprint import (
-    StartupResult, measure_cardinality, measure_item_costs, measure_memory, measure_startup,
+    StartupResult, compile_bytecode, measure_cardinality, measure_item_costs, measure_memory, measure_startups,
 )
 from benchmarks.processes import ROOT, SinkProcess
 from benchmarks.profiling import Profile, profile_under_load
@@ -148,12 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         results: ThroughputResults = measure_throughput(configurations, endpoints, app, load, sink, log_dir)
         notes += [f"{key} did not start: {message}" for key, message in results.failures.items()]
         print("startup and per-item costs", flush=True)
-        for key in ("uninstrumented", "vanilla", "monitor-full"):
-            if key in by_key and args.startup_runs > 0:
-                measured = attempt(notes, f"startup of {key}", measure_startup, by_key[key], sink.endpoint,
-                                   args.startup_runs, server_cpu)
-                if measured is not None:
-                    startup.append(measured)
+        starting = [by_key[key] for key in ("uninstrumented", "vanilla", "monitor-full") if key in by_key]
+        if starting and args.startup_runs > 0:
+            compile_bytecode(sys.executable, ROOT / "otel_monitor")
+            startup = attempt(notes, "startup", measure_startups, starting, sink.endpoint, args.startup_runs,
+                              server_cpu) or []
         for configuration in configurations:
             if configuration.instrumented and args.span_count > 0:
                 cost = attempt(notes, f"per-item costs of {configuration.key}", measure_item_costs,

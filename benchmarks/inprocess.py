@@ -1,0 +1,127 @@
+"""CPU cost per request of an ASGI app, driven in-process (no server, no socket).
+
+Run it plain or under ``opentelemetry-instrument`` with the same arguments; the
+difference of the two figures is what instrumentation adds per request, without
+the noise of uvicorn, wrk and the loopback::
+
+    python -m benchmarks.inprocess --path /ping
+    opentelemetry-instrument python -m benchmarks.inprocess --path /ping
+
+It runs the app's lifespan, then sends ``--requests`` GETs one after another
+(``--warmup`` first, not counted) and prints the process CPU time and wall time
+per request.  ``--profile`` writes a cProfile of the measured part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import time
+from typing import Any
+
+
+def load_app(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attribute or "app")
+
+
+async def _lifespan(app: Any) -> tuple[asyncio.Queue[dict[str, Any]], asyncio.Task[None]]:
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    started = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        return await inbox.get()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"].startswith("lifespan.startup"):
+            started.set()
+
+    task = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send))
+    await inbox.put({"type": "lifespan.startup"})
+    await asyncio.wait_for(started.wait(), 30)
+    return inbox, task
+
+
+async def _request(app: Any, path: str, state: dict[str, Any]) -> int:
+    status = 0
+    body_sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal body_sent
+        if body_sent:
+            await asyncio.sleep(3600)
+        body_sent = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+        "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+        "query_string": b"", "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"inprocess")],
+        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": dict(state),
+    }
+    await app(scope, receive, send)
+    return status
+
+
+async def _requests(app: Any, path: str, count: int, concurrency: int) -> None:
+    """``count`` requests, ``concurrency`` at a time, as a server with that many connections would see them."""
+    left = count
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await _request(app, path, {})
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def drive(app: Any, path: str, requests: int, warmup: int, concurrency: int, profile: str | None) -> dict[str, float]:
+    inbox, lifespan = await _lifespan(app)
+    status = await _request(app, path, {})
+    if status >= 500:
+        raise SystemExit(f"{path} answered {status}")
+    await _requests(app, path, warmup, concurrency)
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    cpu, wall = time.process_time(), time.perf_counter()
+    await _requests(app, path, requests, concurrency)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    await inbox.put({"type": "lifespan.shutdown"})
+    await asyncio.wait_for(lifespan, 30)
+    return {"cpu_us": cpu / requests * 1e6, "wall_us": wall / requests * 1e6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--app", default="examples.shop.app:app")
+    parser.add_argument("--path", default="/ping")
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at a time")
+    parser.add_argument("--profile", default=None, help="write a cProfile of the measured requests here")
+    args = parser.parse_args(argv)
+    if not 0 < args.requests <= 1_000_000 or not 0 <= args.warmup <= 1_000_000 or not 0 < args.concurrency <= 1000:
+        parser.error("--requests must be 1..1000000, --warmup 0..1000000 and --concurrency 1..1000")
+    result = asyncio.run(
+        drive(load_app(args.app), args.path, args.requests, args.warmup, args.concurrency, args.profile))
+    print(f"{args.path}: {result['cpu_us']:.1f} µs CPU, {result['wall_us']:.1f} µs wall per request "
+          f"({args.requests} requests, {args.concurrency} at a time)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
