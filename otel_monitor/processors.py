@@ -107,10 +107,11 @@ def _exception_event(span: Any) -> Any:
     return None
 
 
-def failure_of(span: Any, classifier: errors.ErrorClassifier,
-               captured: CapturedError | None = None) -> tuple[bool, str | None, str | None]:
+def failure_of(span: Any, classifier: errors.ErrorClassifier, captured: CapturedError | None = None,
+               attributes: Any = None) -> tuple[bool, str | None, str | None]:
     """``(failed, category, error.type)``; a 4xx server span is categorised but not failed."""
-    attributes = plain_attributes(span)
+    if attributes is None:
+        attributes = plain_attributes(span)
     status = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
     failed = span.status.status_code is StatusCode.ERROR or (
         span.kind is SpanKind.SERVER and isinstance(status, int) and status >= 500)
@@ -186,7 +187,7 @@ class OperationSpanProcessor(SpanProcessor):
         if span.kind is SpanKind.SERVER and self._excluded is not None and self._is_excluded(attributes):
             return
         captured = self.captured.pop(span.context.span_id, None) if self.captured else None
-        failed, category, error_type = failure_of(span, self.classifier, captured)
+        failed, category, error_type = failure_of(span, self.classifier, captured, attributes)
         key = (operation, category, error_type) if failed else (operation,)
         labels = self._labels.get(key)
         if labels is None:
@@ -257,7 +258,7 @@ class SpanEnricher:
         fingerprint = None
         if result is None:
             operation = processor.rules.name_for(span, attributes)
-            failed, category, error_type = failure_of(span, processor.classifier)
+            failed, category, error_type = failure_of(span, processor.classifier, None, attributes)
         elif isinstance(result, str):
             operation, failed, category, error_type = result, False, None, None
         else:

@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from .guard import guarded
+from .guard import internal_error
 
 
 class RecordAllSampler(Sampler):
@@ -87,8 +87,12 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
             self._batch_processor.emit(span)
             return
         if self._tail:
-            with guarded("unsampled error/slow span keeping"), self._pending_lock:
-                self._hold_or_decide(span)
+            # try/except rather than guarded(): same containment, less per-span overhead.
+            try:
+                with self._pending_lock:
+                    self._hold_or_decide(span)
+            except Exception as exc:  # noqa: BLE001
+                internal_error("unsampled error/slow span keeping", exc)
 
     def _hold_or_decide(self, span: ReadableSpan) -> None:
         trace_id = span.context.trace_id  # type: ignore[union-attr]

@@ -1,0 +1,49 @@
+"""Unsampled requests: metrics still see every span; failed and slow ones are exported anyway."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import StatusCode
+
+from otel_monitor import guard
+from otel_monitor.sampling import MonitorSpanExportProcessor, RecordAllSampler
+
+
+def pipeline(**options) -> tuple[TracerProvider, InMemorySpanExporter, MonitorSpanExportProcessor]:
+    exporter = InMemorySpanExporter()
+    processor = MonitorSpanExportProcessor(exporter, **options)
+    provider = TracerProvider(sampler=RecordAllSampler(ALWAYS_OFF))
+    provider.add_span_processor(processor)
+    return provider, exporter, processor
+
+
+def test_unsampled_failed_request_is_exported_with_its_children_and_a_healthy_one_is_not() -> None:
+    """Nothing is sampled; the request whose child failed is exported whole, the healthy one not at all."""
+    provider, exporter, _ = pipeline(keep_errors=True)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("GET /ok"), tracer.start_as_current_span("SELECT"):
+        pass
+    with tracer.start_as_current_span("POST /checkout"), tracer.start_as_current_span("charge") as child:
+        child.set_status(StatusCode.ERROR)
+    provider.force_flush()
+    assert sorted(span.name for span in exporter.get_finished_spans()) == ["POST /checkout", "charge"]
+    provider.shutdown()
+
+
+def test_a_failure_while_holding_unsampled_spans_is_contained_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If keeping unsampled spans fails, the span still ends in the app and the failure is counted."""
+    monkeypatch.setenv("OTEL_MONITOR_RAISE_INTERNAL_ERRORS", "false")
+    guard.reset_for_tests()
+    provider, _, processor = pipeline(keep_errors=True)
+
+    def broken(span: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(processor, "_hold_or_decide", broken)
+    with provider.get_tracer("t").start_as_current_span("GET /"):
+        pass
+    assert guard.COUNTS["unsampled error/slow span keeping"] == 1
+    provider.shutdown()
