@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import importlib
 import time
+from collections import Counter
 from typing import Any
 
 
@@ -69,20 +70,23 @@ async def _request(app: Any, path: str, state: dict[str, Any]) -> int:
     return status
 
 
-async def _requests(app: Any, path: str, count: int, concurrency: int) -> None:
+async def _requests(app: Any, path: str, count: int, concurrency: int) -> Counter[int]:
     """``count`` requests, ``concurrency`` at a time, as a server with that many connections would see them."""
     left = count
+    statuses: Counter[int] = Counter()
 
     async def worker() -> None:
         nonlocal left
         while left > 0:
             left -= 1
-            await _request(app, path, {})
+            statuses[await _request(app, path, {})] += 1
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return statuses
 
 
-async def drive(app: Any, path: str, requests: int, warmup: int, concurrency: int, profile: str | None) -> dict[str, float]:
+async def drive(app: Any, path: str, requests: int, warmup: int, concurrency: int,
+                profile: str | None) -> dict[str, Any]:
     inbox, lifespan = await _lifespan(app)
     status = await _request(app, path, {})
     if status >= 500:
@@ -95,14 +99,14 @@ async def drive(app: Any, path: str, requests: int, warmup: int, concurrency: in
         profiler = cProfile.Profile()
         profiler.enable()
     cpu, wall = time.process_time(), time.perf_counter()
-    await _requests(app, path, requests, concurrency)
+    statuses = await _requests(app, path, requests, concurrency)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
     await inbox.put({"type": "lifespan.shutdown"})
     await asyncio.wait_for(lifespan, 30)
-    return {"cpu_us": cpu / requests * 1e6, "wall_us": wall / requests * 1e6}
+    return {"cpu_us": cpu / requests * 1e6, "wall_us": wall / requests * 1e6, "statuses": dict(statuses)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(
         drive(load_app(args.app), args.path, args.requests, args.warmup, args.concurrency, args.profile))
     print(f"{args.path}: {result['cpu_us']:.1f} µs CPU, {result['wall_us']:.1f} µs wall per request "
-          f"({args.requests} requests, {args.concurrency} at a time)")
+          f"({args.requests} requests, {args.concurrency} at a time; status {result['statuses']})")
     return 0
 
 

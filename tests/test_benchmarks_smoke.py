@@ -240,3 +240,36 @@ def test_server_that_cannot_start_reports_its_log(tmp_path):
     server = AppServer(command, clean_environment({}), port, None, tmp_path / "server.log")
     with pytest.raises(RuntimeError, match="no_such_module"):
         server.start(ready_path="/ping", timeout=30)
+
+
+def test_in_process_driver_counts_every_request_and_its_status():
+    """benchmarks.inprocess runs the lifespan, sends the requests `concurrency` at a time and reports statuses."""
+    import asyncio
+
+    from fastapi import FastAPI, HTTPException
+
+    from benchmarks.inprocess import drive
+
+    from contextlib import asynccontextmanager
+
+    started = []
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        started.append(True)
+        yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/ok")
+    def ok() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/missing")
+    def missing() -> None:
+        raise HTTPException(404)
+
+    result = asyncio.run(drive(app, "/ok", requests=50, warmup=5, concurrency=4, profile=None))
+    assert started == [True]
+    assert result["statuses"] == {200: 50} and result["cpu_us"] > 0 and result["wall_us"] > 0
+    assert asyncio.run(drive(app, "/missing", requests=7, warmup=0, concurrency=3, profile=None))["statuses"] == {404: 7}
