@@ -50,7 +50,8 @@ class _DirectAggregations:
     (a reader added, or fresh state after fork) empties the cache.
     """
 
-    def __init__(self, instrument: Any) -> None:
+    def __init__(self, instrument: Any, max_sets: int) -> None:
+        from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
         from opentelemetry.sdk.metrics._internal.exemplar.exemplar_filter import AlwaysOffExemplarFilter
         from opentelemetry.sdk.metrics._internal.measurement import Measurement
 
@@ -58,11 +59,15 @@ class _DirectAggregations:
         self._consumer = instrument._measurement_consumer
         self._always_off = AlwaysOffExemplarFilter
         self._measurement = Measurement
-        self._storages: Any = None
-        self._by_key: dict[Any, list[Any]] = {}
+        self._hash = _hash_attributes
+        self._max_sets = max_sets
+        self.enabled = True
+        # One immutable pair, read once per call: the storages the cache was built for, and the
+        # cache.  Replacing it is a single assignment, so no thread sees one without the other.
+        self._state: tuple[Any, dict[Any, list[Any]]] = (None, {})
 
     @classmethod
-    def for_instrument(cls, instrument: Any) -> _DirectAggregations | None:
+    def for_instrument(cls, instrument: Any, max_sets: int) -> _DirectAggregations | None:
         try:
             from opentelemetry.sdk.metrics._internal.instrument import Histogram
         except ImportError:
@@ -71,17 +76,18 @@ class _DirectAggregations:
         if not isinstance(instrument, Histogram) or not hasattr(consumer, "_reader_storages"):
             return None
         try:
-            return cls(instrument)
+            return cls(instrument, max_sets)
         except (ImportError, AttributeError):
             return None
 
-    def record(self, amount: float, attributes: Mapping[str, Any] | None, key: Any) -> bool:
+    def record(self, amount: float, key: Any) -> bool:
         """Aggregate directly; False when the SDK's own ``record`` must take this one."""
         storages = self._consumer._reader_storages
-        if storages is not self._storages:
-            self._storages, self._by_key = storages, {}
+        built_for, by_key = self._state
+        if storages is not built_for:
+            self._state = (storages, {})
             return False
-        targets = self._by_key.get(key)
+        targets = by_key.get(key)
         if targets is None or not 0.0 <= amount < _INFINITY or not self._instrument._is_enabled():
             return False
         measurement = self._measurement(amount, time_ns(), self._instrument, None, None)  # type: ignore[arg-type]
@@ -91,10 +97,14 @@ class _DirectAggregations:
 
     def learn(self, attributes: Mapping[str, Any] | None, key: Any) -> None:
         """After the SDK recorded ``attributes``: remember their aggregations, when that is safe."""
-        from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
+        try:
+            self._learn(attributes, key)
+        except (AttributeError, ImportError, TypeError):
+            self.enabled = False  # the SDK's internals moved: its own path from now on
 
-        storages = self._storages
-        if storages is None or storages is not self._consumer._reader_storages or key in self._by_key:
+    def _learn(self, attributes: Mapping[str, Any] | None, key: Any) -> None:
+        storages, by_key = self._state
+        if storages is None or storages is not self._consumer._reader_storages or key in by_key:
             return
         if not isinstance(self._consumer._sdk_config.exemplar_filter, self._always_off):
             return
@@ -104,20 +114,34 @@ class _DirectAggregations:
                 kept = dict(attributes or {})
                 if match._view._attribute_keys is not None:
                     kept = {k: v for k, v in kept.items() if k in match._view._attribute_keys}
-                aggregation = match._attributes_aggregation.get(_hash_attributes(kept))
+                aggregation = match._attributes_aggregation.get(self._hash(kept))
                 if aggregation is None:
                     return
                 targets.append(aggregation)
-        if targets and len(self._by_key) < DEFAULT_CARDINALITY_LIMIT * 2:
-            self._by_key[key] = targets
+        # Written into the cache built for `storages` only: were the storages replaced
+        # meanwhile, that cache is already unreachable and these targets are lost with it.
+        if targets and len(by_key) < self._max_sets and self._consumer._reader_storages is storages:
+            by_key[key] = targets
+
+
+def _key_of(attributes: Mapping[str, Any] | None) -> Any:
+    """A hashable identity of an attribute set that, like the SDK, tells 1, 1.0 and True apart.
+
+    A list value (attribute values may be sequences) is taken as the tuple of its items.
+    """
+    if not attributes:
+        return ()
+    return frozenset((k, v.__class__, tuple(v) if v.__class__ is list else v) for k, v in attributes.items())
 
 
 class GuardedInstrument:
     """A counter or histogram that keeps at most ``limit`` attribute sets.
 
     ``key`` lets hot callers pass a precomputed hashable identity of the
-    attribute set (e.g. a tuple they already have) to skip building one.
-    One slot of the limit is kept for the overflow series itself.
+    attribute set (e.g. a tuple they already have) to skip building one; it
+    must identify the set exactly (value types included), since points with
+    one key land in one series.  One slot of the limit is kept for the
+    overflow series itself.
     """
 
     def __init__(self, instrument: Any, limit: int = DEFAULT_CARDINALITY_LIMIT) -> None:
@@ -127,7 +151,7 @@ class GuardedInstrument:
         self._lock = threading.Lock()
         # add() on counters, record() on histograms: pick once, not per point.
         self._emit = getattr(instrument, "record", None) or instrument.add
-        self._direct = _DirectAggregations.for_instrument(instrument)
+        self._direct = _DirectAggregations.for_instrument(instrument, limit)
 
     @property
     def series(self) -> int:
@@ -136,7 +160,7 @@ class GuardedInstrument:
 
     def _admitted(self, attributes: Mapping[str, Any] | None, key: Any) -> Mapping[str, Any] | None:
         if key is None:
-            key = frozenset(attributes.items()) if attributes else ()
+            key = _key_of(attributes)
         if key in self._seen:
             return attributes
         with self._lock:
@@ -149,12 +173,12 @@ class GuardedInstrument:
 
     def add(self, amount: float, attributes: Mapping[str, Any] | None = None, key: Any = None) -> None:
         direct = self._direct
-        if direct is None:
+        if direct is None or not direct.enabled:
             self._emit(amount, self._admitted(attributes, key))
             return
         if key is None:
-            key = frozenset(attributes.items()) if attributes else ()
-        if direct.record(amount, attributes, key):
+            key = _key_of(attributes)
+        if direct.record(amount, key):
             return  # only admitted attribute sets are ever learned
         admitted = self._admitted(attributes, key)
         self._emit(amount, admitted)

@@ -78,37 +78,55 @@ def _histogram_points(reader: InMemoryMetricReader) -> dict:
     return {frozenset(p.attributes.items()): p for p in points(reader, semconv.METRIC_OPERATION_DURATION)}
 
 
-def _record_mix(instruments: metrics.Instruments) -> None:
-    values = [0.0, 0.0004, 0.003, 0.02, 0.02, 0.7, 3.5, 42.0]
-    for i in range(400):
-        labels = {semconv.MONITOR_OPERATION: f"op-{i % 3}"}
-        instruments.operation_duration.record(values[i % len(values)], labels, key=(labels[semconv.MONITOR_OPERATION],))
+VALUES = [0.0, 0.0004, 0.003, 0.02, 0.02, 0.7, 3.5, 42.0]
+
+
+def _labels(i: int) -> dict[str, str]:
+    # A second label that the view below drops: the series are per operation only.
+    return {semconv.MONITOR_OPERATION: f"op-{i % 3}", "http.request.method": "GET"}
+
+
+def _record_mix(instruments: metrics.Instruments, n: int = 400) -> None:
+    for i in range(n):
+        labels = _labels(i)
+        instruments.operation_duration.record(VALUES[i % len(VALUES)], labels, key=(labels[semconv.MONITOR_OPERATION],))
+
+
+def _count_sdk_records(provider: MeterProvider, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many measurements reach the SDK's own dispatch (the rest took the direct path)."""
+    consumer = provider._measurement_consumer
+    calls = [0]
+    original = consumer.consume_measurement
+
+    def counting(measurement):
+        calls[0] += 1
+        return original(measurement)
+
+    monkeypatch.setattr(consumer, "consume_measurement", counting)
+    return calls
 
 
 @pytest.mark.parametrize("exemplars", ["always_off", "always_on"])
-def test_operation_histogram_counts_exactly_what_the_sdk_counts(exemplars: str) -> None:
-    """Recorded through the direct path or not, every bucket, sum, min and max equal the SDK's own histogram's."""
+def test_operation_histogram_counts_exactly_what_the_sdk_counts(exemplars: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Direct path or not, every bucket, sum, min and max equal the SDK's own histogram's, on two readers and a view."""
     from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, AlwaysOnExemplarFilter
     from opentelemetry.sdk.metrics.view import View
 
     exemplar_filter = AlwaysOffExemplarFilter() if exemplars == "always_off" else AlwaysOnExemplarFilter()
-    ours, plain = InMemoryMetricReader(), InMemoryMetricReader()
-    # Two readers and a view that drops an attribute: each gets its own aggregation per set.
-    second = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[ours, second], exemplar_filter=exemplar_filter,
-                             views=[View(instrument_name="*")])
-    reference = MeterProvider(metric_readers=[plain], exemplar_filter=exemplar_filter)
+    keep_operation = View(instrument_name="*", attribute_keys={semconv.MONITOR_OPERATION})
+    ours, second, plain = InMemoryMetricReader(), InMemoryMetricReader(), InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[ours, second], exemplar_filter=exemplar_filter, views=[keep_operation])
+    reference = MeterProvider(metric_readers=[plain], exemplar_filter=exemplar_filter, views=[keep_operation])
     instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS)
     expected = reference.get_meter("x").create_histogram(
         semconv.METRIC_OPERATION_DURATION, explicit_bucket_boundaries_advisory=list(DEFAULT_BUCKETS))
-    direct = instruments.operation_duration._direct
-    assert direct is not None
+    sdk_records = _count_sdk_records(provider, monkeypatch)
     _record_mix(instruments)
-    values = [0.0, 0.0004, 0.003, 0.02, 0.02, 0.7, 3.5, 42.0]
     for i in range(400):
-        expected.record(values[i % len(values)], {semconv.MONITOR_OPERATION: f"op-{i % 3}"})
-    # With exemplars on, nothing may bypass the SDK: its exemplars stay complete.
-    assert bool(direct._by_key) is (exemplars == "always_off")
+        expected.record(VALUES[i % len(VALUES)], _labels(i))
+    # Exemplars off: only the first record of each of the 3 sets goes through the SDK.
+    # Exemplars on: every record does, so exemplars stay complete.
+    assert sdk_records[0] == (3 if exemplars == "always_off" else 400)
     for reader in (ours, second):
         got, want = _histogram_points(reader), _histogram_points(plain)
         assert got.keys() == want.keys() and len(got) == 3
@@ -121,25 +139,69 @@ def test_operation_histogram_counts_exactly_what_the_sdk_counts(exemplars: str) 
     reference.shutdown()
 
 
-def test_operation_histogram_follows_replaced_reader_storage() -> None:
-    """When the SDK's reader storages are replaced (fresh state after fork), records land in the new ones."""
+def test_operation_histogram_follows_fresh_state_after_fork_and_an_added_reader() -> None:
+    """When the SDK's reader storages are replaced (fresh state after fork, a reader added), records land in the new ones."""
     from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
-    from opentelemetry.sdk.metrics._internal.metric_reader_storage import MetricReaderStorage
+
+    from otel_monitor.configurator import _fresh_metric_state
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
     instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS)
     _record_mix(instruments)
-    consumer = provider._measurement_consumer
-    consumer._reader_storages = {
-        r: MetricReaderStorage(consumer._sdk_config, r._instrument_class_temporality, r._instrument_class_aggregation)
-        for r in consumer._reader_storages
-    }
+    _fresh_metric_state(provider)
     labels = {semconv.MONITOR_OPERATION: "op-0"}
     for _ in range(5):
         instruments.operation_duration.record(0.5, labels, key=("op-0",))
     (point,) = _histogram_points(reader).values()
     assert point.count == 5 and point.sum == 2.5
+    added = InMemoryMetricReader()
+    provider.add_metric_reader(added)
+    for _ in range(3):
+        instruments.operation_duration.record(0.5, labels, key=("op-0",))
+    assert _histogram_points(added)[frozenset(labels.items())].count == 3
+    provider.shutdown()
+
+
+def test_values_of_different_types_stay_different_series() -> None:
+    """1, 1.0 and True are three attribute values to the SDK; the guard's own key keeps them apart too."""
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
+    histogram = metrics.create_instruments(provider, DEFAULT_BUCKETS).operation_duration
+    for value in (1, 1, True, True, True, 1.0):
+        histogram.record(0.1, {"flag": value})
+    counts = {(type(p.attributes["flag"]), p.attributes["flag"]): p.count
+              for p in points(reader, semconv.METRIC_OPERATION_DURATION)}
+    assert counts == {(int, 1): 2, (bool, True): 3, (float, 1.0): 1}
+    provider.shutdown()
+
+
+def test_a_list_attribute_value_is_counted_not_raised(reader) -> None:
+    """Attribute values may be sequences: a list is one series, and never an error in the app."""
+    counter = metrics.current().cache_requests
+    counter.add(1, {semconv.MONITOR_CACHE_NAME: "catalog", "tags": ["a", "b"]})
+    counter.add(1, {semconv.MONITOR_CACHE_NAME: "catalog", "tags": ["a", "b"]})
+    (point,) = points(reader, semconv.METRIC_CACHE_REQUESTS)
+    assert point.value == 2 and tuple(point.attributes["tags"]) == ("a", "b")
+
+
+def test_operation_histogram_follows_a_meter_disabled_at_runtime() -> None:
+    """A meter turned off by a configurator stops the direct path as it stops the SDK's."""
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
+    histogram = metrics.create_instruments(provider, DEFAULT_BUCKETS).operation_duration
+    labels = {semconv.MONITOR_OPERATION: "checkout"}
+    for _ in range(3):
+        histogram.record(0.1, labels, key=("checkout",))
+    histogram._instrument._is_enabled = lambda: False
+    for _ in range(4):
+        histogram.record(0.1, labels, key=("checkout",))
+    (point,) = _histogram_points(reader).values()
+    assert point.count == 3
     provider.shutdown()
 
 
