@@ -1,0 +1,94 @@
+"""Instructions per request, counted by valgrind: a cost figure that machine noise cannot move.
+
+On a shared 2-core machine wall and CPU times of the same run vary by a third;
+instruction counts do not.  This runs :mod:`benchmarks.inprocess` under
+``valgrind --tool=callgrind`` twice per configuration, with ``--few`` and
+``--many`` requests, and reports ``(instructions(many) - instructions(few)) /
+(many - few)``: the per-request count, with start-up and exit cancelled out::
+
+    python -m benchmarks.instructions --path /api/products/1
+
+Configurations: the app uninstrumented, and under ``opentelemetry-instrument``
+with otel-monitor in the production profile and with every trace kept.
+Needs valgrind (Debian: ``apt-get install valgrind``); a run takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_COLLECTED = re.compile(r"==\d+== Collected : (\d+)")
+
+_MONITOR = {
+    "OTEL_PYTHON_DISTRO": "otel_monitor", "OTEL_PYTHON_CONFIGURATOR": "otel_monitor",
+    "OTEL_SERVICE_NAME": "instructions",
+    # Nothing is exported during the run: the export threads would count, and their timing varies.
+    "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_METRIC_EXPORT_INTERVAL": "3600000",
+    "OTEL_BSP_SCHEDULE_DELAY": "3600000", "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100000", "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "1",
+}
+CONFIGURATIONS = {
+    "uninstrumented": None,
+    "monitor-production": {**_MONITOR, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                           "OTEL_TRACES_SAMPLER_ARG": "0.1", "OTEL_MONITOR_LOG_LEVEL": "INFO"},
+    "monitor-full": {**_MONITOR, "OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+}
+
+
+def count(environment: dict[str, str] | None, app: str, path: str, requests: int, timeout: float) -> int:
+    """Instructions of one whole run (every process and thread) of ``requests`` requests."""
+    bin_dir = Path(sys.executable).parent
+    command = [str(bin_dir / "python"), "-m", "benchmarks.inprocess", "--app", app, "--path", path,
+               "--requests", str(requests), "--warmup", "50"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    # Background health checks would add work per second of the (slow, valgrind) run, not per request.
+    env["OTEL_MONITOR_HEALTH_INTERVAL"] = "86400"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if environment is not None:
+        command = [str(bin_dir / "opentelemetry-instrument"), *command]
+        env.update(environment)
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=/dev/null",
+                           *command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    totals = [int(n) for n in _COLLECTED.findall(done.stderr)]
+    if done.returncode != 0 or not totals:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-800:]}")
+    return sum(totals)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--app", default="examples.shop.app:app")
+    parser.add_argument("--path", default="/ping")
+    parser.add_argument("--few", type=int, default=100)
+    parser.add_argument("--many", type=int, default=400)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per valgrind run at most")
+    parser.add_argument("--disable", default="", metavar="NAMES",
+                        help="OTEL_PYTHON_DISABLED_INSTRUMENTATIONS for the instrumented runs, e.g. sqlalchemy")
+    args = parser.parse_args(argv)
+    if not 0 < args.few < args.many <= 100_000:
+        parser.error("need 0 < --few < --many <= 100000")
+    if shutil.which("valgrind") is None:
+        parser.error("valgrind is not installed (Debian: apt-get install valgrind)")
+    per_request: dict[str, float] = {}
+    for name, environment in CONFIGURATIONS.items():
+        if environment is not None and args.disable:
+            environment = {**environment, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": args.disable}
+        few = count(environment, args.app, args.path, args.few, args.timeout)
+        many = count(environment, args.app, args.path, args.many, args.timeout)
+        per_request[name] = (many - few) / (args.many - args.few)
+        base = per_request["uninstrumented"]
+        added = f"  (+{per_request[name] - base:,.0f}, {per_request[name] / base:.2f}x)" if name != "uninstrumented" else ""
+        print(f"{args.path}  {name:20s} {per_request[name]:12,.0f} instructions per request{added}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
