@@ -109,11 +109,12 @@ class _DirectAggregations:
         if not isinstance(self._consumer._sdk_config.exemplar_filter, self._always_off):
             return
         targets = []
+        given = dict(attributes or {})
         for storage in storages.values():
             for match in storage._instrument_view_instrument_matches.get(self._instrument, ()):
-                kept = dict(attributes or {})
+                kept = given
                 if match._view._attribute_keys is not None:
-                    kept = {k: v for k, v in kept.items() if k in match._view._attribute_keys}
+                    kept = {k: v for k, v in given.items() if k in match._view._attribute_keys}
                 aggregation = match._attributes_aggregation.get(self._hash(kept))
                 if aggregation is None:
                     return
