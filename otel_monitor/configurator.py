@@ -110,12 +110,17 @@ def _fresh_export_connections() -> None:
     import gc
 
     from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
+    from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
 
     for obj in gc.get_objects():
         if isinstance(obj, RequestsHTTPTransport):
             session = getattr(obj, "_session", None)
             if session is not None:
                 session.close()
+        elif isinstance(obj, Urllib3HTTPTransport):
+            pool = getattr(obj, "_pool", None)
+            if pool is not None:
+                pool.clear()
 
 
 def _fresh_metric_state(meter_provider: Any) -> None:
@@ -212,6 +217,7 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     # Our span/log processors need the meter and logger providers, which the SDK
     # builds after the tracer provider: add them to the providers afterwards.
     sdk_kwargs.setdefault("resource_attributes", {}).update(_resource_attributes(settings))
+    sdk_kwargs["exporter_args_map"] = export.ExporterArguments(sdk_kwargs.get("exporter_args_map") or {})
     _initialize_components(
         sampler=RecordAllSampler(_get_from_env_or_default()),
         export_span_processor=export_span_processor,

@@ -343,3 +343,108 @@ def speed_up_exporter(exporter: Any) -> Any:
     """Level-1 gzip for the SDK's OTLP/HTTP metric and log exporters (encoding stays theirs)."""
     _fast_compression(exporter)
     return exporter
+
+
+# --- transport ------------------------------------------------------------
+
+_SIGNAL_OF_EXPORTER = {"OTLPSpanExporter": "TRACES", "OTLPMetricExporter": "METRICS", "OTLPLogExporter": "LOGS"}
+
+# What `requests` honours and urllib3 alone does not: with any of these set, the
+# exporters keep their default `requests` transport, so nothing changes for them.
+_REQUESTS_ONLY_ENVIRONMENT = (
+    "http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+    "NETRC",
+    "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+)
+
+
+def needs_requests(signal: str, environ: Any = None) -> str | None:
+    """Why the ``signal`` exporter must keep the ``requests`` transport, or None.
+
+    ``requests`` reads proxies and ``~/.netrc`` from the environment, and
+    credential providers hand the exporter a ``requests`` session; urllib3
+    alone does none of that. (Its CA-bundle variables are honoured by
+    :func:`urllib3_transport_args`, unless one names a directory.)
+    """
+    import os
+
+    env = os.environ if environ is None else environ
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        if env.get(name) and os.path.isdir(env[name]):
+            return name
+    for name in (*_REQUESTS_ONLY_ENVIRONMENT, f"OTEL_PYTHON_EXPORTER_OTLP_HTTP_{signal}_CREDENTIAL_PROVIDER"):
+        if env.get(name):
+            return name
+    if os.path.exists(os.path.expanduser("~/.netrc")):
+        return "~/.netrc"
+    return None
+
+
+def _default_ca_bundle(env: Any) -> str | bool:
+    """The CA bundle ``requests`` would verify against: its variables, then certifi's, else the system store."""
+    bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")
+    if bundle:
+        return str(bundle)
+    try:
+        import certifi
+
+        return str(certifi.where())
+    except Exception:  # noqa: BLE001 - certifi missing or unreadable: urllib3 uses the system store
+        return True
+
+
+def urllib3_transport_args(exporter_class: Any, environ: Any = None) -> dict[str, Any] | None:
+    """Constructor arguments giving an SDK OTLP/HTTP exporter urllib3's transport; None to leave it be.
+
+    The exporters' default transport imports ``requests`` (with charset
+    detection, cookie jars, IDNA...), a fifth of our startup, to send one POST
+    that urllib3, which ``requests`` itself sends through, does alone.
+    Certificates follow the exporter's own precedence (per-signal variable,
+    then the general one), and the default CA bundle is the one ``requests``
+    would use (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, then certifi's).
+    """
+    import os
+
+    signal = _SIGNAL_OF_EXPORTER.get(getattr(exporter_class, "__name__", ""))
+    if signal is None or not getattr(exporter_class, "__module__", "").startswith("opentelemetry.exporter.otlp.proto.http"):
+        return None
+    env = os.environ if environ is None else environ
+    if needs_requests(signal, env):
+        return None
+    try:
+        import inspect
+
+        from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+
+        if "_transport" not in inspect.signature(exporter_class.__init__).parameters:
+            return None
+    except Exception:  # noqa: BLE001 - an SDK without pluggable transports: its default it is
+        return None
+    verify: str | bool = (env.get(f"OTEL_EXPORTER_OTLP_{signal}_CERTIFICATE")
+                          or env.get("OTEL_EXPORTER_OTLP_CERTIFICATE") or _default_ca_bundle(env))
+    key = env.get(f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_KEY") or env.get("OTEL_EXPORTER_OTLP_CLIENT_KEY")
+    certificate = (env.get(f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_CERTIFICATE")
+                   or env.get("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"))
+    cert: str | tuple[str, str] | None = (certificate, key) if certificate and key else certificate
+    return {"_transport": Urllib3HTTPTransport(verify=verify, cert=cert)}
+
+
+class ExporterArguments(dict):  # type: ignore[type-arg]
+    """``exporter_args_map`` for the SDK's ``_initialize_components``.
+
+    What the caller gave for an exporter class wins; the SDK's OTLP/HTTP
+    exporters otherwise get :func:`urllib3_transport_args`. Nothing is imported
+    or built for an exporter that is not configured.
+    """
+
+    def get(self, exporter_class: Any, default: Any = None) -> Any:
+        if exporter_class in self:
+            return self[exporter_class]
+        try:
+            args = urllib3_transport_args(exporter_class)
+        except Exception:  # noqa: BLE001 - the default transport is always a safe answer
+            args = None
+        return args if args is not None else ({} if default is None else default)
+
+    def __bool__(self) -> bool:  # the SDK replaces a falsy map with {}
+        return True

@@ -56,10 +56,11 @@ class OTLPSink:
     ``status`` can be set to make it answer with an error code (e.g. 503,
     with ``headers`` such as ``Retry-After``) to test exporter behaviour;
     ``delay`` makes each answer slow; ``garbage`` makes it answer with bytes
-    that are not HTTP at all.
+    that are not HTTP at all. With ``tls=(certificate_file, key_file)`` it
+    serves HTTPS.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None) -> None:
         self.spans: list[dict[str, Any]] = []
         self.metrics: list[dict[str, Any]] = []
         self.logs: list[dict[str, Any]] = []
@@ -122,12 +123,20 @@ class OTLPSink:
                 self.end_headers()
 
         self._server = _TrackingServer((host, port), Handler)
+        self._scheme = "http"
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-sink", daemon=True)
 
     @property
     def endpoint(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     def env(self) -> dict[str, str]:
         """Environment variables that point an OTLP/HTTP exporter here, exporting quickly."""

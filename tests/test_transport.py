@@ -1,0 +1,153 @@
+"""The OTLP/HTTP exporters' transport: urllib3 by default, ``requests`` where only it does what is asked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+from otel_monitor.export import ExporterArguments, needs_requests, urllib3_transport_args
+from otel_monitor.testing import OTLPSink
+
+from .launch import BIN, ROOT
+
+_PROXY_AND_AUTH = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                   "NO_PROXY", "NETRC", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+# Spans, a metric and a log from a launched process; then whether it imported requests.
+_APP = """
+    import logging, sys
+    from opentelemetry import trace, metrics
+    with trace.get_tracer("app").start_as_current_span("shipped"):
+        logging.getLogger("app").warning("a log line")
+    metrics.get_meter("app").create_counter("app.things").add(1)
+    print("requests imported:", "requests" in sys.modules)
+"""
+
+
+def _launch(env: dict[str, str], code: str = _APP) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in _PROXY_AND_AUTH}
+    return subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, "-c", textwrap.dedent(code)],
+                          env={**base, "OTEL_SERVICE_NAME": "transport", **env}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _all_signals_arrived(sink: OTLPSink) -> bool:
+    return (any(s["name"] == "shipped" for s in sink.spans) and any(r["body"] == "a log line" for r in sink.logs)
+            and bool(sink.metric_points("app.things")))
+
+
+def _pool_settings(args: dict[str, object] | None) -> dict[str, object]:
+    assert args is not None
+    transport = args["_transport"]
+    assert isinstance(transport, Urllib3HTTPTransport)
+    return dict(transport._pool.connection_pool_kw)
+
+
+def test_launched_app_exports_every_signal_without_importing_requests():
+    """Under the launcher spans, metrics and logs arrive, sent by urllib3: `requests` is never imported."""
+    with OTLPSink() as sink:
+        proc = _launch(sink.env())
+        assert proc.returncode == 0, proc.stderr
+        assert "requests imported: False" in proc.stdout
+        assert sink.wait_for(_all_signals_arrived), (sink.spans, sink.logs, proc.stderr)
+
+
+def test_a_proxy_in_the_environment_keeps_the_requests_transport():
+    """`requests` honours HTTPS_PROXY/NO_PROXY and urllib3 does not: with a proxy set the exporters keep `requests`."""
+    with OTLPSink() as sink:
+        proc = _launch({**sink.env(), "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"})
+        assert proc.returncode == 0, proc.stderr
+        assert "requests imported: True" in proc.stdout
+        assert sink.wait_for(_all_signals_arrived), (sink.spans, proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed (apt-get install openssl; .ci/run installs it)")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return str(cert), str(key)
+
+
+def test_https_export_verifies_against_the_configured_certificate(certificate):
+    """Over HTTPS, OTEL_EXPORTER_OTLP_CERTIFICATE is the trust anchor: with it all signals arrive."""
+    with OTLPSink(tls=certificate) as sink:
+        assert sink.endpoint.startswith("https://")
+        proc = _launch({**sink.env(), "OTEL_EXPORTER_OTLP_CERTIFICATE": certificate[0]})
+        assert proc.returncode == 0, proc.stderr
+        assert "requests imported: False" in proc.stdout
+        assert sink.wait_for(_all_signals_arrived), proc.stderr
+
+
+def test_https_export_refuses_an_untrusted_certificate(certificate):
+    """Without the certificate configured, a self-signed receiver is refused: nothing is sent, the app is fine."""
+    with OTLPSink(tls=certificate) as sink:
+        proc = _launch({**sink.env(), "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "2"})
+        assert proc.returncode == 0, proc.stderr
+        assert not sink.spans and not sink.logs and not sink.metrics
+        assert "Failed to export spans" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("exporter", [OTLPSpanExporter, OTLPMetricExporter, OTLPLogExporter])
+def test_each_otlp_http_exporter_gets_urllib3_with_requests_default_ca_bundle(exporter):
+    """Each SDK OTLP/HTTP exporter gets a urllib3 transport verifying against what `requests` would use."""
+    import certifi
+
+    settings = _pool_settings(urllib3_transport_args(exporter, environ={}))
+    assert settings["cert_reqs"] == "CERT_REQUIRED"
+    assert settings["ca_certs"] == certifi.where()
+    settings = _pool_settings(urllib3_transport_args(exporter, environ={"REQUESTS_CA_BUNDLE": "/etc/bundle.pem"}))
+    assert settings["ca_certs"] == "/etc/bundle.pem"
+
+
+def test_certificates_follow_the_exporters_precedence():
+    """The per-signal variable beats the general one, as in the exporter's own transport."""
+    env = {"OTEL_EXPORTER_OTLP_CERTIFICATE": "/general.pem", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": "/traces.pem",
+           "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "/client.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY": "/client.key",
+           "REQUESTS_CA_BUNDLE": "/bundle.pem"}
+    traces = _pool_settings(urllib3_transport_args(OTLPSpanExporter, environ=env))
+    assert (traces["ca_certs"], traces["cert_file"], traces["key_file"]) == ("/traces.pem", "/client.pem", "/client.key")
+    logs = _pool_settings(urllib3_transport_args(OTLPLogExporter, environ=env))
+    assert logs["ca_certs"] == "/general.pem"
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "http_proxy", "ALL_PROXY", "NETRC",
+                                      "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+                                      "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER"])
+def test_what_only_requests_does_keeps_requests(variable):
+    """Proxies, netrc and credential providers (which hand over a `requests` session) keep the default transport."""
+    env = {variable: "x"}
+    assert needs_requests("TRACES", env) == variable
+    assert urllib3_transport_args(OTLPSpanExporter, environ=env) is None
+
+
+def test_a_ca_directory_keeps_requests(tmp_path: Path):
+    """`requests` reads a CA *directory* from REQUESTS_CA_BUNDLE; the urllib3 transport takes files only."""
+    assert needs_requests("LOGS", {"REQUESTS_CA_BUNDLE": str(tmp_path)}) == "REQUESTS_CA_BUNDLE"
+    assert needs_requests("LOGS", {"REQUESTS_CA_BUNDLE": str(tmp_path / "bundle.pem")}) is None
+
+
+def test_callers_arguments_win_and_other_exporters_are_untouched():
+    """Arguments given for an exporter class are used as given; a non-OTLP exporter gets none."""
+    given = {"certificate_file": "/mine.pem"}
+    arguments = ExporterArguments({OTLPSpanExporter: given})
+    assert bool(ExporterArguments()) is True  # the SDK would replace a falsy map with {}
+    assert arguments.get(OTLPSpanExporter, {}) is given
+    assert arguments.get(ConsoleSpanExporter, {}) == {}
+    assert isinstance(arguments.get(OTLPMetricExporter, {})["_transport"], Urllib3HTTPTransport)
