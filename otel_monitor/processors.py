@@ -160,17 +160,18 @@ class OperationSpanProcessor(SpanProcessor):
         pass  # nothing to do before the end: keep the request path free
 
     def _is_excluded(self, attributes: Any) -> bool:
+        # Whole-path match, as the tracing side (excluded_url_matcher) does.
         # Route templates repeat: cache their verdict.  Raw paths only when there is no route.
         route = attributes.get(semconv.HTTP_ROUTE)
         if isinstance(route, str):
             verdict = self._excluded_routes.get(route)
             if verdict is None:
-                verdict = self._excluded.match(route) is not None  # type: ignore[union-attr]
+                verdict = self._excluded.fullmatch(route) is not None  # type: ignore[union-attr]
                 if len(self._excluded_routes) < 10_000:
                     self._excluded_routes[route] = verdict
             return verdict
         path = attributes.get(semconv.URL_PATH)
-        return isinstance(path, str) and self._excluded.match(path) is not None  # type: ignore[union-attr]
+        return isinstance(path, str) and self._excluded.fullmatch(path) is not None  # type: ignore[union-attr]
 
     def on_end(self, span: ReadableSpan) -> None:
         # try/except rather than guarded(): same containment, less per-span overhead.

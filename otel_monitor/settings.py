@@ -135,7 +135,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OTEL_MONITOR_ENVIRONMENT", text, None,
             "Sets the deployment.environment.name resource attribute (e.g. production, staging)."),
     Setting("OTEL_MONITOR_EXCLUDED_URLS", regex_list, "/health,/health/detailed,/healthz,/readyz,/livez,/metrics,/favicon.ico",
-            "Comma-separated URL path patterns (regular expressions, matched at the start) that produce no traces or operation metrics."),
+            "Comma-separated URL path patterns (regular expressions matched against the whole path: `/static/.*` for a prefix) that produce no traces or operation metrics."),
     Setting("OTEL_MONITOR_OPERATION_SPANS", parse_bool, "false",
             "Also trace FastAPI's internal steps (dependencies, endpoint, serialization) as child spans."),
     Setting("OTEL_MONITOR_HTTP_METRICS", parse_bool, "false",

@@ -245,18 +245,25 @@ def test_stdlib_error_log_through_the_logging_bridge_is_classified(stack, otlp_s
 
 
 def test_excluded_urls_produce_no_operation_metric(stack, otlp_sink):
-    """Requests to excluded health routes are not counted as operations."""
+    """Requests to excluded health routes are not counted; a route that only starts like one is."""
     app = shop(stack)
 
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/healthy-recipes")
+    def recipes() -> dict[str, str]:
+        return {"status": "ok"}
+
     with TestClient(app) as client:
         assert client.get("/health").status_code == 200
+        assert client.get("/healthy-recipes").status_code == 200
         assert client.get("/items/1").status_code == 200
     stack.flush()
-    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"),): 1}
+    # The patterns match the whole path, as they do for tracing (excluded_url_matcher).
+    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"),): 1,
+                                      ((semconv.MONITOR_OPERATION, "GET /healthy-recipes"),): 1}
 
 
 def test_late_bound_exporter_enriches_with_the_pipeline_built_afterwards(otlp_sink):
