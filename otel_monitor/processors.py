@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -36,6 +35,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from . import errors, journeys, metrics, semconv
 from .config import ConfigFile
 from .guard import guarded, internal_error
+from .instrumentations import excluded_url_matcher
 from .journeys import ENDUSER_ID, JourneyRecorder, pseudonymize
 from .operations import OperationRules, load_operation_rules, plain_attributes
 from .redaction import REDACTED, Redactor, load_redactor
@@ -152,7 +152,8 @@ class OperationSpanProcessor(SpanProcessor):
         self.classifier = classifier
         self.recorder = recorder
         self.pending: dict[int, SpanResult | str] = {}
-        self._excluded = re.compile("|".join(f"(?:{p})" for p in excluded_urls)) if excluded_urls else None
+        # The matcher tracing uses too, so both sides agree on what is excluded.
+        self._excluded = excluded_url_matcher(tuple(excluded_urls)) if excluded_urls else None
         self._labels: dict[tuple[Any, ...], dict[str, str]] = {}
         self._excluded_routes: dict[str, bool] = {}
 
@@ -160,18 +161,17 @@ class OperationSpanProcessor(SpanProcessor):
         pass  # nothing to do before the end: keep the request path free
 
     def _is_excluded(self, attributes: Any) -> bool:
-        # Whole-path match, as the tracing side (excluded_url_matcher) does.
         # Route templates repeat: cache their verdict.  Raw paths only when there is no route.
         route = attributes.get(semconv.HTTP_ROUTE)
         if isinstance(route, str):
             verdict = self._excluded_routes.get(route)
             if verdict is None:
-                verdict = self._excluded.fullmatch(route) is not None  # type: ignore[union-attr]
+                verdict = self._excluded(route)  # type: ignore[misc]
                 if len(self._excluded_routes) < 10_000:
                     self._excluded_routes[route] = verdict
             return verdict
         path = attributes.get(semconv.URL_PATH)
-        return isinstance(path, str) and self._excluded.fullmatch(path) is not None  # type: ignore[union-attr]
+        return isinstance(path, str) and self._excluded(path)  # type: ignore[misc]
 
     def on_end(self, span: ReadableSpan) -> None:
         # try/except rather than guarded(): same containment, less per-span overhead.
