@@ -12,6 +12,8 @@ from pathlib import Path
 from benchmarks.processes import ROOT
 
 VANILLA_VENV = ROOT / "benchmarks" / ".venvs" / "vanilla"
+# A dist-info directory registering the SDK's own configurator as "sdk_floor" (see its README).
+FLOOR_DIR = ROOT / "benchmarks" / "floor"
 CONTRIB_VERSION = "0.66b1"
 
 # The app's own dependencies are pinned to the versions otel-monitor's venv has,
@@ -133,3 +135,27 @@ def build_configurations(monitor_bin: Path, vanilla_bin: Path | None) -> list[Co
         env={**monitor, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1",
              "OTEL_MONITOR_LOG_LEVEL": "INFO"}))
     return configurations
+
+
+def startup_floors(monitor_bin: Path) -> list[Configuration]:
+    """What the launcher and the SDK cost in otel-monitor's venv before any otel-monitor code runs.
+
+    The launcher's default distro, no instrumentation, and the SDK's own
+    configurator (``_OTelSDKConfigurator``, registered by :data:`FLOOR_DIR`):
+    ``floor-sdk`` sets up its tracer, meter and logger providers with no
+    exporter; ``floor-otlp`` adds its OTLP/HTTP exporters for the three
+    signals, as any distro that exports through the SDK must.
+    """
+    base = {
+        "OTEL_PYTHON_DISTRO": "launcher-default",  # names no installed distro: the launcher's DefaultDistro
+        "OTEL_PYTHON_CONFIGURATOR": "sdk_floor",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "*",
+        "PYTHONPATH": str(FLOOR_DIR),
+    }
+    nothing = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+    return [
+        Configuration("floor-sdk", "floor: launcher + SDK providers, no exporter", monitor_bin, instrumented=True,
+                      env={**base, **nothing}),
+        Configuration("floor-otlp", "floor: launcher + SDK providers and OTLP exporters", monitor_bin,
+                      instrumented=True, env=base),
+    ]

@@ -109,6 +109,33 @@ async def drive(app: Any, path: str, requests: int, warmup: int, concurrency: in
     return {"cpu_us": cpu / requests * 1e6, "wall_us": wall / requests * 1e6, "statuses": dict(statuses)}
 
 
+def install_floor(profile: str) -> None:
+    """The spans of otel-monitor's contract and nothing else: the floor under its per-request cost.
+
+    The SDK's tracer provider with otel-monitor's sampler and no span processor
+    (nothing is processed or exported, no metric SDK: instruments are the API's
+    no-op ones), and the instrumentations loaded as otel-monitor loads them
+    (FastAPI's own telemetry or the contrib middleware, the SQLAlchemy
+    instrumentation without its connect spans, the logging instrumentation).
+    ``production`` keeps a tenth of the traces and records the rest
+    (RECORD_ONLY), as exact operation metrics and the keeping of failed and
+    slow requests need; ``full`` keeps every trace; ``api`` sets no SDK at
+    all, so the instrumentations' hooks run against the API's no-op tracer.
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+
+    from otel_monitor.configurator import start_instrumentations
+    from otel_monitor.sampling import RecordAllSampler
+    from otel_monitor.settings import resolve
+
+    if profile != "api":
+        sampler = ParentBased(ALWAYS_ON) if profile == "full" else RecordAllSampler(ParentBased(TraceIdRatioBased(0.1)))
+        trace.set_tracer_provider(TracerProvider(sampler=sampler))
+    start_instrumentations(resolve())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--app", default="examples.shop.app:app")
@@ -117,9 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at a time")
     parser.add_argument("--profile", default=None, help="write a cProfile of the measured requests here")
+    parser.add_argument("--floor", choices=("full", "production", "api"), default=None,
+                        help="run without the launcher, with only the spans otel-monitor creates (see install_floor)")
     args = parser.parse_args(argv)
     if not 0 < args.requests <= 1_000_000 or not 0 <= args.warmup <= 1_000_000 or not 0 < args.concurrency <= 1000:
         parser.error("--requests must be 1..1000000, --warmup 0..1000000 and --concurrency 1..1000")
+    if args.floor:
+        install_floor(args.floor)
     result = asyncio.run(
         drive(load_app(args.app), args.path, args.requests, args.warmup, args.concurrency, args.profile))
     print(f"{args.path}: {result['cpu_us']:.1f} µs CPU, {result['wall_us']:.1f} µs wall per request "

@@ -9,7 +9,10 @@ instruction counts do not.  This runs :mod:`benchmarks.inprocess` under
     python -m benchmarks.instructions --path /api/products/1
 
 Configurations: the app uninstrumented, and under ``opentelemetry-instrument``
-with otel-monitor in the production profile and with every trace kept.
+with otel-monitor in the production profile and with every trace kept; then
+the floors under those two (``--floor`` of :mod:`benchmarks.inprocess`, no
+launcher): the same spans, created by the SDK, with nothing processed,
+measured or exported; and the instrumentations' hooks alone, with no SDK.
 Needs valgrind (Debian: ``apt-get install valgrind``); a run takes minutes.
 """
 
@@ -34,7 +37,12 @@ _MONITOR = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_METRIC_EXPORT_INTERVAL": "3600000",
     "OTEL_BSP_SCHEDULE_DELAY": "3600000", "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100000", "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "1",
+    # Under valgrind a request runs about 50 times slower: at the default threshold every
+    # request would count as slow, and the production profile would keep (and export) them all.
+    "OTEL_MONITOR_SLOW_THRESHOLD_MS": "600000",
 }
+# Floors: `benchmarks.inprocess --floor`, no launcher; the spans otel-monitor creates and nothing else.
+FLOORS = {"floor-production": "production", "floor-full": "full", "floor-api": "api"}
 CONFIGURATIONS = {
     "uninstrumented": None,
     "monitor-production": {**_MONITOR, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
@@ -43,11 +51,18 @@ CONFIGURATIONS = {
 }
 
 
-def count(environment: dict[str, str] | None, app: str, path: str, requests: int, timeout: float) -> int:
-    """Instructions of one whole run (every process and thread) of ``requests`` requests."""
+def count(environment: dict[str, str] | None, app: str, path: str, requests: int, timeout: float,
+          floor: str | None = None, extra: dict[str, str] | None = None) -> int:
+    """Instructions of one whole run (every process and thread) of ``requests`` requests.
+
+    Under ``opentelemetry-instrument`` with ``environment`` unless it is None;
+    ``floor`` runs :func:`benchmarks.inprocess.install_floor` instead.
+    """
     bin_dir = Path(sys.executable).parent
     command = [str(bin_dir / "python"), "-m", "benchmarks.inprocess", "--app", app, "--path", path,
                "--requests", str(requests), "--warmup", "50"]
+    if floor is not None:
+        command += ["--floor", floor]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     # Background health checks would add work per second of the (slow, valgrind) run, not per request.
     env["OTEL_MONITOR_HEALTH_INTERVAL"] = "86400"
@@ -55,6 +70,7 @@ def count(environment: dict[str, str] | None, app: str, path: str, requests: int
     if environment is not None:
         command = [str(bin_dir / "opentelemetry-instrument"), *command]
         env.update(environment)
+    env.update(extra or {})
     done = subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=/dev/null",
                            *command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     totals = [int(n) for n in _COLLECTED.findall(done.stderr)]
@@ -72,17 +88,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per valgrind run at most")
     parser.add_argument("--disable", default="", metavar="NAMES",
                         help="OTEL_PYTHON_DISABLED_INSTRUMENTATIONS for the instrumented runs, e.g. sqlalchemy")
+    parser.add_argument("--no-floors", action="store_true", help="skip the floor configurations")
     args = parser.parse_args(argv)
     if not 0 < args.few < args.many <= 100_000:
         parser.error("need 0 < --few < --many <= 100000")
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed (Debian: apt-get install valgrind)")
+    runs: list[tuple[str, dict[str, str] | None, str | None]] = list(
+        (name, environment, None) for name, environment in CONFIGURATIONS.items())
+    if not args.no_floors:
+        runs += [(name, None, floor) for name, floor in FLOORS.items()]
     per_request: dict[str, float] = {}
-    for name, environment in CONFIGURATIONS.items():
-        if environment is not None and args.disable:
-            environment = {**environment, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": args.disable}
-        few = count(environment, args.app, args.path, args.few, args.timeout)
-        many = count(environment, args.app, args.path, args.many, args.timeout)
+    for name, environment, floor in runs:
+        instrumented = environment is not None or floor is not None
+        extra = {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": args.disable} if instrumented and args.disable else {}
+        few = count(environment, args.app, args.path, args.few, args.timeout, floor, extra)
+        many = count(environment, args.app, args.path, args.many, args.timeout, floor, extra)
         per_request[name] = (many - few) / (args.many - args.few)
         base = per_request["uninstrumented"]
         added = f"  (+{per_request[name] - base:,.0f}, {per_request[name] / base:.2f}x)" if name != "uninstrumented" else ""

@@ -23,7 +23,7 @@ from typing import Any, Callable, TypeVar
 
 from benchmarks.census import Census, take_census
 from benchmarks.configurations import (
-    Configuration, build_configurations, ensure_vanilla_venv, sqlalchemy_instrumentation_conflict,
+    Configuration, build_configurations, ensure_vanilla_venv, sqlalchemy_instrumentation_conflict, startup_floors,
 )
 from benchmarks.footprint import (
     StartupResult, compile_bytecode, measure_cardinality, measure_item_costs, measure_memory, measure_startups,
@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         notes += [f"{key} did not start: {message}" for key, message in results.failures.items()]
         print("startup and per-item costs", flush=True)
         starting = [by_key[key] for key in ("uninstrumented", "vanilla", "monitor-full") if key in by_key]
+        starting += startup_floors(monitor_bin)
         if starting and args.startup_runs > 0:
             compile_bytecode(sys.executable, ROOT / "otel_monitor")
             startup = attempt(notes, "startup", measure_startups, starting, sink.endpoint, args.startup_runs,

@@ -6,6 +6,7 @@ import json
 import shutil
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -229,7 +230,9 @@ def test_whole_harness_writes_a_report_with_every_configuration(tmp_path, capsys
     raw = json.loads((tmp_path / "latest.json").read_text())
     assert {case["configuration"] for case in raw["throughput"]["cases"]} == {
         "uninstrumented", "monitor-full", "monitor-production"}
-    assert [s["configuration"] for s in raw["startup"]] == ["uninstrumented", "monitor-full"]
+    assert [s["configuration"] for s in raw["startup"]] == ["uninstrumented", "monitor-full", "floor-sdk",
+                                                            "floor-otlp"]
+    assert "The floors run no otel-monitor code" in report
 
 
 @pytest.mark.slow
@@ -273,3 +276,49 @@ def test_in_process_driver_counts_every_request_and_its_status():
     assert started == [True]
     assert result["statuses"] == {200: 50} and result["cpu_us"] > 0 and result["wall_us"] > 0
     assert asyncio.run(drive(app, "/missing", requests=7, warmup=0, concurrency=3, profile=None))["statuses"] == {404: 7}
+
+
+def test_startup_floors_run_the_sdk_configurator_and_no_otel_monitor_code():
+    """floor-sdk sets up the SDK's providers with no exporter, floor-otlp with its OTLP exporters; neither imports us."""
+    import subprocess
+
+    from benchmarks.configurations import startup_floors
+
+    probe = (
+        "import sys\n"
+        "from opentelemetry import metrics, trace\n"
+        "readers = getattr(metrics.get_meter_provider(), '_metric_readers', ())\n"
+        "print(type(trace.get_tracer_provider()).__name__, [type(r._exporter).__name__ for r in readers],\n"
+        "      any(name.startswith('otel_monitor') for name in sys.modules))\n"
+    )
+    seen = {}
+    with SinkProcess(sys.executable) as sink:
+        for floor in startup_floors(Path(sys.executable).parent):
+            command = floor.startup_command()[:-2] + ["-c", probe]
+            done = subprocess.run(command, env=clean_environment(floor.environment(sink.endpoint)), cwd=ROOT,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            seen[floor.key] = done.stdout.strip()
+    assert seen == {"floor-sdk": "TracerProvider [] False",
+                    "floor-otlp": "TracerProvider ['OTLPMetricExporter'] False"}
+
+
+def test_span_floor_records_every_span_and_processes_none():
+    """benchmarks.inprocess --floor: the SDK's spans under otel-monitor's sampler, with no span processor."""
+    import subprocess
+
+    probe = (
+        "from benchmarks.inprocess import install_floor\n"
+        "install_floor('production')\n"
+        "from opentelemetry import trace\n"
+        "provider = trace.get_tracer_provider()\n"
+        "tracer = trace.get_tracer('floor')\n"
+        "spans = [tracer.start_span('s') for _ in range(200)]\n"
+        "print(type(provider).__name__, len(provider._active_span_processor._span_processors),\n"
+        "      all(s.is_recording() for s in spans), 0 < sum(s.get_span_context().trace_flags.sampled for s in spans) < 100)\n"
+    )
+    env = clean_environment({"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "*"})
+    done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["TracerProvider", "0", "True", "True"]
