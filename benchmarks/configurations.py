@@ -12,7 +12,7 @@ from pathlib import Path
 from benchmarks.processes import ROOT
 
 VANILLA_VENV = ROOT / "benchmarks" / ".venvs" / "vanilla"
-# A dist-info directory registering the SDK's own configurator as "sdk_floor" (see its README).
+# The SDK's own configurator, registered as "sdk_floor" by a dist-info directory (see its README).
 FLOOR_DIR = ROOT / "benchmarks" / "floor"
 CONTRIB_VERSION = "0.66b1"
 
@@ -144,7 +144,8 @@ def startup_floors(monitor_bin: Path) -> list[Configuration]:
     configurator (``_OTelSDKConfigurator``, registered by :data:`FLOOR_DIR`):
     ``floor-sdk`` sets up its tracer, meter and logger providers with no
     exporter; ``floor-otlp`` adds its OTLP/HTTP exporters for the three
-    signals, as any distro that exports through the SDK must.
+    signals, as any distro that exports through the SDK must, on the SDK's
+    urllib3 transport as otel-monitor's are.
     """
     base = {
         "OTEL_PYTHON_DISTRO": "launcher-default",  # names no installed distro: the launcher's DefaultDistro

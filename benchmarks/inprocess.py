@@ -119,19 +119,23 @@ def install_floor(profile: str) -> None:
     instrumentation without its connect spans, the logging instrumentation).
     ``production`` keeps a tenth of the traces and records the rest
     (RECORD_ONLY), as exact operation metrics and the keeping of failed and
-    slow requests need; ``full`` keeps every trace; ``api`` sets no SDK at
-    all, so the instrumentations' hooks run against the API's no-op tracer.
+    slow requests need; ``full`` keeps every trace; ``no-sdk`` sets no SDK
+    at all, so the instrumentations' hooks run against the API's no-op tracer.
+    The distro's environment defaults apply first (stable semantic
+    conventions among them), as under the launcher.
     """
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
     from otel_monitor.configurator import start_instrumentations
+    from otel_monitor.distro import apply_defaults
     from otel_monitor.sampling import RecordAllSampler
     from otel_monitor.settings import resolve
 
-    if profile != "api":
-        sampler = ParentBased(ALWAYS_ON) if profile == "full" else RecordAllSampler(ParentBased(TraceIdRatioBased(0.1)))
+    apply_defaults()
+    if profile != "no-sdk":
+        sampler = RecordAllSampler(ParentBased(ALWAYS_ON if profile == "full" else TraceIdRatioBased(0.1)))
         trace.set_tracer_provider(TracerProvider(sampler=sampler))
     start_instrumentations(resolve())
 
@@ -144,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at a time")
     parser.add_argument("--profile", default=None, help="write a cProfile of the measured requests here")
-    parser.add_argument("--floor", choices=("full", "production", "api"), default=None,
+    parser.add_argument("--floor", choices=("full", "production", "no-sdk"), default=None,
                         help="run without the launcher, with only the spans otel-monitor creates (see install_floor)")
     args = parser.parse_args(argv)
     if not 0 < args.requests <= 1_000_000 or not 0 <= args.warmup <= 1_000_000 or not 0 < args.concurrency <= 1000:

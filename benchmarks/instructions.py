@@ -37,12 +37,9 @@ _MONITOR = {
     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_METRIC_EXPORT_INTERVAL": "3600000",
     "OTEL_BSP_SCHEDULE_DELAY": "3600000", "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100000", "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "1",
-    # Under valgrind a request runs about 50 times slower: at the default threshold every
-    # request would count as slow, and the production profile would keep (and export) them all.
-    "OTEL_MONITOR_SLOW_THRESHOLD_MS": "600000",
 }
 # Floors: `benchmarks.inprocess --floor`, no launcher; the spans otel-monitor creates and nothing else.
-FLOORS = {"floor-production": "production", "floor-full": "full", "floor-api": "api"}
+FLOORS = {"floor-production": "production", "floor-full": "full", "floor-no-sdk": "no-sdk"}
 CONFIGURATIONS = {
     "uninstrumented": None,
     "monitor-production": {**_MONITOR, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",

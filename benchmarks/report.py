@@ -171,12 +171,14 @@ def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
         vanilla = next((s.median for s in startup if s.configuration == "vanilla"), None)
         lines += ["| startup | median ms | best ms | median vs vanilla |", "|---|---|---|---|"]
         lines += [f"| {s.configuration}: `{s.command}` | {s.median * 1000:.0f} | {s.best * 1000:.0f} "
-                  f"| {fmt_ratio(ratio(s.median, vanilla))} |" for s in startup]
+                  f"| {fmt_ratio(None if s.configuration == 'uninstrumented' else ratio(s.median, vanilla))} |"
+                  for s in startup]
         lines.append("")
         if any(s.configuration.startswith("floor-") for s in startup):
             lines.append("The floors run no otel-monitor code: the launcher with its default distro, no "
                          "instrumentation, and the SDK's own configurator (`floor-sdk`: its providers, no "
-                         "exporter; `floor-otlp`: with its OTLP/HTTP exporters), in otel-monitor's venv.")
+                         "exporter; `floor-otlp`: with its OTLP/HTTP exporters on the SDK's urllib3 transport), "
+                         "in otel-monitor's venv.")
             lines.append("")
     if costs:
         lines += ["| per-item cost (µs) | server+child span pair | histogram record | INFO log record |",

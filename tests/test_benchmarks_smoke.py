@@ -279,17 +279,25 @@ def test_in_process_driver_counts_every_request_and_its_status():
 
 
 def test_startup_floors_run_the_sdk_configurator_and_no_otel_monitor_code():
-    """floor-sdk sets up the SDK's providers with no exporter, floor-otlp with its OTLP exporters; neither imports us."""
+    """floor-sdk: the SDK's providers, no exporter; floor-otlp: its OTLP/HTTP exporters on urllib3. Neither imports us."""
     import subprocess
 
     from benchmarks.configurations import startup_floors
 
     probe = (
         "import sys\n"
-        "from opentelemetry import metrics, trace\n"
-        "readers = getattr(metrics.get_meter_provider(), '_metric_readers', ())\n"
-        "print(type(trace.get_tracer_provider()).__name__, [type(r._exporter).__name__ for r in readers],\n"
-        "      any(name.startswith('otel_monitor') for name in sys.modules))\n"
+        "from opentelemetry import _logs, metrics, trace\n"
+        "def exporters(processor):\n"
+        "    inner = getattr(processor, '_batch_processor', processor)\n"
+        "    e = getattr(inner, '_exporter', None)\n"
+        "    return [type(e).__name__, type(getattr(getattr(e, '_client', None), '_transport', None)).__name__] if e else []\n"
+        "spans = [x for p in trace.get_tracer_provider()._active_span_processor._span_processors for x in exporters(p)]\n"
+        "readers = [x for r in getattr(metrics.get_meter_provider(), '_metric_readers', ()) for x in exporters(r)]\n"
+        "lp = _logs.get_logger_provider()\n"
+        "logs = [x for p in getattr(getattr(lp, '_multi_log_record_processor', None), '_log_record_processors', ())\n"
+        "        for x in exporters(p)]\n"
+        "print(spans, readers, logs, 'requests' in sys.modules,\n"
+        "      any(name.split('.')[0] == 'otel_monitor' for name in sys.modules))\n"
     )
     seen = {}
     with SinkProcess(sys.executable) as sink:
@@ -299,26 +307,43 @@ def test_startup_floors_run_the_sdk_configurator_and_no_otel_monitor_code():
                                   capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, done.stderr
             seen[floor.key] = done.stdout.strip()
-    assert seen == {"floor-sdk": "TracerProvider [] False",
-                    "floor-otlp": "TracerProvider ['OTLPMetricExporter'] False"}
+    assert seen["floor-sdk"] == "[] [] [] False False"
+    transport = "Urllib3HTTPTransport"
+    assert seen["floor-otlp"] == (f"['OTLPSpanExporter', '{transport}'] ['OTLPMetricExporter', '{transport}'] "
+                                  f"['OTLPLogExporter', '{transport}'] False False")
 
 
-def test_span_floor_records_every_span_and_processes_none():
-    """benchmarks.inprocess --floor: the SDK's spans under otel-monitor's sampler, with no span processor."""
+@pytest.mark.parametrize("profile", ["production", "full", "no-sdk"])
+def test_span_floor_records_what_otel_monitor_records_and_processes_nothing(profile):
+    """benchmarks.inprocess --floor: otel-monitor's sampler and instrumentation loading, no span processor."""
     import subprocess
 
     probe = (
+        "import os, sys\n"
         "from benchmarks.inprocess import install_floor\n"
-        "install_floor('production')\n"
+        f"install_floor({profile!r})\n"
         "from opentelemetry import trace\n"
+        "from otel_monitor.instrumentations import REPORT\n"
         "provider = trace.get_tracer_provider()\n"
         "tracer = trace.get_tracer('floor')\n"
         "spans = [tracer.start_span('s') for _ in range(200)]\n"
-        "print(type(provider).__name__, len(provider._active_span_processor._span_processors),\n"
-        "      all(s.is_recording() for s in spans), 0 < sum(s.get_span_context().trace_flags.sampled for s in spans) < 100)\n"
+        "sampled = sum(s.get_span_context().trace_flags.sampled for s in spans)\n"
+        "processors = getattr(getattr(provider, '_active_span_processor', None), '_span_processors', None)\n"
+        "print(type(provider).__name__, processors, all(s.is_recording() for s in spans), sampled,\n"
+        "      REPORT['fastapi'].state, REPORT['sqlalchemy'].state, os.environ['OTEL_SEMCONV_STABILITY_OPT_IN'],\n"
+        "      sep='|')\n"
     )
-    env = clean_environment({"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "*"})
-    done = subprocess.run([sys.executable, "-c", probe], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", probe], env=clean_environment({}), cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["TracerProvider", "0", "True", "True"]
+    provider, processors, recording, sampled, fastapi, sqlalchemy, semconv = done.stdout.strip().split("|")
+    # As under the launcher: FastAPI's own telemetry, SQLAlchemy traced once imported, stable semconv.
+    assert (fastapi, sqlalchemy, semconv) == ("native", "waiting for import", "http,database")
+    if profile == "no-sdk":
+        assert (provider, recording, sampled) == ("ProxyTracerProvider", "False", "0")
+        return
+    assert (provider, processors, recording) == ("TracerProvider", "()", "True")
+    if profile == "full":
+        assert sampled == "200"
+    else:
+        assert 0 < int(sampled) < 100
