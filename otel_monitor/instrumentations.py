@@ -371,53 +371,9 @@ def install_fastapi_native_defaults(settings: Any) -> None:
         telemetry = dict(kwargs.get("telemetry") or {})
         for key, value in defaults.items():
             telemetry.setdefault(key, value)
-        if _logs_configured():
-            # FastAPI asks for its logger on every request (for exception and
-            # validation-failure records); the SDK takes a lock and registers
-            # the logger on each call. This hands back the logger the SDK gave.
-            telemetry.setdefault("logger_provider", CachedLoggerProvider())
         kwargs["telemetry"] = telemetry
         original_init(self, *args, **kwargs)
 
     __init__.__wrapped__ = original_init  # type: ignore[attr-defined]
     fastapi.FastAPI.__init__ = __init__  # type: ignore[method-assign]
     _FASTAPI_PATCHED = True
-
-
-def _logs_api() -> Any:
-    from opentelemetry import _logs
-
-    return _logs
-
-
-def _logs_configured() -> bool:
-    """A logger provider has been set (FastAPI leaves its log records off otherwise)."""
-    from opentelemetry._logs import NoOpLoggerProvider
-    from opentelemetry._logs._internal import ProxyLoggerProvider
-
-    return not isinstance(_logs_api().get_logger_provider(), (ProxyLoggerProvider, NoOpLoggerProvider))
-
-
-class CachedLoggerProvider:
-    """The global logger provider's loggers, fetched once per name, version and schema.
-
-    Follows the global provider: when it is replaced (or set after the app
-    was built), loggers are fetched from the new one. Calls with attributes
-    are passed straight through.
-    """
-
-    def __init__(self) -> None:
-        self._loggers: dict[tuple[str, str | None, str | None], tuple[Any, Any]] = {}
-
-    def get_logger(self, name: str, version: str | None = None, schema_url: str | None = None,
-                   attributes: Any = None) -> Any:
-        provider = _logs_api().get_logger_provider()
-        if attributes:
-            return provider.get_logger(name, version, schema_url, attributes)
-        key = (name, version, schema_url)
-        cached = self._loggers.get(key)
-        if cached is not None and cached[0] is provider:
-            return cached[1]
-        logger = provider.get_logger(name, version, schema_url)
-        self._loggers[key] = (provider, logger)
-        return logger

@@ -245,7 +245,7 @@ def test_pool_usage_is_observed_not_recorded_per_request(basic_run):
 
 
 def test_fastapi_exception_records_arrive_as_logs(basic_run):
-    """FastAPI's own telemetry logs each unhandled exception (/boom) through the logger provider we hand it."""
+    """FastAPI's own telemetry logs each unhandled exception (/boom) as an OTLP log record."""
     from otel_monitor.instrumentations import fastapi_has_native_telemetry
 
     if not fastapi_has_native_telemetry():
@@ -256,28 +256,3 @@ def test_fastapi_exception_records_arrive_as_logs(basic_run):
     assert records[0]["body"] == "Unhandled exception in FastAPI request"
     assert records[0]["attributes"]["http.route"] == "/boom"
 
-
-def test_cached_logger_provider_asks_the_global_provider_once_and_follows_a_new_one(monkeypatch):
-    """One SDK get_logger per name/version/schema, not one per request; a replaced global provider is honoured."""
-    from types import SimpleNamespace
-
-    from otel_monitor import instrumentations
-
-    calls: list[tuple] = []
-
-    class Provider:
-        def get_logger(self, *args):
-            calls.append((self, *args))
-            return (self, args)
-
-    first, second = Provider(), Provider()
-    current = {"provider": first}
-    monkeypatch.setattr(instrumentations, "_logs_api",
-                        lambda: SimpleNamespace(get_logger_provider=lambda: current["provider"]))
-    cached = instrumentations.CachedLoggerProvider()
-    loggers = [cached.get_logger("fastapi", "0.165", "https://opentelemetry.io/schemas/1.26.0") for _ in range(50)]
-    assert all(logger is loggers[0] for logger in loggers) and len(calls) == 1
-    assert cached.get_logger("other") is not loggers[0] and len(calls) == 2
-    current["provider"] = second
-    assert cached.get_logger("fastapi", "0.165", "https://opentelemetry.io/schemas/1.26.0")[0] is second
-    assert cached.get_logger("fastapi", "0.165", "x", {"k": "v"}) and calls[-1][-1] == {"k": "v"}
