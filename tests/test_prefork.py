@@ -27,6 +27,15 @@ def request_counts(sink: OTLPSink) -> dict[str, int]:
     return counts
 
 
+def _export_picture(sink: OTLPSink) -> str:
+    """What arrived, per instance: tells a worker that never exported from workers sharing one instance id."""
+    points = sink.metric_points("monitor.operation.duration")
+    instances = sorted({p["resource"]["service.instance.id"] for p in points})
+    pids = sorted({str(p["resource"].get("process.pid")) for p in points})
+    return (f"latest counts {request_counts(sink)}; metric points from instances {instances} and pids {pids}; "
+            f"/items spans per instance {spans_by_instance(sink)}")
+
+
 def spans_by_instance(sink: OTLPSink) -> dict[str, int]:
     seen: dict[str, int] = {}
     for span in sink.spans:
@@ -72,7 +81,7 @@ def test_every_worker_exports_as_its_own_instance_without_double_counting(server
                 assert app.get("/items/1")[0] == 200
                 sent += 1
             assert sink.wait_for(lambda s: sum(request_counts(s).values()) == REQUESTS, timeout=20), \
-                request_counts(sink)
+                _export_picture(sink)
             assert sink.wait_for(lambda s: sum(spans_by_instance(s).values()) == REQUESTS, timeout=20)
             workers = find_both_workers(app)
             assert sink.wait_for(lambda s: {sp["resource"]["service.instance.id"] for sp in s.spans
