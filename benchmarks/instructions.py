@@ -1,7 +1,8 @@
-"""Instructions per request, counted by valgrind: a cost figure that machine noise cannot move.
+"""Instructions per request, counted by valgrind: a cost figure far steadier than time on a shared machine.
 
 On a shared 2-core machine wall and CPU times of the same run vary by a third;
-instruction counts do not.  This runs :mod:`benchmarks.inprocess` under
+instruction counts vary by a few per cent (threads that wait for work wake
+by timing, and valgrind changes timing: run one count at a time).  This runs :mod:`benchmarks.inprocess` under
 ``valgrind --tool=callgrind`` twice per configuration, with ``--few`` and
 ``--many`` requests, and reports ``(instructions(many) - instructions(few)) /
 (many - few)``: the per-request count, with start-up and exit cancelled out::
@@ -26,7 +27,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.processes import ROOT
+
 _COLLECTED = re.compile(r"==\d+== Collected : (\d+)")
 
 _MONITOR = {
@@ -91,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need 0 < --few < --many <= 100000")
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed (Debian: apt-get install valgrind)")
-    runs: list[tuple[str, dict[str, str] | None, str | None]] = list(
-        (name, environment, None) for name, environment in CONFIGURATIONS.items())
+    runs: list[tuple[str, dict[str, str] | None, str | None]] = [
+        (name, environment, None) for name, environment in CONFIGURATIONS.items()]
     if not args.no_floors:
         runs += [(name, None, floor) for name, floor in FLOORS.items()]
     per_request: dict[str, float] = {}
