@@ -100,29 +100,6 @@ def _renew_instance_id(providers: dict[str, Any]) -> None:
             update(renewed)
 
 
-def _fresh_export_connections() -> None:
-    """After fork: drop the exporters' pooled HTTP connections inherited from the parent.
-
-    Parent and child would otherwise write to the same TCP connection (the
-    parent's exporter keeps running in a pre-fork master), garbling both.
-    Closing the child's copy of a socket sends nothing to the peer.
-    """
-    import gc
-
-    from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
-    from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
-
-    for obj in gc.get_objects():
-        if isinstance(obj, RequestsHTTPTransport):
-            session = getattr(obj, "_session", None)
-            if session is not None:
-                session.close()
-        elif isinstance(obj, Urllib3HTTPTransport):
-            pool = getattr(obj, "_pool", None)
-            if pool is not None:
-                pool.clear()
-
-
 def _fresh_metric_state(meter_provider: Any) -> None:
     """After fork: the child's metric aggregation starts empty, with fresh locks.
 
@@ -151,11 +128,11 @@ def _fresh_metric_state(meter_provider: Any) -> None:
 
 
 def _after_fork_in_child(providers: dict[str, Any]) -> None:
-    from . import guard
+    from . import export, guard
 
     with guard.guarded("fork handling"):
         _renew_instance_id(providers)
-        _fresh_export_connections()
+        export.fresh_connections_after_fork()
         _fresh_metric_state(providers.get("metrics"))
 
 

@@ -12,9 +12,12 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import copy
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -290,6 +293,8 @@ def _fast_compression(exporter: Any) -> bool:
     from .otlp_encode import gzip_fast
 
     client = getattr(exporter, "_client", None)
+    if client is not None:
+        _HTTP_CLIENTS.add(client)
     if client is None or not hasattr(client, "_compress") or not hasattr(client, "_compression"):
         return False
     if client._compression is Compression.GZIP:
@@ -346,6 +351,58 @@ def speed_up_exporter(exporter: Any) -> Any:
 
 
 # --- transport ------------------------------------------------------------
+
+# The SDK OTLP/HTTP exporters' clients we set up, for the after-fork reset.
+_HTTP_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _close_inherited_sockets(manager: Any) -> None:
+    """Close the child's copies of a urllib3 pool manager's idle sockets, taking none of its locks.
+
+    The parent's export thread may hold any of those locks at the instant of
+    fork; in the child nobody would ever release them. Closing the child's
+    copy of a socket sends nothing to the peer: the parent's connection lives on.
+    """
+    for pool in list(getattr(getattr(manager, "pools", None), "_container", {}).values()):
+        for connection in list(getattr(getattr(pool, "pool", None), "queue", ())):
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                sock.close()
+
+
+def _fresh_pool_manager(manager: Any) -> Any:
+    """A copy of a urllib3 pool manager (same settings) with no pools, no connections and no held lock."""
+    pools = manager.pools
+    fresh = copy.copy(manager)
+    fresh.pools = type(pools)(pools._maxsize, dispose_func=getattr(pools, "dispose_func", None))
+    _close_inherited_sockets(manager)
+    return fresh
+
+
+def fresh_connections_after_fork() -> None:
+    """After fork, in the child: give every OTLP/HTTP exporter fresh connection pools.
+
+    Parent and child would otherwise write to the same TCP connection (a
+    pre-fork master keeps exporting), garbling both. Clearing the inherited
+    pools is not enough: ``PoolManager.clear()`` takes locks the parent's
+    export thread may have held at the instant of fork, and the child would
+    wait for them forever. The pools are replaced instead, touching no lock.
+    """
+    for client in list(_HTTP_CLIENTS):
+        with contextlib.suppress(Exception):
+            transport = client._transport
+            if hasattr(transport, "_pool"):  # urllib3
+                transport._pool = _fresh_pool_manager(transport._pool)
+            session = getattr(transport, "_session", None)
+            for adapter in getattr(session, "adapters", {}).values():  # requests
+                if hasattr(adapter, "poolmanager"):
+                    adapter.poolmanager = _fresh_pool_manager(adapter.poolmanager)
+                for manager in getattr(adapter, "proxy_manager", {}).values():
+                    _close_inherited_sockets(manager)
+                adapter.proxy_manager = {}
+        event = getattr(client, "_shutdown_event", None)
+        if event is not None and not event.is_set():  # its lock too may have been held
+            event._at_fork_reinit()
 
 _SIGNAL_OF_EXPORTER = {"OTLPSpanExporter": "TRACES", "OTLPMetricExporter": "METRICS", "OTLPLogExporter": "LOGS"}
 

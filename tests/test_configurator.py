@@ -220,6 +220,70 @@ def test_fork_while_a_metric_lock_is_held_does_not_deadlock_the_child():
                           and not p["attributes"]]
 
 
+@pytest.mark.parametrize("transport", ["urllib3", "requests"])
+def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_child(transport, tmp_path):
+    """A worker forked while the parent's export thread holds its connection-pool locks still exports its spans."""
+    # A NETRC file is something only `requests` honours: the exporters keep it then.
+    chosen = {"NETRC": str(tmp_path / "netrc")} if transport == "requests" else {}
+    with OTLPSink() as sink:
+        proc = run_python("""
+            import gc, os, threading, time, otel_monitor
+            otel_monitor.configure()
+            from opentelemetry import trace
+            from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
+            from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+            tracer = trace.get_tracer("app")
+            with tracer.start_as_current_span("before fork"):
+                pass
+            trace.get_tracer_provider().force_flush()  # the pool now holds a connection
+            transports = [t for t in gc.get_objects() if isinstance(t, (RequestsHTTPTransport, Urllib3HTTPTransport))]
+            print("transport", {type(t).__name__ for t in transports})
+            pools = [t._pool for t in transports if hasattr(t, "_pool")] + [
+                a.poolmanager for t in transports if hasattr(t, "_session") for a in t._session.adapters.values()]
+            locks = [lock for manager in pools
+                     for lock in (manager.pools.lock,
+                                  *(p.pool.mutex for p in manager.pools._container.values()))]
+            assert len(locks) > len(pools), locks
+            held, release = threading.Event(), threading.Event()
+
+            def exporting():  # stands in for the parent's export thread caught inside urllib3
+                for lock in locks:
+                    lock.acquire()
+                held.set()
+                release.wait(30)
+                for lock in reversed(locks):
+                    lock.release()
+
+            threading.Thread(target=exporting, daemon=True).start()
+            held.wait(5)
+            pid = os.fork()
+            if pid == 0:
+                with tracer.start_as_current_span("in child"):
+                    pass
+                trace.get_tracer_provider().force_flush(5000)
+                os._exit(0)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    print("child exit", status)
+                    break
+                time.sleep(0.05)
+            else:
+                os.kill(pid, 9)
+                print("child hung")
+            release.set()
+        """, {**sink.env(), **chosen, "OTEL_SERVICE_NAME": "forky", "OTEL_METRICS_EXPORTER": "none",
+              "OTEL_LOGS_EXPORTER": "none"}, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        expected = "RequestsHTTPTransport" if transport == "requests" else "Urllib3HTTPTransport"
+        assert f"transport {{'{expected}'}}" in proc.stdout, proc.stdout
+        assert "child exit 0" in proc.stdout, proc.stdout + proc.stderr
+        assert sink.wait_for(lambda s: any(sp["name"] == "in child" for sp in s.spans)), proc.stderr
+    ids = {sp["name"]: sp["resource"]["service.instance.id"] for sp in sink.spans}
+    assert ids["in child"] != ids["before fork"]
+
+
 def test_exit_tries_each_final_export_once_when_the_receiver_refuses():
     """At exit a receiver answering 503 gets one attempt per signal, not the whole retry schedule."""
     with OTLPSink() as sink:
