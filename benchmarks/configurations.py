@@ -140,7 +140,9 @@ def build_configurations(monitor_bin: Path, vanilla_bin: Path | None) -> list[Co
 def startup_floors(monitor_bin: Path) -> list[Configuration]:
     """What the launcher and the SDK cost in otel-monitor's venv before any otel-monitor code runs.
 
-    The launcher's default distro, no instrumentation, and the SDK's own
+    The launcher's default distro and no instrumentation. ``floor-launcher``
+    loads no configurator: the two processes of ``opentelemetry-instrument``
+    and its own imports, nothing else. The others add the SDK's own
     configurator (``_OTelSDKConfigurator``, registered by :data:`FLOOR_DIR`):
     ``floor-sdk`` sets up its tracer, meter and logger providers with no
     exporter; ``floor-otlp`` adds its OTLP/HTTP exporters for the three
@@ -155,6 +157,8 @@ def startup_floors(monitor_bin: Path) -> list[Configuration]:
     }
     nothing = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
     return [
+        Configuration("floor-launcher", "floor: the launcher alone, no SDK", monitor_bin, instrumented=True,
+                      env={**base, **nothing, "OTEL_PYTHON_CONFIGURATOR": "none"}),  # names no configurator
         Configuration("floor-sdk", "floor: launcher + SDK providers, no exporter", monitor_bin, instrumented=True,
                       env={**base, **nothing}),
         Configuration("floor-otlp", "floor: launcher + SDK providers and OTLP exporters", monitor_bin,

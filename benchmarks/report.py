@@ -175,10 +175,10 @@ def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
                   for s in startup]
         lines.append("")
         if any(s.configuration.startswith("floor-") for s in startup):
-            lines.append("The floors run no otel-monitor code: the launcher with its default distro, no "
-                         "instrumentation, and the SDK's own configurator (`floor-sdk`: its providers, no "
-                         "exporter; `floor-otlp`: with its OTLP/HTTP exporters on the SDK's urllib3 transport), "
-                         "in otel-monitor's venv.")
+            lines.append("The floors run no otel-monitor code: the launcher with its default distro and no "
+                         "instrumentation (`floor-launcher`: no configurator, so no SDK), then with the SDK's own "
+                         "configurator (`floor-sdk`: its providers, no exporter; `floor-otlp`: with its OTLP/HTTP "
+                         "exporters on the SDK's urllib3 transport), in otel-monitor's venv.")
             lines.append("")
     if costs:
         lines += ["| per-item cost (µs) | server+child span pair | histogram record | INFO log record |",

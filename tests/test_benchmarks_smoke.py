@@ -230,8 +230,8 @@ def test_whole_harness_writes_a_report_with_every_configuration(tmp_path, capsys
     raw = json.loads((tmp_path / "latest.json").read_text())
     assert {case["configuration"] for case in raw["throughput"]["cases"]} == {
         "uninstrumented", "monitor-full", "monitor-production"}
-    assert [s["configuration"] for s in raw["startup"]] == ["uninstrumented", "monitor-full", "floor-sdk",
-                                                            "floor-otlp"]
+    assert [s["configuration"] for s in raw["startup"]] == ["uninstrumented", "monitor-full", "floor-launcher",
+                                                            "floor-sdk", "floor-otlp"]
     assert "The floors run no otel-monitor code" in report
 
 
@@ -279,7 +279,8 @@ def test_in_process_driver_counts_every_request_and_its_status():
 
 
 def test_startup_floors_run_the_sdk_configurator_and_no_otel_monitor_code():
-    """floor-sdk: the SDK's providers, no exporter; floor-otlp: its OTLP/HTTP exporters on urllib3. Neither imports us."""
+    """floor-launcher: no SDK; floor-sdk: the SDK's providers, no exporter; floor-otlp: its OTLP/HTTP exporters
+    on urllib3. None imports us."""
     import subprocess
 
     from benchmarks.configurations import startup_floors
@@ -291,12 +292,13 @@ def test_startup_floors_run_the_sdk_configurator_and_no_otel_monitor_code():
         "    inner = getattr(processor, '_batch_processor', processor)\n"
         "    e = getattr(inner, '_exporter', None)\n"
         "    return [type(e).__name__, type(getattr(getattr(e, '_client', None), '_transport', None)).__name__] if e else []\n"
-        "spans = [x for p in trace.get_tracer_provider()._active_span_processor._span_processors for x in exporters(p)]\n"
+        "active = getattr(trace.get_tracer_provider(), '_active_span_processor', None)\n"
+        "spans = [x for p in getattr(active, '_span_processors', ()) for x in exporters(p)]\n"
         "readers = [x for r in getattr(metrics.get_meter_provider(), '_metric_readers', ()) for x in exporters(r)]\n"
         "lp = _logs.get_logger_provider()\n"
         "logs = [x for p in getattr(getattr(lp, '_multi_log_record_processor', None), '_log_record_processors', ())\n"
         "        for x in exporters(p)]\n"
-        "print(spans, readers, logs, 'requests' in sys.modules,\n"
+        "print(type(trace.get_tracer_provider()).__name__, spans, readers, logs, 'requests' in sys.modules,\n"
         "      any(name.split('.')[0] == 'otel_monitor' for name in sys.modules))\n"
     )
     seen = {}
@@ -307,10 +309,12 @@ def test_startup_floors_run_the_sdk_configurator_and_no_otel_monitor_code():
                                   capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, done.stderr
             seen[floor.key] = done.stdout.strip()
-    assert seen["floor-sdk"] == "[] [] [] False False"
+    assert seen["floor-launcher"] == "ProxyTracerProvider [] [] [] False False"
+    assert seen["floor-sdk"] == "TracerProvider [] [] [] False False"
     transport = "Urllib3HTTPTransport"
-    assert seen["floor-otlp"] == (f"['OTLPSpanExporter', '{transport}'] ['OTLPMetricExporter', '{transport}'] "
-                                  f"['OTLPLogExporter', '{transport}'] False False")
+    assert seen["floor-otlp"] == (f"TracerProvider ['OTLPSpanExporter', '{transport}'] "
+                                  f"['OTLPMetricExporter', '{transport}'] ['OTLPLogExporter', '{transport}'] "
+                                  "False False")
 
 
 @pytest.mark.parametrize("profile", ["production", "full", "no-sdk"])
