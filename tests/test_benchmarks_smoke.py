@@ -351,3 +351,30 @@ def test_span_floor_records_what_otel_monitor_records_and_processes_nothing(prof
         assert sampled == "200"
     else:
         assert 0 < int(sampled) < 100
+
+
+def test_server_span_drives_the_sdk_span_as_fastapi_does_and_reports_both_costs(capsys):
+    """benchmarks.server_span: the SDK span ends up with FastAPI's route name and attributes; both timings printed."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import SpanKind
+
+    from benchmarks import server_span
+
+    provider = TracerProvider()
+    tracer = provider.get_tracer("fastapi")
+    spans = []
+    server_span.request_lifecycle(lambda: spans.append(
+        tracer.start_span("GET", kind=SpanKind.SERVER, attributes=server_span.REQUEST_ATTRIBUTES)) or spans[-1])
+    bare = []
+    server_span.request_lifecycle(lambda: bare.append(server_span.BareSpan("GET", server_span.REQUEST_ATTRIBUTES))
+                                  or bare[-1])
+    for span in (spans[0], bare[0]):
+        assert span.name == "GET /ping"
+        assert dict(span.attributes) == {**server_span.REQUEST_ATTRIBUTES, **server_span.SERVER_ATTRIBUTES,
+                                         "http.route": "/ping", "http.response.status_code": 200}
+        assert span.end_time >= span.start_time > 0
+
+    assert server_span.main(["--number", "50", "--repeat", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["sdk_span_us"] > 0 and result["bare_span_us"] > 0
+    assert result["most_a_span_type_could_save_us"] == pytest.approx(result["sdk_span_us"] - result["bare_span_us"])
