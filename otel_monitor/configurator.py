@@ -202,6 +202,8 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
         setup_logging_handler=False,
         **sdk_kwargs,
     )
+    if "opentelemetry.exporter.otlp.common.http" in sys.modules:  # OTLP/HTTP in use: the app's own exporters too
+        export.remember_new_clients()
     tracer_provider = trace.get_tracer_provider()
     meter_provider = metrics.get_meter_provider()
     logger_provider = _logs.get_logger_provider()

@@ -43,6 +43,10 @@ EXPORT_LOGGERS = (
 )
 
 
+# Our objects whose ``_lock`` an export thread takes: a fresh lock for each after fork.
+_LOCK_HOLDERS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 class DropCounter:
     """``monitor.sdk.dropped``: items a failed export lost, per signal."""
 
@@ -50,6 +54,7 @@ class DropCounter:
         self.counts: dict[str, int] = {"traces": 0, "metrics": 0, "logs": 0}
         self._counter: Any = None
         self._lock = threading.Lock()
+        _LOCK_HOLDERS.add(self)
 
     def bind_meter(self, meter: Any) -> None:
         self._counter = meter.create_counter(
@@ -147,6 +152,7 @@ class EveryIntervalFilter(logging.Filter):
         self._next: dict[str, float] = {}
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
+        _LOCK_HOLDERS.add(self)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING or self.interval <= 0:
@@ -293,8 +299,7 @@ def _fast_compression(exporter: Any) -> bool:
     from .otlp_encode import gzip_fast
 
     client = getattr(exporter, "_client", None)
-    if client is not None:
-        _HTTP_CLIENTS.add(client)
+    _remember_client(client)
     if client is None or not hasattr(client, "_compress") or not hasattr(client, "_compression"):
         return False
     if client._compression is Compression.GZIP:
@@ -318,6 +323,7 @@ class FastSpanExporter(SpanExporter):
     @classmethod
     def wrap(cls, exporter: Any) -> Any:
         """``exporter`` made faster when it is the SDK's OTLP/HTTP span exporter; else unchanged."""
+        _remember_client(getattr(exporter, "_client", None))  # a subclass too gets fresh pools after fork
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
@@ -352,19 +358,53 @@ def speed_up_exporter(exporter: Any) -> Any:
 
 # --- transport ------------------------------------------------------------
 
-# The SDK OTLP/HTTP exporters' clients we set up, for the after-fork reset.
+# The SDK's OTLP/HTTP exporter clients, for the after-fork reset.
 _HTTP_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def _close_inherited_sockets(manager: Any) -> None:
-    """Close the child's copies of a urllib3 pool manager's idle sockets, taking none of its locks.
+def _remember_client(client: Any) -> None:
+    """Note an OTLP/HTTP exporter client (anything with a ``_transport``) for the after-fork reset."""
+    if client is not None and hasattr(client, "_transport"):
+        with contextlib.suppress(TypeError):  # not weakly referenceable: not one of the SDK's
+            _HTTP_CLIENTS.add(client)
 
-    The parent's export thread may hold any of those locks at the instant of
-    fork; in the child nobody would ever release them. Closing the child's
-    copy of a socket sends nothing to the peer: the parent's connection lives on.
+
+def remember_new_clients() -> None:
+    """Note every OTLP/HTTP exporter client built from now on, the app's own and subclasses' too."""
+    import functools
+
+    try:
+        from opentelemetry.exporter.otlp.common.http import _OTLPHTTPClient
+    except ImportError:
+        return
+    original = _OTLPHTTPClient.__init__
+    if getattr(original, "_otel_monitor_remembers", False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        _remember_client(self)
+
+    __init__._otel_monitor_remembers = True  # type: ignore[attr-defined]
+    _OTLPHTTPClient.__init__ = __init__  # type: ignore[method-assign]
+
+
+def _release_inherited_pools(manager: Any) -> None:
+    """Make a urllib3 pool manager inherited over fork safe to drop, taking none of its locks.
+
+    The parent's export thread may have held any of those locks at the instant
+    of fork; in the child nobody would ever release them. Each connection
+    pool's queue gets fresh locks, since urllib3 drains the queue when the
+    pool is collected. Its idle sockets are closed: closing the child's copy
+    sends nothing to the peer, so the parent's connection lives on.
     """
     for pool in list(getattr(getattr(manager, "pools", None), "_container", {}).values()):
-        for connection in list(getattr(getattr(pool, "pool", None), "queue", ())):
+        queue = getattr(pool, "pool", None)
+        for condition in (getattr(queue, name, None) for name in ("not_empty", "not_full", "all_tasks_done")):
+            if condition is not None:
+                condition._at_fork_reinit()
+        for connection in list(getattr(queue, "queue", ())):
             sock = getattr(connection, "sock", None)
             if sock is not None:
                 sock.close()
@@ -375,30 +415,37 @@ def _fresh_pool_manager(manager: Any) -> Any:
     pools = manager.pools
     fresh = copy.copy(manager)
     fresh.pools = type(pools)(pools._maxsize, dispose_func=getattr(pools, "dispose_func", None))
-    _close_inherited_sockets(manager)
+    _release_inherited_pools(manager)
     return fresh
 
 
 def fresh_connections_after_fork() -> None:
-    """After fork, in the child: give every OTLP/HTTP exporter fresh connection pools.
+    """After fork, in the child: fresh connection pools and locks for every OTLP/HTTP exporter.
 
     Parent and child would otherwise write to the same TCP connection (a
     pre-fork master keeps exporting), garbling both. Clearing the inherited
     pools is not enough: ``PoolManager.clear()`` takes locks the parent's
     export thread may have held at the instant of fork, and the child would
-    wait for them forever. The pools are replaced instead, touching no lock.
+    wait for them forever. The pools are replaced instead, and the locks an
+    export takes (the pools', a ``requests`` session's cookie jar, the
+    client's shutdown event, our drop counter and warning limiter) are
+    renewed without being taken.
     """
+    for holder in list(_LOCK_HOLDERS):
+        holder._lock = threading.Lock()
     for client in list(_HTTP_CLIENTS):
         with contextlib.suppress(Exception):
             transport = client._transport
             if hasattr(transport, "_pool"):  # urllib3
                 transport._pool = _fresh_pool_manager(transport._pool)
             session = getattr(transport, "_session", None)
+            if session is not None and hasattr(getattr(session, "cookies", None), "_cookies_lock"):
+                session.cookies._cookies_lock = threading.RLock()
             for adapter in getattr(session, "adapters", {}).values():  # requests
                 if hasattr(adapter, "poolmanager"):
                     adapter.poolmanager = _fresh_pool_manager(adapter.poolmanager)
                 for manager in getattr(adapter, "proxy_manager", {}).values():
-                    _close_inherited_sockets(manager)
+                    _release_inherited_pools(manager)
                 adapter.proxy_manager = {}
         event = getattr(client, "_shutdown_event", None)
         if event is not None and not event.is_set():  # its lock too may have been held

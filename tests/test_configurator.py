@@ -222,16 +222,25 @@ def test_fork_while_a_metric_lock_is_held_does_not_deadlock_the_child():
 
 @pytest.mark.parametrize("transport", ["urllib3", "requests"])
 def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_child(transport, tmp_path):
-    """A worker forked while the parent's export thread holds its connection-pool locks still exports its spans."""
-    # A NETRC file is something only `requests` honours: the exporters keep it then.
+    """A worker forked while the parent's export thread holds the locks an export takes still exports, and exits.
+
+    The child drops every reference to the inherited pools and exits normally,
+    so urllib3's pool finalisers and the exit flush run too; the inherited
+    sockets are closed in the child, and its spans travel on new connections.
+    """
+    # A NETRC file is something only `requests` honours: the exporters keep it then. HOME keeps
+    # the machine's own ~/.netrc out, empty proxy variables its proxies.
     chosen = {"NETRC": str(tmp_path / "netrc")} if transport == "requests" else {}
+    neutral = {"HOME": str(tmp_path), **{name: "" for name in ("http_proxy", "https_proxy", "all_proxy",
+                                                               "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}}
     with OTLPSink() as sink:
         proc = run_python("""
-            import gc, os, threading, time, otel_monitor
+            import gc, os, sys, threading, time, otel_monitor
             otel_monitor.configure()
             from opentelemetry import trace
             from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
             from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+            from otel_monitor import export
             tracer = trace.get_tracer("app")
             with tracer.start_as_current_span("before fork"):
                 pass
@@ -240,13 +249,16 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
             print("transport", {type(t).__name__ for t in transports})
             pools = [t._pool for t in transports if hasattr(t, "_pool")] + [
                 a.poolmanager for t in transports if hasattr(t, "_session") for a in t._session.adapters.values()]
-            locks = [lock for manager in pools
-                     for lock in (manager.pools.lock,
-                                  *(p.pool.mutex for p in manager.pools._container.values()))]
-            assert len(locks) > len(pools), locks
+            queues = [p.pool for manager in pools for p in manager.pools._container.values()]
+            inherited = [c.sock for q in queues for c in q.queue if c is not None and c.sock is not None]
+            assert inherited, "no pooled connection before fork"
+            locks = [manager.pools.lock for manager in pools] + [q.mutex for q in queues]
+            locks += [t._session.cookies._cookies_lock for t in transports if hasattr(t, "_session")]
+            locks += [c._shutdown_event._cond for c in export._HTTP_CLIENTS]
+            locks += [export.DROPPED._lock]
             held, release = threading.Event(), threading.Event()
 
-            def exporting():  # stands in for the parent's export thread caught inside urllib3
+            def exporting():  # stands in for the parent's export thread caught inside an export
                 for lock in locks:
                     lock.acquire()
                 held.set()
@@ -255,13 +267,17 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
                     lock.release()
 
             threading.Thread(target=exporting, daemon=True).start()
-            held.wait(5)
+            assert held.wait(5), "the locks were not taken"
             pid = os.fork()
             if pid == 0:
-                with tracer.start_as_current_span("in child"):
+                closed = all(sock.fileno() == -1 for sock in inherited)
+                del transports, pools, queues, inherited, locks
+                gc.collect()  # urllib3's pool finalisers drain the inherited queues now
+                export.DROPPED.add("traces", 0)
+                with tracer.start_as_current_span("in child", attributes={"inherited.closed": closed}):
                     pass
                 trace.get_tracer_provider().force_flush(5000)
-                os._exit(0)
+                sys.exit(0)  # a normal exit: finalisers and the exit flush run
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 done, status = os.waitpid(pid, os.WNOHANG)
@@ -273,15 +289,44 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
                 os.kill(pid, 9)
                 print("child hung")
             release.set()
-        """, {**sink.env(), **chosen, "OTEL_SERVICE_NAME": "forky", "OTEL_METRICS_EXPORTER": "none",
+        """, {**sink.env(), **neutral, **chosen, "OTEL_SERVICE_NAME": "forky", "OTEL_METRICS_EXPORTER": "none",
               "OTEL_LOGS_EXPORTER": "none"}, timeout=60)
         assert proc.returncode == 0, proc.stderr
         expected = "RequestsHTTPTransport" if transport == "requests" else "Urllib3HTTPTransport"
         assert f"transport {{'{expected}'}}" in proc.stdout, proc.stdout
         assert "child exit 0" in proc.stdout, proc.stdout + proc.stderr
         assert sink.wait_for(lambda s: any(sp["name"] == "in child" for sp in s.spans)), proc.stderr
-    ids = {sp["name"]: sp["resource"]["service.instance.id"] for sp in sink.spans}
-    assert ids["in child"] != ids["before fork"]
+    spans = {sp["name"]: sp for sp in sink.spans}
+    assert spans["in child"]["attributes"]["inherited.closed"] is True
+    assert spans["in child"]["resource"]["service.instance.id"] != spans["before fork"]["resource"]["service.instance.id"]
+
+
+def test_every_otlp_http_exporter_is_known_to_the_fork_reset():
+    """The configured exporters, an exporter subclass and one the app builds itself all get fresh pools after fork."""
+    with OTLPSink() as sink:
+        proc = run_python("""
+            import otel_monitor
+            otel_monitor.configure()
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from otel_monitor import export
+
+            class VendorExporter(OTLPSpanExporter):
+                pass
+
+            configured = len(export._HTTP_CLIENTS)
+            vendor = export.FastSpanExporter.wrap(VendorExporter())
+            own = OTLPSpanExporter()
+            known = set(export._HTTP_CLIENTS)
+            print(configured, vendor._client in known, own._client in known)
+
+            class Odd:
+                _client = "not a client"
+                _transport = None
+            export.speed_up_exporter(Odd())  # neither raises nor is remembered
+            print(len(export._HTTP_CLIENTS) == len(known))
+        """, {**sink.env(), "OTEL_SERVICE_NAME": "forky"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["3", "True", "True", "True"], proc.stdout
 
 
 def test_exit_tries_each_final_export_once_when_the_receiver_refuses():
