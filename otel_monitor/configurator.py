@@ -124,12 +124,26 @@ def _fresh_metric_state(meter_provider: Any) -> None:
     for reader in consumer._reader_storages:
         if hasattr(reader, "_export_lock"):
             reader._export_lock = threading.Lock()
+        event = getattr(reader, "_shutdown_event", None)
+        if event is not None:  # the parent's ticker holds its lock on every wait; the flag stays
+            event._at_fork_reinit()
     our_metrics.after_fork()
+
+
+def _before_fork() -> None:
+    """In the parent, before fork: every exporter client known, so the child need not search."""
+    from . import export
+
+    try:
+        export.known_clients()
+    except Exception:  # noqa: BLE001 - the child searches again
+        pass
 
 
 def _after_fork_in_child(providers: dict[str, Any]) -> None:
     from . import export, guard
 
+    guard._lock = threading.Lock()  # taken by internal_error, below too
     with guard.guarded("fork handling"):
         _renew_instance_id(providers)
         export.fresh_connections_after_fork()
@@ -242,7 +256,7 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
 
     export.bounded_shutdown([tracer_provider, meter_provider, logger_provider], settings.shutdown_timeout)
     if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=lambda: _after_fork_in_child(state.providers))
+        os.register_at_fork(before=_before_fork, after_in_child=lambda: _after_fork_in_child(state.providers))
     return state
 
 

@@ -15,6 +15,7 @@ import atexit
 import contextlib
 import copy
 import logging
+import sys
 import threading
 import time
 import weakref
@@ -254,15 +255,8 @@ def _one_attempt_from_now_on() -> None:
     providers set it only after their final flush, so a receiver that is down
     would hold the exit through the whole retry schedule.
     """
-    import gc
-
-    try:
-        from opentelemetry.exporter.otlp.common.http import _OTLPHTTPClient
-    except ImportError:
-        return
-    for obj in gc.get_objects():
-        if isinstance(obj, _OTLPHTTPClient):
-            obj._shutdown_event.set()
+    for client in known_clients():
+        client._shutdown_event.set()
 
 
 def _flush_on_sigterm(flush: Any) -> None:
@@ -390,6 +384,29 @@ def remember_new_clients() -> None:
     _OTLPHTTPClient.__init__ = __init__  # type: ignore[method-assign]
 
 
+def known_clients() -> list[Any]:
+    """Every OTLP/HTTP exporter client of the SDK in this process.
+
+    Clients built after :func:`remember_new_clients` are noted as they are
+    built. When the SDK's HTTP client module was first imported after
+    configuration (the configured exporters are not OTLP/HTTP, the app builds
+    its own), the heap is searched once for those built so far, and every
+    later one is noted.
+    """
+    module = sys.modules.get("opentelemetry.exporter.otlp.common.http")
+    client_class = getattr(module, "_OTLPHTTPClient", None)
+    if client_class is None:
+        return []
+    if not getattr(client_class.__init__, "_otel_monitor_remembers", False):
+        import gc
+
+        remember_new_clients()
+        for obj in gc.get_objects():
+            if isinstance(obj, client_class):
+                _remember_client(obj)
+    return list(_HTTP_CLIENTS)
+
+
 def _release_inherited_pools(manager: Any) -> None:
     """Make a urllib3 pool manager inherited over fork safe to drop, taking none of its locks.
 
@@ -433,7 +450,7 @@ def fresh_connections_after_fork() -> None:
     """
     for holder in list(_LOCK_HOLDERS):
         holder._lock = threading.Lock()
-    for client in list(_HTTP_CLIENTS):
+    for client in known_clients():
         with contextlib.suppress(Exception):
             transport = client._transport
             if hasattr(transport, "_pool"):  # urllib3
@@ -448,7 +465,7 @@ def fresh_connections_after_fork() -> None:
                     _release_inherited_pools(manager)
                 adapter.proxy_manager = {}
         event = getattr(client, "_shutdown_event", None)
-        if event is not None and not event.is_set():  # its lock too may have been held
+        if event is not None:  # its lock too may have been held; the flag stays
             event._at_fork_reinit()
 
 _SIGNAL_OF_EXPORTER = {"OTLPSpanExporter": "TRACES", "OTLPMetricExporter": "METRICS", "OTLPLogExporter": "LOGS"}

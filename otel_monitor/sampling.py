@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -77,6 +79,12 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
         self._pending: OrderedDict[int, list[ReadableSpan]] = OrderedDict()
         self._pending_count = 0
         self._max_pending = max_pending
+        self._pending_lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):  # a lock a pre-fork master's thread may hold
+            renew = weakref.WeakMethod(self._renew_pending_lock)
+            os.register_at_fork(after_in_child=lambda: (renew() or (lambda: None))())
+
+    def _renew_pending_lock(self) -> None:
         self._pending_lock = threading.Lock()
 
     def on_end(self, span: ReadableSpan) -> None:

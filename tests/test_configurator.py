@@ -240,7 +240,7 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
             from opentelemetry import trace
             from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
             from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
-            from otel_monitor import export
+            from otel_monitor import export, guard
             tracer = trace.get_tracer("app")
             with tracer.start_as_current_span("before fork"):
                 pass
@@ -255,7 +255,11 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
             locks = [manager.pools.lock for manager in pools] + [q.mutex for q in queues]
             locks += [t._session.cookies._cookies_lock for t in transports if hasattr(t, "_session")]
             locks += [c._shutdown_event._cond for c in export._HTTP_CLIENTS]
-            locks += [export.DROPPED._lock]
+            locks += [export.DROPPED._lock, guard._lock]
+            locks += [h._lock for h in export._LOCK_HOLDERS if isinstance(h, export.EveryIntervalFilter)]
+            readers = trace.get_tracer_provider()._active_span_processor._span_processors
+            locks += [p._pending_lock for p in readers if hasattr(p, "_pending_lock")]
+            assert len(locks) >= len(pools) + len(queues) + 5, locks
             held, release = threading.Event(), threading.Event()
 
             def exporting():  # stands in for the parent's export thread caught inside an export
@@ -273,7 +277,8 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
                 closed = all(sock.fileno() == -1 for sock in inherited)
                 del transports, pools, queues, inherited, locks
                 gc.collect()  # urllib3's pool finalisers drain the inherited queues now
-                export.DROPPED.add("traces", 0)
+                export.DROPPED.add("traces", 1)
+                guard.internal_error("fork test", RuntimeError("counted in the child"))
                 with tracer.start_as_current_span("in child", attributes={"inherited.closed": closed}):
                     pass
                 trace.get_tracer_provider().force_flush(5000)
@@ -290,7 +295,9 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
                 print("child hung")
             release.set()
         """, {**sink.env(), **neutral, **chosen, "OTEL_SERVICE_NAME": "forky", "OTEL_METRICS_EXPORTER": "none",
-              "OTEL_LOGS_EXPORTER": "none"}, timeout=60)
+              "OTEL_LOGS_EXPORTER": "none", "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false",
+              # A lock left held at exit would then hang the child past its 20 s, not be cut at 5 s.
+              "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "30"}, timeout=90)
         assert proc.returncode == 0, proc.stderr
         expected = "RequestsHTTPTransport" if transport == "requests" else "Urllib3HTTPTransport"
         assert f"transport {{'{expected}'}}" in proc.stdout, proc.stdout
@@ -301,32 +308,53 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
     assert spans["in child"]["resource"]["service.instance.id"] != spans["before fork"]["resource"]["service.instance.id"]
 
 
-def test_every_otlp_http_exporter_is_known_to_the_fork_reset():
-    """The configured exporters, an exporter subclass and one the app builds itself all get fresh pools after fork."""
+@pytest.mark.parametrize("exporters", ["otlp", "none"])
+def test_every_otlp_http_exporter_client_is_known_to_the_fork_reset(exporters):
+    """Configured exporters, a subclass built before configuration, one the app builds later: all known after fork.
+
+    With no OTLP/HTTP exporter configured the SDK's HTTP client module is not
+    imported at start-up; exporters the app builds later are still found.
+    """
     with OTLPSink() as sink:
         proc = run_python("""
+            import os, sys
+            vendor_module = None
+            if os.environ["OTEL_TRACES_EXPORTER"] == "otlp":
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                class VendorExporter(OTLPSpanExporter):
+                    pass
+                vendor = VendorExporter()  # built before configuration
             import otel_monitor
             otel_monitor.configure()
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from otel_monitor import export
-
-            class VendorExporter(OTLPSpanExporter):
-                pass
-
+            print("loaded", "opentelemetry.exporter.otlp.common.http" in sys.modules)
             configured = len(export._HTTP_CLIENTS)
-            vendor = export.FastSpanExporter.wrap(VendorExporter())
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            if os.environ["OTEL_TRACES_EXPORTER"] == "otlp":
+                export.FastSpanExporter.wrap(vendor)
+            else:
+                vendor = OTLPSpanExporter()  # built after configuration, before the module was patched
             own = OTLPSpanExporter()
-            known = set(export._HTTP_CLIENTS)
-            print(configured, vendor._client in known, own._client in known)
+            pid = os.fork()
+            if pid == 0:
+                known = set(export._HTTP_CLIENTS)
+                print("child", configured, vendor._client in known, own._client in known, flush=True)
+                os._exit(0)
+            os.waitpid(pid, 0)
 
-            class Odd:
-                _client = "not a client"
-                _transport = None
-            export.speed_up_exporter(Odd())  # neither raises nor is remembered
-            print(len(export._HTTP_CLIENTS) == len(known))
-        """, {**sink.env(), "OTEL_SERVICE_NAME": "forky"})
+            class Odd:  # has a transport, cannot be weakly referenced
+                __slots__ = ("_transport",)
+            odd = Odd()
+            odd._transport = None
+            export._remember_client(odd)  # skipped, raises nothing
+            print("odd", odd not in list(export._HTTP_CLIENTS))
+        """, {**sink.env(), "OTEL_SERVICE_NAME": "forky", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+              **{f"OTEL_{signal}_EXPORTER": exporters for signal in ("TRACES", "METRICS", "LOGS")}})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["3", "True", "True", "True"], proc.stdout
+    configured = "3" if exporters == "otlp" else "0"
+    assert proc.stdout.split() == ["loaded", str(exporters == "otlp"), "child", configured, "True", "True",
+                                   "odd", "True"], proc.stdout
 
 
 def test_exit_tries_each_final_export_once_when_the_receiver_refuses():
