@@ -446,7 +446,8 @@ def fresh_connections_after_fork() -> None:
     wait for them forever. The pools are replaced instead, and the locks an
     export takes (the pools', a ``requests`` session's cookie jar, the
     client's shutdown event, our drop counter and warning limiter) are
-    renewed without being taken.
+    renewed without being taken. The configurator renews the guard's and the
+    metric reader's; the unsampled-span holder renews its own.
     """
     for holder in list(_LOCK_HOLDERS):
         holder._lock = threading.Lock()
@@ -467,6 +468,7 @@ def fresh_connections_after_fork() -> None:
         event = getattr(client, "_shutdown_event", None)
         if event is not None:  # its lock too may have been held; the flag stays
             event._at_fork_reinit()
+
 
 _SIGNAL_OF_EXPORTER = {"OTLPSpanExporter": "TRACES", "OTLPMetricExporter": "METRICS", "OTLPLogExporter": "LOGS"}
 
