@@ -257,8 +257,8 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
             locks += [c._shutdown_event._cond for c in export._HTTP_CLIENTS]
             locks += [export.DROPPED._lock, guard._lock]
             locks += [h._lock for h in export._LOCK_HOLDERS if isinstance(h, export.EveryIntervalFilter)]
-            readers = trace.get_tracer_provider()._active_span_processor._span_processors
-            locks += [p._pending_lock for p in readers if hasattr(p, "_pending_lock")]
+            span_processors = trace.get_tracer_provider()._active_span_processor._span_processors
+            locks += [p._pending_lock for p in span_processors if hasattr(p, "_pending_lock")]
             assert len(locks) >= len(pools) + len(queues) + 5, locks
             held, release = threading.Event(), threading.Event()
 
