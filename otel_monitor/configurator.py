@@ -143,7 +143,7 @@ def _before_fork() -> None:
 def _after_fork_in_child(providers: dict[str, Any]) -> None:
     from . import export, guard
 
-    guard._lock = threading.Lock()  # taken by internal_error, below too
+    guard.renew_locks()  # first: internal_error, below too, takes the guard's
     with guard.guarded("fork handling"):
         _renew_instance_id(providers)
         export.fresh_connections_after_fork()

@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from . import semconv
+from .guard import renew_after_fork
 
 _log = logging.getLogger("otel_monitor")
 
@@ -44,10 +45,6 @@ EXPORT_LOGGERS = (
 )
 
 
-# Our objects whose ``_lock`` an export thread takes: a fresh lock for each after fork.
-_LOCK_HOLDERS: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
 class DropCounter:
     """``monitor.sdk.dropped``: items a failed export lost, per signal."""
 
@@ -55,7 +52,7 @@ class DropCounter:
         self.counts: dict[str, int] = {"traces": 0, "metrics": 0, "logs": 0}
         self._counter: Any = None
         self._lock = threading.Lock()
-        _LOCK_HOLDERS.add(self)
+        renew_after_fork(self, "_lock")  # an export thread takes it
 
     def bind_meter(self, meter: Any) -> None:
         self._counter = meter.create_counter(
@@ -153,7 +150,7 @@ class EveryIntervalFilter(logging.Filter):
         self._next: dict[str, float] = {}
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
-        _LOCK_HOLDERS.add(self)
+        renew_after_fork(self, "_lock")  # an export thread takes it
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING or self.interval <= 0:
@@ -444,13 +441,10 @@ def fresh_connections_after_fork() -> None:
     pools is not enough: ``PoolManager.clear()`` takes locks the parent's
     export thread may have held at the instant of fork, and the child would
     wait for them forever. The pools are replaced instead, and the locks an
-    export takes (the pools', a ``requests`` session's cookie jar, the
-    client's shutdown event, our drop counter and warning limiter) are
-    renewed without being taken. The configurator renews the guard's and the
-    metric reader's; the unsampled-span holder renews its own.
+    export takes in them (the pools', a ``requests`` session's cookie jar,
+    the client's shutdown event) are renewed without being taken; our own
+    are renewed by :func:`otel_monitor.guard.renew_locks`.
     """
-    for holder in list(_LOCK_HOLDERS):
-        holder._lock = threading.Lock()
     for client in known_clients():
         with contextlib.suppress(Exception):
             transport = client._transport

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,26 @@ _log = logging.getLogger("otel_monitor")
 _lock = threading.Lock()
 COUNTS: Counter[str] = Counter()
 _counter: Any = None
+# Our objects' locks that a thread of a pre-fork master may hold at the instant of fork.
+_RENEWED_AFTER_FORK: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def renew_after_fork(owner: Any, *names: str) -> None:
+    """Give ``owner`` fresh locks in its attributes ``names`` in a forked child (:func:`renew_locks`)."""
+    _RENEWED_AFTER_FORK[owner] = names
+
+
+def renew_locks() -> None:
+    """After fork, in the child: fresh locks for the guard and every registered owner, none of them taken.
+
+    A lock the parent's threads held at the instant of fork stays held in the
+    child, where no thread will ever release it.
+    """
+    global _lock
+    _lock = threading.Lock()
+    for owner, names in list(_RENEWED_AFTER_FORK.items()):
+        for name in names:
+            setattr(owner, name, threading.Lock())
 
 
 def _raise_in_tests() -> bool:

@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -25,7 +23,7 @@ from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from .guard import internal_error
+from .guard import internal_error, renew_after_fork
 
 
 class RecordAllSampler(Sampler):
@@ -80,12 +78,7 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
         self._pending_count = 0
         self._max_pending = max_pending
         self._pending_lock = threading.Lock()
-        if hasattr(os, "register_at_fork"):  # a lock a pre-fork master's thread may hold
-            renew = weakref.WeakMethod(self._renew_pending_lock)
-            os.register_at_fork(after_in_child=lambda: (renew() or (lambda: None))())
-
-    def _renew_pending_lock(self) -> None:
-        self._pending_lock = threading.Lock()
+        renew_after_fork(self, "_pending_lock")
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context

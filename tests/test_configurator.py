@@ -235,7 +235,7 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
                                                                "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}}
     with OTLPSink() as sink:
         proc = run_python("""
-            import gc, os, sys, threading, time, otel_monitor
+            import gc, logging, os, sys, threading, time, otel_monitor
             otel_monitor.configure()
             from opentelemetry import trace
             from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
@@ -256,7 +256,7 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
             locks += [t._session.cookies._cookies_lock for t in transports if hasattr(t, "_session")]
             locks += [c._shutdown_event._cond for c in export._HTTP_CLIENTS]
             locks += [export.DROPPED._lock, guard._lock]
-            locks += [h._lock for h in export._LOCK_HOLDERS if isinstance(h, export.EveryIntervalFilter)]
+            locks += [f._lock for f in logging.getLogger(export.EXPORT_LOGGERS[0]).filters]
             span_processors = trace.get_tracer_provider()._active_span_processor._span_processors
             locks += [p._pending_lock for p in span_processors if hasattr(p, "_pending_lock")]
             assert len(locks) >= len(pools) + len(queues) + 5, locks
