@@ -91,6 +91,49 @@ def test_configure_twice_is_harmless_and_exports():
     assert len([r for r in sink.logs if r["body"] == "inside job"]) == 1
 
 
+FREEZE_PROBE = """
+    import gc, weakref
+    from opentelemetry import trace
+    provider = trace.get_tracer_provider()
+    frozen = not any(o is provider for o in gc.get_objects())
+    class Node:
+        pass
+    a, b = Node(), Node()
+    a.other, b.other = b, a  # a cycle of the app's, garbage once dropped
+    gone = weakref.ref(a)
+    del a, b
+    gc.collect()
+    print(type(provider).__name__, "frozen" if frozen else "scanned", gc.get_freeze_count() > 0,
+          "app cycle collected" if gone() is None else "app cycle kept")
+"""
+
+
+@pytest.mark.parametrize("setting, expected", [
+    (None, "TracerProvider frozen True app cycle collected"),
+    ("false", "TracerProvider scanned False app cycle collected"),
+])
+def test_launcher_takes_the_sdk_out_of_garbage_collection_but_not_the_app(setting, expected):
+    """Under the launcher, what exists once otel-monitor has set up is frozen (OTEL_MONITOR_GC_FREEZE), the app is not."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OTEL_PYTHON_DISTRO": "otel_monitor",
+           "OTEL_PYTHON_CONFIGURATOR": "otel_monitor", "OTEL_TRACES_EXPORTER": "none",
+           "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+    env.pop("OTEL_MONITOR_GC_FREEZE", None)
+    if setting is not None:
+        env["OTEL_MONITOR_GC_FREEZE"] = setting
+    proc = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, "-c", textwrap.dedent(FREEZE_PROBE)],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected
+
+
+def test_programmatic_configure_freezes_nothing():
+    """otel_monitor.configure() runs inside an app (or a test suite) and leaves its garbage collection alone."""
+    proc = run_python("import otel_monitor; otel_monitor.configure()\n" + textwrap.dedent(FREEZE_PROBE),
+                      {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "TracerProvider scanned False app cycle collected"
+
+
 def test_forked_worker_gets_its_own_instance_id():
     """A process forked after configuration reports a different service.instance.id."""
     with OTLPSink() as sink:
