@@ -388,7 +388,10 @@ def known_clients() -> list[Any]:
     built. When the SDK's HTTP client module was first imported after
     configuration (the configured exporters are not OTLP/HTTP, the app builds
     its own), the heap is searched once for those built so far, and every
-    later one is noted.
+    later one is noted. The search cannot see objects frozen under the
+    launcher (``gc.freeze``), which are those that existed before the app was
+    imported: no OTLP/HTTP client is built by then unless ours, registered
+    as they are built.
     """
     module = sys.modules.get("opentelemetry.exporter.otlp.common.http")
     client_class = getattr(module, "_OTLPHTTPClient", None)

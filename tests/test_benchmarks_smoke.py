@@ -380,3 +380,19 @@ def test_server_span_drives_the_sdk_span_as_fastapi_does_and_reports_both_costs(
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["sdk_span_us"] > 0 and result["bare_span_us"] > 0
     assert result["most_a_span_type_could_save_us"] == pytest.approx(result["sdk_span_us"] - result["bare_span_us"])
+
+
+@needs_wrk
+def test_gc_cost_times_each_servers_collections_under_load(capsys):
+    """benchmarks.gc_cost: each server served the load and reported its collections over the loaded seconds only."""
+    from benchmarks import gc_cost
+
+    assert gc_cost.main(["--rounds", "1", "--seconds", "1", "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    rounds = [line for line in out.splitlines() if line.startswith("round 1 ")]
+    assert [line.split(":")[0] for line in rounds] == [
+        "round 1 uninstrumented", "round 1 production, frozen", "round 1 production, not frozen"]
+    for line in rounds:
+        collections = [int(n) for n in line.split("collections [")[1].split("]")[0].split(",")]
+        assert collections[0] > 0, line  # a second of load allocates enough for young collections
+    assert "| production, frozen |" in out and "| production, not frozen |" in out
