@@ -51,7 +51,10 @@ def serve(app: str, port: int) -> None:
             seconds[info["generation"]] += time.perf_counter() - begun
 
     def report(*_: Any) -> None:
-        Path(os.environ[STATS_ENV]).write_text(json.dumps({"counts": counts, "seconds": seconds}))
+        target = Path(os.environ[STATS_ENV])
+        written = target.with_suffix(".tmp")
+        written.write_text(json.dumps({"counts": counts, "seconds": seconds, "frozen": gc.get_freeze_count()}))
+        os.replace(written, target)
 
     gc.callbacks.append(timed)
     signal.signal(signal.SIGUSR1, report)
@@ -96,6 +99,7 @@ def measure(variant: str, env: dict[str, str], instrumented: bool, args: argpars
     counts = [b - a for a, b in zip(before["counts"], after["counts"])]
     seconds = [b - a for a, b in zip(before["seconds"], after["seconds"])]
     return {"variant": variant, "rps": load.rps, "requests": load.requests, "collections": counts,
+            "frozen_objects": after["frozen"],
             "full_ms": 1000 * seconds[2] / counts[2] if counts[2] else None,
             "gc_us_per_request": 1e6 * sum(seconds) / load.requests if load.requests else None}
 
@@ -128,12 +132,15 @@ def main(argv: list[str] | None = None) -> int:
             for name, env, instrumented in variants:
                 result = measure(name, env, instrumented, args, sink.endpoint, server_cpu, load_cpu, Path(work))
                 results[name].append(result)
+                full = f"{result['full_ms']:.1f} ms" if result["full_ms"] is not None else "none ran"
                 print(f"round {round_number + 1} {name}: {result['rps']:,.0f} req/s, collections "
-                      f"{result['collections']}, full collection {result['full_ms'] or 0:.1f} ms, "
-                      f"GC {result['gc_us_per_request'] or 0:.1f} µs/request", flush=True)
+                      f"{result['collections']}, full collection {full}, "
+                      f"GC {result['gc_us_per_request'] or 0:.1f} µs/request, "
+                      f"{result['frozen_objects']:,} objects frozen", flush=True)
 
     def median(name: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[name] if r[key] is not None)
+        values = [r[key] for r in results[name] if r[key] is not None]
+        return statistics.median(values) if values else float("nan")
 
     base = median("uninstrumented", "rps")
     print(f"\n{args.path}, medians of {args.rounds} interleaved rounds of {args.seconds:g} s:")

@@ -391,7 +391,7 @@ def known_clients() -> list[Any]:
     later one is noted. The search cannot see objects frozen under the
     launcher (``gc.freeze``), which are those that existed before the app was
     imported: no OTLP/HTTP client is built by then unless ours, registered
-    as they are built.
+    as the configurator wraps them.
     """
     module = sys.modules.get("opentelemetry.exporter.otlp.common.http")
     client_class = getattr(module, "_OTLPHTTPClient", None)

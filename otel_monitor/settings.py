@@ -165,8 +165,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OTEL_MONITOR_RUNTIME_METRICS", parse_bool, "true",
             "Report process CPU, memory, GC, thread and file-descriptor metrics."),
     Setting("OTEL_MONITOR_GC_FREEZE", parse_bool, "true",
-            "Under opentelemetry-instrument, move the objects that exist once otel-monitor has set up (the SDK's, the "
-            "instrumentations', ours, modules loaded before the app) out of the garbage collector's scans (gc.freeze)."),
+            "Under opentelemetry-instrument, move the objects that exist once otel-monitor has set up (the SDK and its "
+            "exporters, ours, the modules loaded before the app) out of the garbage collector's scans (gc.freeze)."),
     Setting("OTEL_MONITOR_SHUTDOWN_TIMEOUT", number(0, 600), "5",
             "Seconds that flushing telemetry may take at process exit, even when the receiver is down."),
     Setting("OTEL_MONITOR_EXPORT_WARNING_INTERVAL", number(0, 86_400), "30",

@@ -392,7 +392,12 @@ def test_gc_cost_times_each_servers_collections_under_load(capsys):
     rounds = [line for line in out.splitlines() if line.startswith("round 1 ")]
     assert [line.split(":")[0] for line in rounds] == [
         "round 1 uninstrumented", "round 1 production, frozen", "round 1 production, not frozen"]
+    frozen = {}
     for line in rounds:
         collections = [int(n) for n in line.split("collections [")[1].split("]")[0].split(",")]
         assert collections[0] > 0, line  # a second of load allocates enough for young collections
+        frozen[line.split(":")[0]] = int(line.rsplit(", ", 1)[1].split(" objects frozen")[0].replace(",", ""))
+    # The setting reached each server: only the frozen one froze anything.
+    assert frozen["round 1 production, frozen"] > 10_000
+    assert frozen["round 1 uninstrumented"] == frozen["round 1 production, not frozen"] == 0
     assert "| production, frozen |" in out and "| production, not frozen |" in out

@@ -94,8 +94,10 @@ def test_configure_twice_is_harmless_and_exports():
 FREEZE_PROBE = """
     import gc, weakref
     from opentelemetry import trace
+    import fractions  # as the app would: first imported after set-up
     provider = trace.get_tracer_provider()
     frozen = not any(o is provider for o in gc.get_objects())
+    app_module_scanned = any(o is fractions.Fraction for o in gc.get_objects())
     class Node:
         pass
     a, b = Node(), Node()
@@ -104,20 +106,22 @@ FREEZE_PROBE = """
     del a, b
     gc.collect()
     print(type(provider).__name__, "frozen" if frozen else "scanned", gc.get_freeze_count() > 0,
+          "app module scanned" if app_module_scanned else "app module frozen",
           "app cycle collected" if gone() is None else "app cycle kept")
 """
 
 
 @pytest.mark.parametrize("setting, expected", [
-    (None, "TracerProvider frozen True app cycle collected"),
-    ("false", "TracerProvider scanned False app cycle collected"),
+    (None, "TracerProvider frozen True app module scanned app cycle collected"),
+    ("false", "TracerProvider scanned False app module scanned app cycle collected"),
 ])
 def test_launcher_takes_the_sdk_out_of_garbage_collection_but_not_the_app(setting, expected):
     """Under the launcher, what exists once otel-monitor has set up is frozen (OTEL_MONITOR_GC_FREEZE), the app is not."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OTEL_PYTHON_DISTRO": "otel_monitor",
            "OTEL_PYTHON_CONFIGURATOR": "otel_monitor", "OTEL_TRACES_EXPORTER": "none",
            "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
-    env.pop("OTEL_MONITOR_GC_FREEZE", None)
+    for name in ("OTEL_MONITOR_GC_FREEZE", "OTEL_CONFIG_FILE"):
+        env.pop(name, None)
     if setting is not None:
         env["OTEL_MONITOR_GC_FREEZE"] = setting
     proc = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, "-c", textwrap.dedent(FREEZE_PROBE)],
@@ -131,7 +135,7 @@ def test_programmatic_configure_freezes_nothing():
     proc = run_python("import otel_monitor; otel_monitor.configure()\n" + textwrap.dedent(FREEZE_PROBE),
                       {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "TracerProvider scanned False app cycle collected"
+    assert proc.stdout.strip() == "TracerProvider scanned False app module scanned app cycle collected"
 
 
 def test_forked_worker_gets_its_own_instance_id():
