@@ -210,7 +210,10 @@ class OperationSpanProcessor(SpanProcessor):
             self.recorder.on_operation_success(operation, attributes)
 
     def shutdown(self) -> None:
-        self.pending.clear()
+        # Keep ``pending``: shutdown reaches us before the export processor's
+        # final flush, which still enriches the spans it holds from it (their
+        # stack-based fingerprint above all). It is bounded by _MAX_PENDING.
+        pass
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

@@ -101,7 +101,7 @@ class Stack:
 
 
 def make_stack(sink: Any, config_text: str | None = None, sampler: Sampler | None = None,
-               **settings: Any) -> Stack:
+               schedule_delay_millis: int = 100, **settings: Any) -> Stack:
     """Our pipeline between SDK providers and real OTLP/HTTP exporters pointed at ``sink``."""
     config: ConfigFile = parse_config_text(config_text, "otel-monitor.yaml") if config_text else EMPTY
     resolved = resolve(settings, environ={})
@@ -116,7 +116,7 @@ def make_stack(sink: Any, config_text: str | None = None, sampler: Sampler | Non
         pipeline.wrap_log_exporter(OTLPLogExporter(endpoint=f"{sink.endpoint}/v1/logs")), schedule_delay_millis=100))
     export = BatchSpanProcessor(
         pipeline.wrap_span_exporter(OTLPSpanExporter(endpoint=f"{sink.endpoint}/v1/traces")),
-        schedule_delay_millis=100)
+        schedule_delay_millis=schedule_delay_millis)
     chain = _Composite([*pipeline.span_processors, export])
     if sampler is None:
         tracer_provider = _GLOBAL

@@ -92,6 +92,24 @@ def test_failed_request_is_classified_and_fingerprinted(stack, otlp_sink):
          (semconv.MONITOR_OPERATION, "checkout")): 1}
 
 
+def test_a_failed_span_still_queued_at_shutdown_keeps_its_stack_based_group(otlp_sink):
+    """Shutdown runs our processors' before the export processor's final flush: the queued span keeps its enrichment."""
+    stack = make_stack(otlp_sink, CONFIG, schedule_delay_millis=60_000)  # nothing leaves before shutdown
+    try:
+        with TestClient(shop(stack), raise_server_exceptions=False) as client:
+            assert client.post("/checkout").status_code == 500
+        assert not otlp_sink.spans
+        stack.chain.shutdown()  # as at exit: our processors first, then the export processor flushes
+        assert otlp_sink.wait_for(lambda s: exported(s, "POST /checkout"))
+        assert otlp_sink.wait_for(lambda s: s.logs)
+    finally:
+        stack.close()
+    attrs = exported(otlp_sink, "POST /checkout")[0]["attributes"]
+    (log,) = [r for r in otlp_sink.logs if r["attributes"].get(semconv.EXCEPTION_TYPE) == "TimeoutError"]
+    assert attrs[semconv.MONITOR_ERROR_CATEGORY] == "timeout"
+    assert attrs[semconv.MONITOR_ERROR_FINGERPRINT] == log["attributes"][semconv.MONITOR_ERROR_FINGERPRINT]
+
+
 def test_client_error_is_categorised_but_not_a_failure(stack, otlp_sink):
     """A 401 server span gets monitor.error.category=auth but counts as a success."""
     attrs = request(stack, otlp_sink, "GET", "/secret", 401, "GET /secret")
