@@ -320,10 +320,11 @@ def freeze_what_lives_for_the_process() -> None:
     process. About 42,000 objects are frozen (a bare interpreter holds about
     8,000), and each full collection (tens a minute in a busy server) walked
     them all; frozen, no collection looks at them again. The instrumentations
-    load when their library is imported, later, and are not frozen. A cycle that was already garbage stays
-    in memory (about a hundred objects, once); a full ``gc.collect()`` first
-    would cost startup some 9 ms. Never done for ``otel_monitor.configure()``,
-    which runs inside an app that may hold garbage of its own (a test suite).
+    load when their library is imported, later, and are not frozen. A cycle
+    that was already garbage stays in memory (about a hundred objects, once);
+    a full ``gc.collect()`` first would cost startup some 9 ms. Never done for
+    ``otel_monitor.configure()``, which runs inside an app that may hold
+    garbage of its own (a test suite).
     """
     import gc
 
