@@ -1,8 +1,8 @@
 """What the cyclic garbage collector costs the server per request, with and without the freeze.
 
 Under the launcher otel-monitor freezes (``gc.freeze()``) what exists once it
-has set up: the SDK's, the instrumentations' and its own objects, which live as
-long as the process (``OTEL_MONITOR_GC_FREEZE``). This serves the example app
+has set up: the SDK and its exporters, its own objects and the modules loaded
+before the app, which live as long as the process (``OTEL_MONITOR_GC_FREEZE``). This serves the example app
 with one uvicorn worker pinned to one core, uninstrumented and in the
 production profile with the freeze on and off, interleaved, loads each with
 ``wrk`` from the other core and reports, over the loaded seconds only: req/s,
@@ -19,6 +19,7 @@ The server is ``python -m benchmarks.gc_cost --serve APP PORT``: uvicorn with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -29,7 +30,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the --serve process, measured, imports nothing of the harness
+    from benchmarks.configurations import Configuration
 
 STATS_ENV = "GC_COST_STATS"
 
@@ -73,17 +77,15 @@ def _snapshot(pid: int, path: Path) -> dict[str, Any]:
     raise RuntimeError(f"server {pid} wrote no GC figures to {path}")
 
 
-def measure(variant: str, env: dict[str, str], instrumented: bool, args: argparse.Namespace,
-            sink_endpoint: str, server_cpu: int | None, load_cpu: int | None, work: Path) -> dict[str, Any]:
-    from benchmarks.configurations import Configuration
+def measure(configuration: Configuration, args: argparse.Namespace, sink_endpoint: str,
+            server_cpu: int | None, load_cpu: int | None, work: Path) -> dict[str, Any]:
     from benchmarks.loadgen import run_wrk
     from benchmarks.processes import AppServer, clean_environment, free_port
 
-    bin_dir = Path(sys.executable).parent
-    configuration = Configuration(variant, variant, bin_dir, instrumented, env)
+    variant, bin_dir = configuration.key, configuration.bin_dir
     port = free_port()
     command = [str(bin_dir / "python"), "-m", "benchmarks.gc_cost", "--serve", args.app, str(port)]
-    if instrumented:
+    if configuration.instrumented:
         command = [str(bin_dir / "opentelemetry-instrument"), *command]
     stats_path = work / f"{variant}.json"
     server_env = clean_environment(configuration.environment(sink_endpoint, service="bench-gc-cost"))
@@ -121,16 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.processes import SinkProcess
     from benchmarks.run import cpu_plan
 
-    production = {c.key: c for c in build_configurations(Path(sys.executable).parent, None)}["monitor-production"]
-    variants = [("uninstrumented", {}, False),
-                ("production, frozen", {**production.env, "OTEL_MONITOR_GC_FREEZE": "true"}, True),
-                ("production, not frozen", {**production.env, "OTEL_MONITOR_GC_FREEZE": "false"}, True)]
+    by_key = {c.key: c for c in build_configurations(Path(sys.executable).parent, None)}
+    production = by_key["monitor-production"]
+    variants = [by_key["uninstrumented"]] + [
+        dataclasses.replace(production, key=f"production, {name}", env={**production.env, "OTEL_MONITOR_GC_FREEZE": value})
+        for name, value in (("frozen", "true"), ("not frozen", "false"))]
     server_cpu, load_cpu = cpu_plan()
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in variants}
+    results: dict[str, list[dict[str, Any]]] = {c.key: [] for c in variants}
     with SinkProcess(sys.executable, cpu=load_cpu) as sink, tempfile.TemporaryDirectory() as work:
         for round_number in range(args.rounds):
-            for name, env, instrumented in variants:
-                result = measure(name, env, instrumented, args, sink.endpoint, server_cpu, load_cpu, Path(work))
+            for configuration in variants:
+                name = configuration.key
+                result = measure(configuration, args, sink.endpoint, server_cpu, load_cpu, Path(work))
                 results[name].append(result)
                 full = f"{result['full_ms']:.1f} ms" if result["full_ms"] is not None else "none ran"
                 print(f"round {round_number + 1} {name}: {result['rps']:,.0f} req/s, collections "
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     base = median("uninstrumented", "rps")
     print(f"\n{args.path}, medians of {args.rounds} interleaved rounds of {args.seconds:g} s:")
     print("| server | req/s | vs uninstrumented | full collection ms | GC µs/request |\n|---|---|---|---|---|")
-    for name, _, _ in variants:
+    for name in results:
         print(f"| {name} | {median(name, 'rps'):,.0f} | {median(name, 'rps') / base:.2f}x | "
               f"{median(name, 'full_ms'):.1f} | {median(name, 'gc_us_per_request'):.1f} |")
     return 0
