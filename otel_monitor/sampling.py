@@ -24,13 +24,28 @@ from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from .guard import internal_error, renew_after_fork
+from .spans import exportable
 
 
 class RecordAllSampler(Sampler):
-    """Delegate the decision; record (never drop) what the delegate drops."""
+    """Delegate the decision; record (never drop) what the delegate drops.
+
+    A recorded-only span keeps the attributes it was started with: the
+    delegate's DROP carries none, and a failed or slow request's span that is
+    kept needs them (``url.path``, ``server.address``).
+    """
 
     def __init__(self, delegate: Sampler) -> None:
         self.delegate = delegate
+        #: A child follows its parent's flag: the delegate is ``ParentBased``
+        #: with its default rules for parents (only the root's rule differs).
+        #: The tracer of :mod:`otel_monitor.spans` then decides without calling us.
+        self.follows_parent = _follows_parent(delegate)
+        #: With ``follows_parent``: a root is sampled when its trace id's low 64
+        #: bits are under this bound (the ratio rule of ``TraceIdRatioBased``;
+        #: ``ALWAYS_ON`` and ``ALWAYS_OFF`` are its two ends), or None when the
+        #: root's rule is some other sampler, which is then asked.
+        self.root_bound = _root_bound(delegate) if self.follows_parent else None
 
     def should_sample(
         self,
@@ -46,11 +61,36 @@ class RecordAllSampler(Sampler):
         if result.decision is Decision.DROP:
             if trace_state is None:
                 trace_state = get_current_span(parent_context).get_span_context().trace_state
-            return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state or trace_state)
+            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state or trace_state)
         return result
 
     def get_description(self) -> str:
         return f"RecordAll{{{self.delegate.get_description()}}}"
+
+
+def _follows_parent(sampler: Sampler) -> bool:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, ParentBasedTraceIdRatio
+
+    # The SDK's own classes only: a subclass may decide otherwise.
+    return type(sampler) in (ParentBased, ParentBasedTraceIdRatio) and (
+        sampler._remote_parent_sampled is ALWAYS_ON  # noqa: SLF001 - the SDK keeps its rules private
+        and sampler._local_parent_sampled is ALWAYS_ON  # noqa: SLF001
+        and sampler._remote_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001
+        and sampler._local_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001
+    )
+
+
+def _root_bound(sampler: Any) -> int | None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, TraceIdRatioBased
+
+    root = sampler._root  # noqa: SLF001
+    if root is ALWAYS_ON:
+        return TraceIdRatioBased.TRACE_ID_LIMIT + 1
+    if root is ALWAYS_OFF:
+        return 0
+    if type(root) is TraceIdRatioBased:
+        return int(root.bound)
+    return None
 
 
 class MonitorSpanExportProcessor(BatchSpanProcessor):
@@ -109,9 +149,10 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
         held = self._pending.pop(trace_id, [])
         self._pending_count -= len(held)
         if self._worth_keeping(span, held):
+            # Recorded-only spans carry their attributes unchecked (otel_monitor.spans).
             for child in held:
-                self._batch_processor.emit(child)
-            self._batch_processor.emit(span)
+                self._batch_processor.emit(exportable(child))
+            self._batch_processor.emit(exportable(span))
 
     def _worth_keeping(self, root: ReadableSpan, children: list[ReadableSpan]) -> bool:
         if self._slow_ns and root.end_time is not None and root.start_time is not None:

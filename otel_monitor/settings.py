@@ -164,6 +164,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated attribute keys that are never scrubbed."),
     Setting("OTEL_MONITOR_RUNTIME_METRICS", parse_bool, "true",
             "Report process CPU, memory, GC, thread and file-descriptor metrics."),
+    Setting("OTEL_MONITOR_LEAN_SPANS", parse_bool, "true",
+            "Record spans with otel-monitor's span type: the SDK's, with attributes checked once on the way to export "
+            "instead of on every write, and no lock per write (false: the SDK's own span type)."),
     Setting("OTEL_MONITOR_GC_FREEZE", parse_bool, "true",
             "Under opentelemetry-instrument, move the objects that exist once otel-monitor has set up (the SDK and its "
             "exporters, ours, the modules loaded before the app) out of the garbage collector's scans (gc.freeze)."),

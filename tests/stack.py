@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler
 
+from otel_monitor import spans
 from otel_monitor.config import EMPTY, ConfigFile, parse_config_text
 from otel_monitor.processors import Pipeline, build_pipeline
 from otel_monitor.sampling import RecordAllSampler
@@ -40,6 +41,7 @@ class _Switch(SpanProcessor):
 _SWITCH = _Switch()
 _GLOBAL = TracerProvider(sampler=RecordAllSampler(ALWAYS_ON))
 _GLOBAL.add_span_processor(_SWITCH)
+spans.install(_GLOBAL)  # the span type the configurator installs (OTEL_MONITOR_LEAN_SPANS)
 trace.set_tracer_provider(_GLOBAL)
 
 
@@ -124,4 +126,5 @@ def make_stack(sink: Any, config_text: str | None = None, sampler: Sampler | Non
     else:
         tracer_provider = TracerProvider(sampler=RecordAllSampler(sampler), resource=resource)
         tracer_provider.add_span_processor(chain)
+        spans.install(tracer_provider)
     return Stack(pipeline, tracer_provider, meter_provider, logger_provider, reader, chain)

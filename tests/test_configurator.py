@@ -138,6 +138,24 @@ def test_programmatic_configure_freezes_nothing():
     assert proc.stdout.strip() == "TracerProvider scanned False app module scanned app cycle collected"
 
 
+@pytest.mark.parametrize("setting, expected", [(None, "MonitorTracer MonitorSpan"), ("false", "Tracer _Span")])
+def test_the_lean_span_type_is_installed_unless_turned_off(setting, expected):
+    """OTEL_MONITOR_LEAN_SPANS (default true) makes the configured provider's tracers record otel_monitor.spans spans."""
+    env = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+    if setting is not None:
+        env["OTEL_MONITOR_LEAN_SPANS"] = setting
+    proc = run_python("""
+        import otel_monitor
+        otel_monitor.configure()
+        from opentelemetry import trace
+        tracer = trace.get_tracer("app")
+        span = tracer.start_span("s")
+        print(type(tracer).__name__, type(span).__name__)
+    """, env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected
+
+
 def test_forked_worker_gets_its_own_instance_id():
     """A process forked after configuration reports a different service.instance.id."""
     with OTLPSink() as sink:

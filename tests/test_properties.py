@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_monitor import errors, guard, semconv
+from otel_monitor import errors, guard, semconv, spans
 from otel_monitor.config import EMPTY
 from otel_monitor.processors import EnrichingLogExporter, EnrichingSpanExporter, build_pipeline
 from otel_monitor.redaction import REDACTED, Redactor
@@ -77,6 +77,7 @@ class Stack:
         for processor in self.pipeline.span_processors:
             self.tracers.add_span_processor(guard.GuardedSpanProcessor(processor))
         self.tracers.add_span_processor(SimpleSpanProcessor(self.pipeline.wrap_span_exporter(self.span_memory)))
+        spans.install(self.tracers)  # the span type the configurator installs
         self.tracer = self.tracers.get_tracer("properties")
         self.logger = self.loggers.get_logger("properties")
 

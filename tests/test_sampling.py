@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode
 
-from otel_monitor import guard
+from otel_monitor import guard, spans
 from otel_monitor.sampling import MonitorSpanExportProcessor, RecordAllSampler
 
 
@@ -17,6 +17,7 @@ def pipeline(**options) -> tuple[TracerProvider, InMemorySpanExporter, MonitorSp
     processor = MonitorSpanExportProcessor(exporter, **options)
     provider = TracerProvider(sampler=RecordAllSampler(ALWAYS_OFF))
     provider.add_span_processor(processor)
+    spans.install(provider)  # the span type the configurator installs
     return provider, exporter, processor
 
 

@@ -1,0 +1,341 @@
+"""A leaner recording span for the SDK's tracer: same API, same exported data.
+
+The SDK's ``Span`` pays on every span for what few spans use: a lock taken by
+every ``set_attribute``, ``update_name`` and ``set_status``; a
+``BoundedAttributes`` (with its own lock) whose every write checks and copies
+the value; an empty ``BoundedList`` each for events and links; and a
+``ReadableSpan`` copy at the end.  A server request's span sees about ten
+attribute writes and a rename, most of them for a span that is recorded only
+so that metrics stay exact (``RECORD_ONLY``) and is then forgotten.
+
+:class:`MonitorSpan` is the SDK's ``Span`` (a subclass: ``isinstance`` checks,
+``record_exception``, ``add_event``, ``add_link``, ``set_status`` and the
+``ReadableSpan`` properties are the SDK's own) with these differences:
+
+* attributes are written to a plain dict, unchecked; they are checked and
+  bounded (the SDK's ``BoundedAttributes``, same limits, same warnings) once,
+  when a span is handed to an exporter: at its end when it is sampled, or by
+  :func:`exportable` when an unsampled span is kept because it failed or was
+  slow.  Span processors see the written values; ours read them defensively;
+* writes take no lock (a dict write is atomic under the GIL); ``end`` still
+  takes the span's lock, so a span ends once;
+* events and links get their bounded lists on first use;
+* the span passed to ``on_end`` is a ``ReadableSpan`` built from the same
+  fields, as the SDK does.
+
+:class:`MonitorTracer` is the SDK's ``Tracer`` whose ``start_span`` makes
+these spans; :func:`install` makes a ``TracerProvider`` hand out such tracers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from time import time_ns
+from typing import Any
+
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes, _clean_attribute_value
+from opentelemetry.sdk.trace import ReadableSpan, Span, Tracer, TracerProvider
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+logger = logging.getLogger("opentelemetry.sdk.trace")
+
+_EMPTY: tuple[Any, ...] = ()
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_NOT_SAMPLED_RANDOM = TraceFlags(TraceFlags.DEFAULT | TraceFlags.RANDOM_TRACE_ID)
+_get_current_span = trace_api.get_current_span
+_NO_LIMIT = 1 << 62
+
+
+def _bounded(attributes: Any, limits: Any) -> BoundedAttributes:
+    return BoundedAttributes(limits.max_span_attributes, attributes, immutable=True,
+                             max_value_len=limits.max_span_attribute_length)
+
+
+_RECORD_AND_SAMPLE = Decision.RECORD_AND_SAMPLE
+_RECORD_ONLY = Decision.RECORD_ONLY
+_TRACE_ID_LIMIT = (1 << 64) - 1
+_PLAIN = frozenset({str, int, float, bool, bytes, type(None)})
+_UNSET = trace_api.Status(trace_api.StatusCode.UNSET)
+
+
+class MonitorSpan(Span):
+    """The SDK's recording span with lock-free, deferred-checked attributes (see the module)."""
+
+    def __init__(  # noqa: PLR0913 - the SDK's own signature, in its order
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        resource: Any,
+        attributes: Any,
+        span_processor: Any,
+        kind: SpanKind,
+        links: Sequence[trace_api.Link],
+        instrumentation_info: Any,
+        record_exception: bool,
+        set_status_on_exception: bool,
+        limits: Any,
+        instrumentation_scope: Any,
+        record_end_metrics: Any,
+    ) -> None:
+        # ReadableSpan's fields, then Span's, without the SDK's per-span allocations.
+        self._limits = limits
+        self._max_attributes = limits.max_span_attributes if limits.max_span_attributes is not None else _NO_LIMIT
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = instrumentation_info
+        self._instrumentation_scope = instrumentation_scope
+        self._parent = parent
+        self._start_time: int | None = None
+        self._end_time: int | None = None
+        self._attributes: Any = {}
+        if attributes:
+            self.set_attributes(attributes)
+        self._events: Any = _EMPTY
+        self._links: Any = self._new_links(links) if links else _EMPTY
+        self._resource = resource
+        self._status = _UNSET
+        self._sampler = None
+        self._trace_config = None
+        self._record_exception = record_exception
+        self._set_status_on_exception = set_status_on_exception
+        self._span_processor = span_processor
+        self._lock = _new_lock()
+        self._record_end_metrics = record_end_metrics
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self._end_time is not None:
+            logger.warning("Setting attribute on ended span.")
+            return
+        mine = self._attributes
+        for key, value in attributes.items():
+            # Containers are copied now, as the SDK does, so later changes by the caller do not show.
+            mine[key] = value if value.__class__ in _PLAIN else _clean_attribute_value(value, None)
+        if len(mine) > self._max_attributes:
+            self._overflow()
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self._end_time is not None:
+            logger.warning("Setting attribute on ended span.")
+            return
+        mine = self._attributes
+        mine[key] = value if value.__class__ in _PLAIN else _clean_attribute_value(value, None)
+        if len(mine) > self._max_attributes:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        # Past the limit: the SDK's own bounded mapping from here on (it keeps the
+        # newest and counts what it drops; a rare path, so its lock is no cost).
+        self._attributes = BoundedAttributes(self._max_attributes, self._attributes, immutable=False,
+                                             max_value_len=self._limits.max_span_attribute_length)
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is not None:
+            logger.warning("Calling update_name() on an ended span.")
+            return
+        self._name = name
+
+    def _add_event(self, event: Any) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                logger.warning("Calling _add_event() on an ended span.")
+                return
+            if self._events is _EMPTY:
+                self._events = self._new_events()
+            self._events.append(event)
+
+    def _add_link(self, link: trace_api.Link) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                logger.warning("Calling _add_link() on an ended span.")
+                return
+            if self._links is _EMPTY:
+                self._links = BoundedList(self._limits.max_links)
+            self._links.append(link)
+
+    def start(self, start_time: int | None = None, parent_context: context_api.Context | None = None) -> None:
+        if self._start_time is not None:
+            logger.warning("Calling start() on a started span.")
+            return
+        self._start_time = start_time if start_time is not None else time_ns()
+        self._span_processor.on_start(self, parent_context=parent_context)
+
+    def end(self, end_time: int | None = None) -> None:
+        with self._lock:
+            if self._start_time is None:
+                raise RuntimeError("Calling end() on a not started span.")
+            if self._end_time is not None:
+                logger.warning("Calling end() on an ended span.")
+                return
+            self._end_time = end_time if end_time is not None else time_ns()
+        if self._record_end_metrics:
+            self._record_end_metrics()
+        self._span_processor._on_ending(self)
+        self._span_processor.on_end(self._readable_span())
+
+    def _readable_span(self) -> ReadableSpan:
+        attributes = self._attributes
+        checked = True
+        if attributes.__class__ is BoundedAttributes:
+            attributes._immutable = True
+        elif self._context.trace_flags.sampled:
+            # On its way to an exporter: checked and bounded as the SDK does.
+            attributes = _bounded(attributes, self._limits)
+        else:
+            checked = False
+        readable = ReadableSpan(
+            name=self._name, context=self._context, parent=self._parent, resource=self._resource,
+            attributes=attributes, events=self._events, links=self._links, kind=self._kind,
+            status=self._status, start_time=self._start_time, end_time=self._end_time,
+            instrumentation_info=self._instrumentation_info, instrumentation_scope=self._instrumentation_scope,
+        )
+        if not checked:
+            readable._limits = self._limits  # type: ignore[attr-defined] - for exportable()
+        return readable
+
+
+def _new_lock() -> Any:
+    import threading
+
+    global _new_lock
+    _new_lock = threading.Lock  # noqa: PLW0603 - bound once, then the C constructor itself
+    return _new_lock()
+
+
+def exportable(span: ReadableSpan) -> ReadableSpan:
+    """An unsampled span of ours with its attributes checked and bounded, for an exporter.
+
+    Any other span (the SDK's, or one whose attributes are already checked) is
+    returned as it is.
+    """
+    limits = getattr(span, "_limits", None)
+    attributes = span._attributes  # noqa: SLF001 - ReadableSpan's own field
+    if limits is None or attributes is None or isinstance(attributes, BoundedAttributes):
+        return span
+    return ReadableSpan(
+        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes=_bounded(attributes, limits), events=span._events, links=span._links,  # noqa: SLF001
+        kind=span.kind, status=span.status, start_time=span.start_time, end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class MonitorTracer(Tracer):
+    """The SDK's tracer, making :class:`MonitorSpan` spans; same sampling, ids and processors."""
+
+    def start_span(  # noqa: PLR0913 - the API's signature
+        self,
+        name: str,
+        context: context_api.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Any = None,
+        links: Sequence[trace_api.Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace_api.Span:
+        parent = _get_current_span(context).get_span_context()
+        if parent is not None and not isinstance(parent, SpanContext):
+            raise TypeError("parent_span_context must be a SpanContext or None.")
+        if not self._tracer_config.is_enabled:
+            return NonRecordingSpan(context=parent)
+        ids = self.id_generator
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = ids.generate_trace_id()
+            random_trace_id = ids.is_trace_id_random()
+        else:
+            trace_id = parent.trace_id
+            random_trace_id = parent.trace_flags.random_trace_id
+        sampler = self.sampler
+        if parent is not None and getattr(sampler, "follows_parent", False):
+            # The sampler's own rule for a child, without looking the parent up
+            # three more times: the parent's flag decides, its trace state carries over.
+            sampled = parent.trace_flags.sampled
+            decision = _RECORD_AND_SAMPLE if sampled else _RECORD_ONLY
+            trace_state = parent.trace_state
+        elif parent is None and getattr(sampler, "root_bound", None) is not None:
+            # Its rule for a root: the trace id ratio (RecordAllSampler records what it drops).
+            sampled = trace_id & _TRACE_ID_LIMIT < sampler.root_bound
+            decision = _RECORD_AND_SAMPLE if sampled else _RECORD_ONLY
+            trace_state = None
+        else:
+            result = sampler.should_sample(context, trace_id, name, kind, attributes, links or ())
+            decision, trace_state, attributes = result.decision, result.trace_state, result.attributes
+            sampled = decision.is_sampled()
+        if random_trace_id:
+            flags = _SAMPLED_RANDOM if sampled else _NOT_SAMPLED_RANDOM
+        else:
+            flags = _SAMPLED if sampled else _NOT_SAMPLED
+        span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
+                                   trace_flags=flags, trace_state=trace_state)
+        record_end_metrics = self._tracer_metrics.start_span(parent, decision)
+        if not decision.is_recording():
+            return NonRecordingSpan(context=span_context)
+        span = MonitorSpan(
+            name, span_context, parent, self.resource, attributes, self.span_processor, kind,
+            links or (), self.instrumentation_info, record_exception, set_status_on_exception,
+            self._span_limits, self._instrumentation_scope, record_end_metrics,
+        )
+        span.start(start_time=start_time, parent_context=context)
+        return span
+
+
+def install(provider: Any) -> bool:
+    """Make an SDK ``TracerProvider`` hand out :class:`MonitorTracer`; False when it does not.
+
+    Not for any other provider, and not when a span of ours fails a trial run
+    through the SDK's own span methods (an SDK whose ``Span`` has moved on):
+    the SDK's span type then stays.  Tracers the provider already gave out are
+    converted too (a ``MonitorTracer`` has no state of its own, only a
+    different ``start_span``).
+    """
+    if type(provider) is not TracerProvider or not _trial_run():
+        return False
+    original = provider.get_tracer
+
+    def get_tracer(*args: Any, **kwargs: Any) -> Any:
+        tracer = original(*args, **kwargs)
+        if type(tracer) is Tracer:
+            tracer.__class__ = MonitorTracer
+        return tracer
+
+    provider.get_tracer = get_tracer  # type: ignore[method-assign]
+    with provider._tracers_lock:  # noqa: SLF001
+        for tracer in provider._tracers.values():  # noqa: SLF001
+            if type(tracer) is Tracer:
+                tracer.__class__ = MonitorTracer
+    return True
+
+
+def _trial_run() -> bool:
+    """Every span method, on a provider of its own with nothing to export to."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    try:
+        trial = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False)
+        tracer = trial.get_tracer("otel_monitor.spans")
+        tracer.__class__ = MonitorTracer
+        with tracer.start_as_current_span("trial", attributes={"a": 1}) as span:
+            child = tracer.start_span("child", links=[trace_api.Link(span.get_span_context())])
+            child.add_link(span.get_span_context(), {"b": 2})
+            child.add_event("event", {"c": [3]})
+            child.record_exception(ValueError("trial"))
+            child.set_status(trace_api.StatusCode.ERROR, "trial")
+            child.set_attributes({"d": "e"})
+            child.update_name("renamed")
+            child.end()
+            readable = child._readable_span()  # noqa: SLF001
+            return (readable.name == "renamed" and len(readable.events) == 2 and len(readable.links) == 2
+                    and readable.attributes["d"] == "e" and readable.status.status_code is trace_api.StatusCode.ERROR)
+    except Exception as exc:  # noqa: BLE001 - any failure means: keep the SDK's span type
+        logger.debug("otel-monitor keeps the SDK's span type: %r", exc)
+        return False

@@ -1,0 +1,269 @@
+"""otel_monitor.spans: the lean span type records and exports what the SDK's span does."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, Tracer, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
+from opentelemetry.trace.span import TraceState
+
+from otel_monitor import spans
+from otel_monitor.sampling import MonitorSpanExportProcessor, RecordAllSampler
+
+
+def _provider(lean: bool, sampler: Any = ALWAYS_ON, limits: SpanLimits | None = None) -> tuple[Any, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler, span_limits=limits, shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if lean:
+        assert spans.install(provider)
+    return provider, exporter
+
+
+def _exercise(tracer: Any) -> None:
+    """The same calls on both span types, including values the SDK refuses."""
+    link_context = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    with tracer.start_as_current_span("GET", kind=SpanKind.SERVER, attributes={"url.path": "/a/1", "n": 1},
+                                      links=[Link(link_context, {"why": "batch"})]) as span:
+        span.set_attribute("http.route", "/a/{id}")
+        span.set_attribute("none", None)
+        span.set_attribute("mapping", {"a": [1, 2]})  # copied, its list made a tuple
+        span.set_attribute("object", object())  # no string of its own: None, with a warning
+        later = [1, 2, 3]
+        span.set_attribute("list", later)  # kept as a tuple, as it was when set
+        later.append(4)
+        span.set_attribute("long", "x" * 50)
+        span.set_attributes({"http.response.status_code": 500, "error.type": "500"})
+        span.update_name("GET /a/{id}")
+        span.add_event("retry", {"attempt": 2})
+        span.add_link(link_context, {"why": "later"})
+        with tracer.start_as_current_span("SELECT shop.db", kind=SpanKind.CLIENT) as child:
+            child.set_attribute("db.query.text", "SELECT 1")
+        try:
+            raise ValueError("boom")
+        except ValueError as exc:
+            span.record_exception(exc)
+        span.set_status(StatusCode.ERROR, "failed")
+
+
+def _view(span: ReadableSpan) -> dict[str, Any]:
+    return {
+        "name": span.name, "kind": span.kind, "attributes": dict(span.attributes),
+        "dropped_attributes": span.dropped_attributes,
+        "status": (span.status.status_code, span.status.description),
+        "events": [(e.name, {k: v for k, v in e.attributes.items() if k != "exception.stacktrace"})
+                   for e in span.events],
+        "links": [(link.context.span_id, dict(link.attributes)) for link in span.links],
+        "parent": span.parent.span_id if span.parent else None,
+        "sampled": span.context.trace_flags.sampled,
+        "timed": span.start_time is not None and span.end_time >= span.start_time,
+    }
+
+
+def test_a_lean_span_exports_what_the_sdks_span_exports() -> None:
+    limits = SpanLimits(max_span_attribute_length=20)
+    sdk, sdk_out = _provider(lean=False, limits=limits)
+    lean, lean_out = _provider(lean=True, limits=limits)
+    _exercise(sdk.get_tracer("t"))
+    tracer = lean.get_tracer("t")
+    assert type(tracer) is spans.MonitorTracer
+    _exercise(tracer)
+    expected = [_view(s) for s in sdk_out.get_finished_spans()]
+    got = [_view(s) for s in lean_out.get_finished_spans()]
+    # parents differ (fresh ids); compare the rest, and that the child names its parent
+    for e, g in zip(expected, got, strict=True):
+        e.pop("parent"), g.pop("parent")
+    assert got == expected
+    child, root = lean_out.get_finished_spans()
+    assert child.parent.span_id == root.context.span_id
+    assert root.attributes["list"] == (1, 2, 3)
+    assert root.attributes["mapping"] == {"a": (1, 2)}
+
+
+def test_attribute_count_limit_keeps_the_newest_and_counts_the_dropped_as_the_sdk_does() -> None:
+    limits = SpanLimits(max_span_attributes=3)
+    views = []
+    for lean in (False, True):
+        provider, out = _provider(lean, limits=limits)
+        span = provider.get_tracer("t").start_span("s", attributes={"a": 1, "b": 2})
+        for key in "cdef":
+            span.set_attribute(key, key)
+        span.set_attributes({"g": 7, "h": 8})
+        span.end()
+        (finished,) = out.get_finished_spans()
+        views.append((dict(finished.attributes), finished.dropped_attributes))
+    assert views[1] == views[0]
+    assert views[1][0] == {"f": "f", "g": 7, "h": 8}
+
+
+def test_writes_after_end_are_ignored_and_a_second_end_does_not_export_again(caplog: pytest.LogCaptureFixture) -> None:
+    provider, out = _provider(lean=True)
+    span = provider.get_tracer("t").start_span("s")
+    span.end()
+    with caplog.at_level(logging.WARNING, logger="opentelemetry.sdk.trace"):
+        span.set_attribute("late", 1)
+        span.update_name("renamed")
+        span.end()
+    (finished,) = out.get_finished_spans()
+    assert finished.name == "s" and "late" not in finished.attributes
+    assert not span.is_recording()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Setting attribute on ended span.", "Calling update_name() on an ended span.", "Calling end() on an ended span."]
+
+
+@pytest.mark.parametrize("remote", [False, True])
+@pytest.mark.parametrize("parent_sampled", [False, True])
+def test_a_child_follows_its_parent_as_the_sampler_would(remote: bool, parent_sampled: bool) -> None:
+    """The tracer decides a child without calling the sampler; the outcome is the sampler's."""
+    state = TraceState([("vendor", "x")])
+    parent = SpanContext(0x1234, 0x5678, is_remote=remote, trace_state=state,
+                         trace_flags=TraceFlags(TraceFlags.SAMPLED if parent_sampled else TraceFlags.DEFAULT))
+    ctx = trace.set_span_in_context(NonRecordingSpan(parent))
+    sampler = RecordAllSampler(ParentBased(TraceIdRatioBased(0.5)))
+    assert sampler.follows_parent
+    expected = sampler.should_sample(ctx, parent.trace_id, "child", attributes={"k": "v"})
+    provider, _ = _provider(lean=True, sampler=sampler)
+    span = provider.get_tracer("t").start_span("child", context=ctx, attributes={"k": "v"})
+    got = span.get_span_context()
+    assert got.trace_flags.sampled is expected.decision.is_sampled() is parent_sampled
+    assert span.is_recording() is expected.decision.is_recording() is True
+    assert got.trace_state == expected.trace_state == state
+    assert got.trace_id == parent.trace_id and span.parent == parent
+    assert dict(span.attributes) == dict(expected.attributes) == {"k": "v"}
+
+
+def test_a_sampler_with_its_own_rule_for_parents_is_asked() -> None:
+    sampler = RecordAllSampler(ParentBased(ALWAYS_ON, local_parent_sampled=ALWAYS_OFF))
+    assert not sampler.follows_parent
+    provider, _ = _provider(lean=True, sampler=sampler)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("root") as root:
+        assert root.get_span_context().trace_flags.sampled
+        child = tracer.start_span("child")
+    assert not child.get_span_context().trace_flags.sampled  # the custom rule, not the parent's flag
+    assert child.is_recording()  # recorded for metrics all the same
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_a_recorded_only_span_keeps_the_attributes_it_started_with(lean: bool) -> None:
+    """The delegate's DROP carries no attributes; the recorded span must still have its own."""
+    provider, _ = _provider(lean, sampler=RecordAllSampler(ParentBased(ALWAYS_OFF)))
+    span = provider.get_tracer("t").start_span("GET", kind=SpanKind.SERVER, attributes={"url.path": "/x"})
+    assert not span.get_span_context().trace_flags.sampled
+    assert span.attributes["url.path"] == "/x"
+
+
+def test_an_unsampled_failed_request_is_exported_with_checked_attributes() -> None:
+    """Recorded-only spans carry unchecked values until they are kept for export."""
+    exporter = InMemorySpanExporter()
+    processor = MonitorSpanExportProcessor(exporter, keep_errors=True, schedule_delay_millis=60_000)
+    provider = TracerProvider(sampler=RecordAllSampler(ParentBased(ALWAYS_OFF)), shutdown_on_exit=False,
+                              span_limits=SpanLimits(max_span_attribute_length=20))
+    provider.add_span_processor(processor)
+    spans.install(provider)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("GET /x", kind=SpanKind.SERVER, attributes={"url.path": "/x"}) as root:
+        with tracer.start_as_current_span("SELECT") as child:
+            child.set_attribute("object", object())
+            child.set_attribute("list", ["a", "b"])
+            child.set_attribute("long", "y" * 50)
+        root.set_status(StatusCode.ERROR)
+    with tracer.start_as_current_span("GET /fine"):
+        pass
+    provider.force_flush()
+    exported = {s.name: s for s in exporter.get_finished_spans()}
+    assert sorted(exported) == ["GET /x", "SELECT"]
+    assert dict(exported["GET /x"].attributes) == {"url.path": "/x"}
+    # checked on the way out, as the SDK checks them on the way in: limits apply
+    assert dict(exported["SELECT"].attributes) == {"object": None, "list": ("a", "b"), "long": "y" * 20}
+    assert not exported["SELECT"].context.trace_flags.sampled
+    processor.shutdown()
+
+
+def test_install_leaves_other_providers_alone_and_converts_tracers_already_given_out() -> None:
+    provider, out = _provider(lean=False)
+    early = provider.get_tracer("early")
+    assert type(early) is Tracer
+    assert spans.install(provider)
+    assert type(early) is spans.MonitorTracer
+    early.start_span("s").end()
+    assert out.get_finished_spans()[0].name == "s"
+
+    class Custom(TracerProvider):
+        pass
+
+    assert not spans.install(Custom(shutdown_on_exit=False))
+    assert not spans.install(trace.NoOpTracerProvider())
+
+
+def test_a_span_started_under_a_detached_context_is_a_root() -> None:
+    provider, _ = _provider(lean=True)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("outer"):
+        token = context_api.attach(context_api.Context())
+        try:
+            inner = tracer.start_span("inner")
+        finally:
+            context_api.detach(token)
+    assert inner.parent is None
+
+
+@pytest.mark.parametrize("root", [TraceIdRatioBased(0.5), ALWAYS_ON, ALWAYS_OFF])
+def test_a_root_is_sampled_as_the_samplers_ratio_rule_would(root: Any) -> None:
+    sampler = RecordAllSampler(ParentBased(root))
+    assert sampler.root_bound is not None
+    provider, _ = _provider(lean=True, sampler=sampler)
+    tracer = provider.get_tracer("t")
+    half = TraceIdRatioBased.get_bound_for_rate(0.5)
+    for trace_id in (1, half - 1, half, half + 1, (1 << 64) - 1, (1 << 64) + 5, (1 << 128) - 1):
+        provider.id_generator = tracer.id_generator = _FixedIds(trace_id)
+        expected = sampler.should_sample(None, trace_id, "root", attributes={"k": 1})
+        span = tracer.start_span("root", attributes={"k": 1})
+        assert span.get_span_context().trace_flags.sampled is expected.decision.is_sampled(), hex(trace_id)
+        assert span.is_recording() and span.parent is None
+        assert dict(span.attributes) == dict(expected.attributes) == {"k": 1}
+
+
+def test_a_root_rule_other_than_a_ratio_is_asked() -> None:
+    class Named(ParentBased):
+        pass
+
+    assert RecordAllSampler(ParentBased(ALWAYS_OFF, local_parent_sampled=ALWAYS_ON)).root_bound is not None
+    assert RecordAllSampler(Named(ALWAYS_ON)).root_bound is None  # a subclass may decide otherwise
+    assert not RecordAllSampler(Named(ALWAYS_ON)).follows_parent
+    assert RecordAllSampler(TraceIdRatioBased(0.5)).root_bound is None
+
+
+class _FixedIds:
+    def __init__(self, trace_id: int) -> None:
+        self.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        return self.trace_id
+
+    def generate_span_id(self) -> int:
+        return 0x1
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
+def test_an_sdk_whose_span_moved_on_keeps_its_own_span_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A span of ours that fails the trial run through the SDK's methods is not installed."""
+    def set_status_of_a_newer_sdk(self: Any, *args: Any, **kwargs: Any) -> None:
+        return self._a_field_this_span_type_does_not_set  # type: ignore[no-any-return]
+
+    provider, out = _provider(lean=False)
+    monkeypatch.setattr(spans.MonitorSpan, "set_status", set_status_of_a_newer_sdk)
+    assert not spans.install(provider)
+    assert type(provider.get_tracer("t")) is Tracer
+    monkeypatch.undo()
+    assert spans.install(provider)
