@@ -216,6 +216,7 @@ class InstrumentationLoader:
             reason = previous.reason.split("; ", 1)[-1] if previous and "verified" in previous.reason else ""
             REPORT[name] = Decision(name, "loaded", reason)
             if name == "sqlalchemy":
+                lean_query_spans()
                 drop_connect_spans()
                 observe_pool_usage()
                 instrument_existing_engines()
@@ -259,6 +260,84 @@ def drop_connect_spans() -> None:
 
     if hasattr(Engine.connect, "__wrapped__"):
         unwrap(Engine, "connect")
+
+
+_STATEMENTS_CACHED = 2048
+_STATEMENT_CACHED_LENGTH = 4096
+
+
+def lean_query_spans() -> None:
+    """The contrib's query span, with its name and attributes worked out once per statement.
+
+    For every query, ``EngineTracer._before_cur_exec`` reads the engine's URL
+    (and, for PostgreSQL, the connection's info) for the same attributes, strips
+    leading comments off the statement with a regular expression twice to name
+    the span, sets each attribute on its own, and makes the span current for
+    its instant only, which matters to sqlcommenter alone.  Here the
+    connection's part is worked out once per pooled DBAPI connection (kept in
+    the pool record's ``info``, which lives exactly as long as that
+    connection), and the statement's part once per distinct statement and
+    connection attributes (up to 2,048 statements of up to 4,096 characters per
+    engine; others are worked out each time),
+    both by the contrib's own functions, so names and attributes are the
+    contrib's; the span gets them when it starts.  With sqlcommenter on, or a
+    statement that is not a string, the contrib's own method runs.
+    """
+    from opentelemetry.instrumentation.sqlalchemy import engine as contrib
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+    from opentelemetry.trace import SpanKind
+
+    original = contrib.EngineTracer._before_cur_exec
+    if getattr(original, "_otel_monitor_lean", False):
+        return
+    connection_key = "otel_monitor.query_span_connection"
+    statements_key = "_otel_monitor_statements"
+
+    def _before_cur_exec(self: Any, conn: Any, cursor: Any, statement: Any, params: Any, context: Any,
+                         executemany: Any) -> Any:
+        if self.enable_commenter or not isinstance(statement, str):
+            return original(self, conn, cursor, statement, params, context, executemany)
+        if not is_instrumentation_enabled():
+            return statement, params
+        try:
+            info = conn.info
+            url = conn.engine.url
+        except Exception:  # noqa: BLE001 - a connection we cannot read: the contrib's own way
+            return original(self, conn, cursor, statement, params, context, executemany)
+        connection = info.get(connection_key)
+        if connection is None or connection[0] is not url or connection[1] is not self:
+            attrs, found = contrib._get_attributes_from_url(url, self._sem_conv_opt_in_mode_db,
+                                                            self._sem_conv_opt_in_mode_http)
+            if not found:
+                attrs = contrib._get_attributes_from_cursor_or_conn(
+                    self.vendor, conn, cursor, attrs, self._sem_conv_opt_in_mode_db, self._sem_conv_opt_in_mode_http)
+            db_name = contrib._get_db_name_from_cursor_or_conn(self.vendor, conn, cursor)
+            signature: Any = (db_name, tuple(attrs.items()))
+            try:
+                hash(signature)
+            except TypeError:  # an attribute value that cannot be a key: nothing is cached for it
+                signature = None
+            connection = (url, self, signature, db_name, attrs)
+            info[connection_key] = connection
+        statements = self.__dict__.setdefault(statements_key, {})
+        key = (statement, connection[2]) if connection[2] is not None and len(statement) <= _STATEMENT_CACHED_LENGTH else None
+        known = statements.get(key) if key is not None else None
+        if known is None:
+            db_name, attrs = connection[3], connection[4]
+            span_attrs = dict(attrs)
+            contrib._set_db_statement(span_attrs, statement, self._sem_conv_opt_in_mode_db)
+            contrib._set_db_system(span_attrs, self.vendor, self._sem_conv_opt_in_mode_db)
+            name = self._operation_name(db_name, statement)
+            contrib._set_db_operation(span_attrs, name, self._sem_conv_opt_in_mode_db)
+            known = (name, span_attrs)
+            if key is not None and len(statements) < _STATEMENTS_CACHED:
+                statements[key] = known
+        context._otel_span = self.tracer.start_span(known[0], kind=SpanKind.CLIENT, attributes=known[1])
+        return statement, params
+
+    _before_cur_exec._otel_monitor_lean = True  # type: ignore[attr-defined]
+    _before_cur_exec.__wrapped__ = original  # type: ignore[attr-defined]
+    contrib.EngineTracer._before_cur_exec = _before_cur_exec  # type: ignore[method-assign]
 
 
 _POOL_EVENTS = frozenset({"connect", "close", "checkin", "checkout"})

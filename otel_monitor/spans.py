@@ -20,8 +20,8 @@ so that metrics stay exact (``RECORD_ONLY``) and is then forgotten.
 * writes take no lock (a dict write is atomic under the GIL); ``end`` still
   takes the span's lock, so a span ends once;
 * events and links get their bounded lists on first use;
-* the span passed to ``on_end`` is a ``ReadableSpan`` built from the same
-  fields, as the SDK does.
+* the span passed to ``on_end`` is the span itself (a ``ReadableSpan``, and
+  ended it refuses every change), not the SDK's copy of its fields.
 
 :class:`MonitorTracer` is the SDK's ``Tracer`` whose ``start_span`` makes
 these spans; :func:`install` makes a ``TracerProvider`` hand out such tracers.
@@ -179,7 +179,14 @@ class MonitorSpan(Span):
         if self._record_end_metrics:
             self._record_end_metrics()
         self._span_processor._on_ending(self)
-        self._span_processor.on_end(self._readable_span())
+        # The span itself is the ReadableSpan processors get: ended, it refuses
+        # every change, so the SDK's copy would only cost time.
+        attributes = self._attributes
+        if attributes.__class__ is BoundedAttributes:
+            attributes._immutable = True
+        elif self._context.trace_flags.sampled:
+            self._attributes = _bounded(attributes, self._limits)  # on its way to an exporter
+        self._span_processor.on_end(self)
 
     def _readable_span(self) -> ReadableSpan:
         attributes = self._attributes
@@ -219,6 +226,9 @@ def exportable(span: ReadableSpan) -> ReadableSpan:
     limits = getattr(span, "_limits", None)
     attributes = span._attributes  # noqa: SLF001 - ReadableSpan's own field
     if limits is None or attributes is None or isinstance(attributes, BoundedAttributes):
+        return span
+    if isinstance(span, MonitorSpan) and span.end_time is not None:
+        span._attributes = _bounded(attributes, limits)  # ended: nobody else writes them now
         return span
     return ReadableSpan(
         name=span.name, context=span.context, parent=span.parent, resource=span.resource,

@@ -1,0 +1,93 @@
+"""otel_monitor.instrumentations.lean_query_spans: the contrib's query spans, worked out once per statement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import create_engine, text
+
+from otel_monitor.instrumentations import lean_query_spans
+
+from .postgres import postgres_server, postgres_url  # noqa: F401 (the shared throwaway server)
+
+STATEMENTS = [
+    ("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, name TEXT)", None),
+    ("DELETE FROM t", None),
+    ("INSERT INTO t (id, name) VALUES (:id, :name)", [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]),
+    ("SELECT name FROM t WHERE id = :id", {"id": 1}),
+    ("SELECT name FROM t WHERE id = :id", {"id": 2}),  # the same statement again: from the cache
+    ("/* a leading comment */ SELECT count(*) FROM t", None),
+    ("  \n UPDATE t SET name = :name WHERE id = :id", {"id": 1, "name": "c"}),
+]
+
+
+class _Contrib(EngineTracer):
+    """The contrib's own method, whatever the class holds now."""
+
+
+_Contrib._before_cur_exec = getattr(EngineTracer._before_cur_exec, "__wrapped__", EngineTracer._before_cur_exec)
+
+
+def _spans(url: str, tracer_class: type[EngineTracer]) -> list[tuple[str, Any, dict[str, Any]]]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    usage = MeterProvider().get_meter("t").create_up_down_counter("db.client.connections.usage")
+    engine = create_engine(url)
+    tracer_class(provider.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine, usage)
+    try:
+        with engine.begin() as conn:
+            for statement, params in STATEMENTS:
+                conn.execute(text(statement), params)
+            with suppress_instrumentation():
+                conn.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
+    return [(s.name, s.kind, dict(s.attributes)) for s in exporter.get_finished_spans()]
+
+
+def _compare(url: str) -> list[tuple[str, Any, dict[str, Any]]]:
+    lean_query_spans()
+    assert getattr(EngineTracer._before_cur_exec, "_otel_monitor_lean", False)
+    expected = _spans(url, _Contrib)
+    got = _spans(url, EngineTracer)
+    assert got == expected
+    assert len(got) == len(STATEMENTS)  # the insert's executemany is one span; the suppressed query none
+    return got
+
+
+def test_sqlite_query_spans_have_the_contribs_names_and_attributes(tmp_path: Any) -> None:
+    got = _compare(f"sqlite:///{tmp_path / 'q.db'}")
+    database = str(tmp_path / "q.db")
+    assert [name for name, _, _ in got] == [f"{verb} {database}" for verb in
+                                            ("CREATE", "DELETE", "INSERT", "SELECT", "SELECT", "SELECT", "UPDATE")]
+    assert got[3][2] == {"db.name": database, "db.statement": "SELECT name FROM t WHERE id = ?",
+                         "db.system": "sqlite", "db.operation": f"SELECT {database}"}
+
+
+def test_postgresql_query_spans_have_the_contribs_names_and_attributes(postgres_url: str) -> None:  # noqa: F811
+    got = _compare(postgres_url)
+    assert all("server.address" in attributes or "net.peer.name" in attributes for _, _, attributes in got)
+
+
+def test_a_connection_that_cannot_be_read_falls_back_to_the_contribs_method(tmp_path: Any,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.engine import Connection
+
+    lean_query_spans()
+
+    def unreadable(self: Any) -> Any:
+        raise RuntimeError("invalidated")
+
+    monkeypatch.setattr(Connection, "info", property(unreadable))
+    got = _spans(f"sqlite:///{tmp_path / 'f.db'}", EngineTracer)
+    database = str(tmp_path / "f.db")
+    assert [name for name, _, _ in got][:2] == [f"CREATE {database}", f"DELETE {database}"]
+    assert len(got) == len(STATEMENTS)
