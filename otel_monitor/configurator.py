@@ -225,6 +225,7 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
         spans.install(tracer_provider)
     meter_provider = metrics.get_meter_provider()
     logger_provider = _logs.get_logger_provider()
+    _cache_loggers(logger_provider)
     state.providers = {"traces": tracer_provider, "metrics": meter_provider, "logs": logger_provider}
     _wrap_metric_exporters(meter_provider)
 
@@ -262,6 +263,37 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(before=_before_fork, after_in_child=lambda: _after_fork_in_child(state.providers))
     return state
+
+
+def _cache_loggers(provider: Any) -> None:
+    """``get_logger`` without its two locks for a logger already made.
+
+    FastAPI's native telemetry asks for its logger on every request; the SDK's
+    provider looks it up in its cache under a lock and adds it to its set of
+    active loggers under another.  The same loggers come from a plain dict
+    here, filled by the SDK's own ``get_logger`` (loggers with attributes are
+    not cached, as in the SDK).
+    """
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    if type(provider) is not LoggerProvider:
+        return
+    original = provider.get_logger
+    known: dict[tuple[Any, ...], Any] = {}
+
+    def get_logger(name: str, version: str | None = None, schema_url: str | None = None,
+                   attributes: Any = None) -> Any:
+        if attributes is not None:
+            return original(name, version, schema_url, attributes)
+        key = (name, version, schema_url)
+        logger = known.get(key)
+        if logger is None:
+            logger = original(name, version, schema_url)
+            if len(known) < 1024:
+                known[key] = logger
+        return logger
+
+    provider.get_logger = get_logger
 
 
 def _wrap_metric_exporters(meter_provider: Any) -> None:

@@ -457,3 +457,65 @@ def install_fastapi_native_defaults(settings: Any) -> None:
     __init__.__wrapped__ = original_init  # type: ignore[attr-defined]
     fastapi.FastAPI.__init__ = __init__  # type: ignore[method-assign]
     _FASTAPI_PATCHED = True
+    remember_request_invariants()
+
+
+_SERVER_ADDRESSES_KEPT = 256
+
+
+def remember_request_invariants() -> None:
+    """Work FastAPI's native telemetry redoes on every request, done once per distinct input.
+
+    * ``_server_attributes(scope)`` parses the ``Host`` header with
+      ``urlsplit`` for ``server.address`` and ``server.port``: the answer is
+      kept per (Host header, scheme, server) for 256 such triples; beyond
+      that (a client sending made-up hosts) it is worked out each time;
+    * ``_legacy_otel(stack)`` walks the whole middleware stack to see whether
+      the contrib's ASGI middleware is in it: the answer is kept for the last
+      stack asked about (an app builds its stack once; a rebuilt stack is a new
+      object and is walked again).
+
+    Both wrap FastAPI's own functions, which still give every answer; an
+    older or newer FastAPI without them is left alone.
+    """
+    try:
+        from fastapi import applications
+        from fastapi.telemetry import _asgi
+    except ImportError:
+        return
+    server_attributes = getattr(_asgi, "_server_attributes", None)
+    legacy_otel = getattr(applications, "_legacy_otel", None)
+    if callable(server_attributes) and not hasattr(server_attributes, "__wrapped__"):
+        addresses: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+        def _server_attributes(scope: Any) -> dict[str, Any]:
+            host = None
+            for name, value in scope.get("headers") or ():
+                if name == b"host":
+                    host = value
+                    break
+            try:
+                key = (host, scope.get("scheme"), scope.get("server"))
+                known = addresses.get(key)
+            except TypeError:  # a server entry that is not hashable: FastAPI's own way
+                return server_attributes(scope)  # type: ignore[no-any-return]
+            if known is None:
+                known = server_attributes(scope)
+                if len(addresses) < _SERVER_ADDRESSES_KEPT:
+                    addresses[key] = known
+            return dict(known)
+
+        _server_attributes.__wrapped__ = server_attributes  # type: ignore[attr-defined]
+        _asgi._server_attributes = _server_attributes
+    if callable(legacy_otel) and not hasattr(legacy_otel, "__wrapped__"):
+        last: list[tuple[Any, bool]] = [(None, False)]
+
+        def _legacy_otel(stack: Any) -> bool:
+            known_stack, answer = last[0]  # one read: a stack and its own answer, whatever other threads do
+            if stack is None or stack is not known_stack:
+                answer = legacy_otel(stack)
+                last[0] = (stack, answer)
+            return answer
+
+        _legacy_otel.__wrapped__ = legacy_otel  # type: ignore[attr-defined]
+        applications._legacy_otel = _legacy_otel
