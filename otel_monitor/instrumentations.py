@@ -23,6 +23,7 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from .guard import guarded
@@ -264,6 +265,8 @@ def drop_connect_spans() -> None:
 
 _STATEMENTS_CACHED = 2048
 _STATEMENT_CACHED_LENGTH = 4096
+# Vendors whose database name the contrib reads off the cursor on every query.
+_DATABASE_FROM_CURSOR = ("mysql", "mssql", "sqlserver")
 
 
 def lean_query_spans() -> None:
@@ -276,7 +279,8 @@ def lean_query_spans() -> None:
     its instant only, which matters to sqlcommenter alone.  Here the
     connection's part is worked out once per pooled DBAPI connection (kept in
     the pool record's ``info``, which lives exactly as long as that
-    connection), and the statement's part once per distinct statement and
+    connection; on MySQL and SQL Server, where ``USE`` changes the database,
+    on every query as the contrib does), and the statement's part once per distinct statement and
     connection attributes (up to 2,048 statements of up to 4,096 characters per
     engine; others are worked out each time),
     both by the contrib's own functions, so names and attributes are the
@@ -317,8 +321,11 @@ def lean_query_spans() -> None:
                 hash(signature)
             except TypeError:  # an attribute value that cannot be a key: nothing is cached for it
                 signature = None
+            if any(vendor in self.vendor for vendor in _DATABASE_FROM_CURSOR):
+                signature = None  # the database can change on the connection (USE): read it each time
             connection = (url, self, signature, db_name, attrs)
-            info[connection_key] = connection
+            if signature is not None:
+                info[connection_key] = connection
         statements = self.__dict__.setdefault(statements_key, {})
         key = (statement, connection[2]) if connection[2] is not None and len(statement) <= _STATEMENT_CACHED_LENGTH else None
         known = statements.get(key) if key is not None else None
@@ -329,7 +336,7 @@ def lean_query_spans() -> None:
             contrib._set_db_system(span_attrs, self.vendor, self._sem_conv_opt_in_mode_db)
             name = self._operation_name(db_name, statement)
             contrib._set_db_operation(span_attrs, name, self._sem_conv_opt_in_mode_db)
-            known = (name, span_attrs)
+            known = (name, MappingProxyType(span_attrs))  # shared: a sampler cannot change it
             if key is not None and len(statements) < _STATEMENTS_CACHED:
                 statements[key] = known
         context._otel_span = self.tracer.start_span(known[0], kind=SpanKind.CLIENT, attributes=known[1])
@@ -440,7 +447,6 @@ def install_fastapi_native_defaults(settings: Any) -> None:
     excluded = excluded_url_matcher(settings.excluded_urls)
     defaults = {
         "operation_spans": settings.operation_spans,
-        "tracing": os.environ.get("XT") != "0",
         # Three metric recordings per request that monitor.operation.duration repeats.
         "metrics": settings.http_metrics,
         "exclude": lambda scope: excluded(scope.get("path", "")),
@@ -489,13 +495,17 @@ def remember_request_invariants() -> None:
         addresses: dict[tuple[Any, ...], dict[str, Any]] = {}
 
         def _server_attributes(scope: Any) -> dict[str, Any]:
+            headers = scope.get("headers")
+            if headers.__class__ is not list and headers.__class__ is not tuple:
+                return server_attributes(scope)  # type: ignore[no-any-return] - e.g. a one-shot iterator
             host = None
-            for name, value in scope.get("headers") or ():
+            for name, value in headers:
                 if name == b"host":
                     host = value
                     break
             try:
-                key = (host, scope.get("scheme"), scope.get("server"))
+                # FastAPI reads a missing scheme as "http": a missing and a None scheme differ.
+                key = (host, scope.get("scheme", "http"), scope.get("server"))
                 known = addresses.get(key)
             except TypeError:  # a server entry that is not hashable: FastAPI's own way
                 return server_attributes(scope)  # type: ignore[no-any-return]
@@ -506,6 +516,7 @@ def remember_request_invariants() -> None:
             return dict(known)
 
         _server_attributes.__wrapped__ = server_attributes  # type: ignore[attr-defined]
+        _server_attributes.kept = addresses  # type: ignore[attr-defined]
         _asgi._server_attributes = _server_attributes
     if callable(legacy_otel) and not hasattr(legacy_otel, "__wrapped__"):
         last: list[tuple[Any, bool]] = [(None, False)]

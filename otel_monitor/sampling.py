@@ -37,10 +37,18 @@ class RecordAllSampler(Sampler):
 
     def __init__(self, delegate: Sampler) -> None:
         self.delegate = delegate
+
+    @property
+    def delegate(self) -> Sampler:
+        return self._delegate
+
+    @delegate.setter
+    def delegate(self, delegate: Sampler) -> None:
+        self._delegate = delegate
         #: A child follows its parent's flag: the delegate is ``ParentBased``
         #: with its default rules for parents (only the root's rule differs).
         #: The tracer of :mod:`otel_monitor.spans` then decides without calling us.
-        self.follows_parent = _follows_parent(delegate)
+        self.follows_parent = type(self) is RecordAllSampler and _follows_parent(delegate)  # not a subclass's rule
         #: With ``follows_parent``: a root is sampled when its trace id's low 64
         #: bits are under this bound (the ratio rule of ``TraceIdRatioBased``;
         #: ``ALWAYS_ON`` and ``ALWAYS_OFF`` are its two ends), or None when the

@@ -112,54 +112,69 @@ class MonitorSpan(Span):
         self._record_end_metrics = record_end_metrics
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        if self._end_time is not None:
-            logger.warning("Setting attribute on ended span.")
-            return
-        mine = self._attributes
         for key, value in attributes.items():
-            # Containers are copied now, as the SDK does, so later changes by the caller do not show.
-            mine[key] = value if value.__class__ in _PLAIN else _clean_attribute_value(value, None)
-        if len(mine) > self._max_attributes:
-            self._overflow()
+            self.set_attribute(key, value)
 
     def set_attribute(self, key: str, value: Any) -> None:
+        if value.__class__ not in _PLAIN:
+            # Containers are copied now, as the SDK does, so later changes by the caller do not show.
+            value = _clean_attribute_value(value, None)
+        mine = self._attributes
         if self._end_time is not None:
             logger.warning("Setting attribute on ended span.")
             return
-        mine = self._attributes
-        mine[key] = value if value.__class__ in _PLAIN else _clean_attribute_value(value, None)
+        if mine.__class__ is not dict or key.__class__ is not str or not key:
+            self._set_checked(key, value)
+            return
+        # end() copies the dict in one step under the span's lock and keeps the copy:
+        # a write racing with it lands in the old dict and is lost, as in the SDK a
+        # write that loses the race for the lock is dropped; neither side can fail.
+        mine.pop(key, None)  # a key set again is the newest, as in the SDK (it matters at the limit)
+        mine[key] = value
         if len(mine) > self._max_attributes:
-            self._overflow()
+            self._set_checked(None, None)
 
-    def _overflow(self) -> None:
-        # Past the limit: the SDK's own bounded mapping from here on (it keeps the
-        # newest and counts what it drops; a rare path, so its lock is no cost).
-        self._attributes = BoundedAttributes(self._max_attributes, self._attributes, immutable=False,
-                                             max_value_len=self._limits.max_span_attribute_length)
+    def _set_checked(self, key: Any, value: Any) -> None:
+        # The SDK's own way, under the span's lock: past the attribute limit (the
+        # SDK's bounded mapping keeps the newest and counts what it drops), or a
+        # key that is not a non-empty string (it warns and drops it).
+        with self._lock:
+            if self._end_time is not None:
+                ended = True
+            else:
+                ended = False
+                if self._attributes.__class__ is dict:
+                    self._attributes = BoundedAttributes(
+                        self._max_attributes, self._attributes, immutable=False,
+                        max_value_len=self._limits.max_span_attribute_length)
+                if key is not None:
+                    self._attributes[key] = value
+        if ended:
+            logger.warning("Setting attribute on ended span.")
 
     def update_name(self, name: str) -> None:
         if self._end_time is not None:
-            logger.warning("Calling update_name() on an ended span.")
+            logger.warning("Tried calling %s on an ended span.", "update_name")
             return
         self._name = name
 
     def _add_event(self, event: Any) -> None:
         with self._lock:
-            if self._end_time is not None:
-                logger.warning("Calling _add_event() on an ended span.")
+            if self._end_time is None:
+                if self._events is _EMPTY:
+                    self._events = self._new_events()
+                self._events.append(event)
                 return
-            if self._events is _EMPTY:
-                self._events = self._new_events()
-            self._events.append(event)
+        logger.warning("Tried calling %s on an ended span.", "_add_event")
 
     def _add_link(self, link: trace_api.Link) -> None:
         with self._lock:
-            if self._end_time is not None:
-                logger.warning("Calling _add_link() on an ended span.")
+            if self._end_time is None:
+                if self._links is _EMPTY:
+                    self._links = BoundedList(self._limits.max_links)
+                self._links.append(link)
                 return
-            if self._links is _EMPTY:
-                self._links = BoundedList(self._limits.max_links)
-            self._links.append(link)
+        logger.warning("Tried calling %s on an ended span.", "_add_link")
 
     def start(self, start_time: int | None = None, parent_context: context_api.Context | None = None) -> None:
         if self._start_time is not None:
@@ -176,16 +191,21 @@ class MonitorSpan(Span):
                 logger.warning("Calling end() on an ended span.")
                 return
             self._end_time = end_time if end_time is not None else time_ns()
+            attributes = self._attributes
+            if attributes.__class__ is BoundedAttributes:
+                attributes._immutable = True  # written only under this lock
+            else:
+                # A copy made in one step: a write that passed the _end_time check just
+                # before lands in the old dict, as the SDK drops a write that loses its lock.
+                attributes = dict(attributes)
+                if self._context.trace_flags.sampled:
+                    attributes = _bounded(attributes, self._limits)  # on its way to an exporter
+                self._attributes = attributes
         if self._record_end_metrics:
             self._record_end_metrics()
         self._span_processor._on_ending(self)
         # The span itself is the ReadableSpan processors get: ended, it refuses
         # every change, so the SDK's copy would only cost time.
-        attributes = self._attributes
-        if attributes.__class__ is BoundedAttributes:
-            attributes._immutable = True
-        elif self._context.trace_flags.sampled:
-            self._attributes = _bounded(attributes, self._limits)  # on its way to an exporter
         self._span_processor.on_end(self)
 
     def _readable_span(self) -> ReadableSpan:
@@ -195,8 +215,9 @@ class MonitorSpan(Span):
             attributes._immutable = True
         elif self._context.trace_flags.sampled:
             # On its way to an exporter: checked and bounded as the SDK does.
-            attributes = _bounded(attributes, self._limits)
+            attributes = _bounded(dict(attributes), self._limits)
         else:
+            attributes = dict(attributes)
             checked = False
         readable = ReadableSpan(
             name=self._name, context=self._context, parent=self._parent, resource=self._resource,
@@ -227,13 +248,15 @@ def exportable(span: ReadableSpan) -> ReadableSpan:
     attributes = span._attributes  # noqa: SLF001 - ReadableSpan's own field
     if limits is None or attributes is None or isinstance(attributes, BoundedAttributes):
         return span
+    checked = _bounded(dict(attributes), limits)  # a copy in one step: a write racing with end() cannot break it
     if isinstance(span, MonitorSpan) and span.end_time is not None:
-        span._attributes = _bounded(attributes, limits)  # ended: nobody else writes them now
+        span._attributes = checked
         return span
     return ReadableSpan(
         name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes=_bounded(attributes, limits), events=span._events, links=span._links,  # noqa: SLF001
+        attributes=checked, events=span._events, links=span._links,  # noqa: SLF001
         kind=span.kind, status=span.status, start_time=span.start_time, end_time=span.end_time,
+        instrumentation_info=span._instrumentation_info,  # noqa: SLF001
         instrumentation_scope=span.instrumentation_scope,
     )
 
@@ -328,10 +351,16 @@ def install(provider: Any) -> bool:
 
 def _trial_run() -> bool:
     """Every span method, on a provider of its own with nothing to export to."""
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk.trace import SpanLimits
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
     try:
-        trial = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False)
+        # Limits and meter of its own: the app's OTEL_SPAN_* limits and SDK metrics are not the trial's.
+        trial = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False, meter_provider=NoOpMeterProvider(),
+                               span_limits=SpanLimits(max_span_attributes=128, max_events=128, max_links=128,
+                                                      max_attributes=128, max_event_attributes=128,
+                                                      max_link_attributes=128))
         tracer = trial.get_tracer("otel_monitor.spans")
         tracer.__class__ = MonitorTracer
         with tracer.start_as_current_span("trial", attributes={"a": 1}) as span:

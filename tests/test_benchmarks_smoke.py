@@ -354,21 +354,28 @@ def test_span_floor_records_what_otel_monitor_records_and_processes_nothing(prof
 
 
 def test_server_span_drives_the_sdk_span_as_fastapi_does_and_reports_both_costs(capsys):
-    """benchmarks.server_span: the SDK span ends up with FastAPI's route name and attributes; both timings printed."""
+    """benchmarks.server_span: the SDK's and otel-monitor's spans end up with FastAPI's route name and attributes; all timings printed."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import SpanKind
 
     from benchmarks import server_span
 
+    from otel_monitor import spans as lean_spans
+
     provider = TracerProvider()
     tracer = provider.get_tracer("fastapi")
+    lean_provider = TracerProvider()
+    lean_spans.install(lean_provider)
+    lean_tracer = lean_provider.get_tracer("fastapi")
     spans = []
-    server_span.request_lifecycle(lambda: spans.append(
-        tracer.start_span("GET", kind=SpanKind.SERVER, attributes=server_span.START_ATTRIBUTES)) or spans[-1])
+    for each in (tracer, lean_tracer):
+        server_span.request_lifecycle(lambda each=each: spans.append(
+            each.start_span("GET", kind=SpanKind.SERVER, attributes=server_span.START_ATTRIBUTES)) or spans[-1])
+    assert type(spans[1]) is lean_spans.MonitorSpan
     bare = []
     server_span.request_lifecycle(lambda: bare.append(server_span.BareSpan("GET", server_span.START_ATTRIBUTES))
                                   or bare[-1])
-    for span in (spans[0], bare[0]):
+    for span in (*spans, bare[0]):
         assert span.name == "GET /ping"
         assert dict(span.attributes) == {"url.scheme": "http", "http.request.method": "GET",
                                          "network.protocol.version": "1.1", "server.address": "127.0.0.1",
@@ -378,7 +385,7 @@ def test_server_span_drives_the_sdk_span_as_fastapi_does_and_reports_both_costs(
 
     assert server_span.main(["--number", "50", "--repeat", "1"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["sdk_span_us"] > 0 and result["bare_span_us"] > 0
+    assert result["sdk_span_us"] > 0 and result["otel_monitor_span_us"] > 0 and result["bare_span_us"] > 0
     assert result["most_a_span_type_could_save_us"] == pytest.approx(result["sdk_span_us"] - result["bare_span_us"])
 
 

@@ -35,19 +35,29 @@ class _Contrib(EngineTracer):
 _Contrib._before_cur_exec = getattr(EngineTracer._before_cur_exec, "__wrapped__", EngineTracer._before_cur_exec)
 
 
-def _spans(url: str, tracer_class: type[EngineTracer]) -> list[tuple[str, Any, dict[str, Any]]]:
+TRACERS: list[EngineTracer] = []
+CONNECTION_INFO: list[dict[str, Any]] = []
+
+
+def _spans(url: str, tracer_class: type[EngineTracer], vendor: str | None = None) -> list[tuple[str, Any, dict[str, Any]]]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     usage = MeterProvider().get_meter("t").create_up_down_counter("db.client.connections.usage")
     engine = create_engine(url)
-    tracer_class(provider.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine, usage)
+    TRACERS.append(tracer_class(provider.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine, usage))
+    if vendor is not None:
+        TRACERS[-1].vendor = vendor
     try:
         with engine.begin() as conn:
             for statement, params in STATEMENTS:
                 conn.execute(text(statement), params)
             with suppress_instrumentation():
                 conn.execute(text("SELECT 1"))
+            try:
+                CONNECTION_INFO.append(dict(conn.info))
+            except RuntimeError:  # the test that makes it unreadable
+                CONNECTION_INFO.append({})
     finally:
         engine.dispose()
     return [(s.name, s.kind, dict(s.attributes)) for s in exporter.get_finished_spans()]
@@ -59,6 +69,9 @@ def _compare(url: str) -> list[tuple[str, Any, dict[str, Any]]]:
     expected = _spans(url, _Contrib)
     got = _spans(url, EngineTracer)
     assert got == expected
+    cached = TRACERS[-1].__dict__.get("_otel_monitor_statements", {})
+    assert "SELECT name FROM t WHERE id = %(id)s" in {k[0] for k in cached} or \
+        "SELECT name FROM t WHERE id = ?" in {k[0] for k in cached}  # worked out once, then from the cache
     assert len(got) == len(STATEMENTS)  # the insert's executemany is one span; the suppressed query none
     return got
 
@@ -91,3 +104,15 @@ def test_a_connection_that_cannot_be_read_falls_back_to_the_contribs_method(tmp_
     database = str(tmp_path / "f.db")
     assert [name for name, _, _ in got][:2] == [f"CREATE {database}", f"DELETE {database}"]
     assert len(got) == len(STATEMENTS)
+
+
+def test_a_vendor_whose_database_can_change_on_a_connection_is_read_each_time(tmp_path: Any) -> None:
+    """On MySQL (USE) the contrib reads the database off the cursor per query; nothing is kept per connection."""
+    lean_query_spans()
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    expected = _spans(url, _Contrib, vendor="mysql")
+    got = _spans(url, EngineTracer, vendor="mysql")
+    assert got == expected
+    assert not any(key.startswith("otel_monitor") for key in CONNECTION_INFO[-1])
+    _spans(url, EngineTracer)
+    assert any(key.startswith("otel_monitor") for key in CONNECTION_INFO[-1])  # SQLite: kept per connection

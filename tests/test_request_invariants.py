@@ -54,6 +54,20 @@ def test_made_up_hosts_beyond_the_limit_are_worked_out_each_time(remembered: Any
     answers = [remembered(_scope(f"h{i}.example:{1000 + i}".encode())) for i in range(600)]
     assert answers[599] == {"server.address": "h599.example", "server.port": 1599}
     assert answers[0] == {"server.address": "h0.example", "server.port": 1000}
+    assert len(remembered.kept) == 256
+
+
+def test_a_missing_scheme_and_a_none_scheme_are_told_apart(remembered: Any) -> None:
+    missing = {"type": "http", "server": ("s", 1), "headers": [(b"host", b"shop.example")]}
+    none = {**missing, "scheme": None}
+    assert remembered(missing) == remembered.__wrapped__(missing) == {"server.address": "shop.example",
+                                                                       "server.port": 80}
+    assert remembered(none) == remembered.__wrapped__(none) == {"server.address": "shop.example"}
+
+
+def test_headers_given_as_an_iterator_are_left_to_fastapi(remembered: Any) -> None:
+    scope = {"type": "http", "scheme": "http", "server": None, "headers": iter([(b"host", b"it.example:81")])}
+    assert remembered(scope) == {"server.address": "it.example", "server.port": 81}
 
 
 def test_an_unhashable_server_entry_takes_fastapis_way(remembered: Any) -> None:
@@ -78,6 +92,9 @@ def test_the_middleware_stack_walk_is_redone_for_a_new_stack(remembered: Any) ->
 def test_loggers_come_from_the_providers_own_cache() -> None:
     provider = LoggerProvider()
     sdk_logger = provider.get_logger("fastapi", "1.0", "https://schema")
+    asked = []
+    sdk_get_logger = provider.get_logger
+    provider.get_logger = lambda *a, **k: asked.append(a) or sdk_get_logger(*a, **k)  # type: ignore[method-assign]
     _cache_loggers(provider)
     assert provider.get_logger("fastapi", "1.0", "https://schema") is sdk_logger
     assert provider.get_logger("fastapi", "1.0", "https://schema") is sdk_logger
@@ -85,3 +102,13 @@ def test_loggers_come_from_the_providers_own_cache() -> None:
     assert other is not sdk_logger and provider.get_logger("fastapi", "2.0") is other
     with_attributes = provider.get_logger("fastapi", "1.0", "https://schema", attributes={"a": 1})
     assert with_attributes is not sdk_logger
+    assert len(asked) == 3  # once per distinct logger, and the one with attributes: never again for a known one
+
+
+def test_only_the_sdks_own_logger_provider_is_changed() -> None:
+    class Custom(LoggerProvider):
+        pass
+
+    custom = Custom()
+    _cache_loggers(custom)
+    assert "get_logger" not in vars(custom)

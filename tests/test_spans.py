@@ -11,7 +11,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, Sampler,
+                                              SamplingResult, TraceIdRatioBased)
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
@@ -105,18 +106,83 @@ def test_attribute_count_limit_keeps_the_newest_and_counts_the_dropped_as_the_sd
 
 
 def test_writes_after_end_are_ignored_and_a_second_end_does_not_export_again(caplog: pytest.LogCaptureFixture) -> None:
-    provider, out = _provider(lean=True)
-    span = provider.get_tracer("t").start_span("s")
-    span.end()
-    with caplog.at_level(logging.WARNING, logger="opentelemetry.sdk.trace"):
-        span.set_attribute("late", 1)
-        span.update_name("renamed")
+    """What the SDK's span refuses after its end, ours refuses with the same warnings."""
+    messages, finished = [], []
+    for lean in (False, True):
+        provider, out = _provider(lean)
+        span = provider.get_tracer("t").start_span("s")
         span.end()
-    (finished,) = out.get_finished_spans()
-    assert finished.name == "s" and "late" not in finished.attributes
-    assert not span.is_recording()
-    assert [r.getMessage() for r in caplog.records] == [
-        "Setting attribute on ended span.", "Calling update_name() on an ended span.", "Calling end() on an ended span."]
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="opentelemetry.sdk.trace"):
+            span.set_attribute("late", 1)
+            span.set_attributes({"later": 2})
+            span.update_name("renamed")
+            span.add_event("late event")
+            span.add_link(SpanContext(1, 2, is_remote=True))
+            span.set_status(StatusCode.ERROR)
+            span.end()
+        messages.append([r.getMessage() for r in caplog.records])
+        (one,) = out.get_finished_spans()
+        finished.append((one.name, dict(one.attributes), len(one.events), len(one.links), one.status.status_code))
+        assert not span.is_recording()
+    assert messages[1] == messages[0]
+    assert len(messages[1]) == 7
+    assert finished[1] == finished[0] == ("s", {}, 0, 0, StatusCode.UNSET)
+
+
+def test_keys_the_sdk_refuses_are_refused_and_a_key_set_again_is_the_newest() -> None:
+    views = []
+    for lean in (False, True):
+        provider, out = _provider(lean, limits=SpanLimits(max_span_attributes=2))
+        span = provider.get_tracer("t").start_span("s")
+        span.set_attribute("a", 1)
+        span.set_attribute("b", 2)
+        span.set_attribute("a", 3)  # now the newest: "b" goes first at the limit
+        span.set_attribute("c", 4)
+        span.set_attribute(1, "not a string key")  # type: ignore[arg-type]
+        span.set_attribute("", "empty key")
+        span.set_attribute(["unhashable"], "x")  # type: ignore[arg-type]
+        span.end()
+        (finished,) = out.get_finished_spans()
+        views.append((dict(finished.attributes), finished.dropped_attributes))
+    assert views[1] == views[0]
+    assert views[1][0] == {"a": 3, "c": 4}
+
+
+def test_attribute_writes_racing_with_end_neither_fail_nor_break_the_export() -> None:
+    """Another thread may still write to a span while it ends: no write may raise, the export stays whole."""
+    import sys
+    import threading
+
+    provider, out = _provider(lean=True)
+    tracer = provider.get_tracer("t")
+    errors: list[BaseException] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        for _ in range(2000):
+            span = tracer.start_span("s", attributes={f"k{i}": f"v{i}" for i in range(40)})
+
+            def write(span: Any = span) -> None:
+                try:
+                    for i in range(40):
+                        span.set_attribute(f"w{i}", ["x"])  # a container: copied by a call first
+                except BaseException as exc:  # noqa: BLE001
+                    errors.append(exc)
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            try:
+                span.end()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+            writer.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    finished = out.get_finished_spans()
+    assert len(finished) == 2000
+    assert all(len(s.attributes) >= 40 for s in finished)
 
 
 @pytest.mark.parametrize("remote", [False, True])
@@ -131,7 +197,10 @@ def test_a_child_follows_its_parent_as_the_sampler_would(remote: bool, parent_sa
     assert sampler.follows_parent
     expected = sampler.should_sample(ctx, parent.trace_id, "child", attributes={"k": "v"})
     provider, _ = _provider(lean=True, sampler=sampler)
+    asked = []
+    sampler.should_sample = lambda *a, **k: asked.append(a)  # type: ignore[method-assign]
     span = provider.get_tracer("t").start_span("child", context=ctx, attributes={"k": "v"})
+    assert asked == []  # decided from the parent alone
     got = span.get_span_context()
     assert got.trace_flags.sampled is expected.decision.is_sampled() is parent_sampled
     assert span.is_recording() is expected.decision.is_recording() is True
@@ -233,13 +302,38 @@ def test_a_root_is_sampled_as_the_samplers_ratio_rule_would(root: Any) -> None:
 
 
 def test_a_root_rule_other_than_a_ratio_is_asked() -> None:
+    class EveryOther(Sampler):
+        def __init__(self) -> None:
+            self.asked = 0
+
+        def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+            self.asked += 1
+            return SamplingResult(Decision.RECORD_AND_SAMPLE if self.asked % 2 else Decision.DROP, None, None)
+
+        def get_description(self) -> str:
+            return "every other"
+
+    root = EveryOther()
+    sampler = RecordAllSampler(ParentBased(root))
+    assert sampler.follows_parent and sampler.root_bound is None
+    provider, _ = _provider(lean=True, sampler=sampler)
+    tracer = provider.get_tracer("t")
+    flags = [tracer.start_span(f"root {i}").get_span_context().trace_flags.sampled for i in range(4)]
+    assert root.asked == 4 and flags == [True, False, True, False]
+
     class Named(ParentBased):
         pass
 
-    assert RecordAllSampler(ParentBased(ALWAYS_OFF, local_parent_sampled=ALWAYS_ON)).root_bound is not None
-    assert RecordAllSampler(Named(ALWAYS_ON)).root_bound is None  # a subclass may decide otherwise
-    assert not RecordAllSampler(Named(ALWAYS_ON)).follows_parent
+    assert not RecordAllSampler(Named(ALWAYS_ON)).follows_parent  # a subclass may decide otherwise
+    assert RecordAllSampler(Named(ALWAYS_ON)).root_bound is None
     assert RecordAllSampler(TraceIdRatioBased(0.5)).root_bound is None
+
+
+def test_a_sampler_whose_delegate_is_replaced_is_followed_anew() -> None:
+    sampler = RecordAllSampler(ParentBased(ALWAYS_ON))
+    assert sampler.root_bound == 1 << 64
+    sampler.delegate = TraceIdRatioBased(0.5)
+    assert not sampler.follows_parent and sampler.root_bound is None
 
 
 class _FixedIds:
@@ -262,6 +356,9 @@ def test_an_sdk_whose_span_moved_on_keeps_its_own_span_type(monkeypatch: pytest.
         return self._a_field_this_span_type_does_not_set  # type: ignore[no-any-return]
 
     provider, out = _provider(lean=False)
+    for name in ("OTEL_SPAN_EVENT_COUNT_LIMIT", "OTEL_SPAN_LINK_COUNT_LIMIT", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"):
+        monkeypatch.setenv(name, "0")  # the app's limits are not the trial's
+    assert spans._trial_run()
     monkeypatch.setattr(spans.MonitorSpan, "set_status", set_status_of_a_newer_sdk)
     assert not spans.install(provider)
     assert type(provider.get_tracer("t")) is Tracer
