@@ -17,8 +17,12 @@ so that metrics stay exact (``RECORD_ONLY``) and is then forgotten.
   when a span is handed to an exporter: at its end when it is sampled, or by
   :func:`exportable` when an unsampled span is kept because it failed or was
   slow.  Span processors see the written values; ours read them defensively;
-* writes take no lock (a dict write is atomic under the GIL); ``end`` still
-  takes the span's lock, so a span ends once;
+* writes take no lock; ``end`` copies the attributes in one step under the
+  span's lock and keeps the copy, so a span ends once and a write racing with
+  its end is lost (as a write that loses the race for the SDK's lock is)
+  without either side failing.  A key that is not a non-empty string, or a
+  write past the attribute limit, switches the span to the SDK's checked
+  mapping under its lock;
 * events and links get their bounded lists on first use;
 * the span passed to ``on_end`` is the span itself (a ``ReadableSpan``, and
   ended it refuses every change), not the SDK's copy of its fields.
