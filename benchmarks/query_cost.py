@@ -9,7 +9,9 @@ the SQLAlchemy instrumentation and the SDK add to one query::
 Each query is what ``GET /api/products/{id}`` runs: a session from the
 shop's factory and one ``Session.get`` by primary key, on the shop's SQLite
 database (``DATABASE_URL``).  ``--profile`` prints the telemetry functions
-by cumulative time per query.
+by cumulative time per query.  ``--empty-listeners`` (run plain) adds two
+cursor-execute listeners that do nothing, as a tracing hook would: what
+SQLAlchemy's event dispatch alone costs a query, whatever the hook does.
 """
 
 from __future__ import annotations
@@ -18,10 +20,21 @@ import argparse
 import time
 
 
+def _unchanged(conn: object, cursor: object, statement: str, parameters: object, context: object,
+               executemany: bool) -> tuple[str, object]:
+    return statement, parameters
+
+
+def _nothing(*_args: object) -> None:
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=3000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--empty-listeners", action="store_true",
+                        help="add before/after cursor-execute listeners that do nothing")
     args = parser.parse_args(argv)
     if not 0 < args.queries <= 1_000_000:
         parser.error("--queries must be 1..1000000")
@@ -30,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     from examples.shop.settings import ShopSettings
 
     engine = make_engine(ShopSettings.from_env())
+    if args.empty_listeners:
+        from sqlalchemy import event
+
+        event.listen(engine, "before_cursor_execute", _unchanged, retval=True)
+        event.listen(engine, "after_cursor_execute", _nothing)
     create_schema(engine)
     sessions = make_session_factory(engine)
 

@@ -408,3 +408,31 @@ def test_gc_cost_times_each_servers_collections_under_load(capsys):
     assert frozen["round 1 production, frozen"] > 10_000
     assert frozen["round 1 uninstrumented"] == frozen["round 1 production, not frozen"] == 0
     assert "| production, frozen |" in out and "| production, not frozen |" in out
+
+
+def test_query_cost_times_a_query_with_and_without_empty_listeners(capsys, tmp_path, monkeypatch):
+    """benchmarks.query_cost: both runs print a per-query figure; the listeners really see each query."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from benchmarks import query_cost
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'q.db'}")
+    seen = []
+    listen = event.listen
+
+    def counting_listen(target, identifier, fn, *args, **kwargs):
+        if isinstance(target, Engine) and identifier == "after_cursor_execute":
+            def counted(*a, fn=fn):
+                seen.append(a[2])
+                return fn(*a)
+            return listen(target, identifier, counted, *args, **kwargs)
+        return listen(target, identifier, fn, *args, **kwargs)
+
+    monkeypatch.setattr(event, "listen", counting_listen)
+    assert query_cost.main(["--queries", "5"]) == 0
+    assert seen == []
+    assert query_cost.main(["--queries", "5", "--empty-listeners"]) == 0
+    assert sum("FROM products" in statement for statement in seen) >= 10  # warm-up and measured queries
+    lines = [line for line in capsys.readouterr().out.splitlines() if "per query" in line]
+    assert len(lines) == 2 and all(line.endswith("(5 queries)") for line in lines)
