@@ -326,7 +326,9 @@ def lean_query_spans() -> None:
             connection = (url, self, signature, db_name, attrs)
             if signature is not None:
                 info[connection_key] = connection
-        statements = self.__dict__.setdefault(statements_key, {})
+        statements = self.__dict__.get(statements_key)
+        if statements is None:
+            statements = self.__dict__.setdefault(statements_key, {})
         key = (statement, connection[2]) if connection[2] is not None and len(statement) <= _STATEMENT_CACHED_LENGTH else None
         known = statements.get(key) if key is not None else None
         if known is None:

@@ -213,25 +213,17 @@ class MonitorSpan(Span):
         self._span_processor.on_end(self)
 
     def _readable_span(self) -> ReadableSpan:
+        # A snapshot (processors get the ended span itself): its attributes checked,
+        # the live span's left as they are.
         attributes = self._attributes
-        checked = True
-        if attributes.__class__ is BoundedAttributes:
-            attributes._immutable = True
-        elif self._context.trace_flags.sampled:
-            # On its way to an exporter: checked and bounded as the SDK does.
+        if self._end_time is None or attributes.__class__ is not BoundedAttributes:
             attributes = _bounded(dict(attributes), self._limits)
-        else:
-            attributes = dict(attributes)
-            checked = False
-        readable = ReadableSpan(
+        return ReadableSpan(
             name=self._name, context=self._context, parent=self._parent, resource=self._resource,
             attributes=attributes, events=self._events, links=self._links, kind=self._kind,
             status=self._status, start_time=self._start_time, end_time=self._end_time,
             instrumentation_info=self._instrumentation_info, instrumentation_scope=self._instrumentation_scope,
         )
-        if not checked:
-            readable._limits = self._limits  # type: ignore[attr-defined] - for exportable()
-        return readable
 
 
 def _new_lock() -> Any:
@@ -243,26 +235,15 @@ def _new_lock() -> Any:
 
 
 def exportable(span: ReadableSpan) -> ReadableSpan:
-    """An unsampled span of ours with its attributes checked and bounded, for an exporter.
+    """An ended unsampled span of ours, its attributes now checked and bounded, for an exporter.
 
     Any other span (the SDK's, or one whose attributes are already checked) is
     returned as it is.
     """
-    limits = getattr(span, "_limits", None)
-    attributes = span._attributes  # noqa: SLF001 - ReadableSpan's own field
-    if limits is None or attributes is None or isinstance(attributes, BoundedAttributes):
-        return span
-    checked = _bounded(dict(attributes), limits)  # a copy in one step: a write racing with end() cannot break it
-    if isinstance(span, MonitorSpan) and span.end_time is not None:
-        span._attributes = checked
-        return span
-    return ReadableSpan(
-        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes=checked, events=span._events, links=span._links,  # noqa: SLF001
-        kind=span.kind, status=span.status, start_time=span.start_time, end_time=span.end_time,
-        instrumentation_info=span._instrumentation_info,  # noqa: SLF001
-        instrumentation_scope=span.instrumentation_scope,
-    )
+    if isinstance(span, MonitorSpan) and span.end_time is not None and span._attributes.__class__ is dict:
+        # A copy in one step: a write racing with end() cannot break it.
+        span._attributes = _bounded(dict(span._attributes), span._limits)
+    return span
 
 
 class MonitorTracer(Tracer):
