@@ -16,11 +16,13 @@ meaning, and adds through that function's hooks:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,13 +211,14 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     # builds after the tracer provider: add them to the providers afterwards.
     sdk_kwargs.setdefault("resource_attributes", {}).update(_resource_attributes(settings))
     sdk_kwargs["exporter_args_map"] = export.ExporterArguments(sdk_kwargs.get("exporter_args_map") or {})
-    _initialize_components(
-        sampler=RecordAllSampler(_get_from_env_or_default()),
-        export_span_processor=export_span_processor,
-        export_log_record_processor=export_log_processor,
-        setup_logging_handler=False,
-        **sdk_kwargs,
-    )
+    with _lean_otlp_exporters(settings.lean_otlp):
+        _initialize_components(
+            sampler=RecordAllSampler(_get_from_env_or_default()),
+            export_span_processor=export_span_processor,
+            export_log_record_processor=export_log_processor,
+            setup_logging_handler=False,
+            **sdk_kwargs,
+        )
     if "opentelemetry.exporter.otlp.common.http" in sys.modules:  # OTLP/HTTP in use: the app's own exporters too
         export.remember_new_clients()
     tracer_provider = trace.get_tracer_provider()
@@ -263,6 +266,48 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(before=_before_fork, after_in_child=lambda: _after_fork_in_child(state.providers))
     return state
+
+
+@contextlib.contextmanager
+def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
+    """While the SDK builds its exporters, OTLP/HTTP ones are :mod:`otel_monitor.otlp_http`'s.
+
+    The SDK resolves each configured exporter name to a class through entry
+    points; ``otlp_proto_http`` (also what ``otlp`` means with an
+    ``http/protobuf`` protocol) names its own exporters, whose modules load
+    the protobuf runtime. Any other exporter, and OTLP/HTTP when the SDK's
+    HTTP exporter package is not installed, is the SDK's to resolve.
+    """
+    from opentelemetry.sdk import _configuration
+
+    original = _configuration._import_exporters
+    if not enabled:
+        yield
+        return
+
+    def import_exporters(traces: Any, metrics: Any, logs: Any) -> Any:
+        if not any("otlp_proto_http" in names for names in (traces, metrics, logs)):
+            return original(traces, metrics, logs)
+        try:
+            from .otlp_http import EXPORTERS
+        except Exception as exc:  # noqa: BLE001 - an SDK whose exporter package moved on: its own exporters
+            _log.warning("otel-monitor: OTLP/HTTP through the SDK's own exporters: %s", exc)
+            return original(traces, metrics, logs)
+
+        def others(names: Any) -> list[str]:
+            return [name for name in names if name != "otlp_proto_http"]
+
+        found = original(others(traces), others(metrics), others(logs))
+        for names, signal, classes in zip((traces, metrics, logs), ("traces", "metrics", "logs"), found):
+            if "otlp_proto_http" in names:
+                classes["otlp_proto_http"] = EXPORTERS[signal]
+        return found
+
+    _configuration._import_exporters = import_exporters
+    try:
+        yield
+    finally:
+        _configuration._import_exporters = original
 
 
 def _cache_loggers(provider: Any) -> None:

@@ -42,6 +42,8 @@ EXPORT_LOGGERS = (
     "opentelemetry.sdk.metrics._internal.export",
     "opentelemetry.sdk.trace.export",
     "opentelemetry.sdk._logs._internal.export",
+    "otel_monitor.otlp_http",
+    "otel_monitor.otlp_encode",
 )
 
 
@@ -315,6 +317,8 @@ class FastSpanExporter(SpanExporter):
     def wrap(cls, exporter: Any) -> Any:
         """``exporter`` made faster when it is the SDK's OTLP/HTTP span exporter; else unchanged."""
         _remember_client(getattr(exporter, "_client", None))  # a subclass too gets fresh pools after fork
+        if type(exporter).__module__ != "opentelemetry.exporter.otlp.proto.http.trace_exporter":
+            return exporter  # otel_monitor.otlp_http's encodes with ours already; importing the SDK's costs
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
@@ -451,6 +455,8 @@ def fresh_connections_after_fork() -> None:
     for client in known_clients():
         with contextlib.suppress(Exception):
             transport = client._transport
+            if hasattr(transport, "forget_inherited_connections"):  # otel_monitor.transport's
+                transport.forget_inherited_connections()
             if hasattr(transport, "_pool"):  # urllib3
                 transport._pool = _fresh_pool_manager(transport._pool)
             session = getattr(transport, "_session", None)
@@ -469,7 +475,7 @@ def fresh_connections_after_fork() -> None:
 
 _SIGNAL_OF_EXPORTER = {"OTLPSpanExporter": "TRACES", "OTLPMetricExporter": "METRICS", "OTLPLogExporter": "LOGS"}
 
-# What `requests` honours and urllib3 alone does not: with any of these set, the
+# What `requests` honours and http.client alone does not: with any of these set, the
 # exporters keep their default `requests` transport, so nothing changes for them.
 _REQUESTS_ONLY_ENVIRONMENT = (
     "http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
@@ -482,9 +488,9 @@ def needs_requests(signal: str, environ: Any = None) -> str | None:
     """Why the ``signal`` exporter must keep the ``requests`` transport, or None.
 
     ``requests`` reads proxies and ``~/.netrc`` from the environment, and
-    credential providers hand the exporter a ``requests`` session; urllib3
+    credential providers hand the exporter a ``requests`` session; http.client
     alone does none of that. (Its CA-bundle variables are honoured by
-    :func:`urllib3_transport_args`, unless one names a directory.)
+    :func:`light_transport_args`, unless one names a directory.)
     """
     import os
 
@@ -509,16 +515,16 @@ def _default_ca_bundle(env: Any) -> str | bool:
         import certifi
 
         return str(certifi.where())
-    except Exception:  # noqa: BLE001 - certifi missing or unreadable: urllib3 uses the system store
+    except Exception:  # noqa: BLE001 - certifi missing or unreadable: the system store then
         return True
 
 
-def urllib3_transport_args(exporter_class: Any, environ: Any = None) -> dict[str, Any] | None:
-    """Constructor arguments giving an SDK OTLP/HTTP exporter urllib3's transport; None to leave it be.
+def light_transport_args(exporter_class: Any, environ: Any = None) -> dict[str, Any] | None:
+    """Constructor arguments giving an OTLP/HTTP exporter :mod:`otel_monitor.transport`'s transport; None to leave it.
 
     The exporters' default transport imports ``requests`` (with charset
-    detection, cookie jars, IDNA...), a fifth of our startup, to send one POST
-    that urllib3, which ``requests`` itself sends through, does alone.
+    detection, cookie jars, IDNA, urllib3...), a fifth of our startup, to
+    send one POST that the standard library's ``http.client`` does alone.
     Certificates follow the exporter's own precedence (per-signal variable,
     then the general one), and the default CA bundle is the one ``requests``
     would use (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, then certifi's).
@@ -526,7 +532,8 @@ def urllib3_transport_args(exporter_class: Any, environ: Any = None) -> dict[str
     import os
 
     signal = _SIGNAL_OF_EXPORTER.get(getattr(exporter_class, "__name__", ""))
-    if signal is None or not getattr(exporter_class, "__module__", "").startswith("opentelemetry.exporter.otlp.proto.http"):
+    module = getattr(exporter_class, "__module__", "")
+    if signal is None or not module.startswith(("opentelemetry.exporter.otlp.proto.http", "otel_monitor.otlp_http")):
         return None
     env = os.environ if environ is None else environ
     if needs_requests(signal, env):
@@ -534,7 +541,7 @@ def urllib3_transport_args(exporter_class: Any, environ: Any = None) -> dict[str
     try:
         import inspect
 
-        from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+        from .transport import HTTPClientTransport
 
         if "_transport" not in inspect.signature(exporter_class.__init__).parameters:
             return None
@@ -546,14 +553,14 @@ def urllib3_transport_args(exporter_class: Any, environ: Any = None) -> dict[str
     certificate = (env.get(f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_CERTIFICATE")
                    or env.get("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"))
     cert: str | tuple[str, str] | None = (certificate, key) if certificate and key else certificate
-    return {"_transport": Urllib3HTTPTransport(verify=verify, cert=cert)}
+    return {"_transport": HTTPClientTransport(verify=verify, cert=cert)}
 
 
 class ExporterArguments(dict):  # type: ignore[type-arg]
     """``exporter_args_map`` for the SDK's ``_initialize_components``.
 
     What the caller gave for an exporter class wins; the SDK's OTLP/HTTP
-    exporters otherwise get :func:`urllib3_transport_args`. Nothing is imported
+    exporters otherwise get :func:`light_transport_args`. Nothing is imported
     or built for an exporter that is not configured.
     """
 
@@ -561,7 +568,7 @@ class ExporterArguments(dict):  # type: ignore[type-arg]
         if exporter_class in self:
             return self[exporter_class]
         try:
-            args = urllib3_transport_args(exporter_class)
+            args = light_transport_args(exporter_class)
         except Exception:  # noqa: BLE001 - the default transport is always a safe answer
             args = None
         return args if args is not None else ({} if default is None else default)

@@ -167,6 +167,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OTEL_MONITOR_LEAN_SPANS", parse_bool, "true",
             "Record spans with otel-monitor's span type: the SDK's, with attributes checked once on the way to export "
             "instead of on every write, and no lock per write (false: the SDK's own span type)."),
+    Setting("OTEL_MONITOR_LEAN_OTLP", parse_bool, "true",
+            "Export OTLP/HTTP through otel-monitor's encoder: the SDK's OTLP/HTTP exporters' settings, HTTP client, "
+            "retries and transport, without loading the protobuf runtime (false: the SDK's own exporters)."),
     Setting("OTEL_MONITOR_GC_FREEZE", parse_bool, "true",
             "Under opentelemetry-instrument, move the objects that exist once otel-monitor has set up (the SDK and its "
             "exporters, ours, the modules loaded before the app) out of the garbage collector's scans (gc.freeze)."),

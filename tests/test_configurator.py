@@ -285,12 +285,12 @@ def test_fork_while_a_metric_lock_is_held_does_not_deadlock_the_child():
                           and not p["attributes"]]
 
 
-@pytest.mark.parametrize("transport", ["urllib3", "requests"])
+@pytest.mark.parametrize("transport", ["http.client", "requests"])
 def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_child(transport, tmp_path):
     """A worker forked while the parent's export thread holds the locks an export takes still exports, and exits.
 
     The child drops every reference to the inherited pools and exits normally,
-    so urllib3's pool finalisers and the exit flush run too; the inherited
+    so the pools' finalisers and the exit flush run too; the inherited
     sockets are closed in the child, and its spans travel on new connections.
     """
     # A NETRC file is something only `requests` honours: the exporters keep it then. HOME keeps
@@ -304,27 +304,29 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
             otel_monitor.configure()
             from opentelemetry import trace
             from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
-            from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
             from otel_monitor import export, guard
+            from otel_monitor.transport import HTTPClientTransport
             tracer = trace.get_tracer("app")
             with tracer.start_as_current_span("before fork"):
                 pass
             trace.get_tracer_provider().force_flush()  # the pool now holds a connection
-            transports = [t for t in gc.get_objects() if isinstance(t, (RequestsHTTPTransport, Urllib3HTTPTransport))]
+            transports = [t for t in gc.get_objects() if isinstance(t, (RequestsHTTPTransport, HTTPClientTransport))]
             print("transport", {type(t).__name__ for t in transports})
             pools = [t._pool for t in transports if hasattr(t, "_pool")] + [
                 a.poolmanager for t in transports if hasattr(t, "_session") for a in t._session.adapters.values()]
             queues = [p.pool for manager in pools for p in manager.pools._container.values()]
             inherited = [c.sock for q in queues for c in q.queue if c is not None and c.sock is not None]
+            inherited += [c.sock for t in transports for idle in getattr(t, "_idle", {}).values() for c in idle]
             assert inherited, "no pooled connection before fork"
             locks = [manager.pools.lock for manager in pools] + [q.mutex for q in queues]
+            locks += [t._lock for t in transports if hasattr(t, "_idle")]
             locks += [t._session.cookies._cookies_lock for t in transports if hasattr(t, "_session")]
             locks += [c._shutdown_event._cond for c in export._HTTP_CLIENTS]
             locks += [export.DROPPED._lock, guard._lock]
             locks += [f._lock for f in logging.getLogger(export.EXPORT_LOGGERS[0]).filters]
             span_processors = trace.get_tracer_provider()._active_span_processor._span_processors
             locks += [p._pending_lock for p in span_processors if hasattr(p, "_pending_lock")]
-            assert len(locks) >= len(pools) + len(queues) + 5, locks
+            assert len(locks) >= len(pools) + len(queues) + 6, locks
             held, release = threading.Event(), threading.Event()
 
             def exporting():  # stands in for the parent's export thread caught inside an export
@@ -364,7 +366,7 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
               # A lock left held at exit would then hang the child past its 20 s, not be cut at 5 s.
               "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "30"}, timeout=90)
         assert proc.returncode == 0, proc.stderr
-        expected = "RequestsHTTPTransport" if transport == "requests" else "Urllib3HTTPTransport"
+        expected = "RequestsHTTPTransport" if transport == "requests" else "HTTPClientTransport"
         assert f"transport {{'{expected}'}}" in proc.stdout, proc.stdout
         assert "child exit 0" in proc.stdout, proc.stdout + proc.stderr
         assert sink.wait_for(lambda s: any(sp["name"] == "in child" for sp in s.spans)), proc.stderr

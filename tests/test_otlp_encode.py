@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode_spans
@@ -97,3 +98,144 @@ def test_lone_surrogate_does_not_lose_the_batch():
     decoded = ExportTraceServiceRequest.FromString(encode_spans([*spans, bad]))
     names = [s.name for rs in decoded.resource_spans for ss in rs.scope_spans for s in ss.spans]
     assert "bad?name" in names and len(names) == len(spans) + 1
+
+
+# --- metrics and logs ---------------------------------------------------------
+
+def recorded_metrics():
+    """Every kind of point the SDK makes: sums (int, float, up-down), gauges, both histograms, exemplars."""
+    from opentelemetry.metrics import Observation
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(resource=Resource({"service.name": "shop"}, schema_url="https://example.com/r"),
+                             metric_readers=[reader],
+                             views=[View(instrument_name="exp.*", aggregation=ExponentialBucketHistogramAggregation())])
+    meter = provider.get_meter("shop", "1.0", schema_url="https://opentelemetry.io/schemas/1.44.0",
+                               attributes={"scope.kind": "app"})
+    other = provider.get_meter("otel_monitor")
+    counter = meter.create_counter("orders", unit="{order}", description="Orders placed")
+    counter.add(3, {"tier": "gold", "ok": True})
+    counter.add(2, {"tier": "free", "ok": False})
+    meter.create_counter("revenue").add(12.5, {"currency": "EUR"})
+    meter.create_up_down_counter("inflight").add(-4)
+    meter.create_observable_gauge("temperature", callbacks=[lambda options: [Observation(21.5, {"room": "a"}),
+                                                                             Observation(-3, {"room": "b"})]])
+    histogram = meter.create_histogram("latency", unit="ms")
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("request"):  # sampled: the points get exemplars with trace ids
+        histogram.record(12.0, {"route": "/a"})
+        histogram.record(7, {"route": "/a"})
+    histogram.record(0.5, {"route": "/b"})
+    exponential = other.create_histogram("exp.sizes")
+    for value in (0, 1, 2.5, 3, 1000, 1e-3):
+        exponential.record(value, {"kind": "x"})
+    other.create_histogram("exp.empty")  # no points: a metric with no data
+    return reader.get_metrics_data()
+
+
+def test_metrics_encode_identically():
+    """Sums, gauges, histograms, exponential histograms and exemplars match the SDK's encoder."""
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics as sdk_encode_metrics
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    from otel_monitor.otlp_encode import encode_metrics
+
+    data = recorded_metrics()
+    ours = ExportMetricsServiceRequest.FromString(encode_metrics(data))
+    assert ours == sdk_encode_metrics(data)
+    kinds = {m.name: m.WhichOneof("data") for rm in ours.resource_metrics for sm in rm.scope_metrics
+             for m in sm.metrics}
+    assert kinds["latency"] == "histogram" and kinds["exp.sizes"] == "exponential_histogram"
+    assert kinds["temperature"] == "gauge" and kinds["orders"] == "sum"
+    exemplars = [e for rm in ours.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+                 if m.name == "latency" for p in m.histogram.data_points for e in p.exemplars]
+    assert any(e.trace_id for e in exemplars)
+
+
+@pytest.mark.parametrize("max_points", [1, 2, 3, 5, 100])
+def test_metric_batches_split_as_the_sdks_exporter_splits(max_points):
+    """With a batch size, each request holds at most that many points, the same requests the SDK would send."""
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics as sdk_encode_metrics
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import _split_metrics_data
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    from otel_monitor.otlp_encode import metric_batches
+
+    data = recorded_metrics()
+    ours = metric_batches(data, max_points)
+    theirs = list(_split_metrics_data(sdk_encode_metrics(data), max_points))
+    assert [ExportMetricsServiceRequest.FromString(encoded) for encoded, _ in ours] == theirs
+    assert all(0 < count <= max_points for _, count in ours)
+    assert sum(count for _, count in ours) == sum(
+        len(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
+
+
+def _log(body, attributes=None, *, scope=InstrumentationScope("app", "2", "https://s"), trace_id=0, span_id=0,
+         event_name=None, severity=None, resource=Resource({"service.name": "shop"})):
+    from opentelemetry._logs import SeverityNumber
+    from opentelemetry.sdk._logs import ReadWriteLogRecord
+    from opentelemetry.sdk._logs._internal import LogRecord
+
+    record = LogRecord(timestamp=1_700_000_000_000_000_001, observed_timestamp=1_700_000_000_000_000_002,
+                       trace_id=trace_id, span_id=span_id, trace_flags=TraceFlags(1) if trace_id else TraceFlags(0),
+                       severity_text=severity, severity_number=SeverityNumber.WARN if severity else None,
+                       body=body, attributes=attributes, event_name=event_name)
+    return ReadWriteLogRecord(record, resource=resource, instrumentation_scope=scope)
+
+
+def same_logs_as_sdk(batch) -> None:
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as sdk_encode_logs
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from otel_monitor.otlp_encode import encode_logs
+
+    assert ExportLogsServiceRequest.FromString(encode_logs(batch)) == sdk_encode_logs(batch)
+
+
+def test_logs_encode_identically():
+    """Records in and out of a trace, events, no body, structured bodies, two scopes and none match the SDK."""
+    resource = Resource({"service.name": "shop"})
+    same_logs_as_sdk([
+        _log("payment declined", {"code.function": "pay", "attempt": 2}, trace_id=0xABC, span_id=0xDEF,
+             severity="WARN", resource=resource),
+        _log(None, resource=resource, scope=None),
+        _log({"order": 7, "items": ["a", "b"], "paid": False}, event_name="order.placed", resource=resource),
+        _log(b"\x00\x01", scope=InstrumentationScope("other"), resource=resource),
+        _log(2.5, {"x": 1}, resource=resource),
+    ])
+
+
+@pytest.mark.filterwarnings("ignore:Log record attributes were dropped")  # empty keys, as in the SDK
+@settings(max_examples=100, deadline=None)
+@given(body=st.one_of(st.none(), scalars, st.lists(scalars, max_size=3),
+                      st.dictionaries(st.text(max_size=5), scalars, max_size=3)),
+       attributes=st.dictionaries(st.text(max_size=20), values, max_size=6),
+       severity=st.one_of(st.none(), st.sampled_from(["INFO", "ERROR"])))
+def test_arbitrary_log_records_encode_identically(body, attributes, severity):
+    """Any body and attributes the SDK accepts encode to the same message."""
+    same_logs_as_sdk([_log(body, attributes, severity=severity, trace_id=5, span_id=6)])
+
+
+def test_an_unencodable_value_loses_only_itself():
+    """An attribute OTLP cannot carry is left out (as the SDK does); an odd log body is sent as text, not dropped."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from otel_monitor.otlp_encode import encode_logs
+
+    class Odd:
+        def __str__(self) -> str:
+            return "odd object"
+
+    record = _log(Odd(), {"fine": 1})
+    record.log_record.attributes = {"fine": 1, "bad": Odd()}  # past the SDK's checks, as a custom processor might
+    decoded = ExportLogsServiceRequest.FromString(encode_logs([record]))
+    (log_record,) = decoded.resource_logs[0].scope_logs[0].log_records
+    assert log_record.body.string_value == "odd object"
+    assert [kv.key for kv in log_record.attributes] == ["fine"]
+    span = ReadableSpan(name="s", context=SpanContext(1, 2, is_remote=False), kind=SpanKind.INTERNAL,
+                        resource=Resource({}), attributes={"fine": "yes", "bad": Odd()}, start_time=1, end_time=2)
+    (decoded_span,) = ExportTraceServiceRequest.FromString(encode_spans([span])).resource_spans[0].scope_spans[0].spans
+    assert [kv.key for kv in decoded_span.attributes] == ["fine"]

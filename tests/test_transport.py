@@ -1,4 +1,4 @@
-"""The OTLP/HTTP exporters' transport: urllib3 by default, ``requests`` where only it does what is asked."""
+"""The OTLP/HTTP exporters' transport: the standard library's by default, ``requests`` where only it does what is asked."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-from otel_monitor.export import ExporterArguments, needs_requests, urllib3_transport_args
+from otel_monitor import otlp_http as lean
+from otel_monitor.export import ExporterArguments, light_transport_args, needs_requests
+from otel_monitor.transport import HTTPClientTransport
 from otel_monitor.testing import OTLPSink
 
 from .launch import BIN, ROOT
@@ -32,6 +33,7 @@ _APP = """
         logging.getLogger("app").warning("a log line")
     metrics.get_meter("app").create_counter("app.things").add(1)
     print("requests imported:", "requests" in sys.modules)
+    print("urllib3 imported:", "urllib3" in sys.modules)
 """
 
 
@@ -47,24 +49,25 @@ def _all_signals_arrived(sink: OTLPSink) -> bool:
             and bool(sink.metric_points("app.things")))
 
 
-def _pool_settings(args: dict[str, object] | None) -> dict[str, object]:
+def _tls_settings(args: dict[str, object] | None) -> tuple[object, object]:
     assert args is not None
     transport = args["_transport"]
-    assert isinstance(transport, Urllib3HTTPTransport)
-    return dict(transport._pool.connection_pool_kw)
+    assert isinstance(transport, HTTPClientTransport)
+    return transport.verify, transport.cert
 
 
 def test_launched_app_exports_every_signal_without_importing_requests():
-    """Under the launcher spans, metrics and logs arrive, sent by urllib3: `requests` is never imported."""
+    """Under the launcher spans, metrics and logs arrive, sent by http.client: neither `requests` nor urllib3 is imported."""
     with OTLPSink() as sink:
         proc = _launch(sink.env())
         assert proc.returncode == 0, proc.stderr
         assert "requests imported: False" in proc.stdout
+        assert "urllib3 imported: False" in proc.stdout
         assert sink.wait_for(_all_signals_arrived), (sink.spans, sink.logs, proc.stderr)
 
 
 def test_a_proxy_in_the_environment_keeps_the_requests_transport():
-    """`requests` honours HTTPS_PROXY/NO_PROXY and urllib3 does not: with a proxy set the exporters keep `requests`."""
+    """`requests` honours HTTPS_PROXY/NO_PROXY and http.client does not: with a proxy set the exporters keep `requests`."""
     with OTLPSink() as sink:
         proc = _launch({**sink.env(), "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"})
         assert proc.returncode == 0, proc.stderr
@@ -104,16 +107,15 @@ def test_https_export_refuses_an_untrusted_certificate(certificate):
         assert "Failed to export spans" in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("exporter", [OTLPSpanExporter, OTLPMetricExporter, OTLPLogExporter])
-def test_each_otlp_http_exporter_gets_urllib3_with_requests_default_ca_bundle(exporter):
-    """Each SDK OTLP/HTTP exporter gets a urllib3 transport verifying against what `requests` would use."""
+@pytest.mark.parametrize("exporter", [OTLPSpanExporter, OTLPMetricExporter, OTLPLogExporter,
+                                      lean.OTLPSpanExporter, lean.OTLPMetricExporter, lean.OTLPLogExporter])
+def test_each_otlp_http_exporter_gets_http_client_with_requests_default_ca_bundle(exporter):
+    """Each OTLP/HTTP exporter (the SDK's and otel-monitor's) gets the light transport, verifying as `requests` would."""
     import certifi
 
-    settings = _pool_settings(urllib3_transport_args(exporter, environ={}))
-    assert settings["cert_reqs"] == "CERT_REQUIRED"
-    assert settings["ca_certs"] == certifi.where()
-    settings = _pool_settings(urllib3_transport_args(exporter, environ={"REQUESTS_CA_BUNDLE": "/etc/bundle.pem"}))
-    assert settings["ca_certs"] == "/etc/bundle.pem"
+    assert _tls_settings(light_transport_args(exporter, environ={})) == (certifi.where(), None)
+    verify, _ = _tls_settings(light_transport_args(exporter, environ={"REQUESTS_CA_BUNDLE": "/etc/bundle.pem"}))
+    assert verify == "/etc/bundle.pem"
 
 
 def test_certificates_follow_the_exporters_precedence():
@@ -121,10 +123,9 @@ def test_certificates_follow_the_exporters_precedence():
     env = {"OTEL_EXPORTER_OTLP_CERTIFICATE": "/general.pem", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": "/traces.pem",
            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "/client.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY": "/client.key",
            "REQUESTS_CA_BUNDLE": "/bundle.pem"}
-    traces = _pool_settings(urllib3_transport_args(OTLPSpanExporter, environ=env))
-    assert (traces["ca_certs"], traces["cert_file"], traces["key_file"]) == ("/traces.pem", "/client.pem", "/client.key")
-    logs = _pool_settings(urllib3_transport_args(OTLPLogExporter, environ=env))
-    assert logs["ca_certs"] == "/general.pem"
+    assert _tls_settings(light_transport_args(OTLPSpanExporter, environ=env)) == (
+        "/traces.pem", ("/client.pem", "/client.key"))
+    assert _tls_settings(light_transport_args(OTLPLogExporter, environ=env))[0] == "/general.pem"
 
 
 @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "http_proxy", "ALL_PROXY", "NETRC",
@@ -134,11 +135,11 @@ def test_what_only_requests_does_keeps_requests(variable):
     """Proxies, netrc and credential providers (which hand over a `requests` session) keep the default transport."""
     env = {variable: "x"}
     assert needs_requests("TRACES", env) == variable
-    assert urllib3_transport_args(OTLPSpanExporter, environ=env) is None
+    assert light_transport_args(OTLPSpanExporter, environ=env) is None
 
 
 def test_a_ca_directory_keeps_requests(tmp_path: Path):
-    """`requests` reads a CA *directory* from REQUESTS_CA_BUNDLE; the urllib3 transport takes files only."""
+    """`requests` reads a CA *directory* from REQUESTS_CA_BUNDLE; the light transport takes files only."""
     assert needs_requests("LOGS", {"REQUESTS_CA_BUNDLE": str(tmp_path)}) == "REQUESTS_CA_BUNDLE"
     assert needs_requests("LOGS", {"REQUESTS_CA_BUNDLE": str(tmp_path / "bundle.pem")}) is None
 
@@ -150,4 +151,74 @@ def test_callers_arguments_win_and_other_exporters_are_untouched():
     assert bool(ExporterArguments()) is True  # the SDK would replace a falsy map with {}
     assert arguments.get(OTLPSpanExporter, {}) is given
     assert arguments.get(ConsoleSpanExporter, {}) == {}
-    assert isinstance(arguments.get(OTLPMetricExporter, {})["_transport"], Urllib3HTTPTransport)
+    assert isinstance(arguments.get(OTLPMetricExporter, {})["_transport"], HTTPClientTransport)
+
+
+# --- the light transport itself -------------------------------------------------
+
+def test_connections_are_kept_alive_between_exports():
+    """Two requests to one receiver use one connection, returned to the idle list after each."""
+    with OTLPSink() as sink:
+        transport = HTTPClientTransport(verify=False)
+        url = f"{sink.endpoint.rstrip('/')}/v1/logs"
+        first = transport.request("POST", url, headers={"Content-Type": "application/x-protobuf"}, data=b"", timeout=5)
+        (connection,) = next(iter(transport._idle.values()))
+        second = transport.request("POST", url, headers={"Content-Type": "application/x-protobuf"}, data=b"", timeout=5)
+        assert (first.status_code, second.status_code) == (200, 200)
+        assert next(iter(transport._idle.values())) == [connection]
+        transport.close()
+        assert transport._idle == {} and connection.sock is None
+
+
+def test_a_connection_the_receiver_closed_is_replaced_by_the_sdks_retry():
+    """A pooled connection whose peer has gone fails as a connection error; the SDK's client retries at once."""
+    import socket
+
+    with OTLPSink() as sink:
+        exporter = lean.OTLPLogExporter(f"{sink.endpoint.rstrip('/')}/v1/logs",
+                                        _transport=HTTPClientTransport(verify=False))
+        from .test_otlp_encode import _log
+
+        assert exporter.export([_log("first")]).name == "SUCCESS"
+        (connection,) = next(iter(exporter._client._transport._idle.values()))
+        ours, theirs = socket.socketpair()
+        theirs.close()  # the peer is gone, as when a collector restarts between exports
+        connection.sock.close()
+        connection.sock = ours
+        assert exporter.export([_log("second")]).name == "SUCCESS"
+        assert sink.wait_for(lambda s: {r["body"] for r in s.logs} == {"first", "second"})
+
+
+def test_failures_are_told_apart_as_the_sdks_client_needs():
+    """Refused and garbled are connection errors (retried); a read timeout and a bad URL are not."""
+    import socket
+
+    from otel_monitor.transport import ConnectFailed
+
+    transport = HTTPClientTransport(verify=False)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    refused = transport.request("POST", f"http://127.0.0.1:{port}/v1/traces", data=b"", timeout=2)
+    assert isinstance(refused.error, ConnectFailed) and transport.is_connection_error(refused.error)
+    with OTLPSink() as sink:
+        url = f"{sink.endpoint.rstrip('/')}/v1/traces"
+        sink.garbage = True
+        garbled = transport.request("POST", url, data=b"", timeout=2)
+        assert garbled.status_code is None and transport.is_connection_error(garbled.error)
+        sink.garbage, sink.delay = False, 1.0
+        slow = transport.request("POST", url, data=b"", timeout=0.2)
+        assert isinstance(slow.error, TimeoutError) and not transport.is_connection_error(slow.error)
+    bad = transport.request("POST", "ftp://127.0.0.1/v1/traces", data=b"")
+    assert isinstance(bad.error, ValueError) and "not an http or https URL" in str(bad.error)
+    assert not transport.is_connection_error(bad.error)
+
+
+def test_answers_carry_status_reason_headers_and_body():
+    """A 503 with Retry-After reaches the SDK's client with its header readable in any case."""
+    with OTLPSink() as sink:
+        sink.status, sink.headers = 503, {"Retry-After": "7"}
+        result = HTTPClientTransport().request("POST", f"{sink.endpoint.rstrip('/')}/v1/traces", data=b"", timeout=5)
+    assert (result.status_code, result.reason) == (503, "Service Unavailable")
+    assert result.headers().get("retry-after") == "7"
+    assert isinstance(result.content(), bytes)
