@@ -200,7 +200,8 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     # until then, so nothing ever leaves unredacted).
     def export_span_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:
         return MonitorSpanExportProcessor(
-            LateBoundSpanExporter(export.CountingSpanExporter(export.FastSpanExporter.wrap(exporter))),
+            LateBoundSpanExporter(export.CountingSpanExporter(
+                export.FastSpanExporter.wrap(exporter) if settings.lean_otlp else export.speed_up_exporter(exporter))),
             keep_errors=settings.keep_errors, slow_threshold_ms=settings.slow_threshold_ms)
 
     def export_log_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:
@@ -298,10 +299,12 @@ def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
             return [name for name in names if name != "otlp_proto_http"]
 
         found = original(others(traces), others(metrics), others(logs))
+        ordered = []
         for names, signal, classes in zip((traces, metrics, logs), ("traces", "metrics", "logs"), found):
-            if "otlp_proto_http" in names:
-                classes["otlp_proto_http"] = EXPORTERS[signal]
-        return found
+            # In the order configured, as the SDK would build them.
+            ordered.append({name: EXPORTERS[signal] if name == "otlp_proto_http" else classes[name]
+                            for name in names if name == "otlp_proto_http" or name in classes})
+        return tuple(ordered)
 
     _configuration._import_exporters = import_exporters
     try:

@@ -567,6 +567,12 @@ class ExporterArguments(dict):  # type: ignore[type-arg]
     def get(self, exporter_class: Any, default: Any = None) -> Any:
         if exporter_class in self:
             return self[exporter_class]
+        if getattr(exporter_class, "__module__", "") == "otel_monitor.otlp_http":
+            # Arguments given for the SDK's exporter of that signal are for ours, which stands in for it.
+            for given, args in self.items():
+                if (getattr(given, "__name__", None) == exporter_class.__name__
+                        and getattr(given, "__module__", "").startswith("opentelemetry.exporter.otlp.proto.http")):
+                    return args
         try:
             args = light_transport_args(exporter_class)
         except Exception:  # noqa: BLE001 - the default transport is always a safe answer

@@ -11,9 +11,9 @@ common small key/value pairs, the encoded resource and scope.
 ``opentelemetry-proto``, to exactly the message the SDK's own encoders build.
 
 Where the SDK's encoders would fail a whole batch, these keep it: an
-attribute value of a type OTLP cannot carry is left out with a warning (as
-the SDK does), a log body of such a type is sent as its ``str()`` (the SDK
-would drop the batch), and a string that is not valid UTF-8 gets a
+attribute value OTLP cannot carry (an unknown type, an integer outside
+int64) is left out with a warning (as the SDK does), a log body of such a
+type is sent as its ``str()`` (the SDK would drop the batch), and a string that is not valid UTF-8 gets a
 replacement character.
 
 Compression: the SDK gzips at level 9; level 1 is five times cheaper for a
@@ -39,6 +39,7 @@ _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
 
 _KIND = {SpanKind.INTERNAL: 1, SpanKind.SERVER: 2, SpanKind.CLIENT: 3, SpanKind.PRODUCER: 4, SpanKind.CONSUMER: 5}
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _FLAGS_HAS_IS_REMOTE = 0x100
 _FLAGS_IS_REMOTE = 0x200
 
@@ -81,6 +82,8 @@ def _any_value(value: Any) -> bytes:
     if isinstance(value, str):
         return _string(1, value)
     if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:  # as protobuf: int64 or nothing, never a wrong number
+            raise ValueError(f"integer {value} out of the int64 range")
         return b"\x18" + _varint(value)
     if isinstance(value, float):
         return b"\x21" + _pack_double(value)
@@ -115,16 +118,19 @@ def _attributes(number: int, attributes: Mapping[str, Any] | None) -> bytes:
         if kind is str and len(value) <= 64 or kind is bool or kind is int:
             cache_key = (number, key, kind, value)
             encoded = cache.get(cache_key)
-            if encoded is None:
-                encoded = _field(number, _key_value(key, value))
-                if len(cache) < _CACHE_LIMIT:
-                    cache[cache_key] = encoded
-            parts.append(encoded)
+            if encoded is not None:
+                parts.append(encoded)
+                continue
         else:
-            try:
-                parts.append(_field(number, _key_value(key, value)))
-            except TypeError as exc:  # as the SDK's encoder: this attribute is left out, not the batch
-                _log.warning("attribute %r not exported: %s", key, exc)
+            cache_key = None
+        try:
+            encoded = _field(number, _key_value(key, value))
+        except (TypeError, ValueError) as exc:  # as the SDK's encoder: this attribute is left out, not the batch
+            _log.warning("attribute %r not exported: %s", key, exc)
+            continue
+        if cache_key is not None and len(cache) < _CACHE_LIMIT:
+            cache[cache_key] = encoded
+        parts.append(encoded)
     return b"".join(parts)
 
 
@@ -383,11 +389,12 @@ def _metric(metric: Any, points: Sequence[Any]) -> bytes:
 def metric_batches(metrics_data: Any, max_points: int | None = None) -> list[tuple[bytes, int]]:
     """Serialized ``ExportMetricsServiceRequest`` messages and the data points each holds.
 
-    Without ``max_points`` (or with 0) everything goes in one message. With
-    it no message holds more than that many data points: a metric's points
-    are split across messages, each keeping the metric's resource, scope,
-    name and type, and metrics with no points are left out, as the SDK's
-    exporter splits.
+    Without ``max_points`` (None, or 0, with which the SDK's exporter would
+    send nothing at all) everything goes in one message. With it no message
+    holds more than that many data points: a metric's points are split
+    across messages, each keeping the metric's resource, scope, name and
+    type, and metrics with no points are left out, as the SDK's exporter
+    splits.
     """
     if not max_points or max_points <= 0:
         resources = [(rm, [(sm, [_metric(m, getattr(m.data, "data_points", ())) for m in sm.metrics])
@@ -443,7 +450,7 @@ def _log_record(readable: Any) -> bytes:
         out.append(_string(3, record.severity_text))
     try:
         body = _any_value(record.body)
-    except TypeError:  # the SDK's encoder would fail the whole batch
+    except (TypeError, ValueError):  # the SDK's encoder would fail the whole batch
         body = _string(1, str(record.body))
     out.append(_field(5, body))
     out.append(_attributes(6, record.attributes))

@@ -70,32 +70,64 @@ def test_the_setting_off_gives_the_sdks_own_exporters():
         assert sink.wait_for(_arrived), (sink.spans, sink.logs, proc.stderr)
 
 
-def test_grpc_and_other_exporters_stay_the_sdks():
-    """Only OTLP/HTTP is replaced: a console exporter next to it is the SDK's own."""
-    code = """
-        from opentelemetry import trace
-        from opentelemetry.sdk.trace.export import SpanExporter
-        names = []
+_CHAIN = """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SpanExporter
 
-        def walk(obj, depth=0):  # through processors and exporter wrappers down to the exporters
-            if isinstance(obj, SpanExporter) and not any(hasattr(obj, a) for a in ("inner", "exporter")):
-                names.append(type(obj).__module__ + "." + type(obj).__name__)
-            elif depth < 8:
-                for attribute in ("_span_processors", "_batch_processor", "_exporter", "exporter", "inner",
-                                  "processor", "_processor", "_delegate"):
-                    child = getattr(obj, attribute, None)
-                    for item in child if isinstance(child, tuple) else [child]:
-                        if item is not None:
-                            walk(item, depth + 1)
+    def walk(obj, path, depth=0):  # through processors and exporter wrappers down to the exporters
+        if isinstance(obj, SpanExporter):
+            path = path + [type(obj).__module__ + "." + type(obj).__name__]
+            if not any(hasattr(obj, a) for a in ("inner", "exporter")):
+                print(" > ".join(path))
+                return
+        if depth < 8:
+            for attribute in ("_span_processors", "_batch_processor", "_exporter", "exporter", "inner",
+                              "processor", "_processor", "_delegate"):
+                child = getattr(obj, attribute, None)
+                for item in child if isinstance(child, tuple) else [child]:
+                    if item is not None:
+                        walk(item, path, depth + 1)
 
-        walk(trace.get_tracer_provider()._active_span_processor)
-        print(sorted(names))
-    """
+    walk(trace.get_tracer_provider()._active_span_processor, [])
+"""
+
+
+def _exporter_chains(env: dict[str, str]) -> list[str]:
     with OTLPSink() as sink:
-        proc = _launch({**sink.env(), "OTEL_TRACES_EXPORTER": "otlp,console"}, code)
+        proc = _launch({**sink.env(), **env}, _CHAIN)
     assert proc.returncode == 0, proc.stderr
-    assert "otel_monitor.otlp_http.OTLPSpanExporter" in proc.stdout, proc.stdout
-    assert "opentelemetry.sdk.trace.export.ConsoleSpanExporter" in proc.stdout, proc.stdout
+    return proc.stdout.splitlines()
+
+
+def test_only_otlp_http_is_replaced_and_the_configured_order_kept():
+    """With "otlp,console" the OTLP exporter is otel-monitor's and comes first; the console exporter is the SDK's."""
+    chains = _exporter_chains({"OTEL_TRACES_EXPORTER": "otlp,console"})
+    assert len(chains) == 2, chains
+    assert chains[0].endswith("otel_monitor.otlp_http.OTLPSpanExporter"), chains
+    assert chains[1].endswith("opentelemetry.sdk.trace.export.ConsoleSpanExporter"), chains
+
+
+def test_with_the_setting_off_spans_take_the_sdks_exporter_and_encoder():
+    """OTEL_MONITOR_LEAN_OTLP=false: the SDK's own span exporter, not wrapped by otel-monitor's encoder."""
+    (chain,) = _exporter_chains({"OTEL_MONITOR_LEAN_OTLP": "false"})
+    assert chain.endswith("opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter"), chain
+    assert "FastSpanExporter" not in chain, chain
+
+
+def test_the_sdk_resolves_names_the_same_way_with_ours_in_place():
+    """Names other than otlp_proto_http reach the SDK's resolver, in order; an unknown name still fails as in the SDK."""
+    from opentelemetry.sdk import _configuration
+
+    from otel_monitor.configurator import _lean_otlp_exporters
+
+    with _lean_otlp_exporters(True):
+        traces, metrics, logs = _configuration._import_exporters(["console", "otlp_proto_http"],
+                                                                 ["otlp_proto_http"], [])
+        assert list(traces) == ["console", "otlp_proto_http"] and traces["otlp_proto_http"] is OTLPSpanExporter
+        assert metrics == {"otlp_proto_http": OTLPMetricExporter} and logs == {}
+        with pytest.raises(RuntimeError, match="nope"):
+            _configuration._import_exporters(["nope", "otlp_proto_http"], [], [])
+    assert _configuration._import_exporters(["otlp_proto_http"], [], [])[0]["otlp_proto_http"] is SDKSpanExporter
 
 
 def test_environment_settings_are_the_sdks(monkeypatch):

@@ -152,6 +152,9 @@ def test_callers_arguments_win_and_other_exporters_are_untouched():
     assert arguments.get(OTLPSpanExporter, {}) is given
     assert arguments.get(ConsoleSpanExporter, {}) == {}
     assert isinstance(arguments.get(OTLPMetricExporter, {})["_transport"], HTTPClientTransport)
+    # otel-monitor's exporter stands in for the SDK's: what was given for the SDK's class is for it.
+    assert arguments.get(lean.OTLPSpanExporter, {}) is given
+    assert isinstance(arguments.get(lean.OTLPLogExporter, {})["_transport"], HTTPClientTransport)
 
 
 # --- the light transport itself -------------------------------------------------
@@ -170,30 +173,128 @@ def test_connections_are_kept_alive_between_exports():
         assert transport._idle == {} and connection.sock is None
 
 
-def test_a_connection_the_receiver_closed_is_replaced_by_the_sdks_retry():
-    """A pooled connection whose peer has gone fails as a connection error; the SDK's client retries at once."""
+class RawReceiver:
+    """A loopback HTTP peer scripted per connection: ``behaviours[n]`` handles the n-th accepted socket."""
+
+    OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+    def __init__(self, *behaviours) -> None:
+        import socket
+        import threading
+
+        self.behaviours = list(behaviours)
+        self.connections = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/v1/logs"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        index = 0
+        while index < len(self.behaviours):  # behaviours may be added while it serves
+            try:
+                sock, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with sock:
+                sock.settimeout(5)
+                try:
+                    self.behaviours[index](sock)
+                except OSError:
+                    pass
+            index += 1
+
+    @staticmethod
+    def read_request(sock) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length"))
+        while len(body) < length:
+            body += sock.recv(65536)
+        return body
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_a_connection_the_receiver_closed_is_not_reused():
+    """The receiver closes a kept-alive connection between exports: the next request opens a new one, no error."""
+    import select
+
+    def answer_then_close(sock):
+        RawReceiver.read_request(sock)
+        sock.sendall(RawReceiver.OK)  # keep-alive by HTTP/1.1's default, then closed all the same
+
+    receiver = RawReceiver(answer_then_close, answer_then_close)
+    transport = HTTPClientTransport()
+    try:
+        assert transport.request("POST", receiver.url, data=b"one", timeout=5).status_code == 200
+        (idle,) = transport._idle.values()
+        assert select.select([idle[0].sock], [], [], 5)[0], "the receiver's close did not arrive"
+        second = transport.request("POST", receiver.url, data=b"two", timeout=5)
+        assert (second.status_code, second.error) == (200, None)
+        assert receiver.connections == 2
+    finally:
+        transport.close()
+        receiver.close()
+
+
+def test_a_connection_lost_before_the_answer_is_retried_by_the_sdks_client():
+    """The receiver takes the request and closes without answering: a connection error, which the client retries."""
+    from otel_monitor.transport import ConnectionLost
+
+    from .test_otlp_encode import _log
+
+    received = []
+
+    def vanish(sock):
+        RawReceiver.read_request(sock)
+
+    def answer(sock):
+        received.append(RawReceiver.read_request(sock))
+        sock.sendall(RawReceiver.OK)
+
+    receiver = RawReceiver(vanish, vanish, answer)
+    try:
+        transport = HTTPClientTransport()
+        lost = transport.request("POST", receiver.url, data=b"x", timeout=5)
+        assert isinstance(lost.error, ConnectionLost) and transport.is_connection_error(lost.error)
+        exporter = lean.OTLPLogExporter(receiver.url, _transport=transport)
+        assert exporter.export([_log("kept")]).name == "SUCCESS"
+        assert receiver.connections == 3 and len(received) == 1
+    finally:
+        receiver.close()
+
+
+def test_an_answer_sent_before_the_body_was_read_is_the_result():
+    """A receiver refusing a large request (413) and closing unread: the 413 is the result, not a retried error."""
     import socket
 
-    with OTLPSink() as sink:
-        exporter = lean.OTLPLogExporter(f"{sink.endpoint.rstrip('/')}/v1/logs",
-                                        _transport=HTTPClientTransport(verify=False))
-        from .test_otlp_encode import _log
+    def refuse_early(sock):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        sock.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        sock.shutdown(socket.SHUT_RDWR)
 
-        assert exporter.export([_log("first")]).name == "SUCCESS"
-        (connection,) = next(iter(exporter._client._transport._idle.values()))
-        ours, theirs = socket.socketpair()
-        theirs.close()  # the peer is gone, as when a collector restarts between exports
-        connection.sock.close()
-        connection.sock = ours
-        assert exporter.export([_log("second")]).name == "SUCCESS"
-        assert sink.wait_for(lambda s: {r["body"] for r in s.logs} == {"first", "second"})
+    receiver = RawReceiver(refuse_early)
+    try:
+        result = HTTPClientTransport().request("POST", receiver.url, data=b"x" * (8 << 20), timeout=10)
+        assert (result.status_code, result.error) == (413, None)
+        assert receiver.connections == 1
+    finally:
+        receiver.close()
 
 
 def test_failures_are_told_apart_as_the_sdks_client_needs():
-    """Refused and garbled are connection errors (retried); a read timeout and a bad URL are not."""
+    """Refused and garbled are connection errors (retried, as with `requests`); a read timeout and a bad URL are not."""
     import socket
 
-    from otel_monitor.transport import ConnectFailed
+    from otel_monitor.transport import ConnectFailed, ConnectionLost
 
     transport = HTTPClientTransport(verify=False)
     with socket.socket() as unused:
@@ -205,7 +306,7 @@ def test_failures_are_told_apart_as_the_sdks_client_needs():
         url = f"{sink.endpoint.rstrip('/')}/v1/traces"
         sink.garbage = True
         garbled = transport.request("POST", url, data=b"", timeout=2)
-        assert garbled.status_code is None and transport.is_connection_error(garbled.error)
+        assert isinstance(garbled.error, ConnectionLost) and transport.is_connection_error(garbled.error)
         sink.garbage, sink.delay = False, 1.0
         slow = transport.request("POST", url, data=b"", timeout=0.2)
         assert isinstance(slow.error, TimeoutError) and not transport.is_connection_error(slow.error)
