@@ -303,11 +303,19 @@ def lean_query_spans() -> None:
             return original(self, conn, cursor, statement, params, context, executemany)
         if not is_instrumentation_enabled():
             return statement, params
+        span = _start(self, conn, cursor, statement)
+        if span is None:  # a connection we cannot read: the contrib's own way
+            return original(self, conn, cursor, statement, params, context, executemany)
+        context._otel_span = span
+        return statement, params
+
+    def _start(self: Any, conn: Any, cursor: Any, statement: str) -> Any:
+        """The query span, started; None when the connection cannot be read."""
         try:
             info = conn.info
             url = conn.engine.url
-        except Exception:  # noqa: BLE001 - a connection we cannot read: the contrib's own way
-            return original(self, conn, cursor, statement, params, context, executemany)
+        except Exception:  # noqa: BLE001
+            return None
         connection = info.get(connection_key)
         if connection is None or connection[0] is not url or connection[1] is not self:
             attrs, found = contrib._get_attributes_from_url(url, self._sem_conv_opt_in_mode_db,
@@ -341,12 +349,130 @@ def lean_query_spans() -> None:
             known = (name, MappingProxyType(span_attrs))  # shared: a sampler cannot change it
             if key is not None and len(statements) < _STATEMENTS_CACHED:
                 statements[key] = known
-        context._otel_span = self.tracer.start_span(known[0], kind=SpanKind.CLIENT, attributes=known[1])
-        return statement, params
+        return self.tracer.start_span(known[0], kind=SpanKind.CLIENT, attributes=known[1])
 
     _before_cur_exec._otel_monitor_lean = True  # type: ignore[attr-defined]
+    _before_cur_exec._otel_monitor_start = _start  # type: ignore[attr-defined]
     _before_cur_exec.__wrapped__ = original  # type: ignore[attr-defined]
     contrib.EngineTracer._before_cur_exec = _before_cur_exec  # type: ignore[method-assign]
+    _trace_from_the_dialect(contrib, _before_cur_exec, _start)
+
+
+class _NoConnection:
+    """Stands in for the Connection when a dialect method is called without an execution context."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.info: dict[str, Any] = {}  # nothing kept: worked out on each such call
+
+
+_DIALECT_METHODS = ("do_execute", "do_executemany", "do_execute_no_params")
+
+
+def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
+    """Query spans from the engine's dialect methods instead of the connection's events.
+
+    Once an engine has a connection-event listener, SQLAlchemy dispatches every
+    connection's events (begin, execute, cursor execute, commit, rollback)
+    through per-connection listener collections built on first use, for each
+    new ``Connection``: about 17 µs a query here (``python -m
+    benchmarks.query_cost --empty-listeners``), whatever the listeners do.
+    The contrib registers three (before and after cursor execute, errors);
+    instead, the engine's dialect object gets ``do_execute``,
+    ``do_executemany`` and ``do_execute_no_params`` that start the same span
+    (:func:`lean_query_spans`' own work), call SQLAlchemy's, and end it, with
+    the error status the contrib's ``handle_error`` sets when the driver
+    raises. Left to the events: sqlcommenter (it rewrites the statement),
+    targets other than an ``Engine``, and ``EngineTracer`` subclasses with
+    their own hook. An app's own ``DialectEvents`` handler that executes a
+    statement itself gets no span, as it gets no ``after_cursor_execute``.
+    """
+    import weakref
+
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+    from opentelemetry.trace import Status, StatusCode
+    from sqlalchemy.engine import Engine
+
+    register = contrib.EngineTracer._register_event_listener.__func__
+    remove_all = contrib.EngineTracer.remove_all_event_listeners.__func__
+    if getattr(register, "_otel_monitor_dialect", False):
+        return
+    taken: weakref.WeakSet[Any] = weakref.WeakSet()  # engines traced from their dialect
+    dialects: list[weakref.ref[Any]] = []
+
+    def traced(tracer: Any, engine: Any, dialect: Any) -> None:
+        originals = {name: getattr(dialect, name) for name in _DIALECT_METHODS}
+
+        def begin(cursor: Any, statement: str, context: Any) -> Any:
+            if not is_instrumentation_enabled() or not isinstance(statement, str):
+                return None
+            conn = getattr(context, "root_connection", None) if context is not None else None
+            if conn is not None and not getattr(conn, "_allow_autobegin", True):
+                # The dialect's first-connect queries, on a connection SQLAlchemy makes without events.
+                return None
+            span = start(tracer, conn, cursor, statement) if conn is not None else None
+            # No context, or a connection that cannot be read: the engine's own attributes.
+            return span if span is not None else start(tracer, _NoConnection(engine), cursor, statement)
+
+        def run(span: Any, call: Any, *args: Any) -> Any:
+            if span is None:
+                return call(*args)
+            try:
+                result = call(*args)
+            except BaseException as exc:
+                if span.is_recording():
+                    span.set_status(Status(StatusCode.ERROR, str(exc)))
+                span.end()
+                raise
+            span.end()
+            return result
+
+        def do_execute(cursor: Any, statement: Any, parameters: Any, context: Any = None) -> Any:
+            return run(begin(cursor, statement, context), originals["do_execute"], cursor, statement, parameters,
+                       context)
+
+        def do_executemany(cursor: Any, statement: Any, parameters: Any, context: Any = None) -> Any:
+            return run(begin(cursor, statement, context), originals["do_executemany"], cursor, statement,
+                       parameters, context)
+
+        def do_execute_no_params(cursor: Any, statement: Any, context: Any = None) -> Any:
+            return run(begin(cursor, statement, context), originals["do_execute_no_params"], cursor, statement,
+                       context)
+
+        dialect.do_execute = do_execute
+        dialect.do_executemany = do_executemany
+        dialect.do_execute_no_params = do_execute_no_params
+        dialects.append(weakref.ref(dialect))
+
+    def register_from_dialect(cls: Any, target: Any, identifier: str, func: Any, *args: Any, **kw: Any) -> None:
+        try:
+            if identifier == "before_cursor_execute":
+                tracer = getattr(func, "__self__", None)
+                if (isinstance(target, Engine) and getattr(func, "__func__", None) is lean_hook
+                        and tracer is not None and not tracer.enable_commenter
+                        and not any(name in vars(target.dialect) for name in _DIALECT_METHODS)):
+                    traced(tracer, target, target.dialect)
+                    taken.add(target)
+                    return
+            elif identifier in ("after_cursor_execute", "handle_error") and target in taken:
+                return
+        except TypeError:  # a target that cannot be weakly referenced or compared: the events then
+            pass
+        register(cls, target, identifier, func, *args, **kw)
+
+    def remove_all_event_listeners(cls: Any) -> None:
+        remove_all(cls)
+        for ref in dialects:
+            dialect = ref()
+            for name in _DIALECT_METHODS:
+                if dialect is not None and name in vars(dialect):
+                    delattr(dialect, name)
+        dialects.clear()
+        taken.clear()
+
+    register_from_dialect._otel_monitor_dialect = True  # type: ignore[attr-defined]
+    contrib.EngineTracer._register_event_listener = classmethod(register_from_dialect)  # type: ignore[assignment]
+    contrib.EngineTracer.remove_all_event_listeners = classmethod(remove_all_event_listeners)  # type: ignore[assignment]
 
 
 _POOL_EVENTS = frozenset({"connect", "close", "checkin", "checkout"})

@@ -116,3 +116,60 @@ def test_a_vendor_whose_database_can_change_on_a_connection_is_read_each_time(tm
     assert not any(key.startswith("otel_monitor") for key in CONNECTION_INFO[-1])
     _spans(url, EngineTracer)
     assert any(key.startswith("otel_monitor") for key in CONNECTION_INFO[-1])  # SQLite: kept per connection
+
+
+def _traced_engine(url: str, tracer_class: type[EngineTracer] = EngineTracer, **kwargs: Any) -> tuple[Any, Any]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    usage = MeterProvider().get_meter("t").create_up_down_counter("db.client.connections.usage")
+    engine = create_engine(url)
+    TRACERS.append(tracer_class(provider.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine, usage,
+                                **kwargs))
+    return engine, exporter
+
+
+def test_query_spans_come_from_the_dialect_and_connections_dispatch_no_events(tmp_path: Any) -> None:
+    """The engine gets no connection-event listener (SQLAlchemy's dispatch per connection is skipped); the dialect's
+    execute methods make the spans. With sqlcommenter, which rewrites statements, the contrib's events stay."""
+    lean_query_spans()
+    engine, exporter = _traced_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    try:
+        assert engine._has_events is False
+        assert {"do_execute", "do_executemany", "do_execute_no_params"} <= set(vars(engine.dialect))
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            assert conn._has_events is False
+        assert [s.name for s in exporter.get_finished_spans()] == [f"SELECT {tmp_path / 'd.db'}"]
+    finally:
+        engine.dispose()
+    commented, _ = _traced_engine(f"sqlite:///{tmp_path / 'c.db'}", enable_commenter=True)
+    assert commented._has_events is True and "do_execute" not in vars(commented.dialect)
+
+
+def test_a_failing_query_has_the_contribs_error_status(tmp_path: Any) -> None:
+    """A statement the database refuses: the span ends with the contrib's error status and description."""
+    lean_query_spans()
+    found = []
+    for tracer_class in (_Contrib, EngineTracer):
+        engine, exporter = _traced_engine(f"sqlite:///{tmp_path / 'e.db'}", tracer_class)
+        with engine.connect() as conn, pytest.raises(Exception, match="no such table"):
+            conn.execute(text("SELECT * FROM missing"))
+        engine.dispose()
+        (span,) = exporter.get_finished_spans()
+        found.append((span.name, span.status.status_code, span.status.description, dict(span.attributes)))
+    assert found[0] == found[1]
+    assert found[1][1].name == "ERROR" and "no such table: missing" in found[1][2]
+
+
+def test_removing_the_listeners_gives_the_dialect_back(tmp_path: Any) -> None:
+    """The instrumentor's uninstrument (remove_all_event_listeners) restores the dialect's own methods."""
+    lean_query_spans()
+    engine, exporter = _traced_engine(f"sqlite:///{tmp_path / 'u.db'}")
+    assert "do_execute" in vars(engine.dialect)
+    EngineTracer.remove_all_event_listeners()
+    assert not {"do_execute", "do_executemany", "do_execute_no_params"} & set(vars(engine.dialect))
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    engine.dispose()
+    assert exporter.get_finished_spans() == ()
