@@ -398,10 +398,12 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
     if getattr(register, "_otel_monitor_dialect", False):
         return
     taken: weakref.WeakSet[Any] = weakref.WeakSet()  # engines traced from their dialect
-    dialects: list[weakref.ref[Any]] = []
+    # Dialects traced, with our wrappers; an engine sharing one (engine.execution_options()) is traced by it.
+    dialects: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def traced(tracer: Any, engine: Any, dialect: Any) -> None:
         originals = {name: getattr(dialect, name) for name in _DIALECT_METHODS}
+        engine_ref = weakref.ref(engine)  # the dialect outlives no engine of its own; no cycle through us
 
         def begin(cursor: Any, statement: str, context: Any) -> Any:
             if not is_instrumentation_enabled() or not isinstance(statement, str):
@@ -412,7 +414,7 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
                 return None
             span = start(tracer, conn, cursor, statement) if conn is not None else None
             # No context, or a connection that cannot be read: the engine's own attributes.
-            return span if span is not None else start(tracer, _NoConnection(engine), cursor, statement)
+            return span if span is not None else start(tracer, _NoConnection(engine_ref()), cursor, statement)
 
         def run(span: Any, call: Any, *args: Any) -> Any:
             if span is None:
@@ -442,18 +444,26 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
         dialect.do_execute = do_execute
         dialect.do_executemany = do_executemany
         dialect.do_execute_no_params = do_execute_no_params
-        dialects.append(weakref.ref(dialect))
+        for wrapper in (do_execute, do_executemany, do_execute_no_params):
+            wrapper._otel_monitor_query_span = True  # type: ignore[attr-defined]
+        dialects.add(dialect)
 
     def register_from_dialect(cls: Any, target: Any, identifier: str, func: Any, *args: Any, **kw: Any) -> None:
         try:
             if identifier == "before_cursor_execute":
                 tracer = getattr(func, "__self__", None)
-                if (isinstance(target, Engine) and getattr(func, "__func__", None) is lean_hook
+                lean = (isinstance(target, Engine) and getattr(func, "__func__", None) is lean_hook
                         and tracer is not None and not tracer.enable_commenter
-                        and not any(name in vars(target.dialect) for name in _DIALECT_METHODS)):
+                        # an app's own statement rewriting runs first on the events: the span shows its result
+                        and not len(target.dispatch.before_cursor_execute))
+                if lean and target.dialect in dialects:  # already traced through its shared dialect
+                    taken.add(target)
+                    return
+                if lean and not any(name in vars(target.dialect) for name in _DIALECT_METHODS):
                     traced(tracer, target, target.dialect)
                     taken.add(target)
                     return
+                taken.discard(target)  # the events, all three of them
             elif identifier in ("after_cursor_execute", "handle_error") and target in taken:
                 return
         except TypeError:  # a target that cannot be weakly referenced or compared: the events then
@@ -461,14 +471,15 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
         register(cls, target, identifier, func, *args, **kw)
 
     def remove_all_event_listeners(cls: Any) -> None:
-        remove_all(cls)
-        for ref in dialects:
-            dialect = ref()
-            for name in _DIALECT_METHODS:
-                if dialect is not None and name in vars(dialect):
-                    delattr(dialect, name)
-        dialects.clear()
-        taken.clear()
+        try:
+            remove_all(cls)
+        finally:
+            for dialect in list(dialects):
+                for name in _DIALECT_METHODS:  # ours only, not something set over ours since
+                    if getattr(vars(dialect).get(name), "_otel_monitor_query_span", False):
+                        delattr(dialect, name)
+            dialects.clear()
+            taken.clear()
 
     register_from_dialect._otel_monitor_dialect = True  # type: ignore[attr-defined]
     contrib.EngineTracer._register_event_listener = classmethod(register_from_dialect)  # type: ignore[assignment]

@@ -90,7 +90,7 @@ def test_postgresql_query_spans_have_the_contribs_names_and_attributes(postgres_
     assert all("server.address" in attributes or "net.peer.name" in attributes for _, _, attributes in got)
 
 
-def test_a_connection_that_cannot_be_read_falls_back_to_the_contribs_method(tmp_path: Any,
+def test_a_connection_that_cannot_be_read_still_gets_the_engines_spans(tmp_path: Any,
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.engine import Connection
 
@@ -118,14 +118,18 @@ def test_a_vendor_whose_database_can_change_on_a_connection_is_read_each_time(tm
     assert any(key.startswith("otel_monitor") for key in CONNECTION_INFO[-1])  # SQLite: kept per connection
 
 
-def _traced_engine(url: str, tracer_class: type[EngineTracer] = EngineTracer, **kwargs: Any) -> tuple[Any, Any]:
+def _recorder() -> tuple[Any, InMemorySpanExporter, Any]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     usage = MeterProvider().get_meter("t").create_up_down_counter("db.client.connections.usage")
+    return provider.get_tracer("opentelemetry.instrumentation.sqlalchemy"), exporter, usage
+
+
+def _traced_engine(url: str, tracer_class: type[EngineTracer] = EngineTracer, **kwargs: Any) -> tuple[Any, Any]:
+    tracer, exporter, usage = _recorder()
     engine = create_engine(url)
-    TRACERS.append(tracer_class(provider.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine, usage,
-                                **kwargs))
+    TRACERS.append(tracer_class(tracer, engine, usage, **kwargs))
     return engine, exporter
 
 
@@ -139,12 +143,48 @@ def test_query_spans_come_from_the_dialect_and_connections_dispatch_no_events(tm
         assert {"do_execute", "do_executemany", "do_execute_no_params"} <= set(vars(engine.dialect))
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-            assert conn._has_events is False
+            assert not len(conn.dispatch.before_cursor_execute) and not len(conn.dispatch.after_cursor_execute)
         assert [s.name for s in exporter.get_finished_spans()] == [f"SELECT {tmp_path / 'd.db'}"]
     finally:
         engine.dispose()
     commented, _ = _traced_engine(f"sqlite:///{tmp_path / 'c.db'}", enable_commenter=True)
     assert commented._has_events is True and "do_execute" not in vars(commented.dialect)
+    commented.dispose()
+
+
+@pytest.mark.parametrize("first", ["engine", "options"])
+def test_an_engine_sharing_a_traced_dialect_gets_one_span_per_query(tmp_path: Any, first: str) -> None:
+    """engine.execution_options() shares its parent's dialect: traced in either order, each query is one span."""
+    lean_query_spans()
+    tracer, exporter, usage = _recorder()
+    engine = create_engine(f"sqlite:///{tmp_path / 'o.db'}")
+    options = engine.execution_options(isolation_level="AUTOCOMMIT")
+    for target in ((engine, options) if first == "engine" else (options, engine)):
+        TRACERS.append(EngineTracer(tracer, target, usage))
+    for target in (engine, options):
+        with target.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        assert not len(target.dispatch.before_cursor_execute) and not len(target.dispatch.after_cursor_execute)
+    engine.dispose()
+    assert len(exporter.get_finished_spans()) == 2
+
+
+def test_an_app_rewriting_statements_keeps_the_events(tmp_path: Any) -> None:
+    """An app's own before_cursor_execute (retval) runs before ours on the events, so the span shows the statement
+    as the contrib saw it: such an engine keeps the events, all three, and every span ends."""
+    from sqlalchemy import event
+
+    lean_query_spans()
+    tracer, exporter, usage = _recorder()
+    engine = create_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    event.listen(engine, "before_cursor_execute", lambda c, cur, st, p, ctx, m: (st + " -- app", p), retval=True)
+    TRACERS.append(EngineTracer(tracer, engine, usage))
+    assert "do_execute" not in vars(engine.dialect)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    engine.dispose()
+    (span,) = exporter.get_finished_spans()
+    assert span.end_time is not None
 
 
 def test_a_failing_query_has_the_contribs_error_status(tmp_path: Any) -> None:
