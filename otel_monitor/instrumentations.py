@@ -352,7 +352,6 @@ def lean_query_spans() -> None:
         return self.tracer.start_span(known[0], kind=SpanKind.CLIENT, attributes=known[1])
 
     _before_cur_exec._otel_monitor_lean = True  # type: ignore[attr-defined]
-    _before_cur_exec._otel_monitor_start = _start  # type: ignore[attr-defined]
     _before_cur_exec.__wrapped__ = original  # type: ignore[attr-defined]
     contrib.EngineTracer._before_cur_exec = _before_cur_exec  # type: ignore[method-assign]
     _trace_from_the_dialect(contrib, _before_cur_exec, _start)

@@ -257,9 +257,9 @@ def gzip_fast(data: bytes) -> bytes:
 
 # --- metrics --------------------------------------------------------------
 
-def _fixed64(number: int, value: int) -> bytes:
-    """A fixed64 field (wire type 1), e.g. a timestamp or a count."""
-    return _varint(number << 3 | 1) + _pack_fixed64(value)
+def _fixed64(number: int, value: int | None) -> bytes:
+    """A fixed64 field (wire type 1), e.g. a timestamp or a count; left out when zero (or None) as proto3 does."""
+    return _varint(number << 3 | 1) + _pack_fixed64(value) if value else b""
 
 
 def _double(number: int, value: float) -> bytes:
@@ -299,23 +299,15 @@ def _exemplars(number: int, exemplars: Sequence[Any]) -> bytes:
 def _number_point(point: Any, with_start: bool) -> bytes:
     body = _attributes(7, point.attributes)
     if with_start:
-        body += _fixed64(2, point.start_time_unix_nano) if point.start_time_unix_nano else b""
-    body += _fixed64(3, point.time_unix_nano) if point.time_unix_nano else b""
+        body += _fixed64(2, point.start_time_unix_nano)
+    body += _fixed64(3, point.time_unix_nano)
     return body + _exemplars(5, point.exemplars) + _number_value(point.value, 4, 6)
 
 
 def _histogram_head(point: Any) -> bytes:
     """Fields 2 to 5 (start, time, count, sum), numbered alike in both histograms' points."""
-    body = b""
-    if point.start_time_unix_nano:
-        body += _fixed64(2, point.start_time_unix_nano)
-    if point.time_unix_nano:
-        body += _fixed64(3, point.time_unix_nano)
-    if point.count:
-        body += _fixed64(4, point.count)
-    if point.sum is not None:
-        body += _double(5, point.sum)
-    return body
+    body = _fixed64(2, point.start_time_unix_nano) + _fixed64(3, point.time_unix_nano) + _fixed64(4, point.count)
+    return body + (_double(5, point.sum) if point.sum is not None else b"")
 
 
 def _histogram_point(point: Any) -> bytes:
@@ -342,8 +334,7 @@ def _buckets(number: int, buckets: Any) -> bytes:
 def _exponential_point(point: Any) -> bytes:
     body = [_attributes(1, point.attributes), _histogram_head(point)]
     body.append(_uint(6, _zigzag(point.scale)))
-    if point.zero_count:
-        body.append(_fixed64(7, point.zero_count))
+    body.append(_fixed64(7, point.zero_count))
     body.append(_buckets(8, point.positive))
     body.append(_buckets(9, point.negative))
     body.append(_uint(10, point.flags))
@@ -441,8 +432,7 @@ def encode_metrics(metrics_data: Any) -> bytes:
 def _log_record(readable: Any) -> bytes:
     record = readable.log_record
     out = []
-    if record.timestamp:
-        out.append(_fixed64(1, record.timestamp))
+    out.append(_fixed64(1, record.timestamp))
     severity = getattr(record.severity_number, "value", None)
     if severity:
         out.append(_uint(2, severity))
@@ -464,8 +454,7 @@ def _log_record(readable: Any) -> bytes:
         out.append(b"\x4a\x10" + record.trace_id.to_bytes(16, "big"))
     if record.span_id:
         out.append(b"\x52\x08" + record.span_id.to_bytes(8, "big"))
-    if record.observed_timestamp:
-        out.append(_fixed64(11, record.observed_timestamp))
+    out.append(_fixed64(11, record.observed_timestamp))
     if record.event_name:
         out.append(_string(12, record.event_name))
     return b"".join(out)
