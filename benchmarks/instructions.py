@@ -51,7 +51,7 @@ CONFIGURATIONS = {
 
 
 def count(environment: dict[str, str] | None, app: str, path: str, requests: int, timeout: float,
-          floor: str | None = None, extra: dict[str, str] | None = None) -> int:
+          floor: str | None = None, extra: dict[str, str] | None = None, concurrency: int = 1) -> int:
     """Instructions of one whole run (every process and thread) of ``requests`` requests.
 
     Under ``opentelemetry-instrument`` with ``environment`` unless it is None;
@@ -59,7 +59,7 @@ def count(environment: dict[str, str] | None, app: str, path: str, requests: int
     """
     bin_dir = Path(sys.executable).parent
     command = [str(bin_dir / "python"), "-m", "benchmarks.inprocess", "--app", app, "--path", path,
-               "--requests", str(requests), "--warmup", "50"]
+               "--requests", str(requests), "--warmup", "50", "--concurrency", str(concurrency)]
     if floor is not None:
         command += ["--floor", floor]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
@@ -88,21 +88,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--disable", default="", metavar="NAMES",
                         help="OTEL_PYTHON_DISABLED_INSTRUMENTATIONS for the instrumented runs, e.g. sqlalchemy")
     parser.add_argument("--no-floors", action="store_true", help="skip the floor configurations")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="requests in flight at a time (a loaded server has many: uvicorn under wrk's 32 connections)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="an environment variable for the instrumented runs (repeatable), "
+                             "e.g. OTEL_MONITOR_LEAN_REQUESTS=false")
+    parser.add_argument("--only", default="", metavar="NAMES",
+                        help="comma-separated configurations to count (default: all), e.g. uninstrumented,monitor-production")
     args = parser.parse_args(argv)
     if not 0 < args.few < args.many <= 100_000:
         parser.error("need 0 < --few < --many <= 100000")
+    given = {}
+    for item in args.env:
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            parser.error(f"--env {item!r}: expected KEY=VALUE")
+        given[key.strip()] = value
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed (Debian: apt-get install valgrind)")
     runs: list[tuple[str, dict[str, str] | None, str | None]] = [
         (name, environment, None) for name, environment in CONFIGURATIONS.items()]
     if not args.no_floors:
         runs += [(name, None, floor) for name, floor in FLOORS.items()]
+    if args.only:
+        wanted = {name.strip() for name in args.only.split(",")} | {"uninstrumented"}
+        runs = [run for run in runs if run[0] in wanted]
     per_request: dict[str, float] = {}
     for name, environment, floor in runs:
         instrumented = environment is not None or floor is not None
         extra = {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": args.disable} if instrumented and args.disable else {}
-        few = count(environment, args.app, args.path, args.few, args.timeout, floor, extra)
-        many = count(environment, args.app, args.path, args.many, args.timeout, floor, extra)
+        if instrumented:
+            extra.update(given)
+        few = count(environment, args.app, args.path, args.few, args.timeout, floor, extra, args.concurrency)
+        many = count(environment, args.app, args.path, args.many, args.timeout, floor, extra, args.concurrency)
         per_request[name] = (many - few) / (args.many - args.few)
         base = per_request["uninstrumented"]
         added = f"  (+{per_request[name] - base:,.0f}, {per_request[name] / base:.2f}x)" if name != "uninstrumented" else ""

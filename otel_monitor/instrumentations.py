@@ -165,7 +165,9 @@ class InstrumentationLoader:
                 continue
             if name == "fastapi" and fastapi_has_native_telemetry():
                 REPORT[name] = Decision(name, "native", "FastAPI's own telemetry serves requests (one server span)")
-                if not self.dry_run:
+                if self.dry_run:
+                    _report_request_path(self.settings)
+                else:
                     self._when_imported("fastapi", lambda _module: install_fastapi_native_defaults(self.settings))
                 continue
             trigger = _TRIGGERS.get(name, name)
@@ -591,17 +593,37 @@ def install_fastapi_native_defaults(settings: Any) -> None:
     }
     original_init = fastapi.FastAPI.__init__
 
+    lean = _report_request_path(settings)
+
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         telemetry = dict(kwargs.get("telemetry") or {})
         for key, value in defaults.items():
             telemetry.setdefault(key, value)
         kwargs["telemetry"] = telemetry
         original_init(self, *args, **kwargs)
+        if lean:
+            from .fastapi_requests import serve
+
+            with guarded("FastAPI request path"):
+                serve(self)
 
     __init__.__wrapped__ = original_init  # type: ignore[attr-defined]
     fastapi.FastAPI.__init__ = __init__  # type: ignore[method-assign]
     _FASTAPI_PATCHED = True
     remember_request_invariants()
+
+
+def _report_request_path(settings: Any) -> bool:
+    """Whether otel-monitor's request path serves FastAPI's telemetry here; the report says which and why."""
+    if not getattr(settings, "lean_requests", False):
+        return False
+    from .fastapi_requests import unsupported_reason
+
+    reason = unsupported_reason()
+    served = "through otel-monitor's shorter request path" if reason is None else f"on its own path: {reason}"
+    REPORT["fastapi"] = Decision("fastapi", "native", f"FastAPI's own telemetry serves requests (one server span), "
+                                                      f"{served}")
+    return reason is None
 
 
 _SERVER_ADDRESSES_KEPT = 256

@@ -170,6 +170,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OTEL_MONITOR_LEAN_OTLP", parse_bool, "true",
             "Export OTLP/HTTP through otel-monitor's encoder: the SDK's OTLP/HTTP exporters' settings, HTTP client, "
             "retries and transport, without loading the protobuf runtime (false: the SDK's own exporters)."),
+    Setting("OTEL_MONITOR_LEAN_REQUESTS", parse_bool, "true",
+            "Serve FastAPI's native request telemetry through otel-monitor's shorter per-request path: the same span, "
+            "metrics and logs, with provider checks kept and one context attached per request (false: FastAPI's own "
+            "path)."),
     Setting("OTEL_MONITOR_GC_FREEZE", parse_bool, "true",
             "Under opentelemetry-instrument, move the objects that exist once otel-monitor has set up (the SDK and its "
             "exporters, ours, the modules loaded before the app) out of the garbage collector's scans (gc.freeze)."),

@@ -222,6 +222,27 @@ def test_standard_http_metrics_on_request(tmp_path):
             assert sink.wait_for(lambda s: bool(s.metric_points("http.server.request.duration")))
 
 
+@pytest.mark.parametrize("lean", ["true", "false"])
+def test_requests_are_served_by_the_request_path_the_setting_names(tmp_path, lean):
+    """OTEL_MONITOR_LEAN_REQUESTS (default true) puts otel-monitor's request path in front of FastAPI's own."""
+    from otel_monitor.fastapi_requests import unsupported_reason
+
+    if unsupported_reason() is not None:
+        pytest.skip(f"FastAPI's own path serves: {unsupported_reason()}")
+    with OTLPSink() as sink:
+        env = {**sink.env(), "OTEL_MONITOR_LEAN_REQUESTS": lean, "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'i.db'}"}
+        with launched("tests.apps.basic_app:app", env) as app:
+            status, body = app.get("/request-path")
+            assert status == 200
+            assert body == (b'{"served_by":"LeanRequestTelemetry"}' if lean == "true"
+                            else b'{"served_by":"NativeTelemetry"}')
+            assert app.get("/items/1")[0] == 200
+            sink.wait_for(lambda s: any(sp["attributes"].get("http.route") == "/items/{item_id}"
+                                        for sp in server_spans(s)))
+    (span,) = [sp for sp in server_spans(sink) if sp["attributes"].get("http.route") == "/items/{item_id}"]
+    assert span["name"] == "GET /items/{item_id}" and span["attributes"]["http.response.status_code"] == 200
+
+
 def test_standard_http_metrics_off_by_default(basic_run):
     """By default only monitor.operation.duration times requests: no duplicate http.server.* recordings."""
     from otel_monitor.instrumentations import fastapi_has_native_telemetry

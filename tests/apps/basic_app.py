@@ -78,3 +78,9 @@ def sync_work(n: int) -> dict[str, int]:
     with otel_monitor.operation("sync_work"):
         time.sleep(0.001 * (n % 3))
     return {"n": n}
+
+
+@app.get("/request-path")
+def request_path() -> dict[str, str]:
+    """Which object serves FastAPI's request telemetry in this process."""
+    return {"served_by": type(app._native_telemetry).__name__}

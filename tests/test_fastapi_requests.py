@@ -1,0 +1,318 @@
+"""otel-monitor's request path gives the telemetry FastAPI's own native path gives, request for request."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, HTTPException, WebSocket
+from fastapi.responses import StreamingResponse
+from fastapi.telemetry import get_telemetry_data
+from fastapi.testclient import TestClient
+from opentelemetry import baggage, propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from otel_monitor import fastapi_requests
+from otel_monitor.fastapi_requests import LeanRequestTelemetry, serve
+
+pytestmark = pytest.mark.skipif(fastapi_requests.unsupported_reason() is not None,
+                                reason=f"not served by otel-monitor's path: {fastapi_requests.unsupported_reason()}")
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+PARENT_ID = "b7ad6b7169203331"
+
+
+class Telemetry:
+    """Providers of one app's own, with what they received."""
+
+    def __init__(self) -> None:
+        self.spans = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+        self.logs = InMemoryLogRecordExporter()
+        self.logger_provider = LoggerProvider()
+        self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.logs))
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        return {"tracer_provider": self.tracer_provider, "meter_provider": self.meter_provider,
+                "logger_provider": self.logger_provider, "metrics": True, "operation_spans": False, **overrides}
+
+    def seen(self) -> dict[str, Any]:
+        """What was received, with ids and times left out and ids' relations kept."""
+        spans = sorted(self.spans.get_finished_spans(), key=lambda s: s.start_time or 0)
+        ids = {span.context.span_id: index for index, span in enumerate(spans)}
+        metrics: dict[str, list[Any]] = {}
+        data = self.reader.get_metrics_data()
+        for resource_metrics in (data.resource_metrics if data else ()):
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    points = metrics.setdefault(metric.name, [])
+                    for point in metric.data.data_points:
+                        points.append((dict(point.attributes), getattr(point, "count", getattr(point, "value", None))))
+        for points in metrics.values():
+            points.sort(key=repr)
+        return {
+            "spans": [{
+                "name": span.name, "kind": span.kind, "attributes": dict(span.attributes),
+                "status": span.status.status_code, "events": [event.name for event in span.events],
+                "parent": (ids.get(span.parent.span_id, format(span.parent.span_id, "016x"))
+                           if span.parent else None),
+                "remote_parent": bool(span.parent and span.parent.is_remote),
+                "trace": format(span.context.trace_id, "032x") if span.parent and span.parent.is_remote else None,
+                "scope": span.instrumentation_scope.name if span.instrumentation_scope else None,
+            } for span in spans],
+            "metrics": metrics,
+            "logs": [{
+                "event": record.log_record.event_name, "body": record.log_record.body,
+                "severity": record.log_record.severity_number, "attributes": dict(record.log_record.attributes or {}),
+                "in_span": record.log_record.span_id in ids,
+                "exception": type(record.log_record.exception).__name__ if record.log_record.exception else None,
+            } for record in self.logs.get_finished_logs()],
+        }
+
+
+def build(telemetry: Telemetry, **config: Any) -> FastAPI:
+    app = FastAPI(telemetry=telemetry.config(**config))
+    sub = FastAPI(telemetry=telemetry.config(**config))
+
+    @app.get("/items/{item_id}")
+    def item(item_id: int) -> dict[str, Any]:
+        span = trace.get_current_span()
+        data = get_telemetry_data()
+        return {"id": item_id, "span_recording": span.is_recording(), "data": data is not None,
+                "request": data is not None and data.request is not None, "baggage": baggage.get_baggage("tenant")}
+
+    @app.get("/async/{item_id}")
+    async def async_item(item_id: int) -> dict[str, Any]:
+        return {"id": item_id, "span_recording": trace.get_current_span().is_recording(),
+                "data": get_telemetry_data() is not None}
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    @app.get("/teapot")
+    def teapot() -> None:
+        raise HTTPException(418, "short and stout")
+
+    @app.get("/stream")
+    def stream() -> StreamingResponse:
+        return StreamingResponse(iter([b"a", b"b", b"c"]))
+
+    @app.get("/health")
+    def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.websocket("/ws")
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("hello")
+        await websocket.close()
+
+    @sub.get("/inner/{name}")
+    def inner(name: str) -> dict[str, str]:
+        return {"name": name}
+
+    app.mount("/sub", sub)
+    return app
+
+
+def native_and_lean(**config: Any) -> tuple[tuple[FastAPI, Telemetry], tuple[FastAPI, Telemetry]]:
+    pairs = []
+    for lean in (False, True):
+        telemetry = Telemetry()
+        app = build(telemetry, **config)
+        for one in (app, *(route.app for route in app.routes if hasattr(route, "app"))):
+            native = getattr(one, "_native_telemetry", None)
+            if isinstance(native, LeanRequestTelemetry):  # FastAPI patched by an earlier test: undo for this one
+                one._native_telemetry = native.native
+            if lean and native is not None:
+                assert serve(one)
+        assert isinstance(app._native_telemetry, LeanRequestTelemetry) is lean
+        pairs.append((app, telemetry))
+    return pairs[0], pairs[1]
+
+
+REQUESTS: list[tuple[str, str, dict[str, str]]] = [
+    ("GET", "/items/1", {}),
+    ("GET", "/async/2", {}),
+    ("GET", "/items/not-a-number", {}),  # validation failure: a 422 and FastAPI's log event
+    ("GET", "/boom", {}),  # an unhandled exception: a 500, error.type and the exception log
+    ("GET", "/teapot", {}),
+    ("GET", "/nowhere", {}),
+    ("GET", "/items/3?token=abc&sig=secret&empty=", {}),
+    ("HEAD", "/items/4", {}),
+    ("FOO", "/items/5", {}),  # a method FastAPI does not know: _OTHER
+    ("POST", "/items/6", {}),
+    ("GET", "/stream", {}),
+    ("GET", "/sub/inner/x", {}),
+    ("GET", "/items/7", {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}),
+    ("GET", "/items/8", {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00", "tracestate": "vendor=1"}),
+    ("GET", "/items/9", {"baggage": "tenant=acme"}),
+    ("GET", "/items/10", {"traceparent": "garbage"}),
+    ("GET", "/items/11", {"Host": "shop.example:8443"}),
+]
+
+
+def _exchange(app: FastAPI, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.request(method, path, headers=headers)
+        return response.status_code, response.content
+
+
+@pytest.mark.parametrize("config", [{}, {"operation_spans": True}, {"tracing": False}, {"metrics": False},
+                                    {"logs": False}],
+                         ids=["default", "operation-spans", "no-tracing", "no-metrics", "no-logs"])
+@pytest.mark.parametrize(("method", "path", "headers"), REQUESTS, ids=[f"{m} {p} {h}" for m, p, h in REQUESTS])
+def test_the_same_telemetry_and_response_as_fastapis_own(config: dict[str, Any], method: str, path: str,
+                                                         headers: dict[str, str]) -> None:
+    (native_app, native), (lean_app, lean) = native_and_lean(**config)
+    assert _exchange(lean_app, method, path, headers) == _exchange(native_app, method, path, headers)
+    expected, got = native.seen(), lean.seen()
+    assert got == expected
+    if not config:
+        assert got["metrics"]  # there was telemetry to compare
+        assert got["spans"] or headers.get("traceparent", "").endswith("-00")  # an unsampled parent: none
+
+
+def test_the_request_context_holds_what_fastapis_three_attaches_leave_current() -> None:
+    (native_app, _), (lean_app, _) = native_and_lean()
+    headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "baggage": "tenant=acme"}
+    native_body = TestClient(native_app).get("/items/1", headers=headers).json()
+    lean_body = TestClient(lean_app).get("/items/1", headers=headers).json()
+    assert lean_body == native_body == {"id": 1, "span_recording": True, "data": True, "request": True,
+                                        "baggage": "acme"}
+
+
+def test_the_context_is_restored_after_each_request() -> None:
+    (_, _), (lean_app, _) = native_and_lean()
+    before = trace.get_current_span()
+    with TestClient(lean_app, raise_server_exceptions=False) as client:
+        client.get("/items/1")
+        client.get("/boom")
+    assert trace.get_current_span() is before
+
+
+def test_websockets_and_excluded_requests_take_fastapis_own_path() -> None:
+    (native_app, native), (lean_app, lean) = native_and_lean(exclude=lambda scope: scope.get("path") == "/health")
+    for app in (native_app, lean_app):
+        with TestClient(app) as client:
+            with client.websocket_connect("/ws") as websocket:
+                assert websocket.receive_text() == "hello"
+            assert client.get("/health").json() == {"ok": True}
+    assert lean.seen() == native.seen()
+    assert [span["name"] for span in lean.seen()["spans"]] == ["WS /ws"]
+
+
+def test_any_other_propagator_is_always_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A propagator other than the default pair reads headers we cannot list: it runs on every request."""
+    calls = []
+
+    class Counting(TraceContextTextMapPropagator):
+        def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any:  # type: ignore[override]
+            calls.append(1)
+            return super().extract(carrier, context, getter=getter)
+
+    monkeypatch.setattr(propagate, "_HTTP_TEXT_FORMAT", CompositePropagator([Counting(), W3CBaggagePropagator()]))
+    (_, _), (lean_app, lean) = native_and_lean()
+    TestClient(lean_app).get("/items/1")
+    assert calls == [1]
+    monkeypatch.setattr(propagate, "_HTTP_TEXT_FORMAT",
+                        CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
+    TestClient(lean_app).get("/items/1", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+    assert lean.seen()["spans"][-1]["trace"] == TRACE_ID
+
+
+def test_providers_set_after_the_app_was_built_are_picked_up() -> None:
+    """The kept provider checks are redone when a provider changes (here: telemetry switched on late)."""
+    telemetry = Telemetry()
+    config = telemetry.config()
+    app = FastAPI(telemetry={**config, "tracer_provider": None})
+
+    @app.get("/x")
+    def x() -> dict[str, bool]:
+        return {"ok": True}
+
+    if isinstance(app._native_telemetry, LeanRequestTelemetry):
+        app._native_telemetry = app._native_telemetry.native
+    assert serve(app) and not serve(app)  # once only
+    lean = app._native_telemetry
+    asyncio.run(_drive(app, "/x"))
+    first = lean._state
+    assert lean.enabled() is lean.native.enabled() is True  # metrics and logs are on
+    lean.config["tracer_provider"] = telemetry.tracer_provider
+    asyncio.run(_drive(app, "/x"))
+    assert lean._state is not first and lean._state[2] is True  # tracing
+    assert [span.name for span in telemetry.spans.get_finished_spans()] == ["GET /x"]
+
+
+async def _drive(app: FastAPI, path: str) -> None:
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": [],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 200
+
+
+@pytest.mark.parametrize("switched_on", [(), ("tracing",), ("metrics",), ("logs",), ("tracing", "metrics", "logs")])
+def test_enabled_answers_as_fastapis_own(switched_on: tuple[str, ...]) -> None:
+    """With no provider of the app's own, FastAPI asks the global ones (here: the API's unset proxies)."""
+    config = {"tracing": "tracing" in switched_on, "metrics": "metrics" in switched_on,
+              "logs": "logs" in switched_on, "tracer_provider": None, "meter_provider": None, "logger_provider": None}
+    app = FastAPI(telemetry=config)
+    native = app._native_telemetry.native if isinstance(app._native_telemetry, LeanRequestTelemetry) else \
+        app._native_telemetry
+    lean = LeanRequestTelemetry(native)
+    assert lean.enabled() == native.enabled()
+    lean.config["tracer_provider"] = TracerProvider()
+    assert lean.enabled() == native.enabled() == ("tracing" in switched_on or native.enabled())
+
+
+def test_an_unrecognised_fastapi_keeps_its_own_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fastapi_requests, "KNOWN_SOURCES", frozenset({"0" * 64}))
+    monkeypatch.setattr(fastapi_requests, "_unsupported", None)  # both restored after the test
+    monkeypatch.setattr(fastapi_requests, "_checked", False)
+    reason = fastapi_requests.unsupported_reason()
+    assert reason is not None and "not the one otel-monitor mirrors" in reason
+    app = FastAPI(telemetry=Telemetry().config())
+    if isinstance(app._native_telemetry, LeanRequestTelemetry):
+        app._native_telemetry = app._native_telemetry.native
+    assert not serve(app)
+
+
+def test_the_installed_fastapi_is_one_this_path_mirrors() -> None:
+    """A FastAPI upgrade that changes its request path shows here first (the launcher would quietly keep FastAPI's)."""
+    from fastapi.telemetry import _asgi
+
+    assert fastapi_requests.source_digest(_asgi.NativeTelemetry.__call__) in fastapi_requests.KNOWN_SOURCES
+
+
+def test_a_request_started_inside_a_current_span_is_a_root_as_in_fastapi() -> None:
+    """Without trace headers FastAPI's extraction yields an empty context: an in-process caller's span is no parent."""
+    (native_app, native), (lean_app, lean) = native_and_lean()
+    outer = TracerProvider().get_tracer("caller")
+    for app in (native_app, lean_app):
+        with outer.start_as_current_span("caller"):
+            asyncio.run(_drive(app, "/items/1"))
+    assert lean.seen() == native.seen()
+    assert [(span["name"], span["parent"]) for span in lean.seen()["spans"]] == [("GET /items/{item_id}", None)]
