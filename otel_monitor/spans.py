@@ -34,6 +34,7 @@ these spans; :func:`install` makes a ``TracerProvider`` hand out such tracers.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping, Sequence
 from time import time_ns
 from typing import Any
@@ -42,6 +43,8 @@ from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes, _clean_attribute_value
 from opentelemetry.sdk.trace import ReadableSpan, Span, Tracer, TracerProvider
+from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
@@ -101,6 +104,7 @@ class MonitorSpan(Span):
         self._start_time: int | None = None
         self._end_time: int | None = None
         self._attributes: Any = {}
+        self._lock = _new_lock()  # before the attributes: past the limit they take the checked way, under it
         if attributes:
             self.set_attributes(attributes)
         self._events: Any = _EMPTY
@@ -112,10 +116,25 @@ class MonitorSpan(Span):
         self._record_exception = record_exception
         self._set_status_on_exception = set_status_on_exception
         self._span_processor = span_processor
-        self._lock = _new_lock()
         self._record_end_metrics = record_end_metrics
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        mine = self._attributes
+        if mine.__class__ is dict and self._end_time is None:
+            for key, value in attributes.items():
+                if key.__class__ is not str or not key or value.__class__ not in _PLAIN:
+                    break
+            else:
+                # Plain keys and values (nearly always): set_attribute's own writes, in one loop.
+                for key, value in attributes.items():
+                    mine.pop(key, None)
+                    mine[key] = value
+                if len(mine) > self._max_attributes:
+                    self._set_checked(None, None)  # the SDK's bounded mapping keeps the newest, as one by one
+                return
+        if any(key.__class__ is not str or not key for key in attributes):
+            self._set_checked(None, None, attributes)
+            return
         for key, value in attributes.items():
             self.set_attribute(key, value)
 
@@ -138,10 +157,12 @@ class MonitorSpan(Span):
         if len(mine) > self._max_attributes:
             self._set_checked(None, None)
 
-    def _set_checked(self, key: Any, value: Any) -> None:
+    def _set_checked(self, key: Any, value: Any, items: Mapping[Any, Any] | None = None) -> None:
         # The SDK's own way, under the span's lock: past the attribute limit (the
-        # SDK's bounded mapping keeps the newest and counts what it drops), or a
-        # key that is not a non-empty string (it warns and drops it).
+        # SDK's bounded mapping keeps the newest and counts what it drops), a key
+        # that is not a non-empty string (set_attribute warns and drops it), or
+        # ``items`` with such a key (the SDK's set_attributes, its mapping's
+        # _set_items, turns the key into its text).
         with self._lock:
             if self._end_time is not None:
                 ended = True
@@ -151,7 +172,14 @@ class MonitorSpan(Span):
                     self._attributes = BoundedAttributes(
                         self._max_attributes, self._attributes, immutable=False,
                         max_value_len=self._limits.max_span_attribute_length)
-                if key is not None:
+                if items is not None:
+                    set_items = getattr(self._attributes, "_set_items", None)
+                    if set_items is not None:
+                        set_items(items)
+                    else:
+                        for item_key, item_value in items.items():
+                            self._attributes[item_key] = item_value
+                elif key is not None:
                     self._attributes[key] = value
         if ended:
             logger.warning("Setting attribute on ended span.")
@@ -185,7 +213,8 @@ class MonitorSpan(Span):
             logger.warning("Calling start() on a started span.")
             return
         self._start_time = start_time if start_time is not None else time_ns()
-        self._span_processor.on_start(self, parent_context=parent_context)
+        for on_start in _hooks(self._span_processor)[1]:
+            on_start(self, parent_context=parent_context)
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
@@ -207,10 +236,13 @@ class MonitorSpan(Span):
                 self._attributes = attributes
         if self._record_end_metrics:
             self._record_end_metrics()
-        self._span_processor._on_ending(self)
+        _, _, endings, ends = _hooks(self._span_processor)
+        for on_ending in endings:
+            on_ending(self)
         # The span itself is the ReadableSpan processors get: ended, it refuses
         # every change, so the SDK's copy would only cost time.
-        self._span_processor.on_end(self)
+        for on_end in ends:
+            on_end(self)
 
     def _readable_span(self) -> ReadableSpan:
         # A snapshot (processors get the ended span itself): its attributes checked,
@@ -224,6 +256,59 @@ class MonitorSpan(Span):
             status=self._status, start_time=self._start_time, end_time=self._end_time,
             instrumentation_info=self._instrumentation_info, instrumentation_scope=self._instrumentation_scope,
         )
+
+
+def _does_nothing(function: Any) -> bool:
+    """A processor hook whose body is only ``pass`` or a docstring (the SDK's on_start and _on_ending)."""
+    import dis
+
+    if getattr(function, "__code__", None) is None:
+        return False
+    steps = [(step.opname, step.argval) for step in dis.get_instructions(function)
+             if step.opname not in ("RESUME", "NOP", "CACHE")]
+    return steps in ([("LOAD_CONST", None), ("RETURN_VALUE", None)], [("RETURN_CONST", None)])
+
+
+def _hook_does_nothing(processor: Any, name: str) -> bool:
+    # The method as the processor has it (an instance's own attribute included), when its body is empty.
+    function = getattr(getattr(processor, name, None), "__func__", None)
+    return function is not None and _does_nothing(function)
+
+
+def _plan(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+    """The hooks a span's start and end must call: the SDK's processor list, less the hooks that do nothing.
+
+    The SDK's ``SynchronousMultiSpanProcessor`` calls each processor's
+    ``on_start``, ``_on_ending`` and ``on_end`` in turn; most processors' first
+    two are empty (the batch and simple processors', ours behind their guard).
+    Any other multi-processor is called as it is.
+    """
+    from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
+
+    from .guard import GuardedSpanProcessor
+
+    processors = getattr(multi, "_span_processors", None)
+    if type(multi) is not SynchronousMultiSpanProcessor or not isinstance(processors, tuple):
+        return (None, (multi.on_start,), (multi._on_ending,), (multi.on_end,))
+    starts, endings, ends = [], [], []
+    for processor in processors:
+        target = processor.inner if type(processor) is GuardedSpanProcessor else processor
+        if not _hook_does_nothing(target, "on_start"):
+            starts.append(processor.on_start)
+        if getattr(target, "_on_ending", None) is not None and not _hook_does_nothing(target, "_on_ending"):
+            endings.append(processor._on_ending)
+        ends.append(processor.on_end)
+    plan = (processors, tuple(starts), tuple(endings), tuple(ends))
+    multi._otel_monitor_hooks = plan
+    return plan
+
+
+def _hooks(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+    """:func:`_plan`, kept on the multi-processor until its processor list changes (a processor added)."""
+    plan = getattr(multi, "_otel_monitor_hooks", None)
+    if plan is not None and plan[0] is getattr(multi, "_span_processors", None):
+        return plan  # type: ignore[no-any-return]
+    return _plan(multi)
 
 
 def _new_lock() -> Any:
@@ -266,10 +351,17 @@ class MonitorTracer(Tracer):
         if not self._tracer_config.is_enabled:
             return NonRecordingSpan(context=parent)
         ids = self.id_generator
+        random_ids = ids.__class__ is RandomIdGenerator  # its ids, without three method calls
         if parent is None or not parent.is_valid:
             parent = None
-            trace_id = ids.generate_trace_id()
-            random_trace_id = ids.is_trace_id_random()
+            if random_ids:
+                trace_id = random.getrandbits(128)
+                while trace_id == 0:  # INVALID_TRACE_ID, as the generator retries
+                    trace_id = random.getrandbits(128)
+                random_trace_id = True
+            else:
+                trace_id = ids.generate_trace_id()
+                random_trace_id = ids.is_trace_id_random()
         else:
             trace_id = parent.trace_id
             random_trace_id = parent.trace_flags.random_trace_id
@@ -293,9 +385,17 @@ class MonitorTracer(Tracer):
             flags = _SAMPLED_RANDOM if sampled else _NOT_SAMPLED_RANDOM
         else:
             flags = _SAMPLED if sampled else _NOT_SAMPLED
-        span_context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
-                                   trace_flags=flags, trace_state=trace_state)
-        record_end_metrics = self._tracer_metrics.start_span(parent, decision)
+        if random_ids:
+            span_id = random.getrandbits(64)
+            while span_id == 0:  # INVALID_SPAN_ID
+                span_id = random.getrandbits(64)
+        else:
+            span_id = ids.generate_span_id()
+        span_context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=trace_state)
+        tracer_metrics = self._tracer_metrics
+        # The SDK's span self-metrics, unless they are off (its default): then there is nothing to call.
+        record_end_metrics = (None if tracer_metrics.__class__ is NoOpTracerMetrics
+                              else tracer_metrics.start_span(parent, decision))
         if not decision.is_recording():
             return NonRecordingSpan(context=span_context)
         span = MonitorSpan(

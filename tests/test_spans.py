@@ -105,6 +105,26 @@ def test_attribute_count_limit_keeps_the_newest_and_counts_the_dropped_as_the_sd
     assert views[1][0] == {"f": "f", "g": 7, "h": 8}
 
 
+@pytest.mark.parametrize("writes", [
+    [{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}],  # past the limit in one call, at the start
+    [{"a": 1}, {"b": 2, "a": 9}, {"c": 3, "d": 4}],  # a key set again is the newest
+    [{"a": 1, "b": [1, 2]}, {"c": (3,), "d": 4}],  # containers: the checked way
+    [{"a": 1, "": 2, "b": 3}],  # a key the SDK refuses
+    [{"a": 1, 5: 2, "b": 3}],
+], ids=["over-limit", "set-again", "containers", "empty-key", "int-key"])
+def test_attributes_written_together_end_as_the_sdks_do(writes: list[dict[Any, Any]]) -> None:
+    views = []
+    for lean in (False, True):
+        provider, out = _provider(lean, limits=SpanLimits(max_span_attributes=3))
+        span = provider.get_tracer("t").start_span("s", attributes=writes[0])
+        for more in writes[1:]:
+            span.set_attributes(more)
+        span.end()
+        (finished,) = out.get_finished_spans()
+        views.append((list(finished.attributes.items()), finished.dropped_attributes))
+    assert views[1] == views[0]
+
+
 def test_writes_after_end_are_ignored_and_a_second_end_does_not_export_again(caplog: pytest.LogCaptureFixture) -> None:
     """What the SDK's span refuses after its end, ours refuses with the same warnings."""
     messages, finished = [], []
@@ -364,3 +384,83 @@ def test_an_sdk_whose_span_moved_on_keeps_its_own_span_type(monkeypatch: pytest.
     assert type(provider.get_tracer("t")) is Tracer
     monkeypatch.undo()
     assert spans.install(provider)
+
+
+class _Recording:
+    """A processor whose every hook does something."""
+
+    def __init__(self, calls: list[tuple[str, str]], name: str) -> None:
+        self.calls, self.name = calls, name
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.calls.append((self.name, "start"))
+
+    def _on_ending(self, span: Any) -> None:
+        self.calls.append((self.name, "ending"))
+
+    def on_end(self, span: Any) -> None:
+        self.calls.append((self.name, "end"))
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def test_every_hook_that_does_something_is_called_in_order_and_added_processors_join() -> None:
+    from otel_monitor.guard import GuardedSpanProcessor
+    from otel_monitor.processors import OperationSpanProcessor
+
+    provider, exporter = _provider(lean=True)
+    calls: list[tuple[str, str]] = []
+    provider.add_span_processor(_Recording(calls, "a"))
+    provider.add_span_processor(GuardedSpanProcessor(_Recording(calls, "guarded")))
+    tracer = provider.get_tracer("t")
+    tracer.start_span("one").end()
+    assert calls == [("a", "start"), ("guarded", "start"), ("a", "ending"), ("guarded", "ending"),
+                     ("a", "end"), ("guarded", "end")]
+    plan = spans._hooks(provider._active_span_processor)
+    # The simple processor's empty on_start and _on_ending are left out; its on_end is not.
+    assert len(plan[1]) == 2 and len(plan[2]) == 2 and len(plan[3]) == 3
+    assert spans._does_nothing(OperationSpanProcessor.on_start)
+    # A processor whose empty hook was replaced on the instance is called.
+    replaced = SimpleSpanProcessor(InMemorySpanExporter())
+    replaced.on_start = lambda span, parent_context=None: calls.append(("replaced", "start"))
+    assert not spans._hook_does_nothing(replaced, "on_start") and spans._hook_does_nothing(replaced, "_on_ending")
+    calls.clear()
+    span = tracer.start_span("two")
+    provider.add_span_processor(_Recording(calls, "late"))  # joins spans that end from now on, as in the SDK
+    span.end()
+    assert calls == [("a", "start"), ("guarded", "start"), ("a", "ending"), ("guarded", "ending"),
+                     ("late", "ending"), ("a", "end"), ("guarded", "end"), ("late", "end")]
+    assert [s.name for s in exporter.get_finished_spans()] == ["one", "two"]
+
+
+def test_another_multi_processor_is_called_as_it_is() -> None:
+    from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor
+
+    calls: list[tuple[str, str]] = []
+    multi = ConcurrentMultiSpanProcessor(2)
+    multi.add_span_processor(_Recording(calls, "c"))
+    provider = TracerProvider(active_span_processor=multi, shutdown_on_exit=False)
+    assert spans.install(provider)
+    provider.get_tracer("t").start_span("x").end()
+    assert sorted(calls) == [("c", "end"), ("c", "ending"), ("c", "start")]
+    multi.shutdown()
+
+
+def test_hooks_that_only_pass_are_told_from_hooks_that_work() -> None:
+    def docstring_only(self: Any, span: Any) -> None:
+        """Nothing."""
+
+    def returns_a_value(self: Any, span: Any) -> int:
+        return 1
+
+    def works(self: Any, span: Any) -> None:
+        span.touched = True
+
+    assert spans._does_nothing(docstring_only)
+    assert not spans._does_nothing(returns_a_value)
+    assert not spans._does_nothing(works)
+    assert not spans._does_nothing(print)  # no Python code to read: called
