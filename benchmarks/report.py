@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -91,6 +92,19 @@ class Row:
     p99: float
     failed: int = 0
     spans_per_request: float | None = None
+    runs: tuple[float, ...] = ()  # req/s of each repetition, in order
+
+
+def paired_ratios(row: Row | None, base: Row | None) -> list[float]:
+    """``row``'s throughput over ``base``'s, repetition by repetition (each pair ran minutes apart at most).
+
+    The machine's speed drifts over a run; a pair from the same repetition
+    shares its drift, so these ratios scatter less than the two medians do.
+    Empty unless both ran every repetition.
+    """
+    if row is None or base is None or not row.runs or len(row.runs) != len(base.runs) or not all(base.runs):
+        return []
+    return [mine / theirs for mine, theirs in zip(row.runs, base.runs)]
 
 
 def throughput_table(rows: list[Row]) -> list[str]:
@@ -129,8 +143,11 @@ def target_lines(rows: list[Row], startup: dict[str, float] | None) -> list[str]
         row, base = by_key.get((configuration, endpoint)), by_key.get((against, endpoint))
         value = ratio(row.rps if row else None, base.rps if base else None)
         verdict = "not measured" if value is None else ("met" if value >= minimum else "NOT met")
+        paired = paired_ratios(row, base)
+        spread = (f"; repetition by repetition {', '.join(f'{r:.2f}' for r in paired)}, median "
+                  f"{statistics.median(paired):.2f}x" if len(paired) > 1 else "")
         lines.append(f"- {configuration} {endpoint}: {fmt_ratio(value)} of {against} "
-                     f"(target ≥ {minimum}x): {verdict}")
+                     f"(target ≥ {minimum}x): {verdict}{spread}")
     if startup and "vanilla" in startup and "monitor" in startup:
         value = startup["monitor"] / startup["vanilla"]
         lines.append(f"- startup otel-monitor / vanilla: {value:.2f}x (target ≤ {STARTUP_TARGET}x): "

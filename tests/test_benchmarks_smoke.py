@@ -94,6 +94,18 @@ def test_targets_report_met_missed_and_unmeasured():
     assert not any("startup" in line for line in target_lines(_rows(), {"vanilla": 1.0}))
 
 
+def test_targets_show_the_ratio_of_each_repetition_beside_the_ratio_of_medians():
+    """The verdict stays on the medians' ratio; the paired ratios show how far the repetitions scatter."""
+    rows = [Row("uninstrumented", "trivial", 1000.0, 800.0, 1200.0, 0.010, runs=(1200.0, 1000.0, 800.0)),
+            Row("monitor-production", "trivial", 720.0, 600.0, 960.0, 0.012, runs=(960.0, 720.0, 600.0))]
+    (line,) = [line for line in target_lines(rows, None) if "monitor-production trivial" in line]
+    assert line == ("- monitor-production trivial: 0.72x of uninstrumented (target ≥ 0.75x): NOT met; "
+                    "repetition by repetition 0.80, 0.72, 0.75, median 0.75x")
+    rows[1].runs = (960.0, 720.0)  # a repetition missing: no pairs
+    (line,) = [line for line in target_lines(rows, None) if "monitor-production trivial" in line]
+    assert line.endswith("NOT met")
+
+
 def test_memory_plateau_is_told_from_growth():
     """A curve that levels off counts as plateaued; one that keeps climbing does not."""
     flat = MemoryResult(samples_kib=[80_000 + min(n, 5) * 4000 for n in range(40)])
