@@ -29,11 +29,16 @@ path (``_server_attributes``, ``_exception``, ``_instruments``,
 ``_get_tracer``); ``tests/test_fastapi_requests.py`` compares the telemetry
 of both for the same requests.
 
-WebSocket connections, excluded requests and apps that also carry the
-contrib's ASGI middleware take FastAPI's own path.  Only the FastAPI
-releases whose ``NativeTelemetry.__call__`` this was written against are
-served (their source is recognised by its digest); with any other, FastAPI's
-own path stays and ``otel-monitor config`` says why.
+WebSocket connections and apps that also carry the contrib's ASGI
+middleware take FastAPI's own path; excluded requests take FastAPI's own
+branch for them, here.  Only the FastAPI releases this was written against
+are served (the source of the FastAPI functions it mirrors or relies on is
+recognised by its digest), and only when nothing wraps FastAPI's
+``NativeTelemetry.__call__``: with any other, FastAPI's own path stays and
+``otel-monitor config`` says why.  One difference remains: while the server
+span starts, the sampler and span processors get the extracted parent as
+their argument, as in FastAPI, but the context current at that moment is
+still the caller's (FastAPI has already made the parent current).
 ``OTEL_MONITOR_LEAN_REQUESTS=false`` turns this off.
 """
 
@@ -45,10 +50,9 @@ from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-# sha256 of inspect.getsource(fastapi.telemetry._asgi.NativeTelemetry.__call__) in the
-# FastAPI releases this module mirrors: 0.165.0.
+# mirrored_digest() of the FastAPI releases this module mirrors: 0.165.0.
 KNOWN_SOURCES = frozenset({
-    "14643a3f25c3444b3187889bd9b979a9827ec818c6e07b22e5fcdf949315650e",
+    "16196d16599cdb85ed9119ce90cf43ac78504cd9fd8949babda2bb6b050f4f32",
 })
 # Header names the default propagators (W3C trace context, then W3C baggage) read.
 _DEFAULT_PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
@@ -75,20 +79,53 @@ def unsupported_reason() -> str | None:
     return _unsupported
 
 
+def mirrored_functions() -> list[Callable[..., Any]]:
+    """FastAPI's functions whose behaviour this module reproduces or relies on."""
+    from fastapi import applications
+    from fastapi.telemetry import _asgi
+
+    native = _asgi.NativeTelemetry
+    return [native.__call__, native.enabled, native._instruments, native._get_tracer, _asgi._HeadersGetter.get,
+            applications.FastAPI.__call__]
+
+
+def mirrored_digest() -> str | None:
+    """One sha256 over the source of every function of :func:`mirrored_functions`, None when one is unreadable."""
+    digests = []
+    for function in mirrored_functions():
+        digest = source_digest(function)
+        if digest is None:
+            return None
+        digests.append(digest)
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+_NATIVE_CALL: Any = None  # NativeTelemetry.__call__ as FastAPI defines it, recorded by the check
+
+
 def _check() -> str | None:
+    global _NATIVE_CALL
     try:
         from fastapi.telemetry import _api, _asgi
     except ImportError:
         return "this FastAPI has no native telemetry"
     native = getattr(_asgi, "NativeTelemetry", None)
-    if native is None or source_digest(native.__call__) not in KNOWN_SOURCES:
-        return "FastAPI's NativeTelemetry.__call__ is not the one otel-monitor mirrors (a newer FastAPI?)"
+    try:
+        known = mirrored_digest() in KNOWN_SOURCES
+    except AttributeError:
+        known = False
+    if native is None or not known:
+        return "FastAPI's native telemetry is not the one otel-monitor mirrors (a newer FastAPI?)"
+    if hasattr(native.__call__, "__wrapped__"):
+        # Someone wraps FastAPI's request path (an APM agent, a test): it must keep running.
+        return "FastAPI's NativeTelemetry.__call__ is wrapped by other code"
     needed = ((_asgi, ("_server_attributes", "_exception", "_HEADERS_GETTER", "_SENSITIVE_QUERY_PARAMETERS",
                        "_SCHEMA_URL", "Headers")),
               (_api, ("_RequestTelemetry", "_REQUEST_TELEMETRY_KEY", "_exception_type", "_unconfigured")))
     missing = [name for module, names in needed for name in names if not hasattr(module, name)]
     if missing:
         return f"FastAPI's telemetry lacks {', '.join(missing)}"
+    _NATIVE_CALL = native.__call__
     return None
 
 
@@ -96,6 +133,9 @@ def serve(app: Any) -> bool:
     """Put :class:`LeanRequestTelemetry` in front of ``app``'s native telemetry; False when it cannot be."""
     native = getattr(app, "_native_telemetry", None)
     if native is None or isinstance(native, LeanRequestTelemetry) or unsupported_reason() is not None:
+        return False
+    # Only FastAPI's own class with its own __call__: a subclass or a request path patched since is left alone.
+    if type(native).__name__ != "NativeTelemetry" or type(native).__call__ is not _NATIVE_CALL:
         return False
     app._native_telemetry = LeanRequestTelemetry(native)
     return True
@@ -135,7 +175,10 @@ class LeanRequestTelemetry:
 
     def __getattr__(self, name: str) -> Any:
         # _instruments(), _get_tracer() and anything else FastAPI asks for: the native object's.
-        return getattr(self.native, name)
+        native = self.__dict__.get("native")
+        if native is None:  # a copy or unpickling, before __init__: no recursion
+            raise AttributeError(name)
+        return getattr(native, name)
 
     def enabled(self) -> bool:
         """FastAPI's ``NativeTelemetry.enabled()``, answered from the kept provider checks."""
@@ -152,13 +195,13 @@ class LeanRequestTelemetry:
                 or self._logs.get_logger_provider())
 
     def _providers_state(self) -> tuple[Any, ...]:
-        """(providers, enabled, tracing, metering, logging, tracer, logger), worked out again when a provider changes."""
-        providers = self._providers()
-        state = self._state
-        if state is not None and state[0] == providers:
-            return state
+        """(key, enabled, tracing, metering, logging, tracer, logger), worked out again when a provider or switch changes."""
         config = self.config
-        tracer_provider, meter_provider, logger_provider = providers
+        tracer_provider, meter_provider, logger_provider = self._providers()
+        key = (tracer_provider, meter_provider, logger_provider, config["tracing"], config["metrics"], config["logs"])
+        state = self._state
+        if state is not None and all(a is b for a, b in zip(state[0], key)):
+            return state
         unconfigured = self._unconfigured
         # FastAPI's own tests: enabled() in NativeTelemetry.enabled, the rest per request in its __call__.
         enabled = bool(
@@ -177,7 +220,7 @@ class LeanRequestTelemetry:
         tracer = self.native._get_tracer(provider=tracer_provider) if tracing else None
         logger = self._logs.get_logger("fastapi", self._version, config["logger_provider"],
                                        schema_url=self._asgi._SCHEMA_URL) if logging else None
-        state = self._state = (providers, enabled, tracing, metering, logging, tracer, logger)
+        state = self._state = (key, enabled, tracing, metering, logging, tracer, logger)
         return state
 
     def _default_propagation(self) -> bool:
@@ -192,8 +235,19 @@ class LeanRequestTelemetry:
 
     async def __call__(self, *, app: Any, scope: Any, receive: Any, send: Any, legacy_otel: bool = False) -> None:
         config = self.config
-        if legacy_otel or scope["type"] != "http" or (config["exclude"] is not None and config["exclude"](scope)):
+        if legacy_otel or scope["type"] != "http":
             await self.native(app=app, scope=scope, receive=receive, send=send, legacy_otel=legacy_otel)
+            return
+        if config["exclude"] is not None and config["exclude"](scope):
+            # FastAPI's own branch for an excluded request (its exclude is asked once, as FastAPI asks it).
+            scope["fastapi.telemetry"] = None  # mounted FastAPI apps must not observe it either
+            context_api = self._context_api
+            token = context_api.attach(context_api.set_value(self._key, None))
+            try:
+                await app(scope, receive, send)
+            finally:
+                context_api.detach(token)
+                scope.pop("fastapi.telemetry", None)
             return
         _, _, tracing, metering, logging, tracer, logger = self._providers_state()
         if not tracing and not metering and not logging:
@@ -220,8 +274,8 @@ class LeanRequestTelemetry:
             headers = scope.get("headers")
             if (headers.__class__ is list or headers.__class__ is tuple) and self._default_propagation():
                 for name, _value in headers:
-                    if name in _DEFAULT_PROPAGATION_HEADERS:
-                        break
+                    if name.__class__ is not bytes or name in _DEFAULT_PROPAGATION_HEADERS:
+                        break  # one of their headers, or a name we do not read here: the propagators decide
                 else:
                     parent = self._context()  # what both default propagators give a request without their headers
             if parent is None:

@@ -593,7 +593,9 @@ def install_fastapi_native_defaults(settings: Any) -> None:
     }
     original_init = fastapi.FastAPI.__init__
 
-    lean = _report_request_path(settings)
+    lean = False
+    with guarded("FastAPI request path check"):  # a failure here leaves FastAPI's own path, with our defaults
+        lean = _report_request_path(settings)
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         telemetry = dict(kwargs.get("telemetry") or {})

@@ -6,10 +6,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, HTTPException, WebSocket
+from fastapi import FastAPI, HTTPException, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from fastapi.telemetry import get_telemetry_data
 from fastapi.testclient import TestClient
+from starlette.requests import ClientDisconnect
 from opentelemetry import baggage, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
@@ -76,7 +77,10 @@ class Telemetry:
             "metrics": metrics,
             "logs": [{
                 "event": record.log_record.event_name, "body": record.log_record.body,
-                "severity": record.log_record.severity_number, "attributes": dict(record.log_record.attributes or {}),
+                "severity": record.log_record.severity_number,
+                # The stack trace runs through whichever request path served: its last line is the exception.
+                "attributes": {key: (value.strip().splitlines()[-1] if key == "exception.stacktrace" else value)
+                               for key, value in (record.log_record.attributes or {}).items()},
                 "in_span": record.log_record.span_id in ids,
                 "exception": type(record.log_record.exception).__name__ if record.log_record.exception else None,
             } for record in self.logs.get_finished_logs()],
@@ -110,6 +114,18 @@ def build(telemetry: Telemetry, **config: Any) -> FastAPI:
     @app.get("/stream")
     def stream() -> StreamingResponse:
         return StreamingResponse(iter([b"a", b"b", b"c"]))
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"length": len(await request.body())}
+
+    @app.get("/broken-stream")
+    def broken_stream() -> StreamingResponse:
+        def chunks() -> Any:
+            yield b"a"
+            raise RuntimeError("broken mid-stream")
+
+        return StreamingResponse(chunks())
 
     @app.get("/health")
     def health() -> dict[str, bool]:
@@ -197,12 +213,80 @@ def test_the_request_context_holds_what_fastapis_three_attaches_leave_current() 
 
 
 def test_the_context_is_restored_after_each_request() -> None:
+    """Whatever the request does, the context current before it is current after it, in the same task."""
     (_, _), (lean_app, _) = native_and_lean()
-    before = trace.get_current_span()
-    with TestClient(lean_app, raise_server_exceptions=False) as client:
-        client.get("/items/1")
-        client.get("/boom")
-    assert trace.get_current_span() is before
+    from opentelemetry import context as context_api
+
+    async def every_way() -> None:
+        outer = context_api.attach(context_api.set_value("caller", 1))
+        before = context_api.get_current()
+        for path in ("/items/1", "/boom", "/items/x", "/stream"):
+            try:
+                await lean_app(_scope("GET", path), _receive_nothing, _discard)
+            except RuntimeError:
+                assert path == "/boom"
+            assert context_api.get_current() is before
+        with pytest.raises(ClientDisconnect):  # the client left while the body was read
+            await lean_app(_scope("POST", "/echo"), _disconnect, _discard)
+        assert context_api.get_current() is before
+        context_api.detach(outer)
+
+    asyncio.run(every_way())
+
+
+def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+            "headers": headers if headers is not None else [(b"host", b"testserver")],
+            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
+
+
+async def _receive_nothing() -> dict[str, Any]:
+    """The request's one (empty) body message; asked again, as streaming responses do, it waits (for ever)."""
+    task = asyncio.current_task()
+    seen = _receive_nothing.__dict__.setdefault("tasks", set())
+    if task in seen:
+        await asyncio.sleep(3600)
+    seen.add(task)
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _disconnect() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
+
+
+async def _discard(message: Any) -> None:
+    pass
+
+
+async def _gone(message: Any) -> None:
+    if message["type"] == "http.response.body":
+        raise OSError("client gone")
+
+
+SCENARIOS = {
+    "disconnect-while-reading": ("POST", "/echo", _disconnect, _discard),
+    "failure-after-the-response-started": ("GET", "/broken-stream", _receive_nothing, _discard),
+    "client-gone-while-sending": ("GET", "/items/1", _receive_nothing, _gone),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_requests_that_end_badly_give_fastapis_telemetry(scenario: str) -> None:
+    method, path, receive, send = SCENARIOS[scenario]
+    (native_app, native), (lean_app, lean) = native_and_lean()
+    outcomes = []
+    for app in (native_app, lean_app):
+        try:
+            asyncio.run(app(_scope(method, path), receive, send))
+            outcomes.append(None)
+        except Exception as exc:  # noqa: BLE001 - what reaches the server is part of the comparison
+            outcomes.append(type(exc).__name__)
+    assert outcomes[0] == outcomes[1]
+    expected, got = native.seen(), lean.seen()
+    assert got == expected
+    assert got["spans"] and got["spans"][-1]["status"].name == "ERROR"
+    assert "error.type" in got["spans"][-1]["attributes"]
 
 
 def test_websockets_and_excluded_requests_take_fastapis_own_path() -> None:
@@ -284,27 +368,41 @@ def test_enabled_answers_as_fastapis_own(switched_on: tuple[str, ...]) -> None:
         app._native_telemetry
     lean = LeanRequestTelemetry(native)
     assert lean.enabled() == native.enabled()
-    lean.config["tracer_provider"] = TracerProvider()
-    assert lean.enabled() == native.enabled() == ("tracing" in switched_on or native.enabled())
+    lean.config["tracer_provider"] = TracerProvider()  # the app's own provider: tracing, if switched on, is enabled
+    assert lean.enabled() == native.enabled()
+    if "tracing" in switched_on:
+        assert lean.enabled() is True
+
+
+def _native_app(**config: Any) -> FastAPI:
+    """An app with FastAPI's own request path, whatever an earlier test patched into FastAPI()."""
+    app = FastAPI(telemetry=config or Telemetry().config())
+    if isinstance(app._native_telemetry, LeanRequestTelemetry):
+        app._native_telemetry = app._native_telemetry.native
+    return app
+
+
+def _check_again(monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """unsupported_reason() worked out anew; the module's answer is restored after the test."""
+    monkeypatch.setattr(fastapi_requests, "_unsupported", None)
+    monkeypatch.setattr(fastapi_requests, "_checked", False)
+    monkeypatch.setattr(fastapi_requests, "_NATIVE_CALL", fastapi_requests._NATIVE_CALL)
+    return fastapi_requests.unsupported_reason()
 
 
 def test_an_unrecognised_fastapi_keeps_its_own_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastapi_requests, "KNOWN_SOURCES", frozenset({"0" * 64}))
-    monkeypatch.setattr(fastapi_requests, "_unsupported", None)  # both restored after the test
-    monkeypatch.setattr(fastapi_requests, "_checked", False)
-    reason = fastapi_requests.unsupported_reason()
+    reason = _check_again(monkeypatch)
     assert reason is not None and "not the one otel-monitor mirrors" in reason
-    app = FastAPI(telemetry=Telemetry().config())
-    if isinstance(app._native_telemetry, LeanRequestTelemetry):
-        app._native_telemetry = app._native_telemetry.native
-    assert not serve(app)
+    assert not serve(_native_app())
 
 
 def test_the_installed_fastapi_is_one_this_path_mirrors() -> None:
     """A FastAPI upgrade that changes its request path shows here first (the launcher would quietly keep FastAPI's)."""
     from fastapi.telemetry import _asgi
 
-    assert fastapi_requests.source_digest(_asgi.NativeTelemetry.__call__) in fastapi_requests.KNOWN_SOURCES
+    assert fastapi_requests.mirrored_digest() in fastapi_requests.KNOWN_SOURCES
+    assert _asgi.NativeTelemetry.__call__ in fastapi_requests.mirrored_functions()
 
 
 def test_a_request_started_inside_a_current_span_is_a_root_as_in_fastapi() -> None:
@@ -316,3 +414,89 @@ def test_a_request_started_inside_a_current_span_is_a_root_as_in_fastapi() -> No
             asyncio.run(_drive(app, "/items/1"))
     assert lean.seen() == native.seen()
     assert [(span["name"], span["parent"]) for span in lean.seen()["spans"]] == [("GET /items/{item_id}", None)]
+
+
+def test_global_providers_and_otel_monitors_span_type_give_fastapis_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As under the launcher: no provider of the app's own, the global ones set, otel-monitor's span type."""
+    from opentelemetry._logs import _internal as logs_internal
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    from otel_monitor import spans
+
+    seen = []
+    for lean in (False, True):
+        telemetry = Telemetry()
+        assert spans.install(telemetry.tracer_provider)
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER", telemetry.tracer_provider)
+        monkeypatch.setattr(metrics_internal, "_METER_PROVIDER", telemetry.meter_provider)
+        monkeypatch.setattr(logs_internal, "_LOGGER_PROVIDER", telemetry.logger_provider)
+        app = FastAPI(telemetry={"metrics": True})
+
+        @app.get("/items/{item_id}")
+        def item(item_id: int) -> dict[str, int]:
+            if item_id == 0:
+                raise RuntimeError("zero")
+            return {"id": item_id}
+
+        native = app._native_telemetry
+        if isinstance(native, LeanRequestTelemetry):
+            app._native_telemetry = native = native.native
+        if lean:
+            assert serve(app)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            for path in ("/items/1", "/items/0", "/items/x"):
+                client.get(path, headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"} if path == "/items/1" else {})
+        seen.append(telemetry.seen())
+    assert seen[1] == seen[0]
+    # FastAPI's defaults: its operation spans too, around the server spans of the three requests.
+    assert len([s for s in seen[1]["spans"] if s["kind"].name == "SERVER"]) == 3 < len(seen[1]["spans"])
+    assert seen[1]["metrics"] and seen[1]["logs"]
+
+
+def test_the_exclude_function_is_asked_once_per_request() -> None:
+    asked: list[str] = []
+
+    def exclude(scope: Any) -> bool:
+        asked.append(scope["path"])
+        return scope["path"] == "/health"
+
+    (_, _), (lean_app, lean) = native_and_lean(exclude=exclude)
+    with TestClient(lean_app) as client:
+        assert client.get("/health").status_code == 200
+        assert client.get("/items/1").status_code == 200
+    assert asked == ["/health", "/items/1"]
+    assert [span["name"] for span in lean.seen()["spans"]] == ["GET /items/{item_id}"]
+
+
+def test_a_wrapped_fastapi_request_path_is_left_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent or a test wrapping FastAPI's NativeTelemetry.__call__ keeps seeing every request."""
+    import functools
+
+    from fastapi.telemetry import _asgi
+
+    original = _asgi.NativeTelemetry.__call__
+
+    @functools.wraps(original)
+    async def wrapped(self: Any, **kwargs: Any) -> None:
+        await original(self, **kwargs)
+
+    monkeypatch.setattr(_asgi.NativeTelemetry, "__call__", wrapped)
+    reason = _check_again(monkeypatch)
+    assert reason is not None and "wrapped" in reason
+    assert not serve(_native_app())
+
+
+def test_a_request_path_patched_after_the_check_is_left_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.telemetry import _asgi
+
+    assert fastapi_requests.unsupported_reason() is None
+    monkeypatch.setattr(_asgi.NativeTelemetry, "__call__", lambda self, **kwargs: None)
+    assert not serve(_native_app())
+
+
+def test_a_copy_does_not_recurse() -> None:
+    import copy
+
+    (_, _), (lean_app, _) = native_and_lean()
+    duplicate = copy.copy(lean_app._native_telemetry)
+    assert duplicate.native is lean_app._native_telemetry.native
