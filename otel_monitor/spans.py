@@ -119,8 +119,11 @@ class MonitorSpan(Span):
         self._record_end_metrics = record_end_metrics
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self._end_time is not None:
+            logger.warning("Setting attribute on ended span.")  # once, as the SDK warns
+            return
         mine = self._attributes
-        if mine.__class__ is dict and self._end_time is None:
+        if mine.__class__ is dict:
             for key, value in attributes.items():
                 if key.__class__ is not str or not key or value.__class__ not in _PLAIN:
                     break
@@ -213,8 +216,8 @@ class MonitorSpan(Span):
             logger.warning("Calling start() on a started span.")
             return
         self._start_time = start_time if start_time is not None else time_ns()
-        for on_start in _hooks(self._span_processor)[1]:
-            on_start(self, parent_context=parent_context)
+        for processor in _hooks(self._span_processor)[1]:
+            processor.on_start(self, parent_context=parent_context)
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
@@ -237,12 +240,12 @@ class MonitorSpan(Span):
         if self._record_end_metrics:
             self._record_end_metrics()
         _, _, endings, ends = _hooks(self._span_processor)
-        for on_ending in endings:
-            on_ending(self)
+        for processor in endings:
+            processor._on_ending(self)
         # The span itself is the ReadableSpan processors get: ended, it refuses
         # every change, so the SDK's copy would only cost time.
-        for on_end in ends:
-            on_end(self)
+        for processor in ends:
+            processor.on_end(self)
 
     def _readable_span(self) -> ReadableSpan:
         # A snapshot (processors get the ended span itself): its attributes checked,
@@ -276,29 +279,34 @@ def _hook_does_nothing(processor: Any, name: str) -> bool:
 
 
 def _plan(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
-    """The hooks a span's start and end must call: the SDK's processor list, less the hooks that do nothing.
+    """The processors whose on_start, _on_ending and on_end a span's start and end call, in the SDK's order.
 
     The SDK's ``SynchronousMultiSpanProcessor`` calls each processor's
     ``on_start``, ``_on_ending`` and ``on_end`` in turn; most processors' first
-    two are empty (the batch and simple processors', ours behind their guard).
-    Any other multi-processor is called as it is.
+    two are empty (the batch and simple processors', ours behind their guard)
+    and are left out. Each hook is still looked up on its processor at every
+    call, as the SDK does, so a hook wrapped later runs; an empty hook
+    replaced by a working one is seen once the processor list changes. Any
+    other multi-processor, or one whose methods were replaced, is called as it is.
     """
     from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
 
     from .guard import GuardedSpanProcessor
 
     processors = getattr(multi, "_span_processors", None)
-    if type(multi) is not SynchronousMultiSpanProcessor or not isinstance(processors, tuple):
-        return (None, (multi.on_start,), (multi._on_ending,), (multi.on_end,))
-    starts, endings, ends = [], [], []
+    cls = type(multi)
+    if (cls is not SynchronousMultiSpanProcessor or not isinstance(processors, tuple)
+            or any(getattr(cls, name) is not getattr(_SDK_MULTI, name) for name in ("on_start", "_on_ending", "on_end"))
+            or any(name in vars(multi) for name in ("on_start", "_on_ending", "on_end"))):
+        return (None, (multi,), (multi,), (multi,))
+    starts, endings = [], []
     for processor in processors:
         target = processor.inner if type(processor) is GuardedSpanProcessor else processor
         if not _hook_does_nothing(target, "on_start"):
-            starts.append(processor.on_start)
+            starts.append(processor)
         if getattr(target, "_on_ending", None) is not None and not _hook_does_nothing(target, "_on_ending"):
-            endings.append(processor._on_ending)
-        ends.append(processor.on_end)
-    plan = (processors, tuple(starts), tuple(endings), tuple(ends))
+            endings.append(processor)
+    plan = (processors, tuple(starts), tuple(endings), processors)
     multi._otel_monitor_hooks = plan
     return plan
 
@@ -309,6 +317,17 @@ def _hooks(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any
     if plan is not None and plan[0] is getattr(multi, "_span_processors", None):
         return plan  # type: ignore[no-any-return]
     return _plan(multi)
+
+
+def _sdk_multi() -> Any:
+    from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
+
+    # Its methods as the SDK defines them, taken when this module loads.
+    return type("SDKMultiSpanProcessor", (), {name: getattr(SynchronousMultiSpanProcessor, name)
+                                              for name in ("on_start", "_on_ending", "on_end")})
+
+
+_SDK_MULTI = _sdk_multi()
 
 
 def _new_lock() -> Any:
@@ -351,7 +370,8 @@ class MonitorTracer(Tracer):
         if not self._tracer_config.is_enabled:
             return NonRecordingSpan(context=parent)
         ids = self.id_generator
-        random_ids = ids.__class__ is RandomIdGenerator  # its ids, without three method calls
+        # The default generator's ids, without three method calls (unless its methods were replaced on it).
+        random_ids = ids.__class__ is RandomIdGenerator and not ids.__dict__
         if parent is None or not parent.is_valid:
             parent = None
             if random_ids:

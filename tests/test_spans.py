@@ -428,13 +428,43 @@ def test_every_hook_that_does_something_is_called_in_order_and_added_processors_
     replaced = SimpleSpanProcessor(InMemorySpanExporter())
     replaced.on_start = lambda span, parent_context=None: calls.append(("replaced", "start"))
     assert not spans._hook_does_nothing(replaced, "on_start") and spans._hook_does_nothing(replaced, "_on_ending")
+    # A hook wrapped after spans have run (the plan kept) is the one called, as the SDK looks it up each time.
+    first = provider._active_span_processor._span_processors[1]
+    original_on_end = first.on_end
+    first.on_end = lambda span: (calls.append(("a", "wrapped end")), original_on_end(span))
+    calls.clear()
+    tracer.start_span("wrapped").end()
+    assert ("a", "wrapped end") in calls and ("a", "end") in calls
+    del first.on_end
+    exporter.clear()
     calls.clear()
     span = tracer.start_span("two")
     provider.add_span_processor(_Recording(calls, "late"))  # joins spans that end from now on, as in the SDK
     span.end()
     assert calls == [("a", "start"), ("guarded", "start"), ("a", "ending"), ("guarded", "ending"),
                      ("late", "ending"), ("a", "end"), ("guarded", "end"), ("late", "end")]
-    assert [s.name for s in exporter.get_finished_spans()] == ["one", "two"]
+    assert [s.name for s in exporter.get_finished_spans()] == ["two"]
+
+
+def test_ids_from_a_generator_with_its_own_methods_are_its_own() -> None:
+    provider, exporter = _provider(lean=True)
+    provider.id_generator.generate_span_id = lambda: 0x1234  # e.g. deterministic ids in an app's tests
+    provider.id_generator.generate_trace_id = lambda: 0xABCD
+    provider.get_tracer("t").start_span("x").end()
+    (span,) = exporter.get_finished_spans()
+    assert (span.context.trace_id, span.context.span_id) == (0xABCD, 0x1234)
+
+
+def test_a_multi_processor_whose_methods_were_replaced_is_called_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
+
+    ended: list[str] = []
+    original = SynchronousMultiSpanProcessor.on_end
+    monkeypatch.setattr(SynchronousMultiSpanProcessor, "on_end",
+                        lambda self, span: (ended.append(span.name), original(self, span)))
+    provider, exporter = _provider(lean=True)
+    provider.get_tracer("t").start_span("x").end()
+    assert ended[-1] == "x" and [s.name for s in exporter.get_finished_spans()] == ["x"]  # (the trial run's first)
 
 
 def test_another_multi_processor_is_called_as_it_is() -> None:
