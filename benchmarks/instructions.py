@@ -112,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         runs += [(name, None, floor) for name, floor in FLOORS.items()]
     if args.only:
         wanted = {name.strip() for name in args.only.split(",")} | {"uninstrumented"}
+        unknown = wanted - {name for name, _, _ in runs}
+        if unknown:
+            parser.error(f"--only: unknown configuration(s) {', '.join(sorted(unknown))} "
+                         f"(known: {', '.join(name for name, _, _ in runs)})")
         runs = [run for run in runs if run[0] in wanted]
     per_request: dict[str, float] = {}
     for name, environment, floor in runs:

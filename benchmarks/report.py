@@ -8,7 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.configurations import installed_version
@@ -92,7 +92,7 @@ class Row:
     p99: float
     failed: int = 0
     spans_per_request: float | None = None
-    runs: tuple[float, ...] = ()  # req/s of each repetition, in order
+    runs: dict[int, float] = field(default_factory=dict)  # req/s by repetition
 
 
 def paired_ratios(row: Row | None, base: Row | None) -> list[float]:
@@ -100,11 +100,11 @@ def paired_ratios(row: Row | None, base: Row | None) -> list[float]:
 
     The machine's speed drifts over a run; a pair from the same repetition
     shares its drift, so these ratios scatter less than the two medians do.
-    Empty unless both ran every repetition.
+    Only the repetitions both ran, in order.
     """
-    if row is None or base is None or not row.runs or len(row.runs) != len(base.runs) or not all(base.runs):
+    if row is None or base is None:
         return []
-    return [mine / theirs for mine, theirs in zip(row.runs, base.runs)]
+    return [row.runs[rep] / base.runs[rep] for rep in sorted(row.runs) if base.runs.get(rep)]
 
 
 def throughput_table(rows: list[Row]) -> list[str]:
@@ -144,8 +144,8 @@ def target_lines(rows: list[Row], startup: dict[str, float] | None) -> list[str]
         value = ratio(row.rps if row else None, base.rps if base else None)
         verdict = "not measured" if value is None else ("met" if value >= minimum else "NOT met")
         paired = paired_ratios(row, base)
-        spread = (f"; repetition by repetition {', '.join(f'{r:.2f}' for r in paired)}, median "
-                  f"{statistics.median(paired):.2f}x" if len(paired) > 1 else "")
+        spread = (f" (for information, the ratio repetition by repetition: {', '.join(f'{r:.2f}' for r in paired)}; "
+                  f"median {statistics.median(paired):.2f}x)" if len(paired) > 1 else "")
         lines.append(f"- {configuration} {endpoint}: {fmt_ratio(value)} of {against} "
                      f"(target ≥ {minimum}x): {verdict}{spread}")
     if startup and "vanilla" in startup and "monitor" in startup:

@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                               sys.executable, server_cpu, load_cpu, log_dir)
 
     rows = [Row(key, endpoint, case.rps, *case.rps_spread, case.p99, case.failed_requests,
-                spans.get((key, endpoint)), tuple(run.rps for run in case.runs))
+                spans.get((key, endpoint)), dict(zip(case.repetitions, (run.rps for run in case.runs))))
             for (key, endpoint), case in results.cases.items()]
     rows.sort(key=lambda row: ([e.name for e in endpoints].index(row.endpoint),
                                [c.key for c in configurations].index(row.configuration)))

@@ -35,6 +35,7 @@ class CaseResult:
     configuration: str
     endpoint: str
     runs: list[WrkResult] = field(default_factory=list)
+    repetitions: list[int] = field(default_factory=list)  # the repetition of each run (a failed start leaves a gap)
 
     @property
     def rps(self) -> float:
@@ -103,6 +104,7 @@ def measure_throughput(configurations: list[Configuration], endpoints: list[Endp
                     case = results.cases.setdefault((configuration.key, endpoint.name),
                                                     CaseResult(configuration.key, endpoint.name))
                     case.runs.append(outcome)
+                    case.repetitions.append(repetition)
                     print(f"  rep {repetition} {configuration.key:<20} {endpoint.name:<9} "
                           f"{outcome.rps:9.0f} req/s  p99 {outcome.p99 * 1000:7.2f} ms"
                           + (f"  ({outcome.non_2xx} non-2xx)" if outcome.non_2xx else ""), flush=True)
