@@ -198,10 +198,13 @@ class LeanRequestTelemetry:
         """(key, enabled, tracing, metering, logging, tracer, logger), worked out again when a provider or switch changes."""
         config = self.config
         tracer_provider, meter_provider, logger_provider = self._providers()
-        key = (tracer_provider, meter_provider, logger_provider, config["tracing"], config["metrics"], config["logs"])
         state = self._state
-        if state is not None and all(a is b for a, b in zip(state[0], key)):
-            return state
+        if state is not None:
+            kept = state[0]
+            if (kept[0] is tracer_provider and kept[1] is meter_provider and kept[2] is logger_provider
+                    and kept[3] is config["tracing"] and kept[4] is config["metrics"] and kept[5] is config["logs"]):
+                return state
+        key = (tracer_provider, meter_provider, logger_provider, config["tracing"], config["metrics"], config["logs"])
         unconfigured = self._unconfigured
         # FastAPI's own tests: enabled() in NativeTelemetry.enabled, the rest per request in its __call__.
         enabled = bool(
@@ -249,7 +252,10 @@ class LeanRequestTelemetry:
                 context_api.detach(token)
                 scope.pop("fastapi.telemetry", None)
             return
-        _, _, tracing, metering, logging, tracer, logger = self._providers_state()
+        # FastAPI.__call__ asked enabled() for this request a moment ago, with nothing awaited since:
+        # the state it checked is this request's (worked out here when nothing asked first).
+        state = self._state or self._providers_state()
+        _, _, tracing, metering, logging, tracer, logger = state
         if not tracing and not metering and not logging:
             await app(scope, receive, send)
             return
