@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -111,7 +113,11 @@ def test_attribute_count_limit_keeps_the_newest_and_counts_the_dropped_as_the_sd
     [{"a": 1, "b": [1, 2]}, {"c": (3,), "d": 4}],  # containers: the checked way
     [{"a": 1, "": 2, "b": 3}],  # a key the SDK refuses
     [{"a": 1, 5: 2, "b": 3}],
-], ids=["over-limit", "set-again", "containers", "empty-key", "int-key"])
+    [MappingProxyType({"a": 1, "b": 2}), MappingProxyType({"b": 3, "": 4}), {"c": 5}],  # a read-only view
+    [OrderedDict(a=1, b=2), OrderedDict(c=3, a=4)],  # any other mapping
+    [{"a": 1, "b": 2}, OrderedDict([("b", 3), (7, 4)])],
+], ids=["over-limit", "set-again", "containers", "empty-key", "int-key", "mapping-proxy", "other-mapping",
+        "other-mapping-int-key"])
 def test_attributes_written_together_end_as_the_sdks_do(writes: list[dict[Any, Any]]) -> None:
     views = []
     for lean in (False, True):
