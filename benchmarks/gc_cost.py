@@ -6,8 +6,9 @@ before the app, which live as long as the process (``OTEL_MONITOR_GC_FREEZE``). 
 with one uvicorn worker pinned to one core, uninstrumented and in the
 production profile with the freeze on and off, interleaved, loads each with
 ``wrk`` from the other core and reports, over the loaded seconds only: req/s,
-how many collections of each generation ran and how long a full (generation 2)
-collection took, and the collector's time per request::
+how many collections of each generation ran (also per 1,000 requests: the
+count does not depend on the machine's speed, the time does) and how long a
+full (generation 2) collection took, and the collector's time per request::
 
     python -m benchmarks.gc_cost --path /ping --seconds 8 --rounds 3
 
@@ -100,7 +101,9 @@ def measure(configuration: Configuration, args: argparse.Namespace, sink_endpoin
         server.stop()
     counts = [b - a for a, b in zip(before["counts"], after["counts"])]
     seconds = [b - a for a, b in zip(before["seconds"], after["seconds"])]
+    per_thousand = [1000 * count / load.requests if load.requests else None for count in counts]
     return {"variant": variant, "rps": load.rps, "requests": load.requests, "collections": counts,
+            **{f"gen{generation}_per_1000": value for generation, value in enumerate(per_thousand)},
             "frozen_objects": after["frozen"],
             "full_ms": 1000 * seconds[2] / counts[2] if counts[2] else None,
             "gc_us_per_request": 1e6 * sum(seconds) / load.requests if load.requests else None}
@@ -148,9 +151,12 @@ def main(argv: list[str] | None = None) -> int:
 
     base = median("uninstrumented", "rps")
     print(f"\n{args.path}, medians of {args.rounds} interleaved rounds of {args.seconds:g} s:")
-    print("| server | req/s | vs uninstrumented | full collection ms | GC µs/request |\n|---|---|---|---|---|")
+    print("| server | req/s | vs uninstrumented | collections per 1,000 requests (generation 0, 1, 2) "
+          "| full collection ms | GC µs/request |\n|---|---|---|---|---|---|")
     for name in results:
-        print(f"| {name} | {median(name, 'rps'):,.0f} | {median(name, 'rps') / base:.2f}x | "
+        per_thousand = ", ".join(f"{median(name, f'gen{generation}_per_1000'):.{2 if generation else 0}f}"
+                                 for generation in range(3))
+        print(f"| {name} | {median(name, 'rps'):,.0f} | {median(name, 'rps') / base:.2f}x | {per_thousand} | "
               f"{median(name, 'full_ms'):.1f} | {median(name, 'gc_us_per_request'):.1f} |")
     return 0
 

@@ -422,6 +422,10 @@ def test_gc_cost_times_each_servers_collections_under_load(capsys):
     assert frozen["round 1 production, frozen"] > 10_000
     assert frozen["round 1 uninstrumented"] == frozen["round 1 production, not frozen"] == 0
     assert "| production, frozen |" in out and "| production, not frozen |" in out
+    # Collections per 1,000 requests, generation by generation: young ones ran under load.
+    row = next(line for line in out.splitlines() if line.startswith("| uninstrumented |"))
+    per_thousand = [float(n) for n in row.split("|")[4].split(",")]
+    assert len(per_thousand) == 3 and per_thousand[0] > 0, row
 
 
 def test_query_cost_times_a_query_with_and_without_empty_listeners(capsys, tmp_path, monkeypatch):
