@@ -428,6 +428,33 @@ def test_gc_cost_times_each_servers_collections_under_load(capsys):
     assert len(per_thousand) == 3 and per_thousand[0] > 0, row
 
 
+@needs_wrk
+def test_paired_rounds_alternate_the_two_servers_and_pair_each_rounds_ratio(capsys):
+    """benchmarks.paired: both servers served every round, in alternating order, and each ratio is the round's own."""
+    from benchmarks import paired
+
+    assert paired.main(["--path", "/ping", "--rounds", "2", "--seconds", "1", "--warmup", "0.5"]) == 0
+    out = capsys.readouterr().out
+    rounds = [line for line in out.splitlines() if line.startswith("round ")]
+    assert [line.split(":")[0] for line in rounds] == [
+        "round 1 (uninstrumented first)", "round 2 (monitor-production first)"]
+    for line in rounds:
+        served = line.split(": ", 1)[1]
+        first = float(served.split("uninstrumented ")[1].split(" req/s")[0].replace(",", ""))
+        second = float(served.split("monitor-production ")[1].split(" req/s")[0].replace(",", ""))
+        assert first > 0 and second > 0, line
+        assert float(line.rsplit("ratio ", 1)[1]) == pytest.approx(second / first, abs=0.006)
+    assert "median of the round ratios" in out and "ratio of the medians" in out
+
+
+def test_paired_refuses_an_unknown_configuration_by_name():
+    from benchmarks import paired
+
+    with pytest.raises(SystemExit) as stopped:
+        paired.main(["--second", "monitor-fast"])
+    assert stopped.value.code == 2
+
+
 def test_query_cost_times_a_query_with_and_without_empty_listeners(capsys, tmp_path, monkeypatch):
     """benchmarks.query_cost: both runs print a per-query figure; the listeners really see each query."""
     from sqlalchemy import event
