@@ -142,7 +142,22 @@ def build(telemetry: Telemetry, **config: Any) -> FastAPI:
         return {"name": name}
 
     app.mount("/sub", sub)
+    app.mount("/raw-trailers", _raw_trailers)
+    app.mount("/raw-pathsend", _raw_pathsend)
     return app
+
+
+async def _raw_trailers(scope: Any, receive: Any, send: Any) -> None:
+    """A response whose body ends before its trailers: the request ends with the trailers."""
+    await send({"type": "http.response.start", "status": 200, "headers": [], "trailers": True})
+    await send({"type": "http.response.body", "body": b"x", "more_body": False})
+    await send({"type": "http.response.trailers", "headers": [(b"x-check", b"1")], "more_trailers": False})
+
+
+async def _raw_pathsend(scope: Any, receive: Any, send: Any) -> None:
+    """A response sent by the server from a file (the pathsend extension)."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.pathsend", "path": "/dev/null"})
 
 
 def native_and_lean(**config: Any) -> tuple[tuple[FastAPI, Telemetry], tuple[FastAPI, Telemetry]]:
@@ -268,6 +283,7 @@ SCENARIOS = {
     "disconnect-while-reading": ("POST", "/echo", _disconnect, _discard),
     "failure-after-the-response-started": ("GET", "/broken-stream", _receive_nothing, _discard),
     "client-gone-while-sending": ("GET", "/items/1", _receive_nothing, _gone),
+    "disconnect-while-streaming": ("GET", "/stream", _disconnect, _discard),  # ends with no exception
 }
 
 
@@ -287,6 +303,18 @@ def test_requests_that_end_badly_give_fastapis_telemetry(scenario: str) -> None:
     assert got == expected
     assert got["spans"] and got["spans"][-1]["status"].name == "ERROR"
     assert "error.type" in got["spans"][-1]["attributes"]
+
+
+@pytest.mark.parametrize("path", ["/raw-trailers/", "/raw-pathsend/"])
+def test_a_response_ending_with_trailers_or_pathsend_ends_the_request_there(path: str) -> None:
+    (native_app, native), (lean_app, lean) = native_and_lean()
+    for app in (native_app, lean_app):
+        asyncio.run(app(_scope("GET", path), _receive_nothing, _discard))
+    expected, got = native.seen(), lean.seen()
+    assert got == expected
+    (span,) = got["spans"]
+    # Ended by the last message, not by the fallback for an incomplete response.
+    assert span["status"].name == "UNSET" and span["attributes"]["http.response.status_code"] == 200
 
 
 def test_websockets_and_excluded_requests_take_fastapis_own_path() -> None:
@@ -530,8 +558,9 @@ def _objects_in_flight(app: FastAPI) -> int:
 
 
 def test_a_request_in_flight_keeps_fewer_objects_for_the_garbage_collector_than_fastapis_path() -> None:
-    # One object with slots where FastAPI keeps three closures, their cells and tuples, and no
-    # empty parent context made per request: objects the collector counts and scans while requests wait.
+    # One object with slots where FastAPI keeps three closures with their cells and tuples, and one
+    # empty parent context for all requests without trace headers: fewer objects for the collector
+    # to count and scan while requests wait.
     (native_app, _), (lean_app, _) = native_and_lean()
     native, lean = _objects_in_flight(native_app), _objects_in_flight(lean_app)
     assert lean <= native - 15, (lean, native)
