@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = measure(configuration, args, sink.endpoint, server_cpu, load_cpu, Path(work))
                 results[name].append(result)
                 full = f"{result['full_ms']:.1f} ms" if result["full_ms"] is not None else "none ran"
-                print(f"round {round_number + 1} {name}: {result['rps']:,.0f} req/s, collections "
+                print(f"round {round_number + 1} {name}: {result['rps']:,.0f} req/s, "
+                      f"{result['requests']:,} requests, collections "
                       f"{result['collections']}, full collection {full}, "
                       f"GC {result['gc_us_per_request'] or 0:.1f} µs/request, "
                       f"{result['frozen_objects']:,} objects frozen", flush=True)
