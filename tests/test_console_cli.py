@@ -18,8 +18,12 @@ COMMAND = [str(Path(sys.executable).parent / "otel-monitor"), "console"]
 
 def test_console_command_serves_and_stops_on_interrupt(tmp_path):
     """The command prints its URL, accepts OTLP there, and exits 0 on Ctrl-C."""
-    process = subprocess.Popen([*COMMAND, "--port", "0", "--db", str(tmp_path / "c.db")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "console.log"  # a file, not a pipe nobody reads: the console can never block writing to it
+    # PYTHONFAULTHANDLER: should it not stop, SIGABRT makes it write every thread's stack to the log.
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([*COMMAND, "--port", "0", "--db", str(tmp_path / "c.db")],
+                                   stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                   env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         line = process.stdout.readline()
         assert line.startswith("otel-monitor console: http://127.0.0.1:"), line
@@ -29,7 +33,17 @@ def test_console_command_serves_and_stops_on_interrupt(tmp_path):
         assert get(f"{url}/api/services")["services"] == ["cli-test"]
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            pytest.fail(f"the console did not stop within 20 s of Ctrl-C; its log:\n{log.read_text()[-6000:]}")
+    assert code == 0, log.read_text()[-3000:]
 
 
 def test_console_command_refuses_public_bind_without_token():
