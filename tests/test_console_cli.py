@@ -16,14 +16,21 @@ pytestmark = pytest.mark.slow
 COMMAND = [str(Path(sys.executable).parent / "otel-monitor"), "console"]
 
 
-def test_console_command_serves_and_stops_on_interrupt(tmp_path):
-    """The command prints its URL, accepts OTLP there, and exits 0 on Ctrl-C."""
+def _terminal_sigint() -> None:
+    # Ctrl-C as a terminal delivers it: a test run started in the background (no job control)
+    # ignores SIGINT, and a child would inherit that.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_console_command_serves_and_stops_on_interrupt(tmp_path, stop_signal):
+    """The command prints its URL, accepts OTLP there, and exits 0 on Ctrl-C or SIGTERM."""
     log = tmp_path / "console.log"  # a file, not a pipe nobody reads: the console can never block writing to it
     # PYTHONFAULTHANDLER: should it not stop, SIGABRT makes it write every thread's stack to the log.
     with open(log, "w") as stderr:
         process = subprocess.Popen([*COMMAND, "--port", "0", "--db", str(tmp_path / "c.db")],
                                    stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                   env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+                                   env={**os.environ, "PYTHONFAULTHANDLER": "1"}, preexec_fn=_terminal_sigint)
     try:
         line = process.stdout.readline()
         assert line.startswith("otel-monitor console: http://127.0.0.1:"), line
@@ -32,7 +39,7 @@ def test_console_command_serves_and_stops_on_interrupt(tmp_path):
             pass
         assert get(f"{url}/api/services")["services"] == ["cli-test"]
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         try:
             code = process.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -42,7 +49,7 @@ def test_console_command_serves_and_stops_on_interrupt(tmp_path):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            pytest.fail(f"the console did not stop within 20 s of Ctrl-C; its log:\n{log.read_text()[-6000:]}")
+            pytest.fail(f"the console did not stop within 20 s of {stop_signal.name}; its log:\n{log.read_text()[-6000:]}")
     assert code == 0, log.read_text()[-3000:]
 
 

@@ -14,6 +14,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -142,11 +143,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"otel-monitor console: {exc}", file=sys.stderr)
         return 2
     print(f"otel-monitor console: {handle.url}  (OTLP/HTTP on {handle.url}/v1/traces, /v1/metrics, /v1/logs)", flush=True)
+    # Ctrl-C (KeyboardInterrupt) and SIGTERM (kill, systemd, a container's stop) both stop it cleanly.
+    stopping = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     try:
-        while handle.thread.is_alive():
-            handle.thread.join(0.5)
+        while handle.thread.is_alive() and not stopping.is_set():
+            stopping.wait(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         handle.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
