@@ -269,6 +269,7 @@ _STATEMENTS_CACHED = 2048
 _STATEMENT_CACHED_LENGTH = 4096
 # Vendors whose database name the contrib reads off the cursor on every query.
 _DATABASE_FROM_CURSOR = ("mysql", "mssql", "sqlserver")
+_PLAIN_VALUES = frozenset({str, int, float, bool})
 
 
 def lean_query_spans() -> None:
@@ -311,8 +312,13 @@ def lean_query_spans() -> None:
         context._otel_span = span
         return statement, params
 
-    def _start(self: Any, conn: Any, cursor: Any, statement: str) -> Any:
-        """The query span, started; None when the connection cannot be read."""
+    def _start(self: Any, conn: Any, cursor: Any, statement: str, hold: bool = False) -> Any:
+        """The query span, started; None when the connection cannot be read.
+
+        With ``hold``, from a caller that only ends the span or sets its
+        status, an unsampled request's query is held as a record where nothing
+        could tell it from a span (``MonitorTracer.held_child``).
+        """
         try:
             info = conn.info
             url = conn.engine.url
@@ -348,9 +354,18 @@ def lean_query_spans() -> None:
             contrib._set_db_system(span_attrs, self.vendor, self._sem_conv_opt_in_mode_db)
             name = self._operation_name(db_name, statement)
             contrib._set_db_operation(span_attrs, name, self._sem_conv_opt_in_mode_db)
-            known = (name, MappingProxyType(span_attrs))  # shared: a sampler cannot change it
+            # Shared (a sampler cannot change it); whether every key and value is
+            # plain, as a held record's must be.
+            known = (name, MappingProxyType(span_attrs), all(
+                k.__class__ is str and k and v.__class__ in _PLAIN_VALUES for k, v in span_attrs.items()))
             if key is not None and len(statements) < _STATEMENTS_CACHED:
                 statements[key] = known
+        if hold and known[2]:
+            held_child = getattr(self.tracer, "held_child", None)
+            if held_child is not None:
+                span = held_child(known[0], SpanKind.CLIENT, known[1])
+                if span is not None:
+                    return span
         return self.tracer.start_span(known[0], kind=SpanKind.CLIENT, attributes=known[1])
 
     _before_cur_exec._otel_monitor_lean = True  # type: ignore[attr-defined]
@@ -413,9 +428,10 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
             if conn is not None and not getattr(conn, "_allow_autobegin", True):
                 # The dialect's first-connect queries, on a connection SQLAlchemy makes without events.
                 return None
-            span = start(tracer, conn, cursor, statement) if conn is not None else None
+            # Held as a record where it can be: run() only sets its status and ends it.
+            span = start(tracer, conn, cursor, statement, True) if conn is not None else None
             # No context, or a connection that cannot be read: the engine's own attributes.
-            return span if span is not None else start(tracer, _NoConnection(engine_ref()), cursor, statement)
+            return span if span is not None else start(tracer, _NoConnection(engine_ref()), cursor, statement, True)
 
         def run(span: Any, call: Any, *args: Any) -> Any:
             if span is None:

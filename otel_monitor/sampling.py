@@ -105,7 +105,8 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
     """Batch export of sampled spans, plus unsampled requests that failed or were slow.
 
     Unsampled spans are held per trace until the local root ends (children end
-    first), then exported or forgotten. At most ``max_pending`` spans are held;
+    first), then exported or forgotten; so are the records that stand for
+    unsampled query spans (:meth:`hold`). At most ``max_pending`` spans are held;
     beyond that the oldest trace's spans are forgotten.
     """
 
@@ -122,6 +123,9 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
         self._keep_errors = keep_errors
         self._slow_ns = int(slow_threshold_ms * 1e6)
         self._tail = keep_errors or self._slow_ns > 0
+        #: Whether an unsampled child is held until its local root ends (a held
+        #: child of otel_monitor.spans is handed to :meth:`hold` then).
+        self.holds_unsampled = self._tail
         self._pending: OrderedDict[int, list[ReadableSpan]] = OrderedDict()
         self._pending_count = 0
         self._max_pending = max_pending
@@ -143,21 +147,33 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
             except Exception as exc:  # noqa: BLE001
                 internal_error("unsampled error/slow span keeping", exc)
 
+    def hold(self, span: Any) -> None:
+        """An ended :class:`~otel_monitor.spans.HeldSpan`: held as an unsampled child span is."""
+        try:
+            with self._pending_lock:
+                self._hold(span.parent.trace_id, span)
+        except Exception as exc:  # noqa: BLE001
+            internal_error("unsampled error/slow span keeping", exc)
+
+    def _hold(self, trace_id: int, span: Any) -> None:
+        # A child: hold it until its local root ends.
+        self._pending.setdefault(trace_id, []).append(span)
+        self._pending_count += 1
+        while self._pending_count > self._max_pending and self._pending:
+            _, dropped = self._pending.popitem(last=False)
+            self._pending_count -= len(dropped)
+
     def _hold_or_decide(self, span: ReadableSpan) -> None:
         trace_id = span.context.trace_id  # type: ignore[union-attr]
         parent = span.parent
         if parent is not None and not parent.is_remote:
-            # A child: hold it until its local root ends.
-            self._pending.setdefault(trace_id, []).append(span)
-            self._pending_count += 1
-            while self._pending_count > self._max_pending and self._pending:
-                _, dropped = self._pending.popitem(last=False)
-                self._pending_count -= len(dropped)
+            self._hold(trace_id, span)
             return
         held = self._pending.pop(trace_id, [])
         self._pending_count -= len(held)
         if self._worth_keeping(span, held):
-            # Recorded-only spans carry their attributes unchecked (otel_monitor.spans).
+            # Recorded-only spans carry their attributes unchecked, held children are
+            # records (otel_monitor.spans): exportable() makes each what an exporter takes.
             for child in held:
                 self._batch_processor.emit(exportable(child))
             self._batch_processor.emit(exportable(span))

@@ -29,6 +29,15 @@ so that metrics stay exact (``RECORD_ONLY``) and is then forgotten.
 
 :class:`MonitorTracer` is the SDK's ``Tracer`` whose ``start_span`` makes
 these spans; :func:`install` makes a ``TracerProvider`` hand out such tracers.
+
+:meth:`MonitorTracer.held_child` gives the SQLAlchemy query spans of an
+unsampled request a smaller form, :class:`HeldSpan`: a record of the span's
+name, attributes, times and status, made into a ``ReadableSpan`` only if the
+request is kept for export (it failed or was slow). It is used only where
+nothing could tell the difference: the span is not sampled and is never made
+current, and every span processor on the provider is one of ours that does
+nothing with such a span but hold it (see :func:`_plan`). An app that adds a
+span processor of its own gets real spans, as before.
 """
 
 from __future__ import annotations
@@ -239,7 +248,7 @@ class MonitorSpan(Span):
                 self._attributes = attributes
         if self._record_end_metrics:
             self._record_end_metrics()
-        _, _, endings, ends = _hooks(self._span_processor)
+        _, _, endings, ends, _ = _hooks(self._span_processor)
         for processor in endings:
             processor._on_ending(self)
         # The span itself is the ReadableSpan processors get: ended, it refuses
@@ -278,7 +287,7 @@ def _hook_does_nothing(processor: Any, name: str) -> bool:
     return function is not None and _does_nothing(function)
 
 
-def _plan(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+def _plan(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...], Any]:
     """The processors whose on_start, _on_ending and on_end a span's start and end call, in the SDK's order.
 
     The SDK's ``SynchronousMultiSpanProcessor`` calls each processor's
@@ -288,6 +297,13 @@ def _plan(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any,
     call, as the SDK does, so a hook wrapped later runs; an empty hook
     replaced by a working one is seen once the processor list changes. Any
     other multi-processor, or one whose methods were replaced, is called as it is.
+
+    The fifth element is what :meth:`MonitorTracer.held_child` needs, or None
+    when a processor could see the difference between a held child and a span:
+    ``(holders, operations, watched)``, the export processors that hold an
+    unsampled child until its local root ends, the operation processors that
+    look at it (for a rule that names it an operation), and every processor
+    and guard whose ``on_end`` must still be its class's own when a child is held.
     """
     from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
 
@@ -298,7 +314,7 @@ def _plan(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any,
     if (cls is not SynchronousMultiSpanProcessor or not isinstance(processors, tuple)
             or any(getattr(cls, name) is not getattr(_SDK_MULTI, name) for name in ("on_start", "_on_ending", "on_end"))
             or any(name in vars(multi) for name in ("on_start", "_on_ending", "on_end"))):
-        return (None, (multi,), (multi,), (multi,))
+        return (None, (multi,), (multi,), (multi,), None)
     starts, endings = [], []
     for processor in processors:
         target = processor.inner if type(processor) is GuardedSpanProcessor else processor
@@ -306,12 +322,40 @@ def _plan(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any,
             starts.append(processor)
         if getattr(target, "_on_ending", None) is not None and not _hook_does_nothing(target, "_on_ending"):
             endings.append(processor)
-    plan = (processors, tuple(starts), tuple(endings), processors)
+    plan = (processors, tuple(starts), tuple(endings), processors, _holding_plan(processors))
     multi._otel_monitor_hooks = plan
     return plan
 
 
-def _hooks(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+def _holding_plan(processors: tuple[Any, ...]) -> Any:
+    """``(holders, operations, watched)`` for :meth:`MonitorTracer.held_child`, or None (see :func:`_plan`).
+
+    Known: our operation processor behind its guard (it names an unsampled
+    client span's operation only by a rule, asked for each held child) and
+    our export processor (it holds an unsampled child, when it keeps failed or
+    slow requests). Exactly those classes, so no subclass's hook is skipped;
+    their ``on_start`` and ``_on_ending`` are empty.
+    """
+    from .guard import GuardedSpanProcessor
+    from .processors import OperationSpanProcessor
+    from .sampling import MonitorSpanExportProcessor
+
+    holders, operations, watched = [], [], []
+    for processor in processors:
+        cls = type(processor)
+        if cls is GuardedSpanProcessor and type(processor.inner) is OperationSpanProcessor:
+            operations.append(processor.inner)
+            watched += (processor, processor.inner)
+        elif cls is MonitorSpanExportProcessor:
+            if processor.holds_unsampled:
+                holders.append(processor)
+            watched.append(processor)
+        else:
+            return None
+    return tuple(holders), tuple(operations), tuple(watched)
+
+
+def _hooks(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...], Any]:
     """:func:`_plan`, kept on the multi-processor until its processor list changes (a processor added)."""
     plan = getattr(multi, "_otel_monitor_hooks", None)
     if plan is not None and plan[0] is getattr(multi, "_span_processors", None):
@@ -341,13 +385,90 @@ def _new_lock() -> Any:
 def exportable(span: ReadableSpan) -> ReadableSpan:
     """An ended unsampled span of ours, its attributes now checked and bounded, for an exporter.
 
+    A :class:`HeldSpan` becomes the ``ReadableSpan`` the span would have been.
     Any other span (the SDK's, or one whose attributes are already checked) is
     returned as it is.
     """
+    if span.__class__ is HeldSpan:
+        return span.readable()
     if isinstance(span, MonitorSpan) and span.end_time is not None and span._attributes.__class__ is dict:
         # A copy in one step: a write racing with end() cannot break it.
         span._attributes = _bounded(dict(span._attributes), span._limits)
     return span
+
+
+_HOOK_NAMES = ("on_start", "_on_ending", "on_end")
+
+
+class HeldSpan:
+    """An unsampled child span kept as a record until its local root ends (:meth:`MonitorTracer.held_child`).
+
+    It has what the code that runs a query span calls (``is_recording``,
+    ``set_status``, ``end``) and what the export processor reads of a held
+    child (``parent``, ``status``, times); :meth:`readable` makes the
+    ``ReadableSpan`` the span would have been, when its request is kept.
+    Its span id is drawn then: nothing saw it before (a held child is never
+    made current, and no processor looked at it).
+    """
+
+    __slots__ = ("_tracer", "name", "kind", "_attributes", "parent", "start_time", "end_time", "status", "_holders")
+
+    def __init__(self, tracer: Any, name: str, kind: SpanKind, attributes: Mapping[str, Any], parent: SpanContext,
+                 holders: tuple[Any, ...]) -> None:
+        self._tracer = tracer
+        self.name = name
+        self.kind = kind
+        self._attributes = attributes  # a read-only mapping of plain values (checked by held_child's caller)
+        self.parent = parent
+        self._holders = holders
+        self.start_time = time_ns()
+        self.end_time: int | None = None
+        self.status = _UNSET
+
+    def is_recording(self) -> bool:
+        return self.end_time is None
+
+    def set_status(self, status: Any, description: str | None = None) -> None:
+        """The SDK's rules: OK is final, UNSET is ignored, a ``StatusCode`` takes the description."""
+        if self.end_time is not None:
+            logger.warning("Tried calling %s on an ended span.", "set_status")
+            return
+        if self.status.status_code is trace_api.StatusCode.OK:
+            return
+        if isinstance(status, trace_api.Status):
+            if status.status_code is not trace_api.StatusCode.UNSET:
+                self.status = status
+        elif isinstance(status, trace_api.StatusCode) and status is not trace_api.StatusCode.UNSET:
+            self.status = trace_api.Status(status, description)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self.end_time is not None:
+            logger.warning("Calling end() on an ended span.")
+            return
+        self.end_time = end_time if end_time is not None else time_ns()
+        for holder in self._holders:
+            holder.hold(self)
+
+    def readable(self) -> ReadableSpan:
+        """The span this record stands for, as its export processor would have had it; attributes checked."""
+        tracer = self._tracer
+        parent = self.parent
+        ids = tracer.id_generator
+        if ids.__class__ is RandomIdGenerator and not ids.__dict__:
+            span_id = random.getrandbits(64)
+            while span_id == 0:  # INVALID_SPAN_ID
+                span_id = random.getrandbits(64)
+        else:
+            span_id = ids.generate_span_id()
+        flags = _NOT_SAMPLED_RANDOM if parent.trace_flags.random_trace_id else _NOT_SAMPLED
+        context = SpanContext(parent.trace_id, span_id, is_remote=False, trace_flags=flags,
+                              trace_state=parent.trace_state)
+        return ReadableSpan(
+            name=self.name, context=context, parent=parent, resource=tracer.resource,
+            attributes=_bounded(dict(self._attributes), tracer._span_limits), kind=self.kind,
+            status=self.status, start_time=self.start_time, end_time=self.end_time,
+            instrumentation_info=tracer.instrumentation_info, instrumentation_scope=tracer._instrumentation_scope,
+        )
 
 
 class MonitorTracer(Tracer):
@@ -424,6 +545,39 @@ class MonitorTracer(Tracer):
             self._span_limits, self._instrumentation_scope, record_end_metrics,
         )
         span.start(start_time=start_time, parent_context=context)
+        return span
+
+    def held_child(self, name: str, kind: SpanKind, attributes: Mapping[str, Any]) -> HeldSpan | None:
+        """A child of the current span as a :class:`HeldSpan`, started; None when it must be a span.
+
+        For a span the caller never makes current, whose ``attributes`` are a
+        mapping nobody changes, of string keys and plain values (bounded at
+        export as the span's would be). A record only when nothing could tell
+        it from a span: the parent is local and not
+        sampled, so the sampler's own rule makes the child recorded-only; the
+        tracer is enabled and the SDK's span self-metrics are off; every span
+        processor is one of ours (:func:`_holding_plan`), none with a hook
+        replaced on it; and no operation rule names the span. Otherwise the
+        caller starts a span with :meth:`start_span`.
+        """
+        parent = _get_current_span().get_span_context()
+        if not parent.is_valid or parent.is_remote or parent.trace_flags.sampled:
+            return None
+        if (not getattr(self.sampler, "follows_parent", False) or not self._tracer_config.is_enabled
+                or self._tracer_metrics.__class__ is not NoOpTracerMetrics):
+            return None
+        held = _hooks(self.span_processor)[4]
+        if held is None:
+            return None
+        holders, operations, watched = held
+        for processor in watched:
+            hooks = processor.__dict__
+            if _HOOK_NAMES[2] in hooks or _HOOK_NAMES[0] in hooks or _HOOK_NAMES[1] in hooks:
+                return None
+        span = HeldSpan(self, name, kind, attributes, parent, holders)
+        for operation in operations:
+            if operation.rules.name_for(span, attributes) is not None:
+                return None  # an operation: its metric is recorded from the span, as for any other
         return span
 
 

@@ -213,6 +213,29 @@ def test_sigterm_flushes_what_is_pending(tmp_path):
         assert sink.wait_for(lambda s: bool(s.metric_points("monitor.operation.duration")), timeout=5)
 
 
+def test_an_unsampled_failed_requests_query_spans_are_exported_with_it(tmp_path):
+    """No trace sampled: a failed request is exported with its query span (held as a record), a healthy one is not."""
+    with OTLPSink() as sink:
+        env = {**sink.env(), "OTEL_TRACES_SAMPLER": "parentbased_always_off",
+               "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}"}
+        with launched("tests.apps.basic_app:app", env) as app:
+            assert app.get("/items/1")[0] == 200
+            assert app.get("/items/2/broken")[0] == 500
+            sink.wait_for(lambda s: any(sp["kind"] == CLIENT for sp in s.spans))
+            sink.wait_for(lambda s: bool(s.metric_points("monitor.operation.duration")))
+    (server,) = server_spans(sink)
+    assert server["attributes"]["http.route"] == "/items/{item_id}/broken"
+    (query,) = [sp for sp in sink.spans if sp["kind"] == CLIENT]
+    assert query["trace_id"] == server["trace_id"] and query["parent_span_id"] == server["span_id"]
+    assert query["span_id"] not in ("", "0" * 16, server["span_id"])
+    assert query["name"].startswith("SELECT") and query["attributes"]["db.query.text"].startswith("SELECT id, name")
+    assert server["start_time_unix_nano"] <= query["start_time_unix_nano"] <= query["end_time_unix_nano"] \
+        <= server["end_time_unix_nano"]
+    # Metrics still count both requests.
+    counts = {p["attributes"]["monitor.operation"]: p["count"] for p in sink.metric_points("monitor.operation.duration")}
+    assert counts["GET /items/{item_id}"] >= 1 and counts["GET /items/{item_id}/broken"] >= 1
+
+
 def test_standard_http_metrics_on_request(tmp_path):
     """OTEL_MONITOR_HTTP_METRICS=true adds FastAPI's http.server.request.duration (off by default)."""
     with OTLPSink() as sink:

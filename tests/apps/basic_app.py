@@ -33,6 +33,14 @@ def get_item(item_id: int) -> dict[str, object]:
     return {"id": row.id, "name": row.name}
 
 
+@app.get("/items/{item_id}/broken")
+def get_item_then_fail(item_id: int) -> None:
+    """Reads the item, then fails: a request with a query span that is kept even when not sampled."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT id, name FROM items WHERE id = :id"), {"id": item_id}).first()
+    raise RuntimeError("the item broke")
+
+
 @app.get("/boom")
 def boom() -> None:
     raise RuntimeError("kaboom")
