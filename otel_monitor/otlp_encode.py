@@ -113,7 +113,9 @@ def _attributes(number: int, attributes: Mapping[str, Any] | None) -> bytes:
     parts = []
     cache = _pair_cache
     # The SDK's BoundedAttributes iterates through the Mapping ABC, slowly; its dict does not.
-    for key, value in getattr(attributes, "_dict", attributes).items():
+    if attributes.__class__ is not dict:
+        attributes = getattr(attributes, "_dict", attributes)
+    for key, value in attributes.items():
         kind = type(value)
         if kind is str and len(value) <= 64 or kind is bool or kind is int:
             cache_key = (number, key, kind, value)
@@ -176,7 +178,8 @@ def _span(span: ReadableSpan) -> bytes:
         out.append(b"\x39" + _pack_fixed64(span.start_time))
     if span.end_time:
         out.append(b"\x41" + _pack_fixed64(span.end_time))
-    out.append(_attributes(9, span.attributes))
+    # The span's own mapping (a dict, or the SDK's bounded one) rather than the read-only view over it.
+    out.append(_attributes(9, getattr(span, "_attributes", None) or span.attributes))
     if span.dropped_attributes:
         out.append(b"\x50" + _varint(span.dropped_attributes))
     for event in span.events:

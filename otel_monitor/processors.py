@@ -246,6 +246,15 @@ def _within_limit(attributes: Any, limit: int | None) -> Any:
     return {k: _cut(v, limit) if isinstance(v, str) and len(v) > limit else v for k, v in attributes.items()}
 
 
+def _value_length_limit(span: Any) -> int | None:
+    """The span's limit on string attribute values: its bounded mapping's, or its span limits' when it holds a dict."""
+    attributes = getattr(span, "_attributes", None)
+    limit = getattr(attributes, "max_value_len", None)
+    if limit is None and attributes.__class__ is dict:  # otel_monitor.spans keeps a dict the limits left as it was
+        limit = getattr(getattr(span, "_limits", None), "max_span_attribute_length", None)
+    return limit
+
+
 class SpanEnricher:
     """Builds the exported form of a span: our attributes added, secrets scrubbed."""
 
@@ -288,7 +297,7 @@ class SpanEnricher:
         scrubbed = redact.attributes(merged)
         if scrubbed is not attributes:
             # What we composed or scrubbed obeys the span's value length limit too.
-            scrubbed = _within_limit(scrubbed, getattr(getattr(span, "_attributes", None), "max_value_len", None))
+            scrubbed = _within_limit(scrubbed, _value_length_limit(span))
         events = span.events if getattr(span, "_events", True) else ()
         new_events = None
         for i, event in enumerate(events or ()):

@@ -16,7 +16,10 @@ so that metrics stay exact (``RECORD_ONLY``) and is then forgotten.
   bounded (the SDK's ``BoundedAttributes``, same limits, same warnings) once,
   when a span is handed to an exporter: at its end when it is sampled, or by
   :func:`exportable` when an unsampled span is kept because it failed or was
-  slow.  Span processors see the written values; ours read them defensively;
+  slow.  A sampled span whose attributes the bounded mapping would leave as
+  they are (within the limits, scalar values) keeps the plain dict
+  (:func:`_checked`).  Span processors see the written values; ours read
+  them defensively;
 * writes take no lock; ``end`` copies the attributes in one step under the
   span's lock and keeps the copy, so a span ends once and a write racing with
   its end is lost (as a write that loses the race for the SDK's lock is)
@@ -72,6 +75,33 @@ _NO_LIMIT = 1 << 62
 def _bounded(attributes: Any, limits: Any) -> BoundedAttributes:
     return BoundedAttributes(limits.max_span_attributes, attributes, immutable=True,
                              max_value_len=limits.max_span_attribute_length)
+
+
+# Values the SDK's bounded mapping keeps as they are, in every SDK version we support.
+_KEPT_AS_THEY_ARE = frozenset({str, int, float, bool})
+
+
+def _checked(attributes: dict[str, Any], limits: Any) -> Any:
+    """``attributes`` (a plain dict of ours) as the SDK's ``BoundedAttributes`` would keep them.
+
+    The dict itself when the bounded mapping would change nothing: no more
+    attributes than the limit and every value a ``str`` within the length
+    limit, an ``int``, a ``float`` or a ``bool`` (the keys are non-empty strings, or
+    the span would hold the bounded mapping already). Readers see the same
+    mapping and ``dropped_attributes`` is 0 either way; what is saved is the
+    mapping's own object, lock and per-item copy, on every sampled span.
+    Otherwise, the bounded mapping.
+    """
+    max_attributes = limits.max_span_attributes
+    if max_attributes is None or len(attributes) <= max_attributes:
+        max_length = limits.max_span_attribute_length
+        for value in attributes.values():
+            kind = value.__class__
+            if kind not in _KEPT_AS_THEY_ARE or (kind is str and max_length is not None and len(value) > max_length):
+                break
+        else:
+            return attributes
+    return _bounded(attributes, limits)
 
 
 _RECORD_AND_SAMPLE = Decision.RECORD_AND_SAMPLE
@@ -244,7 +274,7 @@ class MonitorSpan(Span):
                 # before lands in the old dict, as the SDK drops a write that loses its lock.
                 attributes = dict(attributes)
                 if self._context.trace_flags.sampled:
-                    attributes = _bounded(attributes, self._limits)  # on its way to an exporter
+                    attributes = _checked(attributes, self._limits)  # on its way to an exporter
                 self._attributes = attributes
         if self._record_end_metrics:
             self._record_end_metrics()

@@ -91,6 +91,30 @@ def test_a_lean_span_exports_what_the_sdks_span_exports() -> None:
     assert root.attributes["mapping"] == {"a": (1, 2)}
 
 
+@pytest.mark.parametrize(("attributes", "kept_plain"), [
+    ({"a": "x" * 8, "b": 1, "c": 1.5, "d": True}, True),  # at both limits exactly
+    ({"a": "x" * 9}, False),  # a string over the length limit: cut
+    ({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}, False),  # over the count limit: the oldest dropped
+    ({"a": None}, False),
+    ({"a": b"bytes"}, False),
+    ({"a": (1, 2)}, False),
+], ids=["plain", "long string", "too many", "None", "bytes", "tuple"])
+def test_a_sampled_span_keeps_its_plain_dict_only_where_the_bounded_mapping_would_change_nothing(
+        attributes: dict[str, Any], kept_plain: bool) -> None:
+    limits = SpanLimits(max_span_attributes=4, max_span_attribute_length=8)
+    views = []
+    for lean in (False, True):
+        provider, out = _provider(lean, limits=limits)
+        span = provider.get_tracer("t").start_span("s")
+        for key, value in attributes.items():
+            span.set_attribute(key, value)
+        span.end()
+        (finished,) = out.get_finished_spans()
+        views.append(_view(finished))
+    assert views[1] == views[0]
+    assert (type(finished._attributes) is dict) is kept_plain  # noqa: SLF001
+
+
 def test_attribute_count_limit_keeps_the_newest_and_counts_the_dropped_as_the_sdk_does() -> None:
     limits = SpanLimits(max_span_attributes=3)
     views = []
@@ -500,3 +524,32 @@ def test_hooks_that_only_pass_are_told_from_hooks_that_work() -> None:
     assert not spans._does_nothing(returns_a_value)
     assert not spans._does_nothing(works)
     assert not spans._does_nothing(print)  # no Python code to read: called
+
+
+def test_what_export_adds_to_a_span_that_kept_its_dict_obeys_the_spans_value_length_limit() -> None:
+    """Our exporter's additions are cut to the span's limit, read from its limits when it holds no bounded mapping."""
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    from otel_monitor import errors, metrics
+    from otel_monitor.operations import OperationRules
+    from otel_monitor.processors import OperationSpanProcessor, SpanEnricher
+    from otel_monitor.redaction import load_redactor
+    from otel_monitor.slo import DEFAULT_BUCKETS
+
+    provider, out = _provider(lean=True, limits=SpanLimits(max_span_attribute_length=12))
+    span = provider.get_tracer("t").start_span("charge", attributes={"step": "pay"})
+    try:
+        raise ValueError("declined by the payment provider")
+    except ValueError as exc:
+        span.record_exception(exc)
+    span.set_status(StatusCode.ERROR, "declined")
+    span.end()
+    (finished,) = out.get_finished_spans()
+    assert type(finished._attributes) is dict  # noqa: SLF001 - the case under test
+    operations = OperationSpanProcessor(OperationRules(), metrics.create_instruments(MeterProvider(), DEFAULT_BUCKETS),
+                                        errors.ErrorClassifier())
+    exported = SpanEnricher(operations, load_redactor(), None).enrich(finished)
+    added = {key: value for key, value in exported.attributes.items() if key != "step"}
+    assert "monitor.error.fingerprint" in added and "error.type" in added
+    assert all(len(value) <= 12 for value in added.values() if isinstance(value, str)), added
+    assert any(len(value) == 12 for value in added.values() if isinstance(value, str)), added  # some were cut
