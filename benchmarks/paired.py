@@ -16,7 +16,20 @@ It prints each round, then the median of the round ratios with their range
 and the ratio of the medians.  Every instrumented server exports to the same
 OTLP receiver as in ``make bench`` (``benchmarks/sink.py``).
 
-The server not being loaded is not quite idle: an instrumented one still
+Each round also gives each server's requests per CPU-second: the requests
+it served over the CPU time (user and system, all its threads, from
+``/proc/<pid>/stat``) it used while loaded. Time the machine lends to
+others (steal) and waiting are not in it, so it moves less than req/s.
+
+``--together`` loads both servers at once instead, each with its own wrk,
+both servers on the one core: at every instant both meet the same machine,
+so a drift in its speed cannot fall on one of them. The scheduler splits
+the core between them, so req/s alone says little; the ratio of requests
+per CPU-second is the figure then::
+
+    python -m benchmarks.paired --path /api/products/1 --rounds 10 --seconds 4 --together
+
+The server not being loaded is not quite idle (without ``--together``): an instrumented one still
 exports (its metrics every 5 s, the last spans of its own round), on the
 same core, during the other's round, which moves the ratio towards 1.  How
 much CPU each server used during the other's rounds is read from
@@ -43,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=4, help="whole seconds, as wrk takes them")
     parser.add_argument("--warmup", type=int, default=2, help="whole seconds of load on each server first")
+    parser.add_argument("--together", action="store_true",
+                        help="load both servers at once (each with its own wrk), both on the one core")
     args = parser.parse_args(argv)
     if args.rounds < 1 or not 1 <= args.seconds <= 60 or not 1 <= args.warmup <= 60:
         parser.error("--rounds must be at least 1, --seconds and --warmup from 1 to 60")
@@ -62,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     server_cpu, load_cpu = cpu_plan()
     rps: list[list[float]] = [[], []]
     ratios: list[float] = []
+    per_cpu: list[list[float]] = [[], []]  # requests per CPU-second of the server, each round
+    cpu_ratios: list[float] = []
     idle_cpu = [0.0, 0.0]  # CPU seconds each server used while the other was loaded
     failed = 0  # non-2xx answers and socket errors
     with SinkProcess(sys.executable, cpu=load_cpu) as sink, tempfile.TemporaryDirectory() as work:
@@ -79,34 +96,78 @@ def main(argv: list[str] | None = None) -> int:
             for round_number in range(args.rounds):
                 order = [0, 1] if round_number % 2 == 0 else [1, 0]
                 got: dict[int, float] = {}
-                for index in order:
-                    other = servers[1 - index]
-                    before = _cpu_seconds(other.pid)
-                    load = run_wrk(servers[index].base_url + args.path, args.seconds, cpu=load_cpu)
-                    idle_cpu[1 - index] += _cpu_seconds(other.pid) - before
+                efficiency: dict[int, float] = {}
+                if args.together:
+                    loads, used = _load_together(servers, args.path, args.seconds, load_cpu, run_wrk)
+                else:
+                    loads, used = {}, {}
+                    for index in order:
+                        other = servers[1 - index]
+                        before = _cpu_seconds(other.pid), _cpu_seconds(servers[index].pid)
+                        loads[index] = run_wrk(servers[index].base_url + args.path, args.seconds, cpu=load_cpu)
+                        idle_cpu[1 - index] += _cpu_seconds(other.pid) - before[0]
+                        used[index] = _cpu_seconds(servers[index].pid) - before[1]
+                for index, load in loads.items():
                     if load.rps <= 0:
                         raise SystemExit(f"{pair[index].key} served nothing in round {round_number + 1}")
                     failed += load.non_2xx + load.socket_errors
                     got[index] = load.rps
                     rps[index].append(load.rps)
+                    efficiency[index] = load.requests / used[index] if used[index] > 0 else 0.0
+                    per_cpu[index].append(efficiency[index])
                 ratio = got[1] / got[0]
                 ratios.append(ratio)
-                print(f"round {round_number + 1} ({pair[order[0]].key} first): {pair[0].key} {got[0]:,.0f} req/s, "
-                      f"{pair[1].key} {got[1]:,.0f} req/s, ratio {ratio:.3f}", flush=True)
+                cpu_ratio = efficiency[1] / efficiency[0] if efficiency[0] > 0 else 0.0
+                cpu_ratios.append(cpu_ratio)
+                first_label = "both at once" if args.together else f"{pair[order[0]].key} first"
+                print(f"round {round_number + 1} ({first_label}): {pair[0].key} {got[0]:,.0f} req/s "
+                      f"({efficiency[0]:,.0f} per CPU-second), {pair[1].key} {got[1]:,.0f} req/s "
+                      f"({efficiency[1]:,.0f}), ratio {ratio:.3f}, per CPU-second {cpu_ratio:.3f}", flush=True)
         finally:
             for server in servers:
                 server.stop()
     first, second = (statistics.median(values) for values in rps)
     loaded = args.rounds * args.seconds
-    print(f"\n{args.path}, {args.rounds} alternating rounds of {args.seconds} s, both servers kept up:")
+    how = "rounds with both loaded at once" if args.together else "alternating rounds"
+    print(f"\n{args.path}, {args.rounds} {how} of {args.seconds} s, both servers kept up:")
     print(f"{pair[1].key} / {pair[0].key}: median of the round ratios {statistics.median(ratios):.2f}x "
           f"(rounds {min(ratios):.2f}–{max(ratios):.2f}); ratio of the medians {second / first:.2f}x "
           f"({second:,.0f} / {first:,.0f} req/s)")
-    print(f"while the other was loaded, {pair[0].key} used {100 * idle_cpu[0] / loaded:.1f}% of a core and "
-          f"{pair[1].key} {100 * idle_cpu[1] / loaded:.1f}%")
+    print(f"requests per CPU-second: median of the round ratios {statistics.median(cpu_ratios):.2f}x "
+          f"(rounds {min(cpu_ratios):.2f}–{max(cpu_ratios):.2f}); ratio of the medians "
+          f"{statistics.median(per_cpu[1]) / max(statistics.median(per_cpu[0]), 1e-9):.2f}x")
+    if not args.together:
+        print(f"while the other was loaded, {pair[0].key} used {100 * idle_cpu[0] / loaded:.1f}% of a core and "
+              f"{pair[1].key} {100 * idle_cpu[1] / loaded:.1f}%")
     if failed:
         print(f"{failed:,} answers were errors or failed connections (non-2xx, socket errors); they count in req/s")
     return 0
+
+
+def _load_together(servers: list[Any], path: str, seconds: int, load_cpu: int | None,
+                   run_wrk: Any) -> tuple[dict[int, Any], dict[int, float]]:
+    """Both servers loaded at once, each by its own wrk: their loads and the CPU seconds each used meanwhile."""
+    import threading
+
+    loads: dict[int, Any] = {}
+    problems: list[BaseException] = []
+
+    def load(index: int) -> None:
+        try:
+            loads[index] = run_wrk(servers[index].base_url + path, seconds, cpu=load_cpu)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            problems.append(exc)
+
+    before = [_cpu_seconds(server.pid) for server in servers]
+    threads = [threading.Thread(target=load, args=(index,)) for index in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    used = {index: _cpu_seconds(server.pid) - before[index] for index, server in enumerate(servers)}
+    if problems:
+        raise problems[0]
+    return loads, used
 
 
 def _cpu_seconds(pid: int) -> float:

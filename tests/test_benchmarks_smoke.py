@@ -441,14 +441,38 @@ def test_paired_rounds_alternate_the_two_servers_and_pair_each_rounds_ratio(caps
     rounds = [line for line in out.splitlines() if line.startswith("round ")]
     assert [line.split(":")[0] for line in rounds] == [
         "round 1 (uninstrumented first)", "round 2 (monitor-production first)"]
+    _check_paired_rounds(rounds)
+    assert "median of the round ratios" in out and "ratio of the medians" in out
+    assert "requests per CPU-second: median of the round ratios" in out
+    assert "while the other was loaded, uninstrumented used" in out
+
+
+def _check_paired_rounds(rounds: list[str]) -> None:
+    """Each round's ratios are its own: of its req/s, and of its requests per CPU-second."""
     for line in rounds:
         served = line.split(": ", 1)[1]
-        first = float(served.split("uninstrumented ")[1].split(" req/s")[0].replace(",", ""))
-        second = float(served.split("monitor-production ")[1].split(" req/s")[0].replace(",", ""))
-        assert first > 0 and second > 0, line
-        assert float(line.rsplit("ratio ", 1)[1]) == pytest.approx(second / first, rel=0.01)
-    assert "median of the round ratios" in out and "ratio of the medians" in out
-    assert "while the other was loaded, uninstrumented used" in out
+        first, second = (served.split(f"{key} ")[1] for key in ("uninstrumented", "monitor-production"))
+        first_rps, second_rps = (float(side.split(" req/s")[0].replace(",", "")) for side in (first, second))
+        first_cpu = float(first.split("(")[1].split(" per CPU-second")[0].replace(",", ""))
+        second_cpu = float(second.split("(")[1].split(")")[0].replace(",", ""))
+        assert first_rps > 0 and second_rps > 0 and first_cpu > 0 and second_cpu > 0, line
+        ratio, per_cpu = line.rsplit("ratio ", 1)[1].split(", per CPU-second ")
+        assert float(ratio) == pytest.approx(second_rps / first_rps, rel=0.01)
+        assert float(per_cpu) == pytest.approx(second_cpu / first_cpu, rel=0.01)
+
+
+@needs_wrk
+def test_paired_together_loads_both_servers_in_every_round(capsys):
+    """benchmarks.paired --together: both servers loaded at once each round, each with its own figures."""
+    from benchmarks import paired
+
+    assert paired.main(["--path", "/ping", "--rounds", "2", "--seconds", "1", "--warmup", "1", "--together"]) == 0
+    out = capsys.readouterr().out
+    rounds = [line for line in out.splitlines() if line.startswith("round ")]
+    assert [line.split(":")[0] for line in rounds] == ["round 1 (both at once)", "round 2 (both at once)"]
+    _check_paired_rounds(rounds)
+    assert "2 rounds with both loaded at once" in out and "requests per CPU-second: median" in out
+    assert "while the other was loaded" not in out  # neither is idle
 
 
 @pytest.mark.parametrize("arguments", [["--second", "monitor-fast"], ["--second", "uninstrumented"],
