@@ -513,3 +513,18 @@ def test_query_cost_times_a_query_with_and_without_empty_listeners(capsys, tmp_p
     assert sum("FROM products" in statement for statement in seen) >= 10  # warm-up and measured queries
     lines = [line for line in capsys.readouterr().out.splitlines() if "per query" in line]
     assert len(lines) == 2 and all(line.endswith("(5 queries)") for line in lines)
+
+
+def test_record_cost_prints_a_figure_per_case_and_refuses_what_it_cannot_count(capsys):
+    """benchmarks.record_cost: each case runs (in its own process) and gets its line; bad counts are refused."""
+    from benchmarks import record_cost
+
+    assert record_cost.main(["--case", "held", "--case", "sampled-bounded", "--no-valgrind",
+                             "--few", "5", "--many", "25"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["held", "sampled-bounded"]
+    assert all(line.endswith("µs CPU per request") for line in lines)
+    [float(line.split()[1]) for line in lines]  # each a number
+    with pytest.raises(SystemExit) as stopped:
+        record_cost.main(["--few", "30", "--many", "20"])
+    assert stopped.value.code == 2
