@@ -70,6 +70,11 @@ def count(environment: dict[str, str] | None, app: str, path: str, requests: int
         command = [str(bin_dir / "opentelemetry-instrument"), *command]
         env.update(environment)
     env.update(extra or {})
+    return callgrind_total(command, env, timeout)
+
+
+def callgrind_total(command: list[str], env: dict[str, str] | None, timeout: float) -> int:
+    """Instructions of ``command`` and every process it starts, counted by valgrind's callgrind."""
     done = subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=/dev/null",
                            *command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     totals = [int(n) for n in _COLLECTED.findall(done.stderr)]

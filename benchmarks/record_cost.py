@@ -30,7 +30,6 @@ install valgrind``); ``--no-valgrind`` prints CPU µs per request instead
 from __future__ import annotations
 
 import argparse
-import re
 import resource
 import shutil
 import subprocess
@@ -39,7 +38,6 @@ import tempfile
 from pathlib import Path
 
 CASES = ("none", "held", "span", "sampled", "sampled-bounded")
-_COLLECTED = re.compile(r"==\d+== Collected : (\d+)")
 _SERVER_ATTRIBUTES = {
     "http.request.method": "GET", "url.path": "/api/products/1", "http.route": "/api/products/{product_id}",
     "http.response.status_code": 200, "server.address": "127.0.0.1", "server.port": 8000, "url.scheme": "http",
@@ -111,13 +109,9 @@ def _cpu_seconds(case: str, count: int) -> float:
 
 
 def _instructions(case: str, count: int) -> int:
-    command = _command(case, count)
-    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
-                          capture_output=True, text=True, timeout=900)
-    totals = [int(n) for n in _COLLECTED.findall(done.stderr)]
-    if done.returncode != 0 or not totals:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-800:]}")
-    return sum(totals)
+    from benchmarks.instructions import callgrind_total
+
+    return callgrind_total(_command(case, count), None, 900)
 
 
 def main(argv: list[str] | None = None) -> int:

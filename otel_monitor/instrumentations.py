@@ -269,7 +269,6 @@ _STATEMENTS_CACHED = 2048
 _STATEMENT_CACHED_LENGTH = 4096
 # Vendors whose database name the contrib reads off the cursor on every query.
 _DATABASE_FROM_CURSOR = ("mysql", "mssql", "sqlserver")
-_PLAIN_VALUES = frozenset({str, int, float, bool})
 
 
 def lean_query_spans() -> None:
@@ -293,6 +292,8 @@ def lean_query_spans() -> None:
     from opentelemetry.instrumentation.sqlalchemy import engine as contrib
     from opentelemetry.instrumentation.utils import is_instrumentation_enabled
     from opentelemetry.trace import SpanKind
+
+    from .spans import KEPT_AS_THEY_ARE
 
     original = contrib.EngineTracer._before_cur_exec
     if getattr(original, "_otel_monitor_lean", False):
@@ -357,7 +358,7 @@ def lean_query_spans() -> None:
             # Shared (a sampler cannot change it); whether every key and value is
             # plain, as a held record's must be.
             known = (name, MappingProxyType(span_attrs), all(
-                k.__class__ is str and k and v.__class__ in _PLAIN_VALUES for k, v in span_attrs.items()))
+                k.__class__ is str and k and v.__class__ in KEPT_AS_THEY_ARE for k, v in span_attrs.items()))
             if key is not None and len(statements) < _STATEMENTS_CACHED:
                 statements[key] = known
         if hold and known[2]:

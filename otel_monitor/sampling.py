@@ -123,9 +123,6 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
         self._keep_errors = keep_errors
         self._slow_ns = int(slow_threshold_ms * 1e6)
         self._tail = keep_errors or self._slow_ns > 0
-        #: Whether an unsampled child is held until its local root ends (a held
-        #: child of otel_monitor.spans is handed to :meth:`hold` then).
-        self.holds_unsampled = self._tail
         self._pending: OrderedDict[int, list[ReadableSpan]] = OrderedDict()
         self._pending_count = 0
         self._max_pending = max_pending
@@ -146,6 +143,12 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
                     self._hold_or_decide(span)
             except Exception as exc:  # noqa: BLE001
                 internal_error("unsampled error/slow span keeping", exc)
+
+    @property
+    def holds_unsampled(self) -> bool:
+        """Whether an unsampled child is held until its local root ends (a held child of otel_monitor.spans is
+        handed to :meth:`hold` then)."""
+        return self._tail
 
     def hold(self, span: Any) -> None:
         """An ended :class:`~otel_monitor.spans.HeldSpan`: held as an unsampled child span is."""

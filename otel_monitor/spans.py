@@ -77,8 +77,9 @@ def _bounded(attributes: Any, limits: Any) -> BoundedAttributes:
                              max_value_len=limits.max_span_attribute_length)
 
 
-# Values the SDK's bounded mapping keeps as they are, in every SDK version we support.
-_KEPT_AS_THEY_ARE = frozenset({str, int, float, bool})
+# Values the SDK's bounded mapping keeps as they are, in every SDK version we support
+# (a held child's attributes must be of these too).
+KEPT_AS_THEY_ARE = frozenset({str, int, float, bool})
 
 
 def _checked(attributes: dict[str, Any], limits: Any) -> Any:
@@ -97,7 +98,7 @@ def _checked(attributes: dict[str, Any], limits: Any) -> Any:
         max_length = limits.max_span_attribute_length
         for value in attributes.values():
             kind = value.__class__
-            if kind not in _KEPT_AS_THEY_ARE or (kind is str and max_length is not None and len(value) > max_length):
+            if kind not in KEPT_AS_THEY_ARE or (kind is str and max_length is not None and len(value) > max_length):
                 break
         else:
             return attributes
