@@ -1,8 +1,8 @@
 """Instructions per request, counted by valgrind: a cost figure far steadier than time on a shared machine.
 
 On a shared 2-core machine wall and CPU times of the same run vary by a third;
-instruction counts vary by a few per cent (threads that wait for work wake
-by timing, and valgrind changes timing: run one count at a time).  This runs :mod:`benchmarks.inprocess` under
+instruction counts, with the string hash seed fixed, by well under one per
+cent (threads that wait for work wake by timing, and valgrind changes timing).  This runs :mod:`benchmarks.inprocess` under
 ``valgrind --tool=callgrind`` twice per configuration, with ``--few`` and
 ``--many`` requests, and reports ``(instructions(many) - instructions(few)) /
 (many - few)``: the per-request count, with start-up and exit cancelled out::
@@ -74,7 +74,14 @@ def count(environment: dict[str, str] | None, app: str, path: str, requests: int
 
 
 def callgrind_total(command: list[str], env: dict[str, str] | None, timeout: float) -> int:
-    """Instructions of ``command`` and every process it starts, counted by valgrind's callgrind."""
+    """Instructions of ``command`` and every process it starts, counted by valgrind's callgrind.
+
+    With a fixed string hash seed (unless ``env`` names one): with a random one
+    the same run's count varies by about 3% (dict and set layouts change with
+    it), with a fixed one by about 0.3%.
+    """
+    env = dict(os.environ if env is None else env)
+    env.setdefault("PYTHONHASHSEED", "0")
     done = subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=/dev/null",
                            *command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     totals = [int(n) for n in _COLLECTED.findall(done.stderr)]
