@@ -168,10 +168,13 @@ class MonitorSpan(Span):
                 if key.__class__ is not str or not key or value.__class__ not in _PLAIN:
                     break
             else:
-                # Plain keys and values (nearly always): set_attribute's own writes, in one loop.
-                for key, value in attributes.items():
-                    mine.pop(key, None)
-                    mine[key] = value
+                # Plain keys and values (nearly always): set_attribute's own writes.
+                if mine.keys().isdisjoint(attributes):
+                    mine.update(attributes)  # all new keys: appended in their order, as one by one
+                else:
+                    for key, value in attributes.items():
+                        mine.pop(key, None)  # a key set again becomes the newest
+                        mine[key] = value
                 if len(mine) > self._max_attributes:
                     self._set_checked(None, None)  # the SDK's bounded mapping keeps the newest, as one by one
                 return

@@ -134,13 +134,15 @@ def test_attribute_count_limit_keeps_the_newest_and_counts_the_dropped_as_the_sd
 @pytest.mark.parametrize("writes", [
     [{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}],  # past the limit in one call, at the start
     [{"a": 1}, {"b": 2, "a": 9}, {"c": 3, "d": 4}],  # a key set again is the newest
+    [{"b": 1}, {"d": 2, "c": 3}],  # new keys only: appended in their order
+    [{"b": 1, "a": 2}, {"d": 3, "c": 4}],  # new keys only, past the limit: the newest kept
     [{"a": 1, "b": [1, 2]}, {"c": (3,), "d": 4}],  # containers: the checked way
     [{"a": 1, "": 2, "b": 3}],  # a key the SDK refuses
     [{"a": 1, 5: 2, "b": 3}],
     [MappingProxyType({"a": 1, "b": 2}), MappingProxyType({"b": 3, "": 4}), {"c": 5}],  # a read-only view
     [OrderedDict(a=1, b=2), OrderedDict(c=3, a=4)],  # any other mapping
     [{"a": 1, "b": 2}, OrderedDict([("b", 3), (7, 4)])],
-], ids=["over-limit", "set-again", "containers", "empty-key", "int-key", "mapping-proxy", "other-mapping",
+], ids=["over-limit", "set-again", "new-keys", "new-keys-over-limit", "containers", "empty-key", "int-key", "mapping-proxy", "other-mapping",
         "other-mapping-int-key"])
 def test_attributes_written_together_end_as_the_sdks_do(writes: list[dict[Any, Any]]) -> None:
     views = []
