@@ -142,8 +142,8 @@ def test_attribute_count_limit_keeps_the_newest_and_counts_the_dropped_as_the_sd
     [MappingProxyType({"a": 1, "b": 2}), MappingProxyType({"b": 3, "": 4}), {"c": 5}],  # a read-only view
     [OrderedDict(a=1, b=2), OrderedDict(c=3, a=4)],  # any other mapping
     [{"a": 1, "b": 2}, OrderedDict([("b", 3), (7, 4)])],
-], ids=["over-limit", "set-again", "new-keys", "new-keys-over-limit", "containers", "empty-key", "int-key", "mapping-proxy", "other-mapping",
-        "other-mapping-int-key"])
+], ids=["over-limit", "set-again", "new-keys", "new-keys-over-limit", "containers", "empty-key", "int-key",
+        "mapping-proxy", "other-mapping", "other-mapping-int-key"])
 def test_attributes_written_together_end_as_the_sdks_do(writes: list[dict[Any, Any]]) -> None:
     views = []
     for lean in (False, True):
