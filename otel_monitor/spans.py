@@ -431,9 +431,6 @@ def exportable(span: ReadableSpan) -> ReadableSpan:
     return span
 
 
-_HOOK_NAMES = ("on_start", "_on_ending", "on_end")
-
-
 class HeldSpan:
     """An unsampled child span kept as a record until its local root ends (:meth:`MonitorTracer.held_child`).
 
@@ -487,13 +484,7 @@ class HeldSpan:
         """The span this record stands for, as its export processor would have had it; attributes checked."""
         tracer = self._tracer
         parent = self.parent
-        ids = tracer.id_generator
-        if ids.__class__ is RandomIdGenerator and not ids.__dict__:
-            span_id = random.getrandbits(64)
-            while span_id == 0:  # INVALID_SPAN_ID
-                span_id = random.getrandbits(64)
-        else:
-            span_id = ids.generate_span_id()
+        span_id = tracer.id_generator.generate_span_id()  # only for a kept request: the generator's own call
         flags = _NOT_SAMPLED_RANDOM if parent.trace_flags.random_trace_id else _NOT_SAMPLED
         context = SpanContext(parent.trace_id, span_id, is_remote=False, trace_flags=flags,
                               trace_state=parent.trace_state)
@@ -606,7 +597,7 @@ class MonitorTracer(Tracer):
         holders, operations, watched = held
         for processor in watched:
             hooks = processor.__dict__
-            if _HOOK_NAMES[2] in hooks or _HOOK_NAMES[0] in hooks or _HOOK_NAMES[1] in hooks:
+            if "on_end" in hooks or "on_start" in hooks or "_on_ending" in hooks:
                 return None
         span = HeldSpan(self, name, kind, attributes, parent, holders)
         for operation in operations:
