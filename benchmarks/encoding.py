@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from otel_monitor.otlp_encode import encode_spans, gzip_fast
+from otel_monitor.otlp.encode import encode_spans, gzip_fast
 
 
 def server_spans(count: int = 512) -> list:

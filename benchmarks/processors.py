@@ -26,9 +26,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
-from otel_monitor.config import EMPTY
-from otel_monitor.processors import build_pipeline
-from otel_monitor.settings import resolve
+from otel_monitor.config.file import EMPTY
+from otel_monitor.pipeline.processors import build_pipeline
+from otel_monitor.config.settings import resolve
 
 
 class Discard(SpanExporter):
@@ -115,7 +115,7 @@ def histogram_record_cost(n: int) -> float:
 
 def our_histogram_record_cost(n: int) -> float:
     """The same point through our operation histogram (cardinality guard, then the SDK's aggregation)."""
-    from otel_monitor.metrics import create_instruments
+    from otel_monitor.pipeline.instruments import create_instruments
 
     meter_provider = meter_provider_as_configured()
     histogram = create_instruments(meter_provider).operation_duration

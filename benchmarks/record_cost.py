@@ -54,13 +54,17 @@ def _requests(case: str, count: int, work: Path) -> None:
     from opentelemetry.trace import SpanKind
     from sqlalchemy import create_engine, text
 
-    from otel_monitor import errors, metrics, spans
+    from otel_monitor.semantics import errors
+
+    from otel_monitor.pipeline import instruments as metrics
+
+    from otel_monitor.fast import spans
     from otel_monitor.guard import GuardedSpanProcessor
-    from otel_monitor.instrumentations import lean_query_spans
-    from otel_monitor.operations import OperationRules
-    from otel_monitor.processors import OperationSpanProcessor
-    from otel_monitor.sampling import MonitorSpanExportProcessor, RecordAllSampler
-    from otel_monitor.slo import DEFAULT_BUCKETS
+    from otel_monitor.launcher.instrumentations import lean_query_spans
+    from otel_monitor.semantics.operations import OperationRules
+    from otel_monitor.pipeline.processors import OperationSpanProcessor
+    from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
+    from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
     lean_query_spans()
     sampled = case.startswith("sampled")

@@ -7,7 +7,7 @@ request and server attributes and the path under otel-monitor's sampler
 current with ``use_span`` while the app runs, given its route and renamed
 when the route is selected, given the final attributes in one call, ended;
 no span processor; then the same with otel-monitor's span type
-(:mod:`otel_monitor.spans`, ``OTEL_MONITOR_LEAN_SPANS``). The lower bound does
+(:mod:`otel_monitor.fast.spans`, ``OTEL_MONITOR_LEAN_SPANS``). The lower bound does
 the same to a slotted object holding a dict and two timestamps: no span type
 could cost less (it would still need ids, a sampling decision and a context).
 The SDK's figure less the bound is the most any span type could take off a
@@ -71,8 +71,8 @@ def measure(number: int, repeat: int) -> dict[str, float]:
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
     from opentelemetry.trace import SpanKind
 
-    from otel_monitor import spans
-    from otel_monitor.sampling import RecordAllSampler
+    from otel_monitor.fast import spans
+    from otel_monitor.pipeline.tail_sampling import RecordAllSampler
 
     tracer = TracerProvider(sampler=RecordAllSampler(ParentBased(TraceIdRatioBased(0.1)))).get_tracer("fastapi")
     lean_provider = TracerProvider(sampler=RecordAllSampler(ParentBased(TraceIdRatioBased(0.1))))

@@ -41,7 +41,7 @@ class SinkStats:
 
     def _record_series(self, body: bytes, headers: Any) -> None:
         # Imported lazily: the plain byte-counting sink needs nothing beyond stdlib.
-        from otel_monitor.otlp import OTLPDecodeError, decompress, flatten_metrics, parse_request
+        from otel_monitor.otlp.decode import OTLPDecodeError, decompress, flatten_metrics, parse_request
 
         try:
             raw = decompress(body, headers.get("Content-Encoding"), 256 * 1024 * 1024)

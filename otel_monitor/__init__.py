@@ -17,22 +17,22 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
-    "operation": "operations",
-    "cache_lookup": "metrics",
-    "served_by": "metrics",
-    "journey_milestone": "journeys",
-    "classify_error": "errors",
-    "error_fingerprint": "errors",
-    "set_error_fingerprint": "errors",
-    "CheckOutcome": "health",
-    "HealthCheck": "health",
-    "HealthRegistry": "health",
-    "add_health_endpoints": "health_endpoints",
-    "disk_check": "health_checks",
-    "http_check": "health_checks",
-    "memory_check": "health_checks",
-    "redis_check": "health_checks",
-    "sqlalchemy_check": "health_checks",
+    "operation": "semantics.operations",
+    "cache_lookup": "pipeline.instruments",
+    "served_by": "pipeline.instruments",
+    "journey_milestone": "semantics.journeys",
+    "classify_error": "semantics.errors",
+    "error_fingerprint": "semantics.errors",
+    "set_error_fingerprint": "semantics.errors",
+    "CheckOutcome": "health.registry",
+    "HealthCheck": "health.registry",
+    "HealthRegistry": "health.registry",
+    "add_health_endpoints": "health.endpoints",
+    "disk_check": "health.checks",
+    "http_check": "health.checks",
+    "memory_check": "health.checks",
+    "redis_check": "health.checks",
+    "sqlalchemy_check": "health.checks",
 }
 
 
@@ -43,7 +43,7 @@ def configure(**overrides: Any) -> None:
     ``config="monitor.yaml"``, …: see the README's settings table); they win
     over the environment. Calling it again, or under the launcher, is harmless.
     """
-    from .configurator import configure_sdk, current, start_instrumentations
+    from otel_monitor.launcher.configurator import configure_sdk, current, start_instrumentations
 
     already = current() is not None
     state = configure_sdk(overrides)

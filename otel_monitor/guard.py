@@ -53,7 +53,7 @@ def _raise_in_tests() -> bool:
 def bind_meter(meter: Any) -> None:
     """Report failures as ``monitor.sdk.internal_errors`` on this meter from now on."""
     global _counter
-    from . import semconv
+    from otel_monitor import semconv
 
     _counter = meter.create_counter(
         semconv.METRIC_SELF_INTERNAL_ERRORS, unit="{error}",
@@ -71,7 +71,7 @@ def internal_error(component: str, exc: BaseException) -> None:
     counter = _counter
     if counter is not None:
         try:
-            from . import semconv
+            from otel_monitor import semconv
 
             counter.add(1, {semconv.MONITOR_COMPONENT: component})
         except Exception:  # noqa: BLE001 - counting must never fail the app
@@ -84,10 +84,10 @@ def internal_error(component: str, exc: BaseException) -> None:
 def guarded(component: str) -> Iterator[None]:
     """Run a block of our code; contain and report anything it raises.
 
-    :class:`~otel_monitor.settings.ConfigError` passes: it is raised only in
+    :class:`~otel_monitor.config.settings.ConfigError` passes: it is raised only in
     strict mode, where stopping the process is what the user asked for.
     """
-    from .settings import ConfigError
+    from otel_monitor.config.settings import ConfigError
 
     try:
         yield

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .otlp import FLATTEN, OTLPDecodeError, decompress, parse_request
+from otel_monitor.otlp.decode import FLATTEN, OTLPDecodeError, decompress, parse_request
 
 _LIMIT = 64 * 1024 * 1024
 

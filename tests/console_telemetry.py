@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otel_monitor import semconv
-from otel_monitor.slo import SLOs
+from otel_monitor.semantics.slo import SLOs
 
 CONFIG = """\
 funnels:

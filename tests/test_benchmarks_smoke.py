@@ -341,7 +341,7 @@ def test_span_floor_records_what_otel_monitor_records_and_processes_nothing(prof
         "from benchmarks.inprocess import install_floor\n"
         f"install_floor({profile!r})\n"
         "from opentelemetry import trace\n"
-        "from otel_monitor.instrumentations import REPORT\n"
+        "from otel_monitor.launcher.instrumentations import REPORT\n"
         "provider = trace.get_tracer_provider()\n"
         "tracer = trace.get_tracer('floor')\n"
         "spans = [tracer.start_span('s') for _ in range(200)]\n"
@@ -374,7 +374,7 @@ def test_server_span_drives_the_sdk_span_as_fastapi_does_and_reports_both_costs(
 
     from benchmarks import server_span
 
-    from otel_monitor import spans as lean_spans
+    from otel_monitor.fast import spans as lean_spans
 
     provider = TracerProvider()
     tracer = provider.get_tracer("fastapi")

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from otel_monitor.distro import DEFAULTS
+from otel_monitor.launcher.distro import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 COLLECTOR = ROOT / "collector"

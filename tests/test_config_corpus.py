@@ -19,10 +19,10 @@ import pytest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 
-from otel_monitor.configurator import load_configuration
-from otel_monitor.health_checks import load_health_config
-from otel_monitor.processors import build_pipeline
-from otel_monitor.settings import BY_ENV, ConfigError, Settings, report_problem
+from otel_monitor.launcher.configurator import load_configuration
+from otel_monitor.health.checks import load_health_config
+from otel_monitor.pipeline.processors import build_pipeline
+from otel_monitor.config.settings import BY_ENV, ConfigError, Settings, report_problem
 
 CORPUS = Path(__file__).parent / "corpus" / "config"
 
@@ -181,7 +181,7 @@ def test_unreadable_config_file_gives_one_message_and_runs_without_it(case, tmp_
 APP = (
     "import otel_monitor\n"
     "otel_monitor.configure()\n"
-    "from otel_monitor.configurator import current\n"
+    "from otel_monitor.launcher.configurator import current\n"
     "state = current()\n"
     "print('app ran; pipeline built:', state.pipeline is not None)\n"
 )

@@ -140,7 +140,7 @@ def test_programmatic_configure_freezes_nothing():
 
 @pytest.mark.parametrize("setting, expected", [(None, "MonitorTracer MonitorSpan"), ("false", "Tracer _Span")])
 def test_the_lean_span_type_is_installed_unless_turned_off(setting, expected):
-    """OTEL_MONITOR_LEAN_SPANS (default true) makes the configured provider's tracers record otel_monitor.spans spans."""
+    """OTEL_MONITOR_LEAN_SPANS (default true) makes the configured provider's tracers record otel_monitor.fast.spans spans."""
     env = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
     if setting is not None:
         env["OTEL_MONITOR_LEAN_SPANS"] = setting
@@ -234,7 +234,7 @@ def test_config_report_names_sources_and_instrumentations():
     assert standard["OTEL_EXPORTER_OTLP_COMPRESSION"]["source"] == "otel-monitor default"
     assert standard["OTEL_SERVICE_NAME"] == {"name": "OTEL_SERVICE_NAME", "value": "shop", "source": "environment"}
     decisions = {r["name"]: r for r in report["instrumentations"]}
-    from otel_monitor.instrumentations import fastapi_has_native_telemetry
+    from otel_monitor.launcher.instrumentations import fastapi_has_native_telemetry
 
     assert decisions["fastapi"]["state"] == ("native" if fastapi_has_native_telemetry() else "waiting for import")
     import sqlalchemy
@@ -304,8 +304,9 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
             otel_monitor.configure()
             from opentelemetry import trace
             from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
-            from otel_monitor import export, guard
-            from otel_monitor.transport import HTTPClientTransport
+            from otel_monitor import guard
+            from otel_monitor.pipeline import exporters as export
+            from otel_monitor.pipeline.transport import HTTPClientTransport
             tracer = trace.get_tracer("app")
             with tracer.start_as_current_span("before fork"):
                 pass
@@ -394,7 +395,7 @@ def test_every_otlp_http_exporter_client_is_known_to_the_fork_reset(exporters):
                 vendor = VendorExporter()  # built before configuration
             import otel_monitor
             otel_monitor.configure()
-            from otel_monitor import export
+            from otel_monitor.pipeline import exporters as export
             print("loaded", "opentelemetry.exporter.otlp.common.http" in sys.modules)
             configured = len(export._HTTP_CLIENTS)
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

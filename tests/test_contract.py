@@ -9,7 +9,7 @@ import pytest
 
 from .collector_queries import ROOT, dashboard_queries, promql_metric_names, recorded_names, rule_expressions, substitute_variables
 from otel_monitor import semconv
-from otel_monitor.rules import prom_name
+from otel_monitor.alerting.rules import prom_name
 
 COLLECTOR_FILES = sorted(p for p in (ROOT / "collector").rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
 # Our names in either spelling: dotted (OTel) or underscored (Prometheus). A

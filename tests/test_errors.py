@@ -11,8 +11,8 @@ import traceback
 import pytest
 
 from otel_monitor import classify_error, error_fingerprint, set_error_fingerprint
-from otel_monitor.config import parse_config_text
-from otel_monitor.errors import ErrorClassifier, fingerprint_from_text, load_error_rules, normalise_message
+from otel_monitor.config.file import parse_config_text
+from otel_monitor.semantics.errors import ErrorClassifier, fingerprint_from_text, load_error_rules, normalise_message
 
 
 def raised(exc: BaseException, cause: BaseException | None = None) -> BaseException:

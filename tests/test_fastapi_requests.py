@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_monitor import fastapi_requests
-from otel_monitor.fastapi_requests import LeanRequestTelemetry, serve
+from otel_monitor.fast import fastapi_requests
+from otel_monitor.fast.fastapi_requests import LeanRequestTelemetry, serve
 
 pytestmark = pytest.mark.skipif(fastapi_requests.unsupported_reason() is not None,
                                 reason=f"not served by otel-monitor's path: {fastapi_requests.unsupported_reason()}")
@@ -449,7 +449,7 @@ def test_global_providers_and_otel_monitors_span_type_give_fastapis_telemetry(mo
     from opentelemetry._logs import _internal as logs_internal
     from opentelemetry.metrics import _internal as metrics_internal
 
-    from otel_monitor import spans
+    from otel_monitor.fast import spans
 
     seen = []
     for lean in (False, True):

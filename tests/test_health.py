@@ -12,8 +12,8 @@ from .health_support import Dependency
 from sqlalchemy import create_engine
 
 from otel_monitor import semconv
-from otel_monitor.health import CheckOutcome, HealthCheck, HealthRegistry
-from otel_monitor.health_checks import disk_check, http_check, memory_check, redis_check, sqlalchemy_check
+from otel_monitor.health.registry import CheckOutcome, HealthCheck, HealthRegistry
+from otel_monitor.health.checks import disk_check, http_check, memory_check, redis_check, sqlalchemy_check
 
 
 def states(registry: HealthRegistry) -> dict[str, str]:

@@ -7,10 +7,10 @@ import logging
 import pytest
 from .health_support import Dependency, ServedApp
 
-from otel_monitor.config import parse_config_text
-from otel_monitor.health import HealthRegistry, set_default_registry
-from otel_monitor.health_checks import load_health_config
-from otel_monitor.settings import ConfigError, resolve
+from otel_monitor.config.file import parse_config_text
+from otel_monitor.health.registry import HealthRegistry, set_default_registry
+from otel_monitor.health.checks import load_health_config
+from otel_monitor.config.settings import ConfigError, resolve
 
 GOOD = """\
 health:
@@ -32,7 +32,7 @@ def registry():
     yield fresh
     fresh.stop()
     set_default_registry(None)
-    from otel_monitor.health_endpoints import uninstall_for_tests
+    from otel_monitor.health.endpoints import uninstall_for_tests
 
     uninstall_for_tests()
 
@@ -81,7 +81,7 @@ def test_bad_section_keys_are_reported():
 
 def test_install_reports_problems_and_strict_mode_raises(registry, caplog):
     """install_from_config warns about a bad entry (and raises under OTEL_MONITOR_STRICT)."""
-    from otel_monitor.health_endpoints import install_from_config
+    from otel_monitor.health.endpoints import install_from_config
 
     config = parse_config_text("health:\n  checks:\n    - {name: x, type: nope}\n", "m.yaml")
     with caplog.at_level(logging.WARNING, logger="otel_monitor"):
@@ -94,7 +94,7 @@ def test_install_reports_problems_and_strict_mode_raises(registry, caplog):
 def test_endpoints_by_configuration_on_every_fastapi_app(registry, tmp_path, monkeypatch):
     """With endpoints: true, a FastAPI app created afterwards serves the configured checks, without code changes."""
     fastapi = pytest.importorskip("fastapi", reason='pip install "otel-monitor[fastapi]"')
-    from otel_monitor.health_endpoints import install_from_config
+    from otel_monitor.health.endpoints import install_from_config
 
     monkeypatch.setenv("SHOP_DATABASE_URL", f"sqlite:///{tmp_path / 'shop.db'}")
     with Dependency() as dependency:
@@ -118,7 +118,7 @@ def test_endpoints_by_configuration_on_every_fastapi_app(registry, tmp_path, mon
 def test_app_with_its_own_health_route_keeps_it(registry):
     """Configured endpoints never shadow a /health route the app defines itself."""
     fastapi = pytest.importorskip("fastapi", reason='pip install "otel-monitor[fastapi]"')
-    from otel_monitor.health_endpoints import install_from_config
+    from otel_monitor.health.endpoints import install_from_config
 
     install_from_config(parse_config_text("health:\n  endpoints: true\n", "m.yaml"), resolve(environ={}))
     app = fastapi.FastAPI()
@@ -140,7 +140,7 @@ def test_health_endpoints_are_not_traced_with_the_default_exclusions(registry):
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from otel_monitor.health_endpoints import install_from_config
+    from otel_monitor.health.endpoints import install_from_config
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

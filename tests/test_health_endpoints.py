@@ -9,9 +9,9 @@ from .health_support import Dependency, ServedApp
 
 fastapi = pytest.importorskip("fastapi", reason='pip install "otel-monitor[fastapi]"')
 
-from otel_monitor.health import HealthCheck, HealthRegistry  # noqa: E402
-from otel_monitor.health_checks import http_check  # noqa: E402
-from otel_monitor.health_endpoints import add_health_endpoints  # noqa: E402
+from otel_monitor.health.registry import HealthCheck, HealthRegistry  # noqa: E402
+from otel_monitor.health.checks import http_check  # noqa: E402
+from otel_monitor.health.endpoints import add_health_endpoints  # noqa: E402
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 from .postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 from sqlalchemy import create_engine
 
-from otel_monitor.health import HealthRegistry
-from otel_monitor.health_checks import sqlalchemy_check
+from otel_monitor.health.registry import HealthRegistry
+from otel_monitor.health.checks import sqlalchemy_check
 
 pytestmark = pytest.mark.postgres
 

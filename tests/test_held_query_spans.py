@@ -1,4 +1,4 @@
-"""Query spans of unsampled requests held as records (otel_monitor.spans.HeldSpan).
+"""Query spans of unsampled requests held as records (otel_monitor.fast.spans.HeldSpan).
 
 Each test builds the span processors as the configurator does (our operation
 processor behind its guard, then our export processor) on a real SDK provider
@@ -23,14 +23,20 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import create_engine, text
 
-from otel_monitor import errors, metrics, semconv, spans
-from otel_monitor.config import parse_config_text
+from otel_monitor import semconv
+
+from otel_monitor.semantics import errors
+
+from otel_monitor.pipeline import instruments as metrics
+
+from otel_monitor.fast import spans
+from otel_monitor.config.file import parse_config_text
 from otel_monitor.guard import GuardedSpanProcessor
-from otel_monitor.instrumentations import lean_query_spans
-from otel_monitor.operations import load_operation_rules
-from otel_monitor.processors import OperationSpanProcessor
-from otel_monitor.sampling import MonitorSpanExportProcessor, RecordAllSampler
-from otel_monitor.slo import DEFAULT_BUCKETS
+from otel_monitor.launcher.instrumentations import lean_query_spans
+from otel_monitor.semantics.operations import load_operation_rules
+from otel_monitor.pipeline.processors import OperationSpanProcessor
+from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
+from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
 # Each rig (two in some tests) runs them on the same database file.
 STATEMENTS = [

@@ -11,8 +11,8 @@ from .stack import make_stack
 
 import otel_monitor
 from otel_monitor import semconv
-from otel_monitor.config import parse_config_text
-from otel_monitor.journeys import JourneyRecorder, JourneyStore, load_funnels, pseudonymize
+from otel_monitor.config.file import parse_config_text
+from otel_monitor.semantics.journeys import JourneyRecorder, JourneyStore, load_funnels, pseudonymize
 
 
 class Recorded:
@@ -73,7 +73,7 @@ def test_funnels_declare_steps_and_operation_triggers(caplog):
 def test_store_detects_first_time_across_processes(tmp_path):
     """A SQLite store shared by two processes says 'first' only once per user and step."""
     url = f"sqlite:///{tmp_path / 'journeys.db'}"
-    script = ("import sys; from otel_monitor.journeys import JourneyStore; "
+    script = ("import sys; from otel_monitor.semantics.journeys import JourneyStore; "
               "s = JourneyStore(sys.argv[1]); print(s.record('p1', 'purchase', 'first_purchase'))")
     first = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, check=True,
                            timeout=60).stdout.strip()

@@ -248,7 +248,7 @@ def test_standard_http_metrics_on_request(tmp_path):
 @pytest.mark.parametrize("lean", ["true", "false"])
 def test_requests_are_served_by_the_request_path_the_setting_names(tmp_path, lean):
     """OTEL_MONITOR_LEAN_REQUESTS (default true) puts otel-monitor's request path in front of FastAPI's own."""
-    from otel_monitor.fastapi_requests import unsupported_reason
+    from otel_monitor.fast.fastapi_requests import unsupported_reason
 
     if unsupported_reason() is not None:
         pytest.skip(f"FastAPI's own path serves: {unsupported_reason()}")
@@ -268,7 +268,7 @@ def test_requests_are_served_by_the_request_path_the_setting_names(tmp_path, lea
 
 def test_standard_http_metrics_off_by_default(basic_run):
     """By default only monitor.operation.duration times requests: no duplicate http.server.* recordings."""
-    from otel_monitor.instrumentations import fastapi_has_native_telemetry
+    from otel_monitor.launcher.instrumentations import fastapi_has_native_telemetry
 
     if not fastapi_has_native_telemetry():
         pytest.skip("FastAPI without native telemetry: the contrib middleware always records http.server.*")
@@ -290,7 +290,7 @@ def test_pool_usage_is_observed_not_recorded_per_request(basic_run):
 
 def test_fastapi_exception_records_arrive_as_logs(basic_run):
     """FastAPI's own telemetry logs each unhandled exception (/boom) as an OTLP log record."""
-    from otel_monitor.instrumentations import fastapi_has_native_telemetry
+    from otel_monitor.launcher.instrumentations import fastapi_has_native_telemetry
 
     if not fastapi_has_native_telemetry():
         pytest.skip("FastAPI without native telemetry emits no exception records of its own")

@@ -39,7 +39,7 @@ def test_failed_metric_export_is_counted_as_dropped():
         import otel_monitor
         otel_monitor.configure()
         from opentelemetry import metrics
-        from otel_monitor.export import DROPPED
+        from otel_monitor.pipeline.exporters import DROPPED
         metrics.get_meter("app").create_counter("app.c").add(1)
         metrics.get_meter_provider().force_flush()
         print("dropped", DROPPED.counts["metrics"])

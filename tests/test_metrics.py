@@ -8,8 +8,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_monitor
-from otel_monitor import metrics, semconv
-from otel_monitor.slo import DEFAULT_BUCKETS
+from otel_monitor import semconv
+from otel_monitor.pipeline import instruments as metrics
+from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
 
 @pytest.fixture
@@ -143,7 +144,7 @@ def test_operation_histogram_follows_fresh_state_after_fork_and_an_added_reader(
     """When the SDK's reader storages are replaced (fresh state after fork, a reader added), records land in the new ones."""
     from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
 
-    from otel_monitor.configurator import _fresh_metric_state
+    from otel_monitor.launcher.configurator import _fresh_metric_state
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())

@@ -12,9 +12,9 @@ from .stack import make_stack
 
 import otel_monitor
 from otel_monitor import semconv
-from otel_monitor.config import parse_config_text
-from otel_monitor.operations import load_operation_rules
-from otel_monitor.settings import ConfigError
+from otel_monitor.config.file import parse_config_text
+from otel_monitor.semantics.operations import load_operation_rules
+from otel_monitor.config.settings import ConfigError
 
 RULES = textwrap.dedent("""
     operations:

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-from otel_monitor.otlp_encode import encode_spans, gzip_fast
+from otel_monitor.otlp.encode import encode_spans, gzip_fast
 
 
 def same_as_sdk(spans) -> None:
@@ -143,7 +143,7 @@ def test_metrics_encode_identically():
     from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics as sdk_encode_metrics
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-    from otel_monitor.otlp_encode import encode_metrics
+    from otel_monitor.otlp.encode import encode_metrics
 
     data = recorded_metrics()
     ours = ExportMetricsServiceRequest.FromString(encode_metrics(data))
@@ -164,7 +164,7 @@ def test_metric_batches_split_as_the_sdks_exporter_splits(max_points):
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import _split_metrics_data
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-    from otel_monitor.otlp_encode import metric_batches
+    from otel_monitor.otlp.encode import metric_batches
 
     data = recorded_metrics()
     ours = metric_batches(data, max_points)
@@ -192,7 +192,7 @@ def same_logs_as_sdk(batch) -> None:
     from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as sdk_encode_logs
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-    from otel_monitor.otlp_encode import encode_logs
+    from otel_monitor.otlp.encode import encode_logs
 
     assert ExportLogsServiceRequest.FromString(encode_logs(batch)) == sdk_encode_logs(batch)
 
@@ -226,7 +226,7 @@ def test_an_unencodable_value_loses_only_itself():
     number. An odd log body is sent as text, not dropped."""
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-    from otel_monitor.otlp_encode import encode_logs
+    from otel_monitor.otlp.encode import encode_logs
 
     class Odd:
         def __str__(self) -> str:

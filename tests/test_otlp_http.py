@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics import Counter, Histogram
 from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel_monitor.otlp_http import OTLPLogExporter, OTLPMetricExporter, OTLPSpanExporter
+from otel_monitor.pipeline.otlp_exporters import OTLPLogExporter, OTLPMetricExporter, OTLPSpanExporter
 from otel_monitor.testing import OTLPSink
 
 from .test_otlp_encode import _log, recorded_metrics, recorded_spans
@@ -103,7 +103,7 @@ def test_only_otlp_http_is_replaced_and_the_configured_order_kept():
     """With "otlp,console" the OTLP exporter is otel-monitor's and comes first; the console exporter is the SDK's."""
     chains = _exporter_chains({"OTEL_TRACES_EXPORTER": "otlp,console"})
     assert len(chains) == 2, chains
-    assert chains[0].endswith("otel_monitor.otlp_http.OTLPSpanExporter"), chains
+    assert chains[0].endswith("otel_monitor.pipeline.otlp_exporters.OTLPSpanExporter"), chains
     assert chains[1].endswith("opentelemetry.sdk.trace.export.ConsoleSpanExporter"), chains
 
 
@@ -118,7 +118,7 @@ def test_the_sdk_resolves_names_the_same_way_with_ours_in_place():
     """Names other than otlp_proto_http reach the SDK's resolver, in order; an unknown name still fails as in the SDK."""
     from opentelemetry.sdk import _configuration
 
-    from otel_monitor.configurator import _lean_otlp_exporters
+    from otel_monitor.launcher.configurator import _lean_otlp_exporters
 
     with _lean_otlp_exporters(True):
         traces, metrics, logs = _configuration._import_exporters(["console", "otlp_proto_http"],

@@ -291,7 +291,7 @@ def test_late_bound_exporter_enriches_with_the_pipeline_built_afterwards(otlp_si
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.trace import SpanKind
 
-    from otel_monitor.processors import LateBoundSpanExporter
+    from otel_monitor.pipeline.processors import LateBoundSpanExporter
 
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(

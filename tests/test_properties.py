@@ -26,12 +26,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_monitor import errors, guard, semconv, spans
-from otel_monitor.config import EMPTY
-from otel_monitor.processors import EnrichingLogExporter, EnrichingSpanExporter, build_pipeline
-from otel_monitor.redaction import REDACTED, Redactor
-from otel_monitor.sampling import RecordAllSampler
-from otel_monitor.settings import resolve
+from otel_monitor import guard, semconv
+
+from otel_monitor.semantics import errors
+
+from otel_monitor.fast import spans
+from otel_monitor.config.file import EMPTY
+from otel_monitor.pipeline.processors import EnrichingLogExporter, EnrichingSpanExporter, build_pipeline
+from otel_monitor.semantics.redaction import REDACTED, Redactor
+from otel_monitor.pipeline.tail_sampling import RecordAllSampler
+from otel_monitor.config.settings import resolve
 
 MAX_LENGTH = 256  # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT in these tests
 MAX_ATTRIBUTES = 32  # OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT / OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT

@@ -1,4 +1,4 @@
-"""otel_monitor.instrumentations.lean_query_spans: the contrib's query spans, worked out once per statement."""
+"""otel_monitor.launcher.instrumentations.lean_query_spans: the contrib's query spans, worked out once per statement."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import create_engine, text
 
-from otel_monitor.instrumentations import lean_query_spans
+from otel_monitor.launcher.instrumentations import lean_query_spans
 
 from .postgres import postgres_server, postgres_url  # noqa: F401 (the shared throwaway server)
 

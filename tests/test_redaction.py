@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from otel_monitor.config import parse_config_text
-from otel_monitor.redaction import REDACTED, Redactor, load_redactor
+from otel_monitor.config.file import parse_config_text
+from otel_monitor.semantics.redaction import REDACTED, Redactor, load_redactor
 
 CORPUS = Path(__file__).parent / "corpus"
 SECRETS = json.loads((CORPUS / "secrets.json").read_text())
@@ -95,7 +95,7 @@ def test_user_pattern_that_backtracks_forever_is_cut_off(monkeypatch):
     import time
 
     from otel_monitor import guard
-    from otel_monitor.redaction import REDACTED, Redactor
+    from otel_monitor.semantics.redaction import REDACTED, Redactor
 
     monkeypatch.setenv("OTEL_MONITOR_RAISE_INTERNAL_ERRORS", "false")
     guard.reset_for_tests()

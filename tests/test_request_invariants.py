@@ -9,8 +9,8 @@ from fastapi import FastAPI, applications
 from fastapi.telemetry import _asgi
 from opentelemetry.sdk._logs import LoggerProvider
 
-from otel_monitor.configurator import _cache_loggers
-from otel_monitor.instrumentations import remember_request_invariants
+from otel_monitor.launcher.configurator import _cache_loggers
+from otel_monitor.launcher.instrumentations import remember_request_invariants
 
 
 def _scope(host: bytes | None, scheme: str = "http", server: Any = ("10.0.0.5", 8000)) -> dict[str, Any]:

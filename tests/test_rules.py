@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from otel_monitor.cli import main
-from otel_monitor.config import parse_config_text
-from otel_monitor.rules import generate, le_matcher
-from otel_monitor.slo import load_slos
+from otel_monitor.config.file import parse_config_text
+from otel_monitor.alerting.rules import generate, le_matcher
+from otel_monitor.semantics.slo import load_slos
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "examples" / "shop" / "otel-monitor.yaml"

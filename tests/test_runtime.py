@@ -6,8 +6,8 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
 
-from otel_monitor.runtime import PROCESS_METRICS, start_runtime_metrics, stop_runtime_metrics
-from otel_monitor.settings import resolve
+from otel_monitor.pipeline.runtime_metrics import PROCESS_METRICS, start_runtime_metrics, stop_runtime_metrics
+from otel_monitor.config.settings import resolve
 
 
 @pytest.fixture(autouse=True)

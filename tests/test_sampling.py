@@ -8,8 +8,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode
 
-from otel_monitor import guard, spans
-from otel_monitor.sampling import MonitorSpanExportProcessor, RecordAllSampler
+from otel_monitor import guard
+
+from otel_monitor.fast import spans
+from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
 
 
 def pipeline(**options) -> tuple[TracerProvider, InMemorySpanExporter, MonitorSpanExportProcessor]:

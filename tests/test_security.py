@@ -135,7 +135,7 @@ def test_own_output_shows_no_secret_setting(planted):
 
 def test_csrf_tokens_are_scrubbed():
     """CSRF tokens are scrubbed as attribute keys and as name=value pairs in free text."""
-    from otel_monitor.redaction import REDACTED, Redactor
+    from otel_monitor.semantics.redaction import REDACTED, Redactor
 
     redactor = Redactor()
     assert redactor.text("cookie header csrftoken=AbCdEf123456; theme=dark") == \
@@ -454,7 +454,7 @@ def metric_stack(sink) -> tuple[object, object]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-    from otel_monitor.redaction import RedactingMetricExporter, Redactor
+    from otel_monitor.semantics.redaction import RedactingMetricExporter, Redactor
 
     exporter = RedactingMetricExporter(OTLPMetricExporter(endpoint=f"{sink.endpoint}/v1/metrics"), Redactor())
     provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)])
@@ -498,7 +498,7 @@ def test_clean_metrics_pass_through_uncopied():
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-    from otel_monitor.redaction import Redactor, scrub_metrics_data
+    from otel_monitor.semantics.redaction import Redactor, scrub_metrics_data
 
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter("clean")

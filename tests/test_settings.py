@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from otel_monitor.config import ConfigFileError, file_settings, parse_config_text
-from otel_monitor.settings import SETTINGS, ConfigError, resolve
+from otel_monitor.config.file import ConfigFileError, file_settings, parse_config_text
+from otel_monitor.config.settings import SETTINGS, ConfigError, resolve
 
 
 def test_default_used_when_nothing_set():
@@ -68,9 +68,9 @@ def test_every_setting_is_documented_in_readme():
     """The README's settings table lists every setting of the table."""
     from pathlib import Path
 
-    from otel_monitor.settings import markdown_table
+    from otel_monitor.config.settings import markdown_table
 
     readme = Path(__file__).resolve().parents[1].joinpath("README.md").read_text()
-    assert markdown_table() in readme, "run: python -m otel_monitor.settings > table and paste, or `make readme`"
+    assert markdown_table() in readme, "run: python -m otel_monitor.config.settings > table and paste, or `make readme`"
     for s in SETTINGS:
         assert s.env in readme

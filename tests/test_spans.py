@@ -1,4 +1,4 @@
-"""otel_monitor.spans: the lean span type records and exports what the SDK's span does."""
+"""otel_monitor.fast.spans: the lean span type records and exports what the SDK's span does."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.sampling import (ALWAYS_OFF, ALWAYS_ON, Decision, P
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from otel_monitor import spans
-from otel_monitor.sampling import MonitorSpanExportProcessor, RecordAllSampler
+from otel_monitor.fast import spans
+from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
 
 
 def _provider(lean: bool, sampler: Any = ALWAYS_ON, limits: SpanLimits | None = None) -> tuple[Any, InMemorySpanExporter]:
@@ -442,7 +442,7 @@ class _Recording:
 
 def test_every_hook_that_does_something_is_called_in_order_and_added_processors_join() -> None:
     from otel_monitor.guard import GuardedSpanProcessor
-    from otel_monitor.processors import OperationSpanProcessor
+    from otel_monitor.pipeline.processors import OperationSpanProcessor
 
     provider, exporter = _provider(lean=True)
     calls: list[tuple[str, str]] = []
@@ -532,11 +532,13 @@ def test_what_export_adds_to_a_span_that_kept_its_dict_obeys_the_spans_value_len
     """Our exporter's additions are cut to the span's limit, read from its limits when it holds no bounded mapping."""
     from opentelemetry.sdk.metrics import MeterProvider
 
-    from otel_monitor import errors, metrics
-    from otel_monitor.operations import OperationRules
-    from otel_monitor.processors import OperationSpanProcessor, SpanEnricher
-    from otel_monitor.redaction import load_redactor
-    from otel_monitor.slo import DEFAULT_BUCKETS
+    from otel_monitor.semantics import errors
+
+    from otel_monitor.pipeline import instruments as metrics
+    from otel_monitor.semantics.operations import OperationRules
+    from otel_monitor.pipeline.processors import OperationSpanProcessor, SpanEnricher
+    from otel_monitor.semantics.redaction import load_redactor
+    from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
     provider, out = _provider(lean=True, limits=SpanLimits(max_span_attribute_length=12))
     span = provider.get_tracer("t").start_span("charge", attributes={"step": "pay"})

@@ -15,9 +15,9 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExp
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-from otel_monitor import otlp_http as lean
-from otel_monitor.export import ExporterArguments, light_transport_args, needs_requests
-from otel_monitor.transport import HTTPClientTransport
+from otel_monitor.pipeline import otlp_exporters as lean
+from otel_monitor.pipeline.exporters import ExporterArguments, light_transport_args, needs_requests
+from otel_monitor.pipeline.transport import HTTPClientTransport
 from otel_monitor.testing import OTLPSink
 
 from .launch import BIN, ROOT
@@ -245,7 +245,7 @@ def test_a_connection_the_receiver_closed_is_not_reused():
 
 def test_a_connection_lost_before_the_answer_is_retried_by_the_sdks_client():
     """The receiver takes the request and closes without answering: a connection error, which the client retries."""
-    from otel_monitor.transport import ConnectionLost
+    from otel_monitor.pipeline.transport import ConnectionLost
 
     from .test_otlp_encode import _log
 
@@ -294,7 +294,7 @@ def test_failures_are_told_apart_as_the_sdks_client_needs():
     """Refused and garbled are connection errors (retried, as with `requests`); a read timeout and a bad URL are not."""
     import socket
 
-    from otel_monitor.transport import ConnectFailed, ConnectionLost
+    from otel_monitor.pipeline.transport import ConnectFailed, ConnectionLost
 
     transport = HTTPClientTransport(verify=False)
     with socket.socket() as unused:

@@ -13,9 +13,9 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from .. import semconv
-from ..slo import SLOs, Thresholds
-from .store import MINUTE_NS, Histogram, Store
+from otel_monitor import semconv
+from otel_monitor.semantics.slo import SLOs, Thresholds
+from otel_monitor.console.store import MINUTE_NS, Histogram, Store
 
 WINDOWS: dict[str, int] = {"5m": 5, "15m": 15, "1h": 60, "4h": 240, "24h": 1440}
 STATES = ("ok", "warning", "critical")

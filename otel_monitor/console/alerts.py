@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .aggregates import Queries
-from .store import Store
+from otel_monitor.console.aggregates import Queries
+from otel_monitor.console.store import Store
 
 ALERT_WINDOW = "5m"
 # Fewer calls than this in the window say too little about a rate to page anyone.

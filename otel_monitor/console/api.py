@@ -7,16 +7,24 @@ naming the parameter.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .aggregates import WINDOWS, Queries
+from otel_monitor.console.aggregates import WINDOWS, Queries
+from otel_monitor.console.alerts import AlertBook
+from otel_monitor.console.persist import RequestLog
+from otel_monitor.console.store import Store
 
-if TYPE_CHECKING:
-    from .app import Console
+
+class Console(Protocol):
+    """What the API reads of the console (``otel_monitor.console.app.Console``)."""
+
+    store: Store
+    alerts: AlertBook
+    request_log: RequestLog | None
 
 DEFAULT_WINDOW = "15m"
 
@@ -88,7 +96,7 @@ async def operation(request: Request) -> JSONResponse:
 
 
 def _ops_of(console: Console, trace_id: str) -> set[str]:
-    from .. import semconv
+    from otel_monitor import semconv
 
     with console.store.lock:
         trace = console.store.traces.get(trace_id)

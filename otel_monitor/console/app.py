@@ -38,13 +38,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..config import EMPTY, ConfigFile
-from ..otlp import FLATTEN, OTLPDecodeError, decompress, parse_request
-from ..slo import load_slos
-from . import api
-from .alerts import AlertBook
-from .persist import RequestLog
-from .store import Limits, Store
+from otel_monitor.config.file import EMPTY, ConfigFile
+from otel_monitor.otlp.decode import FLATTEN, OTLPDecodeError, decompress, parse_request
+from otel_monitor.semantics.slo import load_slos
+from otel_monitor.console import api
+from otel_monitor.console.alerts import AlertBook
+from otel_monitor.console.persist import RequestLog
+from otel_monitor.console.store import Limits, Store
 
 _log = logging.getLogger("otel_monitor.console")
 STATIC = Path(__file__).parent / "static"

@@ -22,10 +22,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import EMPTY, ConfigFile
-from ..settings import BY_KEY
-from .app import DEFAULT_MAX_BODY, Console, create_app
-from .store import Limits
+from otel_monitor.config.file import EMPTY, ConfigFile
+from otel_monitor.config.settings import BY_KEY
+from otel_monitor.console.app import DEFAULT_MAX_BODY, Console, create_app
+from otel_monitor.console.store import Limits
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4318  # the OTLP/HTTP default: an app with no configuration reports here
@@ -75,7 +75,7 @@ class ServerHandle:
 def _load_config(config_path: str | None) -> ConfigFile:
     if not config_path:
         return EMPTY
-    from ..config import load_config_file
+    from otel_monitor.config.file import load_config_file
 
     return load_config_file(config_path)
 

@@ -22,10 +22,10 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from ..config import EMPTY, load_config_file
-from ..slo import SLOs, load_slos
-from ..settings import BY_KEY
-from .aggregates import WINDOWS, worst
+from otel_monitor.config.file import EMPTY, load_config_file
+from otel_monitor.semantics.slo import SLOs, load_slos
+from otel_monitor.config.settings import BY_KEY
+from otel_monitor.console.aggregates import WINDOWS, worst
 
 TOKEN_ENV = BY_KEY["console_token"].env
 

@@ -23,8 +23,8 @@ from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import semconv
-from ..slo import SLOs
+from otel_monitor import semconv
+from otel_monitor.semantics.slo import SLOs
 
 MINUTE_NS = 60_000_000_000
 RETENTION_MINUTES = 24 * 60 + 5

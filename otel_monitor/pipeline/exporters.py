@@ -26,8 +26,8 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from . import semconv
-from .guard import renew_after_fork
+from otel_monitor import semconv
+from otel_monitor.guard import renew_after_fork
 
 _log = logging.getLogger("otel_monitor")
 
@@ -42,8 +42,8 @@ EXPORT_LOGGERS = (
     "opentelemetry.sdk.metrics._internal.export",
     "opentelemetry.sdk.trace.export",
     "opentelemetry.sdk._logs._internal.export",
-    "otel_monitor.otlp_http",
-    "otel_monitor.otlp_encode",
+    "otel_monitor.pipeline.otlp_exporters",
+    "otel_monitor.otlp.encode",
 )
 
 
@@ -289,7 +289,7 @@ def _fast_compression(exporter: Any) -> bool:
     """Make an OTLP/HTTP exporter gzip at level 1 instead of 9; False if it is not one we know."""
     from opentelemetry.exporter.otlp.common.http import Compression
 
-    from .otlp_encode import gzip_fast
+    from otel_monitor.otlp.encode import gzip_fast
 
     client = getattr(exporter, "_client", None)
     _remember_client(client)
@@ -301,14 +301,14 @@ def _fast_compression(exporter: Any) -> bool:
 
 
 class FastSpanExporter(SpanExporter):
-    """Sends spans through the SDK's OTLP/HTTP exporter, encoded by :mod:`otel_monitor.otlp_encode`.
+    """Sends spans through the SDK's OTLP/HTTP exporter, encoded by :mod:`otel_monitor.otlp.encode`.
 
     The transport, headers, retries and timeouts stay the SDK exporter's own;
     only the protobuf serialisation (and the gzip level) is ours.
     """
 
     def __init__(self, inner: Any) -> None:
-        from .otlp_encode import encode_spans
+        from otel_monitor.otlp.encode import encode_spans
 
         self.inner = inner
         self._encode = encode_spans
@@ -318,7 +318,7 @@ class FastSpanExporter(SpanExporter):
         """``exporter`` made faster when it is the SDK's OTLP/HTTP span exporter; else unchanged."""
         _remember_client(getattr(exporter, "_client", None))  # a subclass too gets fresh pools after fork
         if type(exporter).__module__ != "opentelemetry.exporter.otlp.proto.http.trace_exporter":
-            return exporter  # otel_monitor.otlp_http's encodes with ours already; importing the SDK's costs
+            return exporter  # otel_monitor.pipeline.otlp_exporters's encodes with ours already; importing the SDK's costs
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
@@ -455,7 +455,7 @@ def fresh_connections_after_fork() -> None:
     for client in known_clients():
         with contextlib.suppress(Exception):
             transport = client._transport
-            if hasattr(transport, "forget_inherited_connections"):  # otel_monitor.transport's
+            if hasattr(transport, "forget_inherited_connections"):  # otel_monitor.pipeline.transport's
                 transport.forget_inherited_connections()
             if hasattr(transport, "_pool"):  # urllib3
                 transport._pool = _fresh_pool_manager(transport._pool)
@@ -520,7 +520,7 @@ def _default_ca_bundle(env: Any) -> str | bool:
 
 
 def light_transport_args(exporter_class: Any, environ: Any = None) -> dict[str, Any] | None:
-    """Constructor arguments giving an OTLP/HTTP exporter :mod:`otel_monitor.transport`'s transport; None to leave it.
+    """Constructor arguments giving an OTLP/HTTP exporter :mod:`otel_monitor.pipeline.transport`'s transport; None to leave it.
 
     The exporters' default transport imports ``requests`` (with charset
     detection, cookie jars, IDNA, urllib3...), a fifth of our startup, to
@@ -533,7 +533,7 @@ def light_transport_args(exporter_class: Any, environ: Any = None) -> dict[str, 
 
     signal = _SIGNAL_OF_EXPORTER.get(getattr(exporter_class, "__name__", ""))
     module = getattr(exporter_class, "__module__", "")
-    if signal is None or not module.startswith(("opentelemetry.exporter.otlp.proto.http", "otel_monitor.otlp_http")):
+    if signal is None or not module.startswith(("opentelemetry.exporter.otlp.proto.http", "otel_monitor.pipeline.otlp_exporters")):
         return None
     env = os.environ if environ is None else environ
     if needs_requests(signal, env):
@@ -541,7 +541,7 @@ def light_transport_args(exporter_class: Any, environ: Any = None) -> dict[str, 
     try:
         import inspect
 
-        from .transport import HTTPClientTransport
+        from otel_monitor.pipeline.transport import HTTPClientTransport
 
         if "_transport" not in inspect.signature(exporter_class.__init__).parameters:
             return None
@@ -567,7 +567,7 @@ class ExporterArguments(dict):  # type: ignore[type-arg]
     def get(self, exporter_class: Any, default: Any = None) -> Any:
         if exporter_class in self:
             return self[exporter_class]
-        if getattr(exporter_class, "__module__", "") == "otel_monitor.otlp_http":
+        if getattr(exporter_class, "__module__", "") == "otel_monitor.pipeline.otlp_exporters":
             # Arguments given for the SDK's exporter of that signal are for ours, which stands in for it.
             for given, args in self.items():
                 if (getattr(given, "__name__", None) == exporter_class.__name__

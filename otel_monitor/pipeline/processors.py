@@ -32,13 +32,18 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import errors, journeys, metrics, semconv
-from .config import ConfigFile
-from .guard import guarded, internal_error
-from .instrumentations import excluded_url_matcher
-from .journeys import ENDUSER_ID, JourneyRecorder, pseudonymize
-from .operations import OperationRules, load_operation_rules, plain_attributes
-from .redaction import REDACTED, Redactor, load_redactor
+from otel_monitor import semconv
+
+from otel_monitor.semantics import errors
+
+from otel_monitor.semantics import journeys
+
+from otel_monitor.pipeline import instruments as metrics
+from otel_monitor.config.file import ConfigFile
+from otel_monitor.guard import guarded, internal_error
+from otel_monitor.semantics.journeys import ENDUSER_ID, JourneyRecorder, pseudonymize
+from otel_monitor.semantics.operations import OperationRules, excluded_url_matcher, load_operation_rules, plain_attributes
+from otel_monitor.semantics.redaction import REDACTED, Redactor, load_redactor
 
 _MAX_PENDING = 20_000  # results waiting for export; unexported ones are evicted oldest first
 
@@ -250,7 +255,7 @@ def _value_length_limit(span: Any) -> int | None:
     """The span's limit on string attribute values: its bounded mapping's, or its span limits' when it holds a dict."""
     attributes = getattr(span, "_attributes", None)
     limit = getattr(attributes, "max_value_len", None)
-    if limit is None and attributes.__class__ is dict:  # otel_monitor.spans keeps a dict the limits left as it was
+    if limit is None and attributes.__class__ is dict:  # otel_monitor.fast.spans keeps a dict the limits left as it was
         limit = getattr(getattr(span, "_limits", None), "max_span_attribute_length", None)
     return limit
 
@@ -466,7 +471,7 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
     Also binds the instruments, classifier and journey recorder that the
     public helpers (``cache_lookup``, ``classify_error``, ``journey_milestone``...) use.
     """
-    from .slo import load_slos_or_defaults
+    from otel_monitor.semantics.slo import load_slos_or_defaults
 
     strict = bool(getattr(settings, "strict", False))
     problems: list[str] = []  # each bad config entry, also logged (or raised in strict mode)
@@ -482,7 +487,7 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
         try:
             store = journeys.JourneyStore(settings.journey_store)
         except Exception as exc:  # noqa: BLE001 - a bad store URL must not stop the app
-            from .settings import report_problem
+            from otel_monitor.config.settings import report_problem
 
             report_problem(f"OTEL_MONITOR_JOURNEY_STORE: cannot open the journey store: {exc}", strict=strict,
                            problems=problems)

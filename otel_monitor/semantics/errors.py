@@ -33,9 +33,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import semconv
-from .config import EMPTY, ConfigFile
-from .settings import report_problem
+from otel_monitor import semconv
+from otel_monitor.config.file import EMPTY, ConfigFile
+from otel_monitor.config.settings import report_problem
 
 # Most specific first: picks the category when one class hierarchy matches several.
 _PRIORITY = ("cancelled", "timeout", "rate_limit", "auth", "resource_exhausted", "network",

@@ -1,7 +1,7 @@
 """SLO thresholds per operation: the one source of truth for alerts and health.
 
 The ``slos:`` section of the config file sets thresholds; the Prometheus rules
-(:mod:`otel_monitor.rules`), the console's health colours and its local alerts
+(:mod:`otel_monitor.alerting.rules`), the console's health colours and its local alerts
 all read them from here.  Defaults follow common production practice::
 
     slos:
@@ -33,8 +33,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .config import EMPTY, ConfigFile
-from .settings import report_problem
+from otel_monitor.config.file import EMPTY, ConfigFile
+from otel_monitor.config.settings import report_problem
 
 # Seconds. Dense where web requests live (5 ms - 2.5 s), sparse up to a minute
 # for slow generative operations.

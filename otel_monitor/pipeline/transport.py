@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
 
-from .guard import renew_after_fork
+from otel_monitor.guard import renew_after_fork
 
 
 class ConnectFailed(ConnectionError):

@@ -6,7 +6,7 @@ Used by the launcher (``opentelemetry_configurator`` entry point) and by
 meaning, and adds through that function's hooks:
 
 * the sampler from ``OTEL_TRACES_SAMPLER`` wrapped in
-  :class:`~otel_monitor.sampling.RecordAllSampler` (metrics stay exact);
+  :class:`~otel_monitor.pipeline.tail_sampling.RecordAllSampler` (metrics stay exact);
 * our span and log processors, each behind :mod:`otel_monitor.guard`;
 * an export processor that also keeps failed and slow unsampled requests,
   and exporters that count what they drop;
@@ -28,9 +28,9 @@ from typing import Any
 
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
-from . import semconv
-from .config import EMPTY, ConfigFile, ConfigFileError, file_settings, load_config_file
-from .settings import ConfigError, Settings, report_problem, resolve
+from otel_monitor import semconv
+from otel_monitor.config.file import EMPTY, ConfigFile, ConfigFileError, file_settings, load_config_file
+from otel_monitor.config.settings import ConfigError, Settings, report_problem, resolve
 
 _log = logging.getLogger("otel_monitor")
 
@@ -112,7 +112,7 @@ def _fresh_metric_state(meter_provider: Any) -> None:
     """
     from opentelemetry.sdk.metrics._internal.metric_reader_storage import MetricReaderStorage
 
-    from . import metrics as our_metrics
+    from otel_monitor.pipeline import instruments as our_metrics
 
     consumer = getattr(meter_provider, "_measurement_consumer", None)
     if consumer is None:
@@ -134,7 +134,7 @@ def _fresh_metric_state(meter_provider: Any) -> None:
 
 def _before_fork() -> None:
     """In the parent, before fork: every exporter client known, so the child need not search."""
-    from . import export
+    from otel_monitor.pipeline import exporters as export
 
     try:
         export.known_clients()
@@ -143,7 +143,8 @@ def _before_fork() -> None:
 
 
 def _after_fork_in_child(providers: dict[str, Any]) -> None:
-    from . import export, guard
+    from otel_monitor import guard
+    from otel_monitor.pipeline import exporters as export
 
     guard.renew_locks()  # first: internal_error, below too, takes the guard's
     with guard.guarded("fork handling"):
@@ -155,7 +156,7 @@ def _after_fork_in_child(providers: dict[str, Any]) -> None:
 def _build_pipeline(settings: Settings, config: ConfigFile) -> Any:
     from opentelemetry import _logs, metrics
 
-    from .processors import build_pipeline
+    from otel_monitor.pipeline.processors import build_pipeline
 
     return build_pipeline(settings, config, metrics.get_meter_provider(), _logs.get_logger_provider())
 
@@ -168,7 +169,7 @@ def configure_sdk(overrides: dict[str, Any] | None = None, **sdk_kwargs: Any) ->
             if overrides:
                 _log.debug("otel-monitor: already configured; ignoring %s", sorted(overrides))
             return _state
-        from .distro import apply_defaults
+        from otel_monitor.launcher.distro import apply_defaults
 
         apply_defaults()
         try:
@@ -187,12 +188,14 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
 
-    from . import export, guard
-    from .sampling import MonitorSpanExportProcessor, RecordAllSampler
+    from otel_monitor import guard
+
+    from otel_monitor.pipeline import exporters as export
+    from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
 
     state = State(settings=settings, config=config, problems=list(settings.problems))
     export.install_warning_limit(settings.export_warning_interval)
-    from .processors import LateBoundLogExporter, LateBoundSpanExporter
+    from otel_monitor.pipeline.processors import LateBoundLogExporter, LateBoundSpanExporter
 
     # The SDK creates the export processors before the meter and logger
     # providers our pipeline needs exist: the late-bound wrappers enrich and
@@ -224,7 +227,7 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
         export.remember_new_clients()
     tracer_provider = trace.get_tracer_provider()
     if settings.lean_spans:
-        from . import spans
+        from otel_monitor.fast import spans
 
         spans.install(tracer_provider)
     meter_provider = metrics.get_meter_provider()
@@ -249,14 +252,14 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
 
     if settings.runtime_metrics:
         with guard.guarded("runtime metrics"):
-            from .runtime import start_runtime_metrics
+            from otel_monitor.pipeline.runtime_metrics import start_runtime_metrics
 
             start_runtime_metrics(meter_provider, settings)
 
     if config.section("health") is not None or settings.health_endpoints:
         try:
             with guard.guarded("health checks"):
-                from .health_endpoints import install_from_config
+                from otel_monitor.health.endpoints import install_from_config
 
                 install_from_config(config, settings)
         except ConfigError as exc:  # strict mode: a bad health section stops the process
@@ -271,7 +274,7 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
 
 @contextlib.contextmanager
 def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
-    """While the SDK builds its exporters, OTLP/HTTP ones are :mod:`otel_monitor.otlp_http`'s.
+    """While the SDK builds its exporters, OTLP/HTTP ones are :mod:`otel_monitor.pipeline.otlp_exporters`'s.
 
     The SDK resolves each configured exporter name to a class through entry
     points; ``otlp_proto_http`` (also what ``otlp`` means with an
@@ -290,7 +293,7 @@ def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
         if not any("otlp_proto_http" in names for names in (traces, metrics, logs)):
             return original(traces, metrics, logs)
         try:
-            from .otlp_http import EXPORTERS
+            from otel_monitor.pipeline.otlp_exporters import EXPORTERS
         except Exception as exc:  # noqa: BLE001 - an SDK whose exporter package moved on: its own exporters
             _log.warning("otel-monitor: OTLP/HTTP through the SDK's own exporters: %s", exc)
             return original(traces, metrics, logs)
@@ -346,8 +349,9 @@ def _cache_loggers(provider: Any) -> None:
 
 def _wrap_metric_exporters(meter_provider: Any) -> None:
     """Metric attributes are scrubbed (with the bound pipeline's redactor) and drops counted."""
-    from . import export, processors
-    from .redaction import RedactingMetricExporter
+    from otel_monitor.pipeline import exporters as export
+    from otel_monitor.pipeline import processors
+    from otel_monitor.semantics.redaction import RedactingMetricExporter
 
     def redactor() -> Any:
         return processors._active_or_default().redactor
@@ -361,7 +365,7 @@ def _wrap_metric_exporters(meter_provider: Any) -> None:
 
 def _prepend_processors(tracer_provider: Any, logger_provider: Any, pipeline: Any) -> None:
     """Put our processors before the export processor, each behind the guard."""
-    from .guard import GuardedLogRecordProcessor, GuardedSpanProcessor
+    from otel_monitor.guard import GuardedLogRecordProcessor, GuardedSpanProcessor
 
     span_multi = tracer_provider._active_span_processor
     existing = list(span_multi._span_processors)
@@ -389,8 +393,8 @@ class MonitorConfigurator(_OTelSDKConfigurator):
 
 
 def start_instrumentations(settings: Settings) -> None:
-    from .distro import MonitorDistro
-    from .instrumentations import InstrumentationLoader
+    from otel_monitor.launcher.distro import MonitorDistro
+    from otel_monitor.launcher.instrumentations import InstrumentationLoader
 
     InstrumentationLoader(settings, MonitorDistro().load_instrumentor).start()
 

@@ -1,7 +1,7 @@
 """OTLP/HTTP exporters for spans, metrics and logs that do not load the protobuf runtime.
 
 They are the SDK's OTLP/HTTP exporters (``opentelemetry-exporter-otlp-proto-http``)
-with :mod:`otel_monitor.otlp_encode` in place of the SDK's protobuf encoders:
+with :mod:`otel_monitor.otlp.encode` in place of the SDK's protobuf encoders:
 the same constructor arguments, the same environment variables (endpoint,
 headers, timeout, compression, certificates, credential providers,
 temporality and histogram preferences), the SDK's own HTTP client with its
@@ -42,7 +42,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.semconv._incubating.attributes.otel_attributes import OtelComponentTypeValues
 
-from . import otlp_encode
+from otel_monitor.otlp import encode as otlp_encode
 
 _HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
 

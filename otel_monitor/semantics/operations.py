@@ -34,12 +34,20 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import semconv
-from .config import EMPTY, ConfigFile
-from .settings import report_problem
+from otel_monitor import semconv
+from otel_monitor.config.file import EMPTY, ConfigFile
+from otel_monitor.config.settings import report_problem
 
 _KINDS = {k.name.lower(): k for k in SpanKind}
 _RULE_KEYS = {"name", "route", "method", "span_name", "kind", "attributes"}
+
+
+def excluded_url_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """A function telling whether a URL path is excluded (whole-path regex match)."""
+    if not patterns:
+        return lambda path: False
+    compiled = re.compile("|".join(f"(?:{p})" for p in patterns))
+    return lambda path: compiled.fullmatch(path) is not None
 
 
 @dataclass(frozen=True)
@@ -181,7 +189,7 @@ _tracer = trace.get_tracer("otel_monitor")
 
 
 def _record_failure(span: Any, exc: BaseException) -> None:
-    from .errors import classify_error, error_fingerprint, qualified_name
+    from otel_monitor.semantics.errors import classify_error, error_fingerprint, qualified_name
 
     category = classify_error(exc)
     if category == "cancelled":
@@ -220,7 +228,7 @@ class operation:  # noqa: N801 - used as a decorator and a context manager, like
             try:
                 _record_failure(span, exc)
             except Exception as failure:  # noqa: BLE001
-                from .guard import internal_error
+                from otel_monitor.guard import internal_error
 
                 internal_error("operation", failure)
         manager.__exit__(exc_type, exc, tb)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
@@ -23,8 +24,23 @@ from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from .guard import internal_error, renew_after_fork
-from .spans import exportable
+from otel_monitor.guard import internal_error, renew_after_fork
+
+
+def _as_is(span: ReadableSpan) -> ReadableSpan:
+    return span
+
+
+# What an exporter takes for an ended span: a fast span type registers its own
+# conversion here when it is imported (otel_monitor.fast.spans), so this layer
+# never imports the fast paths.
+exportable: Callable[[ReadableSpan], ReadableSpan] = _as_is
+
+
+def register_exportable(convert: Callable[[ReadableSpan], ReadableSpan]) -> None:
+    """Make ``convert`` the function that turns an ended span into what an exporter takes."""
+    global exportable
+    exportable = convert
 
 
 class RecordAllSampler(Sampler):
@@ -47,7 +63,7 @@ class RecordAllSampler(Sampler):
         self._delegate = delegate
         #: A child follows its parent's flag: the delegate is ``ParentBased``
         #: with its default rules for parents (only the root's rule differs).
-        #: The tracer of :mod:`otel_monitor.spans` then decides without calling us.
+        #: The tracer of :mod:`otel_monitor.fast.spans` then decides without calling us.
         self.follows_parent = type(self) is RecordAllSampler and _follows_parent(delegate)  # not a subclass's rule
         #: With ``follows_parent``: a root is sampled when its trace id's low 64
         #: bits are under this bound (the ratio rule of ``TraceIdRatioBased``;
@@ -146,12 +162,12 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
 
     @property
     def holds_unsampled(self) -> bool:
-        """Whether an unsampled child is held until its local root ends (a held child of otel_monitor.spans is
+        """Whether an unsampled child is held until its local root ends (a held child of otel_monitor.fast.spans is
         handed to :meth:`hold` then)."""
         return self._tail
 
     def hold(self, span: Any) -> None:
-        """An ended :class:`~otel_monitor.spans.HeldSpan`: held as an unsampled child span is."""
+        """An ended :class:`~otel_monitor.fast.spans.HeldSpan`: held as an unsampled child span is."""
         try:
             with self._pending_lock:
                 self._hold(span.parent.trace_id, span)
@@ -176,7 +192,7 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
         self._pending_count -= len(held)
         if self._worth_keeping(span, held):
             # Recorded-only spans carry their attributes unchecked, held children are
-            # records (otel_monitor.spans): exportable() makes each what an exporter takes.
+            # records (otel_monitor.fast.spans): exportable() makes each what an exporter takes.
             for child in held:
                 self._batch_processor.emit(exportable(child))
             self._batch_processor.emit(exportable(span))

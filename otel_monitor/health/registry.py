@@ -1,10 +1,10 @@
 """Health checks: a registry of dependency checks run in the background, as telemetry.
 
 A :class:`HealthRegistry` holds :class:`HealthCheck` s (built-ins live in
-:mod:`otel_monitor.health_checks`, user checks are plain sync or async
+:mod:`otel_monitor.health.checks`, user checks are plain sync or async
 callables).  A daemon thread with its own asyncio loop runs every check each
 ``OTEL_MONITOR_HEALTH_INTERVAL`` seconds, each bounded by its timeout; the
-results are cached, so the endpoints of :mod:`otel_monitor.health_endpoints`
+results are cached, so the endpoints of :mod:`otel_monitor.health.endpoints`
 answer at once even while a dependency hangs, and nothing runs on the
 request path or on the app's event loop.
 
@@ -31,8 +31,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import semconv
-from .guard import guarded
+from otel_monitor import semconv
+from otel_monitor.guard import guarded
 
 # A logger of its own so a log bridge can tell these lines from the change events.
 _log = logging.getLogger("otel_monitor.health")
@@ -210,7 +210,7 @@ class HealthRegistry:
         logger_provider: Any = None,
     ) -> None:
         if interval is None:
-            from .settings import resolve
+            from otel_monitor.config.settings import resolve
 
             interval = float(resolve().health_interval)
         if not interval > 0:

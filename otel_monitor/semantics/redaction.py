@@ -32,9 +32,9 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
-from .config import EMPTY, ConfigFile
-from .guard import internal_error
-from .settings import report_problem
+from otel_monitor.config.file import EMPTY, ConfigFile
+from otel_monitor.guard import internal_error
+from otel_monitor.config.settings import report_problem
 
 REDACTED = "[REDACTED]"
 # Longest a user-supplied pattern may search one value.
@@ -346,7 +346,7 @@ class RedactingMetricExporter(MetricExporter):
         self._redactor: Callable[[], Redactor] = (lambda: redactor) if isinstance(redactor, Redactor) else redactor
 
     def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        from .guard import internal_error
+        from otel_monitor.guard import internal_error
 
         try:
             scrubbed = scrub_metrics_data(self._redactor(), metrics_data)

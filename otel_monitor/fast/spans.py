@@ -61,6 +61,8 @@ from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
+from otel_monitor.pipeline import tail_sampling
+
 logger = logging.getLogger("opentelemetry.sdk.trace")
 
 _EMPTY: tuple[Any, ...] = ()
@@ -341,7 +343,7 @@ def _plan(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any,
     """
     from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
 
-    from .guard import GuardedSpanProcessor
+    from otel_monitor.guard import GuardedSpanProcessor
 
     processors = getattr(multi, "_span_processors", None)
     cls = type(multi)
@@ -370,9 +372,9 @@ def _holding_plan(processors: tuple[Any, ...]) -> Any:
     slow requests). Exactly those classes, so no subclass's hook is skipped;
     their ``on_start`` and ``_on_ending`` are empty.
     """
-    from .guard import GuardedSpanProcessor
-    from .processors import OperationSpanProcessor
-    from .sampling import MonitorSpanExportProcessor
+    from otel_monitor.guard import GuardedSpanProcessor
+    from otel_monitor.pipeline.processors import OperationSpanProcessor
+    from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor
 
     holders, operations, watched = [], [], []
     for processor in processors:
@@ -645,7 +647,7 @@ def _trial_run() -> bool:
                                span_limits=SpanLimits(max_span_attributes=128, max_events=128, max_links=128,
                                                       max_attributes=128, max_event_attributes=128,
                                                       max_link_attributes=128))
-        tracer = trial.get_tracer("otel_monitor.spans")
+        tracer = trial.get_tracer("otel_monitor.fast.spans")
         tracer.__class__ = MonitorTracer
         with tracer.start_as_current_span("trial", attributes={"a": 1}) as span:
             child = tracer.start_span("child", links=[trace_api.Link(span.get_span_context())])
@@ -662,3 +664,6 @@ def _trial_run() -> bool:
     except Exception as exc:  # noqa: BLE001 - any failure means: keep the SDK's span type
         logger.debug("otel-monitor keeps the SDK's span type: %r", exc)
         return False
+
+
+tail_sampling.register_exportable(exportable)

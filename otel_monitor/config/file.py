@@ -5,13 +5,13 @@ Each top-level section belongs to one concern, which validates it:
 =============  ==============================================
 section        read by
 =============  ==============================================
-``settings``   :mod:`otel_monitor.settings` (any setting key)
-``operations`` :mod:`otel_monitor.operations`
-``errors``     :mod:`otel_monitor.errors`
-``funnels``    :mod:`otel_monitor.journeys`
-``redaction``  :mod:`otel_monitor.redaction`
-``slos``       :mod:`otel_monitor.slo`
-``health``     :mod:`otel_monitor.health`
+``settings``   :mod:`otel_monitor.config.settings` (any setting key)
+``operations`` :mod:`otel_monitor.semantics.operations`
+``errors``     :mod:`otel_monitor.semantics.errors`
+``funnels``    :mod:`otel_monitor.semantics.journeys`
+``redaction``  :mod:`otel_monitor.semantics.redaction`
+``slos``       :mod:`otel_monitor.semantics.slo`
+``health``     :mod:`otel_monitor.health.registry`
 =============  ==============================================
 
 Problems are reported as ``path:line: what is wrong`` so a user can jump to it.
@@ -108,7 +108,7 @@ def load_config_file(path: str) -> ConfigFile:
 
 def file_settings(config: ConfigFile) -> tuple[dict[str, tuple[Any, str]], list[str]]:
     """The ``settings:`` section as ``{key: (value, "file:line")}``, plus problems."""
-    from .settings import BY_ENV, BY_KEY
+    from otel_monitor.config.settings import BY_ENV, BY_KEY
 
     section = config.section("settings")
     if section is None:

@@ -7,8 +7,8 @@ import json
 import os
 from typing import Any
 
-from .distro import DEFAULTS
-from .settings import SETTINGS, markdown_table
+from otel_monitor.launcher.distro import DEFAULTS
+from otel_monitor.config.settings import SETTINGS, markdown_table
 
 # Standard variables worth showing even when unset (with the SDK's default).
 STANDARD = {
@@ -59,8 +59,8 @@ def distro_clash() -> list[str]:
 
 
 def collect() -> dict[str, Any]:
-    from .configurator import load_configuration
-    from .instrumentations import REPORT, InstrumentationLoader
+    from otel_monitor.launcher.configurator import load_configuration
+    from otel_monitor.launcher.instrumentations import REPORT, InstrumentationLoader
 
     settings, config = load_configuration()
     ours = []

@@ -22,8 +22,8 @@ from typing import Any
 
 from opentelemetry import metrics as metrics_api
 
-from . import semconv
-from .slo import DEFAULT_BUCKETS
+from otel_monitor import semconv
+from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
 DEFAULT_CARDINALITY_LIMIT = 2000
 OVERFLOW_ATTRIBUTES: Mapping[str, Any] = {semconv.OTEL_METRIC_OVERFLOW: True}
@@ -280,7 +280,7 @@ def cache_lookup(cache: str, hit: bool) -> None:
     """Count a lookup in ``cache`` (``monitor.cache.requests``) and mark the current span."""
     from opentelemetry import trace
 
-    from .guard import guarded
+    from otel_monitor.guard import guarded
 
     with guarded("cache_lookup"):
         key = (cache, bool(hit))
@@ -299,7 +299,7 @@ def served_by(layer: str, operation: str | None = None) -> None:
     """Record which layer served the request; a non-primary layer counts a ``monitor.fallbacks``."""
     from opentelemetry import trace
 
-    from .guard import guarded
+    from otel_monitor.guard import guarded
 
     with guarded("served_by"):
         span = trace.get_current_span()

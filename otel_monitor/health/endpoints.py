@@ -18,9 +18,9 @@ import hmac
 import threading
 from typing import Any
 
-from .config import ConfigFile
-from .health import HealthRegistry, default_registry
-from .settings import Settings, report_problem
+from otel_monitor.config.file import ConfigFile
+from otel_monitor.health.registry import HealthRegistry, default_registry
+from otel_monitor.config.settings import Settings, report_problem
 
 _NO_STORE = {"Cache-Control": "no-store"}
 _MARK = "_otel_monitor_health_paths"
@@ -55,7 +55,7 @@ def add_health_endpoints(
         raise ImportError('health endpoints need FastAPI: pip install "otel-monitor[fastapi]"') from None
     registry = registry if registry is not None else default_registry()
     if token is None:
-        from .settings import resolve
+        from otel_monitor.config.settings import resolve
 
         token = resolve().health_token
     expected = token.encode() if token else None
@@ -102,7 +102,7 @@ def _add_on_build(wrapped: Any, app: Any, args: Any, kwargs: Any) -> Any:
     # app's own wins over ours instead of being shadowed.
     options = _hook_options
     if options is not None and not hasattr(app, _MARK):
-        from .guard import guarded
+        from otel_monitor.guard import guarded
 
         with guarded("health endpoints"):
             taken = _routed_paths(app)
@@ -128,7 +128,7 @@ def install_from_config(config: ConfigFile, settings: Settings) -> HealthRegistr
     The configurator calls this once; problems are reported, never raised
     (except in strict mode).
     """
-    from .health_checks import load_health_config
+    from otel_monitor.health.checks import load_health_config
 
     health = load_health_config(config)
     strict = bool(settings.strict)

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .guard import guarded
+from otel_monitor.guard import guarded
+from otel_monitor.semantics.operations import excluded_url_matcher
 
 _log = logging.getLogger("otel_monitor")
 
@@ -68,14 +69,6 @@ class Decision:
 
 
 REPORT: dict[str, Decision] = {}
-
-
-def excluded_url_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
-    """A function telling whether a URL path is excluded (whole-path regex match)."""
-    if not patterns:
-        return lambda path: False
-    compiled = re.compile("|".join(f"(?:{p})" for p in patterns))
-    return lambda path: compiled.fullmatch(path) is not None
 
 
 def tuned_kwargs(name: str, settings: Any) -> dict[str, Any]:
@@ -293,7 +286,7 @@ def lean_query_spans() -> None:
     from opentelemetry.instrumentation.utils import is_instrumentation_enabled
     from opentelemetry.trace import SpanKind
 
-    from .spans import KEPT_AS_THEY_ARE
+    from otel_monitor.fast.spans import KEPT_AS_THEY_ARE
 
     original = contrib.EngineTracer._before_cur_exec
     if getattr(original, "_otel_monitor_lean", False):
@@ -621,7 +614,7 @@ def install_fastapi_native_defaults(settings: Any) -> None:
         kwargs["telemetry"] = telemetry
         original_init(self, *args, **kwargs)
         if lean:
-            from .fastapi_requests import serve
+            from otel_monitor.fast.fastapi_requests import serve
 
             with guarded("FastAPI request path"):
                 serve(self)
@@ -636,7 +629,7 @@ def _report_request_path(settings: Any) -> bool:
     """Whether otel-monitor's request path serves FastAPI's telemetry here; the report says which and why."""
     if not getattr(settings, "lean_requests", False):
         return False
-    from .fastapi_requests import unsupported_reason
+    from otel_monitor.fast.fastapi_requests import unsupported_reason
 
     reason = unsupported_reason()
     served = "through otel-monitor's shorter request path" if reason is None else f"on its own path: {reason}"

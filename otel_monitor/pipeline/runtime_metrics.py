@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from .guard import guarded
+from otel_monitor.guard import guarded
 
 PROCESS_METRICS: dict[str, list[str] | None] = {
     "process.cpu.time": ["user", "system"],

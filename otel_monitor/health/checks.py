@@ -1,8 +1,8 @@
 """Built-in health checks, and the ``health:`` section of the config file.
 
-Each built-in returns a :class:`~otel_monitor.health.HealthCheck`; its
+Each built-in returns a :class:`~otel_monitor.health.registry.HealthCheck`; its
 function runs in the background runner of a
-:class:`~otel_monitor.health.HealthRegistry`, never on a request.
+:class:`~otel_monitor.health.registry.HealthRegistry`, never on a request.
 
 ``health:`` in the ``OTEL_MONITOR_CONFIG`` file::
 
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import ConfigFile
-from .health import DEGRADED, DOWN, UP, CheckOutcome, HealthCheck
+from otel_monitor.config.file import ConfigFile
+from otel_monitor.health.registry import DEGRADED, DOWN, UP, CheckOutcome, HealthCheck
 
 
 def sqlalchemy_check(

@@ -12,7 +12,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro
 
-from .instrumentations import DISABLED_ENV, USER_DISABLED_ENV
+from otel_monitor.launcher.instrumentations import DISABLED_ENV, USER_DISABLED_ENV
 
 DEFAULTS: dict[str, str] = {
     "OTEL_TRACES_EXPORTER": "otlp",
@@ -47,7 +47,7 @@ class MonitorDistro(BaseDistro):
 
     def _configure(self, **kwargs: Any) -> None:
         apply_defaults()
-        # We load instrumentors ourselves, lazily (see otel_monitor.instrumentations):
+        # We load instrumentors ourselves, lazily (see otel_monitor.launcher.instrumentations):
         # keep the user's list for that, and make the launcher's own loop a no-op.
         if USER_DISABLED_ENV not in os.environ:
             os.environ[USER_DISABLED_ENV] = os.environ.get(DISABLED_ENV, "")
@@ -56,8 +56,8 @@ class MonitorDistro(BaseDistro):
     def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
         """Instantiate and instrument one entry point with the options given.
 
-        :class:`~otel_monitor.instrumentations.InstrumentationLoader` calls this
-        with the tuned options of :func:`~otel_monitor.instrumentations.tuned_kwargs`.
+        :class:`~otel_monitor.launcher.instrumentations.InstrumentationLoader` calls this
+        with the tuned options of :func:`~otel_monitor.launcher.instrumentations.tuned_kwargs`.
         """
         instrumentor = entry_point.load()
         instrumentor().instrument(**kwargs)

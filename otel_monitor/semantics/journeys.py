@@ -31,9 +31,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import semconv
-from .config import EMPTY, ConfigFile
-from .settings import report_problem
+from otel_monitor import semconv
+from otel_monitor.config.file import EMPTY, ConfigFile
+from otel_monitor.config.settings import report_problem
 
 _log = logging.getLogger("otel_monitor")
 DEFAULT_JOURNEY = "default"
@@ -154,7 +154,7 @@ class JourneyRecorder:
             try:
                 first = self.store.record(pseudo_id, journey, step)
             except Exception as exc:  # noqa: BLE001 - a store outage must not fail the request
-                from .guard import internal_error
+                from otel_monitor.guard import internal_error
 
                 internal_error("journey store", exc)
         event: dict[str, Any] = {k: v for k, v in attributes.items() if v is not None}
@@ -200,7 +200,7 @@ def current() -> JourneyRecorder:
 
         from opentelemetry._logs import get_logger
 
-        from .metrics import current as instruments
+        from otel_monitor.pipeline.instruments import current as instruments
 
         _recorder = JourneyRecorder(get_logger("otel_monitor"), instruments().journey_milestones,
                                     os.environ.get("OTEL_MONITOR_USER_ID_KEY") or None)
@@ -214,7 +214,7 @@ def journey_milestone(step: str, *, user_id: str | int | None = None, journey: s
     Returns whether it was the user's first time when a journey store is
     configured, else None.  Never raises into the app.
     """
-    from .guard import guarded
+    from otel_monitor.guard import guarded
 
     with guarded("journey_milestone"):
         return current().milestone(step, user_id=user_id, journey=journey, **attributes)

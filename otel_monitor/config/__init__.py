@@ -1,0 +1,1 @@
+"""Settings: the one table of settings, the config file, and how each value is resolved."""

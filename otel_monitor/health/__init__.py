@@ -1,0 +1,1 @@
+"""Health checks: the registry, the built-in checks and the HTTP endpoints."""

@@ -1,0 +1,1 @@
+"""The launcher: distro, configurator, instrumentation loading, lifecycle."""

@@ -1,0 +1,1 @@
+"""The telemetry pipeline on the SDK: processors, the export decision, exporters, instruments."""
