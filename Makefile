@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench bench-faults rules lint clean test-lower-bounds audit
+.PHONY: demo test install bench bench-faults rules lint clean test-lower-bounds audit collector
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 ## make test: the whole suite
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make collector: the collector distribution of collector/builder-config.yaml (ocb; needs Go),
+## cached outside the repository by the manifest's sha256, linked at .collector/otelcol-monitor
+collector:
+	collector/build.sh
 
 ## make bench: side-by-side overhead measurements (uninstrumented, vanilla, otel-monitor)
 bench: $(STAMP)

@@ -97,9 +97,12 @@ def test_instrumentation_selects_otel_monitor_as_distro_and_configurator():
 
 
 def test_collector_images_match_the_compose_stack():
-    """Agents, gateways and the compose collector run the same pinned collector version."""
+    """Agents, gateways and the compose collector run the same image, built from the project's manifest."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     pinned = compose["services"]["collector"]["image"]
+    assert compose["services"]["collector"]["build"]["dockerfile"] == "collector/Dockerfile"
+    manifest = yaml.safe_load((ROOT / "collector" / "builder-config.yaml").read_text())
+    assert pinned.endswith(":" + manifest["dist"]["version"])
     objects = _objects()
     for key in (("DaemonSet", "otel-agent"), ("StatefulSet", "otel-gateway")):
         assert _container(objects[key])["image"] == pinned

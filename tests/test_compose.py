@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 # Images without a shell or HTTP client cannot run a healthcheck command; the
 # traffic generator is a bounded batch job, not a server.
-NO_HEALTHCHECK = {"collector", "tempo", "traffic"}
+NO_HEALTHCHECK = {"collector", "jaeger", "traffic"}
 
 
 def _compose() -> dict:
@@ -32,9 +32,10 @@ def test_compose_file_matches_the_compose_specification():
 
 
 def test_stack_runs_every_component():
-    """The stack has the shop with traffic, the collector, Prometheus, Alertmanager, Grafana, Tempo and Loki."""
+    """The stack has the shop with traffic, the collector, Prometheus, Alertmanager, Grafana, Jaeger and VictoriaLogs."""
     services = set(_compose()["services"])
-    assert {"shop", "payments", "traffic", "collector", "prometheus", "alertmanager", "grafana", "tempo", "loki"} <= services
+    assert {"shop", "payments", "traffic", "collector", "prometheus", "alertmanager", "grafana", "jaeger",
+            "victorialogs"} <= services
 
 
 def test_every_image_is_pinned():
@@ -75,7 +76,7 @@ def test_every_mounted_file_exists():
 def test_mounted_configs_are_the_ones_the_services_read():
     """Each config file mounted into a container is the path its command line names."""
     services = _compose()["services"]
-    for name in ("collector", "prometheus", "alertmanager", "tempo", "loki"):
+    for name in ("collector", "prometheus", "alertmanager"):
         service = services[name]
         targets = {v.split(":")[1] for v in service["volumes"] if v.startswith("./")}
         command = " ".join(service["command"])
