@@ -72,7 +72,7 @@ def test_collector_exports_each_signal_to_its_backend(name):
     """Metrics go to Prometheus, traces to Jaeger v2 over OTLP, logs to VictoriaLogs' OTLP endpoint."""
     config = _load(name)
     pipelines = _pipelines(config)
-    assert {"prometheus", "prometheusremotewrite"} & set(pipelines["metrics"]["exporters"])
+    assert {"prometheus", "prometheus_remote_write"} & set(pipelines["metrics"]["exporters"])
     assert "otlp_grpc/jaeger" in pipelines["traces"]["exporters"]
     assert "otlp_http/victorialogs" in pipelines["logs"]["exporters"]
     assert config["exporters"]["otlp_http/victorialogs"]["endpoint"].endswith(":9428/insert/opentelemetry")
@@ -101,8 +101,8 @@ def test_single_collector_exposes_health_debugging_and_own_metrics():
 def test_agent_routes_traces_by_trace_id_to_the_gateway():
     """The agent's traces go through the loadbalancing exporter keyed by trace id, resolved by the headless Service."""
     config = _load("agent")
-    assert _pipelines(config)["traces"]["exporters"] == ["loadbalancing"]
-    lb = config["exporters"]["loadbalancing"]
+    assert _pipelines(config)["traces"]["exporters"] == ["load_balancing"]
+    lb = config["exporters"]["load_balancing"]
     assert lb["routing_key"] == "traceID"
     assert lb["resolver"]["dns"]["hostname"].startswith("otel-gateway-headless.")
 

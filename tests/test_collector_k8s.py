@@ -57,7 +57,7 @@ def test_agents_resolve_the_gateways_through_the_headless_service():
     """The loadbalancing exporter's DNS name is the headless Service of the gateway StatefulSet."""
     objects = _objects()
     gateway = objects[("StatefulSet", "otel-gateway")]
-    resolver = _collector_config("otel-agent-config")["exporters"]["loadbalancing"]["resolver"]["dns"]
+    resolver = _collector_config("otel-agent-config")["exporters"]["load_balancing"]["resolver"]["dns"]
     assert resolver["hostname"] == f"{gateway['spec']['serviceName']}.{gateway['metadata']['namespace']}.svc.cluster.local"
     headless_ports = {p["port"] for p in objects[("Service", gateway["spec"]["serviceName"])]["spec"]["ports"]}
     assert int(resolver["port"]) in headless_ports
