@@ -36,7 +36,7 @@ from benchmarks.throughput import Endpoint, LoadSettings, ThroughputResults, mea
 DEFAULT_APP = "examples.shop.app:app"
 STANDIN_APP = "benchmarks.standin_app:app"
 RESULTS = ROOT / "benchmarks" / "results"
-README = ROOT / "README.md"
+README = ROOT / "benchmarks" / "README.md"
 T = TypeVar("T")
 
 

@@ -311,9 +311,9 @@ def test_secure_compose_overlay_wires_collector_and_apps():
 
 
 def test_readme_documents_the_secure_collector():
-    """The README tells how to enable TLS and bearer-token auth on the collector."""
-    readme = (ROOT / "README.md").read_text()
-    for needle in ("otelcol-contrib validate --config=collector/otelcol-config.yaml --config=collector/otelcol-secure.yaml",
+    """The security guide tells how to enable TLS and bearer-token auth on the collector."""
+    readme = (ROOT / "docs" / "security.md").read_text()
+    for needle in ("otelcol-monitor validate --config=collector/otelcol-config.yaml --config=collector/otelcol-secure.yaml",
                    "docker-compose.secure.yml", "OTEL_COLLECTOR_BEARER_TOKEN", "OTEL_EXPORTER_OTLP_CERTIFICATE"):
         assert needle in readme, needle
 
