@@ -20,7 +20,7 @@ _LAZY = {
     "operation": "semantics.operations",
     "cache_lookup": "pipeline.instruments",
     "served_by": "pipeline.instruments",
-    "journey_milestone": "semantics.journeys",
+    "journey_milestone": "pipeline.instruments",
     "classify_error": "semantics.errors",
     "error_fingerprint": "semantics.errors",
     "set_error_fingerprint": "semantics.errors",

@@ -454,7 +454,8 @@ def metric_stack(sink) -> tuple[object, object]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-    from otel_monitor.semantics.redaction import RedactingMetricExporter, Redactor
+    from otel_monitor.pipeline.exporters import RedactingMetricExporter
+    from otel_monitor.semantics.redaction import Redactor
 
     exporter = RedactingMetricExporter(OTLPMetricExporter(endpoint=f"{sink.endpoint}/v1/metrics"), Redactor())
     provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)])

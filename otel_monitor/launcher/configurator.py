@@ -351,7 +351,6 @@ def _wrap_metric_exporters(meter_provider: Any) -> None:
     """Metric attributes are scrubbed (with the bound pipeline's redactor) and drops counted."""
     from otel_monitor.pipeline import exporters as export
     from otel_monitor.pipeline import processors
-    from otel_monitor.semantics.redaction import RedactingMetricExporter
 
     def redactor() -> Any:
         return processors._active_or_default().redactor
@@ -360,7 +359,7 @@ def _wrap_metric_exporters(meter_provider: Any) -> None:
         inner = getattr(reader, "_exporter", None)
         if inner is not None and not isinstance(inner, export.CountingMetricExporter):
             reader._exporter = export.CountingMetricExporter(
-                RedactingMetricExporter(export.speed_up_exporter(inner), redactor))
+                export.RedactingMetricExporter(export.speed_up_exporter(inner), redactor))
 
 
 def _prepend_processors(tracer_provider: Any, logger_provider: Any, pipeline: Any) -> None:

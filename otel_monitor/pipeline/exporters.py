@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -27,7 +27,8 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_monitor import semconv
-from otel_monitor.guard import renew_after_fork
+from otel_monitor.guard import internal_error, renew_after_fork
+from otel_monitor.semantics.redaction import Redactor, scrub_metrics_data
 
 _log = logging.getLogger("otel_monitor")
 
@@ -581,3 +582,33 @@ class ExporterArguments(dict):  # type: ignore[type-arg]
 
     def __bool__(self) -> bool:  # the SDK replaces a falsy map with {}
         return True
+
+
+class RedactingMetricExporter(MetricExporter):
+    """Export wrapper: scrubs metric point attributes, then hands the data to ``inner``.
+
+    ``redactor`` is a :class:`Redactor` or a function returning the one to use
+    at each export (so a configurator may wrap exporters before the pipeline
+    that holds the configured redactor exists).  Data that cannot be scrubbed
+    is not exported: the failure is contained and counted.
+    """
+
+    def __init__(self, inner: Any, redactor: Redactor | Callable[[], Redactor]) -> None:
+        super().__init__(preferred_temporality=inner._preferred_temporality,
+                         preferred_aggregation=inner._preferred_aggregation)
+        self.inner = inner
+        self._redactor: Callable[[], Redactor] = (lambda: redactor) if isinstance(redactor, Redactor) else redactor
+
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        try:
+            scrubbed = scrub_metrics_data(self._redactor(), metrics_data)
+        except Exception as exc:  # noqa: BLE001 - never export points we could not scrub
+            internal_error("metric export redaction", exc)
+            return MetricExportResult.FAILURE
+        return self.inner.export(scrubbed, timeout_millis=timeout_millis, **kwargs)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return bool(self.inner.force_flush(timeout_millis=timeout_millis))

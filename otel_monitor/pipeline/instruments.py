@@ -18,12 +18,15 @@ import threading
 from time import time_ns
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics as metrics_api
 
 from otel_monitor import semconv
 from otel_monitor.semantics.slo import DEFAULT_BUCKETS
+
+if TYPE_CHECKING:
+    from otel_monitor.semantics.journeys import JourneyRecorder
 
 DEFAULT_CARDINALITY_LIMIT = 2000
 OVERFLOW_ATTRIBUTES: Mapping[str, Any] = {semconv.OTEL_METRIC_OVERFLOW: True}
@@ -328,3 +331,43 @@ def _fallback_operation(attributes: Mapping[str, Any]) -> str | None:
     if route:
         return f"{method or 'HTTP'} {route}"
     return str(method) if method else None
+
+
+# The journey recorder lives here, beside the counter it records on: semantics.journeys holds
+# the rules (funnels, pseudonyms, the store) and imports nothing of the pipeline.
+_journey_recorder: JourneyRecorder | None = None
+
+
+def bind_journey_recorder(recorder: JourneyRecorder) -> None:
+    """Make ``recorder`` the one :func:`journey_milestone` uses."""
+    global _journey_recorder
+    _journey_recorder = recorder
+
+
+def journey_recorder() -> JourneyRecorder:
+    """The bound recorder; before configuration one on the global providers."""
+    global _journey_recorder
+    if _journey_recorder is None:
+        import os
+
+        from opentelemetry._logs import get_logger
+
+        from otel_monitor.semantics.journeys import JourneyRecorder
+
+        _journey_recorder = JourneyRecorder(get_logger("otel_monitor"), current().journey_milestones,
+                                            os.environ.get("OTEL_MONITOR_USER_ID_KEY") or None)
+    return _journey_recorder
+
+
+def journey_milestone(step: str, *, user_id: str | int | None = None, journey: str | None = None,
+                      **attributes: Any) -> bool | None:
+    """Record that a user reached ``step``: a log-based event plus ``monitor.journey.milestones``.
+
+    Returns whether it was the user's first time when a journey store is
+    configured, else None.  Never raises into the app.
+    """
+    from otel_monitor.guard import guarded
+
+    with guarded("journey_milestone"):
+        return journey_recorder().milestone(step, user_id=user_id, journey=journey, **attributes)
+    return None

@@ -498,7 +498,7 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
         logger = get_logger("otel_monitor")
     recorder = JourneyRecorder(logger, instruments.journey_milestones, settings.user_id_key, store,
                                journeys.load_funnels(config, strict=strict, problems=problems))
-    journeys.bind(recorder)
+    metrics.bind_journey_recorder(recorder)
     rules = load_operation_rules(config, strict=strict, problems=problems)
     metrics.bind_operation_namer(rules.name_for)
     capture = ExceptionCaptureProcessor(classifier)

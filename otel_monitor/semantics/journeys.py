@@ -1,6 +1,6 @@
 """User journeys: milestones, funnels, pseudonymous user ids, first-time detection.
 
-``journey_milestone("first_purchase", user_id=42, journey="purchase")`` emits a
+``otel_monitor.journey_milestone("first_purchase", user_id=42, journey="purchase")`` emits a
 log-based event (``event_name="monitor.journey.milestone"``) and counts
 ``monitor.journey.milestones``.  Events are logs, not spans, so funnels stay
 complete when traces are sampled.
@@ -181,41 +181,3 @@ class JourneyRecorder:
             pseudo = attributes.get(semconv.ENDUSER_PSEUDO_ID)
             self.milestone(step, user_id=attributes.get(ENDUSER_ID), journey=journey,
                            pseudo_id=str(pseudo) if pseudo is not None else None)
-
-
-_recorder: JourneyRecorder | None = None
-
-
-def bind(recorder: JourneyRecorder) -> None:
-    """Make ``recorder`` the one :func:`journey_milestone` uses."""
-    global _recorder
-    _recorder = recorder
-
-
-def current() -> JourneyRecorder:
-    """The bound recorder; before configuration one on the global providers."""
-    global _recorder
-    if _recorder is None:
-        import os
-
-        from opentelemetry._logs import get_logger
-
-        from otel_monitor.pipeline.instruments import current as instruments
-
-        _recorder = JourneyRecorder(get_logger("otel_monitor"), instruments().journey_milestones,
-                                    os.environ.get("OTEL_MONITOR_USER_ID_KEY") or None)
-    return _recorder
-
-
-def journey_milestone(step: str, *, user_id: str | int | None = None, journey: str | None = None,
-                      **attributes: Any) -> bool | None:
-    """Record that a user reached ``step``: a log-based event plus ``monitor.journey.milestones``.
-
-    Returns whether it was the user's first time when a journey store is
-    configured, else None.  Never raises into the app.
-    """
-    from otel_monitor.guard import guarded
-
-    with guarded("journey_milestone"):
-        return current().milestone(step, user_id=user_id, journey=journey, **attributes)
-    return None

@@ -26,11 +26,9 @@ series whose attributes become equal once scrubbed are merged into one point.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
-
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
 from otel_monitor.config.file import EMPTY, ConfigFile
 from otel_monitor.guard import internal_error
@@ -328,35 +326,3 @@ def scrub_metrics_data(redactor: Redactor, metrics_data: Any) -> Any:
             resources[i] = replace(resource_metrics, scope_metrics=scopes)
             changed = True
     return replace(metrics_data, resource_metrics=resources) if changed else metrics_data
-
-
-class RedactingMetricExporter(MetricExporter):
-    """Export wrapper: scrubs metric point attributes, then hands the data to ``inner``.
-
-    ``redactor`` is a :class:`Redactor` or a function returning the one to use
-    at each export (so a configurator may wrap exporters before the pipeline
-    that holds the configured redactor exists).  Data that cannot be scrubbed
-    is not exported: the failure is contained and counted.
-    """
-
-    def __init__(self, inner: Any, redactor: Redactor | Callable[[], Redactor]) -> None:
-        super().__init__(preferred_temporality=inner._preferred_temporality,
-                         preferred_aggregation=inner._preferred_aggregation)
-        self.inner = inner
-        self._redactor: Callable[[], Redactor] = (lambda: redactor) if isinstance(redactor, Redactor) else redactor
-
-    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        from otel_monitor.guard import internal_error
-
-        try:
-            scrubbed = scrub_metrics_data(self._redactor(), metrics_data)
-        except Exception as exc:  # noqa: BLE001 - never export points we could not scrub
-            internal_error("metric export redaction", exc)
-            return MetricExportResult.FAILURE
-        return self.inner.export(scrubbed, timeout_millis=timeout_millis, **kwargs)
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return bool(self.inner.force_flush(timeout_millis=timeout_millis))
