@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench bench-faults rules lint clean test-lower-bounds audit collector
+.PHONY: demo test install bench bench-faults rules lint typecheck clean test-lower-bounds audit collector canary
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,19 @@ test: $(STAMP)
 ## cached outside the repository by the manifest's sha256, linked at .collector/otelcol-monitor
 collector:
 	collector/build.sh
+
+## make lint: ruff check over the code; ruff format --check too with FORMAT_CHECK=1
+## (the default until the tree has been formatted once)
+LINT_PATHS ?= otel_monitor tests benchmarks examples
+FORMAT_CHECK ?= 0
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	@if [ "$(FORMAT_CHECK)" = 1 ]; then $(BIN)/ruff format --check $(LINT_PATHS); \
+	else echo "lint: ruff format --check not run (FORMAT_CHECK=1 runs it)"; fi
+
+## make typecheck: mypy over the package (settings in pyproject.toml)
+typecheck: $(STAMP)
+	$(BIN)/mypy otel_monitor
 
 ## make bench: side-by-side overhead measurements (uninstrumented, vanilla, otel-monitor)
 bench: $(STAMP)
