@@ -7,6 +7,8 @@ span ids, lowerCamelCase field names, enum values as integers).
 
 from __future__ import annotations
 
+import base64
+import json
 import zlib
 from typing import Any
 
@@ -59,13 +61,55 @@ def parse_request(signal: str, body: bytes, content_type: str | None) -> Any:
             raise OTLPDecodeError(f"body is not a valid protobuf {message.DESCRIPTOR.name}: {exc}") from None
     elif kind == "application/json":
         try:
-            json_format.Parse(body.decode("utf-8"), message, ignore_unknown_fields=True)
-        except (json_format.ParseError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            document = json.loads(body.decode("utf-8"))
+            if not isinstance(document, dict):
+                raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+            hex_ids_to_base64(document)
+            json_format.ParseDict(document, message, ignore_unknown_fields=True)
+        except (json_format.ParseError, UnicodeDecodeError, ValueError, TypeError, AttributeError,
+                RecursionError) as exc:
             raise OTLPDecodeError(f"body is not valid OTLP/JSON for {message.DESCRIPTOR.name}: {exc}") from None
     else:
         raise OTLPDecodeError(
             f"unsupported Content-Type {content_type!r}; use application/x-protobuf or application/json")
     return message
+
+
+# OTLP/JSON writes trace and span ids as hex strings (not base64, which is what
+# protobuf's own JSON mapping expects of a bytes field): id field -> its size in bytes.
+_ID_FIELDS = {"traceId": 16, "trace_id": 16, "spanId": 8, "span_id": 8,
+              "parentSpanId": 8, "parent_span_id": 8}
+
+
+def _id_as_base64(value: str, size: int) -> str:
+    """A hex id as protobuf's JSON mapping wants it; anything else unchanged (base64 from older senders)."""
+    if len(value) == 2 * size:
+        try:
+            return base64.b64encode(bytes.fromhex(value)).decode("ascii")
+        except ValueError:
+            return value
+    return value
+
+
+def hex_ids_to_base64(document: Any) -> None:
+    """Rewrite, in place, every trace and span id of an OTLP/JSON document from hex to base64.
+
+    Covers spans, span links, log records and metric exemplars alike: every
+    object member named as an id.  Iterative, so a deeply nested body costs no
+    recursion.
+    """
+    pending = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                size = _ID_FIELDS.get(key)
+                if size is not None and isinstance(value, str):
+                    node[key] = _id_as_base64(value, size)
+                elif isinstance(value, (dict, list)):
+                    pending.append(value)
+        elif isinstance(node, list):
+            pending.extend(item for item in node if isinstance(item, (dict, list)))
 
 
 def any_value(value: AnyValue) -> Any:
