@@ -209,3 +209,48 @@ def test_fingerprint_is_stable_across_processes_paths_and_line_shifts(tmp_path):
                                 check=True, timeout=60)
         outputs.append(result.stdout.strip())
     assert outputs[0] == outputs[1] and len(outputs[0]) == 16
+
+
+class ProviderFailed(Exception):
+    """An application's own wrapper, unknown to the built-in table."""
+
+
+def _raised_from_none(handled: BaseException) -> BaseException:
+    try:
+        try:
+            raise handled
+        except Exception:
+            raise ProviderFailed("the provider failed") from None
+    except ProviderFailed as caught:
+        return caught
+
+
+def test_from_none_after_an_http_503_is_a_dependency_failure():
+    """``raise ProviderFailed(...) from None`` while handling an HTTP 503 is ``dependency``, not ``unknown``."""
+    import httpx
+
+    request = httpx.Request("POST", "http://payments/v1/charges")
+    response = httpx.Response(503, request=request)
+    handled = httpx.HTTPStatusError("503 Service Unavailable", request=request, response=response)
+    assert classify_error(_raised_from_none(handled)) == "dependency"
+
+
+def test_from_none_after_a_refused_connection_is_a_network_failure():
+    """The hidden context decides the category: a ConnectError under ``from None`` is ``network``."""
+    import httpx
+
+    assert classify_error(_raised_from_none(httpx.ConnectError("refused"))) == "network"
+
+
+def test_from_none_after_a_429_answer_is_rate_limited():
+    """The status of the failed call found along the chain picks the category (429: rate_limit)."""
+
+    class Answer(Exception):
+        status_code = 429
+
+    assert classify_error(_raised_from_none(Answer("slow down"))) == "rate_limit"
+
+
+def test_an_exception_without_a_chain_stays_unknown():
+    """Nothing to follow: an application exception of its own is ``unknown``."""
+    assert classify_error(raised(ProviderFailed("no idea"))) == "unknown"

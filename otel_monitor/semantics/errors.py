@@ -1,7 +1,9 @@
 """Error classification into categories, and fingerprints of error groups.
 
-Classification walks the exception chain (``__cause__``, ``__context__`` and a
-DB-API error's ``orig``), outermost first, and each exception's class
+Classification walks the exception chain (``__cause__``, ``__context__`` even
+when ``raise ... from None`` hides it, and a DB-API error's ``orig``), outermost
+first, with the HTTP status of a failed call found on the way (an exception's
+``status_code`` or its ``response.status_code``), and each exception's class
 hierarchy, matching *qualified* class names so that optional libraries never
 need importing (``sqlalchemy.exc.TimeoutError`` is not the builtin
 ``TimeoutError``).  Within one class hierarchy the more specific category wins
@@ -240,7 +242,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(link))
         yield link
         orig = getattr(link, "orig", None)  # SQLAlchemy's DBAPIError keeps the driver's error here
-        for nxt in (orig, link.__cause__, None if link.__suppress_context__ else link.__context__):
+        # ``raise ... from None`` only hides the context from the printed traceback: the
+        # error being handled is still what went wrong, so classification follows it.
+        for nxt in (orig, link.__cause__, link.__context__):
             if isinstance(nxt, BaseException):
                 todo.append(nxt)
 
