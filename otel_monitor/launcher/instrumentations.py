@@ -218,6 +218,7 @@ class InstrumentationLoader:
                 instrument_existing_engines()
             elif name == "logging":
                 keep_telemetry_logs_local()
+                route_info_records_to_otlp(self.settings.log_level)
         except ModuleNotFoundError as exc:
             REPORT[name] = Decision(name, "skipped", f"missing module {exc.name!r}")
         except Exception as exc:  # noqa: BLE001 - one broken instrumentor must not stop the app
@@ -243,6 +244,15 @@ def keep_telemetry_logs_local() -> None:
     handler = getattr(LoggingInstrumentor, "_logging_handler", None)
     if handler is not None and not any(isinstance(f, _NotTelemetryInternals) for f in handler.filters):
         handler.addFilter(_NotTelemetryInternals())
+
+
+def route_info_records_to_otlp(level: int) -> None:
+    """Records from ``level`` up reach the OTLP handler though the app left the root logger at WARNING."""
+    from opentelemetry.instrumentation.logging import LoggingInstrumentor
+
+    from otel_monitor.launcher.app_logging import route_info_records
+
+    route_info_records(getattr(LoggingInstrumentor, "_logging_handler", None), level)
 
 
 def drop_connect_spans() -> None:

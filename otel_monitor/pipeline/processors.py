@@ -351,6 +351,10 @@ class EnrichingSpanExporter(_DelegatingExporter, SpanExporter):
                 internal_error("span export enrichment", exc)
         return self.exporter.export(out) if out else SpanExportResult.SUCCESS
 
+# What the logging instrumentation adds to stdlib records for log formatters.
+_CORRELATION_COPIES = ("otelSpanID", "otelTraceID", "otelTraceSampled", "otelServiceName")
+
+
 class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
     """Export-time wrapper for logs: error records classified and fingerprinted, secrets scrubbed."""
 
@@ -381,6 +385,9 @@ class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
                                                                                         message)
                 extra.setdefault(semconv.ERROR_TYPE, str(exc_type))
         merged: Any = {**attributes, **extra} if extra else attributes
+        if _CORRELATION_COPIES[0] in merged:
+            # The record carries its trace and span ids, and the resource the service name.
+            merged = {key: value for key, value in merged.items() if key not in _CORRELATION_COPIES}
         if ENDUSER_ID in merged:
             merged = dict(merged)
             raw = merged.pop(ENDUSER_ID)
