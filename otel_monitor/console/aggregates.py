@@ -17,6 +17,8 @@ from otel_monitor import semconv
 from otel_monitor.semantics.slo import SLOs, Thresholds
 from otel_monitor.console.store import MINUTE_NS, Histogram, Store
 
+# Throughput is a rate over the last minute, whatever the window of the counts.
+THROUGHPUT_WINDOW_NS = MINUTE_NS
 WINDOWS: dict[str, int] = {"5m": 5, "15m": 15, "1h": 60, "4h": 240, "24h": 1440}
 STATES = ("ok", "warning", "critical")
 
@@ -114,9 +116,8 @@ class Queries:
         row = {
             "service": service, "operation": operation, "source": source, "calls": calls,
             "errors": hist.errors, "success_rate": _round(success),
-            "throughput_per_s": _round(calls / (window_minutes(window) * 60)),
-            "p50": _round(hist.percentile(0.5)), "p95": _round(hist.percentile(0.95)),
-            "p99": _round(hist.percentile(0.99)),
+            **self.throughput(service, operation, source),
+            **latency_fields(hist),
             "mean": _round(hist.sum / calls if calls else None),
             "slo_percentile": t.latency_percentile, "slo_latency": _round(latency),
             "fallback_share": _round(fallbacks / calls) if calls and fallbacks is not None else None,
@@ -124,6 +125,33 @@ class Queries:
         }
         row["status"] = self.operation_state(t, row)
         return row
+
+    def throughput(self, service: str, operation: str | None, source: str) -> dict[str, Any]:
+        """Calls per second over the last minute: the calls in the last 60 s of the
+        service's data (or since the first call, if it is younger), over that span.
+
+        The minute ends at the service's newest data (its last metric export, or
+        its last span), so calls still on their way are not counted as missing;
+        when that is over two minutes old, it ends now and the rate is 0.
+        ``throughput_window`` gives the span counted, in ms since the epoch.
+        """
+        with self.store.lock:
+            mine = [(op, t) for (svc, src, op, _), t in self.store.timelines.items()
+                    if svc == service and src == source]
+            if not mine:
+                return {"throughput_per_s": None, "throughput_window": None}
+            end = max(t.last_ns for _, t in mine)
+            if self.now_ns - end > 2 * MINUTE_NS:
+                end = self.now_ns
+            timelines = [t for op, t in mine if operation is None or op == operation]
+            if not timelines:
+                return {"throughput_per_s": 0.0, "throughput_window": None}
+            first = min(t.start_ns for t in timelines)
+            # A rate from less than a second of data says little: count at least one.
+            span = max(min(THROUGHPUT_WINDOW_NS, end - first), 1_000_000_000)
+            calls = sum(t.at(end) - t.at(end - span) for t in timelines)
+        return {"throughput_per_s": _round(calls / (span / 1e9)),
+                "throughput_window": {"start": (end - span) // 1_000_000, "end": end // 1_000_000}}
 
     @staticmethod
     def operation_state(t: Thresholds, row: dict[str, Any]) -> str:
@@ -184,10 +212,9 @@ class Queries:
                 "service": svc, "status": status,
                 "source": mine[0]["source"] if mine else None,
                 "calls": total.count, "errors": total.errors,
-                "throughput_per_s": _round(total.count / (window_minutes(window) * 60)),
+                **self.throughput(svc, None, mine[0]["source"] if mine else "spans"),
                 "error_rate": _round(total.errors / total.count) if total.count else None,
-                "p50": _round(total.percentile(0.5)), "p95": _round(total.percentile(0.95)),
-                "p99": _round(total.percentile(0.99)),
+                **latency_fields(total),
                 "operations": len(mine),
                 "unhealthy_operations": [r["operation"] for r in mine if r["status"] != "ok"],
                 "failing_checks": [c["check"] for c in checks if c["state"] != "up"],
@@ -309,6 +336,21 @@ class Queries:
                                  "previous_state": i["previous_state"]}
                                 for i in incidents if i["service"] == row["service"] and i["check"] == row["check"]][-20:]
         return out
+
+
+def latency_fields(hist: Histogram) -> dict[str, Any]:
+    """p50, p95, p99, min and max, and the relative error the percentiles are within
+    (the worst of the three; 0 when they are exact, None when no bound is known)."""
+    found = [hist.locate(q) for q in (0.5, 0.95, 0.99)]
+    bounds = [f[1] for f in found if f is not None]
+    known = [b for b in bounds if b is not None]
+    return {
+        "p50": _round(found[0][0]) if found[0] else None,
+        "p95": _round(found[1][0]) if found[1] else None,
+        "p99": _round(found[2][0]) if found[2] else None,
+        "min": _round(hist.min), "max": _round(hist.max),
+        "percentile_error": _round(max(known), 4) if known and len(known) == len(bounds) else None,
+    }
 
 
 def _service_cache(caches: dict[tuple[str, str], dict[str, float]], service: str) -> dict[str, float] | None:

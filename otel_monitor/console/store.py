@@ -20,6 +20,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections import OrderedDict, defaultdict, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,59 +47,145 @@ class Limits:
 
 
 class Histogram:
-    """Counts per explicit bucket; ``add`` re-buckets when boundaries differ."""
+    """Counts per explicit bucket (sparse: index -> count), with the observed extremes.
 
-    __slots__ = ("count", "errors", "sum", "bounds", "buckets", "categories")
+    ``add`` re-buckets when boundaries differ.  ``min`` and ``max`` are the
+    smallest and largest call seen (exact from spans and from a histogram point
+    whose extremes changed; otherwise bounded within one bucket).
+    """
+
+    __slots__ = ("bounds", "buckets", "categories", "count", "errors", "max", "min", "sum")
 
     def __init__(self) -> None:
         self.count = 0
         self.errors = 0
         self.sum = 0.0
         self.bounds: tuple[float, ...] | None = None
-        self.buckets: list[int] = []
+        self.buckets: dict[int, int] = {}
         self.categories: dict[str, int] = {}
+        self.min: float | None = None
+        self.max: float | None = None
 
-    def add(self, bounds: tuple[float, ...], buckets: list[int], total: float, count: int,
-            category: str | None) -> None:
+    def add(self, bounds: tuple[float, ...], buckets: Sequence[int] | Mapping[int, int], total: float, count: int,
+            category: str | None, low: float | None = None, high: float | None = None) -> None:
         self.count += count
         self.sum += total
         if category is not None:
             self.errors += count
             self.categories[category] = self.categories.get(category, 0) + count
+        if low is not None and (self.min is None or low < self.min):
+            self.min = low
+        if high is not None and (self.max is None or high > self.max):
+            self.max = high
         if self.bounds is None:
-            self.bounds, self.buckets = bounds, [0] * (len(bounds) + 1)
-        if bounds == self.bounds:
-            for i, c in enumerate(buckets):
-                self.buckets[i] += c
-            return
-        # Different boundaries (another process, another config): each source
-        # bucket goes to the target bucket holding its upper bound.
-        for i, c in enumerate(buckets):
-            upper = bounds[i] if i < len(bounds) else float("inf")
-            self.buckets[bisect_left(self.bounds, upper)] += c
+            self.bounds = bounds
+        mine, target = self.buckets, self.bounds
+        same = bounds is target or bounds == target
+        for i, c in (buckets.items() if isinstance(buckets, Mapping) else enumerate(buckets)):
+            if not c:
+                continue
+            # Different boundaries (another process, another config): each source
+            # bucket goes to the target bucket holding its upper bound.
+            j = i if same else bisect_left(target, bounds[i] if i < len(bounds) else float("inf"))
+            mine[j] = mine.get(j, 0) + c
 
     def merge(self, other: Histogram) -> None:
         if other.bounds is None:
             return
-        self.add(other.bounds, other.buckets, other.sum, other.count, None)
+        self.add(other.bounds, other.buckets, other.sum, other.count, None, other.min, other.max)
         self.errors += other.errors
         for k, v in other.categories.items():
             self.categories[k] = self.categories.get(k, 0) + v
 
     def percentile(self, q: float) -> float | None:
-        """Linear interpolation within the bucket holding the q-th call (as Prometheus does)."""
-        if not self.count or self.bounds is None:
+        """The q-th call's duration: never below ``min`` nor above ``max``."""
+        found = self.locate(q)
+        return None if found is None else found[0]
+
+    def locate(self, q: float) -> tuple[float, float | None] | None:
+        """``(estimate, relative error bound)`` of the q-th percentile.
+
+        The bucket holding the q-th call, narrowed to the observed extremes, holds
+        both the true value and the estimate (interpolated linearly inside it, as
+        Prometheus' ``histogram_quantile`` does), so the estimate is off by at
+        most that interval's width over its lower end.  None as the bound when
+        the interval starts at zero (no minimum known).
+        """
+        bounds = self.bounds
+        if not self.count or bounds is None or not self.buckets:
             return None
         rank = q * self.count
         cumulative = 0
-        for i, c in enumerate(self.buckets):
-            if c and cumulative + c >= rank:
-                if i >= len(self.bounds):  # overflow bucket: the last boundary is all we know
-                    return self.bounds[-1] if self.bounds else None
-                lower = self.bounds[i - 1] if i > 0 else 0.0
-                return lower + (self.bounds[i] - lower) * (rank - cumulative) / c
+        index = max(self.buckets)
+        for i in sorted(self.buckets):
+            c = self.buckets[i]
+            if cumulative + c >= rank:
+                index = i
+                break
             cumulative += c
-        return self.bounds[-1] if self.bounds else None
+        c = self.buckets[index]
+        lower = bounds[index - 1] if 0 < index <= len(bounds) else 0.0
+        upper = bounds[index] if index < len(bounds) else float("inf")
+        if self.min is not None:
+            lower = min(max(lower, self.min), upper)
+        if self.max is not None:
+            upper = max(min(upper, self.max), lower)
+        if upper == float("inf"):  # the overflow bucket and no maximum: its lower bound is all we know
+            return lower, None
+        estimate = lower + (upper - lower) * min(1.0, max(0.0, (rank - cumulative) / c))
+        return estimate, ((upper - lower) / lower if lower > 0 else None)
+
+
+class CallTimeline:
+    """Cumulative calls of one series at the times they were reported: the last few minutes of them.
+
+    Throughput is a rate over the last minute, so older points are dropped; the
+    newest dropped one stays as the floor the rest count from.  Spans join the
+    point of their time step (late ones the newest point), metric points each
+    make one.
+    """
+
+    __slots__ = ("floor", "points", "start_ns")
+
+    KEEP_NS = 3 * MINUTE_NS
+
+    def __init__(self, start_ns: int, calls_before: float = 0.0) -> None:
+        self.start_ns = start_ns
+        self.floor: tuple[int, float] = (start_ns, calls_before)
+        self.points: deque[list[float]] = deque()  # [time ns, cumulative calls]
+
+    @property
+    def last_ns(self) -> int:
+        return int(self.points[-1][0]) if self.points else self.start_ns
+
+    def add(self, t_ns: int, calls: float, step_ns: int = 0) -> None:
+        points = self.points
+        last = points[-1] if points else None
+        if last is not None and (t_ns <= last[0] or (step_ns and t_ns // step_ns == last[0] // step_ns)):
+            last[0] = max(last[0], t_ns)
+            last[1] += calls
+        else:
+            points.append([t_ns, (last[1] if last is not None else self.floor[1]) + calls])
+        while len(points) > 2 and points[1][0] < t_ns - self.KEEP_NS:
+            t, c = points.popleft()
+            self.floor = (int(t), c)
+
+    def set_total(self, t_ns: int, cumulative: float) -> None:
+        """A cumulative metric point: the series' total calls at ``t_ns``."""
+        last = self.points[-1][1] if self.points else self.floor[1]
+        self.add(t_ns, max(0.0, cumulative - last))
+
+    def at(self, t_ns: int) -> float:
+        """Calls up to ``t_ns``, linear between reported points."""
+        prev_t: float = self.floor[0]
+        prev_c = self.floor[1]
+        if t_ns <= prev_t:
+            return prev_c
+        for t, c in self.points:
+            if t_ns < t:
+                return prev_c + (c - prev_c) * (t_ns - prev_t) / (t - prev_t)
+            prev_t, prev_c = t, c
+        return prev_c
 
 
 @dataclass
@@ -169,6 +256,9 @@ class Store:
         # (service, operation, minute) -> Histogram
         self.op_metrics: dict[tuple[str, str, int], Histogram] = {}
         self.op_spans: dict[tuple[str, str, int], Histogram] = {}
+        # (service, source, operation, series) -> calls over the last minutes, for throughput;
+        # source is "metrics" or "spans", as for the histograms above.
+        self.timelines: dict[tuple[str, str, str, Any], CallTimeline] = {}
         # (metric, service, minute, attrs) -> delta sum
         self.counters: dict[tuple[str, str, int, tuple[tuple[str, Any], ...]], float] = defaultdict(float)
         self._last: OrderedDict[tuple[Any, ...], tuple[int, Any]] = OrderedDict()
@@ -219,18 +309,32 @@ class Store:
         self.span_count += 1
         operation = attrs.get(semconv.MONITOR_OPERATION)
         if operation is not None:
-            category = attrs.get(semconv.MONITOR_ERROR_CATEGORY) or ("unknown" if failed else None)
+            # A 4xx answer is categorised (validation, auth) but not failed: the
+            # same call counts as a success here as in the duration metric.
+            category = str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown") if failed else None
             key = (service, str(operation), end // MINUTE_NS)
             hist = self.op_spans.get(key)
             if hist is None:
                 hist = self.op_spans[key] = Histogram()
             bounds = self.slos.buckets
             seconds = (end - span["start_time_unix_nano"]) / 1e9
-            buckets = [0] * (len(bounds) + 1)
-            buckets[bisect_left(bounds, seconds)] = 1
-            hist.add(bounds, buckets, seconds, 1, category)
+            hist.add(bounds, {bisect_left(bounds, seconds): 1}, seconds, 1, category, seconds, seconds)
+            self._count_call(
+                (service, "spans", str(operation), span["resource"].get(semconv.SERVICE_INSTANCE_ID, "")),
+                span["start_time_unix_nano"], end)
         if failed:
             self._add_error(service, span, attrs, operation)
+
+    _SPAN_STEP_NS = 250_000_000
+
+    def _count_call(self, key: tuple[str, str, str, Any], start_ns: int, end_ns: int) -> None:
+        timeline = self.timelines.get(key)
+        if timeline is None:
+            timeline = self.timelines[key] = CallTimeline(start_ns)
+        elif start_ns < timeline.start_ns and timeline.floor[1] == 0:
+            # Spans of one batch end in order but may have started out of order.
+            timeline.start_ns, timeline.floor = start_ns, (start_ns, 0.0)
+        timeline.add(end_ns, 1, self._SPAN_STEP_NS)
 
     def _add_error(self, service: str, span: dict[str, Any], attrs: dict[str, Any], operation: Any) -> None:
         exception = next((e["attributes"] for e in span["events"] if e["name"] == "exception"), {})
@@ -355,12 +459,34 @@ class Store:
         if start != last_start or total < previous_total:
             return value  # a restarted process counts from zero again
         if isinstance(value, tuple):
-            count, s, buckets, bounds = value
+            count, s, buckets, bounds = value[:4]
             if bounds != last_value[3]:
                 return value
             return (count - last_value[0], s - last_value[1],
                     [a - b for a, b in zip(buckets, last_value[2], strict=True)], bounds)
         return value - last_value
+
+    def _count_reported(self, service: str, instance: Any, operation: str, attrs_key: Any,
+                        point: dict[str, Any], delta: Any) -> None:
+        """A duration point's calls on the timeline of its series (one per process start)."""
+        t = point["time_unix_nano"]
+        if point.get("temporality") == _DELTA:
+            series: tuple[Any, ...] = (instance, attrs_key)
+            timeline = self.timelines.get((service, "metrics", operation, series))
+            if timeline is None:
+                timeline = CallTimeline(point["start_time_unix_nano"])
+                self.timelines[(service, "metrics", operation, series)] = timeline
+            timeline.add(t, point["count"])
+            return
+        key = (service, "metrics", operation, (instance, attrs_key, point["start_time_unix_nano"]))
+        timeline = self.timelines.get(key)
+        if timeline is None:
+            if delta is None:  # began before the console: known from this point on
+                self.timelines[key] = CallTimeline(t, point["count"])
+                return
+            # The SDK starts a series at its first call: the rate counts from there.
+            timeline = self.timelines[key] = CallTimeline(point["start_time_unix_nano"])
+        timeline.set_total(t, point["count"])
 
     def _add_point(self, point: dict[str, Any]) -> None:
         name = point["name"]
@@ -385,17 +511,25 @@ class Store:
             sample[0] += 1
             sample[1] += value > 0
         elif kind == "histogram" and name == semconv.METRIC_OPERATION_DURATION:
-            value = (point["count"], point["sum"], point["bucket_counts"], tuple(point["explicit_bounds"]))
-            delta = self._delta(key, point, value)
+            bounds = tuple(point["explicit_bounds"])
+            totals = (point["count"], point["sum"], point["bucket_counts"], bounds, point.get("min"), point.get("max"))
+            previous = self._last.get(key)
+            delta = self._delta(key, point, totals)
+            operation = str(attrs.get(semconv.MONITOR_OPERATION, ""))
+            self._count_reported(service, instance, operation, attrs_key, point, delta)
             if delta is None or delta[0] <= 0:
                 return
+            if delta is totals or previous is None:  # the series' first point, a restart, or a delta point
+                low, high = totals[4], totals[5]
+            else:
+                low, high = _interval_extremes(delta[2], bounds, previous[1], totals)
             failed = semconv.MONITOR_ERROR_CATEGORY in attrs or semconv.ERROR_TYPE in attrs
             category = str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown") if failed else None
-            hkey = (service, str(attrs.get(semconv.MONITOR_OPERATION, "")), minute)
+            hkey = (service, operation, minute)
             hist = self.op_metrics.get(hkey)
             if hist is None:
                 hist = self.op_metrics[hkey] = Histogram()
-            hist.add(delta[3], delta[2], delta[1], delta[0], category)
+            hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high)
         elif kind == "sum":
             delta = self._delta(key, point, point["value"])
             if delta:
@@ -413,7 +547,35 @@ class Store:
             for group in self.errors.values():
                 for minute in [m for m in group.per_minute if m < oldest]:
                     del group.per_minute[minute]
+            # Throughput looks one minute back: a series idle for ten is done with.
+            idle = (now_ns or time.time_ns()) - 10 * MINUTE_NS
+            for key in [k for k, t in self.timelines.items() if t.last_ns < idle]:
+                del self.timelines[key]
 
+
+def _interval_extremes(buckets: Sequence[int], bounds: tuple[float, ...], previous: tuple[Any, ...],
+                       value: tuple[Any, ...]) -> tuple[float | None, float | None]:
+    """The smallest and largest call between two cumulative points.
+
+    A cumulative point's min and max cover the whole series: when one moved, the
+    new extreme happened in this interval and is exact; otherwise the interval's
+    extreme lies in its outermost non-empty bucket, and within the series' own.
+    """
+    used = [i for i, c in enumerate(buckets) if c]
+    if not used:
+        return None, None
+    low_now, high_now, low_before, high_before = value[4], value[5], previous[4], previous[5]
+    if low_now is not None and (low_before is None or low_now < low_before):
+        low: float | None = low_now
+    else:
+        edge = bounds[used[0] - 1] if 0 < used[0] <= len(bounds) else 0.0
+        low = edge if low_now is None else max(edge, low_now)
+    if high_now is not None and (high_before is None or high_now > high_before):
+        high: float | None = high_now
+    else:
+        top = bounds[used[-1]] if used[-1] < len(bounds) else None
+        high = top if high_now is None else (high_now if top is None else min(top, high_now))
+    return low, high
 
 _WATCHED = frozenset({
     semconv.METRIC_OPERATION_DURATION, semconv.METRIC_CACHE_REQUESTS, semconv.METRIC_FALLBACKS,

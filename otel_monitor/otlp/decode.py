@@ -209,7 +209,9 @@ def flatten_metrics(req: ExportMetricsServiceRequest) -> list[dict[str, Any]]:
                     elif kind == "histogram":
                         point.update(count=p.count, sum=p.sum, bucket_counts=list(p.bucket_counts),
                                      explicit_bounds=list(p.explicit_bounds),
-                                     temporality=data.aggregation_temporality)
+                                     temporality=data.aggregation_temporality,
+                                     min=p.min if p.HasField("min") else None,
+                                     max=p.max if p.HasField("max") else None)
                     elif kind == "exponential_histogram":
                         point.update(count=p.count, sum=p.sum, temporality=data.aggregation_temporality)
                     elif kind == "summary":

@@ -30,17 +30,38 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import pairwise
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from otel_monitor.config.file import EMPTY, ConfigFile
 from otel_monitor.config.settings import report_problem
 
-# Seconds. Dense where web requests live (5 ms - 2.5 s), sparse up to a minute
-# for slow generative operations.
-DEFAULT_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
+# The Renard R20 series (ISO 3): twenty preferred numbers per decade, each at
+# most 1.143 times the one before, so a percentile interpolated inside a bucket
+# is within PERCENTILE_RELATIVE_ERROR of the true value.  Decimal numbers keep
+# Prometheus' ``le`` labels readable; 0.5, 1, 2, 2.5, 5 and 10 are among them.
+_R20: tuple[str, ...] = (
+    "1", "1.12", "1.25", "1.4", "1.6", "1.8", "2", "2.24", "2.5", "2.8",
+    "3.15", "3.55", "4", "4.5", "5", "5.6", "6.3", "7.1", "8", "9",
 )
+_SMALLEST_EXPONENT = -5  # 10 µs: an in-process database call still lands in a narrow bucket
+_LARGEST = 60.0          # a minute; slower calls share the overflow bucket, bounded by the observed max
+
+
+def _preferred_numbers() -> tuple[float, ...]:
+    # float("1.12e-5") is the double nearest the decimal, so each bound prints as written.
+    out = [float(f"{m}e{e}") for e in range(_SMALLEST_EXPONENT, 2) for m in _R20]
+    return (*(b for b in out if b < _LARGEST), _LARGEST)
+
+
+# Seconds: 10 µs to 60 s, every SLO threshold added on top (see SLOs.buckets).
+DEFAULT_BUCKETS: tuple[float, ...] = _preferred_numbers()
+
+# The largest ratio between neighbouring default bounds, minus one: a percentile
+# from a histogram with these buckets (the console clamps it to the observed
+# minimum and maximum) is within this fraction of the true percentile.
+PERCENTILE_RELATIVE_ERROR: float = max(b / a for a, b in pairwise(DEFAULT_BUCKETS)) - 1
 
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 
