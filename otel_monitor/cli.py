@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "config": ("otel_monitor.launcher.report", "print effective settings, their sources, and which instrumentations load"),
+    "config": ("otel_monitor.launcher.report",
+               "print effective settings, their sources, and which instrumentations load"),
     "rules": ("otel_monitor.alerting.rules", "generate Prometheus rules from the SLOs in the config file"),
     "console": ("otel_monitor.console.cli", "run the local OTLP receiver and web console"),
     "status": ("otel_monitor.console.status", "print health per service and exit non-zero when any is unhealthy"),
@@ -31,12 +32,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == chosen:
             module = importlib.import_module(module_name)
             module.add_arguments(command_parser)
-            command_parser.set_defaults(_run=module.run)
+            command_parser.set_defaults(command_run=module.run)
     args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
+    if not getattr(args, "command_run", None):
         parser.print_help()
         return 2
-    return int(args._run(args) or 0)
+    return int(args.command_run(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

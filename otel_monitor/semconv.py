@@ -16,6 +16,9 @@ ERROR_TYPE: Final = "error.type"
 HTTP_ROUTE: Final = "http.route"
 HTTP_REQUEST_METHOD: Final = "http.request.method"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+# Older HTTP conventions, still sent by some SDKs and instrumentations.
+HTTP_METHOD_OLD: Final = "http.method"
+HTTP_STATUS_CODE_OLD: Final = "http.status_code"
 URL_PATH: Final = "url.path"
 DB_SYSTEM_NAME: Final = "db.system.name"
 DB_SYSTEM: Final = "db.system"  # older SQLAlchemy instrumentations still emit this
@@ -55,6 +58,8 @@ METRIC_FALLBACKS: Final = "monitor.fallbacks"
 METRIC_JOURNEY_MILESTONES: Final = "monitor.journey.milestones"
 METRIC_HEALTH_STATUS: Final = "monitor.health.status"
 METRIC_HEALTH_CHECK_DURATION: Final = "monitor.health.check.duration"
+# The HTTP server duration of the semantic conventions, read from any SDK (not emitted by us).
+HTTP_SERVER_REQUEST_DURATION: Final = "http.server.request.duration"
 # Self-observability: what otel-monitor itself dropped or failed at.
 METRIC_SELF_DROPPED: Final = "monitor.sdk.dropped"
 METRIC_SELF_INTERNAL_ERRORS: Final = "monitor.sdk.internal_errors"

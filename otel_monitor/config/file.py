@@ -61,11 +61,11 @@ def _index(node: Any, path: Path, lines: dict[Path, int]) -> None:
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
-            _index(value_node, path + (key,), lines)
-            lines[path + (key,)] = key_node.start_mark.line + 1
+            _index(value_node, (*path, key), lines)
+            lines[(*path, key)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, path + (i,), lines)
+            _index(item, (*path, i), lines)
 
 
 def parse_config_text(text: str, path: str) -> ConfigFile:
@@ -84,7 +84,8 @@ def parse_config_text(text: str, path: str) -> ConfigFile:
     if data is None:
         return ConfigFile(path=path)
     if not isinstance(data, dict):
-        raise ConfigFileError(f"{path}:1: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}")
+        raise ConfigFileError(
+            f"{path}:1: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}")
     lines: dict[Path, int] = {}
     if node is not None:
         _index(node, (), lines)

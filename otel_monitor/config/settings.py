@@ -134,8 +134,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Fail fast: a bad setting or config file stops the process instead of falling back to defaults."),
     Setting("OTEL_MONITOR_ENVIRONMENT", text, None,
             "Sets the deployment.environment.name resource attribute (e.g. production, staging)."),
-    Setting("OTEL_MONITOR_EXCLUDED_URLS", regex_list, "/health,/health/detailed,/healthz,/readyz,/livez,/metrics,/favicon.ico",
-            "Comma-separated URL path patterns (regular expressions matched against the whole path: `/static/.*` for a prefix) that produce no traces or operation metrics."),
+    Setting("OTEL_MONITOR_EXCLUDED_URLS", regex_list,
+            "/health,/health/detailed,/healthz,/readyz,/livez,/metrics,/favicon.ico",
+            "Comma-separated URL path patterns (regular expressions matched against the whole path: `/static/.*` "
+            "for a prefix) that produce no traces or operation metrics."),
     Setting("OTEL_MONITOR_OPERATION_SPANS", parse_bool, "false",
             "Also trace FastAPI's internal steps (dependencies, endpoint, serialization) as child spans."),
     Setting("OTEL_MONITOR_HTTP_METRICS", parse_bool, "false",
@@ -148,11 +150,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OTEL_MONITOR_KEEP_ERRORS", parse_bool, "true",
             "Export a failed request's local spans even when its trace was not sampled."),
     Setting("OTEL_MONITOR_SLOW_THRESHOLD_MS", number(0, 3_600_000), "2000",
-            "Export a request's local spans when it took longer than this, even when its trace was not sampled (0 disables)."),
+            "Export a request's local spans when it took longer than this, even when its trace was not sampled "
+            "(0 disables)."),
     Setting("OTEL_MONITOR_CARDINALITY_LIMIT", integer(1, 1_000_000), "2000",
             "Attribute sets kept per instrument of ours; further ones go to the otel.metric.overflow=true series."),
     Setting("OTEL_MONITOR_USER_ID_KEY", secret, None,
-            "HMAC-SHA256 key used to pseudonymise user ids (enduser.pseudo.id). Required for journey milestones with user ids.",
+            "HMAC-SHA256 key used to pseudonymise user ids (enduser.pseudo.id). Required for journey milestones "
+            "with user ids.",
             secret=True),
     Setting("OTEL_MONITOR_JOURNEY_STORE", text, None,
             "SQLAlchemy URL of a store recording the first time each pseudonymous user reached each journey step."),
@@ -182,14 +186,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OTEL_MONITOR_EXPORT_WARNING_INTERVAL", number(0, 86_400), "30",
             "At most one export-failure warning per this many seconds."),
     Setting("OTEL_MONITOR_CONSOLE_TOKEN", secret, None,
-            "Token the local console requires (Bearer header or cookie) on UI, API and OTLP; needed to listen beyond loopback.",
+            "Token the local console requires (Bearer header or cookie) on UI, API and OTLP; needed to listen "
+            "beyond loopback.",
             secret=True),
     Setting("OTEL_MONITOR_HEALTH_INTERVAL", number(0.1, 86_400), "15",
             "Seconds between runs of the health checks (in the background, never on a request)."),
     Setting("OTEL_MONITOR_HEALTH_ENDPOINTS", parse_bool, "false",
-            "Add /health and /health/detailed to every FastAPI app (also `endpoints: true` under `health:` in the config file)."),
+            "Add /health and /health/detailed to every FastAPI app (also `endpoints: true` under `health:` in the "
+            "config file)."),
     Setting("OTEL_MONITOR_HEALTH_TOKEN", secret, None,
-            "Token required (Authorization: Bearer or ?token=) to read /health/detailed, which reveals the service's dependencies.",
+            "Token required (Authorization: Bearer or ?token=) to read /health/detailed, which reveals the "
+            "service's dependencies.",
             secret=True),
 )
 

@@ -14,8 +14,8 @@ from collections import defaultdict
 from typing import Any
 
 from otel_monitor import semconv
-from otel_monitor.semantics.slo import SLOs, Thresholds
 from otel_monitor.console.store import MINUTE_NS, Histogram, Store
+from otel_monitor.semantics.slo import SLOs, Thresholds
 
 # Throughput is a rate over the last minute, whatever the window of the counts.
 THROUGHPUT_WINDOW_NS = MINUTE_NS
@@ -65,7 +65,8 @@ class Queries:
         first = self._first_minute(window)
         out: dict[tuple[str, str], tuple[str, Histogram]] = {}
         with self.store.lock:
-            services = [service] if service else sorted({k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
+            services = [service] if service else sorted(
+                {k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
             for svc in services:
                 source, table = self._op_tables(svc, first)
                 for (s, op, minute), hist in table.items():
@@ -75,7 +76,8 @@ class Queries:
                     merged.merge(hist)
         return out
 
-    def _counter_sums(self, metric: str, service: str | None, window: str) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
+    def _counter_sums(self, metric: str, service: str | None,
+                      window: str) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
         first = self._first_minute(window)
         out: dict[tuple[str, tuple[tuple[str, Any], ...]], float] = defaultdict(float)
         with self.store.lock:
@@ -168,7 +170,8 @@ class Queries:
         rows = []
         for (svc, op), (source, hist) in sorted(self.operation_histograms(service, window).items()):
             reporting = any(s == svc for s, _ in fallbacks)
-            row = self.operation_row(svc, op, source, hist, fallbacks.get((svc, op), 0.0) if reporting else None, window)
+            fallback_count = fallbacks.get((svc, op), 0.0) if reporting else None
+            row = self.operation_row(svc, op, source, hist, fallback_count, window)
             # Cache requests are per cache, not per operation: a cache named after
             # the operation is attributed to it, otherwise the service's overall rate.
             cache = caches.get((svc, op)) or _service_cache(caches, svc)
@@ -183,7 +186,8 @@ class Queries:
         first = self._first_minute(window)
         buckets: dict[int, Histogram] = defaultdict(Histogram)
         with self.store.lock:
-            services = [service] if service else sorted({k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
+            services = [service] if service else sorted(
+                {k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
             for svc in services:
                 _, table = self._op_tables(svc, first)
                 for (s, op, minute), hist in table.items():
@@ -204,7 +208,7 @@ class Queries:
         for svc in ([service] if service else self.services()):
             mine = [r for r in rows if r["service"] == svc]
             total = Histogram()
-            for (s, _), (source, hist) in self.operation_histograms(svc, window).items():
+            for _source, hist in self.operation_histograms(svc, window).values():
                 total.merge(hist)
             checks = [c for c in health if c["service"] == svc]
             status = worst(*(r["status"] for r in mine), *(_check_state(c) for c in checks))
@@ -334,7 +338,8 @@ class Queries:
         for row in out:
             row["incidents"] = [{"time": i["time_unix_nano"] // 1_000_000, "state": i["state"],
                                  "previous_state": i["previous_state"]}
-                                for i in incidents if i["service"] == row["service"] and i["check"] == row["check"]][-20:]
+                                for i in incidents
+                                if i["service"] == row["service"] and i["check"] == row["check"]][-20:]
         return out
 
 

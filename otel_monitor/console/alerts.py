@@ -74,7 +74,8 @@ def conditions(queries: Queries) -> list[Alert]:
                 if state != "ok":
                     limit = t.latency_critical if state == "critical" else t.latency_warning
                     found.append(Alert(f"latency:{svc}:{op}", "latency", svc, op, state,
-                                       f"{op}: p{t.latency_percentile * 100:g} {row['slo_latency']:.3f}s above {limit:g}s",
+                                       f"{op}: p{t.latency_percentile * 100:g} {row['slo_latency']:.3f}s "
+                                       f"above {limit:g}s",
                                        row["slo_latency"], limit))
             if row["fallback_share"] is not None and row["fallback_share"] > t.fallback_warning:
                 found.append(Alert(f"fallback_share:{svc}:{op}", "fallback_share", svc, op, "warning",
@@ -99,7 +100,7 @@ def conditions(queries: Queries) -> list[Alert]:
 def _error_rate_rows(queries: Queries) -> list[Alert]:
     out = []
     by_window: dict[str, list[dict[str, Any]]] = {}
-    for op, t in [(None, queries.slos.defaults), *queries.slos.operations.items()]:
+    for t in [queries.slos.defaults, *queries.slos.operations.values()]:
         window = _window_for(_seconds(t.error_rate_for))
         if window not in by_window:
             by_window[window] = queries.operations(None, window)
@@ -112,7 +113,8 @@ def _error_rate_rows(queries: Queries) -> list[Alert]:
             if rate > t.error_rate_critical:
                 svc, op = row["service"], row["operation"]
                 out.append(Alert(f"error_rate:{svc}:{op}", "error_rate", svc, op, "critical",
-                                 f"{op}: error rate {rate:.1%} above {t.error_rate_critical:.0%} over {t.error_rate_for}",
+                                 f"{op}: error rate {rate:.1%} above {t.error_rate_critical:.0%} "
+                                 f"over {t.error_rate_for}",
                                  rate, t.error_rate_critical))
     return out
 
@@ -120,7 +122,8 @@ def _error_rate_rows(queries: Queries) -> list[Alert]:
 class AlertBook:
     """Firing and resolved alerts; acknowledgements survive until the alert resolves."""
 
-    def __init__(self, store: Store, on_ack: Callable[[str, int], None] | None = None, keep_resolved: int = 200) -> None:
+    def __init__(self, store: Store, on_ack: Callable[[str, int], None] | None = None,
+                 keep_resolved: int = 200) -> None:
         self.store = store
         self.firing: dict[str, Alert] = {}
         self.resolved: deque[Alert] = deque(maxlen=keep_resolved)

@@ -91,7 +91,8 @@ async def operation(request: Request) -> JSONResponse:
                 "thresholds": thresholds.__dict__,
                 "series": q.operation_series(s, name, w),
                 "errors": [g for g in q.errors(s, w) if g["operation"] == name],
-                "traces": [t for t in q.traces(s, w, "recent", 500) if t["name"] and name in _ops_of(c, t["trace_id"])][:20]}
+                "traces": [t for t in q.traces(s, w, "recent", 500)
+                           if t["name"] and name in _ops_of(c, t["trace_id"])][:20]}
     return _answer(request, build)
 
 

@@ -39,12 +39,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otel_monitor.config.file import EMPTY, ConfigFile
-from otel_monitor.otlp.decode import FLATTEN, OTLPDecodeError, decompress, parse_request
-from otel_monitor.semantics.slo import load_slos
 from otel_monitor.console import api
 from otel_monitor.console.alerts import AlertBook
 from otel_monitor.console.persist import RequestLog
 from otel_monitor.console.store import Limits, Store
+from otel_monitor.otlp.decode import FLATTEN, OTLPDecodeError, decompress, parse_request
+from otel_monitor.semantics.slo import load_slos
 
 _log = logging.getLogger("otel_monitor.console")
 STATIC = Path(__file__).parent / "static"
@@ -227,7 +227,7 @@ def create_app(console: Console, evaluate_every: float = 10.0) -> ASGIApp:
                 try:
                     console.alerts.evaluate()
                     console.store.trim()
-                except Exception:  # the console keeps serving; the log says what broke
+                except Exception:  # noqa: BLE001 - the console keeps serving; the log says what broke
                     _log.exception("otel-monitor console: alert evaluation failed")
 
         task = asyncio.create_task(tick())

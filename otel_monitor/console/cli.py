@@ -131,7 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Limits()
     parser.add_argument("--max-spans", type=int, default=defaults.max_spans, help="spans kept in memory")
     parser.add_argument("--max-logs", type=int, default=defaults.max_logs, help="log records kept in memory")
-    parser.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes (413 beyond)")
+    parser.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY,
+                        help="largest request body in bytes (413 beyond)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     except (ConsoleStartError, ValueError) as exc:
         print(f"otel-monitor console: {exc}", file=sys.stderr)
         return 2
-    print(f"otel-monitor console: {handle.url}  (OTLP/HTTP on {handle.url}/v1/traces, /v1/metrics, /v1/logs)", flush=True)
+    print(f"otel-monitor console: {handle.url}  (OTLP/HTTP on {handle.url}/v1/traces, /v1/metrics, /v1/logs)",
+          flush=True)
     # Ctrl-C (KeyboardInterrupt) and SIGTERM (kill, systemd, a container's stop) both stop it cleanly.
     stopping = threading.Event()
     previous = None

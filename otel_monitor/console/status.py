@@ -2,8 +2,9 @@
 
 Reads a running console's ``/api/summary`` (default) or a Prometheus server
 (``--prometheus URL``, judged with the SLO thresholds of ``--config``), prints
-one line per service and exits 1 when any service is critical (``--strict``:
-also when one is in warning), 2 when the source cannot be read.
+one line per service and exits 1 when any service is critical or stale (sent
+nothing for longer than the console's ``--stale-after``; ``--strict``: also when
+one is in warning), 2 when the source cannot be read.
 
 Prometheus names follow the collector's translation of the contract:
 ``monitor_operation_duration_seconds_{count,bucket}`` with the service in
@@ -23,9 +24,9 @@ import urllib.request
 from typing import Any
 
 from otel_monitor.config.file import EMPTY, load_config_file
-from otel_monitor.semantics.slo import SLOs, load_slos
 from otel_monitor.config.settings import BY_KEY
-from otel_monitor.console.aggregates import WINDOWS, worst
+from otel_monitor.console.aggregates import STALE, WINDOWS, worst
+from otel_monitor.semantics.slo import SLOs, load_slos
 
 TOKEN_ENV = BY_KEY["console_token"].env
 
@@ -52,9 +53,17 @@ def from_console(url: str, window: str, service: str | None, token: str | None) 
     query = urllib.parse.urlencode({"window": window, **({"service": service} if service else {})})
     summary = _fetch(f"{url.rstrip('/')}/api/summary?{query}", token)
     return [{"service": s["service"], "status": s["status"], "calls": s["calls"], "error_rate": s["error_rate"],
-             "p95": s["p95"], "problems": [*(f"operation {o}" for o in s["unhealthy_operations"]),
+             "p95": s["p95"], "problems": [*_silence(s), *(f"operation {o}" for o in s["unhealthy_operations"]),
                                            *(f"check {c}" for c in s["failing_checks"])]}
             for s in summary["services"]]
+
+
+def _silence(service: dict[str, Any]) -> list[str]:
+    """A stale service's problem: how long it has sent nothing."""
+    if not service.get("stale"):
+        return []
+    silent = service.get("silent_s")
+    return ["no data" if silent is None else f"no data for {silent:.0f} s"]
 
 
 def _prom(base: str, promql: str) -> list[dict[str, Any]]:
@@ -145,5 +154,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     for row in rows:
         print(format_row(row))
-    failing = {"critical", "warning"} if args.strict else {"critical"}
+    # A stale service sent nothing for longer than the console's stale-after: never healthy.
+    failing = {"critical", "warning", STALE} if args.strict else {"critical", STALE}
     return EXIT_UNHEALTHY if any(r["status"] in failing for r in rows) else EXIT_OK

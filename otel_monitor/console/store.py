@@ -297,7 +297,8 @@ class Store:
         attrs = span["attributes"]
         trace = self.traces.get(span["trace_id"])
         if trace is None:
-            trace = self.traces[span["trace_id"]] = TraceSummary(span["trace_id"], start_ns=span["start_time_unix_nano"])
+            trace = TraceSummary(span["trace_id"], start_ns=span["start_time_unix_nano"])
+            self.traces[span["trace_id"]] = trace
         trace.spans.append(span)
         trace.services.add(service)
         trace.start_ns = min(trace.start_ns, span["start_time_unix_nano"])
@@ -402,7 +403,8 @@ class Store:
                 "previous_state": attrs.get(semconv.MONITOR_HEALTH_PREVIOUS_STATE)})
         stacktrace = attrs.get(semconv.EXCEPTION_STACKTRACE)
         if stacktrace and record["span_id"].strip("0"):
-            self._add_logged_exception(record["span_id"], str(attrs.get(semconv.EXCEPTION_MESSAGE) or ""), str(stacktrace))
+            self._add_logged_exception(record["span_id"], str(attrs.get(semconv.EXCEPTION_MESSAGE) or ""),
+                                       str(stacktrace))
         self.logs.append(record)
         if record["trace_id"] and record["trace_id"].strip("0"):
             self.logs_by_trace[record["trace_id"]].append(record)

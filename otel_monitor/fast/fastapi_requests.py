@@ -85,7 +85,7 @@ def mirrored_functions() -> list[Callable[..., Any]]:
     from fastapi.telemetry import _asgi
 
     native = _asgi.NativeTelemetry
-    return [native.__call__, native.enabled, native._instruments, native._get_tracer, _asgi._HeadersGetter.get,
+    return [native.__call__, native.enabled, native._instruments, native._get_tracer, _asgi._HeadersGetter.get,  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
             applications.FastAPI.__call__]
 
 
@@ -137,7 +137,7 @@ def serve(app: Any) -> bool:
     # Only FastAPI's own class with its own __call__: a subclass or a request path patched since is left alone.
     if type(native).__name__ != "NativeTelemetry" or type(native).__call__ is not _NATIVE_CALL:
         return False
-    app._native_telemetry = LeanRequestTelemetry(native)
+    app._native_telemetry = LeanRequestTelemetry(native)  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
     return True
 
 
@@ -148,10 +148,10 @@ class LeanRequestTelemetry:
         from fastapi import __version__
         from fastapi.telemetry import _api, _asgi
         from opentelemetry import _logs, metrics, propagate, trace
-        from opentelemetry._logs import _internal as logs_internal
-        from opentelemetry.metrics import _internal as metrics_internal
         from opentelemetry import context as context_api
+        from opentelemetry._logs import _internal as logs_internal
         from opentelemetry.context import Context
+        from opentelemetry.metrics import _internal as metrics_internal
         from opentelemetry.trace import SpanKind, StatusCode
         from opentelemetry.trace.propagation import _SPAN_KEY
 
@@ -159,10 +159,10 @@ class LeanRequestTelemetry:
         self.config = native.config
         self._asgi = _asgi
         self._version = __version__
-        self._request_telemetry = _api._RequestTelemetry
-        self._key = _api._REQUEST_TELEMETRY_KEY
-        self._exception_type = _api._exception_type
-        self._unconfigured = _api._unconfigured
+        self._request_telemetry = _api._RequestTelemetry  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+        self._key = _api._REQUEST_TELEMETRY_KEY  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+        self._exception_type = _api._exception_type  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+        self._unconfigured = _api._unconfigured  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
         self._trace, self._metrics, self._logs, self._propagate = trace, metrics, _logs, propagate
         self._metrics_internal, self._logs_internal = metrics_internal, logs_internal
         self._context_api, self._context = context_api, Context
@@ -198,7 +198,10 @@ class LeanRequestTelemetry:
                 or self._logs.get_logger_provider())
 
     def _providers_state(self) -> tuple[Any, ...]:
-        """(key, enabled, tracing, metering, logging, tracer, logger), worked out again when a provider or switch changes."""
+        """(key, enabled, tracing, metering, logging, tracer, logger).
+
+        Worked out again when a provider or switch changes.
+        """
         config = self.config
         tracer_provider, meter_provider, logger_provider = self._providers()
         state = self._state
@@ -223,9 +226,9 @@ class LeanRequestTelemetry:
         logging = bool(config["logs"]) and not (
             (config["logger_provider"] is None and unconfigured(logger_provider))
             or isinstance(logger_provider, self._logs.NoOpLoggerProvider))
-        tracer = self.native._get_tracer(provider=tracer_provider) if tracing else None
+        tracer = self.native._get_tracer(provider=tracer_provider) if tracing else None  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
         logger = self._logs.get_logger("fastapi", self._version, config["logger_provider"],
-                                       schema_url=self._asgi._SCHEMA_URL) if logging else None
+                                       schema_url=self._asgi._SCHEMA_URL) if logging else None  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
         state = self._state = (key, enabled, tracing, metering, logging, tracer, logger)
         return state
 
@@ -264,13 +267,13 @@ class LeanRequestTelemetry:
             return
         native = self.native
         original_method = scope.get("method", "")
-        method = original_method if original_method in native._known_methods else "_OTHER"
+        method = original_method if original_method in native._known_methods else "_OTHER"  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
         span_method = "HTTP" if method == "_OTHER" else method
         attributes: dict[str, Any] = {"url.scheme": scope.get("scheme", "http"), "http.request.method": method}
         if scope.get("http_version"):
             attributes["network.protocol.version"] = scope["http_version"]
         if metering:
-            duration, active = native._instruments()
+            duration, active = native._instruments()  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
             active_attributes = {k: v for k, v in attributes.items() if k != "network.protocol.version"}
             active.add(1, active_attributes)
         else:
@@ -288,11 +291,11 @@ class LeanRequestTelemetry:
                 else:
                     parent = self._no_parent
             if parent is None:
-                parent = self._propagate.extract(asgi.Headers(scope=scope), getter=asgi._HEADERS_GETTER)
-            span_attributes = {**attributes, **asgi._server_attributes(scope)}
+                parent = self._propagate.extract(asgi.Headers(scope=scope), getter=asgi._HEADERS_GETTER)  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+            span_attributes = {**attributes, **asgi._server_attributes(scope)}  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
             span_attributes["url.path"] = scope["path"]
             if scope.get("query_string"):
-                span_attributes["url.query"] = _redacted_query(scope["query_string"], asgi._SENSITIVE_QUERY_PARAMETERS)
+                span_attributes["url.query"] = _redacted_query(scope["query_string"], asgi._SENSITIVE_QUERY_PARAMETERS)  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
             if original_method != method:
                 span_attributes["http.request.method_original"] = original_method
             span = tracer.start_span(span_method, context=parent, kind=self._server,  # type: ignore[union-attr]
@@ -314,7 +317,7 @@ class LeanRequestTelemetry:
             try:
                 await app(scope, exchange.receive, exchange.send)
             except BaseException as exc:
-                self._asgi._exception(scope=scope, exc=exc)
+                self._asgi._exception(scope=scope, exc=exc)  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
                 exchange.finish(exc)
                 raise
             finally:
@@ -323,7 +326,7 @@ class LeanRequestTelemetry:
                                     else RuntimeError("Incomplete ASGI response"))
         finally:
             request.data = None
-            request._exceptions.clear()
+            request._exceptions.clear()  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
             self._context_api.detach(token)
             scope.pop("fastapi.telemetry", None)
 
@@ -336,8 +339,21 @@ class _Exchange:
     scan (the closures' cells, functions and tuples).
     """
 
-    __slots__ = ("telemetry", "request", "span", "attributes", "duration", "active", "active_attributes",
-                 "started", "_send", "_receive", "finished", "trailers", "disconnected")
+    __slots__ = (
+        "_receive",
+        "_send",
+        "active",
+        "active_attributes",
+        "attributes",
+        "disconnected",
+        "duration",
+        "finished",
+        "request",
+        "span",
+        "started",
+        "telemetry",
+        "trailers",
+    )
 
     def __init__(self, telemetry: LeanRequestTelemetry, request: Any, span: Any, attributes: dict[str, Any],
                  duration: Any, active: Any, active_attributes: Any, started: float, send: Any,
@@ -368,14 +384,14 @@ class _Exchange:
             attributes["http.response.status_code"] = status
         failed = error is not None or status is None or status >= 500
         if failed:
-            errors = request._exceptions
+            errors = request._exceptions  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
             failure = error or (errors[-1] if errors else None)
-            attributes["error.type"] = (self.telemetry._exception_type(failure) if failure
+            attributes["error.type"] = (self.telemetry._exception_type(failure) if failure  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
                                         else str(status or "incomplete_response"))
         if span is not None:
             span.set_attributes(attributes)
             if failed:
-                span.set_status(self.telemetry._error)
+                span.set_status(self.telemetry._error)  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
         # Recorded while the span is current, as FastAPI does, so exemplars can correlate it.
         if self.duration is not None:
             self.duration.record(max(0, perf_counter() - self.started), attributes)

@@ -117,7 +117,7 @@ _UNSET = trace_api.Status(trace_api.StatusCode.UNSET)
 class MonitorSpan(Span):
     """The SDK's recording span with lock-free, deferred-checked attributes (see the module)."""
 
-    def __init__(  # noqa: PLR0913 - the SDK's own signature, in its order
+    def __init__(  # the SDK's own signature, in its order
         self,
         name: str,
         context: SpanContext,
@@ -274,7 +274,7 @@ class MonitorSpan(Span):
             self._end_time = end_time if end_time is not None else time_ns()
             attributes = self._attributes
             if attributes.__class__ is BoundedAttributes:
-                attributes._immutable = True  # written only under this lock
+                attributes._immutable = True  # written only under this lock  # noqa: SLF001 - SDK span internals (compat: lean_spans)
             else:
                 # A copy made in one step: a write that passed the _end_time check just
                 # before lands in the old dict, as the SDK drops a write that loses its lock.
@@ -286,7 +286,7 @@ class MonitorSpan(Span):
             self._record_end_metrics()
         _, _, endings, ends, _ = _hooks(self._span_processor)
         for processor in endings:
-            processor._on_ending(self)
+            processor._on_ending(self)  # noqa: SLF001 - the SDK's span processor hook
         # The span itself is the ReadableSpan processors get: ended, it refuses
         # every change, so the SDK's copy would only cost time.
         for processor in ends:
@@ -359,7 +359,7 @@ def _plan(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any,
         if getattr(target, "_on_ending", None) is not None and not _hook_does_nothing(target, "_on_ending"):
             endings.append(processor)
     plan = (processors, tuple(starts), tuple(endings), processors, _holding_plan(processors))
-    multi._otel_monitor_hooks = plan
+    multi._otel_monitor_hooks = plan  # noqa: SLF001 - our marker on a dependency's object
     return plan
 
 
@@ -414,7 +414,7 @@ def _new_lock() -> Any:
     import threading
 
     global _new_lock
-    _new_lock = threading.Lock  # noqa: PLW0603 - bound once, then the C constructor itself
+    _new_lock = threading.Lock  # bound once, then the C constructor itself
     return _new_lock()
 
 
@@ -427,9 +427,9 @@ def exportable(span: ReadableSpan) -> ReadableSpan:
     """
     if span.__class__ is HeldSpan:
         return span.readable()
-    if isinstance(span, MonitorSpan) and span.end_time is not None and span._attributes.__class__ is dict:
+    if isinstance(span, MonitorSpan) and span.end_time is not None and span._attributes.__class__ is dict:  # noqa: SLF001 - SDK span internals (compat: lean_spans)
         # A copy in one step: a write racing with end() cannot break it.
-        span._attributes = _bounded(dict(span._attributes), span._limits)
+        span._attributes = _bounded(dict(span._attributes), span._limits)  # noqa: SLF001 - SDK span internals (compat: lean_spans)
     return span
 
 
@@ -444,7 +444,7 @@ class HeldSpan:
     made current, and no processor looked at it).
     """
 
-    __slots__ = ("_tracer", "name", "kind", "_attributes", "parent", "start_time", "end_time", "status", "_holders")
+    __slots__ = ("_attributes", "_holders", "_tracer", "end_time", "kind", "name", "parent", "start_time", "status")
 
     def __init__(self, tracer: Any, name: str, kind: SpanKind, attributes: Mapping[str, Any], parent: SpanContext,
                  holders: tuple[Any, ...]) -> None:
@@ -492,16 +492,16 @@ class HeldSpan:
                               trace_state=parent.trace_state)
         return ReadableSpan(
             name=self.name, context=context, parent=parent, resource=tracer.resource,
-            attributes=_bounded(dict(self._attributes), tracer._span_limits), kind=self.kind,
+            attributes=_bounded(dict(self._attributes), tracer._span_limits), kind=self.kind,  # noqa: SLF001 - SDK span internals (compat: lean_spans)
             status=self.status, start_time=self.start_time, end_time=self.end_time,
-            instrumentation_info=tracer.instrumentation_info, instrumentation_scope=tracer._instrumentation_scope,
+            instrumentation_info=tracer.instrumentation_info, instrumentation_scope=tracer._instrumentation_scope,  # noqa: SLF001 - SDK span internals (compat: lean_spans)
         )
 
 
 class MonitorTracer(Tracer):
     """The SDK's tracer, making :class:`MonitorSpan` spans; same sampling, ids and processors."""
 
-    def start_span(  # noqa: PLR0913 - the API's signature
+    def start_span(  # the API's signature
         self,
         name: str,
         context: context_api.Context | None = None,

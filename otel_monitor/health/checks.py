@@ -205,7 +205,8 @@ def _build_check(entry: dict[str, Any], where: str) -> HealthCheck:
         raise ValueError(f"'type' must be one of {', '.join(_OPTIONS)}, got {kind!r}")
     unknown = sorted(set(entry) - _COMMON - _OPTIONS[kind])
     if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r} for a {kind} check; expected {', '.join(sorted(_COMMON | _OPTIONS[kind]))}")
+        expected = ", ".join(sorted(_COMMON | _OPTIONS[kind]))
+        raise ValueError(f"unknown key {unknown[0]!r} for a {kind} check; expected {expected}")
     options: dict[str, Any] = {}
     if "name" in entry:
         options["name"] = str(entry["name"])
@@ -264,7 +265,8 @@ def load_health_config(config: ConfigFile) -> HealthConfig:
         return result
     for key in section:
         if key not in _SECTION_KEYS:
-            result.problems.append(f"{config.where('health', key)}: unknown key {key!r} under health; expected {', '.join(sorted(_SECTION_KEYS))}")
+            result.problems.append(f"{config.where('health', key)}: unknown key {key!r} under health; "
+                                   f"expected {', '.join(sorted(_SECTION_KEYS))}")
     if "interval" in section:
         try:
             result.interval = _number(section, "interval", None)

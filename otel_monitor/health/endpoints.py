@@ -19,8 +19,8 @@ import threading
 from typing import Any
 
 from otel_monitor.config.file import ConfigFile
-from otel_monitor.health.registry import HealthRegistry, default_registry
 from otel_monitor.config.settings import Settings, report_problem
+from otel_monitor.health.registry import HealthRegistry, default_registry
 
 _NO_STORE = {"Cache-Control": "no-store"}
 _MARK = "_otel_monitor_health_paths"

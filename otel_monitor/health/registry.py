@@ -81,7 +81,8 @@ class HealthCheck:
         if not self.name:
             raise ValueError("a health check needs a name")
         if not callable(self.function):
-            raise TypeError(f"health check {self.name!r}: function must be callable, got {type(self.function).__name__}")
+            raise TypeError(
+                f"health check {self.name!r}: function must be callable, got {type(self.function).__name__}")
         if not self.timeout > 0:
             raise ValueError(f"health check {self.name!r}: timeout must be positive, got {self.timeout!r}")
         if self.degraded_after is not None and not 0 <= self.degraded_after:
@@ -90,7 +91,7 @@ class HealthCheck:
     @property
     def is_async(self) -> bool:
         function = self.function
-        return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(getattr(function, "__call__", None))
+        return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(getattr(function, "__call__", None))  # noqa: B004 - an object whose __call__ is async
 
 
 @dataclass(frozen=True)
@@ -343,7 +344,7 @@ class HealthRegistry:
                 await self._round()
             try:
                 await asyncio.wait_for(stop.wait(), self.interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _round(self) -> None:
@@ -355,7 +356,7 @@ class HealthRegistry:
         started = time.perf_counter()
         try:
             outcome, latency = await self._call(check)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             outcome, latency = CheckOutcome(DOWN, f"timed out after {check.timeout:g}s"), time.perf_counter() - started
         except Exception as exc:  # noqa: BLE001 - a failing dependency is a result, not our error
             outcome, latency = CheckOutcome(DOWN, _describe(exc)), time.perf_counter() - started
@@ -388,7 +389,8 @@ class HealthRegistry:
                 pass
             budget -= time.perf_counter() - started
             if not previous.done() or budget <= 0:
-                return CheckOutcome(DOWN, f"still hanging since an earlier run (timeout {check.timeout:g}s)"), check.timeout
+                hanging = CheckOutcome(DOWN, f"still hanging since an earlier run (timeout {check.timeout:g}s)")
+                return hanging, check.timeout
         future = _in_daemon_thread(check)
         self._inflight[check.name] = future
         value, latency = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), budget)
@@ -407,7 +409,8 @@ class HealthRegistry:
         self._instruments = (shared.gauge, shared.histogram)
         self._logger = get_logger("otel_monitor.health", logger_provider=self._logger_provider)
 
-    def _observations(self) -> list[Any]:
+    def observations(self) -> list[Any]:
+        """The status gauge's observations: one per check of this registry, from its last result."""
         from opentelemetry.metrics import Observation
 
         observations = []
@@ -482,7 +485,7 @@ class _SharedInstruments:
             explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS))
 
     def _observe(self, options: Any) -> Iterable[Any]:
-        return [observation for registry in list(self.registries) for observation in registry._observations()]
+        return [observation for registry in list(self.registries) for observation in registry.observations()]
 
 
 _shared_instruments: weakref.WeakKeyDictionary[Any, _SharedInstruments] = weakref.WeakKeyDictionary()

@@ -117,18 +117,18 @@ def _fresh_metric_state(meter_provider: Any) -> None:
     consumer = getattr(meter_provider, "_measurement_consumer", None)
     if consumer is None:
         return
-    consumer._lock = threading.Lock()
-    consumer._reader_storages = {
-        reader: MetricReaderStorage(consumer._sdk_config, reader._instrument_class_temporality,
-                                    reader._instrument_class_aggregation)
-        for reader in consumer._reader_storages
+    consumer._lock = threading.Lock()  # noqa: SLF001 - SDK metric state renewed after fork
+    consumer._reader_storages = {  # noqa: SLF001 - SDK metric state renewed after fork
+        reader: MetricReaderStorage(consumer._sdk_config, reader._instrument_class_temporality,  # noqa: SLF001 - SDK metric state renewed after fork
+                                    reader._instrument_class_aggregation)  # noqa: SLF001 - SDK metric state renewed after fork
+        for reader in consumer._reader_storages  # noqa: SLF001 - SDK metric state renewed after fork
     }
-    for reader in consumer._reader_storages:
+    for reader in consumer._reader_storages:  # noqa: SLF001 - SDK metric state renewed after fork
         if hasattr(reader, "_export_lock"):
-            reader._export_lock = threading.Lock()
+            reader._export_lock = threading.Lock()  # noqa: SLF001 - SDK metric state renewed after fork
         event = getattr(reader, "_shutdown_event", None)
         if event is not None:  # the parent's ticker holds its lock on every wait; the flag stays
-            event._at_fork_reinit()
+            event._at_fork_reinit()  # noqa: SLF001 - threading's own after-fork reset
     our_metrics.after_fork()
 
 
@@ -189,7 +189,6 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
 
     from otel_monitor import guard
-
     from otel_monitor.pipeline import exporters as export
     from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
 
@@ -284,7 +283,7 @@ def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
     """
     from opentelemetry.sdk import _configuration
 
-    original = _configuration._import_exporters
+    original = _configuration._import_exporters  # noqa: SLF001 - the SDK configurator's exporter lookup
     if not enabled:
         yield
         return
@@ -303,17 +302,17 @@ def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
 
         found = original(others(traces), others(metrics), others(logs))
         ordered = []
-        for names, signal, classes in zip((traces, metrics, logs), ("traces", "metrics", "logs"), found):
+        for names, signal, classes in zip((traces, metrics, logs), ("traces", "metrics", "logs"), found, strict=True):
             # In the order configured, as the SDK would build them.
             ordered.append({name: EXPORTERS[signal] if name == "otlp_proto_http" else classes[name]
                             for name in names if name == "otlp_proto_http" or name in classes})
         return tuple(ordered)
 
-    _configuration._import_exporters = import_exporters
+    _configuration._import_exporters = import_exporters  # noqa: SLF001 - the SDK configurator's exporter lookup
     try:
         yield
     finally:
-        _configuration._import_exporters = original
+        _configuration._import_exporters = original  # noqa: SLF001 - the SDK configurator's exporter lookup
 
 
 def _cache_loggers(provider: Any) -> None:
@@ -353,12 +352,12 @@ def _wrap_metric_exporters(meter_provider: Any) -> None:
     from otel_monitor.pipeline import processors
 
     def redactor() -> Any:
-        return processors._active_or_default().redactor
+        return processors.active_or_default().redactor
 
     for reader in getattr(meter_provider, "_metric_readers", None) or ():
         inner = getattr(reader, "_exporter", None)
         if inner is not None and not isinstance(inner, export.CountingMetricExporter):
-            reader._exporter = export.CountingMetricExporter(
+            reader._exporter = export.CountingMetricExporter(  # noqa: SLF001 - the SDK reader's exporter, wrapped
                 export.RedactingMetricExporter(export.speed_up_exporter(inner), redactor))
 
 
@@ -366,14 +365,14 @@ def _prepend_processors(tracer_provider: Any, logger_provider: Any, pipeline: An
     """Put our processors before the export processor, each behind the guard."""
     from otel_monitor.guard import GuardedLogRecordProcessor, GuardedSpanProcessor
 
-    span_multi = tracer_provider._active_span_processor
-    existing = list(span_multi._span_processors)
+    span_multi = tracer_provider._active_span_processor  # noqa: SLF001 - the SDK's processor lists: ours go first
+    existing = list(span_multi._span_processors)  # noqa: SLF001 - the SDK's processor lists: ours go first
     ours = [GuardedSpanProcessor(p) for p in pipeline.span_processors]
-    span_multi._span_processors = tuple(ours + existing)
-    log_multi = logger_provider._multi_log_record_processor
-    existing_logs = list(log_multi._log_record_processors)
+    span_multi._span_processors = tuple(ours + existing)  # noqa: SLF001 - the SDK's processor lists: ours go first
+    log_multi = logger_provider._multi_log_record_processor  # noqa: SLF001 - the SDK's processor lists: ours go first
+    existing_logs = list(log_multi._log_record_processors)  # noqa: SLF001 - the SDK's processor lists: ours go first
     ours_logs = [GuardedLogRecordProcessor(p) for p in pipeline.log_record_processors]
-    log_multi._log_record_processors = tuple(ours_logs + existing_logs)
+    log_multi._log_record_processors = tuple(ours_logs + existing_logs)  # noqa: SLF001 - the SDK's processor lists: ours go first
 
 
 class MonitorConfigurator(_OTelSDKConfigurator):

@@ -298,7 +298,7 @@ def lean_query_spans() -> None:
 
     from otel_monitor.fast.spans import KEPT_AS_THEY_ARE
 
-    original = contrib.EngineTracer._before_cur_exec
+    original = contrib.EngineTracer._before_cur_exec  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
     if getattr(original, "_otel_monitor_lean", False):
         return
     connection_key = "otel_monitor.query_span_connection"
@@ -313,7 +313,7 @@ def lean_query_spans() -> None:
         span = _start(self, conn, cursor, statement)
         if span is None:  # a connection we cannot read: the contrib's own way
             return original(self, conn, cursor, statement, params, context, executemany)
-        context._otel_span = span
+        context._otel_span = span  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
         return statement, params
 
     def _start(self: Any, conn: Any, cursor: Any, statement: str, hold: bool = False) -> Any:
@@ -330,12 +330,12 @@ def lean_query_spans() -> None:
             return None
         connection = info.get(connection_key)
         if connection is None or connection[0] is not url or connection[1] is not self:
-            attrs, found = contrib._get_attributes_from_url(url, self._sem_conv_opt_in_mode_db,
+            attrs, found = contrib._get_attributes_from_url(url, self._sem_conv_opt_in_mode_db,  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
                                                             self._sem_conv_opt_in_mode_http)
             if not found:
-                attrs = contrib._get_attributes_from_cursor_or_conn(
+                attrs = contrib._get_attributes_from_cursor_or_conn(  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
                     self.vendor, conn, cursor, attrs, self._sem_conv_opt_in_mode_db, self._sem_conv_opt_in_mode_http)
-            db_name = contrib._get_db_name_from_cursor_or_conn(self.vendor, conn, cursor)
+            db_name = contrib._get_db_name_from_cursor_or_conn(self.vendor, conn, cursor)  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
             signature: Any = (db_name, tuple(attrs.items()))
             try:
                 hash(signature)
@@ -354,10 +354,10 @@ def lean_query_spans() -> None:
         if known is None:
             db_name, attrs = connection[3], connection[4]
             span_attrs = dict(attrs)
-            contrib._set_db_statement(span_attrs, statement, self._sem_conv_opt_in_mode_db)
-            contrib._set_db_system(span_attrs, self.vendor, self._sem_conv_opt_in_mode_db)
+            contrib._set_db_statement(span_attrs, statement, self._sem_conv_opt_in_mode_db)  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
+            contrib._set_db_system(span_attrs, self.vendor, self._sem_conv_opt_in_mode_db)  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
             name = self._operation_name(db_name, statement)
-            contrib._set_db_operation(span_attrs, name, self._sem_conv_opt_in_mode_db)
+            contrib._set_db_operation(span_attrs, name, self._sem_conv_opt_in_mode_db)  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
             # Shared (a sampler cannot change it); whether every key and value is
             # plain, as a held record's must be.
             known = (name, MappingProxyType(span_attrs), all(
@@ -372,9 +372,9 @@ def lean_query_spans() -> None:
                     return span
         return self.tracer.start_span(known[0], kind=SpanKind.CLIENT, attributes=known[1])
 
-    _before_cur_exec._otel_monitor_lean = True  # type: ignore[attr-defined]
+    _before_cur_exec._otel_monitor_lean = True  # type: ignore[attr-defined]  # noqa: SLF001 - our marker on a dependency's object
     _before_cur_exec.__wrapped__ = original  # type: ignore[attr-defined]
-    contrib.EngineTracer._before_cur_exec = _before_cur_exec  # type: ignore[method-assign]
+    contrib.EngineTracer._before_cur_exec = _before_cur_exec  # type: ignore[method-assign]  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
     _trace_from_the_dialect(contrib, _before_cur_exec, _start)
 
 
@@ -413,7 +413,7 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
     from opentelemetry.trace import Status, StatusCode
     from sqlalchemy.engine import Engine
 
-    register = contrib.EngineTracer._register_event_listener.__func__
+    register = contrib.EngineTracer._register_event_listener.__func__  # noqa: SLF001 - contrib EngineTracer internals (compat: dialect_tracing)
     remove_all = contrib.EngineTracer.remove_all_event_listeners.__func__
     if getattr(register, "_otel_monitor_dialect", False):
         return
@@ -466,7 +466,7 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
         dialect.do_executemany = do_executemany
         dialect.do_execute_no_params = do_execute_no_params
         for wrapper in (do_execute, do_executemany, do_execute_no_params):
-            wrapper._otel_monitor_query_span = True  # type: ignore[attr-defined]
+            wrapper._otel_monitor_query_span = True  # type: ignore[attr-defined]  # noqa: SLF001 - our marker on a dependency's object
         dialects.add(dialect)
 
     def register_from_dialect(cls: Any, target: Any, identifier: str, func: Any, *args: Any, **kw: Any) -> None:
@@ -502,8 +502,8 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
             dialects.clear()
             taken.clear()
 
-    register_from_dialect._otel_monitor_dialect = True  # type: ignore[attr-defined]
-    contrib.EngineTracer._register_event_listener = classmethod(register_from_dialect)  # type: ignore[assignment]
+    register_from_dialect._otel_monitor_dialect = True  # type: ignore[attr-defined]  # noqa: SLF001 - our marker on a dependency's object
+    contrib.EngineTracer._register_event_listener = classmethod(register_from_dialect)  # type: ignore[assignment]  # noqa: SLF001 - contrib EngineTracer internals (compat: dialect_tracing)
     contrib.EngineTracer.remove_all_event_listeners = classmethod(remove_all_event_listeners)  # type: ignore[assignment]
 
 
@@ -531,7 +531,7 @@ def observe_pool_usage() -> None:
 
     engines: weakref.WeakSet[Any] = weakref.WeakSet()
     _pooled_engines = engines
-    register = contrib.EngineTracer._register_event_listener.__func__
+    register = contrib.EngineTracer._register_event_listener.__func__  # noqa: SLF001 - contrib EngineTracer internals (compat: dialect_tracing)
 
     def register_without_pool_events(cls: Any, target: Any, identifier: str, func: Any, *args: Any, **kw: Any) -> None:
         if identifier in _POOL_EVENTS:
@@ -539,7 +539,7 @@ def observe_pool_usage() -> None:
             return
         register(cls, target, identifier, func, *args, **kw)
 
-    contrib.EngineTracer._register_event_listener = classmethod(register_without_pool_events)  # type: ignore[assignment]
+    contrib.EngineTracer._register_event_listener = classmethod(register_without_pool_events)  # type: ignore[assignment]  # noqa: SLF001 - contrib EngineTracer internals (compat: dialect_tracing)
 
     def observe(options: CallbackOptions) -> list[Observation]:
         observations = []
@@ -548,7 +548,7 @@ def observe_pool_usage() -> None:
             used, idle = getattr(pool, "checkedout", None), getattr(pool, "checkedin", None)
             if not callable(used) or not callable(idle):
                 continue
-            attributes = contrib._get_attributes_from_engine(engine)
+            attributes = contrib._get_attributes_from_engine(engine)  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
             observations.append(Observation(used(), {**attributes, "state": "used"}))
             observations.append(Observation(idle(), {**attributes, "state": "idle"}))
         return observations
@@ -584,7 +584,7 @@ def instrument_existing_engines() -> None:
         if getattr(engine, "_otel_monitor_traced", False):
             continue
         EngineTracer(t, engine, usage, False, {}, False)
-        engine._otel_monitor_traced = True  # type: ignore[attr-defined]
+        engine._otel_monitor_traced = True  # type: ignore[attr-defined]  # noqa: SLF001 - our marker on a dependency's object
 
 
 # --- FastAPI native telemetry ---------------------------------------------------
@@ -699,7 +699,7 @@ def remember_request_invariants() -> None:
 
         _server_attributes.__wrapped__ = server_attributes  # type: ignore[attr-defined]
         _server_attributes.kept = addresses  # type: ignore[attr-defined]
-        _asgi._server_attributes = _server_attributes
+        _asgi._server_attributes = _server_attributes  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
     if callable(legacy_otel) and not hasattr(legacy_otel, "__wrapped__"):
         last: list[tuple[Any, bool]] = [(None, False)]
 
@@ -711,4 +711,4 @@ def remember_request_invariants() -> None:
             return answer
 
         _legacy_otel.__wrapped__ = legacy_otel  # type: ignore[attr-defined]
-        applications._legacy_otel = _legacy_otel
+        applications._legacy_otel = _legacy_otel  # noqa: SLF001 - FastAPI's legacy-telemetry check, memoised

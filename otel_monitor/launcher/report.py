@@ -7,8 +7,8 @@ import json
 import os
 from typing import Any
 
-from otel_monitor.launcher.distro import DEFAULTS
 from otel_monitor.config.settings import SETTINGS, markdown_table
+from otel_monitor.launcher.distro import DEFAULTS
 
 # Standard variables worth showing even when unset (with the SDK's default).
 STANDARD = {
@@ -69,7 +69,8 @@ def collect() -> dict[str, Any]:
         shown = "<set, hidden>" if s.secret and r.value else ("" if r.raw is None else r.raw)
         ours.append({"name": s.env, "value": shown, "source": r.source})
     standard = []
-    names = sorted(set(STANDARD) | {k for k in os.environ if k.startswith("OTEL_") and not k.startswith("OTEL_MONITOR_")})
+    names = sorted(set(STANDARD)
+                   | {k for k in os.environ if k.startswith("OTEL_") and not k.startswith("OTEL_MONITOR_")})
     for name in names:
         if name in os.environ:
             value, source = os.environ[name], "environment"

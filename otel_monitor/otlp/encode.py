@@ -117,7 +117,7 @@ def _attributes(number: int, attributes: Mapping[str, Any] | None) -> bytes:
         attributes = getattr(attributes, "_dict", attributes)
     for key, value in attributes.items():
         kind = type(value)
-        if kind is str and len(value) <= 64 or kind is bool or kind is int:
+        if (kind is str and len(value) <= 64) or kind is bool or kind is int:
             cache_key = (number, key, kind, value)
             encoded = cache.get(cache_key)
             if encoded is not None:
@@ -193,7 +193,8 @@ def _span(span: ReadableSpan) -> bytes:
     if span.dropped_events:
         out.append(b"\x60" + _varint(span.dropped_events))
     for link in span.links:
-        body = b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big") + b"\x12\x08" + link.context.span_id.to_bytes(8, "big")
+        body = (b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big")
+                + b"\x12\x08" + link.context.span_id.to_bytes(8, "big"))
         body += _attributes(4, link.attributes)
         if link.dropped_attributes:
             body += b"\x28" + _varint(link.dropped_attributes)
@@ -293,7 +294,8 @@ def _exemplars(number: int, exemplars: Sequence[Any]) -> bytes:
             continue
         body = _attributes(7, exemplar.filtered_attributes) + _fixed64(2, exemplar.time_unix_nano)
         if exemplar.span_id is not None and exemplar.trace_id is not None:
-            body += b"\x22\x08" + exemplar.span_id.to_bytes(8, "big") + b"\x2a\x10" + exemplar.trace_id.to_bytes(16, "big")
+            body += (b"\x22\x08" + exemplar.span_id.to_bytes(8, "big")
+                     + b"\x2a\x10" + exemplar.trace_id.to_bytes(16, "big"))
         body += _number_value(value, 3, 6)
         out.append(_field(number, body))
     return b"".join(out)

@@ -116,8 +116,8 @@ class CountingLogExporter(LogRecordExporter):
 
 class CountingMetricExporter(MetricExporter):
     def __init__(self, inner: MetricExporter) -> None:
-        super().__init__(preferred_temporality=inner._preferred_temporality,
-                         preferred_aggregation=inner._preferred_aggregation)
+        super().__init__(preferred_temporality=inner._preferred_temporality,  # noqa: SLF001 - the SDK's MetricExporter keeps these private
+                         preferred_aggregation=inner._preferred_aggregation)  # noqa: SLF001 - the SDK's MetricExporter keeps these private
         self.inner = inner
 
     def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
@@ -256,7 +256,7 @@ def _one_attempt_from_now_on() -> None:
     would hold the exit through the whole retry schedule.
     """
     for client in known_clients():
-        client._shutdown_event.set()
+        client._shutdown_event.set()  # noqa: SLF001 - the SDK OTLP client's shutdown event
 
 
 def _flush_on_sigterm(flush: Any) -> None:
@@ -296,8 +296,8 @@ def _fast_compression(exporter: Any) -> bool:
     _remember_client(client)
     if client is None or not hasattr(client, "_compress") or not hasattr(client, "_compression"):
         return False
-    if client._compression is Compression.GZIP:
-        client._compress = gzip_fast
+    if client._compression is Compression.GZIP:  # noqa: SLF001 - the SDK OTLP client's compression (compat: lean_otlp)
+        client._compress = gzip_fast  # noqa: SLF001 - the SDK OTLP client's compression (compat: lean_otlp)
     return True
 
 
@@ -319,7 +319,8 @@ class FastSpanExporter(SpanExporter):
         """``exporter`` made faster when it is the SDK's OTLP/HTTP span exporter; else unchanged."""
         _remember_client(getattr(exporter, "_client", None))  # a subclass too gets fresh pools after fork
         if type(exporter).__module__ != "opentelemetry.exporter.otlp.proto.http.trace_exporter":
-            return exporter  # otel_monitor.pipeline.otlp_exporters's encodes with ours already; importing the SDK's costs
+            # otel_monitor.pipeline.otlp_exporters's encodes with ours already; importing the SDK's costs
+            return exporter
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
@@ -330,13 +331,13 @@ class FastSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         inner = self.inner
-        if inner._shutdown:
+        if inner._shutdown:  # noqa: SLF001 - the SDK OTLP exporter's state and client
             return SpanExportResult.FAILURE
         try:
             data = self._encode(spans)
         except Exception:  # noqa: BLE001 - an unencodable attribute: let the SDK's encoder decide
             return inner.export(spans)
-        result = inner._client.export(data)
+        result = inner._client.export(data)  # noqa: SLF001 - the SDK OTLP exporter's state and client
         return SpanExportResult.SUCCESS if result.success else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
@@ -382,7 +383,7 @@ def remember_new_clients() -> None:
         original(self, *args, **kwargs)
         _remember_client(self)
 
-    __init__._otel_monitor_remembers = True  # type: ignore[attr-defined]
+    __init__._otel_monitor_remembers = True  # type: ignore[attr-defined]  # noqa: SLF001 - our marker on a dependency's object
     _OTLPHTTPClient.__init__ = __init__  # type: ignore[method-assign]
 
 
@@ -425,7 +426,7 @@ def _release_inherited_pools(manager: Any) -> None:
         queue = getattr(pool, "pool", None)
         for condition in (getattr(queue, name, None) for name in ("not_empty", "not_full", "all_tasks_done")):
             if condition is not None:
-                condition._at_fork_reinit()
+                condition._at_fork_reinit()  # noqa: SLF001 - threading's own after-fork reset
         for connection in list(getattr(queue, "queue", ())):
             sock = getattr(connection, "sock", None)
             if sock is not None:
@@ -436,7 +437,7 @@ def _fresh_pool_manager(manager: Any) -> Any:
     """A copy of a urllib3 pool manager (same settings) with no pools, no connections and no held lock."""
     pools = manager.pools
     fresh = copy.copy(manager)
-    fresh.pools = type(pools)(pools._maxsize, dispose_func=getattr(pools, "dispose_func", None))
+    fresh.pools = type(pools)(pools._maxsize, dispose_func=getattr(pools, "dispose_func", None))  # noqa: SLF001 - urllib3 pool size, kept after fork
     _release_inherited_pools(manager)
     return fresh
 
@@ -455,14 +456,14 @@ def fresh_connections_after_fork() -> None:
     """
     for client in known_clients():
         with contextlib.suppress(Exception):
-            transport = client._transport
+            transport = client._transport  # noqa: SLF001 - requests/urllib3 state renewed after fork
             if hasattr(transport, "forget_inherited_connections"):  # otel_monitor.pipeline.transport's
                 transport.forget_inherited_connections()
             if hasattr(transport, "_pool"):  # urllib3
-                transport._pool = _fresh_pool_manager(transport._pool)
+                transport._pool = _fresh_pool_manager(transport._pool)  # noqa: SLF001 - requests/urllib3 state renewed after fork
             session = getattr(transport, "_session", None)
             if session is not None and hasattr(getattr(session, "cookies", None), "_cookies_lock"):
-                session.cookies._cookies_lock = threading.RLock()
+                session.cookies._cookies_lock = threading.RLock()  # noqa: SLF001 - requests/urllib3 state renewed after fork
             for adapter in getattr(session, "adapters", {}).values():  # requests
                 if hasattr(adapter, "poolmanager"):
                     adapter.poolmanager = _fresh_pool_manager(adapter.poolmanager)
@@ -471,7 +472,7 @@ def fresh_connections_after_fork() -> None:
                 adapter.proxy_manager = {}
         event = getattr(client, "_shutdown_event", None)
         if event is not None:  # its lock too may have been held; the flag stays
-            event._at_fork_reinit()
+            event._at_fork_reinit()  # noqa: SLF001 - threading's own after-fork reset
 
 
 _SIGNAL_OF_EXPORTER = {"OTLPSpanExporter": "TRACES", "OTLPMetricExporter": "METRICS", "OTLPLogExporter": "LOGS"}
@@ -521,7 +522,9 @@ def _default_ca_bundle(env: Any) -> str | bool:
 
 
 def light_transport_args(exporter_class: Any, environ: Any = None) -> dict[str, Any] | None:
-    """Constructor arguments giving an OTLP/HTTP exporter :mod:`otel_monitor.pipeline.transport`'s transport; None to leave it.
+    """Constructor arguments giving an OTLP/HTTP exporter our transport; None to leave it.
+
+    The transport is :mod:`otel_monitor.pipeline.transport`'s.
 
     The exporters' default transport imports ``requests`` (with charset
     detection, cookie jars, IDNA, urllib3...), a fifth of our startup, to
@@ -534,7 +537,8 @@ def light_transport_args(exporter_class: Any, environ: Any = None) -> dict[str, 
 
     signal = _SIGNAL_OF_EXPORTER.get(getattr(exporter_class, "__name__", ""))
     module = getattr(exporter_class, "__module__", "")
-    if signal is None or not module.startswith(("opentelemetry.exporter.otlp.proto.http", "otel_monitor.pipeline.otlp_exporters")):
+    ours = ("opentelemetry.exporter.otlp.proto.http", "otel_monitor.pipeline.otlp_exporters")
+    if signal is None or not module.startswith(ours):
         return None
     env = os.environ if environ is None else environ
     if needs_requests(signal, env):
@@ -594,8 +598,8 @@ class RedactingMetricExporter(MetricExporter):
     """
 
     def __init__(self, inner: Any, redactor: Redactor | Callable[[], Redactor]) -> None:
-        super().__init__(preferred_temporality=inner._preferred_temporality,
-                         preferred_aggregation=inner._preferred_aggregation)
+        super().__init__(preferred_temporality=inner._preferred_temporality,  # noqa: SLF001 - the SDK's MetricExporter keeps these private
+                         preferred_aggregation=inner._preferred_aggregation)  # noqa: SLF001 - the SDK's MetricExporter keeps these private
         self.inner = inner
         self._redactor: Callable[[], Redactor] = (lambda: redactor) if isinstance(redactor, Redactor) else redactor
 

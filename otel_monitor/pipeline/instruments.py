@@ -15,9 +15,9 @@ provider; :func:`bind` makes them the ones the public helpers
 from __future__ import annotations
 
 import threading
-from time import time_ns
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics as metrics_api
@@ -59,7 +59,7 @@ class _DirectAggregations:
         from opentelemetry.sdk.metrics._internal.measurement import Measurement
 
         self._instrument = instrument
-        self._consumer = instrument._measurement_consumer
+        self._consumer = instrument._measurement_consumer  # noqa: SLF001 - SDK metric storage internals (compat: direct_histograms)
         self._always_off = AlwaysOffExemplarFilter
         self._measurement = Measurement
         self._hash = _hash_attributes
@@ -85,13 +85,13 @@ class _DirectAggregations:
 
     def record(self, amount: float, key: Any) -> bool:
         """Aggregate directly; False when the SDK's own ``record`` must take this one."""
-        storages = self._consumer._reader_storages
+        storages = self._consumer._reader_storages  # noqa: SLF001 - SDK metric storage internals (compat: direct_histograms)
         built_for, by_key = self._state
         if storages is not built_for:
             self._state = (storages, {})
             return False
         targets = by_key.get(key)
-        if targets is None or not 0.0 <= amount < _INFINITY or not self._instrument._is_enabled():
+        if targets is None or not 0.0 <= amount < _INFINITY or not self._instrument._is_enabled():  # noqa: SLF001 - SDK metric storage internals (compat: direct_histograms)
             return False
         measurement = self._measurement(amount, time_ns(), self._instrument, None, None)  # type: ignore[arg-type]
         for aggregation in targets:
@@ -107,24 +107,24 @@ class _DirectAggregations:
 
     def _learn(self, attributes: Mapping[str, Any] | None, key: Any) -> None:
         storages, by_key = self._state
-        if storages is None or storages is not self._consumer._reader_storages or key in by_key:
+        if storages is None or storages is not self._consumer._reader_storages or key in by_key:  # noqa: SLF001 - SDK metric storage internals (compat: direct_histograms)
             return
-        if not isinstance(self._consumer._sdk_config.exemplar_filter, self._always_off):
+        if not isinstance(self._consumer._sdk_config.exemplar_filter, self._always_off):  # noqa: SLF001 - SDK metric storage internals (compat: direct_histograms)
             return
         targets = []
         given = dict(attributes or {})
         for storage in storages.values():
-            for match in storage._instrument_view_instrument_matches.get(self._instrument, ()):
+            for match in storage._instrument_view_instrument_matches.get(self._instrument, ()):  # noqa: SLF001 - SDK metric storage internals (compat: direct_histograms)
                 kept = given
-                if match._view._attribute_keys is not None:
-                    kept = {k: v for k, v in given.items() if k in match._view._attribute_keys}
-                aggregation = match._attributes_aggregation.get(self._hash(kept))
+                if match._view._attribute_keys is not None:  # noqa: SLF001 - SDK metric storage internals (compat: direct_histograms)
+                    kept = {k: v for k, v in given.items() if k in match._view._attribute_keys}  # noqa: SLF001 - SDK metric storage internals (compat: direct_histograms)
+                aggregation = match._attributes_aggregation.get(self._hash(kept))  # noqa: SLF001 - SDK metric storage internals (compat: direct_histograms)
                 if aggregation is None:
                     return
                 targets.append(aggregation)
         # Written into the cache built for `storages` only: were the storages replaced
         # meanwhile, that cache is already unreachable and these targets are lost with it.
-        if targets and len(by_key) < self._max_sets and self._consumer._reader_storages is storages:
+        if targets and len(by_key) < self._max_sets and self._consumer._reader_storages is storages:  # noqa: SLF001 - SDK metric storage internals (compat: direct_histograms)
             by_key[key] = targets
 
 
@@ -156,6 +156,10 @@ class GuardedInstrument:
         # add() on counters, record() on histograms: pick once, not per point.
         self._emit = getattr(instrument, "record", None) or instrument.add
         self._direct = _DirectAggregations.for_instrument(instrument, limit)
+
+    def after_fork(self) -> None:
+        """A fresh lock in a forked child: a parent thread may have held this one at the instant of fork."""
+        self._lock = threading.Lock()
 
     @property
     def series(self) -> int:
@@ -245,7 +249,7 @@ def after_fork() -> None:
     if _bound is not None:
         for instrument in (_bound.operation_duration, _bound.cache_requests, _bound.fallbacks,
                            _bound.journey_milestones):
-            instrument._lock = threading.Lock()
+            instrument.after_fork()
 
 
 def bind(instruments: Instruments) -> None:

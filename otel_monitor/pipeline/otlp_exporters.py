@@ -80,14 +80,14 @@ class _Sender:
                 f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_CERTIFICATE",
                 session=session or _load_session_from_envvar(
                     f"OTEL_PYTHON_EXPORTER_OTLP_HTTP_{signal}_CREDENTIAL_PROVIDER"))  # type: ignore[arg-type]
-        self._client = _http._OTLPHTTPClient(
+        self._client = _http._OTLPHTTPClient(  # noqa: SLF001 - the SDK OTLP exporter's HTTP client (compat: lean_otlp)
             transport=transport, endpoint=self._endpoint, kind=self._items,  # type: ignore[arg-type]
             timeout=timeout if timeout is not None else _resolve_timeout(f"OTEL_EXPORTER_OTLP_{signal}_TIMEOUT"),
             compression=self._compression,
             headers=_resolve_headers(headers, f"OTEL_EXPORTER_OTLP_{signal}_HEADERS"),
             logger=self._logger)
         if self._compression is _http.Compression.GZIP:
-            self._client._compress = otlp_encode.gzip_fast  # type: ignore[method-assign]
+            self._client._compress = otlp_encode.gzip_fast  # type: ignore[method-assign]  # noqa: SLF001 - the SDK OTLP exporter's HTTP client (compat: lean_otlp)
         self._max_request_size = _DEFAULT_MAX_REQUEST_SIZE if max_request_size is None else max_request_size
         self._shutdown = False
         self.set_meter_provider(meter_provider)

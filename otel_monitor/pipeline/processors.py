@@ -33,16 +33,17 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_monitor import semconv
-
-from otel_monitor.semantics import errors
-
-from otel_monitor.semantics import journeys
-
-from otel_monitor.pipeline import instruments as metrics
 from otel_monitor.config.file import ConfigFile
 from otel_monitor.guard import guarded, internal_error
+from otel_monitor.pipeline import instruments as metrics
+from otel_monitor.semantics import errors, journeys
 from otel_monitor.semantics.journeys import ENDUSER_ID, JourneyRecorder, pseudonymize
-from otel_monitor.semantics.operations import OperationRules, excluded_url_matcher, load_operation_rules, plain_attributes
+from otel_monitor.semantics.operations import (
+    OperationRules,
+    excluded_url_matcher,
+    load_operation_rules,
+    plain_attributes,
+)
 from otel_monitor.semantics.redaction import REDACTED, Redactor, load_redactor
 
 _MAX_PENDING = 20_000  # results waiting for export; unexported ones are evicted oldest first
@@ -317,12 +318,12 @@ class SpanEnricher:
             return span
         copied = ReadableSpan.__new__(ReadableSpan)
         copied.__dict__.update(span.__dict__)  # a light copy: the SDK span stays untouched
-        copied._attributes = scrubbed
-        copied._name = name
+        copied._attributes = scrubbed  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
+        copied._name = name  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
         if new_events is not None:
-            copied._events = tuple(new_events)
+            copied._events = tuple(new_events)  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
         if new_description is not description:
-            copied._status = Status(span.status.status_code, new_description)
+            copied._status = Status(span.status.status_code, new_description)  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
         return copied
 
     def _fingerprint(self, span: ReadableSpan, error_type: str | None) -> str:
@@ -436,7 +437,7 @@ _active: Pipeline | None = None
 _default: Pipeline | None = None
 
 
-def _active_or_default() -> Pipeline:
+def active_or_default() -> Pipeline:
     """The pipeline build_pipeline bound, or a default one: built-in redaction and classification only."""
     global _default
     if _active is not None:
@@ -461,7 +462,7 @@ class LateBoundSpanExporter(_DelegatingExporter, SpanExporter):
         self.exporter = exporter
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return EnrichingSpanExporter(self.exporter, _active_or_default().enricher).export(spans)  # type: ignore[arg-type]
+        return EnrichingSpanExporter(self.exporter, active_or_default().enricher).export(spans)  # type: ignore[arg-type]
 
 class LateBoundLogExporter(_DelegatingExporter, LogRecordExporter):
     """The log counterpart of :class:`LateBoundSpanExporter`."""
@@ -470,7 +471,7 @@ class LateBoundLogExporter(_DelegatingExporter, LogRecordExporter):
         self.exporter = exporter
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
-        return _active_or_default().wrap_log_exporter(self.exporter).export(batch)
+        return active_or_default().wrap_log_exporter(self.exporter).export(batch)
 
 def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logger_provider: Any) -> Pipeline:
     """Build our processors and wrappers from resolved settings and the config file.

@@ -208,4 +208,4 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
         return False
 
 
-__all__ = ["RecordAllSampler", "MonitorSpanExportProcessor"]
+__all__ = ["MonitorSpanExportProcessor", "RecordAllSampler"]

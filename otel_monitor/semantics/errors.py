@@ -298,7 +298,7 @@ def _blocks(text: str) -> list[list[str]]:
 def _library_prefixes() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     prefixes = {paths.get(k, "") for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    return tuple(p for p in prefixes if p) + ("site-packages", "dist-packages", "<frozen ", "otel_monitor/")
+    return (*(p for p in prefixes if p), "site-packages", "dist-packages", "<frozen ", "otel_monitor/")
 
 
 _LIBRARY = _library_prefixes()
@@ -413,10 +413,12 @@ def load_error_rules(config: ConfigFile = EMPTY, *, strict: bool = False,
         try:
             message = re.compile(entry["message"]) if entry.get("message") else None
         except re.error as exc:
-            report_problem(f"{config.where('errors', i, 'message')}: invalid regular expression: {exc}", strict=strict, problems=problems)
+            report_problem(f"{config.where('errors', i, 'message')}: invalid regular expression: {exc}",
+                           strict=strict, problems=problems)
             continue
         if entry.get("class") is None and status is None and message is None:
-            report_problem(f"{where}: an error rule needs one of 'class', 'status_code', 'message'", strict=strict, problems=problems)
+            report_problem(f"{where}: an error rule needs one of 'class', 'status_code', 'message'",
+                           strict=strict, problems=problems)
             continue
         rules.append(ErrorRule(entry["category"], entry.get("class"), status, message))
     return rules

@@ -131,7 +131,8 @@ def load_operation_rules(config: ConfigFile = EMPTY, *, strict: bool = False,
     if section is None:
         return OperationRules()
     if not isinstance(section, list):
-        report_problem(f"{config.where('operations')}: 'operations' must be a list of rules", strict=strict, problems=problems)
+        report_problem(f"{config.where('operations')}: 'operations' must be a list of rules",
+                       strict=strict, problems=problems)
         return OperationRules()
     rules: list[OperationRule] = []
     for i, entry in enumerate(section):
@@ -203,7 +204,7 @@ def _record_failure(span: Any, exc: BaseException) -> None:
     })
 
 
-class operation:  # noqa: N801 - used as a decorator and a context manager, like contextlib's
+class operation:  # lower case: used as a decorator and a context manager, like contextlib's
     """Name an operation in code: a decorator (sync or async) or a ``with`` / ``async with`` block.
 
     Starts a span named ``name`` with ``monitor.operation=name`` (plus

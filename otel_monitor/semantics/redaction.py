@@ -31,8 +31,8 @@ from dataclasses import replace
 from typing import Any
 
 from otel_monitor.config.file import EMPTY, ConfigFile
-from otel_monitor.guard import internal_error
 from otel_monitor.config.settings import report_problem
+from otel_monitor.guard import internal_error
 
 REDACTED = "[REDACTED]"
 # Longest a user-supplied pattern may search one value.
@@ -185,7 +185,7 @@ class Redactor:
             return self.text(value)
         if isinstance(value, (tuple, list)) and value and isinstance(value[0], str):
             scrubbed = tuple(self.text(v) if isinstance(v, str) else v for v in value)
-            return value if all(a is b for a, b in zip(scrubbed, value)) else scrubbed
+            return value if all(a is b for a, b in zip(scrubbed, value, strict=True)) else scrubbed
         return value
 
     def attributes(self, attributes: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -224,7 +224,7 @@ class Redactor:
             return body if all(changed[k] is v for k, v in body.items()) else changed
         if isinstance(body, (list, tuple)):
             items = [self.body(v) for v in body]
-            return body if all(a is b for a, b in zip(items, body)) else type(body)(items)
+            return body if all(a is b for a, b in zip(items, body, strict=True)) else type(body)(items)
         return body
 
 
@@ -241,7 +241,8 @@ def load_redactor(enabled: bool = True, patterns: Iterable[str] = (), safe_keys:
     for name, value in (section or {}).items():
         where = config.where("redaction", name)
         if name not in ("patterns", "keys", "safe_keys"):
-            report_problem(f"{where}: unknown key {name!r}; expected patterns, keys or safe_keys", strict=strict, problems=problems)
+            report_problem(f"{where}: unknown key {name!r}; expected patterns, keys or safe_keys",
+                           strict=strict, problems=problems)
             continue
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             report_problem(f"{where}: {name!r} must be a list of non-empty strings", strict=strict, problems=problems)
@@ -276,7 +277,7 @@ def _merge_points(first: Any, second: Any, data: Any) -> Any | None:
             return None
         return replace(first, start_time_unix_nano=start, time_unix_nano=later.time_unix_nano,
                        count=first.count + second.count, sum=first.sum + second.sum,
-                       bucket_counts=[a + b for a, b in zip(first.bucket_counts, second.bucket_counts)],
+                       bucket_counts=[a + b for a, b in zip(first.bucket_counts, second.bucket_counts, strict=True)],
                        min=min(first.min, second.min), max=max(first.max, second.max),
                        exemplars=[*first.exemplars, *second.exemplars])
     if not hasattr(first, "value"):
@@ -290,10 +291,10 @@ def _merge_points(first: Any, second: Any, data: Any) -> Any | None:
 def _scrub_metric(redactor: Redactor, metric: Any) -> Any:
     points = metric.data.data_points
     scrubbed = [redactor.attributes(point.attributes) for point in points]
-    if all(new is point.attributes for new, point in zip(scrubbed, points)):
+    if all(new is point.attributes for new, point in zip(scrubbed, points, strict=True)):
         return metric
     merged: dict[Any, Any] = {}
-    for point, attributes in zip(points, scrubbed):
+    for point, attributes in zip(points, scrubbed, strict=True):
         if attributes is not point.attributes:
             point = replace(point, attributes=attributes)
         key = _series_key(attributes)
@@ -320,9 +321,9 @@ def scrub_metrics_data(redactor: Redactor, metrics_data: Any) -> Any:
         scopes = list(resource_metrics.scope_metrics)
         for j, scope_metrics in enumerate(scopes):
             metrics = [_scrub_metric(redactor, metric) for metric in scope_metrics.metrics]
-            if any(new is not old for new, old in zip(metrics, scope_metrics.metrics)):
+            if any(new is not old for new, old in zip(metrics, scope_metrics.metrics, strict=True)):
                 scopes[j] = replace(scope_metrics, metrics=metrics)
-        if any(new is not old for new, old in zip(scopes, resource_metrics.scope_metrics)):
+        if any(new is not old for new, old in zip(scopes, resource_metrics.scope_metrics, strict=True)):
             resources[i] = replace(resource_metrics, scope_metrics=scopes)
             changed = True
     return replace(metrics_data, resource_metrics=resources) if changed else metrics_data
