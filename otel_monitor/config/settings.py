@@ -189,6 +189,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Token the local console requires (Bearer header or cookie) on UI, API and OTLP; needed to listen "
             "beyond loopback.",
             secret=True),
+    Setting("OTEL_MONITOR_CONSOLE_STALE_AFTER", number(1, 86_400), "180",
+            "Seconds without any data (spans, metrics or logs) after which the console shows a service or instance "
+            "as stale (no data), drops that instance's health checks, and `otel-monitor status` fails; the default "
+            "is three of the SDKs' default 60 s metric export intervals."),
     Setting("OTEL_MONITOR_HEALTH_INTERVAL", number(0.1, 86_400), "15",
             "Seconds between runs of the health checks (in the background, never on a request)."),
     Setting("OTEL_MONITOR_HEALTH_ENDPOINTS", parse_bool, "false",

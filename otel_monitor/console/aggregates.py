@@ -21,6 +21,9 @@ from otel_monitor.semantics.slo import SLOs, Thresholds
 THROUGHPUT_WINDOW_NS = MINUTE_NS
 WINDOWS: dict[str, int] = {"5m": 5, "15m": 15, "1h": 60, "4h": 240, "24h": 1440}
 STATES = ("ok", "warning", "critical")
+# A service or check with no data for longer than the store's ``stale_after_ns``.
+STALE = "stale"
+_MAX_INSTANCES_SHOWN = 50
 
 
 def window_minutes(window: str) -> int:
@@ -224,7 +227,49 @@ class Queries:
                 "failing_checks": [c["check"] for c in checks if c["state"] != "up"],
                 "series": self.operation_series(svc, None, window),
             })
+        for row in out:
+            self._add_liveness(row)
         return out
+
+    # --- liveness --------------------------------------------------------------
+    def _silent(self, last_seen_ns: int) -> bool:
+        return self.now_ns - last_seen_ns > self.store.stale_after_ns
+
+    def instances(self, service: str) -> list[dict[str, Any]]:
+        """The service's instances (service.instance.id), live first, newest first."""
+        with self.store.lock:
+            seen = [(i, t) for (s, i), t in self.store.instances.items() if s == service]
+        seen.sort(key=lambda it: (self._silent(it[1]), -it[1]))
+        return [{"instance": i, "last_seen": t // 1_000_000, "stale": self._silent(t)}
+                for i, t in seen[:_MAX_INSTANCES_SHOWN]]
+
+    def _add_liveness(self, row: dict[str, Any]) -> None:
+        """Last seen, silence and instances of a summary row; a silent service is "stale", never OK."""
+        with self.store.lock:
+            seen = self.store.services.get(row["service"])
+        row["last_seen"] = None if seen is None else seen // 1_000_000
+        row["silent_s"] = None if seen is None else _round(max(0, self.now_ns - seen) / 1e9, 3)
+        row["stale_after_s"] = self.store.stale_after_ns / 1e9
+        row["stale"] = seen is None or self._silent(seen)
+        instances = self.instances(row["service"])
+        row["instances"] = instances
+        row["live_instances"] = sum(1 for i in instances if not i["stale"])
+        if row["stale"]:
+            row["status"] = STALE
+
+    # --- metrics ---------------------------------------------------------------
+    def metrics(self, service: str | None, window: str) -> list[dict[str, Any]]:
+        """Every metric received in the window (ours and the app's own): kind, unit and last value."""
+        since = self._first_minute(window) * MINUTE_NS
+        with self.store.lock:
+            entries = [dict(e, series=len(e["series"])) for e in self.store.metric_catalog.values()
+                       if (not service or e["service"] == service) and e.get("time_unix_nano", 0) >= since]
+        return [{
+            "service": e["service"], "name": e["name"], "kind": e["kind"], "unit": e["unit"],
+            "temporality": e.get("temporality"), "monotonic": e.get("monotonic"),
+            "series": e["series"], "points": e["points"], "last_value": e["value"],
+            "last_attributes": e["attributes"], "last_seen": e["time_unix_nano"] // 1_000_000,
+        } for e in sorted(entries, key=lambda e: (e["service"], e["name"]))]
 
     # --- errors ----------------------------------------------------------------
     def errors(self, service: str | None, window: str) -> list[dict[str, Any]]:
@@ -320,8 +365,13 @@ class Queries:
             for (svc, check), instances in sorted(self.store.health.items()):
                 if service and svc != service:
                     continue
-                value = min(v for v, _, _ in instances.values())  # the worst instance
                 critical = any(c for _, c, _ in instances.values())
+                last_seen = max(t for _, _, t in instances.values())
+                # A check's state lives as long as its instance: a stopped or
+                # restarted process leaves no ghost value behind.
+                instances = {i: v for i, v in instances.items()
+                             if not self._silent(self.store.instances.get((svc, i), v[2]))}
+                value: float | None = min((v for v, _, _ in instances.values()), default=None)  # the worst instance
                 samples = up = 0
                 for (s, c, minute), (n, ok) in self.store.health_minutes.items():
                     if s == svc and c == check and minute >= first:
@@ -329,9 +379,9 @@ class Queries:
                         up += ok
                 out.append({
                     "service": svc, "check": check, "critical": critical,
-                    "state": "up" if value >= 1 else ("degraded" if value > 0 else "down"),
+                    "state": STALE if value is None else "up" if value >= 1 else ("degraded" if value > 0 else "down"),
                     "value": value, "instances": len(instances),
-                    "last_seen": max(t for _, _, t in instances.values()) // 1_000_000,
+                    "last_seen": last_seen // 1_000_000,
                     "uptime": _round(up / samples, 4) if samples else None,
                 })
             incidents = [i for i in self.store.incidents if not service or i["service"] == service]

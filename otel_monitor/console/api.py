@@ -123,6 +123,10 @@ async def trace(request: Request) -> JSONResponse:
     return JSONResponse(found)
 
 
+async def metrics(request: Request) -> JSONResponse:
+    return _answer(request, lambda c, q, s, w: {"window": w, "metrics": q.metrics(s, w)})
+
+
 async def funnels(request: Request) -> JSONResponse:
     return _answer(request, lambda c, q, s, w: {"window": w, "funnels": q.funnels(s, w, c.funnels)})
 
@@ -153,6 +157,7 @@ ROUTES = [
     Route("/api/errors", errors),
     Route("/api/traces", traces),
     Route("/api/traces/{trace_id}", trace),
+    Route("/api/metrics", metrics),
     Route("/api/funnels", funnels),
     Route("/api/health", health),
     Route("/api/alerts", alerts),

@@ -19,17 +19,19 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from otel_monitor.config.file import EMPTY, ConfigFile
-from otel_monitor.config.settings import BY_KEY
+from otel_monitor.config.settings import BY_KEY, resolve
 from otel_monitor.console.app import DEFAULT_MAX_BODY, Console, create_app
 from otel_monitor.console.store import Limits
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4318  # the OTLP/HTTP default: an app with no configuration reports here
 TOKEN_ENV = BY_KEY["console_token"].env
+STALE_AFTER = BY_KEY["console_stale_after"]
 
 
 class ConsoleStartError(RuntimeError):
@@ -129,10 +131,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=os.environ.get("OTEL_MONITOR_CONFIG"),
                         help="the otel-monitor YAML file with SLOs and funnels (default $OTEL_MONITOR_CONFIG)")
     defaults = Limits()
+    parser.add_argument("--stale-after", type=_seconds, metavar="SECONDS",
+                        help="seconds without data before a service or instance shows as stale and its checks "
+                             f"expire (default ${STALE_AFTER.env}, else {STALE_AFTER.default}: three 60 s metric "
+                             "export intervals)")
     parser.add_argument("--max-spans", type=int, default=defaults.max_spans, help="spans kept in memory")
     parser.add_argument("--max-logs", type=int, default=defaults.max_logs, help="log records kept in memory")
     parser.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY,
                         help="largest request body in bytes (413 beyond)")
+
+
+def _seconds(raw: str) -> float:
+    try:
+        return float(STALE_AFTER.parse(raw))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def stale_after_seconds(argument: float | None, environ: Mapping[str, str] | None = None) -> float:
+    """``--stale-after``, else the setting's variable, else its default (a bad variable is reported by name)."""
+    if argument is not None:
+        return argument
+    env = os.environ if environ is None else environ
+    known = {STALE_AFTER.env: env[STALE_AFTER.env]} if STALE_AFTER.env in env else {}
+    return float(resolve(environ=known).resolved[STALE_AFTER.key].value)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -143,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConsoleStartError, ValueError) as exc:
         print(f"otel-monitor console: {exc}", file=sys.stderr)
         return 2
+    handle.console.store.stale_after_ns = int(stale_after_seconds(args.stale_after) * 1e9)
     print(f"otel-monitor console: {handle.url}  (OTLP/HTTP on {handle.url}/v1/traces, /v1/metrics, /v1/logs)",
           flush=True)
     # Ctrl-C (KeyboardInterrupt) and SIGTERM (kill, systemd, a container's stop) both stop it cleanly.

@@ -44,6 +44,10 @@ class Limits:
     max_series: int = 20_000
     max_users_per_step: int = 100_000
     max_incidents: int = 1_000
+    # Span ids remembered to recognise one received again (an exporter's retry).
+    max_span_ids: int = 20_000
+    max_metrics: int = 2_000  # (service, metric name) entries of the metric list
+    max_instances: int = 10_000
 
 
 class Histogram:
@@ -223,6 +227,30 @@ def _attrs_key(attrs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, _hashable(v)) for k, v in attrs.items()))
 
 
+# A metric's distinct attribute sets are counted up to this many.
+_MAX_SERIES_COUNTED = 1000
+# Three of the SDKs' default 60 s metric export intervals.
+DEFAULT_STALE_AFTER_NS = 3 * 60 * 1_000_000_000
+
+
+def http_operation(attrs: dict[str, Any], name: str) -> str:
+    """The operation of a standard HTTP server span or point: "GET /items/{id}", its name without a route."""
+    method = attrs.get(semconv.HTTP_REQUEST_METHOD) or attrs.get(semconv.HTTP_METHOD_OLD)
+    route = attrs.get(semconv.HTTP_ROUTE)
+    if route:
+        return f"{method} {route}" if method else str(route)
+    return name or str(method or "HTTP")
+
+
+def http_failed(attrs: dict[str, Any], otherwise: bool) -> bool:
+    """A server's 5xx fails, any other status code (4xx included) succeeds; without one, ``otherwise``."""
+    code = attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE, attrs.get(semconv.HTTP_STATUS_CODE_OLD))
+    try:
+        return int(code) >= 500
+    except (TypeError, ValueError):
+        return otherwise
+
+
 # Spans and log records waiting for their counterpart (see Store._logged_exceptions).
 _MAX_WAITING = 1000
 
@@ -249,6 +277,18 @@ class Store:
         self.received: dict[str, int] = defaultdict(int)
         self.evicted: dict[str, int] = defaultdict(int)
         self.services: dict[str, int] = {}  # service -> last seen (ns)
+        # (service, service.instance.id) -> last seen (ns); "" when the sender sets no instance id
+        self.instances: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # Silent for longer than this, a service or instance is stale: its checks
+        # no longer count and the service shows "stale" (the console sets it).
+        self.stale_after_ns = DEFAULT_STALE_AFTER_NS
+        # Services that send otel-monitor's own operations: their standard HTTP
+        # spans and metrics describe the same requests and are not counted again.
+        self.monitored_services: set[str] = set()
+        self._span_ids: OrderedDict[str, None] = OrderedDict()
+        # (service, metric name) -> what the metric list shows of it
+        self.metric_catalog: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._receipt_ns = 0
         self.traces: OrderedDict[str, TraceSummary] = OrderedDict()
         self.span_count = 0
         self.logs: deque[dict[str, Any]] = deque()
@@ -280,8 +320,15 @@ class Store:
     # --- spans ---------------------------------------------------------------
     def add_spans(self, spans: list[dict[str, Any]]) -> None:
         with self.lock:
+            self._receipt_ns = time.time_ns()
             self.received["spans"] += len(spans)
             for span in spans:
+                if semconv.MONITOR_OPERATION in span["attributes"]:
+                    self.monitored_services.add(span["resource"].get(semconv.SERVICE_NAME, "unknown_service"))
+            for span in spans:
+                if self._already_received(span):
+                    self.received["duplicate_spans"] += 1
+                    continue
                 self._add_span(span)
             while self.span_count > self.limits.max_spans and self.traces:
                 _, old = self.traces.popitem(last=False)
@@ -289,11 +336,36 @@ class Store:
                 self.evicted["spans"] += len(old.spans)
                 self.logs_by_trace.pop(old.trace_id, None)
 
+    def _already_received(self, span: dict[str, Any]) -> bool:
+        """True for a span whose trace and span id came before (bounded memory: the last ``max_span_ids``)."""
+        if not span["span_id"].strip("0") or not span["trace_id"].strip("0"):
+            return False
+        key = span["trace_id"] + span["span_id"]
+        if key in self._span_ids:
+            return True
+        self._span_ids[key] = None
+        if len(self._span_ids) > self.limits.max_span_ids:
+            self._span_ids.popitem(last=False)
+        return False
+
+    def _seen(self, service: str, resource: dict[str, Any], t: int) -> None:
+        """Note data from a service and its instance: the data's own time, never later than its receipt."""
+        t = min(t, self._receipt_ns or t)
+        if t > self.services.get(service, 0):
+            self.services[service] = t
+        key = (service, str(resource.get(semconv.SERVICE_INSTANCE_ID, "")))
+        if t >= self.instances.get(key, 0):
+            self.instances[key] = t
+            self.instances.move_to_end(key)
+            if len(self.instances) > self.limits.max_instances:
+                self.instances.popitem(last=False)
+                self.evicted["instances"] += 1
+
     def _add_span(self, span: dict[str, Any]) -> None:
         service = span["resource"].get(semconv.SERVICE_NAME, "unknown_service")
         span["service"] = service
         end = span["end_time_unix_nano"]
-        self.services[service] = max(self.services.get(service, 0), end)
+        self._seen(service, span["resource"], end)
         attrs = span["attributes"]
         trace = self.traces.get(span["trace_id"])
         if trace is None:
@@ -309,6 +381,9 @@ class Store:
             trace.root_name = span["name"]
         self.span_count += 1
         operation = attrs.get(semconv.MONITOR_OPERATION)
+        if operation is None and span["kind"] == _SERVER_KIND and service not in self.monitored_services:
+            # A standard SERVER span from any SDK: an operation named by its route.
+            operation = http_operation(attrs, span["name"])
         if operation is not None:
             # A 4xx answer is categorised (validation, auth) but not failed: the
             # same call counts as a success here as in the duration metric.
@@ -390,7 +465,7 @@ class Store:
     def _add_log(self, record: dict[str, Any]) -> None:
         service = record["resource"].get(semconv.SERVICE_NAME, "unknown_service")
         record["service"] = service
-        self.services[service] = max(self.services.get(service, 0), record["time_unix_nano"])
+        self._seen(service, record["resource"], record["time_unix_nano"])
         attrs = record["attributes"]
         event = record["event_name"] or attrs.get("event.name")
         if event == semconv.EVENT_JOURNEY_MILESTONE:
@@ -436,7 +511,11 @@ class Store:
     # --- metrics -------------------------------------------------------------
     def add_metric_points(self, points: list[dict[str, Any]]) -> None:
         with self.lock:
+            self._receipt_ns = time.time_ns()
             self.received["metric_points"] += len(points)
+            for point in points:
+                if point["name"] == semconv.METRIC_OPERATION_DURATION:
+                    self.monitored_services.add(point["resource"].get(semconv.SERVICE_NAME, "unknown_service"))
             for point in points:
                 self._add_point(point)
             while len(self._last) > self.limits.max_series:
@@ -492,16 +571,17 @@ class Store:
 
     def _add_point(self, point: dict[str, Any]) -> None:
         name = point["name"]
-        if name not in _WATCHED:
-            return
         resource = point["resource"]
         service = resource.get(semconv.SERVICE_NAME, "unknown_service")
+        t = point["time_unix_nano"]
+        self._seen(service, resource, t)
+        self._list_metric(service, point)
+        if name not in _WATCHED:
+            return
         instance = resource.get(semconv.SERVICE_INSTANCE_ID, "")
         attrs = point["attributes"]
         attrs_key = _attrs_key(attrs)
-        t = point["time_unix_nano"]
         minute = t // MINUTE_NS
-        self.services[service] = max(self.services.get(service, 0), t)
         key = (service, instance, name, attrs_key)
         kind = point["type"]
         if kind == "gauge" and name == semconv.METRIC_HEALTH_STATUS:
@@ -532,10 +612,59 @@ class Store:
             if hist is None:
                 hist = self.op_metrics[hkey] = Histogram()
             hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high)
+        elif kind == "histogram" and name == semconv.HTTP_SERVER_REQUEST_DURATION:
+            if service not in self.monitored_services:
+                self._add_http_point(service, key, point, attrs, minute)
         elif kind == "sum":
             delta = self._delta(key, point, point["value"])
             if delta:
                 self.counters[(name, service, minute, attrs_key)] += delta
+
+    def _add_http_point(self, service: str, key: tuple[Any, ...], point: dict[str, Any], attrs: dict[str, Any],
+                        minute: int) -> None:
+        """``http.server.request.duration`` from any SDK: an operation named by its route, 5xx failing."""
+        # The stable convention is in seconds; older instrumentations recorded milliseconds.
+        scale = 1e-3 if point["unit"] == "ms" else 1.0
+        value = (point["count"], point["sum"] * scale, point["bucket_counts"],
+                 tuple(b * scale for b in point["explicit_bounds"]))
+        delta = self._delta(key, point, value)
+        if delta is None or delta[0] <= 0:
+            return
+        failed = http_failed(attrs, semconv.ERROR_TYPE in attrs)
+        category = str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown") if failed else None
+        hkey = (service, http_operation(attrs, ""), minute)
+        hist = self.op_metrics.get(hkey)
+        if hist is None:
+            hist = self.op_metrics[hkey] = Histogram()
+        hist.add(delta[3], delta[2], delta[1], delta[0], category)
+
+    def _list_metric(self, service: str, point: dict[str, Any]) -> None:
+        """Keep what the metric list shows of every metric received, ours and the app's own."""
+        key = (service, point["name"])
+        entry = self.metric_catalog.get(key)
+        if entry is None:
+            entry = self.metric_catalog[key] = {
+                "service": service, "name": point["name"], "kind": point["type"], "unit": point["unit"],
+                "series": set(), "points": 0}
+            if len(self.metric_catalog) > self.limits.max_metrics:
+                self.metric_catalog.popitem(last=False)
+                self.evicted["metrics"] += 1
+        else:
+            self.metric_catalog.move_to_end(key)
+        entry["kind"], entry["unit"] = point["type"], point["unit"]
+        if "temporality" in point:
+            entry["temporality"] = "delta" if point["temporality"] == _DELTA else "cumulative"
+        if "monotonic" in point:
+            entry["monotonic"] = point["monotonic"]
+        series: set[int] = entry["series"]
+        if len(series) < _MAX_SERIES_COUNTED:
+            series.add(hash(_attrs_key(point["attributes"])))
+        entry["points"] += 1
+        if point["time_unix_nano"] >= entry.get("time_unix_nano", 0):
+            entry["time_unix_nano"] = point["time_unix_nano"]
+            entry["attributes"] = point["attributes"]
+            entry["value"] = (point["value"] if "value" in point
+                              else {"count": point.get("count"), "sum": point.get("sum")})
 
     def trim(self, now_ns: int | None = None) -> None:
         """Drop per-minute roll-ups older than the longest window."""
@@ -581,5 +710,5 @@ def _interval_extremes(buckets: Sequence[int], bounds: tuple[float, ...], previo
 
 _WATCHED = frozenset({
     semconv.METRIC_OPERATION_DURATION, semconv.METRIC_CACHE_REQUESTS, semconv.METRIC_FALLBACKS,
-    semconv.METRIC_JOURNEY_MILESTONES, semconv.METRIC_HEALTH_STATUS,
+    semconv.METRIC_JOURNEY_MILESTONES, semconv.METRIC_HEALTH_STATUS, semconv.HTTP_SERVER_REQUEST_DURATION,
 })
