@@ -25,6 +25,8 @@ class Console(Protocol):
     store: Store
     alerts: AlertBook
     request_log: RequestLog | None
+    replaying: bool
+    replay_progress: dict[str, int]
 
 DEFAULT_WINDOW = "15m"
 
@@ -53,7 +55,15 @@ def _answer(request: Request, build: Any) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
     if body is None:
         return JSONResponse({"error": "not found"}, status_code=404)
-    return JSONResponse(body)
+    return JSONResponse(_flag_replay(_console(request), body))
+
+
+def _flag_replay(console: Console, body: dict[str, Any]) -> dict[str, Any]:
+    """While stored requests are replayed (``--db``), figures cover only part of them: say so."""
+    if console.replaying:
+        body["replaying"] = True
+        body["replay"] = dict(console.replay_progress)
+    return body
 
 
 async def services(request: Request) -> JSONResponse:
@@ -66,6 +76,7 @@ async def services(request: Request) -> JSONResponse:
         "received": received, "evicted": evicted,
         "kept": {"spans": spans, "logs": logs}, "limits": console.store.limits.__dict__,
         "persistent": console.request_log is not None,
+        "replaying": console.replaying, "replay": dict(console.replay_progress),
     })
 
 
@@ -137,9 +148,10 @@ async def health(request: Request) -> JSONResponse:
 
 async def alerts(request: Request) -> JSONResponse:
     console = _console(request)
-    console.alerts.evaluate()
+    if not console.replaying:  # alerts judge complete data only
+        console.alerts.evaluate()
     service = request.query_params.get("service") or None
-    return JSONResponse(console.alerts.as_json(service))
+    return JSONResponse(_flag_replay(console, console.alerts.as_json(service)))
 
 
 async def acknowledge(request: Request) -> JSONResponse:

@@ -16,7 +16,8 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -81,19 +82,67 @@ class Console:
         self.max_body = max_body
         self.request_log = RequestLog(db) if db else None
         self.alerts = AlertBook(self.store, self.request_log.acknowledge if self.request_log else None)
-        if self.request_log:
-            self._replay(self.request_log)
+        # With --db the stored requests are replayed while the console already
+        # serves (:meth:`replay`); until then requests received are stored only,
+        # and replayed after the older ones, in arrival order.
+        self.replaying = self.request_log is not None
+        self.replay_progress = {"replayed": 0, "total": 0}
+        self._handoff = threading.Lock()
+        # Called after each replayed batch: tests hold the replay there.
+        self.replay_hook: Callable[[], None] | None = None
 
-    def _replay(self, log: RequestLog) -> None:
-        replayed = 0
-        for received_ns, signal, body in log.replay():
-            if not replayed:
-                # Baselines are judged against when the console first saw data.
-                self.store.started_ns = min(self.store.started_ns, received_ns)
-            self.ingest(signal, parse_request(signal, body, "application/x-protobuf"))
-            replayed += 1
-        self.alerts.acknowledged.update(log.acknowledgements())
-        _log.info("otel-monitor console: replayed %d stored requests from %s", replayed, log.path)
+    def replay(self, batch: int = 64) -> None:
+        """Rebuild the store from the request log, batch by batch (memory: one batch), then go live.
+
+        Requests that arrive meanwhile are appended to the log and come in later
+        batches, so the store sees everything in arrival order; the switch to
+        live ingest happens under the lock ``receive`` takes, after a last
+        batch found nothing more. A stored request that no longer decodes is
+        skipped and counted.
+        """
+        log = self.request_log
+        if log is None or not self.replaying:
+            return
+        replayed = skipped = 0
+        last_id = 0
+        try:
+            self.alerts.acknowledged.update(log.acknowledgements())
+            self.replay_progress["total"] += log.count()
+            while True:
+                rows = log.after(last_id, batch)
+                if not rows:
+                    with self._handoff:
+                        rows = log.after(last_id, batch)
+                        if not rows:
+                            self.replaying = False
+                            break
+                for row_id, received_ns, signal, body in rows:
+                    last_id = row_id
+                    if not replayed:
+                        # Baselines are judged against when the console first saw data.
+                        self.store.started_ns = min(self.store.started_ns, received_ns)
+                    try:
+                        self.ingest(signal, parse_request(signal, body, "application/x-protobuf"))
+                    except OTLPDecodeError:
+                        skipped += 1
+                    replayed += 1
+                self.replay_progress["replayed"] = replayed
+                if self.replay_hook is not None:
+                    self.replay_hook()
+        except Exception:  # noqa: BLE001 - the console keeps serving what it has; the log says what broke
+            _log.exception("otel-monitor console: replay of %s stopped after %d requests", log.path, replayed)
+        finally:
+            self.replaying = False
+        _log.info("otel-monitor console: replayed %d stored requests from %s%s", replayed, log.path,
+                  f" ({skipped} no longer decode, skipped)" if skipped else "")
+
+    def start_replay(self) -> threading.Thread | None:
+        """:meth:`replay` in a background thread (the server is already listening)."""
+        if not self.replaying:
+            return None
+        thread = threading.Thread(target=self.replay, name="otel-monitor-console-replay", daemon=True)
+        thread.start()
+        return thread
 
     def ingest(self, signal: str, message: Any) -> None:
         _ADD[signal](self.store, FLATTEN[signal](message))
@@ -102,9 +151,15 @@ class Console:
         """Decode, aggregate and (with ``--db``) keep one export request; raises OTLPDecodeError."""
         raw = decompress(body, encoding, self.max_body)
         message = parse_request(signal, raw, content_type)
-        self.ingest(signal, message)
-        if self.request_log is not None:
-            is_protobuf = "protobuf" in (content_type or "")
+        if self.request_log is None:
+            self.ingest(signal, message)
+            return
+        is_protobuf = "protobuf" in (content_type or "")
+        with self._handoff:
+            if self.replaying:  # stored now, aggregated when the replay reaches it
+                self.replay_progress["total"] += 1
+            else:
+                self.ingest(signal, message)
             self.request_log.append(signal, raw if is_protobuf else message.SerializeToString())
 
     def close(self) -> None:
@@ -224,6 +279,8 @@ def create_app(console: Console, evaluate_every: float = 10.0) -> ASGIApp:
         async def tick() -> None:
             while True:
                 await asyncio.sleep(evaluate_every)
+                if console.replaying:  # alerts judge complete data only
+                    continue
                 try:
                     console.alerts.evaluate()
                     console.store.trim()

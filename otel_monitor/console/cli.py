@@ -19,6 +19,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,14 @@ class ServerHandle:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    def wait_replayed(self, timeout: float = 60.0) -> None:
+        """Return once the stored requests (``--db``) are replayed; TimeoutError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while self.console.replaying:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the console was still replaying after {timeout} s")
+            time.sleep(0.02)
+
     def stop(self, timeout: float = 10.0) -> None:
         self.server.should_exit = True
         self.thread.join(timeout)
@@ -97,11 +106,17 @@ def build_console(host: str = DEFAULT_HOST, db: str | None = None, config_path: 
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = None,
           config_path: str | None = None, token: str | None = None, limits: Limits | None = None,
-          max_body: int = DEFAULT_MAX_BODY, evaluate_every: float = 10.0) -> ServerHandle:
-    """Start a console in a background thread; returns once it accepts connections."""
+          max_body: int = DEFAULT_MAX_BODY, evaluate_every: float = 10.0,
+          on_replay_batch: Callable[[], None] | None = None) -> ServerHandle:
+    """Start a console in a background thread; returns once it accepts connections.
+
+    With ``db``, the stored requests are replayed after that, in the
+    background; ``on_replay_batch`` is called after each replayed batch.
+    """
     import uvicorn
 
     console = build_console(host, db, config_path, token, limits, max_body)
+    console.replay_hook = on_replay_batch
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -120,6 +135,8 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = N
         if not thread.is_alive() or time.monotonic() > deadline:
             raise ConsoleStartError("the console server did not start; see the log above")
         time.sleep(0.02)
+    # Listening first: a large --db is replayed while the API already answers (with "replaying": true).
+    console.start_replay()
     return ServerHandle(console, server, thread, host, sock.getsockname()[1])
 
 

@@ -1,7 +1,8 @@
 """SQLite persistence for the console (``--db PATH``): a restart loses nothing.
 
 Every accepted export request is kept as its protobuf body, in arrival order,
-and replayed into a fresh store at start: the store's aggregates are a
+and replayed into a fresh store at start (in batches, while the console
+already serves: see ``Console.replay``): the store's aggregates are a
 function of what arrived, so replay rebuilds exactly the same state
 (counter baselines included).  Requests older than the longest window, and the
 oldest beyond ``max_bytes``, are deleted.  Acknowledgements are kept too.
@@ -62,11 +63,28 @@ class RequestLog:
                 return
             self._db.execute("DELETE FROM requests WHERE id IN (SELECT id FROM requests ORDER BY id LIMIT 100)")
 
-    def replay(self) -> Iterator[tuple[int, str, bytes]]:
-        """Every kept request as (received_ns, signal, body), oldest first."""
+    def after(self, last_id: int, limit: int = 64) -> list[tuple[int, int, str, bytes]]:
+        """Up to ``limit`` kept requests stored after ``last_id``, as (id, received_ns, signal, body), oldest first.
+
+        A replay reads the table in such batches, never all of it: memory stays
+        that of one batch whatever the file's size, and requests appended
+        meanwhile come in later batches.
+        """
         with self._lock:
-            rows = self._db.execute("SELECT received_ns, signal, body FROM requests ORDER BY id").fetchall()
-        yield from rows
+            return self._db.execute("SELECT id, received_ns, signal, body FROM requests WHERE id > ? ORDER BY id "
+                                    "LIMIT ?", (last_id, limit)).fetchall()
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+
+    def replay(self) -> Iterator[tuple[int, str, bytes]]:
+        """Every kept request as (received_ns, signal, body), oldest first, read in batches."""
+        last = 0
+        while batch := self.after(last):
+            for row_id, received_ns, signal, body in batch:
+                last = row_id
+                yield received_ns, signal, body
 
     def acknowledge(self, alert_id: str, at_ms: int) -> None:
         with self._lock:
