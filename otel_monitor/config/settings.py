@@ -185,6 +185,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds that flushing telemetry may take at process exit, even when the receiver is down."),
     Setting("OTEL_MONITOR_EXPORT_WARNING_INTERVAL", number(0, 86_400), "30",
             "At most one export-failure warning per this many seconds."),
+    Setting("OTEL_MONITOR_LEAN_TRACEBACKS", parse_bool, "true",
+            "Format exceptions' tracebacks for spans and log records once per error and once per error site: the "
+            "same text as the traceback module's, shared by the log record and the span's exception event (false: the "
+            "SDK formats each one itself)."),
     Setting("OTEL_MONITOR_CONSOLE_TOKEN", secret, None,
             "Token the local console requires (Bearer header or cookie) on UI, API and OTLP; needed to listen "
             "beyond loopback.",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import linecache
 import os
 import re
 import sys
@@ -366,12 +367,161 @@ def fingerprint_from_text(exception_type: str, stacktrace: str | None, message: 
 
 
 def error_fingerprint(exc: BaseException) -> str:
-    """A stable hex id of the error group ``exc`` belongs to."""
+    """A stable hex id of the error group ``exc`` belongs to.
+
+    Read from the exception's traceback objects, not from formatted text:
+    each in-app frame's part is worked out once per code location and kept,
+    so a repeated error site costs dictionary lookups.  The result is the
+    one :func:`fingerprint_from_text` gives for the same exception's
+    formatted traceback (what an exported span or log record carries); the
+    rare shapes whose text this does not reproduce take that path.
+    """
     override = getattr(exc, "__otel_monitor_fingerprint__", None)
     if isinstance(override, str):
         return override
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) if exc.__traceback__ else None
-    return fingerprint_from_text(qualified_name(type(exc)), text, _message_of(exc))
+    if not exc.__traceback__:
+        return fingerprint_from_text(qualified_name(type(exc)), None, _message_of(exc))
+    parts = _parts_from_frames(exc)
+    if parts is None:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return fingerprint_from_text(qualified_name(type(exc)), text, _message_of(exc))
+    key = tuple(parts)
+    digest = _digests.get(key)
+    if digest is None:
+        digest = hashlib.sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        if len(_digests) < _CACHE_LIMIT:
+            _digests[key] = digest
+    return digest
+
+
+# --- fingerprints from traceback objects ------------------------------------------------
+# What error_fingerprint keeps: bounded, and never evicted, so the work per error stays
+# the same however many error groups there are (a full cache is only not added to).
+_CACHE_LIMIT = 4096
+# (code, line) -> the frame's part without its source, and its source line;
+# None for a library frame.  The source of a line is read once, as the traceback module reads it.
+_frame_parts: dict[tuple[Any, int], tuple[str, str] | None] = {}
+_digests: dict[tuple[str, ...], str] = {}
+_RECURSIVE_CUTOFF = 3  # traceback.StackSummary.format prints a repeated frame this many times
+_IN_TEXT_ONLY = ('File "', "The above exception was the direct cause", "During handling of the above exception")
+
+
+def printed_chain(exc: BaseException) -> list[BaseException] | None:
+    """The exceptions ``traceback.format_exception`` prints, outermost first; None for a shape left to it."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None:
+        if any(link is seen for seen in chain) or len(chain) >= 32:
+            return None
+        cause, context = link.__cause__, link.__context__
+        if cause is not None and context is not None and context is not cause:
+            return None  # the printed chain then depends on the traceback module's walk order
+        if isinstance(link, (BaseExceptionGroup, SyntaxError)) or getattr(link, "__notes__", None) is not None:
+            return None
+        chain.append(link)
+        link = cause if cause is not None else None if link.__suppress_context__ else context
+    return chain
+
+
+def _frame_part(code: Any, line: int, frame: Any) -> tuple[str, str] | None:
+    key = (code, line)
+    try:
+        return _frame_parts[key]
+    except KeyError:
+        pass
+    path, name = code.co_filename, code.co_name
+    if any(lib in path for lib in _LIBRARY):
+        part: tuple[str, str] | None = None
+    else:
+        linecache.lazycache(path, frame.f_globals)
+        linecache.checkcache(path)
+        source = linecache.getline(path, line).strip()
+        text = f'  File "{path}", line {line}, in {name}'
+        if not _FRAME.match(text) or len(text.splitlines()) > 1 or len(source.splitlines()) > 1:
+            raise LookupError(path)  # the text would not show this frame as one line: the text path decides
+        if source and (_FRAME.match(source) or source.startswith(("[Previous line", "Traceback"))):
+            raise LookupError(path)
+        part = (f"{_module_of(path)}:{name}:", " ".join(source.split()))
+    if len(_frame_parts) < _CACHE_LIMIT:
+        _frame_parts[key] = part
+    return part
+
+
+def exception_line(link: BaseException) -> str:
+    """The last line ``traceback.format_exception_only`` gives for ``link`` (no notes, not a SyntaxError)."""
+    cls = type(link)
+    name, module = cls.__qualname__, cls.__module__
+    if module not in ("__main__", "builtins"):
+        name = f"{module if isinstance(module, str) else '<unknown>'}.{name}"
+    try:
+        message = str(link)
+    except Exception:  # noqa: BLE001 - as the traceback module shows a broken __str__
+        message = "<exception str() failed>"
+    return f"{name}: {message}" if message else name
+
+
+def _block_types(lines: list[str]) -> list[tuple[str, str]]:
+    """:func:`_types_in_trace` of one exception's block, from its exception lines."""
+    for line in reversed(lines):
+        if line and not line[0].isspace() and not line.startswith("Traceback"):
+            match = _TYPE_LINE.match(line)
+            if not match:
+                return []
+            message = match.group("msg") or ""
+            wrapped = _WRAPPED.match(message)
+            return [(match.group("type"), message)] + ([(wrapped.group("type"), message)] if wrapped else [])
+    return []
+
+
+def _block_frames(link: BaseException, first_line: str) -> list[str]:
+    """:func:`_in_app_frames` of one exception's block, from its traceback objects."""
+    frames: list[str] = []
+    tb = link.__traceback__
+    last: tuple[Any, int] | None = None
+    run = 0
+    while tb is not None:
+        code, line = tb.tb_frame.f_code, tb.tb_lineno
+        if line is None or tb.tb_lasti < 0:
+            raise LookupError("no line")
+        run = run + 1 if last == (code, line) else 1
+        last = (code, line)
+        part = _frame_part(code, line, tb.tb_frame)
+        if part is not None:
+            prefix, source = part
+            if not source and tb.tb_next is None and run <= _RECURSIVE_CUTOFF:
+                # The text's line after a last frame without source is the exception line.
+                source = "" if first_line.startswith(("[Previous line", "Traceback")) else " ".join(first_line.split())
+            frame = prefix + source
+            if not frames or frames[-1] != frame:
+                frames.append(frame)
+        tb = tb.tb_next
+    return frames
+
+
+def _parts_from_frames(exc: BaseException) -> list[str] | None:
+    """What :func:`fingerprint_from_text` hashes for ``exc``'s formatted traceback, or None to format it."""
+    chain = printed_chain(exc)
+    if chain is None:
+        return None
+    blocks: list[tuple[list[str], list[tuple[str, str]]]] = []
+    try:
+        for link in chain:
+            lines = exception_line(link).splitlines() or [""]
+            if len(lines) > 1 and any(marker in line for line in lines for marker in _IN_TEXT_ONLY):
+                return None
+            blocks.append((_block_frames(link, lines[0]), _block_types(lines)))
+    except LookupError:
+        return None
+    parts: list[str] = []
+    for frames, types in reversed(blocks):  # the text shows the innermost cause first
+        parts.append(types[0][0] if types else "")
+        parts.extend(frames)
+    if not any(frames for frames, _ in blocks):
+        names = [name for _, types in blocks for name, _ in types]
+        first = next((types[0][1] for _, types in blocks if types), None)
+        parts = names or [qualified_name(type(exc))]
+        parts.append(normalise_message(first if first is not None else _message_of(exc)))
+    return parts
 
 
 def set_error_fingerprint(value: str, exc: BaseException | None = None) -> None:
