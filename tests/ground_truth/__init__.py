@@ -1,0 +1,1 @@
+"""Ground truth: traffic whose counts, statuses and latencies the client knows, checked against every figure shown."""
