@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 
@@ -135,17 +136,24 @@ def test_funnel_counts_distinct_users_per_declared_step(console):
     assert steps["first_add_to_cart"]["conversion_from_first"] == 0.25
 
 
-def test_alerts_fire_from_slo_thresholds_and_can_be_acknowledged(console):
-    """A success rate below the critical threshold fires an alert that acknowledging marks."""
+def test_alerts_pend_fire_after_their_for_and_can_be_acknowledged(console):
+    """Failures make the alerts pending at once; the error-rate alert fires after its ``for`` (3m) and can be acked."""
     send_calls(console.url, "checkout", [0.1] * 6, failed=[0.1] * 4)
+    answer = get(f"{console.url}/api/alerts")
+    assert not answer["firing"]
+    pending = {p["alertname"]: p for p in answer["pending"]}
+    assert pending["OperationSuccessRateCritical"]["value"] == pytest.approx(0.6)
+    assert pending["OperationErrorRateHigh"]["id"] == "error_rate:shop:checkout"
+    # Three minutes on, the failures still in its 5-minute window: the error-rate alert fires.
+    console.console.alerts.evaluate(time.time_ns() + 181 * 10**9)
     firing = {a["id"]: a for a in get(f"{console.url}/api/alerts")["firing"]}
-    alert = firing["success_rate:shop:checkout"]
-    assert alert["severity"] == "critical" and alert["value"] == pytest.approx(0.6)
-    assert "error_rate:shop:checkout" in firing
-    request = urllib.request.Request(f"{console.url}/api/alerts/success_rate:shop:checkout/ack", method="POST", data=b"")
+    alert = firing["error_rate:shop:checkout"]
+    assert alert["severity"] == "critical" and alert["value"] == pytest.approx(0.4) and alert["threshold"] == 0.05
+    assert "success_rate:shop:checkout" not in firing  # its for is 5m
+    request = urllib.request.Request(f"{console.url}/api/alerts/error_rate:shop:checkout/ack", method="POST", data=b"")
     urllib.request.urlopen(request).read()
     firing = {a["id"]: a for a in get(f"{console.url}/api/alerts")["firing"]}
-    assert firing["success_rate:shop:checkout"]["acknowledged"] is True
+    assert firing["error_rate:shop:checkout"]["acknowledged"] is True
 
 
 def test_health_checks_show_state_and_make_the_service_critical(console):

@@ -29,6 +29,7 @@ from typing import Any
 
 from otel_monitor import semconv
 from otel_monitor.config.file import ConfigFileError, load_config_file
+from otel_monitor.semantics.alert_timing import TIMINGS
 from otel_monitor.semantics.slo import SLOs, Thresholds, load_slos
 
 # --- Prometheus names of the contract ------------------------------------------------
@@ -129,13 +130,14 @@ def recording_rules() -> dict[str, Any]:
 
 def _alert(name: str, expr: str, severity: str, for_: str, summary: str, description: str,
            **labels: str) -> dict[str, Any]:
-    return {
-        "alert": name,
-        "expr": expr,
-        "for": for_,
-        "labels": {"severity": severity, **labels},
-        "annotations": {"summary": summary, "description": description},
-    }
+    rule: dict[str, Any] = {"alert": name, "expr": expr, "for": for_}
+    timing = TIMINGS.get(name)
+    if timing is not None:
+        # The console evaluates this alert too, with the same hysteresis (alert_timing).
+        rule["keep_firing_for"] = timing.keep_firing_for
+    rule["labels"] = {"severity": severity, **labels}
+    rule["annotations"] = {"summary": summary, "description": description}
+    return rule
 
 
 def _operation_alerts(operation: str, selector: str, t: Thresholds) -> list[dict[str, Any]]:

@@ -79,6 +79,13 @@ def secret(raw: str) -> str:
     return raw
 
 
+def webhook_url(raw: str) -> str:
+    url = raw.strip()
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return url
+
+
 def csv(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -197,6 +204,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds without any data (spans, metrics or logs) after which the console shows a service or instance "
             "as stale (no data), drops that instance's health checks, and `otel-monitor status` fails; the default "
             "is three of the SDKs' default 60 s metric export intervals."),
+    Setting("OTEL_MONITOR_CONSOLE_ALERT_WEBHOOK", webhook_url, None,
+            "URL the local console POSTs each alert that fires or resolves to, in Alertmanager's webhook format "
+            "(a chat or paging hook; `otel-monitor console --alert-webhook`). Kept out of reports: such URLs "
+            "often carry a token.",
+            secret=True),
     Setting("OTEL_MONITOR_HEALTH_INTERVAL", number(0.1, 86_400), "15",
             "Seconds between runs of the health checks (in the background, never on a request)."),
     Setting("OTEL_MONITOR_HEALTH_ENDPOINTS", parse_bool, "false",

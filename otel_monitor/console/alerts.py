@@ -1,33 +1,55 @@
-"""Alerts evaluated locally from the SLO thresholds, with acknowledgement.
+"""Alerts evaluated locally, as Prometheus evaluates the generated rules.
 
-The rules mirror the Prometheus rules generated from the same ``slos:``
-section: success rate and latency percentile over the last 5 minutes, error
-rate over the rule's ``for`` duration, cache hit rate, fallback share, and
-dependency checks that are down.  An alert fires when its condition holds at
-an evaluation and resolves at the first evaluation where it no longer does.
+The conditions are those of the rules generated from the same ``slos:``
+section (:mod:`otel_monitor.alerting.rules`), and so is their timing
+(:mod:`otel_monitor.semantics.alert_timing`): a condition that starts to hold
+makes a *pending* alert, which fires once the condition has held at every
+evaluation for the rule's ``for``; a firing alert resolves once the condition
+has been false for ``keep_firing_for``.  Each Prometheus rule has its own state
+(``OperationSuccessRateLow`` and ``OperationSuccessRateCritical`` are two
+alerts there too); the console shows one alert per kind and subject, with the
+severity and threshold of the most severe rule firing, and its ``since`` is
+when the first of them fired.
+
+Rates and ratios are computed over the store's minutes: a 5-minute window is
+the current minute and the four before it.  Fewer than :data:`MIN_CALLS` calls
+in a window say too little about a rate to page anyone.
+
+Every state change is logged, and, with a webhook URL, posted in Alertmanager's
+webhook format (:class:`WebhookNotifier`) from a thread of its own.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
+import json
+import logging
+import queue
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import deque
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from otel_monitor.console.aggregates import Queries
-from otel_monitor.console.store import Store
+from otel_monitor.console.store import MINUTE_NS, Histogram, Store
+from otel_monitor.semantics.alert_timing import TIMINGS, pending_period, seconds
 
-ALERT_WINDOW = "5m"
+_log = logging.getLogger("otel_monitor.console.alerts")
+
 # Fewer calls than this in the window say too little about a rate to page anyone.
 MIN_CALLS = 5
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SEVERITY_ORDER = {"critical": 0, "warning": 1}
 
 
 @dataclass
 class Alert:
+    """What the console shows: one alert per kind (``rule``) and subject."""
+
     id: str
     rule: str
     service: str
@@ -37,118 +59,362 @@ class Alert:
     value: float | None
     threshold: float
     state: str = "firing"
-    started: int = 0  # ms
+    started: int = 0  # ms: when it first fired (kept across an escalation and a restart)
     resolved: int | None = None
     acknowledged: bool = False
     acknowledged_at: int | None = None
+    alertname: str = ""  # the Prometheus rule now deciding severity and threshold
 
 
-def _seconds(duration: str) -> int:
-    m = re.match(r"^(\d+)([smhd])$", duration)
-    return int(m.group(1)) * _UNITS[m.group(2)] if m else 180
+@dataclass
+class Condition:
+    """One rule whose condition holds now, for one subject."""
+
+    alertname: str
+    family: str
+    service: str
+    subject: str
+    value: float | None
+    threshold: float
+    summary: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.alertname}:{self.service}:{self.subject}"
+
+    @property
+    def family_id(self) -> str:
+        return f"{self.family}:{self.service}:{self.subject}"
 
 
-def _window_for(seconds: int) -> str:
-    for name, minutes in (("5m", 5), ("15m", 15), ("1h", 60), ("4h", 240)):
-        if seconds <= minutes * 60:
-            return name
-    return "24h"
+@dataclass
+class RuleState:
+    """A Prometheus active alert: pending or firing (times in ms)."""
+
+    alertname: str
+    family: str
+    service: str
+    subject: str
+    severity: str
+    state: str  # "pending" or "firing"
+    active_at: int
+    fired_at: int | None = None
+    keep_firing_since: int | None = None
+    value: float | None = None
+    threshold: float = 0.0
+    summary: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.alertname}:{self.service}:{self.subject}"
+
+    @property
+    def family_id(self) -> str:
+        return f"{self.family}:{self.service}:{self.subject}"
 
 
-def conditions(queries: Queries) -> list[Alert]:
-    """Every alert condition that holds now."""
-    slos = queries.slos
-    found: list[Alert] = []
-    for row in queries.operations(None, ALERT_WINDOW):
-        t = slos.for_operation(row["operation"])
-        svc, op = row["service"], row["operation"]
-        if row["calls"] >= MIN_CALLS:
-            state = t.success_state(row["success_rate"])
-            if state != "ok":
-                limit = t.success_critical if state == "critical" else t.success_warning
-                found.append(Alert(f"success_rate:{svc}:{op}", "success_rate", svc, op, state,
-                                   f"{op}: success rate {row['success_rate']:.1%} below {limit:.0%}",
-                                   row["success_rate"], limit))
-            if row["slo_latency"] is not None:
-                state = t.latency_state(row["slo_latency"])
-                if state != "ok":
-                    limit = t.latency_critical if state == "critical" else t.latency_warning
-                    found.append(Alert(f"latency:{svc}:{op}", "latency", svc, op, state,
-                                       f"{op}: p{t.latency_percentile * 100:g} {row['slo_latency']:.3f}s "
-                                       f"above {limit:g}s",
-                                       row["slo_latency"], limit))
-            if row["fallback_share"] is not None and row["fallback_share"] > t.fallback_warning:
-                found.append(Alert(f"fallback_share:{svc}:{op}", "fallback_share", svc, op, "warning",
-                                   f"{op}: {row['fallback_share']:.0%} of calls served by a fallback",
-                                   row["fallback_share"], t.fallback_warning))
-    for row in _error_rate_rows(queries):
-        found.append(row)
-    for (svc, cache), c in queries.cache_hit_rates(None, ALERT_WINDOW).items():
-        limit = slos.defaults.cache_hit_warning
+class Journal(Protocol):
+    """Where alert state is kept across restarts (the ``--db`` file)."""
+
+    def save_alert_state(self, state: dict[str, Any]) -> None: ...
+
+    def append_resolved_alert(self, alert: dict[str, Any]) -> None: ...
+
+
+# --- the conditions ----------------------------------------------------------------------------
+
+
+class _Window(Queries):
+    """Queries over any whole number of minutes, like the rules' range selectors."""
+
+    def _first_minute(self, window: str) -> int:
+        return self.now_ns // MINUTE_NS - int(window.removesuffix("m")) + 1
+
+
+def _window(timing_alert: str) -> str:
+    return f"{seconds(TIMINGS[timing_alert].window) // 60}m"
+
+
+def share_above(hist: Histogram, bound: float) -> float | None:
+    """Share of the calls that took longer than ``bound`` (a bucket boundary, as in the rules)."""
+    if not hist.count or hist.bounds is None:
+        return None
+    bounds = hist.bounds
+    buckets: Any = hist.buckets
+    items = buckets.items() if isinstance(buckets, Mapping) else enumerate(buckets)
+    # Bucket i holds the calls up to bounds[i]; the last one those above every bound.
+    within = sum(c for i, c in items if i < len(bounds) and bounds[i] <= bound)
+    return 1 - within / hist.count
+
+
+def _op_labels(queries: Queries, service: str, operation: str) -> dict[str, str]:
+    return {"job": service, "monitor_operation": operation,
+            "slo": operation if operation in queries.slos.operations else "default"}
+
+
+def conditions(queries: Queries) -> list[Condition]:
+    """Every rule condition that holds at ``queries.now_ns``."""
+    q = _Window(queries.store, queries.now_ns)
+    found: list[Condition] = []
+    five = q.operation_histograms(None, _window("OperationSuccessRateLow"))
+    for (svc, op), (_, hist) in sorted(five.items()):
+        if hist.count < MIN_CALLS:
+            continue
+        t = q.slos.for_operation(op)
+        labels = _op_labels(q, svc, op)
+        success = (hist.count - hist.errors) / hist.count
+        for name, limit in (("OperationSuccessRateCritical", t.success_critical),
+                            ("OperationSuccessRateLow", t.success_warning)):
+            if success < limit:
+                found.append(Condition(name, "success_rate", svc, op, success, limit,
+                                       f"{op}: success rate {success:.1%} below {limit:.0%}", labels))
+        error_rate = hist.errors / hist.count
+        if error_rate > t.error_rate_critical:
+            found.append(Condition("OperationErrorRateHigh", "error_rate", svc, op, error_rate, t.error_rate_critical,
+                                   f"{op}: error rate {error_rate:.1%} above {t.error_rate_critical:.0%} "
+                                   f"for {t.error_rate_for}", labels))
+        p = f"p{t.latency_percentile * 100:g}"
+        for name, limit in (("OperationLatencyCritical", t.latency_critical),
+                            ("OperationLatencyHigh", t.latency_warning)):
+            share = share_above(hist, limit)
+            # "p95 above 1 s" is "more than 5 % of the calls above 1 s": exact on a bucket boundary.
+            if share is not None and share > 1 - t.latency_percentile + 1e-12:
+                found.append(Condition(name, "latency", svc, op, share, limit,
+                                       f"{op}: {share:.1%} of calls took longer than {limit:g}s "
+                                       f"({p} above {limit:g}s)", labels))
+    ten = _window("FallbackShareHigh")
+    fallbacks = q.fallbacks(None, ten)
+    for (svc, op), (_, hist) in sorted(q.operation_histograms(None, ten).items()):
+        served = fallbacks.get((svc, op))
+        t = q.slos.for_operation(op)
+        if hist.count >= MIN_CALLS and served is not None and served / hist.count > t.fallback_warning:
+            share = served / hist.count
+            found.append(Condition("FallbackShareHigh", "fallback_share", svc, op, share, t.fallback_warning,
+                                   f"{op}: {share:.0%} of calls served by a fallback", _op_labels(q, svc, op)))
+    limit = q.slos.defaults.cache_hit_warning
+    for (svc, cache), c in sorted(q.cache_hit_rates(None, _window("CacheHitRateLow")).items()):
         if c["requests"] >= MIN_CALLS and c["hit_rate"] is not None and c["hit_rate"] < limit:
-            found.append(Alert(f"cache_hit_rate:{svc}:{cache}", "cache_hit_rate", svc, cache, "warning",
-                               f"cache {cache}: hit rate {c['hit_rate']:.0%} below {limit:.0%}", c["hit_rate"], limit))
-    for check in queries.health(None, ALERT_WINDOW):
-        if check["state"] != "up":
-            severity = "critical" if check["critical"] and check["state"] == "down" else "warning"
-            found.append(Alert(f"health:{check['service']}:{check['check']}", "health", check["service"],
-                               check["check"], severity, f"check {check['check']} is {check['state']}",
-                               check["value"], 1.0))
+            found.append(Condition("CacheHitRateLow", "cache_hit_rate", svc, cache, c["hit_rate"], limit,
+                                   f"cache {cache}: hit rate {c['hit_rate']:.0%} below {limit:.0%}",
+                                   {"job": svc, "monitor_cache_name": cache}))
+    for check in q.health(None, "5m"):
+        if check["value"] is None:
+            continue  # no current report (an expired instance): no series, as in Prometheus
+        labels = {"job": check["service"], "monitor_health_check": check["check"]}
+        if check["critical"] and check["value"] == 0:
+            found.append(Condition("HealthCheckFailing", "health", check["service"], check["check"], check["value"],
+                                   1.0, f"critical check {check['check']} is down", labels))
+        if check["value"] < 1:
+            found.append(Condition("HealthCheckDegraded", "health", check["service"], check["check"], check["value"],
+                                   1.0, f"check {check['check']} is {check['state']}", labels))
     return found
 
 
-def _error_rate_rows(queries: Queries) -> list[Alert]:
-    out = []
-    by_window: dict[str, list[dict[str, Any]]] = {}
-    for t in [queries.slos.defaults, *queries.slos.operations.values()]:
-        window = _window_for(_seconds(t.error_rate_for))
-        if window not in by_window:
-            by_window[window] = queries.operations(None, window)
-    for window, rows in by_window.items():
-        for row in rows:
-            t = queries.slos.for_operation(row["operation"])
-            if _window_for(_seconds(t.error_rate_for)) != window or row["calls"] < MIN_CALLS:
-                continue
-            rate = row["errors"] / row["calls"]
-            if rate > t.error_rate_critical:
-                svc, op = row["service"], row["operation"]
-                out.append(Alert(f"error_rate:{svc}:{op}", "error_rate", svc, op, "critical",
-                                 f"{op}: error rate {rate:.1%} above {t.error_rate_critical:.0%} "
-                                 f"over {t.error_rate_for}",
-                                 rate, t.error_rate_critical))
-    return out
+# --- notifications -----------------------------------------------------------------------------
+
+
+def _rfc3339(ms: int | None) -> str:
+    if ms is None:
+        return "0001-01-01T00:00:00Z"  # Alertmanager's "not ended"
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def alertmanager_payload(states: list[tuple[RuleState, str, int | None]], generator_url: str) -> dict[str, Any]:
+    """Alertmanager's webhook body (version 4) for (alert, "firing"|"resolved", ended at ms)."""
+    alerts: list[dict[str, Any]] = []
+    label_sets: list[set[tuple[str, str]]] = []
+    for s, status, ended in states:
+        labels = {"alertname": s.alertname, "severity": s.severity, **s.labels}
+        label_sets.append(set(labels.items()))
+        fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
+        alerts.append({"status": status, "labels": labels,
+                       "annotations": {"summary": s.summary,
+                                       "description": f"value {s.value!r}, threshold {s.threshold!r}"},
+                       "startsAt": _rfc3339(s.fired_at or s.active_at),
+                       "endsAt": _rfc3339(ended if status == "resolved" else None),
+                       "generatorURL": generator_url, "fingerprint": fingerprint})
+    common = set.intersection(*label_sets) if label_sets else set()
+    status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
+    return {"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": status,
+            "receiver": "otel-monitor-console", "groupLabels": {}, "commonLabels": dict(sorted(common)),
+            "commonAnnotations": {}, "externalURL": generator_url.split("/#", 1)[0], "alerts": alerts}
+
+
+class WebhookNotifier:
+    """Posts payloads to a URL from a thread of its own: a slow receiver never blocks the console.
+
+    The queue is bounded (the oldest notification is dropped when full) and each
+    post has a timeout; failures are logged, at most one line a minute.
+    """
+
+    def __init__(self, url: str, timeout: float = 5.0, max_queued: int = 100) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"alert webhook {url!r}: expected an http:// or https:// URL")
+        self.url = url
+        self.timeout = timeout
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(max_queued)
+        self._last_warning = 0.0
+        self._thread = threading.Thread(target=self._run, name="otel-monitor-alert-webhook", daemon=True)
+        self._thread.start()
+
+    def notify(self, payload: dict[str, Any]) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(payload)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _run(self) -> None:
+        while True:
+            payload = self._queue.get()
+            if payload is None:
+                return
+            self._post(payload)
+
+    def _post(self, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        request = urllib.request.Request(self.url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  "User-Agent": "otel-monitor-console"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                response.read()
+            self.sent += 1
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            self.failed += 1
+            now = time.monotonic()
+            if now - self._last_warning >= 60:
+                self._last_warning = now
+                _log.warning("otel-monitor console: alert webhook %s failed: %s", self.url, exc)
+
+    def close(self, timeout: float = 2.0) -> None:
+        self.notify(None)  # type: ignore[arg-type]
+        self._thread.join(timeout)
+
+
+# --- the book ----------------------------------------------------------------------------------
 
 
 class AlertBook:
-    """Firing and resolved alerts; acknowledgements survive until the alert resolves."""
+    """Rule states, firing and resolved alerts; acknowledgements survive until the alert resolves."""
 
     def __init__(self, store: Store, on_ack: Callable[[str, int], None] | None = None,
-                 keep_resolved: int = 200) -> None:
+                 keep_resolved: int = 200, journal: Journal | None = None,
+                 notifier: WebhookNotifier | None = None, generator_url: str = "") -> None:
         self.store = store
+        self.rules: dict[str, RuleState] = {}  # Prometheus' active alerts, by rule and subject
         self.firing: dict[str, Alert] = {}
         self.resolved: deque[Alert] = deque(maxlen=keep_resolved)
         self.acknowledged: dict[str, int] = {}  # restored from the database
+        self.journal = journal
+        self.notifier = notifier
+        self.generator_url = generator_url or "http://127.0.0.1/#/alerts"
         self._on_ack = on_ack
         self._lock = threading.Lock()
 
-    def evaluate(self, now_ns: int | None = None) -> None:
-        now_ms = (now_ns or time.time_ns()) // 1_000_000
-        holding = {a.id: a for a in conditions(Queries(self.store, now_ns))}
+    # --- persistence ---------------------------------------------------------------
+    def restore(self, state: dict[str, Any], resolved: list[dict[str, Any]]) -> None:
+        """State saved by an earlier run (rule states, firing alerts) and its history, newest first."""
         with self._lock:
-            for alert_id, alert in holding.items():
-                current = self.firing.get(alert_id)
-                if current is None:
-                    alert.started = now_ms
-                    if alert_id in self.acknowledged:
-                        alert.acknowledged, alert.acknowledged_at = True, self.acknowledged[alert_id]
-                    self.firing[alert_id] = alert
-                else:  # keep start and acknowledgement, refresh value and severity
-                    current.value, current.severity, current.summary = alert.value, alert.severity, alert.summary
-            for alert_id in [a for a in self.firing if a not in holding]:
-                alert = self.firing.pop(alert_id)
-                alert.state, alert.resolved = "resolved", now_ms
-                self.acknowledged.pop(alert_id, None)
-                self.resolved.appendleft(alert)
+            self.rules = {k: RuleState(**v) for k, v in state.get("rules", {}).items()}
+            self.firing = {k: Alert(**v) for k, v in state.get("firing", {}).items()}
+            self.resolved.clear()
+            self.resolved.extend(Alert(**a) for a in resolved[: self.resolved.maxlen])
+
+    def _state(self) -> dict[str, Any]:
+        return {"rules": {k: asdict(v) for k, v in self.rules.items()},
+                "firing": {k: asdict(v) for k, v in self.firing.items()}}
+
+    # --- evaluation ----------------------------------------------------------------
+    def evaluate(self, now_ns: int | None = None) -> None:
+        now_ns = now_ns or time.time_ns()
+        now = now_ns // 1_000_000
+        holding = {c.key: c for c in conditions(Queries(self.store, now_ns))}
+        error_rate_for = {op: t.error_rate_for for op, t in self.store.slos.operations.items()}
+        default_for = self.store.slos.defaults.error_rate_for
+        changes: list[tuple[RuleState, str, int | None]] = []
+        resolved_now: list[Alert] = []
+        with self._lock:
+            for key, s in list(self.rules.items()):
+                if key in holding:
+                    s.keep_firing_since = None
+                    continue
+                keep = seconds(TIMINGS[s.alertname].keep_firing_for) * 1000
+                if s.state == "firing" and keep:
+                    if s.keep_firing_since is None:
+                        s.keep_firing_since = now
+                    if now - s.keep_firing_since < keep:
+                        continue
+                del self.rules[key]
+                changes.append((s, "resolved" if s.state == "firing" else "inactive", now))
+            for key, c in holding.items():
+                existing = self.rules.get(key)
+                if existing is not None:
+                    s = existing
+                else:
+                    s = self.rules[key] = RuleState(c.alertname, c.family, c.service, c.subject,
+                                                    TIMINGS[c.alertname].severity, "pending", now)
+                    changes.append((s, "pending", None))
+                s.value, s.threshold, s.summary, s.labels = c.value, c.threshold, c.summary, c.labels
+                hold = seconds(pending_period(c.alertname, error_rate_for.get(c.subject, default_for))) * 1000
+                if s.state == "pending" and now - s.active_at >= hold:
+                    s.state, s.fired_at = "firing", now
+                    changes.append((s, "firing", None))
+            resolved_now = self._families(now)
+            state = self._state() if changes or resolved_now else None
+        for s, change, _ in changes:
+            _log.info("otel-monitor console: alert %s %s/%s %s (%s, value %s, threshold %s)", s.alertname, s.service,
+                      s.subject, change, s.severity, _short(s.value), _short(s.threshold))
+        if self.journal is not None and state is not None:
+            self.journal.save_alert_state(state)
+            for alert in resolved_now:
+                self.journal.append_resolved_alert(asdict(alert))
+        notify = [(s, change, ended) for s, change, ended in changes if change in ("firing", "resolved")]
+        if self.notifier is not None and notify:
+            self.notifier.notify(alertmanager_payload(notify, self.generator_url))
+
+    def _families(self, now: int) -> list[Alert]:
+        """Fold the firing rule states into one alert per kind and subject; returns those resolved now."""
+        by_family: dict[str, list[RuleState]] = {}
+        for s in self.rules.values():
+            if s.state == "firing":
+                by_family.setdefault(s.family_id, []).append(s)
+        for family_id, states in by_family.items():
+            top = min(states, key=lambda s: _SEVERITY_ORDER.get(s.severity, 2))
+            alert = self.firing.get(family_id)
+            if alert is None:
+                alert = self.firing[family_id] = Alert(family_id, top.family, top.service, top.subject, top.severity,
+                                                       top.summary, top.value, top.threshold,
+                                                       started=min(s.fired_at or now for s in states))
+                if family_id in self.acknowledged:
+                    alert.acknowledged, alert.acknowledged_at = True, self.acknowledged[family_id]
+                _log.info("otel-monitor console: alert %s firing (%s): %s", family_id, top.severity, top.summary)
+            elif alert.severity != top.severity:
+                _log.info("otel-monitor console: alert %s %s -> %s: %s", family_id, alert.severity, top.severity,
+                          top.summary)
+            # Severity, value and threshold follow the most severe rule firing now (an escalation too).
+            alert.severity, alert.summary, alert.value, alert.threshold = (top.severity, top.summary, top.value,
+                                                                           top.threshold)
+            alert.alertname = top.alertname
+        resolved = []
+        for family_id in [f for f in self.firing if f not in by_family]:
+            alert = self.firing.pop(family_id)
+            alert.state, alert.resolved = "resolved", now
+            self.acknowledged.pop(family_id, None)
+            self.resolved.appendleft(alert)
+            resolved.append(alert)
+            _log.info("otel-monitor console: alert %s resolved", family_id)
+        return resolved
 
     def acknowledge(self, alert_id: str) -> bool:
         with self._lock:
@@ -157,14 +423,31 @@ class AlertBook:
                 return False
             alert.acknowledged, alert.acknowledged_at = True, int(time.time() * 1000)
             self.acknowledged[alert_id] = alert.acknowledged_at
+            state = self._state()
         if self._on_ack:
             self._on_ack(alert_id, alert.acknowledged_at)
+        if self.journal is not None:
+            self.journal.save_alert_state(state)
         return True
 
     def as_json(self, service: str | None) -> dict[str, Any]:
         with self._lock:
             firing = [asdict(a) for a in self.firing.values() if not service or a.service == service]
             resolved = [asdict(a) for a in self.resolved if not service or a.service == service]
-        order = {"critical": 0, "warning": 1}
-        firing.sort(key=lambda a: (order.get(a["severity"], 2), a["started"]))
-        return {"firing": firing, "resolved": resolved}
+            pending = [{"alertname": s.alertname, "id": s.family_id, "service": s.service, "subject": s.subject,
+                        "severity": s.severity, "summary": s.summary, "value": s.value, "threshold": s.threshold,
+                        "active_since": s.active_at}
+                       for s in self.rules.values()
+                       if s.state == "pending" and (not service or s.service == service)]
+        firing.sort(key=lambda a: (_SEVERITY_ORDER.get(a["severity"], 2), a["started"]))
+        pending.sort(key=lambda a: (a["active_since"], a["alertname"]))
+        return {"firing": firing, "pending": pending, "resolved": resolved}
+
+    def timeline_entry(self) -> dict[str, str]:
+        """Rule key -> "pending" or "firing" (what Prometheus' ALERTS series would hold)."""
+        with self._lock:
+            return {k: s.state for k, s in self.rules.items()}
+
+
+def _short(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"

@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otel_monitor.config.file import EMPTY, ConfigFile
 from otel_monitor.console import api
-from otel_monitor.console.alerts import AlertBook
+from otel_monitor.console.alerts import AlertBook, WebhookNotifier
 from otel_monitor.console.persist import RequestLog
 from otel_monitor.console.store import Limits, Store
 from otel_monitor.otlp.decode import FLATTEN, OTLPDecodeError, decompress, parse_request
@@ -74,14 +74,20 @@ class Console:
     """One console: its store, alerts, persistence and limits."""
 
     def __init__(self, config: ConfigFile = EMPTY, limits: Limits | None = None, db: str | None = None,
-                 token: str | None = None, max_body: int = DEFAULT_MAX_BODY) -> None:
+                 token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+                 alert_webhook: str | None = None) -> None:
         self.config = config
         self.store = Store(load_slos(config), limits)
         self.funnels = declared_funnels(config)
         self.token = token or None
         self.max_body = max_body
         self.request_log = RequestLog(db) if db else None
-        self.alerts = AlertBook(self.store, self.request_log.acknowledge if self.request_log else None)
+        notifier = WebhookNotifier(alert_webhook) if alert_webhook else None
+        self.alerts = AlertBook(self.store, self.request_log.acknowledge if self.request_log else None,
+                                journal=self.request_log, notifier=notifier)
+        if self.request_log is not None:
+            # Pending and firing alerts keep their start, and the history its entries, across a restart.
+            self.alerts.restore(self.request_log.alert_state(), self.request_log.resolved_alerts())
         # With --db the stored requests are replayed while the console already
         # serves (:meth:`replay`); until then requests received are stored only,
         # and replayed after the older ones, in arrival order.
@@ -163,6 +169,8 @@ class Console:
             self.request_log.append(signal, raw if is_protobuf else message.SerializeToString())
 
     def close(self) -> None:
+        if self.alerts.notifier is not None:
+            self.alerts.notifier.close()
         if self.request_log is not None:
             self.request_log.close()
 

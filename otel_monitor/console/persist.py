@@ -5,15 +5,18 @@ and replayed into a fresh store at start (in batches, while the console
 already serves: see ``Console.replay``): the store's aggregates are a
 function of what arrived, so replay rebuilds exactly the same state
 (counter baselines included).  Requests older than the longest window, and the
-oldest beyond ``max_bytes``, are deleted.  Acknowledgements are kept too.
+oldest beyond ``max_bytes``, are deleted.  Acknowledgements are kept too, and
+the alerts' state and history, so a firing alert keeps its "since".
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -26,7 +29,17 @@ CREATE TABLE IF NOT EXISTS acknowledgements (
     alert_id TEXT PRIMARY KEY,
     at_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alert_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS resolved_alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    body TEXT NOT NULL
+);
 """
+# Resolved alerts kept in the file; the console shows the newest of them.
+KEEP_RESOLVED = 1000
 RETENTION_NS = 24 * 3600 * 1_000_000_000
 
 
@@ -89,6 +102,40 @@ class RequestLog:
     def acknowledge(self, alert_id: str, at_ms: int) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO acknowledgements VALUES (?, ?)", (alert_id, at_ms))
+
+    def save_alert_state(self, state: dict[str, Any]) -> None:
+        """The alerts' current state (pending and firing rules, firing alerts and their "since")."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO alert_state VALUES (1, ?)", (json.dumps(state),))
+
+    def alert_state(self) -> dict[str, Any]:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM alert_state WHERE id = 1").fetchone()
+        try:
+            state = json.loads(row[0]) if row else {}
+        except ValueError:
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def append_resolved_alert(self, alert: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO resolved_alerts (body) VALUES (?)", (json.dumps(alert),))
+            self._db.execute("DELETE FROM resolved_alerts WHERE id <= (SELECT MAX(id) FROM resolved_alerts) - ?",
+                             (KEEP_RESOLVED,))
+
+    def resolved_alerts(self, limit: int = KEEP_RESOLVED) -> list[dict[str, Any]]:
+        """Resolved alerts, newest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM resolved_alerts ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        out = []
+        for (body,) in rows:
+            try:
+                alert = json.loads(body)
+            except ValueError:
+                continue
+            if isinstance(alert, dict):
+                out.append(alert)
+        return out
 
     def acknowledgements(self) -> dict[str, int]:
         with self._lock:

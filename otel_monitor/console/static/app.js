@@ -206,8 +206,11 @@ const views = {
       h("td", {}, fmt.datetime(a.started)), h("td", {}, a.resolved ? fmt.datetime(a.resolved) : ""),
       h("td", {}, firing ? (a.acknowledged ? "acknowledged" : h("button", { onclick: () => ack(a.id) }, "Acknowledge")) : (a.acknowledged ? "acknowledged" : "")));
     const cols = [["severity"], ["service"], ["alert"], ["since"], ["resolved"], [""]];
-    return [h("h1", {}, "Alerts"), h("p", { class: "note" }, "Evaluated in the console every few seconds from the SLO thresholds of the config file (the same ones the Prometheus rules use)."),
+    return [h("h1", {}, "Alerts"), h("p", { class: "note" }, "Evaluated in the console every few seconds with the thresholds, pending periods (for:) and keep_firing_for of the generated Prometheus rules."),
       h("h2", {}, `Firing (${data.firing.length})`), table(cols, data.firing.map((a) => row(a, true)), "firing"),
+      h("h2", {}, `Pending (${(data.pending || []).length})`), h("p", { class: "note" }, "Conditions that hold but not yet for the rule's pending period (for:)."),
+      table([["severity"], ["service"], ["rule"], ["alert"], ["since"]], (data.pending || []).map((p) => h("tr", { "data-testid": "pending-" + p.alertname + "-" + p.id },
+        h("td", {}, status(p.severity)), h("td", {}, p.service), h("td", {}, p.alertname), h("td", {}, p.summary), h("td", {}, fmt.datetime(p.active_since)))), "pending"),
       h("h2", {}, `Resolved (${data.resolved.length})`), table(cols, data.resolved.map((a) => row(a, false)), "resolved")];
   },
 

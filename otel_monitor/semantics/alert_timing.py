@@ -1,0 +1,67 @@
+"""When an alert fires and resolves: the one table both alert evaluators read.
+
+The Prometheus rules (:mod:`otel_monitor.alerting.rules`) and the console's
+local alerts (:mod:`otel_monitor.console.alerts`) evaluate the same conditions
+with the same timing, as Prometheus defines it:
+
+- ``for``: the condition must hold at every evaluation for this long before the
+  alert fires (until then it is *pending*; one evaluation without it and the
+  pending alert is dropped);
+- ``keep_firing_for``: once firing, the alert stays firing until the condition
+  has been false for this long, so a signal hovering at its threshold does not
+  page, resolve and page again (hysteresis);
+- ``window``: the range the rate or ratio is computed over.
+
+The error-rate alert's ``for`` comes from the SLO (``error_rate.for``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+
+# Long enough that a ratio crossing its threshold for one evaluation, back and forth,
+# stays one alert; short next to the 5-minute windows, so recovery is still reported soon.
+KEEP_FIRING_FOR = "2m"
+
+
+def seconds(duration: str) -> int:
+    """Seconds of a Prometheus duration such as ``3m``; ``ValueError`` otherwise."""
+    match = _DURATION.match(duration)
+    if not match:
+        raise ValueError(f"not a duration like 3m: {duration!r}")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class AlertTiming:
+    """Pending period, hysteresis and window of one alert rule."""
+
+    alert: str  # the Prometheus alert name
+    severity: str
+    for_: str  # "" when it comes from the SLO (error_rate.for)
+    window: str
+    keep_firing_for: str = KEEP_FIRING_FOR
+
+
+# The alerts both evaluators have, by Prometheus name.
+TIMINGS: dict[str, AlertTiming] = {t.alert: t for t in (
+    AlertTiming("OperationSuccessRateCritical", "critical", "5m", "5m"),
+    AlertTiming("OperationSuccessRateLow", "warning", "5m", "5m"),
+    AlertTiming("OperationErrorRateHigh", "critical", "", "5m"),
+    AlertTiming("OperationLatencyCritical", "critical", "5m", "5m"),
+    AlertTiming("OperationLatencyHigh", "warning", "5m", "5m"),
+    AlertTiming("FallbackShareHigh", "warning", "10m", "10m"),
+    AlertTiming("CacheHitRateLow", "warning", "10m", "10m"),
+    AlertTiming("HealthCheckFailing", "critical", "2m", "5m"),
+    AlertTiming("HealthCheckDegraded", "warning", "5m", "5m"),
+)}
+
+
+def pending_period(alert: str, error_rate_for: str) -> str:
+    """The ``for`` of ``alert``; the error-rate alert takes the SLO's ``error_rate.for``."""
+    timing = TIMINGS[alert]
+    return timing.for_ or error_rate_for

@@ -1,0 +1,202 @@
+"""The console's alerts and the generated Prometheus rules give the same timeline on the same series.
+
+One series of ``monitor.operation.duration`` (a healthy start, a warning-level
+failure rate, an escalation to critical, recovery, then slow calls) goes both
+to ``promtool test rules`` with the generated rule file and to the console's
+evaluator, minute by minute.  The console's timeline (which alert is pending,
+which firing, at every minute) becomes promtool's expected ``ALERTS`` series:
+promtool passes only if Prometheus agrees at every minute.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from otel_monitor import semconv
+from otel_monitor.alerting.rules import generate, le_matcher
+from otel_monitor.console.alerts import AlertBook
+from otel_monitor.console.store import MINUTE_NS, Store
+from otel_monitor.semantics.alert_timing import TIMINGS, pending_period
+from otel_monitor.semantics.slo import SLOs
+
+T0 = 28_000_000 * MINUTE_NS  # a whole minute; promtool's series start at 0
+SERVICE, OPERATION = "shop", "checkout"
+CALLS_PER_MINUTE = 100
+MINUTES = 60
+
+
+@dataclass(frozen=True)
+class Minute:
+    failed: int
+    slow: int  # calls between 0.5 s and 2 s (the default latency warning and critical)
+    calls: int = CALLS_PER_MINUTE
+
+
+def scenario() -> list[Minute]:
+    """Healthy; 7% failing (warning); 20% (critical); healthy; 10% slow; healthy."""
+    plan = [(10, Minute(0, 0)), (10, Minute(7, 0)), (10, Minute(20, 0)), (10, Minute(0, 0)),
+            (10, Minute(0, 10)), (MINUTES - 50, Minute(0, 0))]
+    return [m for n, m in plan for _ in range(n)]
+
+
+# Cumulative values per series and minute: calls, <= 0.5 s, <= 2 s (the rules' boundaries).
+def cumulative(minutes: list[Minute]) -> dict[str, list[tuple[int, int, int]]]:
+    out: dict[str, list[tuple[int, int, int]]] = {"ok": [(0, 0, 0)], "failed": [(0, 0, 0)]}
+    for m in minutes:
+        for name, calls, slow in (("ok", m.calls - m.failed, m.slow), ("failed", m.failed, 0)):
+            c, fast, within2 = out[name][-1]
+            out[name].append((c + calls, fast + calls - slow, within2 + calls))
+    return out
+
+
+FAILED_LABELS = {semconv.ERROR_TYPE: "HTTPError", semconv.MONITOR_ERROR_CATEGORY: "dependency"}
+
+
+def _prom_labels(name: str) -> str:
+    labels = f'job="{SERVICE}", monitor_operation="{OPERATION}"'
+    if name == "failed":
+        labels += ', error_type="HTTPError", monitor_error_category="dependency"'
+    return labels
+
+
+def promtool_series(values: dict[str, list[tuple[int, int, int]]]) -> list[dict[str, str]]:
+    series = []
+    for name, points in values.items():
+        labels = _prom_labels(name)
+        series.append({"series": f"monitor_operation_duration_seconds_count{{{labels}}}",
+                       "values": " ".join(str(p[0]) for p in points)})
+        for le, index in (("0.5", 1), ("2", 2), ("+Inf", 0)):
+            series.append({"series": f'monitor_operation_duration_seconds_bucket{{{labels}, le="{le}"}}',
+                           "values": " ".join(str(p[index]) for p in points)})
+    return series
+
+
+def feed_console(store: Store, values: dict[str, list[tuple[int, int, int]]], minute: int) -> None:
+    """The cumulative points an SDK exports at ``minute``, as the console decodes them."""
+    bounds = list(store.slos.buckets)
+    points = []
+    for name, series in values.items():
+        calls, fast, within2 = series[minute]
+        counts = [0] * (len(bounds) + 1)
+        # Fast calls in the first bucket, slow ones in the bucket ending at 2 s, the rest nowhere.
+        counts[0] = fast
+        counts[bounds.index(2.0)] = within2 - fast
+        counts[-1] = calls - within2
+        attributes = {semconv.MONITOR_OPERATION: OPERATION, **(FAILED_LABELS if name == "failed" else {})}
+        points.append({"resource": {semconv.SERVICE_NAME: SERVICE}, "scope": "", "unit": "s",
+                       "name": semconv.METRIC_OPERATION_DURATION, "type": "histogram", "attributes": attributes,
+                       "start_time_unix_nano": T0, "time_unix_nano": T0 + minute * MINUTE_NS,
+                       "count": calls, "sum": 0.1 * fast + 1.0 * (within2 - fast), "bucket_counts": counts,
+                       "explicit_bounds": bounds, "temporality": 2, "min": None, "max": None})
+    store.add_metric_points(points)
+
+
+def console_timeline(values: dict[str, list[tuple[int, int, int]]]) -> list[dict[str, str]]:
+    """Per minute: rule key -> pending/firing, from the console's evaluator fed the same points."""
+    store = Store(SLOs())
+    store.started_ns = T0
+    book = AlertBook(store)
+    timeline = []
+    for minute in range(len(values["ok"])):
+        feed_console(store, values, minute)
+        book.evaluate(T0 + minute * MINUTE_NS)
+        timeline.append(book.timeline_entry())
+    return timeline
+
+
+def _promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.skip("promtool not found: apt-get install prometheus")
+    return path
+
+
+ALERT_LABELS = {name: f'job="{SERVICE}", monitor_operation="{OPERATION}", slo="default"' for name in TIMINGS}
+
+
+def promtool_test(rules: Path, values: dict[str, list[tuple[int, int, int]]],
+                  timeline: list[dict[str, str]]) -> dict[str, object]:
+    """A promtool test whose expected ALERTS at every minute are the console's."""
+    names = "|".join(sorted(TIMINGS))
+    cases = []
+    for minute, states in enumerate(timeline):
+        samples = []
+        for key, state in sorted(states.items()):
+            alertname = key.split(":", 1)[0]
+            labels = (f'ALERTS{{alertname="{alertname}", alertstate="{state}", {ALERT_LABELS[alertname]}, '
+                      f'severity="{TIMINGS[alertname].severity}"}}')
+            samples.append({"labels": labels, "value": 1})
+        cases.append({"expr": f'ALERTS{{alertname=~"{names}"}}', "eval_time": f"{minute}m", "exp_samples": samples})
+    # Recording rules first at each evaluation (promtool's order is random otherwise): the console computes
+    # its ratios at the moment it evaluates, as an alert reading a fresh recording does.
+    groups = [g["name"] for g in yaml.safe_load(rules.read_text())["groups"]]
+    return {"rule_files": [str(rules)], "evaluation_interval": "1m", "group_eval_order": groups,
+            "tests": [{"interval": "1m", "input_series": promtool_series(values), "promql_expr_test": cases}]}
+
+
+def _render(timeline: list[dict[str, str]]) -> str:
+    lines = []
+    for minute, states in enumerate(timeline):
+        what = ", ".join(f"{k.split(':')[0]}={v}" for k, v in sorted(states.items())) or "-"
+        lines.append(f"{minute:3d}m  {what}")
+    return "\n".join(lines)
+
+
+@pytest.mark.promtool
+def test_console_alerts_follow_the_prometheus_timeline(tmp_path: Path) -> None:
+    """promtool, running the generated rules on the same series, agrees with the console at every minute."""
+    values = cumulative(scenario())
+    timeline = console_timeline(values)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(generate(SLOs(), "otel-monitor.yaml"))
+    test_file = tmp_path / "timeline.test.yaml"
+    test_file.write_text(yaml.safe_dump(promtool_test(rules, values, timeline), sort_keys=False))
+    result = subprocess.run([_promtool(), "test", "rules", str(test_file)], capture_output=True, text=True,
+                            cwd=tmp_path)
+    promtool_said = result.stdout[-3000:] + result.stderr[-6000:]
+    assert result.returncode == 0, f"console timeline:\n{_render(timeline)}\n\npromtool:\n{promtool_said}"
+    # The comparison must have something to compare: every operation alert pends and fires at some point.
+    seen = {(k.split(":")[0], v) for states in timeline for k, v in states.items()}
+    for name in ("OperationSuccessRateLow", "OperationSuccessRateCritical", "OperationErrorRateHigh",
+                 "OperationLatencyHigh"):
+        assert {(name, "pending"), (name, "firing")} <= seen, _render(timeline)
+
+
+def test_an_alert_fires_after_its_pending_period_not_at_the_first_failure() -> None:
+    """The error-rate alert is pending from the first minute its 5m ratio is above 5%, firing 3m (its ``for``) later."""
+    values = cumulative(scenario())
+    timeline = console_timeline(values)
+    calls = [a[0] + b[0] for a, b in zip(values["ok"], values["failed"], strict=True)]
+    failed = [p[0] for p in values["failed"]]
+    ratio = [(failed[m] - failed[max(m - 5, 0)]) / ((calls[m] - calls[max(m - 5, 0)]) or 1) for m in range(len(calls))]
+    first = next(m for m, r in enumerate(ratio) if r > SLOs().defaults.error_rate_critical)
+    hold = int(pending_period("OperationErrorRateHigh", SLOs().defaults.error_rate_for).removesuffix("m"))
+    states = [t.get(f"OperationErrorRateHigh:{SERVICE}:{OPERATION}") for t in timeline]
+    assert states[first - 1] is None and states[first] == "pending"
+    assert states[first + hold - 1] == "pending" and states[first + hold] == "firing"
+
+
+def test_a_noisy_first_minute_does_not_page() -> None:
+    """Two failures among the first six calls, then 1% failing: pending for a minute, never firing."""
+    timeline = console_timeline(cumulative([Minute(2, 0, calls=6)] + [Minute(1, 0)] * 20))
+    states = [t.get(f"OperationErrorRateHigh:{SERVICE}:{OPERATION}") for t in timeline]
+    assert states[1] == "pending" and "firing" not in states
+
+
+def test_a_steady_signal_fires_once_and_resolves_once() -> None:
+    """Each rule of the scenario fires in one stretch, without resolving and firing again (no flapping)."""
+    timeline = console_timeline(cumulative(scenario()))
+    for key in {k for t in timeline for k in t}:
+        firing = "".join("F" if t.get(key) == "firing" else "." for t in timeline)
+        assert firing.strip(".").count(".") == 0, f"{key} flaps: {firing}"
+
+
+def test_le_matchers_of_the_timeline_series_are_the_rules() -> None:
+    """The bucket series fed to promtool are the ones the latency rules select."""
+    assert le_matcher(0.5) == 'le="0.5"' and "2" in le_matcher(2.0)
