@@ -15,3 +15,11 @@ def otlp_sink():
     """A real OTLP/HTTP receiver on a loopback port."""
     with OTLPSink() as sink:
         yield sink
+
+
+@pytest.fixture(scope="session")
+def otelcol():
+    """The project's collector (`make collector`); skips, naming `make collector`, without it."""
+    from .otelcol import require_collector
+
+    return require_collector()

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .otelcol import COLLECTOR, free_port, wait_for
+from .otelcol import BUILT, COLLECTOR, free_port, local_config, wait_for
 
 PROMETHEUS = shutil.which("prometheus")
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -59,17 +60,22 @@ class Process:
 class Prometheus(Process):
     """The shipped collector/prometheus/prometheus.yml with its targets moved to the local ports."""
 
-    def __init__(self, work: Path, targets: dict[str, str], *, alertmanager: str | None = None,
-                 rule_files: list[Path] | None = None, interval: str = "1s") -> None:
+    def __init__(self, work: Path, targets: dict[str, str | list[str]], *, alertmanager: str | None = None,
+                 rule_files: list[Path] | None = None, interval: str = "1s", remote_write: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         shipped = yaml.safe_load((COLLECTOR / "prometheus" / "prometheus.yml").read_text())
         shipped["global"].update(scrape_interval=interval, evaluation_interval=interval)
-        shipped["rule_files"] = [str(p) for p in (rule_files if rule_files is not None else sorted(RULES.glob("*.rules.yaml")))]
+        rules = rule_files if rule_files is not None else sorted(RULES.glob("*.rules.yaml"))
+        shipped["rule_files"] = [str(p) for p in rules]
         targets = {**targets, "localhost:9090": f"127.0.0.1:{self.port}"}
+        # A shipped target with no local counterpart in this run is left out.
         for job in shipped["scrape_configs"]:
             for static in job["static_configs"]:
-                static["targets"] = [targets[t] for t in static["targets"]]
+                local = [targets.get(t, []) for t in static["targets"]]
+                static["targets"] = [t for group in local for t in ([group] if isinstance(group, str) else group)]
+        shipped["scrape_configs"] = [j for j in shipped["scrape_configs"]
+                                     if any(s["targets"] for s in j["static_configs"])]
         if alertmanager:
             shipped["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager]
         else:
@@ -77,9 +83,11 @@ class Prometheus(Process):
         config = work / "prometheus.yml"
         config.write_text(yaml.safe_dump(shipped, sort_keys=False))
         (work / "prometheus-data").mkdir(exist_ok=True)
-        super().__init__("prometheus", [PROMETHEUS, f"--config.file={config}",
-                                        f"--storage.tsdb.path={work / 'prometheus-data'}",
-                                        f"--web.listen-address=127.0.0.1:{self.port}"], work, f"{self.url}/-/ready")
+        command = [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={work / 'prometheus-data'}",
+                   f"--web.listen-address=127.0.0.1:{self.port}"]
+        if remote_write:  # the gateways push metrics (prometheus_remote_write)
+            command.append("--web.enable-remote-write-receiver")
+        super().__init__("prometheus", command, work, f"{self.url}/-/ready")
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
@@ -105,7 +113,7 @@ class Webhook:
         received = self.payloads
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 received.append(json.loads(self.rfile.read(length)))
                 self.send_response(200)
@@ -125,3 +133,59 @@ class Webhook:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- the trace and log backends, built from Go modules by `make backends` ---------------
+
+JAEGER = BUILT.parent / "jaeger"
+VICTORIA_LOGS = BUILT.parent / "victoria-logs"
+BACKENDS_NOT_BUILT = "Jaeger and VictoriaLogs not built: run `make backends` (needs Go)"
+
+
+def backends_built() -> bool:
+    return JAEGER.is_file() and VICTORIA_LOGS.is_file()
+
+
+class Jaeger(Process):
+    """Jaeger v2 running the shipped collector/jaeger/jaeger.yaml, its listeners moved to free loopback ports."""
+
+    def __init__(self, work: Path) -> None:
+        config, self.ports = local_config(COLLECTOR / "jaeger" / "jaeger.yaml", work)
+        path = work / "jaeger.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.url = f"http://127.0.0.1:{self.ports[16686]}"
+        self.otlp_grpc = f"127.0.0.1:{self.ports[4317]}"
+        super().__init__("jaeger", [str(JAEGER), f"--config={path}"], work,
+                         f"http://127.0.0.1:{self.ports[13133]}/status")
+
+    def trace(self, trace_id: str) -> dict[str, Any] | None:
+        """The trace as Jaeger's query API gives it (spans, processes), or None."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/traces/{trace_id}", timeout=10) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        return body["data"][0] if body.get("data") else None
+
+    def traces(self, service: str, limit: int = 10000) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode({"service": service, "limit": limit, "lookback": "1h"})
+        with urllib.request.urlopen(f"{self.url}/api/traces?{query}", timeout=30) as response:
+            return json.load(response).get("data") or []
+
+
+class VictoriaLogs(Process):
+    def __init__(self, work: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.otlp_endpoint = f"{self.url}/insert/opentelemetry"
+        super().__init__("victoria-logs", [str(VICTORIA_LOGS), f"-httpListenAddr=127.0.0.1:{self.port}",
+                                           f"-storageDataPath={work / 'victoria-logs-data'}"], work,
+                         f"{self.url}/health")
+
+    def query(self, logsql: str, limit: int = 10000) -> list[dict[str, Any]]:
+        """Log entries matching a LogsQL query, one dict per entry."""
+        data = urllib.parse.urlencode({"query": logsql, "limit": limit}).encode()
+        with urllib.request.urlopen(f"{self.url}/select/logsql/query", data=data, timeout=30) as response:
+            return [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]

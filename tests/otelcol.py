@@ -39,9 +39,9 @@ def collector_binary() -> Path | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def otelcol() -> Path:
-    """Path of the built collector; the test is skipped (naming `make collector`) when there is none."""
+def require_collector() -> Path:
+    """Path of the built collector; the test is skipped (naming `make collector`) when there is none.
+    Tests take it as the `otelcol` fixture (conftest.py)."""
     binary = collector_binary()
     if binary is None:
         pytest.skip(NOT_BUILT)

@@ -20,7 +20,7 @@ from examples.traffic import TrafficReport, run_traffic
 
 from .e2e_stack import PROMETHEUS, Prometheus
 from .launch import LaunchedApp, launched
-from .otelcol import SINGLE, Collector, free_port, local_config, otelcol, wait_for  # noqa: F401
+from .otelcol import SINGLE, Collector, free_port, local_config, wait_for
 
 pytestmark = pytest.mark.slow
 

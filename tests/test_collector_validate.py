@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .otelcol import COLLECTOR, MANIFEST, ROOT, otelcol  # noqa: F401  (otelcol is a fixture)
+from .otelcol import COLLECTOR, MANIFEST, ROOT
 
 K8S = COLLECTOR / "k8s"
 SINGLE = COLLECTOR / "otelcol-config.yaml"
@@ -125,7 +125,8 @@ def test_kubernetes_configmap_validates_with_its_workloads_environment(otelcol, 
     files = [tmp_path / a[len(mount["mountPath"]) + 1:] for a in config_args]
     env = _container_env(workload)
     missing = _required_env(*files) - set(env)
-    assert not missing, f"{configmap}: the config needs {sorted(missing)}, which {workload['metadata']['name']} does not set"
+    name = workload["metadata"]["name"]
+    assert not missing, f"{configmap}: the config needs {sorted(missing)}, which {name} does not set"
     _assert_valid(_validate(otelcol, files, env))
 
 
