@@ -136,7 +136,7 @@ class OTLPSink:
     @property
     def endpoint(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"{self._scheme}://{host}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
 
     def env(self) -> dict[str, str]:
         """Environment variables that point an OTLP/HTTP exporter here, exporting quickly."""

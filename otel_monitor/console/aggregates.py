@@ -274,7 +274,7 @@ class Queries:
     # --- errors ----------------------------------------------------------------
     def errors(self, service: str | None, window: str) -> list[dict[str, Any]]:
         first = self._first_minute(window)
-        out = []
+        out: list[dict[str, Any]] = []
         with self.store.lock:
             for group in self.store.errors.values():
                 if service and group.service != service:

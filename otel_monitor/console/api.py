@@ -44,7 +44,7 @@ def _params(request: Request) -> tuple[str | None, str]:
 
 
 def _console(request: Request) -> Console:
-    return request.app.state.console  # type: ignore[no-any-return]
+    return request.app.state.console
 
 
 def _answer(request: Request, build: Any) -> JSONResponse:

@@ -19,8 +19,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,6 @@ from otel_monitor.console.store import Limits
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4318  # the OTLP/HTTP default: an app with no configuration reports here
-ALERT_WEBHOOK_ENV = BY_KEY["console_alert_webhook"].env
 TOKEN_ENV = BY_KEY["console_token"].env
 STALE_AFTER = BY_KEY["console_stale_after"]
 
@@ -94,7 +92,7 @@ def _load_config(config_path: str | None) -> ConfigFile:
 
 def build_console(host: str = DEFAULT_HOST, db: str | None = None, config_path: str | None = None,
                   token: str | None = None, limits: Limits | None = None,
-                  max_body: int = DEFAULT_MAX_BODY, alert_webhook: str | None = None) -> Console:
+                  max_body: int = DEFAULT_MAX_BODY) -> Console:
     """A :class:`Console`, after the start-up checks (token required off loopback)."""
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:
@@ -102,14 +100,13 @@ def build_console(host: str = DEFAULT_HOST, db: str | None = None, config_path: 
             f"refusing to listen on {host}: the console is open to anyone who can reach it. "
             f"Set {TOKEN_ENV} to a long random value (clients then send 'Authorization: Bearer <token>'), "
             f"or listen on 127.0.0.1.")
-    return Console(_load_config(config_path), limits=limits, db=db, token=token, max_body=max_body,
-                   alert_webhook=alert_webhook)
+    return Console(_load_config(config_path), limits=limits, db=db, token=token, max_body=max_body)
 
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = None,
           config_path: str | None = None, token: str | None = None, limits: Limits | None = None,
           max_body: int = DEFAULT_MAX_BODY, evaluate_every: float = 10.0,
-          on_replay_batch: Callable[[], None] | None = None, alert_webhook: str | None = None) -> ServerHandle:
+          on_replay_batch: Callable[[], None] | None = None) -> ServerHandle:
     """Start a console in a background thread; returns once it accepts connections.
 
     With ``db``, the stored requests are replayed after that, in the
@@ -117,7 +114,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = N
     """
     import uvicorn
 
-    console = build_console(host, db, config_path, token, limits, max_body, alert_webhook)
+    console = build_console(host, db, config_path, token, limits, max_body)
     console.replay_hook = on_replay_batch
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -146,9 +143,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default 127.0.0.1; "
                         f"any other needs {TOKEN_ENV})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port for OTLP/HTTP, UI and API (default 4318)")
-    parser.add_argument("--alert-webhook", default=os.environ.get(ALERT_WEBHOOK_ENV) or None, metavar="URL",
-                        help="POST every alert that fires or resolves there, in Alertmanager's webhook format "
-                             f"(default ${ALERT_WEBHOOK_ENV})")
     parser.add_argument("--db", help="SQLite file keeping everything received, so a restart loses nothing")
     parser.add_argument("--config", default=os.environ.get("OTEL_MONITOR_CONFIG"),
                         help="the otel-monitor YAML file with SLOs and funnels (default $OTEL_MONITOR_CONFIG)")
@@ -183,8 +177,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     limits = Limits(max_spans=args.max_spans, max_logs=args.max_logs)
     try:
-        handle = serve(args.host, args.port, args.db, args.config, None, limits, args.max_body,
-                       alert_webhook=args.alert_webhook)
+        handle = serve(args.host, args.port, args.db, args.config, None, limits, args.max_body)
     except (ConsoleStartError, ValueError) as exc:
         print(f"otel-monitor console: {exc}", file=sys.stderr)
         return 2

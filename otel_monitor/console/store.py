@@ -244,7 +244,7 @@ def http_operation(attrs: dict[str, Any], name: str) -> str:
 
 def http_failed(attrs: dict[str, Any], otherwise: bool) -> bool:
     """A server's 5xx fails, any other status code (4xx included) succeeds; without one, ``otherwise``."""
-    code = attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE, attrs.get(semconv.HTTP_STATUS_CODE_OLD))
+    code: Any = attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE, attrs.get(semconv.HTTP_STATUS_CODE_OLD))
     try:
         return int(code) >= 500
     except (TypeError, ValueError):
@@ -413,7 +413,7 @@ class Store:
         timeline.add(end_ns, 1, self._SPAN_STEP_NS)
 
     def _add_error(self, service: str, span: dict[str, Any], attrs: dict[str, Any], operation: Any) -> None:
-        exception = next((e["attributes"] for e in span["events"] if e["name"] == "exception"), {})
+        exception: dict[str, Any] = next((e["attributes"] for e in span["events"] if e["name"] == "exception"), {})
         error_type = str(attrs.get(semconv.ERROR_TYPE) or exception.get(semconv.EXCEPTION_TYPE) or "error")
         fingerprint = attrs.get(semconv.MONITOR_ERROR_FINGERPRINT)
         if not fingerprint:  # spans from apps without otel-monitor: group by type and span name
@@ -670,7 +670,8 @@ class Store:
         """Drop per-minute roll-ups older than the longest window."""
         oldest = (now_ns or time.time_ns()) // MINUTE_NS - RETENTION_MINUTES
         with self.lock:
-            for table in (self.op_metrics, self.op_spans, self.counters, self.health_minutes):
+            tables: tuple[dict[Any, Any], ...] = (self.op_metrics, self.op_spans, self.counters, self.health_minutes)
+            for table in tables:
                 old = [k for k in table if k[2] < oldest]
                 for k in old:
                     del table[k]

@@ -185,7 +185,7 @@ class LeanRequestTelemetry:
 
     def enabled(self) -> bool:
         """FastAPI's ``NativeTelemetry.enabled()``, answered from the kept provider checks."""
-        return self._providers_state()[1]  # type: ignore[no-any-return]
+        return bool(self._providers_state()[1])
 
     def _providers(self) -> tuple[Any, Any, Any]:
         # What get_tracer_provider() & co. return: the set provider, read off the API module when there is one.
@@ -298,7 +298,7 @@ class LeanRequestTelemetry:
                 span_attributes["url.query"] = _redacted_query(scope["query_string"], asgi._SENSITIVE_QUERY_PARAMETERS)  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
             if original_method != method:
                 span_attributes["http.request.method_original"] = original_method
-            span = tracer.start_span(span_method, context=parent, kind=self._server,  # type: ignore[union-attr]
+            span = tracer.start_span(span_method, context=parent, kind=self._server,
                                      attributes=span_attributes)
             values = dict(parent)
             values[self._span_key] = span

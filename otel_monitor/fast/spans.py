@@ -49,7 +49,7 @@ import logging
 import random
 from collections.abc import Mapping, Sequence
 from time import time_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
@@ -62,6 +62,9 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from otel_monitor.pipeline import tail_sampling
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TraceState
 
 logger = logging.getLogger("opentelemetry.sdk.trace")
 
@@ -279,7 +282,7 @@ class MonitorSpan(Span):
                 # A copy made in one step: a write that passed the _end_time check just
                 # before lands in the old dict, as the SDK drops a write that loses its lock.
                 attributes = dict(attributes)
-                if self._context.trace_flags.sampled:
+                if self._context is not None and self._context.trace_flags.sampled:
                     attributes = _checked(attributes, self._limits)  # on its way to an exporter
                 self._attributes = attributes
         if self._record_end_metrics:
@@ -376,7 +379,9 @@ def _holding_plan(processors: tuple[Any, ...]) -> Any:
     from otel_monitor.pipeline.processors import OperationSpanProcessor
     from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor
 
-    holders, operations, watched = [], [], []
+    holders: list[Any] = []
+    operations: list[Any] = []
+    watched: list[Any] = []
     for processor in processors:
         cls = type(processor)
         if cls is GuardedSpanProcessor and type(processor.inner) is OperationSpanProcessor:
@@ -393,9 +398,10 @@ def _holding_plan(processors: tuple[Any, ...]) -> Any:
 
 def _hooks(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...], Any]:
     """:func:`_plan`, kept on the multi-processor until its processor list changes (a processor added)."""
-    plan = getattr(multi, "_otel_monitor_hooks", None)
+    plan: tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...], Any] | None = getattr(
+        multi, "_otel_monitor_hooks", None)
     if plan is not None and plan[0] is getattr(multi, "_span_processors", None):
-        return plan  # type: ignore[no-any-return]
+        return plan
     return _plan(multi)
 
 
@@ -512,11 +518,12 @@ class MonitorTracer(Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace_api.Span:
-        parent = _get_current_span(context).get_span_context()
-        if parent is not None and not isinstance(parent, SpanContext):
+        current = _get_current_span(context).get_span_context()
+        if current is not None and not isinstance(current, SpanContext):
             raise TypeError("parent_span_context must be a SpanContext or None.")
         if not self._tracer_config.is_enabled:
-            return NonRecordingSpan(context=parent)
+            return NonRecordingSpan(context=current)
+        parent: SpanContext | None = current
         ids = self.id_generator
         # The default generator's ids, without three method calls (unless its methods were replaced on it).
         random_ids = ids.__class__ is RandomIdGenerator and not ids.__dict__
@@ -533,7 +540,8 @@ class MonitorTracer(Tracer):
         else:
             trace_id = parent.trace_id
             random_trace_id = parent.trace_flags.random_trace_id
-        sampler = self.sampler
+        sampler: Any = self.sampler  # ours may carry follows_parent and root_bound
+        trace_state: TraceState | None
         if parent is not None and getattr(sampler, "follows_parent", False):
             # The sampler's own rule for a child, without looking the parent up
             # three more times: the parent's flag decides, its trace state carries over.
@@ -658,9 +666,12 @@ def _trial_run() -> bool:
             child.set_attributes({"d": "e"})
             child.update_name("renamed")
             child.end()
-            readable = child._readable_span()  # noqa: SLF001
+            if not isinstance(child, MonitorSpan):
+                return False
+            readable = child._readable_span()  # noqa: SLF001 - the SDK's own snapshot of a span
             return (readable.name == "renamed" and len(readable.events) == 2 and len(readable.links) == 2
-                    and readable.attributes["d"] == "e" and readable.status.status_code is trace_api.StatusCode.ERROR)
+                    and (readable.attributes or {}).get("d") == "e"
+                    and readable.status.status_code is trace_api.StatusCode.ERROR)
     except Exception as exc:  # noqa: BLE001 - any failure means: keep the SDK's span type
         logger.debug("otel-monitor keeps the SDK's span type: %r", exc)
         return False

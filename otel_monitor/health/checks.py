@@ -83,7 +83,7 @@ def http_check(
     # http.client rather than urllib or httpx: no client instrumentation wraps
     # it, so a probe every few seconds does not become a trace.
     def request() -> CheckOutcome:
-        connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+        connection = connection_class(parts.hostname or "", parts.port, timeout=timeout)
         try:
             connection.request(method, target, headers=headers or {})
             response = connection.getresponse()

@@ -93,7 +93,8 @@ _hook_registered = False
 
 
 def _routed_paths(app: Any) -> set[str]:
-    return {getattr(route, "path", None) for route in getattr(app.router, "routes", ())} - {None}
+    paths = (getattr(route, "path", None) for route in getattr(app.router, "routes", ()))
+    return {path for path in paths if isinstance(path, str)}
 
 
 def _add_on_build(wrapped: Any, app: Any, args: Any, kwargs: Any) -> Any:

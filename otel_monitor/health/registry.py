@@ -246,7 +246,7 @@ class HealthRegistry:
     ) -> HealthCheck:
         """Register a :class:`HealthCheck`, or a sync/async callable with these options."""
         if not isinstance(check, HealthCheck):
-            check = HealthCheck(name or getattr(check, "__name__", ""), check, timeout, degraded_after, critical)
+            check = HealthCheck(name or str(getattr(check, "__name__", "")), check, timeout, degraded_after, critical)
         with self._lock:
             if check.name in self._checks:
                 raise ValueError(f"a health check named {check.name!r} is already registered")
@@ -372,7 +372,7 @@ class HealthRegistry:
             async def timed() -> tuple[Any, float]:
                 with suppress_instrumentation():
                     started = time.perf_counter()
-                    value = await check.function()  # type: ignore[misc]
+                    value = await check.function()
                     return value, time.perf_counter() - started
 
             value, latency = await asyncio.wait_for(timed(), check.timeout)

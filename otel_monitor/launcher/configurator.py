@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,13 +200,14 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     # providers our pipeline needs exist: the late-bound wrappers enrich and
     # scrub through whichever pipeline is bound at export time (a default one
     # until then, so nothing ever leaves unredacted).
-    def export_span_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:
+    def export_span_processor(span_exporter: Any, *args: Any, **kwargs: Any) -> Any:
         return MonitorSpanExportProcessor(
             LateBoundSpanExporter(export.CountingSpanExporter(
-                export.FastSpanExporter.wrap(exporter) if settings.lean_otlp else export.speed_up_exporter(exporter))),
+                export.FastSpanExporter.wrap(span_exporter) if settings.lean_otlp
+                else export.speed_up_exporter(span_exporter))),
             keep_errors=settings.keep_errors, slow_threshold_ms=settings.slow_threshold_ms)
 
-    def export_log_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:
+    def export_log_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:  # the SDK's parameter names
         return BatchLogRecordProcessor(
             LateBoundLogExporter(export.CountingLogExporter(export.speed_up_exporter(exporter))))
 
@@ -292,7 +293,7 @@ def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
         yield
         return
 
-    def import_exporters(traces: Any, metrics: Any, logs: Any) -> Any:
+    def import_exporters(traces: Sequence[str], metrics: Sequence[str], logs: Sequence[str]) -> Any:
         if not any("otlp_proto_http" in names for names in (traces, metrics, logs)):
             return original(traces, metrics, logs)
         try:
@@ -304,15 +305,15 @@ def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
         def others(names: Any) -> list[str]:
             return [name for name in names if name != "otlp_proto_http"]
 
-        found = original(others(traces), others(metrics), others(logs))
-        ordered = []
+        found: tuple[dict[str, Any], ...] = original(others(traces), others(metrics), others(logs))
+        ordered: list[dict[str, Any]] = []
         for names, signal, classes in zip((traces, metrics, logs), ("traces", "metrics", "logs"), found, strict=True):
             # In the order configured, as the SDK would build them.
             ordered.append({name: EXPORTERS[signal] if name == "otlp_proto_http" else classes[name]
                             for name in names if name == "otlp_proto_http" or name in classes})
         return tuple(ordered)
 
-    _configuration._import_exporters = import_exporters  # noqa: SLF001 - the SDK configurator's exporter lookup
+    _configuration._import_exporters = import_exporters  # type: ignore[assignment]  # noqa: SLF001 - the SDK configurator's exporter lookup
     try:
         yield
     finally:
@@ -347,7 +348,7 @@ def _cache_loggers(provider: Any) -> None:
                 known[key] = logger
         return logger
 
-    provider.get_logger = get_logger
+    provider.get_logger = get_logger  # type: ignore[method-assign]  # one instance's cache in front of its method
 
 
 def _wrap_metric_exporters(meter_provider: Any) -> None:

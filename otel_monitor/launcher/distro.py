@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from opentelemetry.instrumentation.distro import BaseDistro
+# The module is marked `# type: ignore` as a whole, so mypy sees none of its names.
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 
 from otel_monitor.launcher.instrumentations import DISABLED_ENV, USER_DISABLED_ENV
 

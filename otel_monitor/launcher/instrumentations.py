@@ -16,6 +16,7 @@ for the launcher and remembers the user's own list) so that:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -121,8 +122,8 @@ def _dependency_conflict(entry_point: Any) -> str | None:
     if verified and found:
         match = re.search(r"(\d+)\.(\d+)", found)
         if match and (int(match.group(1)), int(match.group(2))) <= verified:
-            REPORT[library] = Decision(library, "loaded",
-                                       f"{found} is outside the declared range ({required}) but verified by otel-monitor")
+            REPORT[library] = Decision(
+                library, "loaded", f"{found} is outside the declared range ({required}) but verified by otel-monitor")
             return None
     return f"installed {found or 'nothing'} does not satisfy {required}"
 
@@ -187,7 +188,10 @@ class InstrumentationLoader:
             REPORT[name] = Decision(name, "waiting for import", f"loads when {trigger!r} is imported{note}")
             if self.dry_run:
                 continue
-            self._when_imported(trigger, lambda _module, ep=entry_point: self._load_now(ep))
+            self._when_imported(trigger, functools.partial(self._load_on_import, entry_point))
+
+    def _load_on_import(self, entry_point: Any, _module: Any) -> None:
+        self._load_now(entry_point)
 
     @staticmethod
     def _when_imported(module: str, hook: Callable[[Any], None]) -> None:
@@ -349,7 +353,8 @@ def lean_query_spans() -> None:
         statements = self.__dict__.get(statements_key)
         if statements is None:
             statements = self.__dict__.setdefault(statements_key, {})
-        key = (statement, connection[2]) if connection[2] is not None and len(statement) <= _STATEMENT_CACHED_LENGTH else None
+        cacheable = connection[2] is not None and len(statement) <= _STATEMENT_CACHED_LENGTH
+        key = (statement, connection[2]) if cacheable else None
         known = statements.get(key) if key is not None else None
         if known is None:
             db_name, attrs = connection[3], connection[4]
@@ -465,8 +470,9 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
         dialect.do_execute = do_execute
         dialect.do_executemany = do_executemany
         dialect.do_execute_no_params = do_execute_no_params
+        wrapper: Any
         for wrapper in (do_execute, do_executemany, do_execute_no_params):
-            wrapper._otel_monitor_query_span = True  # type: ignore[attr-defined]  # noqa: SLF001 - our marker on a dependency's object
+            wrapper._otel_monitor_query_span = True  # noqa: SLF001 - our marker on a dependency's object
         dialects.add(dialect)
 
     def register_from_dialect(cls: Any, target: Any, identifier: str, func: Any, *args: Any, **kw: Any) -> None:
@@ -503,8 +509,8 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
             taken.clear()
 
     register_from_dialect._otel_monitor_dialect = True  # type: ignore[attr-defined]  # noqa: SLF001 - our marker on a dependency's object
-    contrib.EngineTracer._register_event_listener = classmethod(register_from_dialect)  # type: ignore[assignment]  # noqa: SLF001 - contrib EngineTracer internals (compat: dialect_tracing)
-    contrib.EngineTracer.remove_all_event_listeners = classmethod(remove_all_event_listeners)  # type: ignore[assignment]
+    contrib.EngineTracer._register_event_listener = classmethod(register_from_dialect)  # noqa: SLF001 - contrib EngineTracer internals (compat: dialect_tracing)
+    contrib.EngineTracer.remove_all_event_listeners = classmethod(remove_all_event_listeners)
 
 
 _POOL_EVENTS = frozenset({"connect", "close", "checkin", "checkout"})
@@ -531,7 +537,8 @@ def observe_pool_usage() -> None:
 
     engines: weakref.WeakSet[Any] = weakref.WeakSet()
     _pooled_engines = engines
-    register = contrib.EngineTracer._register_event_listener.__func__  # noqa: SLF001 - contrib EngineTracer internals (compat: dialect_tracing)
+    # A classmethod read through its class is a bound method: __func__ is the function itself.
+    register = contrib.EngineTracer._register_event_listener.__func__  # type: ignore[attr-defined]  # noqa: SLF001 - contrib EngineTracer internals (compat: dialect_tracing)
 
     def register_without_pool_events(cls: Any, target: Any, identifier: str, func: Any, *args: Any, **kw: Any) -> None:
         if identifier in _POOL_EVENTS:
@@ -679,7 +686,7 @@ def remember_request_invariants() -> None:
         def _server_attributes(scope: Any) -> dict[str, Any]:
             headers = scope.get("headers")
             if headers.__class__ is not list and headers.__class__ is not tuple:
-                return server_attributes(scope)  # type: ignore[no-any-return] - e.g. a one-shot iterator
+                return server_attributes(scope)  # e.g. a one-shot iterator
             host = None
             for name, value in headers:
                 if name == b"host":
@@ -690,7 +697,7 @@ def remember_request_invariants() -> None:
                 key = (host, scope.get("scheme", "http"), scope.get("server"))
                 known = addresses.get(key)
             except TypeError:  # a server entry that is not hashable: FastAPI's own way
-                return server_attributes(scope)  # type: ignore[no-any-return]
+                return server_attributes(scope)
             if known is None:
                 known = server_attributes(scope)
                 if len(addresses) < _SERVER_ADDRESSES_KEPT:

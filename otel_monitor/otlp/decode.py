@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format
@@ -19,7 +20,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-REQUEST_TYPES = {
+REQUEST_TYPES: dict[str, Any] = {
     "traces": ExportTraceServiceRequest,
     "metrics": ExportMetricsServiceRequest,
     "logs": ExportLogsServiceRequest,
@@ -220,7 +221,17 @@ def flatten_metrics(req: ExportMetricsServiceRequest) -> list[dict[str, Any]]:
     return out
 
 
-FLATTEN = {"traces": flatten_spans, "metrics": flatten_metrics, "logs": flatten_logs}
+FLATTEN: dict[str, Callable[[Any], list[dict[str, Any]]]] = {
+    "traces": flatten_spans, "metrics": flatten_metrics, "logs": flatten_logs}
 
-__all__ = ["OTLPDecodeError", "decompress", "parse_request", "flatten_spans", "flatten_logs",
-           "flatten_metrics", "FLATTEN", "attributes", "any_value"]
+__all__ = [
+    "FLATTEN",
+    "OTLPDecodeError",
+    "any_value",
+    "attributes",
+    "decompress",
+    "flatten_logs",
+    "flatten_metrics",
+    "flatten_spans",
+    "parse_request",
+]

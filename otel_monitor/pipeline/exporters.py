@@ -170,7 +170,7 @@ class EveryIntervalFilter(logging.Filter):
         return True
 
 
-class _OwnStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _OwnStderrHandler(logging.StreamHandler):
     """Marks the stderr handler we attach, so a second setup does not add another."""
 
 
@@ -561,7 +561,7 @@ def light_transport_args(exporter_class: Any, environ: Any = None) -> dict[str, 
     return {"_transport": HTTPClientTransport(verify=verify, cert=cert)}
 
 
-class ExporterArguments(dict):  # type: ignore[type-arg]
+class ExporterArguments(dict[Any, Any]):
     """``exporter_args_map`` for the SDK's ``_initialize_components``.
 
     What the caller gave for an exporter class wins; the SDK's OTLP/HTTP

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry.exporter.otlp.common import http as _http
 from opentelemetry.exporter.otlp.common._aggregation import _get_aggregation, _get_temporality
@@ -52,7 +52,7 @@ class _Sender:
 
     _signal = ""  # TRACES, METRICS, LOGS: the environment variables' infix
     _path = ""
-    _kind = ""  # the self-metrics' signal
+    _kind: Literal["traces", "metrics", "logs"] = "traces"  # the self-metrics' signal
     _items = ""  # the HTTP client's word for them in its messages
     _component: Any = None
 
@@ -87,7 +87,7 @@ class _Sender:
             headers=_resolve_headers(headers, f"OTEL_EXPORTER_OTLP_{signal}_HEADERS"),
             logger=self._logger)
         if self._compression is _http.Compression.GZIP:
-            self._client._compress = otlp_encode.gzip_fast  # type: ignore[method-assign]  # noqa: SLF001 - the SDK OTLP exporter's HTTP client (compat: lean_otlp)
+            self._client._compress = otlp_encode.gzip_fast  # type: ignore[assignment]  # noqa: SLF001 - the SDK OTLP exporter's HTTP client (compat: lean_otlp)
         self._max_request_size = _DEFAULT_MAX_REQUEST_SIZE if max_request_size is None else max_request_size
         self._shutdown = False
         self.set_meter_provider(meter_provider)

@@ -204,7 +204,8 @@ class OperationSpanProcessor(SpanProcessor):
                 labels[semconv.ERROR_TYPE] = error_type or "_OTHER"
             if len(self._labels) < 10_000:
                 self._labels[key] = labels
-        self.histogram.record((span.end_time - span.start_time) / 1e9, labels, key=key)
+        # An ended span has both times; a check here would cost every request.
+        self.histogram.record((span.end_time - span.start_time) / 1e9, labels, key=key)  # type: ignore[operator]
         if span.context.trace_flags.sampled:
             pending = self.pending
             # A success needs only its name; a bare string keeps the hot path allocation-free.
@@ -483,8 +484,8 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
 
     strict = bool(getattr(settings, "strict", False))
     problems: list[str] = []  # each bad config entry, also logged (or raised in strict mode)
-    instruments = metrics.create_instruments(
-        meter_provider, load_slos_or_defaults(config, strict=strict, problems=problems).buckets, settings.cardinality_limit)
+    buckets = load_slos_or_defaults(config, strict=strict, problems=problems).buckets
+    instruments = metrics.create_instruments(meter_provider, buckets, settings.cardinality_limit)
     metrics.bind(instruments)
     classifier = errors.ErrorClassifier(errors.load_error_rules(config, strict=strict, problems=problems))
     errors.bind(classifier)

@@ -96,7 +96,7 @@ def _follows_parent(sampler: Sampler) -> bool:
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, ParentBasedTraceIdRatio
 
     # The SDK's own classes only: a subclass may decide otherwise.
-    return type(sampler) in (ParentBased, ParentBasedTraceIdRatio) and (
+    return isinstance(sampler, ParentBased) and type(sampler) in (ParentBased, ParentBasedTraceIdRatio) and (
         sampler._remote_parent_sampled is ALWAYS_ON  # noqa: SLF001 - the SDK keeps its rules private
         and sampler._local_parent_sampled is ALWAYS_ON  # noqa: SLF001
         and sampler._remote_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001
@@ -183,7 +183,7 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
             self._pending_count -= len(dropped)
 
     def _hold_or_decide(self, span: ReadableSpan) -> None:
-        trace_id = span.context.trace_id  # type: ignore[union-attr]
+        trace_id = span.context.trace_id
         parent = span.parent
         if parent is not None and not parent.is_remote:
             self._hold(trace_id, span)

@@ -101,13 +101,13 @@ class HTTPClientTransport(BaseHTTPTransport):
                 connection = idle.pop()
                 if _still_open(connection):
                     connection.timeout = timeout
-                    connection.sock.settimeout(timeout)  # type: ignore[union-attr]
+                    connection.sock.settimeout(timeout)
                     return connection
                 connection.close()
         scheme, host, port = origin
         try:
             if scheme == "https":
-                connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                connection = http.client.HTTPSConnection(
                     host, port, timeout=timeout, context=self._context())
             else:
                 connection = http.client.HTTPConnection(host, port, timeout=timeout)

@@ -232,7 +232,8 @@ def load_redactor(enabled: bool = True, patterns: Iterable[str] = (), safe_keys:
                   config: ConfigFile = EMPTY, *, strict: bool = False,
                   problems: list[str] | None = None) -> Redactor:
     """A redactor from the settings plus the config file's ``redaction:`` section."""
-    patterns, safe_keys, keys = list(patterns), list(safe_keys), []
+    patterns, safe_keys = list(patterns), list(safe_keys)
+    keys: list[str] = []
     section = config.section("redaction")
     if section is not None and not isinstance(section, dict):
         report_problem(f"{config.where('redaction')}: 'redaction' must be a mapping with patterns, keys, safe_keys",

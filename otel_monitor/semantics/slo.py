@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 import re
-from itertools import pairwise
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any
 
 from otel_monitor.config.file import EMPTY, ConfigFile
@@ -146,7 +146,8 @@ def _thresholds(raw: Any, base: Thresholds, config: ConfigFile, path: tuple[str,
         raise ValueError(f"{where}: expected a mapping of thresholds")
     for key in raw:
         if key not in _KNOWN:
-            raise ValueError(f"{config.where(*path, key)}: unknown SLO key {key!r}; expected one of {', '.join(sorted(_KNOWN))}")
+            raise ValueError(f"{config.where(*path, key)}: unknown SLO key {key!r}; "
+                             f"expected one of {', '.join(sorted(_KNOWN))}")
     t = base
     if "objective" in raw:
         t = replace(t, objective=_fraction(raw["objective"], config.where(*path, "objective"), "objective"))
@@ -159,38 +160,48 @@ def _thresholds(raw: Any, base: Thresholds, config: ConfigFile, path: tuple[str,
             raise ValueError(f"{config.where(*path, key)}: {key} must be a mapping")
         return value
 
+    def at(*keys: str) -> str:
+        return config.where(*path, *keys)
+
     sr = sub("success_rate")
     if "warning" in sr:
-        t = replace(t, success_warning=_fraction(sr["warning"], config.where(*path, "success_rate", "warning"), "success_rate.warning"))
+        t = replace(t, success_warning=_fraction(sr["warning"], at("success_rate", "warning"), "success_rate.warning"))
     if "critical" in sr:
-        t = replace(t, success_critical=_fraction(sr["critical"], config.where(*path, "success_rate", "critical"), "success_rate.critical"))
+        t = replace(t, success_critical=_fraction(sr["critical"], at("success_rate", "critical"),
+                                                  "success_rate.critical"))
     if t.success_critical > t.success_warning:
-        raise ValueError(f"{config.where(*path, 'success_rate')}: success_rate.critical ({t.success_critical}) must not exceed warning ({t.success_warning})")
+        raise ValueError(f"{at('success_rate')}: success_rate.critical ({t.success_critical}) "
+                         f"must not exceed warning ({t.success_warning})")
     lat = sub("latency")
     if "percentile" in lat:
-        p = _fraction(lat["percentile"], config.where(*path, "latency", "percentile"), "latency.percentile")
+        p = _fraction(lat["percentile"], at("latency", "percentile"), "latency.percentile")
         if not 0 < p < 1:
-            raise ValueError(f"{config.where(*path, 'latency', 'percentile')}: latency.percentile must be between 0 and 1 exclusive")
+            raise ValueError(f"{at('latency', 'percentile')}: latency.percentile must be between 0 and 1 exclusive")
         t = replace(t, latency_percentile=p)
     if "warning" in lat:
-        t = replace(t, latency_warning=_seconds(lat["warning"], config.where(*path, "latency", "warning"), "latency.warning"))
+        t = replace(t, latency_warning=_seconds(lat["warning"], at("latency", "warning"), "latency.warning"))
     if "critical" in lat:
-        t = replace(t, latency_critical=_seconds(lat["critical"], config.where(*path, "latency", "critical"), "latency.critical"))
+        t = replace(t, latency_critical=_seconds(lat["critical"], at("latency", "critical"), "latency.critical"))
     if t.latency_critical < t.latency_warning:
-        raise ValueError(f"{config.where(*path, 'latency')}: latency.critical ({t.latency_critical}) must not be below warning ({t.latency_warning})")
+        raise ValueError(f"{at('latency')}: latency.critical ({t.latency_critical}) "
+                         f"must not be below warning ({t.latency_warning})")
     er = sub("error_rate")
     if "critical" in er:
-        t = replace(t, error_rate_critical=_fraction(er["critical"], config.where(*path, "error_rate", "critical"), "error_rate.critical"))
+        t = replace(t, error_rate_critical=_fraction(er["critical"], at("error_rate", "critical"),
+                                                     "error_rate.critical"))
     if "for" in er:
         if not isinstance(er["for"], str) or not _DURATION.match(er["for"]):
-            raise ValueError(f"{config.where(*path, 'error_rate', 'for')}: error_rate.for must be a duration like 3m, got {er['for']!r}")
+            raise ValueError(f"{at('error_rate', 'for')}: error_rate.for must be a duration like 3m, "
+                             f"got {er['for']!r}")
         t = replace(t, error_rate_for=er["for"])
     ch = sub("cache_hit_rate")
     if "warning" in ch:
-        t = replace(t, cache_hit_warning=_fraction(ch["warning"], config.where(*path, "cache_hit_rate", "warning"), "cache_hit_rate.warning"))
+        t = replace(t, cache_hit_warning=_fraction(ch["warning"], at("cache_hit_rate", "warning"),
+                                                   "cache_hit_rate.warning"))
     fb = sub("fallback_share")
     if "warning" in fb:
-        t = replace(t, fallback_warning=_fraction(fb["warning"], config.where(*path, "fallback_share", "warning"), "fallback_share.warning"))
+        t = replace(t, fallback_warning=_fraction(fb["warning"], at("fallback_share", "warning"),
+                                                  "fallback_share.warning"))
     return t
 
 
@@ -203,12 +214,14 @@ def load_slos(config: ConfigFile = EMPTY) -> SLOs:
         raise ValueError(f"{config.where('slos')}: 'slos' must be a mapping with defaults, operations, buckets")
     for key in raw:
         if key not in ("defaults", "operations", "buckets"):
-            raise ValueError(f"{config.where('slos', key)}: unknown key {key!r} under slos; expected defaults, operations or buckets")
+            raise ValueError(f"{config.where('slos', key)}: unknown key {key!r} under slos; "
+                             "expected defaults, operations or buckets")
     defaults = _thresholds(raw.get("defaults") or {}, Thresholds(), config, ("slos", "defaults"))
     operations: dict[str, Thresholds] = {}
     ops = raw.get("operations") or {}
     if not isinstance(ops, dict):
-        raise ValueError(f"{config.where('slos', 'operations')}: slos.operations must map operation names to thresholds")
+        raise ValueError(
+            f"{config.where('slos', 'operations')}: slos.operations must map operation names to thresholds")
     for name, value in ops.items():
         operations[str(name)] = _thresholds(value or {}, defaults, config, ("slos", "operations", name))
     buckets = None
