@@ -30,7 +30,7 @@ from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_monitor import semconv
 from otel_monitor.config.file import ConfigFile
@@ -309,20 +309,33 @@ class SpanEnricher:
         new_events = None
         for i, event in enumerate(events or ()):
             event_attributes = redact.attributes(event.attributes)
-            if event_attributes is not event.attributes:
+            event_name = redact.text(event.name)
+            if event_attributes is not event.attributes or event_name is not event.name:
                 new_events = new_events or list(events)
-                new_events[i] = Event(event.name, event_attributes, event.timestamp)
+                new_events[i] = Event(event_name, event_attributes, event.timestamp)
+        links = span.links if getattr(span, "_links", True) else ()
+        new_links = None
+        for i, link in enumerate(links or ()):
+            link_attributes = redact.attributes(link.attributes)
+            if link_attributes is not link.attributes:
+                new_links = new_links or list(links)
+                new_links[i] = Link(link.context, link_attributes)
+        resource = redact.resource(span.resource)
         description = span.status.description
         new_description = redact.text(description) if description else description
         name = redact.text(span.name)
-        if scrubbed is attributes and new_events is None and new_description is description and name is span.name:
+        if scrubbed is attributes and new_events is None and new_description is description and name is span.name \
+                and new_links is None and resource is span.resource:
             return span
         copied = ReadableSpan.__new__(ReadableSpan)
         copied.__dict__.update(span.__dict__)  # a light copy: the SDK span stays untouched
         copied._attributes = scrubbed  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
         copied._name = name  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
+        copied._resource = resource  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
         if new_events is not None:
             copied._events = tuple(new_events)  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
+        if new_links is not None:
+            copied._links = tuple(new_links)  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
         if new_description is not description:
             copied._status = Status(span.status.status_code, new_description)  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
         return copied
@@ -397,12 +410,16 @@ class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
                 merged.setdefault(semconv.ENDUSER_PSEUDO_ID, pseudonymize(str(raw), self.user_id_key))
         scrubbed = self.redactor.attributes(merged)
         body = self.redactor.body(log.body)
-        if scrubbed is attributes and body is log.body:
+        event_name = log.event_name and self.redactor.text(log.event_name)
+        resource = self.redactor.resource(record.resource)
+        if scrubbed is attributes and body is log.body and event_name is log.event_name \
+                and resource is record.resource:
             return record
         new_log = copy.copy(log)
         new_log.attributes = scrubbed
         new_log.body = body
-        return dataclasses.replace(record, log_record=new_log)
+        new_log.event_name = event_name
+        return dataclasses.replace(record, log_record=new_log, resource=resource)
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         out = []

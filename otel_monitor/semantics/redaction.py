@@ -2,16 +2,21 @@
 
 Two checks, both cheap when nothing matches:
 
-* **keys**: an attribute whose key names a secret (``password``, ``token``,
+* **keys**: one list of words naming a secret (``password``, ``token``,
   ``api_key``, ``authorization``, ``cookie``, ``secret``, ``credential``,
-  ``session``, card and CVV fields, HTTP header attributes of those names) has
-  its string value replaced.  Key verdicts are cached, so after warm-up a key
-  costs one dict lookup.
-* **values**: every string value is searched once with one combined regular
-  expression for JWTs, bearer and basic credentials, ``key=value`` secrets in
-  URLs, headers and messages, credentials in URLs, well-known API key formats
-  (AWS, GitHub, Stripe, Slack, Google), private key blocks, emails and card
-  numbers (Luhn-checked, so order numbers survive).
+  ``session``, card, CVV, SSN and IBAN fields...) judges attribute keys, keys
+  of nested mappings at any depth, URL query parameters and ``key=value`` /
+  ``key: value`` pairs in text alike.  Under such a key the whole value goes,
+  a nested subtree too.  Key verdicts are cached, so after warm-up a key costs
+  one dict lookup.
+* **values**: every string, at any depth, is searched for JWTs, bearer and
+  basic credentials, credentials in URLs, well-known key formats (AWS key ids
+  and secret keys beside their name, GitHub, Stripe keys and ``whsec_``
+  webhook secrets, Slack tokens and webhooks, Google ``AIza`` and
+  ``GOCSPX-``, SendGrid, npm, ``sk-``, Azure storage account keys), private
+  key blocks (PGP too), SQLAlchemy's echoed bind parameters, emails, US SSNs,
+  IBANs (mod-97 checked) and card numbers (Luhn-checked), so order numbers
+  and look-alikes survive.  Percent-encoded text is searched decoded too.
 
 Nothing is copied when nothing matches: :meth:`Redactor.attributes` returns
 the very mapping it was given.  Extra patterns and keys come from
@@ -19,8 +24,11 @@ the very mapping it was given.  Extra patterns and keys come from
 ``OTEL_MONITOR_SAFE_KEYS`` and ``redaction: {safe_keys: [...]}`` name keys
 that are never scrubbed.
 
-Metric attributes are scrubbed at export by :class:`RedactingMetricExporter`;
-series whose attributes become equal once scrubbed are merged into one point.
+The export wrappers apply it to every path out: span names, attributes,
+event names and attributes, link attributes, status descriptions and
+resources; log bodies, attributes, event names and resources; metric point
+attributes and resources (:func:`scrub_metrics_data`; series whose attributes
+become equal once scrubbed are merged into one point).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
+from urllib.parse import unquote
 
 from otel_monitor.config.file import EMPTY, ConfigFile
 from otel_monitor.config.settings import report_problem
@@ -44,14 +53,16 @@ def _compile_bounded(pattern: str) -> Any:
 
     return regex.compile(pattern)
 
-# Words that name a secret anywhere in a key, and short ones only as a whole
-# segment (``x-auth-token`` yes; ``input_tokens``, ``passenger``, ``author`` no).
-SENSITIVE_KEY = re.compile(
+# One list of words naming a secret, for attribute keys, mapping keys at any
+# depth, URL query parameters and ``key=value`` pairs in text alike.  Long
+# words count anywhere in a key; short ones only as a whole segment
+# (``x-auth-token`` yes; ``input_tokens``, ``passenger``, ``author`` no).
+_KEY_WORDS = (
     r"password|passwd|passphrase|secret|credential|cookie|authorization|api[-_.]?key|apikey|[cx]srf"
-    r"|access[-_.]?key|private[-_.]?key|session[-_.]?(?:id|key|token)"
-    r"|(?<![a-z0-9])(?:token|pwd|pass|auth|sid|signature|sig|otp|pin|ssn|cvv|cvc|iban"
-    r"|card[-_.]?(?:number|num)|cc[-_.]?num)(?![a-z0-9])",
-    re.IGNORECASE)
+    r"|access[-_.]?key|private[-_.]?key|account[-_.]?key|sess(?:ion)?[-_.]?(?:id|key|token)"
+    r"|(?<![a-z0-9])(?:token|pwd|pass|auth|sid|session|signature|sig|otp|pin|ssn|cvv|cvc|iban"
+    r"|card[-_.]?(?:number|num|no)|cc[-_.]?num)(?![a-z0-9])")
+SENSITIVE_KEY = re.compile(_KEY_WORDS, re.IGNORECASE)
 
 # Keys of ours and of the semantic conventions whose values are ids or names, never secrets.
 DEFAULT_SAFE_KEYS = frozenset({
@@ -61,30 +72,60 @@ DEFAULT_SAFE_KEYS = frozenset({
     "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "service.name",
 })
 
+# ``key=value`` and ``key: value`` in text: every key is judged by the very
+# function that judges attribute keys.  A value runs to white space, a quote,
+# ``&`` or a ``;`` that starts the next ``name=`` (so ``pass;word`` goes whole,
+# and a connection string's next field survives); numbers alone are kept.
+_KV_KEY = re.compile(r"(?<![\w.-])([\w.-]{1,64})[\"']?\s*[=:]\s*[\"']?")
+_KV_VALUE = re.compile(r"(?!\d+\b)(?:[^\s&\"'<>;]|;(?!\s*[\w.-]+=)){3,}")
+# Stems of the key words: unless one occurs in the lower-cased value, no key in it can be sensitive.
+_KV_STEMS = ("pass", "pwd", "secret", "credential", "cookie", "auth", "key", "srf", "sess", "sid", "token", "sig",
+             "otp", "pin", "ssn", "cvv", "cvc", "iban", "card", "cc")
+
 # Each pattern runs only when its literal guard occurs in the value (a C-speed
 # substring test), and patterns that could start anywhere are anchored at word
 # starts, so a clean value costs a few ``in`` tests and one linear scan.
 _ALWAYS = [
-    r"(?P<card>(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w.-]))",
+    # An IBAN before the card pattern, so a digit run inside one is not a card.
+    r"(?P<iban>\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b)",
+    r"(?P<card>(?<![\w.%-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d))",
+    # A US social security number; the numbers never issued are left alone (_ssn_valid).
+    r"(?P<ssn>(?<![\w%-])\d{3}-\d{2}-\d{4}(?![\w-]))",
 ]
 _GUARDED: list[tuple[tuple[str, ...], str]] = [
-    (("PRIVATE KEY",), r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$))"),
+    (("PRIVATE KEY",), r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+                       r"(?:-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----|$))"),
     (("eyJ",), r"(?P<jwt>\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)"),
-    (("AKIA", "ASIA", "gh", "_pat_", "k_live_", "k_test_", "xox", "AIza", "sk-"),
+    (("AKIA", "ASIA", "gh", "_pat_", "k_live_", "k_test_", "xox", "AIza", "sk-", "whsec_", "GOCSPX-", "SG.", "npm_"),
      r"(?P<apikey>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{30,}"
      r"|\b[sr]k_(?:live|test)_[0-9A-Za-z]{10,}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}|\bAIza[0-9A-Za-z_-]{35}"
-     r"|\bsk-[A-Za-z0-9_-]{20,}\b)"),
+     r"|\bsk-[A-Za-z0-9_-]{20,}\b|\bwhsec_[A-Za-z0-9+/=]{20,}|\bGOCSPX-[A-Za-z0-9_-]{20,}"
+     r"|\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}|\bnpm_[A-Za-z0-9]{36}\b)"),
+    (("hooks.slack.com",), r"(?P<hook>hooks\.slack\.com/(?:services|workflows|triggers)/)(?P<hook_path>[\w/-]{10,})"),
+    # An AWS secret access key (40 characters of base64) within a few words after its name.
+    (("aws", "AWS", "Aws", "ecret", "ECRET"),
+     r"(?P<aws_name>(?i:aws|secret)[^\n]{0,30}?)(?P<aws_secret>(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]))"),
+    # Azure storage account keys: 64 random bytes in base64.
+    (("==",), r"(?P<b64key>(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{86}==)"),
     ((" ",), r"(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken|Digest)\s+)(?P<scheme_value>[A-Za-z0-9._~+/=-]{8,})"),
     (("@",), r"(?P<url_user>://[^\s:/@]*:)(?P<url_password>[^\s@/]+)(?=@)"),
-    # The key's own prefix (client_ in client_secret) stays outside the match: only the value changes.
-    (("=", ":"),
-     r"(?P<kv_key>(?i:(?<![a-z0-9])(?:password|passwd|pwd|secret|token|api[-_]?key|apikey|access[-_]?key"
-     r"|auth|credentials?|session[-_]?id|sid|signature|sig|cookie|[cx]srf[-_]?token)(?![a-z0-9])[\w.-]*)"
-     r"[\"']?\s*(?:=|:)\s*[\"']?)(?P<kv_value>(?!\d+\b)[^\s&,;\"'<>]{3,})"),
-    # Emails, also URL-encoded (%40) as in a recorded query string.
+    # SQLAlchemy echoes bind parameters (a password column's value too) in its error messages.
+    (("[parameters: ",), r"(?P<sql_params>\[parameters: )(?P<sql_params_value>[^\n]*)"),
+    # Emails, also URL-encoded (%40) as in a recorded query string; not git's user@host:path.
     (("@", "%40"), r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+?(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-                   r"\.[A-Za-z]{2,}\b)"),
+                   r"\.[A-Za-z]{2,}(?![\w-]|\.[\w-])(?![:/][\w~]|%3[Aa]))"),
 ]
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _decoded(value: str) -> str:
+    """Percent-decoded, a URL inside a query parameter (encoded twice) too."""
+    for _ in range(3):
+        decoded = unquote(value)
+        if decoded == value:
+            break
+        value = decoded
+    return value
 
 
 def _luhn(digits: str) -> bool:
@@ -97,17 +138,47 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _iban_valid(text: str) -> bool:
+    """The ISO 13616 check: the rearranged number modulo 97 is 1."""
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def _credential_like(value: str) -> bool:
+    """A word after ``Bearer``/``Basic``/``Token`` that looks generated, not written ("Token exchange")."""
+    return len(value) >= 20 or any(ch.isdigit() or ch in "._~+/=-" for ch in value)
+
+
+def _mixed(value: str) -> bool:
+    return any(c.isdigit() for c in value) and any(c.isupper() for c in value) and any(c.islower() for c in value)
+
+
 def _replace(match: re.Match[str]) -> str:
     kind = match.lastgroup
     if kind == "scheme_value":
-        return match.group("scheme") + REDACTED
+        value = match.group("scheme_value")
+        return match.group("scheme") + REDACTED if _credential_like(value) else match.group(0)
     if kind == "url_password":
         return match.group("url_user") + REDACTED
-    if kind == "kv_value":
-        return match.group("kv_key") + REDACTED
+    if kind == "hook_path":
+        return match.group("hook") + REDACTED
+    if kind == "sql_params_value":
+        return match.group("sql_params") + REDACTED + "]"
+    if kind == "aws_secret":
+        secret = match.group("aws_secret")
+        return match.group("aws_name") + REDACTED if _mixed(secret) else match.group(0)
     if kind == "card":
         digits = re.sub(r"\D", "", match.group(0))
         return REDACTED if _luhn(digits) else match.group(0)
+    if kind == "ssn":
+        area, group, serial = match.group(0).split("-")
+        issued = area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+        return REDACTED if issued else match.group(0)
+    if kind == "iban":
+        return REDACTED if _iban_valid(match.group(0)) else match.group(0)
     return REDACTED
 
 
@@ -133,6 +204,7 @@ class Redactor:
                                        re.IGNORECASE)
         self._key_verdicts: dict[str, bool] = {}
         self._clean: set[str] = set()
+        self._resources: dict[int, tuple[Any, Any]] = {}
 
     def _sensitive_key(self, key: str) -> bool:
         verdict = self._key_verdicts.get(key)
@@ -142,10 +214,7 @@ class Redactor:
                 self._key_verdicts[key] = verdict
         return verdict
 
-    def text(self, value: str) -> str:
-        """``value`` with every secret replaced; the same object when there is none."""
-        if not self.enabled or value in self._clean:
-            return value
+    def _scrub(self, value: str) -> str:
         result = value
         if self._always.search(result) is not None:
             result = self._always.sub(_replace, result)
@@ -155,6 +224,41 @@ class Redactor:
                     if pattern.search(result) is not None:
                         result = pattern.sub(_replace, result)
                     break
+        if "=" in result or ":" in result:
+            lowered = result.lower()
+            if any(stem in lowered for stem in _KV_STEMS):
+                result = self._scrub_pairs(result)
+        return result
+
+    def _scrub_pairs(self, text: str) -> str:
+        parts: list[str] = []
+        last = 0
+        for key in _KV_KEY.finditer(text):
+            if key.start() < last or not self._sensitive_key(key.group(1)):
+                continue
+            value = _KV_VALUE.match(text, key.end())
+            if value is None:
+                continue
+            parts += (text[last:key.end()], REDACTED)
+            last = value.end()
+        return "".join(parts) + text[last:] if parts else text
+
+    def text(self, value: str) -> str:
+        """``value`` with every secret replaced; the same object when there is none.
+
+        Percent-encoded text (query strings above all) is also searched decoded;
+        when that finds a secret, the decoded, scrubbed text is what remains.
+        """
+        if not self.enabled or value in self._clean:
+            return value
+        decoded = _decoded(value) if "%" in value else value
+        if decoded is value:
+            result = self._scrub(value)
+        else:
+            # Decoding only turns %XX into characters, so what the raw text shows the decoded one shows too.
+            result = self._scrub(decoded)
+            if result == decoded:
+                result = value
         for source, pattern in self._extra:
             try:
                 result = pattern.sub(REDACTED, result, timeout=PATTERN_TIMEOUT_S)
@@ -171,21 +275,37 @@ class Redactor:
             return value
         return result
 
+    def _wipe(self, value: Any) -> Any:
+        """Everything under a secret key: strings, bytes and whole subtrees go; numbers and flags stay."""
+        if value.__class__ in _SCALARS:
+            return value
+        if isinstance(value, (tuple, list)):
+            if all(isinstance(v, str) for v in value):
+                return tuple(REDACTED for _ in value)  # a header's values: the shape stays
+            return tuple(self._wipe(v) for v in value)
+        if isinstance(value, (str, bytes)) and not value:
+            return value
+        return REDACTED
+
     def value(self, key: str, value: Any) -> Any:
-        """The scrubbed value of attribute ``key``; the same object when clean."""
+        """The scrubbed value of attribute ``key``, nested values at any depth too; the same object when clean."""
         if not self.enabled or key in self._safe:
             return value
         if self._sensitive_key(key):
-            if isinstance(value, str):
-                return REDACTED if value else value
-            if isinstance(value, (tuple, list)):
-                return tuple(REDACTED if isinstance(v, str) else v for v in value)
-            return value
+            return self._wipe(value)
+        return self._nested(value)
+
+    def _nested(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
-        if isinstance(value, (tuple, list)) and value and isinstance(value[0], str):
-            scrubbed = tuple(self.text(v) if isinstance(v, str) else v for v in value)
-            return value if all(a is b for a, b in zip(scrubbed, value, strict=True)) else scrubbed
+        if value.__class__ in _SCALARS:
+            return value
+        if isinstance(value, Mapping):
+            changed = {k: self.value(str(k), v) for k, v in value.items()}
+            return value if all(changed[k] is v for k, v in value.items()) else changed
+        if isinstance(value, (tuple, list)):
+            items = [self._nested(v) for v in value]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else type(value)(items)
         return value
 
     def attributes(self, attributes: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -193,13 +313,13 @@ class Redactor:
         if not self.enabled or not attributes:
             return attributes
         changed: dict[str, Any] | None = None
-        clean, verdicts, safe = self._clean, self._key_verdicts, self._safe
+        clean, verdicts, safe, scalars = self._clean, self._key_verdicts, self._safe, _SCALARS
         for key, value in attributes.items():
             # Hot path, inlined: a known-clean string under a known-harmless key, or a number.
             if value.__class__ is str:
                 if value in clean and verdicts.get(key) is False:
                     continue
-            elif not isinstance(value, (tuple, list)):
+            elif value.__class__ in scalars:
                 continue
             if key in safe:
                 continue
@@ -213,19 +333,28 @@ class Redactor:
         return {**attributes, **changed}
 
     def body(self, body: Any) -> Any:
-        """A log body (string, mapping or list, nested) scrubbed; the same object when clean."""
+        """A log body (string, mapping or sequence, nested at any depth) scrubbed; the same object when clean."""
         if not self.enabled:
             return body
-        if isinstance(body, str):
-            return self.text(body)
-        if isinstance(body, Mapping):
-            changed = {k: self.body(v) if not self._sensitive_key(str(k)) else
-                       (REDACTED if isinstance(v, str) else v) for k, v in body.items()}
-            return body if all(changed[k] is v for k, v in body.items()) else changed
-        if isinstance(body, (list, tuple)):
-            items = [self.body(v) for v in body]
-            return body if all(a is b for a, b in zip(items, body, strict=True)) else type(body)(items)
-        return body
+        return self._nested(body)
+
+    def resource(self, resource: Any) -> Any:
+        """A resource (the SDK's ``Resource``) with its attributes scrubbed; the same object when clean.
+
+        Providers share one resource, so the verdict is kept per resource object.
+        """
+        if not self.enabled or resource is None:
+            return resource
+        cached = self._resources.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        attributes = self.attributes(resource.attributes)
+        scrubbed = resource if attributes is resource.attributes else \
+            type(resource)(attributes, getattr(resource, "schema_url", None))
+        if len(self._resources) >= 64:
+            self._resources.clear()
+        self._resources[id(resource)] = (resource, scrubbed)
+        return scrubbed
 
 
 def load_redactor(enabled: bool = True, patterns: Iterable[str] = (), safe_keys: Iterable[str] = (),
@@ -310,7 +439,7 @@ def _scrub_metric(redactor: Redactor, metric: Any) -> Any:
 
 
 def scrub_metrics_data(redactor: Redactor, metrics_data: Any) -> Any:
-    """``metrics_data`` (the SDK's ``MetricsData``) with every point's attributes scrubbed.
+    """``metrics_data`` (the SDK's ``MetricsData``) with every point's attributes and the resource scrubbed.
 
     The very same object when nothing matched, which is the common case.
     """
@@ -324,7 +453,9 @@ def scrub_metrics_data(redactor: Redactor, metrics_data: Any) -> Any:
             metrics = [_scrub_metric(redactor, metric) for metric in scope_metrics.metrics]
             if any(new is not old for new, old in zip(metrics, scope_metrics.metrics, strict=True)):
                 scopes[j] = replace(scope_metrics, metrics=metrics)
-        if any(new is not old for new, old in zip(scopes, resource_metrics.scope_metrics, strict=True)):
-            resources[i] = replace(resource_metrics, scope_metrics=scopes)
+        resource = redactor.resource(resource_metrics.resource)
+        if resource is not resource_metrics.resource or \
+                any(new is not old for new, old in zip(scopes, resource_metrics.scope_metrics, strict=True)):
+            resources[i] = replace(resource_metrics, scope_metrics=scopes, resource=resource)
             changed = True
     return replace(metrics_data, resource_metrics=resources) if changed else metrics_data
