@@ -146,15 +146,18 @@ def test_a_json_trace_opens_by_its_hex_id_and_joins_a_protobuf_one(node, console
 def test_custom_metrics_are_kept_and_listed(node, console_process):
     """The app's own metrics are listed by service with their kind and last value."""
     truth = emit(node, console_process.url, "protobuf", "js-metrics")
-    listed = wait_for(lambda: {m["name"]: m for m in console_process.api("/api/metrics", service="js-metrics")["metrics"]
-                               if m["name"].startswith("shop.")} or None, 15, "the custom metrics")
+    def shop_metrics() -> dict[str, Any] | None:
+        rows = console_process.api("/api/metrics", service="js-metrics")["metrics"]
+        return {m["name"]: m for m in rows if m["name"].startswith("shop.")} or None
+    listed = wait_for(shop_metrics, 15, "the custom metrics")
     for name, expected in truth["custom_metrics"].items():
         assert (listed[name]["kind"], listed[name]["last_value"]) == (expected["kind"], expected["value"]), name
     assert listed["shop.orders.placed"]["monotonic"] is True
     assert listed["shop.orders.placed"]["temporality"] == "cumulative"
     every = {m["name"]: m for m in console_process.api("/api/metrics", service="js-metrics")["metrics"]}
     assert every["http.server.request.duration"]["kind"] == "histogram"
-    assert every["http.server.request.duration"]["series"] == len({(r["operation"], r["status"]) for r in truth["requests"]})
+    series = {(r["operation"], r["status"]) for r in truth["requests"]}
+    assert every["http.server.request.duration"]["series"] == len(series)
 
 
 def test_a_stopped_service_turns_stale_and_status_fails(node, live):
@@ -194,7 +197,8 @@ def test_a_restarted_instance_leaves_no_ghost(live):
     row = wait_for(healthy_and_alone, STALE_AFTER_S + 15, "the disk check up on the new instance alone")
     assert row["value"] == 1
     summary = live.summary(service)
-    assert [(i["instance"], i["stale"]) for i in summary["instances"]] == [("after-restart", False), ("before-restart", True)]
+    instances = [(i["instance"], i["stale"]) for i in summary["instances"]]
+    assert instances == [("after-restart", False), ("before-restart", True)]
     assert summary["live_instances"] == 1 and "disk" not in summary["failing_checks"]
     firing = live.api("/api/alerts", service=service)["firing"]
     assert not [a for a in firing if a["subject"] == "disk"], firing
