@@ -185,7 +185,6 @@ def configure_sdk(overrides: dict[str, Any] | None = None, **sdk_kwargs: Any) ->
 def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, Any]) -> State:
     from opentelemetry import _logs, metrics, trace
     from opentelemetry.sdk._configuration import _initialize_components
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
 
     from otel_monitor import guard
@@ -201,14 +200,17 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     # scrub through whichever pipeline is bound at export time (a default one
     # until then, so nothing ever leaves unredacted).
     def export_span_processor(span_exporter: Any, *args: Any, **kwargs: Any) -> Any:
-        return MonitorSpanExportProcessor(
+        processor = MonitorSpanExportProcessor(
             LateBoundSpanExporter(export.CountingSpanExporter(
                 export.FastSpanExporter.wrap(span_exporter) if settings.lean_otlp
                 else export.speed_up_exporter(span_exporter))),
             keep_errors=settings.keep_errors, slow_threshold_ms=settings.slow_threshold_ms)
+        export.watch("traces", processor)  # what its queue still holds at exit is counted
+        return processor
 
     def export_log_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:  # the SDK's parameter names
-        return BatchLogRecordProcessor(
+        # Counts what its bounded queue drops in an error storm, and what is left at exit.
+        return export.CountingBatchLogRecordProcessor(
             LateBoundLogExporter(export.CountingLogExporter(export.speed_up_exporter(exporter))))
 
     # Our span/log processors need the meter and logger providers, which the SDK

@@ -5,8 +5,12 @@
   ``monitor.sdk.dropped`` (attribute ``monitor.signal``).
 * :class:`EveryIntervalFilter` lets an exporter's warnings through at most once
   per interval per logger, and says how many it held back.
+* :class:`CountingBatchLogRecordProcessor` counts the log records its full
+  queue pushes out (an error storm larger than the exporter can carry) and
+  those emitted after shutdown, in ``monitor.sdk.dropped``.
 * :func:`bounded_shutdown` flushes every provider at exit within a deadline,
-  however slowly the receiver answers.
+  however slowly the receiver answers, all providers at once; what it could
+  not deliver in time is counted and said on stderr.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -74,15 +78,43 @@ class DropCounter:
 DROPPED = DropCounter()
 
 
+# Batch processors and counting exporters whose undelivered items are counted at exit: (signal, object).
+_WATCHED: list[tuple[str, weakref.ref[Any]]] = []
+
+
+def watch(signal: str, item: Any) -> None:
+    """Count ``item``'s undelivered items (a batch processor's queue, an exporter's batch in flight) at exit."""
+    _WATCHED.append((signal, weakref.ref(item)))
+
+
+def undelivered() -> dict[str, int]:
+    """Per signal: items still queued in the watched batch processors, or handed to an export not yet done."""
+    counts: dict[str, int] = {}
+    for signal, ref in list(_WATCHED):
+        item = ref()
+        if item is None:
+            continue
+        batch = getattr(item, "_batch_processor", None)
+        queue = getattr(batch, "_queue", None)  # the SDK's BatchProcessor deque (compat: tests/test_shutdown_drops.py)
+        n = len(queue) if queue is not None else int(getattr(item, "in_flight", 0))
+        if n:
+            counts[signal] = counts.get(signal, 0) + n
+    return counts
+
+
 class CountingSpanExporter(SpanExporter):
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
+        self.in_flight = 0  # spans handed to the inner exporter, not yet answered
+        watch("traces", self)
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        self.in_flight = len(spans)
         try:
             result = self.inner.export(spans)
         except Exception:  # noqa: BLE001 - the batch processor would only log it
             result = SpanExportResult.FAILURE
+        self.in_flight = 0
         if result is not SpanExportResult.SUCCESS:
             DROPPED.add("traces", len(spans))
         return result
@@ -97,12 +129,16 @@ class CountingSpanExporter(SpanExporter):
 class CountingLogExporter(LogRecordExporter):
     def __init__(self, inner: LogRecordExporter) -> None:
         self.inner = inner
+        self.in_flight = 0  # records handed to the inner exporter, not yet answered
+        watch("logs", self)
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        self.in_flight = len(batch)
         try:
             result = self.inner.export(batch)
         except Exception:  # noqa: BLE001
             result = LogRecordExportResult.FAILURE
+        self.in_flight = 0
         if result is not LogRecordExportResult.SUCCESS:
             DROPPED.add("logs", len(batch))
         return result
@@ -112,6 +148,28 @@ class CountingLogExporter(LogRecordExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
+
+
+class CountingBatchLogRecordProcessor(BatchLogRecordProcessor):
+    """The SDK's batch log processor, counting what it drops in ``monitor.sdk.dropped``.
+
+    Its queue is bounded: when the exporter cannot keep up (an error storm
+    logging faster than the receiver takes it) the oldest record is pushed
+    out, deliberately, and after shutdown new records are refused; the SDK
+    only logs both.  Each one is counted here.  Its queue is also watched,
+    so that what is still in it when the process exits is counted too.
+    """
+
+    def __init__(self, exporter: LogRecordExporter, **kwargs: Any) -> None:
+        super().__init__(exporter, **kwargs)
+        watch("logs", self)
+
+    def on_emit(self, log_record: Any) -> None:
+        batch = self._batch_processor
+        # The SDK's BatchProcessor drops exactly then (compat: tests/test_shutdown_drops.py).
+        if batch._shutdown or len(batch._queue) >= batch._max_queue_size:  # noqa: SLF001
+            DROPPED.add("logs", 1)
+        super().on_emit(log_record)
 
 
 class CountingMetricExporter(MetricExporter):
@@ -202,7 +260,7 @@ def install_warning_limit(interval: float) -> EveryIntervalFilter:
     return limiter
 
 
-def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> None:
+def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> Callable[[], None]:
     """Replace the providers' own exit handlers by one that gives up after ``timeout_s``.
 
     Each provider's ``shutdown`` flushes through its exporters; with the
@@ -218,13 +276,11 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> None:
                 atexit.unregister(handler)
                 setattr(provider, attribute, None)
 
-    def shutdown_all() -> None:
-        _one_attempt_from_now_on()
-        for provider in providers:
-            try:
-                provider.shutdown()
-            except Exception:  # noqa: BLE001 - exiting anyway
-                pass
+    def shut_down(provider: Any) -> None:
+        try:
+            provider.shutdown()
+        except Exception:  # noqa: BLE001 - exiting anyway
+            pass
 
     done = threading.Event()
 
@@ -232,12 +288,18 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> None:
         if done.is_set():
             return
         done.set()
-        worker = threading.Thread(target=shutdown_all, name="otel-monitor-shutdown", daemon=True)
-        worker.start()
-        worker.join(timeout_s)
-        if worker.is_alive():
-            _log.warning("otel-monitor: telemetry flush at exit took longer than %gs; exiting without the rest",
-                         timeout_s)
+        _one_attempt_from_now_on()
+        # All at once: a slow span or metric flush must not use up the logs' time (error logs come last
+        # in the providers' order, and matter most when the process is failing).
+        deadline = time.monotonic() + timeout_s
+        workers = [threading.Thread(target=shut_down, args=(provider,), name="otel-monitor-shutdown", daemon=True)
+                   for provider in providers]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        if any(worker.is_alive() for worker in workers):
+            report_undelivered(timeout_s)
         # logging.shutdown() runs after us and flushes every handler; the OTLP
         # logging handler's flush would wait on the exporter again.
         for handler in logging.getLogger().handlers:
@@ -246,6 +308,20 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> None:
 
     atexit.register(at_exit)
     _flush_on_sigterm(at_exit)
+    return at_exit
+
+
+def report_undelivered(timeout_s: float) -> dict[str, int]:
+    """Count what the exit flush could not deliver in time, and say so on stderr (never silently)."""
+    lost = undelivered()
+    for signal, n in lost.items():
+        DROPPED.add(signal, n)
+    names = {"logs": "log records", "traces": "spans"}
+    what = ", ".join(f"{n} {names.get(signal, signal)}" for signal, n in sorted(lost.items()))
+    # Straight to stderr: the rate-limited export warnings must not hold back this one line.
+    print(f"otel-monitor: telemetry flush at exit took longer than {timeout_s:g}s; exiting without "
+          f"{what or 'the rest'} (counted in {semconv.METRIC_SELF_DROPPED})", file=sys.stderr, flush=True)
+    return lost
 
 
 def _one_attempt_from_now_on() -> None:
