@@ -10,6 +10,9 @@ the noise of uvicorn, wrk and the loopback::
 It runs the app's lifespan, then sends ``--requests`` GETs one after another
 (``--warmup`` first, not counted) and prints the process CPU time and wall time
 per request.  ``--profile`` writes a cProfile of the measured part.
+``--failing`` expects every request to fail (a 500 and an unhandled
+exception): the exception is logged as uvicorn logs it, through its logger
+configured as ``uvicorn --log-level warning`` configures it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,25 @@ async def _lifespan(app: Any) -> tuple[asyncio.Queue[dict[str, Any]], asyncio.Ta
     return inbox, task
 
 
+_server_log: Any = None  # uvicorn's "uvicorn.error" logger, set by --failing
+
+
+def configure_server_logging() -> None:
+    """The server's logging as ``uvicorn --log-level warning`` sets it up, to /dev/null."""
+    global _server_log
+    import logging
+    import os
+
+    from uvicorn.config import Config
+
+    Config(app=None, log_level="warning", access_log=False).configure_logging()
+    _server_log = logging.getLogger("uvicorn.error")
+    null = open(os.devnull, "w")  # lives as long as the process
+    for handler in logging.getLogger("uvicorn").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(null)
+
+
 async def _request(app: Any, path: str, state: dict[str, Any]) -> int:
     status = 0
     body_sent = False
@@ -66,7 +88,13 @@ async def _request(app: Any, path: str, state: dict[str, Any]) -> int:
         "query_string": b"", "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"inprocess")],
         "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": dict(state),
     }
-    await app(scope, receive, send)
+    if _server_log is None:
+        await app(scope, receive, send)
+        return status
+    try:
+        await app(scope, receive, send)
+    except Exception as exc:  # noqa: BLE001 - what uvicorn does with an app's unhandled exception
+        _server_log.error("Exception in ASGI application\n", exc_info=exc)
     return status
 
 
@@ -86,11 +114,11 @@ async def _requests(app: Any, path: str, count: int, concurrency: int) -> Counte
 
 
 async def drive(app: Any, path: str, requests: int, warmup: int, concurrency: int,
-                profile: str | None) -> dict[str, Any]:
+                profile: str | None, failing: bool = False) -> dict[str, Any]:
     inbox, lifespan = await _lifespan(app)
     status = await _request(app, path, {})
-    if status >= 500:
-        raise SystemExit(f"{path} answered {status}")
+    if (status >= 500) is not failing:
+        raise SystemExit(f"{path} answered {status}" + (" (--failing expects a 5xx)" if failing else ""))
     await _requests(app, path, warmup, concurrency)
     profiler = None
     if profile:
@@ -150,13 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=None, help="write a cProfile of the measured requests here")
     parser.add_argument("--floor", choices=("full", "production", "no-sdk"), default=None,
                         help="run without the launcher, with only the spans otel-monitor creates (see install_floor)")
+    parser.add_argument("--failing", action="store_true",
+                        help="every request is expected to fail with an unhandled exception, logged as uvicorn does")
     args = parser.parse_args(argv)
     if not 0 < args.requests <= 1_000_000 or not 0 <= args.warmup <= 1_000_000 or not 0 < args.concurrency <= 1000:
         parser.error("--requests must be 1..1000000, --warmup 0..1000000 and --concurrency 1..1000")
     if args.floor:
         install_floor(args.floor)
+    if args.failing:
+        configure_server_logging()
     result = asyncio.run(
-        drive(load_app(args.app), args.path, args.requests, args.warmup, args.concurrency, args.profile))
+        drive(load_app(args.app), args.path, args.requests, args.warmup, args.concurrency, args.profile,
+              args.failing))
     print(f"{args.path}: {result['cpu_us']:.1f} µs CPU, {result['wall_us']:.1f} µs wall per request "
           f"({args.requests} requests, {args.concurrency} at a time; status {result['statuses']})")
     return 0

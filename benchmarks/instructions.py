@@ -14,6 +14,14 @@ with otel-monitor in the production profile and with every trace kept; then
 the floors under those two (``--floor`` of :mod:`benchmarks.inprocess`, no
 launcher): the same spans, created by the SDK, with nothing processed,
 measured or exported; and the instrumentations' hooks alone, with no SDK.
+``vanilla`` is ``opentelemetry-distro`` in the venv :mod:`benchmarks.configurations`
+builds (counted when that venv exists, or with ``--vanilla``).
+
+``--failing`` counts requests that fail with an unhandled exception
+(``benchmarks.request_path_app:app``, ``/fail``): the exception logged as
+uvicorn logs it, and every span and log record exported, to a local sink,
+in one batch at exit, so that what an error costs on its way out (its
+traceback, encoding, sending) is counted too, the same way in each run.
 Needs valgrind (Debian: ``apt-get install valgrind``); a run takes minutes.
 """
 
@@ -27,7 +35,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.processes import ROOT
+from benchmarks.configurations import VANILLA_VENV, ensure_vanilla_venv
+from benchmarks.processes import ROOT, SinkProcess
 
 _COLLECTED = re.compile(r"==\d+== Collected : (\d+)")
 
@@ -42,8 +51,21 @@ _MONITOR = {
 }
 # Floors: `benchmarks.inprocess --floor`, no launcher; the spans otel-monitor creates and nothing else.
 FLOORS = {"floor-production": "production", "floor-full": "full", "floor-no-sdk": "no-sdk"}
+_VANILLA = {
+    "OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator",
+    "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+    # opentelemetry-distro's default protocol is gRPC, whose exporter the vanilla venv does not have.
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    **{k: v for k, v in _MONITOR.items() if not k.startswith(("OTEL_PYTHON_", "OTEL_MONITOR_"))},
+}
+# --failing: exported at exit in one batch, to a sink that answers; the flush is given time to finish.
+_EXPORT_AT_EXIT = {
+    "OTEL_BLRP_SCHEDULE_DELAY": "3600000", "OTEL_BLRP_MAX_QUEUE_SIZE": "100000",
+    "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "100000", "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "600",
+}
 CONFIGURATIONS = {
     "uninstrumented": None,
+    "vanilla": _VANILLA,
     "monitor-production": {**_MONITOR, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
                            "OTEL_TRACES_SAMPLER_ARG": "0.1", "OTEL_MONITOR_LOG_LEVEL": "INFO"},
     "monitor-full": {**_MONITOR, "OTEL_TRACES_SAMPLER": "parentbased_always_on"},
@@ -51,17 +73,21 @@ CONFIGURATIONS = {
 
 
 def count(environment: dict[str, str] | None, app: str, path: str, requests: int, timeout: float,
-          floor: str | None = None, extra: dict[str, str] | None = None, concurrency: int = 1) -> int:
+          floor: str | None = None, extra: dict[str, str] | None = None, concurrency: int = 1,
+          bin_dir: Path | None = None, failing: bool = False) -> int:
     """Instructions of one whole run (every process and thread) of ``requests`` requests.
 
     Under ``opentelemetry-instrument`` with ``environment`` unless it is None;
     ``floor`` runs :func:`benchmarks.inprocess.install_floor` instead.
+    ``bin_dir`` is the venv to run in (otel-monitor's by default).
     """
-    bin_dir = Path(sys.executable).parent
+    bin_dir = bin_dir or Path(sys.executable).parent
     command = [str(bin_dir / "python"), "-m", "benchmarks.inprocess", "--app", app, "--path", path,
                "--requests", str(requests), "--warmup", "50", "--concurrency", str(concurrency)]
     if floor is not None:
         command += ["--floor", floor]
+    if failing:
+        command.append("--failing")
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     # Background health checks would add work per second of the (slow, valgrind) run, not per request.
     env["OTEL_MONITOR_HEALTH_INTERVAL"] = "86400"
@@ -105,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="an environment variable for the instrumented runs (repeatable), "
                              "e.g. OTEL_MONITOR_LEAN_REQUESTS=false")
+    parser.add_argument("--failing", action="store_true",
+                        help="every request fails (e.g. --app benchmarks.request_path_app:app --path /fail); "
+                             "telemetry is exported to a local sink at exit and counted")
+    parser.add_argument("--vanilla", action="store_true",
+                        help="build the vanilla venv if it is missing (otherwise vanilla runs only when it exists)")
     parser.add_argument("--only", default="", metavar="NAMES",
                         help="comma-separated configurations to count (default: all), e.g. uninstrumented,monitor-production")
     args = parser.parse_args(argv)
@@ -118,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         given[key.strip()] = value
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not installed (Debian: apt-get install valgrind)")
+    vanilla_bin = ensure_vanilla_venv() if args.vanilla else VANILLA_VENV / "bin"
     runs: list[tuple[str, dict[str, str] | None, str | None]] = [
-        (name, environment, None) for name, environment in CONFIGURATIONS.items()]
+        (name, environment, None) for name, environment in CONFIGURATIONS.items()
+        if name != "vanilla" or (vanilla_bin / "opentelemetry-instrument").exists()]
     if not args.no_floors:
         runs += [(name, None, floor) for name, floor in FLOORS.items()]
     if args.only:
@@ -130,18 +163,31 @@ def main(argv: list[str] | None = None) -> int:
                          f"(known: {', '.join(name for name, _, _ in runs)})")
         runs = [run for run in runs if run[0] in wanted]
     per_request: dict[str, float] = {}
-    for name, environment, floor in runs:
-        instrumented = environment is not None or floor is not None
-        extra = {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": args.disable} if instrumented and args.disable else {}
-        if instrumented:
-            extra.update(given)
-        few = count(environment, args.app, args.path, args.few, args.timeout, floor, extra, args.concurrency)
-        many = count(environment, args.app, args.path, args.many, args.timeout, floor, extra, args.concurrency)
-        per_request[name] = (many - few) / (args.many - args.few)
-        base = per_request["uninstrumented"]
-        added = f"  (+{per_request[name] - base:,.0f}, {per_request[name] / base:.2f}x)" if name != "uninstrumented" else ""
-        print(f"{args.path}  {name:20s} {per_request[name]:12,.0f} instructions per request{added}", flush=True)
+    sink = SinkProcess(sys.executable).start() if args.failing else None
+    try:
+        for name, environment, floor in runs:
+            instrumented = environment is not None or floor is not None
+            extra = {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": args.disable} if instrumented and args.disable else {}
+            if sink is not None and environment is not None:
+                extra.update({**_EXPORT_AT_EXIT, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint})
+            if instrumented:
+                extra.update(given)
+            venv = vanilla_bin if name == "vanilla" else None
+            few, many = (count(environment, args.app, args.path, n, args.timeout, floor, extra, args.concurrency,
+                               venv, args.failing) for n in (args.few, args.many))
+            per_request[name] = (many - few) / (args.many - args.few)
+            report(args.path, name, per_request)
+    finally:
+        if sink is not None:
+            sink.stop()
     return 0
+
+
+def report(path: str, name: str, per_request: dict[str, float]) -> None:
+    """One line: the configuration's instructions per request, and what it adds to the uninstrumented app's."""
+    base = per_request["uninstrumented"]
+    added = f"  (+{per_request[name] - base:,.0f}, {per_request[name] / base:.2f}x)" if name != "uninstrumented" else ""
+    print(f"{path}  {name:20s} {per_request[name]:12,.0f} instructions per request{added}", flush=True)
 
 
 if __name__ == "__main__":

@@ -52,9 +52,11 @@ def rss_kib(pid: int) -> int | None:
 class SinkProcess:
     """`python -m benchmarks.sink` in its own process; its counts over HTTP."""
 
-    def __init__(self, python: str, count_series: bool = False, cpu: int | None = None) -> None:
+    def __init__(self, python: str, count_series: bool = False, cpu: int | None = None,
+                 count_records: bool = False) -> None:
         self.python = python
         self.count_series = count_series
+        self.count_records = count_records
         self.cpu = cpu
         self.port = 0
         self._process: subprocess.Popen[str] | None = None
@@ -63,6 +65,8 @@ class SinkProcess:
         command = [self.python, "-m", "benchmarks.sink", "--port", "0"]
         if self.count_series:
             command.append("--count-series")
+        if self.count_records:
+            command.append("--count-records")
         self._process = subprocess.Popen(pinned(command, self.cpu), cwd=ROOT, stdout=subprocess.PIPE,
                                          text=True, env=clean_environment({}))
         assert self._process.stdout is not None

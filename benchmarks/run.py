@@ -4,9 +4,12 @@
 
 Runs the example app uninstrumented, under vanilla `opentelemetry-instrument`
 (opentelemetry-distro, in its own venv) and under otel-monitor (every trace
-kept; production profile), interleaved, on loopback; then startup time,
+kept; production profile), interleaved, on loopback; the same side by side
+on an endpoint whose every request fails (:mod:`benchmarks.failing`: also
+instructions per failed request, by valgrind); then startup time,
 per-item pipeline costs, memory with the collector down, and metric
-cardinality under 100,000 distinct paths. Prints a markdown report and writes
+cardinality under 100,000 distinct paths, and an error storm
+(:mod:`benchmarks.error_storm`). Prints a markdown report and writes
 it, with the raw numbers as JSON, to benchmarks/results/.
 """
 
@@ -21,6 +24,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from benchmarks import error_storm, failing
 from benchmarks.census import Census, take_census
 from benchmarks.configurations import (
     Configuration, build_configurations, ensure_vanilla_venv, sqlalchemy_instrumentation_conflict, startup_floors,
@@ -90,6 +94,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-seconds", type=float, default=0.0,
                         help="py-spy the otel-monitor-full server this long per endpoint (0: no profile)")
     parser.add_argument("--no-vanilla", action="store_true", help="skip the vanilla venv and configuration")
+    parser.add_argument("--no-failing", action="store_true", help="skip the failing endpoint")
+    parser.add_argument("--no-failing-instructions", action="store_true",
+                        help="skip the valgrind count of instructions per failed request (minutes per configuration)")
+    parser.add_argument("--storm-seconds", type=int, default=60,
+                        help="seconds of the error storm (100%% failures, otel-monitor production profile); 0 skips")
     parser.add_argument("--quick", action="store_true",
                         help="a short development run: 2 s cases, 1 repetition, short memory and 5,000 paths")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -100,6 +109,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.duration, args.warmup, args.repetitions = 2.0, 0.5, 1
         args.startup_runs, args.span_count = 3, 3000
         args.memory_seconds, args.paths, args.paths_seconds = 10.0, 5000, 30.0
+        args.storm_seconds = min(args.storm_seconds, 10)
     return args
 
 
@@ -147,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.repetitions} repetitions of {args.duration:g} s", flush=True)
         results: ThroughputResults = measure_throughput(configurations, endpoints, app, load, sink, log_dir)
         notes += [f"{key} did not start: {message}" for key, message in results.failures.items()]
+        failing_results = None
+        if not args.no_failing:
+            failing_results = attempt(notes, "failing endpoint", failing.measure_failing, configurations, load, sink,
+                                      log_dir, not args.no_failing_instructions)
         print("startup and per-item costs", flush=True)
         starting = [by_key[key] for key in ("uninstrumented", "vanilla", "monitor-full") if key in by_key]
         starting += startup_floors(monitor_bin)
@@ -177,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memory: {args.memory_seconds:g} s of load with the collector unreachable", flush=True)
         memory = attempt(notes, "memory run", measure_memory, by_key["monitor-full"], app, args.trivial_path,
                          args.memory_seconds, args.connections, server_cpu, load_cpu, log_dir)
+    storms: list[error_storm.StormResult] = []
+    if args.storm_seconds > 0 and "monitor-production" in by_key:
+        print(f"error storm: {args.storm_seconds} s of failures", flush=True)
+        storms = attempt(notes, "error storm", error_storm.run_storms, [by_key["monitor-production"]],
+                         args.storm_seconds, failing.CONNECTIONS, server_cpu, load_cpu, log_dir) or []
     cardinality = None
     if args.paths > 0:
         print(f"cardinality: {args.paths:,} distinct paths (at most {args.paths_seconds:g} s)", flush=True)
@@ -191,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
                                [c.key for c in configurations].index(row.configuration)))
     markdown = render(facts, app, notes, rows, results.telemetry_bytes, census, startup, costs, memory, cardinality,
                       profiles, args)
+    if failing_results is not None:
+        markdown += "\n\n" + failing.render(failing_results) + "\n"
+    if storms:
+        markdown += "\n" + error_storm.render(storms, args.storm_seconds) + "\n"
     print()
     print(markdown)
     (args.output / "latest.md").write_text(markdown)
@@ -201,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         "memory": memory.as_dict() if memory else None,
         "cardinality": cardinality.as_dict() if cardinality else None,
         "profiles": [p.as_dict() for p in profiles],
+        "failing": failing_results.as_dict() if failing_results else None,
+        "error_storm": [s.as_dict() for s in storms],
     }
     (args.output / "latest.json").write_text(json.dumps(raw, indent=2))
     print(f"written: {args.output / 'latest.md'}, {args.output / 'latest.json'}")

@@ -6,6 +6,10 @@ so a run can prove telemetry actually flowed; ``GET /stats`` returns the
 counts as JSON. With ``--count-series`` it also decodes metric exports and
 counts distinct series (metric name + attribute set), which is how the
 cardinality check sees whether raw URL paths leak into metric attributes.
+With ``--count-records`` it decodes log exports and counts the records per
+event name (or severity text when they have none), and keeps the latest
+value of each ``monitor.sdk.dropped`` series: what the error storm checks
+delivered against produced with.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ SIGNALS = ("traces", "metrics", "logs")
 class SinkStats:
     """Thread-safe counters of what the sink received."""
 
-    def __init__(self, count_series: bool = False) -> None:
+    def __init__(self, count_series: bool = False, count_records: bool = False) -> None:
         self._lock = threading.Lock()
+        self.count_records = count_records
+        self.records: dict[str, int] = {}
+        self.dropped: dict[str, float] = {}
         self.requests = {name: 0 for name in SIGNALS}
         self.bytes = {name: 0 for name in SIGNALS}
         self.count_series = count_series
@@ -38,6 +45,36 @@ class SinkStats:
             self.bytes[signal_name] += len(body)
         if self.count_series and signal_name == "metrics":
             self._record_series(body, headers)
+        if self.count_records and signal_name in ("logs", "metrics"):
+            self._count_records(signal_name, body, headers)
+
+    def _count_records(self, signal_name: str, body: bytes, headers: Any) -> None:
+        from otel_monitor.otlp.decode import (
+            OTLPDecodeError,
+            decompress,
+            flatten_logs,
+            flatten_metrics,
+            parse_request,
+        )
+
+        try:
+            raw = decompress(body, headers.get("Content-Encoding"), 256 * 1024 * 1024)
+            request = parse_request(signal_name, raw, headers.get("Content-Type"))
+        except OTLPDecodeError:
+            with self._lock:
+                self.decode_errors += 1
+            return
+        if signal_name == "logs":
+            with self._lock:
+                for record in flatten_logs(request):
+                    key = record["event_name"] or record["severity_text"] or "(none)"
+                    self.records[key] = self.records.get(key, 0) + 1
+            return
+        for point in flatten_metrics(request):
+            if point["name"] == "monitor.sdk.dropped":
+                key = ",".join(f"{k}={v}" for k, v in sorted(point["attributes"].items()))
+                with self._lock:  # cumulative: the latest is the total
+                    self.dropped[key] = max(self.dropped.get(key, 0), point["value"])
 
     def _record_series(self, body: bytes, headers: Any) -> None:
         # Imported lazily: the plain byte-counting sink needs nothing beyond stdlib.
@@ -62,6 +99,8 @@ class SinkStats:
                 "bytes": dict(self.bytes),
                 "series": {name: len(keys) for name, keys in sorted(self.series.items())},
                 "decode_errors": self.decode_errors,
+                "records": dict(self.records),
+                "dropped": dict(self.dropped),
             }
 
 
@@ -107,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--count-series", action="store_true", help="decode metrics and count distinct series")
+    parser.add_argument("--count-records", action="store_true",
+                        help="decode logs and count records per event name; keep monitor.sdk.dropped")
     args = parser.parse_args(argv)
-    stats = SinkStats(count_series=args.count_series)
+    stats = SinkStats(count_series=args.count_series, count_records=args.count_records)
     server = make_server(args.host, args.port, stats)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     # The first line tells the parent which port was picked.

@@ -78,8 +78,12 @@ def _add_bytes(total: dict[str, int], before: dict[str, Any], after: dict[str, A
 
 
 def measure_throughput(configurations: list[Configuration], endpoints: list[Endpoint], app: str,
-                       load: LoadSettings, sink: SinkProcess, log_dir: Path) -> ThroughputResults:
-    """Each repetition starts every configuration's server in turn and loads each endpoint."""
+                       load: LoadSettings, sink: SinkProcess, log_dir: Path,
+                       ready_path: str | None = None) -> ThroughputResults:
+    """Each repetition starts every configuration's server in turn and loads each endpoint.
+
+    A server is ready once ``ready_path`` (the first endpoint's path by default) answers 200.
+    """
     results = ThroughputResults()
     for repetition in range(1, load.repetitions + 1):
         for configuration in configurations:
@@ -89,7 +93,7 @@ def measure_throughput(configurations: list[Configuration], endpoints: list[Endp
                                log_dir / f"{configuration.key}-{repetition}.log")
             before = sink.stats()
             try:
-                server.start(ready_path=endpoints[0].path)
+                server.start(ready_path=ready_path or endpoints[0].path)
             except RuntimeError as exc:
                 # One broken configuration must not cost the others their numbers.
                 results.failures[configuration.key] = str(exc).splitlines()[0][:300]

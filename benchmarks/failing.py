@@ -1,0 +1,95 @@
+"""`make bench`'s failing endpoint: what each configuration costs a request that fails.
+
+``benchmarks.request_path_app:app`` ``/fail`` raises an unhandled
+``TimeoutError`` on every request. Side by side, interleaved as the other
+endpoints are: throughput and p99 under wrk (16 connections, loopback),
+then instructions per failed request counted by valgrind
+(:mod:`benchmarks.instructions` ``--failing``: telemetry exported to a
+local sink at exit, so what an error costs on its way out is counted).
+The targets: otel-monitor (production profile) serves at least 1.2x
+vanilla's throughput, with no more instructions per failed request.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.configurations import Configuration
+from benchmarks.processes import ROOT, SinkProcess
+from benchmarks.throughput import Endpoint, LoadSettings, ThroughputResults, measure_throughput
+
+APP = "benchmarks.request_path_app:app"
+PATH = "/fail"
+CONNECTIONS = 16
+MONITOR = "monitor-production"
+_COUNT_LINE = re.compile(r"^\S+\s+(?P<name>[\w-]+)\s+(?P<n>[\d,]+) instructions per request", re.MULTILINE)
+
+
+@dataclass
+class FailingResults:
+    throughput: ThroughputResults
+    instructions: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"throughput": self.throughput.as_dict(), "instructions": self.instructions, "notes": self.notes}
+
+
+def count_instructions(names: list[str], few: int, many: int, timeout: float) -> tuple[dict[str, float], str]:
+    """Instructions per failed request of each named configuration (valgrind; minutes per configuration)."""
+    command = [sys.executable, "-m", "benchmarks.instructions", "--app", APP, "--path", PATH, "--failing",
+               "--no-floors", "--few", str(few), "--many", str(many), "--timeout", str(timeout),
+               "--only", ",".join(names)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout * 2 * (len(names) + 1))
+    counts = {m["name"]: float(m["n"].replace(",", "")) for m in _COUNT_LINE.finditer(done.stdout)}
+    problem = "" if done.returncode == 0 else (
+        f"benchmarks.instructions failed ({done.returncode}): {done.stderr[-300:]}")
+    return counts, problem
+
+
+def measure_failing(configurations: list[Configuration], load: LoadSettings, sink: SinkProcess, log_dir: Path,
+                    instructions: bool, few: int = 40, many: int = 160, timeout: float = 1800) -> FailingResults:
+    failing_load = LoadSettings(load.duration, load.warmup, CONNECTIONS, load.repetitions, load.server_cpu,
+                                load.load_cpu)
+    print(f"failing endpoint: {APP} {PATH}, {CONNECTIONS} connections", flush=True)
+    results = FailingResults(measure_throughput(configurations, [Endpoint("failing", PATH)], APP, failing_load,
+                                                sink, log_dir, ready_path="/ok"))
+    if instructions:
+        names = [c.key for c in configurations if c.key in ("uninstrumented", "vanilla", MONITOR)]
+        print(f"failing endpoint: instructions per failed request (valgrind) of {', '.join(names)}", flush=True)
+        results.instructions, problem = count_instructions(names, few, many, timeout)
+        if problem:
+            results.notes.append(problem)
+    return results
+
+
+def render(results: FailingResults) -> str:
+    cases = {case.configuration: case for case in results.throughput.cases.values()}
+    base, vanilla = cases.get("uninstrumented"), cases.get("vanilla")
+    lines = [f"## Failing endpoint (`{APP}` {PATH}: an unhandled TimeoutError, {CONNECTIONS} connections)", "",
+             "| configuration | req/s (median) | x uninstrumented | x vanilla | p99 ms "
+             "| instructions per failed request |",
+             "|---|---|---|---|---|---|"]
+    for key, case in cases.items():
+        count = results.instructions.get(key)
+        against_base = f"{case.rps / base.rps:.2f}x" if base else "-"
+        against_vanilla = f"{case.rps / vanilla.rps:.2f}x" if vanilla else "-"
+        instructions = f"{count / 1e6:.2f} M" if count else "-"
+        lines.append(f"| {key} | {case.rps:,.0f} | {against_base} | {against_vanilla} | {case.p99 * 1000:.1f} "
+                     f"| {instructions} |")
+    monitor = cases.get(MONITOR)
+    if monitor and vanilla:
+        ratio = monitor.rps / vanilla.rps
+        lines += ["", f"Target: {MONITOR} throughput at least 1.2x vanilla: {ratio:.2f}x, "
+                      f"{'met' if ratio >= 1.2 else 'NOT met'}."]
+    if MONITOR in results.instructions and "vanilla" in results.instructions:
+        ours, theirs = results.instructions[MONITOR], results.instructions["vanilla"]
+        lines.append(f"Target: instructions per failed request at or below vanilla's: {ours / 1e6:.2f} M against "
+                     f"{theirs / 1e6:.2f} M, {'met' if ours <= theirs else 'NOT met'}.")
+    lines += [f"Note: {note}" for note in results.notes]
+    return "\n".join(lines)
