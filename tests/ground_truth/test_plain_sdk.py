@@ -22,7 +22,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_monitor import semconv
-from tests.console_telemetry import meter, post
+from tests.console_telemetry import CHROMIUM, chromium_page, meter, post
 from tests.ground_truth.support import ConsoleProcess, console, wait_for
 
 pytestmark = pytest.mark.slow
@@ -202,3 +202,35 @@ def test_a_restarted_instance_leaves_no_ghost(live):
     assert summary["live_instances"] == 1 and "disk" not in summary["failing_checks"]
     firing = live.api("/api/alerts", service=service)["firing"]
     assert not [a for a in firing if a["subject"] == "disk"], firing
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    with chromium_page(tmp_path_factory.mktemp("browser")) as page:
+        yield page
+
+
+def test_browser_pages_show_the_js_service_stale_and_its_metrics(node, live, page):
+    """Overview: the stopped JS service shows "stale", its calls and last seen; Operations and Metrics: the truth."""
+    service = "js-browser"
+    truth = emit(node, live.url, "protobuf", service)
+    wait_for(lambda: live.summary(service)["stale"], STALE_AFTER_S + 15, f"{service} stale")
+    page.goto(f"{live.url}/?service={service}#/overview")
+    page.wait_for_selector("body[data-ready='overview']")
+    section = page.locator(f"[data-testid='service-{service}']")
+    assert section.locator("[data-testid='status']").first.inner_text().lower() == "stale"
+    assert section.locator("[data-testid='calls']").inner_text() == "13"
+    assert "no data for" in section.locator("[data-testid='liveness']").inner_text()
+    page.goto(f"{live.url}/?service={service}#/operations")
+    page.wait_for_selector("body[data-ready='operations']")
+    for operation, (calls, _errors, success) in expected_rows(truth).items():
+        row = page.locator(f"[data-testid='op-{service}-{operation}']")
+        assert row.locator("[data-col='calls']").inner_text() == str(calls)
+        assert row.locator("[data-col='success']").inner_text() == f"{success * 100:.1f}%"
+    page.goto(f"{live.url}/?service={service}#/metrics")
+    page.wait_for_selector("body[data-ready='metrics']")
+    for name, expected in truth["custom_metrics"].items():
+        cell = page.locator(f"[data-testid='metric-{service}-{name}'] [data-col='value']")
+        assert cell.inner_text() == str(expected["value"])

@@ -108,6 +108,7 @@ const views = {
     return [h("h1", {}, "Overview"), h("p", { class: "note" }, data.note),
       data.services.map((svc) => h("section", { class: "service", "data-testid": "service-" + svc.service },
         h("h2", {}, status(svc.status), svc.service),
+        liveness(svc),
         h("div", { class: "cards" },
           card("calls", fmt.num(svc.calls), "calls"),
           card("throughput", fmt.rate(svc.throughput_per_s), "throughput"),
@@ -214,6 +215,20 @@ const views = {
       h("h2", {}, `Resolved (${data.resolved.length})`), table(cols, data.resolved.map((a) => row(a, false)), "resolved")];
   },
 
+  async metrics() {
+    const data = await api("/api/metrics");
+    const value = (m) => (m.last_value !== null && typeof m.last_value === "object"
+      ? `count ${fmt.num(m.last_value.count)}, sum ${fmt.num(m.last_value.sum)}` : fmt.num(m.last_value));
+    return [h("h1", {}, "Metrics"),
+      h("p", { class: "note" }, "Every metric received in the window, the app's own included: the last point's value and attributes."),
+      table([["metric"], ["service"], ["kind"], ["unit"], ["series", "num"], ["last value", "num"], ["last attributes"], ["last point"]],
+        data.metrics.map((m) => h("tr", { "data-testid": "metric-" + m.service + "-" + m.name },
+          h("td", {}, m.name), h("td", {}, m.service), h("td", {}, m.kind + (m.temporality ? ` (${m.temporality})` : "")),
+          h("td", {}, m.unit), h("td", { class: "num" }, m.series), h("td", { class: "num", "data-col": "value" }, value(m)),
+          h("td", { class: "muted" }, Object.entries(m.last_attributes || {}).map(([k, v]) => `${k}=${v}`).join(", ")),
+          h("td", {}, fmt.time(m.last_seen)))), "metrics")];
+  },
+
   async health() {
     const data = await api("/api/health");
     if (!data.checks.length) return [h("h1", {}, "Health"), h("p", { class: "muted" }, "No health checks reported (monitor.health.status).")];
@@ -225,6 +240,16 @@ const views = {
         h("td", {}, c.incidents.slice(-3).map((i) => h("div", {}, `${fmt.time(i.time)} ${i.previous_state} → ${i.state}`))))), "health")];
   },
 };
+
+// Last seen and instances: a service silent past the console's stale-after is "stale", never OK.
+function liveness(svc) {
+  if (svc.last_seen === null || svc.last_seen === undefined) return null;
+  const silent = svc.stale ? `no data for ${Math.round(svc.silent_s)} s (stale after ${svc.stale_after_s} s)` : "live";
+  const instances = (svc.instances || []).map((i) => `${i.instance || "(no instance id)"}${i.stale ? " (stale)" : ""}`);
+  return h("p", { class: svc.stale ? "note stale" : "note", "data-testid": "liveness" },
+    `last seen ${fmt.datetime(svc.last_seen)}, ${silent}; instances: ${svc.live_instances} live`,
+    instances.length ? ` (${instances.join(", ")})` : "");
+}
 
 function emptyHelp() {
   return h("div", {}, h("p", {}, "Nothing received yet. Start your app with the launcher; it reports here by default:"),
