@@ -14,6 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from otel_monitor import semconv
+from otel_monitor.console.error_groups import app_frames
 from otel_monitor.console.store import MINUTE_NS, Histogram, Store
 from otel_monitor.semantics.slo import SLOs, Thresholds
 
@@ -273,23 +274,34 @@ class Queries:
 
     # --- errors ----------------------------------------------------------------
     def errors(self, service: str | None, window: str) -> list[dict[str, Any]]:
+        """Error groups with failures in the window, the most harmful first.
+
+        ``count`` is the failed requests whose root cause the group is (one per
+        trace), ``users`` the distinct users among them, ``occurrences`` the
+        failed spans they left (client, server, parent spans).
+        """
         first = self._first_minute(window)
+        since_ns = first * MINUTE_NS
         out: list[dict[str, Any]] = []
         with self.store.lock:
             for group in self.store.errors.values():
                 if service and group.service != service:
                     continue
                 count = sum(c for m, c in group.per_minute.items() if m >= first)
-                if not count:
+                if count <= 0:
                     continue
                 out.append({
                     "service": group.service, "fingerprint": group.fingerprint, "category": group.category,
                     "error_type": group.error_type, "operation": group.operation, "count": count,
+                    "requests": count, "users": sum(1 for t in group.users.values() if t >= since_ns),
+                    "occurrences": sum(c for m, c in group.occurrences_per_minute.items() if m >= first),
                     "total": group.count, "first_seen": group.first_seen_ns // 1_000_000,
                     "last_seen": group.last_seen_ns // 1_000_000, "message": group.message,
-                    "stacktrace": group.stacktrace, "trace_ids": list(group.trace_ids),
+                    "stacktrace": group.stacktrace, "app_frames": app_frames(group.stacktrace),
+                    "trace_ids": list(group.trace_ids),
                 })
-        out.sort(key=lambda g: (-g["count"], -g["last_seen"]))
+        # Impact first: failed requests, then users failed, then how often it shows.
+        out.sort(key=lambda g: (-g["requests"], -g["users"], -g["occurrences"], -g["last_seen"]))
         return out
 
     # --- traces ----------------------------------------------------------------

@@ -15,7 +15,6 @@ records per series instead of every span:
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from bisect import bisect_left
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from otel_monitor import semconv
+from otel_monitor.console.error_groups import ErrorGroup, ErrorGrouper
 from otel_monitor.semantics.slo import SLOs
 
 MINUTE_NS = 60_000_000_000
@@ -193,22 +193,6 @@ class CallTimeline:
 
 
 @dataclass
-class ErrorGroup:
-    service: str
-    fingerprint: str
-    category: str
-    error_type: str
-    operation: str
-    message: str
-    stacktrace: str
-    first_seen_ns: int
-    last_seen_ns: int
-    count: int = 0
-    per_minute: dict[int, int] = field(default_factory=dict)
-    trace_ids: deque[str] = field(default_factory=lambda: deque(maxlen=5))
-
-
-@dataclass
 class TraceSummary:
     trace_id: str
     spans: list[dict[str, Any]] = field(default_factory=list)
@@ -303,6 +287,7 @@ class Store:
         self.counters: dict[tuple[str, str, int, tuple[tuple[str, Any], ...]], float] = defaultdict(float)
         self._last: OrderedDict[tuple[Any, ...], tuple[int, Any]] = OrderedDict()
         self.errors: OrderedDict[tuple[str, str], ErrorGroup] = OrderedDict()
+        self.error_grouper = ErrorGrouper(self.errors, self.limits.max_error_groups, self.evicted)
         # (service, check) -> {instance: (value, critical, time_ns)}
         self.health: dict[tuple[str, str], dict[str, tuple[float, bool, int]]] = defaultdict(dict)
         # (service, check, minute) -> [samples, samples not down]
@@ -398,6 +383,9 @@ class Store:
             self._count_call(
                 (service, "spans", str(operation), span["resource"].get(semconv.SERVICE_INSTANCE_ID, "")),
                 span["start_time_unix_nano"], end)
+        user = attrs.get(semconv.ENDUSER_PSEUDO_ID)
+        if user:
+            self.error_grouper.note_user(span["trace_id"], str(user))
         if failed:
             self._add_error(service, span, attrs, operation)
 
@@ -413,39 +401,17 @@ class Store:
         timeline.add(end_ns, 1, self._SPAN_STEP_NS)
 
     def _add_error(self, service: str, span: dict[str, Any], attrs: dict[str, Any], operation: Any) -> None:
-        exception: dict[str, Any] = next((e["attributes"] for e in span["events"] if e["name"] == "exception"), {})
-        error_type = str(attrs.get(semconv.ERROR_TYPE) or exception.get(semconv.EXCEPTION_TYPE) or "error")
-        fingerprint = attrs.get(semconv.MONITOR_ERROR_FINGERPRINT)
-        if not fingerprint:  # spans from apps without otel-monitor: group by type and span name
-            fingerprint = hashlib.sha256(f"{error_type}|{span['name']}".encode()).hexdigest()[:16]
-        key = (service, str(fingerprint))
-        t = span["end_time_unix_nano"]
+        # One failure, one group: the trace's root cause (see error_groups).
+        key, root = self.error_grouper.add(service, span, attrs, operation)
         group = self.errors.get(key)
-        if group is None:
-            group = self.errors[key] = ErrorGroup(
-                service=service, fingerprint=str(fingerprint),
-                category=str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown"),
-                error_type=error_type, operation=str(operation or span["name"]),
-                message=str(exception.get(semconv.EXCEPTION_MESSAGE) or span["status_message"] or ""),
-                stacktrace=str(exception.get(semconv.EXCEPTION_STACKTRACE) or ""),
-                first_seen_ns=t, last_seen_ns=t)
-            if len(self.errors) > self.limits.max_error_groups:
-                self.errors.popitem(last=False)
-                self.evicted["error_groups"] += 1
-        else:
-            self.errors.move_to_end(key)
+        if group is None or not root:
+            return  # an occurrence of another span's failure: its stack is that span's
         if not group.stacktrace and span["span_id"]:
             logged = self._logged_exceptions.pop(span["span_id"], None)
             if logged is not None:
                 _fill_stack(group, *logged)
             else:
                 _remember(self._groups_without_stack, span["span_id"], key)
-        group.count += 1
-        group.first_seen_ns = min(group.first_seen_ns, t)
-        group.last_seen_ns = max(group.last_seen_ns, t)
-        minute = t // MINUTE_NS
-        group.per_minute[minute] = group.per_minute.get(minute, 0) + 1
-        group.trace_ids.append(span["trace_id"])
 
     # --- logs ----------------------------------------------------------------
     def add_logs(self, logs: list[dict[str, Any]]) -> None:

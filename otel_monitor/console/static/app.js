@@ -257,11 +257,15 @@ function emptyHelp() {
 }
 
 function errorTable(groups) {
-  return table([["category"], ["type"], ["operation"], ["service"], ["count", "num"], ["first seen"], ["last seen"], ["message and context"]],
+  return table([["category"], ["type"], ["operation"], ["service"], ["failed requests", "num"], ["users", "num"], ["spans", "num"], ["first seen"], ["last seen"], ["message and context"]],
     groups.map((g) => h("tr", { "data-testid": "error-" + g.fingerprint },
       h("td", {}, g.category), h("td", {}, g.error_type), h("td", {}, g.operation), h("td", {}, g.service),
-      h("td", { class: "num", "data-col": "count" }, g.count), h("td", {}, fmt.datetime(g.first_seen)), h("td", {}, fmt.datetime(g.last_seen)),
-      h("td", {}, h("div", {}, g.message), h("details", {}, h("summary", {}, "stack trace and traces"),
+      h("td", { class: "num", "data-col": "count" }, g.count), h("td", { class: "num", "data-col": "users" }, g.users ?? ""),
+      h("td", { class: "num", "data-col": "occurrences" }, g.occurrences ?? ""),
+      h("td", {}, fmt.datetime(g.first_seen)), h("td", {}, fmt.datetime(g.last_seen)),
+      h("td", {}, h("div", {}, g.message),
+        (g.app_frames || []).length ? h("ol", { class: "app-frames", "data-col": "app-frames" }, g.app_frames.map((f) => h("li", {}, `${f.file}:${f.line} in ${f.function}`, f.code ? h("code", {}, " " + f.code) : null))) : null,
+        h("details", {}, h("summary", {}, "stack trace and traces"),
         h("pre", {}, g.stacktrace || "(no stack trace)"),
         h("div", {}, "Example traces: ", g.trace_ids.map((t) => [link("#/trace/" + t, t.slice(0, 12)), " "])))))), "errors");
 }
