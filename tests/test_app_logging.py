@@ -109,3 +109,15 @@ def test_records_do_not_carry_the_formatter_copies_of_trace_context(tmp_path):
         copies = {"otelSpanID", "otelTraceID", "otelTraceSampled", "otelServiceName"}
         assert not copies & set(record["attributes"] or {})
         assert record["resource"]["attributes"]["service.name"] == "app-logging"
+
+
+def test_a_record_made_by_hand_without_a_level_is_no_error(tmp_path):
+    """logging.makeLogRecord({}) (a record with no level) works under the launcher as without it."""
+    script = tmp_path / "hand.py"
+    script.write_text("import logging\nprint(sorted(vars(logging.makeLogRecord({})))[:3])\n")
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
+           "OTEL_LOGS_EXPORTER": "none", "OTEL_MONITOR_RUNTIME_METRICS": "false"}
+    plain = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    launched = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, str(script)], env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert launched.returncode == 0 and launched.stderr == "" and launched.stdout == plain.stdout

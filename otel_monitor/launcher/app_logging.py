@@ -45,8 +45,8 @@ class AppLevelFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         level = record.levelno
-        if level >= self.routing.app_root_level():
-            return True
+        if not isinstance(level, int) or level >= self.routing.app_root_level():
+            return True  # a record made by hand (makeLogRecord) may carry no level: Python's handlers judge it
         logger: Any = logging.Logger.manager.loggerDict.get(record.name)
         root = logging.root
         while isinstance(logger, logging.Logger) and logger is not root:
@@ -72,7 +72,7 @@ class LastResortStandIn(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         last = logging.lastResort
-        if last is None or record.levelno < last.level:
+        if last is None or not isinstance(record.levelno, int) or record.levelno < last.level:
             return False
         logger: Any = logging.Logger.manager.loggerDict.get(record.name, logging.root)
         while isinstance(logger, logging.Logger):
@@ -127,7 +127,8 @@ class InfoRouting:
         def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
             # Only records below the app's root level can reach a handler that must not see them.
-            if record.levelno < self.app_root_level():
+            level = record.levelno
+            if isinstance(level, int) and level < self.app_root_level():
                 self.filter_handlers_on_the_way(record.name)
             return record
 
