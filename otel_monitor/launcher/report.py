@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
-from otel_monitor.config.settings import SETTINGS, markdown_table
+from otel_monitor.config.settings import SETTINGS, ConfigError, markdown_table
 from otel_monitor.launcher.distro import DEFAULTS
 
 # Standard variables worth showing even when unset (with the SDK's default).
@@ -58,11 +59,84 @@ def distro_clash() -> list[str]:
     return warnings
 
 
+def instrumentations_not_installed() -> list[dict[str, str]]:
+    """Installed libraries with an OpenTelemetry instrumentation that is not installed, and how to add it.
+
+    The list is ``opentelemetry-bootstrap``'s (``bootstrap_gen.libraries``); the
+    command is otel-monitor's extra when one brings that instrumentation, else
+    the instrumentation package itself. Instrumentations otel-monitor does not
+    load on their own (ASGI, WSGI, DB-API, system metrics) are left out.
+    """
+    from importlib import metadata
+
+    from opentelemetry.instrumentation.bootstrap_gen import libraries
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    from otel_monitor.launcher.instrumentations import _SKIP, _TRIGGERS
+
+    skipped = {name.replace("_", "-") for name in _SKIP}
+    if _installed("fastapi"):
+        skipped.add("starlette")  # a FastAPI app's requests are traced through FastAPI
+    extras: dict[str, str] = {}  # instrumentation distribution -> our extra that brings it
+    try:
+        ours = [e for e in metadata.metadata("otel-monitor").get_all("Provides-Extra") or [] if e != "dev"]
+        for line in metadata.requires("otel-monitor") or []:
+            requirement = Requirement(line)
+            extra = next((e for e in ours if requirement.marker and requirement.marker.evaluate({"extra": e})), None)
+            if extra:
+                extras.setdefault(_canonical(requirement.name), extra)
+    except (metadata.PackageNotFoundError, InvalidRequirement):
+        pass
+    out = []
+    for entry in libraries:
+        try:
+            library, instrumentation = Requirement(entry["library"]), Requirement(entry["instrumentation"])
+        except InvalidRequirement:
+            continue
+        name = _canonical(instrumentation.name)
+        if name.removeprefix("opentelemetry-instrumentation-") in skipped or _installed(instrumentation.name):
+            continue
+        trigger = _TRIGGERS.get(name.removeprefix("opentelemetry-instrumentation-"))
+        if trigger and not _importable(trigger):  # a library named for another's sake (pydantic for tortoise)
+            continue
+        found = _installed(library.name)
+        if found is None or not library.specifier.contains(found, prereleases=True):
+            continue
+        extra = extras.get(name)
+        command = f'pip install "otel-monitor[{extra}]"' if extra else f'pip install "{instrumentation}"'
+        out.append({"library": f"{library.name} {found}", "instrumentation": str(instrumentation),
+                    "install": command})
+    return out
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _installed(distribution: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def collect() -> dict[str, Any]:
-    from otel_monitor.launcher.configurator import load_configuration
+    from otel_monitor.launcher.config_check import check_configuration
     from otel_monitor.launcher.instrumentations import REPORT, InstrumentationLoader
 
-    settings, config = load_configuration()
+    checked = check_configuration()
+    settings, config = checked.settings, checked.config
     ours = []
     for s in SETTINGS:
         r = settings.resolved[s.key]
@@ -87,8 +161,9 @@ def collect() -> dict[str, Any]:
         "settings": ours,
         "standard": standard,
         "instrumentations": instrumentations,
+        "not_installed": instrumentations_not_installed(),
         "warnings": distro_clash(),
-        "problems": settings.problems,
+        "problems": checked.problems,
     }
 
 
@@ -96,7 +171,11 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown_table())
         return 0
-    report = collect()
+    try:
+        report = collect()
+    except ConfigError as exc:  # OTEL_MONITOR_STRICT=true: the launcher would stop the app here
+        print(f"otel-monitor: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report, indent=2))
         return 1 if report["problems"] else 0
@@ -113,4 +192,8 @@ def run(args: argparse.Namespace) -> int:
     print("\ninstrumentations:")
     for r in report["instrumentations"]:
         print(f"  {r['name']:<16} {r['state']:<20} {r['reason']}")
+    if report["not_installed"]:
+        print("\ninstalled libraries without their instrumentation (not traced):")
+        for r in report["not_installed"]:
+            print(f"  {r['library']:<24} {r['install']}")
     return 1 if report["problems"] else 0
