@@ -8,6 +8,7 @@ import time
 import pytest
 
 from benchmarks.console_replay import request_body
+from otel_monitor.cli import main
 from otel_monitor.console.cli import serve
 from otel_monitor.console.persist import RequestLog
 
@@ -26,7 +27,7 @@ def _stored(path: str, requests: int = REQUESTS) -> None:
     log.close()
 
 
-def test_the_api_answers_while_the_stored_requests_replay(tmp_path):
+def test_the_api_answers_while_the_stored_requests_replay(tmp_path, capsys):
     """The port answers during replay with "replaying": true and progress; afterwards every span counts once."""
     db = str(tmp_path / "console.db")
     _stored(db)
@@ -43,6 +44,8 @@ def test_the_api_answers_while_the_stored_requests_replay(tmp_path):
             assert during["replaying"] is True
             assert 0 < during["replay"]["replayed"] < during["replay"]["total"] == REQUESTS
             assert get(f"{handle.url}/api/summary")["replaying"] is True
+            assert main(["status", "--url", handle.url]) in (0, 1, 2)
+            assert "still replaying its stored data" in capsys.readouterr().err
             with tracer(handle.url, service="live") as t, t.start_as_current_span("GET /live"):
                 pass  # accepted now, aggregated once the older requests are in
         finally:

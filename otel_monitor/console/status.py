@@ -52,6 +52,10 @@ def from_console(url: str, window: str, service: str | None, token: str | None) 
     """One row per service: service, status, calls, error_rate, p95, problems."""
     query = urllib.parse.urlencode({"window": window, **({"service": service} if service else {})})
     summary = _fetch(f"{url.rstrip('/')}/api/summary?{query}", token)
+    if summary.get("replaying"):  # a console restarted with --db, still reading what it had stored
+        progress = summary.get("replay") or {}
+        print(f"otel-monitor status: the console is still replaying its stored data ({progress.get('replayed', '?')} "
+              f"of {progress.get('total', '?')} requests): the figures below are partial", file=sys.stderr)
     return [{"service": s["service"], "status": s["status"], "calls": s["calls"], "error_rate": s["error_rate"],
              "p95": s["p95"], "problems": [*_silence(s), *(f"operation {o}" for o in s["unhealthy_operations"]),
                                            *(f"check {c}" for c in s["failing_checks"])]}
