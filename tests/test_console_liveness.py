@@ -198,3 +198,14 @@ def test_otlp_json_ids_are_hex_in_spans_links_and_logs():
 def test_bad_otlp_json_is_a_clear_decode_error(body):
     with pytest.raises(OTLPDecodeError, match="OTLP/JSON"):
         parse_request("traces", body, "application/json")
+
+
+def test_log_records_keep_a_service_live():
+    """A log record is data too: its time counts as last seen, whenever it arrives."""
+    store = Store()
+    store._receipt_ns = 1  # an old receipt from an earlier request must not cap a later one
+    store.add_logs([{"resource": {semconv.SERVICE_NAME: "worker", semconv.SERVICE_INSTANCE_ID: "w-1"}, "scope": "",
+                     "time_unix_nano": T0, "severity_number": 9, "severity_text": "INFO", "body": "tick",
+                     "attributes": {}, "event_name": "", "trace_id": "", "span_id": ""}])
+    assert (store.services["worker"], store.instances[("worker", "w-1")]) == (T0, T0)
+    assert not Queries(store, now_ns=T0 + 60 * S).summary("worker", "15m")[0]["stale"]

@@ -416,6 +416,7 @@ class Store:
     # --- logs ----------------------------------------------------------------
     def add_logs(self, logs: list[dict[str, Any]]) -> None:
         with self.lock:
+            self._receipt_ns = time.time_ns()
             self.received["logs"] += len(logs)
             for record in logs:
                 self._add_log(record)
