@@ -185,6 +185,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Serve FastAPI's native request telemetry through otel-monitor's shorter per-request path: the same span, "
             "metrics and logs, with provider checks kept and one context attached per request (false: FastAPI's own "
             "path)."),
+    Setting("OTEL_MONITOR_LEAN_QUERIES", parse_bool, "true",
+            "Make SQLAlchemy query spans with their name and attributes worked out once per statement, from the "
+            "engine's dialect methods, and hold an unsampled request's queries as small records until it is kept "
+            "(false: the contrib instrumentation's own query spans)."),
+    Setting("OTEL_MONITOR_DIRECT_HISTOGRAMS", parse_bool, "true",
+            "Record monitor.operation.duration straight into the SDK's aggregation once an attribute set is known "
+            "(false: every point through the SDK's Histogram.record)."),
     Setting("OTEL_MONITOR_GC_FREEZE", parse_bool, "true",
             "Under opentelemetry-instrument, move the objects that exist once otel-monitor has set up (the SDK and its "
             "exporters, ours, the modules loaded before the app) out of the garbage collector's scans (gc.freeze)."),

@@ -625,7 +625,7 @@ def install(provider: Any) -> bool:
     converted too (a ``MonitorTracer`` has no state of its own, only a
     different ``start_span``).
     """
-    if type(provider) is not TracerProvider or not _trial_run():
+    if type(provider) is not TracerProvider or not trial_run():
         return False
     original = provider.get_tracer
 
@@ -643,7 +643,7 @@ def install(provider: Any) -> bool:
     return True
 
 
-def _trial_run() -> bool:
+def trial_run() -> bool:
     """Every span method, on a provider of its own with nothing to export to."""
     from opentelemetry.metrics import NoOpMeterProvider
     from opentelemetry.sdk.trace import SpanLimits

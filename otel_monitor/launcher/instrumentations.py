@@ -216,7 +216,8 @@ class InstrumentationLoader:
             reason = previous.reason.split("; ", 1)[-1] if previous and "verified" in previous.reason else ""
             REPORT[name] = Decision(name, "loaded", reason)
             if name == "sqlalchemy":
-                lean_query_spans()
+                if _lean_queries(self.settings):
+                    lean_query_spans()
                 drop_connect_spans()
                 observe_pool_usage()
                 instrument_existing_engines()
@@ -276,6 +277,18 @@ _STATEMENTS_CACHED = 2048
 _STATEMENT_CACHED_LENGTH = 4096
 # Vendors whose database name the contrib reads off the cursor on every query.
 _DATABASE_FROM_CURSOR = ("mysql", "mssql", "sqlserver")
+
+
+def _lean_queries(settings: Any) -> bool:
+    """OTEL_MONITOR_LEAN_QUERIES, and the contrib's internals where :func:`lean_query_spans` expects them."""
+    if not getattr(settings, "lean_queries", True):
+        return False
+    from otel_monitor.fast.compat import query_records_unsupported
+
+    reason = query_records_unsupported()
+    if reason is not None:
+        _log.info("otel-monitor: SQLAlchemy query spans are the contrib's own: %s", reason)
+    return reason is None
 
 
 def lean_query_spans() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -132,6 +133,7 @@ def _installed(distribution: str) -> str | None:
 
 
 def collect() -> dict[str, Any]:
+    from otel_monitor.fast import compat
     from otel_monitor.launcher.config_check import check_configuration
     from otel_monitor.launcher.instrumentations import REPORT, InstrumentationLoader
 
@@ -161,6 +163,7 @@ def collect() -> dict[str, Any]:
         "settings": ours,
         "standard": standard,
         "instrumentations": instrumentations,
+        "fast_paths": [dataclasses.asdict(s) for s in compat.table(settings)],
         "not_installed": instrumentations_not_installed(),
         "warnings": distro_clash(),
         "problems": checked.problems,
@@ -192,6 +195,11 @@ def run(args: argparse.Namespace) -> int:
     print("\ninstrumentations:")
     for r in report["instrumentations"]:
         print(f"  {r['name']:<16} {r['state']:<20} {r['reason']}")
+    print("\nfast paths (private internals of a dependency; each falls back to its public path):")
+    from otel_monitor.fast import compat
+
+    for line in compat.lines([compat.PathStatus(**r) for r in report["fast_paths"]]):
+        print(line)
     if report["not_installed"]:
         print("\ninstalled libraries without their instrumentation (not traced):")
         for r in report["not_installed"]:

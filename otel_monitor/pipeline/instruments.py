@@ -98,6 +98,10 @@ class _DirectAggregations:
             aggregation.aggregate(measurement, False)
         return True
 
+    def known_sets(self) -> int:
+        """How many attribute sets now go straight to their aggregations."""
+        return len(self._state[1])
+
     def learn(self, attributes: Mapping[str, Any] | None, key: Any) -> None:
         """After the SDK recorded ``attributes``: remember their aggregations, when that is safe."""
         try:
@@ -148,18 +152,25 @@ class GuardedInstrument:
     overflow series itself.
     """
 
-    def __init__(self, instrument: Any, limit: int = DEFAULT_CARDINALITY_LIMIT) -> None:
+    def __init__(self, instrument: Any, limit: int = DEFAULT_CARDINALITY_LIMIT, direct: bool = True) -> None:
         self._instrument = instrument
         self._limit = max(1, limit - 1)
         self._seen: set[Any] = set()
         self._lock = threading.Lock()
         # add() on counters, record() on histograms: pick once, not per point.
         self._emit = getattr(instrument, "record", None) or instrument.add
-        self._direct = _DirectAggregations.for_instrument(instrument, limit)
+        # OTEL_MONITOR_DIRECT_HISTOGRAMS=false: every point through the SDK's own record.
+        self._direct = _DirectAggregations.for_instrument(instrument, limit) if direct else None
 
     def after_fork(self) -> None:
         """A fresh lock in a forked child: a parent thread may have held this one at the instant of fork."""
         self._lock = threading.Lock()
+
+    @property
+    def direct_sets(self) -> int:
+        """Attribute sets recorded on the direct path (0 when it is off or fell back to the SDK's own)."""
+        direct = self._direct
+        return direct.known_sets() if direct is not None and direct.enabled else 0
 
     @property
     def series(self) -> int:
@@ -210,11 +221,13 @@ def create_instruments(
     meter_provider: Any = None,
     buckets: Sequence[float] = DEFAULT_BUCKETS,
     cardinality_limit: int = DEFAULT_CARDINALITY_LIMIT,
+    direct: bool = True,
 ) -> Instruments:
     """Create our instruments on ``meter_provider`` (the global one when None).
 
     The histogram's boundaries are given as the advisory parameter, because
-    the SDK configurator has no views argument.
+    the SDK configurator has no views argument.  ``direct``: the histogram's
+    direct path (:class:`_DirectAggregations`), ``OTEL_MONITOR_DIRECT_HISTOGRAMS``.
     """
     meter = metrics_api.get_meter(METER_NAME, meter_provider=meter_provider)
     duration = meter.create_histogram(
@@ -231,7 +244,7 @@ def create_instruments(
         semconv.METRIC_JOURNEY_MILESTONES, unit="{milestone}",
         description="User journey milestones reached, by journey and step.")
     return Instruments(
-        operation_duration=GuardedInstrument(duration, cardinality_limit),
+        operation_duration=GuardedInstrument(duration, cardinality_limit, direct),
         cache_requests=GuardedInstrument(cache, cardinality_limit),
         fallbacks=GuardedInstrument(fallbacks, cardinality_limit),
         journey_milestones=GuardedInstrument(milestones, cardinality_limit),

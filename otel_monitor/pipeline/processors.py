@@ -502,7 +502,8 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
     strict = bool(getattr(settings, "strict", False))
     problems: list[str] = []  # each bad config entry, also logged (or raised in strict mode)
     buckets = load_slos_or_defaults(config, strict=strict, problems=problems).buckets
-    instruments = metrics.create_instruments(meter_provider, buckets, settings.cardinality_limit)
+    instruments = metrics.create_instruments(meter_provider, buckets, settings.cardinality_limit,
+                                             bool(getattr(settings, "direct_histograms", True)))
     metrics.bind(instruments)
     classifier = errors.ErrorClassifier(errors.load_error_rules(config, strict=strict, problems=problems))
     errors.bind(classifier)
