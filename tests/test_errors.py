@@ -254,3 +254,34 @@ def test_from_none_after_a_429_answer_is_rate_limited():
 def test_an_exception_without_a_chain_stays_unknown():
     """Nothing to follow: an application exception of its own is ``unknown``."""
     assert classify_error(raised(ProviderFailed("no idea"))) == "unknown"
+
+
+def test_an_exception_raised_on_a_failed_answer_takes_its_status():
+    """``raise ProviderFailed(...)`` after a 503 answer in the same span (no chain at all) is ``dependency``."""
+    classifier = ErrorClassifier()
+    classifier.note_failed_call(7, 503)
+    assert classifier.classify_in_span(raised(ProviderFailed("answered HTTP 503")), 7) == "dependency"
+    # Forgotten once used: the next failure of that span is judged on its own.
+    assert classifier.classify_in_span(raised(ProviderFailed("later")), 7) == "unknown"
+
+
+def test_a_failed_call_in_another_span_does_not_classify():
+    """Only a call made in the failing span counts; one in a sibling span does not."""
+    classifier = ErrorClassifier()
+    classifier.note_failed_call(7, 503)
+    assert classifier.classify_in_span(raised(ProviderFailed("x")), 8) == "unknown"
+
+
+def test_a_known_category_wins_over_the_failed_call():
+    """A bug raised after a failed call stays a bug: the status only replaces ``unknown``."""
+    classifier = ErrorClassifier()
+    classifier.note_failed_call(7, 429)
+    assert classifier.classify_in_span(raised(KeyError("k")), 7) == "bug"
+
+
+def test_failed_calls_are_bounded():
+    """The notebook of failed calls keeps the newest entries only."""
+    classifier = ErrorClassifier()
+    for span_id in range(5000):
+        classifier.note_failed_call(span_id, 503)
+    assert classifier.failed_call_status(0) is None and classifier.failed_call_status(4999) == 503

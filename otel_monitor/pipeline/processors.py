@@ -189,6 +189,11 @@ class OperationSpanProcessor(SpanProcessor):
     def _record(self, span: ReadableSpan) -> None:
         attributes = plain_attributes(span)
         operation = self.rules.name_for(span, attributes)
+        if span.kind is SpanKind.CLIENT and span.parent is not None:
+            status = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
+            if isinstance(status, int) and status >= 400:
+                # An exception the caller raises on this answer is classified by it.
+                self.classifier.note_failed_call(span.parent.span_id, status)
         if operation is None:
             return
         if span.kind is SpanKind.SERVER and self._excluded is not None and self._is_excluded(attributes):

@@ -164,6 +164,34 @@ class ErrorClassifier:
     def __init__(self, rules: list[ErrorRule] | None = None) -> None:
         self.rules = rules or []
         self._cache: dict[str, str] = {}
+        # span id -> HTTP status of a call made in that span that failed (bounded, newest kept):
+        # an exception raised on such an answer without chaining an error is classified by it.
+        self._failed_calls: dict[int, int] = {}
+
+    # --- failed calls --------------------------------------------------------------------
+    def note_failed_call(self, parent_span_id: int, status_code: int) -> None:
+        """An HTTP call made in span ``parent_span_id`` was answered with ``status_code`` (4xx, 5xx)."""
+        calls = self._failed_calls
+        calls.pop(parent_span_id, None)
+        calls[parent_span_id] = status_code
+        if len(calls) > _MAX_FAILED_CALLS:
+            try:
+                del calls[next(iter(calls))]
+            except (StopIteration, KeyError, RuntimeError):  # another thread got there first
+                pass
+
+    def failed_call_status(self, span_id: int) -> int | None:
+        """The status of the last failed call made in ``span_id``, forgotten once asked."""
+        return self._failed_calls.pop(span_id, None)
+
+    def classify_in_span(self, exc: BaseException, span_id: int | None) -> str:
+        """:meth:`classify`, then, for ``unknown``, the status of a call that failed in the same span:
+        ``raise ProviderFailed(...)`` on a 503 answer is ``dependency``."""
+        category = self.classify(exc)
+        status = self.failed_call_status(span_id) if span_id else None
+        if category == "unknown" and status is not None:
+            category = self.classify(exc, status_code=status)
+        return category
 
     # --- one exception, by its class hierarchy ------------------------------------
     def _by_names(self, names: list[str], message: str, status: int | None) -> str:
@@ -221,6 +249,9 @@ class ErrorClassifier:
         if cache_key is not None and len(self._cache) < 1000:
             self._cache[cache_key] = result
         return result
+
+
+_MAX_FAILED_CALLS = 1024
 
 
 def _pick(categories: list[str]) -> str:
