@@ -15,21 +15,23 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
-from examples.traffic import run_traffic
+from examples.traffic import TrafficReport, run_traffic
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -174,6 +176,8 @@ def run_demo(args: argparse.Namespace) -> int:
             requests=args.requests, duration=args.duration, concurrency=args.concurrency, rate=args.rate, seed=args.seed,
         )  # fmt: skip
         print(report.summary(), flush=True)
+        if with_console:
+            print(side_by_side(report, f"http://127.0.0.1:{args.console_port}"), flush=True)
         if with_console and not args.exit and sys.stdin.isatty():
             print(f"The console stays up at http://127.0.0.1:{args.console_port}/ - press Ctrl-C to stop.", flush=True)
             signal.pause()
@@ -182,6 +186,78 @@ def run_demo(args: argparse.Namespace) -> int:
         # Shop first, so its last spans reach a console that is still listening.
         for service in reversed(services):
             service.stop()
+
+
+def operation_names(config: Path = CONFIG_FILE) -> dict[str, str]:
+    """Endpoint ("GET /api/products/{}") -> the operation the shop's rules name it; others keep their route."""
+    import yaml
+
+    rules = (yaml.safe_load(config.read_text()) or {}).get("operations") or []
+    return {f"{r['method']} {_route_shape(r['route'])}": r["name"] for r in rules if "route" in r and "method" in r}
+
+
+def _route_shape(route: str) -> str:
+    return re.sub(r"\{[^}]*\}", "{}", route)
+
+
+def console_operations(console_url: str, report: TrafficReport, service: str = "shop",
+                       timeout: float = 20.0) -> dict[str, dict[str, Any]]:
+    """The console's operation rows of the service once they cover the last answered request (bounded wait)."""
+    last_ms = report.samples[-1][0] // 1_000_000 if report.samples else 0
+    deadline = time.monotonic() + timeout
+    rows: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(f"{console_url}/api/operations", params={"service": service}, timeout=5).json()
+            rows = {r["operation"]: r for r in answer["operations"]}
+        except (httpx.HTTPError, ValueError, KeyError):
+            rows = {}
+        if any((r.get("throughput_window") or {}).get("end", 0) >= last_ms for r in rows.values()):
+            return rows
+        time.sleep(0.5)
+    return rows
+
+
+def side_by_side(report: TrafficReport, console_url: str, service: str = "shop", top: int = 4) -> str:
+    """The traffic generator's own figures beside the console's, for the busiest endpoints.
+
+    Each rate is over the same span for both: the console's last minute of data
+    for that operation (the ``throughput_window`` it reports).  Latencies differ
+    by what lies between them: the generator measures on the client, the
+    console the server's spans.
+    """
+    rows = console_operations(console_url, report, service)
+    if not rows:
+        return f"console: no figures for {service} yet"
+    names = operation_names()
+    endpoints = Counter(e for _, _, e in report.samples)
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:.1f}"
+
+    lines = [f"{service}: the traffic generator (client) / the console (server spans), busiest endpoints first",
+             f"  {'endpoint':<26}{'operation':<16}{'calls':>11}{'rate/s':>15}"
+             f"{'p50 ms':>15}{'p95 ms':>15}{'p99 ms':>15}{'max ms':>17}"]
+    for endpoint, answered in endpoints.most_common(top):
+        method, _, route = endpoint.partition(" ")
+        operation = names.get(f"{method} {_route_shape(route)}", endpoint)
+        row = rows.get(operation)
+        if row is None:
+            lines.append(f"  {endpoint:<26}{operation:<16}{answered:>5} / -")
+            continue
+        window = row.get("throughput_window")
+        own = report.rate(window["start"] * 1_000_000, window["end"] * 1_000_000, endpoint) if window else None
+        rate = row.get("throughput_per_s")
+        cells = [f"{answered} / {row['calls']}",
+                 f"{'-' if own is None else f'{own:.2f}'} / {'-' if rate is None else f'{rate:.2f}'}"]
+        cells += [f"{ms(report.percentile(q, endpoint))} / {ms(row.get(name))}"
+                  for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))]
+        lines.append(f"  {endpoint[:25]:<26}{operation[:15]:<16}{cells[0]:>11}{cells[1]:>15}"
+                     f"{cells[2]:>15}{cells[3]:>15}{cells[4]:>15}{cells[5]:>17}")
+    errors = [r["percentile_error"] for r in rows.values() if r.get("percentile_error") is not None]
+    if errors:
+        lines.append(f"  the console's percentiles are within {max(errors):.1%} of its spans' true durations")
+    return "\n".join(lines)
 
 
 def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import random
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ PASSWORD = "correct horse battery"
 GOOD_CARD, DECLINED_CARD = "tok_visa", "tok_declined"
 CATEGORIES = ("clothing", "shoes", "accessories", "home")
 
+
+MAX_SAMPLES = 200_000
 
 # A kept-alive connection closed by the server: the request fails before any answer.
 STALE_CONNECTION = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
@@ -54,6 +57,21 @@ class TrafficReport:
     resent: Counter[str] = field(default_factory=Counter)
     stopped_by: str = "requests"
     elapsed: float = 0.0
+    # (wall-clock end in ns, latency in s, endpoint) of each answered request, the latest MAX_SAMPLES
+    # of them: the generator's own rate and percentiles, to set beside what the monitoring shows.
+    samples: deque[tuple[int, float, str]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
+
+    def rate(self, start_ns: int, end_ns: int, endpoint: str | None = None) -> float | None:
+        """Answered requests (to ``endpoint``, or any) per second that ended within (start, end]."""
+        if end_ns <= start_ns:
+            return None
+        ended = sum(1 for t, _, e in self.samples if start_ns < t <= end_ns and endpoint in (None, e))
+        return ended / ((end_ns - start_ns) / 1e9)
+
+    def percentile(self, q: float, endpoint: str | None = None) -> float | None:
+        """The q-th latency as the client measured it (ceil(q*n)-th smallest); q=0 is the minimum."""
+        ordered = sorted(latency for _, latency, e in self.samples if endpoint in (None, e))
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else None
 
     @property
     def failures(self) -> int:
@@ -103,6 +121,7 @@ class Visitor:
             return None
         report.by_status[response.status_code] += 1
         report.answered_by_endpoint[f"{method} {endpoint}"] += 1
+        report.samples.append((time.time_ns(), response.elapsed.total_seconds(), f"{method} {endpoint}"))
         return response
 
     async def browse(self, category: str | None = None) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -104,3 +105,9 @@ def test_demo_starts_the_console_and_it_shows_the_shop() -> None:
     assert f"console:   {console}/" in stdout
     assert set(seen) == {"operations", "health", "funnel"}, seen
     assert seen["health"]["database"] == "up"  # type: ignore[index]
+    # The generator's own figures beside the console's: the same calls, the same rate over the same minute.
+    rows = re.findall(r"^  (\S+ \S+)\s+\S+\s+(\d+) / (\d+)\s+([\d.]+) / ([\d.]+)\s+[\d.]+ / [\d.]+", stdout, re.M)
+    assert rows, stdout
+    for endpoint, sent, counted, own_rate, console_rate in rows:
+        assert sent == counted, (endpoint, sent, counted)
+        assert abs(float(console_rate) - float(own_rate)) <= 0.05 * float(own_rate), (endpoint, own_rate, console_rate)
