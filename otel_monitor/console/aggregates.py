@@ -2,9 +2,12 @@
 
 Operation statistics come from the ``monitor.operation.duration`` metric when
 a service sends it (every call, even under trace sampling) and from operation
-spans otherwise; each answer says which (``source``).  Percentiles are
-interpolated linearly within histogram buckets, as Prometheus'
-``histogram_quantile`` does, so the console and the Prometheus rules agree.
+spans otherwise; each answer says which (``source``), and a 4xx answer is a
+success from either.  Percentiles are interpolated linearly within the bucket
+holding the call, as Prometheus' ``histogram_quantile`` does, narrowed to the
+observed min and max, and come with their relative error bound
+(``percentile_error``).  Throughput is the rate over the last minute of data
+(:meth:`Queries.throughput`), whatever the window of the counts.
 """
 
 from __future__ import annotations

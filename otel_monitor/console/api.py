@@ -83,7 +83,8 @@ async def services(request: Request) -> JSONResponse:
 async def summary(request: Request) -> JSONResponse:
     return _answer(request, lambda c, q, s, w: {
         "window": w, "services": q.summary(s, w),
-        "note": "Percentiles are interpolated within histogram buckets."})
+        "note": ("Percentiles are interpolated within a histogram bucket narrowed to the observed min and max; "
+                 "throughput is the rate over the last minute.")})
 
 
 async def operations(request: Request) -> JSONResponse:

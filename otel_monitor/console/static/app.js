@@ -101,6 +101,14 @@ function charts(series) {
 }
 
 // --- views -------------------------------------------------------------------
+// Where the figures come from, and how exact they are: the switch from spans to metrics is visible.
+function figuresNote(svc) {
+  if (!svc.source) return null;
+  const from = svc.source === "metrics" ? "the duration metric" : "spans (no metric export yet)";
+  const error = svc.percentile_error == null ? "" : `, percentiles within ${fmt.pct(svc.percentile_error)}`;
+  return h("p", { class: "note", "data-testid": "figures-source" }, `Figures from ${from}${error}.`);
+}
+
 const views = {
   async overview() {
     const data = await api("/api/summary");
@@ -111,10 +119,12 @@ const views = {
         liveness(svc),
         h("div", { class: "cards" },
           card("calls", fmt.num(svc.calls), "calls"),
-          card("throughput", fmt.rate(svc.throughput_per_s), "throughput"),
+          card("throughput, last minute", fmt.rate(svc.throughput_per_s), "throughput"),
           card("error rate", fmt.pct(svc.error_rate), "error-rate"),
           card("p50", fmt.secs(svc.p50), "p50"), card("p95", fmt.secs(svc.p95), "p95"),
-          card("p99", fmt.secs(svc.p99), "p99")),
+          card("p99", fmt.secs(svc.p99), "p99"), card("min", fmt.secs(svc.min), "min"),
+          card("max", fmt.secs(svc.max), "max")),
+        figuresNote(svc),
         svc.unhealthy_operations.length ? h("p", {}, "Outside SLO: ",
           svc.unhealthy_operations.map((op, i) => [i ? ", " : "", link("#/operation/" + encodeURIComponent(op), op)])) : null,
         svc.failing_checks.length ? h("p", {}, "Failing checks: " + svc.failing_checks.join(", ")) : null,
@@ -124,9 +134,9 @@ const views = {
   async operations() {
     const data = await api("/api/operations");
     return [h("h1", {}, "Operations"),
-      h("p", { class: "note" }, "Calls and percentiles from the monitor.operation.duration histogram when the service sends it, from spans otherwise (column source); percentiles are interpolated within buckets."),
+      h("p", { class: "note" }, "Calls and percentiles from the monitor.operation.duration histogram when the service sends it, from spans until then (column source); either way a 4xx answer is a success. Percentiles are interpolated within a bucket narrowed to the observed min and max, within the relative error shown (column ±)."),
       table([["operation"], ["service"], ["status"], ["calls", "num"], ["success", "num"], ["p50", "num"], ["p95", "num"],
-        ["p99", "num"], ["cache hit", "num"], ["fallback", "num"], ["source"]],
+        ["p99", "num"], ["max", "num"], ["±", "num"], ["cache hit", "num"], ["fallback", "num"], ["source"]],
       data.operations.map((r) => h("tr", { "data-testid": "op-" + r.service + "-" + r.operation },
         h("td", {}, link("#/operation/" + encodeURIComponent(r.operation), r.operation)), h("td", {}, r.service),
         h("td", {}, status(r.status)), h("td", { class: "num", "data-col": "calls" }, fmt.num(r.calls)),
@@ -134,6 +144,8 @@ const views = {
         h("td", { class: "num", "data-col": "p50" }, fmt.secs(r.p50)),
         h("td", { class: "num", "data-col": "p95" }, fmt.secs(r.p95)),
         h("td", { class: "num", "data-col": "p99" }, fmt.secs(r.p99)),
+        h("td", { class: "num", "data-col": "max" }, fmt.secs(r.max)),
+        h("td", { class: "num", "data-col": "error" }, fmt.pct(r.percentile_error)),
         h("td", { class: "num", "data-col": "cache" }, fmt.pct(r.cache_hit_rate)),
         h("td", { class: "num", "data-col": "fallback" }, fmt.pct(r.fallback_share)),
         h("td", { class: "muted" }, r.source))), "operations")];
@@ -146,6 +158,8 @@ const views = {
       data.rows.map((r) => h("section", { class: "service" }, h("h2", {}, status(r.status), r.service),
         h("div", { class: "cards" }, card("calls", fmt.num(r.calls), "calls"), card("success", fmt.pct(r.success_rate), "success"),
           card("p50", fmt.secs(r.p50), "p50"), card("p95", fmt.secs(r.p95), "p95"), card("p99", fmt.secs(r.p99), "p99"),
+          card("min", fmt.secs(r.min), "min"), card("max", fmt.secs(r.max), "max"),
+          card("throughput, last minute", fmt.rate(r.throughput_per_s), "throughput"),
           card("cache hit", fmt.pct(r.cache_hit_rate), "cache"), card("fallback share", fmt.pct(r.fallback_share), "fallback")),
         Object.keys(r.error_categories).length ? h("p", {}, "Failures by category: " +
           Object.entries(r.error_categories).map(([k, v]) => `${k} ${v}`).join(", ")) : null)),
