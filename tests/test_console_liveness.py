@@ -209,3 +209,14 @@ def test_log_records_keep_a_service_live():
                      "attributes": {}, "event_name": "", "trace_id": "", "span_id": ""}])
     assert (store.services["worker"], store.instances[("worker", "w-1")]) == (T0, T0)
     assert not Queries(store, now_ns=T0 + 60 * S).summary("worker", "15m")[0]["stale"]
+
+
+def test_a_4xx_server_span_marked_as_an_error_still_succeeds():
+    """Some SDKs set ERROR on a 4xx server span: the call still succeeds and makes no error group."""
+    store = Store()
+    attrs = {semconv.HTTP_REQUEST_METHOD: "GET", semconv.HTTP_ROUTE: "/items/{id}",
+             semconv.HTTP_RESPONSE_STATUS_CODE: 404}
+    store.add_spans([span(attrs=attrs, status=2)])
+    (row,) = Queries(store, now_ns=T0).operations("js", "15m")
+    assert (row["calls"], row["errors"], row["success_rate"]) == (1, 0, 1.0)
+    assert Queries(store, now_ns=T0).errors("js", "15m") == []

@@ -367,8 +367,10 @@ class Store:
         self.span_count += 1
         operation = attrs.get(semconv.MONITOR_OPERATION)
         if operation is None and span["kind"] == _SERVER_KIND and service not in self.monitored_services:
-            # A standard SERVER span from any SDK: an operation named by its route.
+            # A standard SERVER span from any SDK: an operation named by its route,
+            # failed by a 5xx only (some SDKs mark a 4xx answer as an error too).
             operation = http_operation(attrs, span["name"])
+            failed = http_failed(attrs, failed)
         if operation is not None:
             # A 4xx answer is categorised (validation, auth) but not failed: the
             # same call counts as a success here as in the duration metric.
