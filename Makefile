@@ -40,6 +40,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy otel_monitor
 
+## make canary: the newest SDK, contrib, FastAPI and SQLAlchemy past the pins, a fast subset, the compat table
+canary:
+	.ci/canary
+
 ## make bench: side-by-side overhead measurements (uninstrumented, vanilla, otel-monitor)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
@@ -69,4 +73,4 @@ audit: $(STAMP)
 	$(BIN)/pip-audit --progress-spinner off --skip-editable --desc on -l
 
 clean:
-	rm -rf $(VENV) $(LOWER_VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(LOWER_VENV) .venv-canary .pytest_cache build *.egg-info
