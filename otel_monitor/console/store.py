@@ -594,18 +594,27 @@ class Store:
         """``http.server.request.duration`` from any SDK: an operation named by its route, 5xx failing."""
         # The stable convention is in seconds; older instrumentations recorded milliseconds.
         scale = 1e-3 if point["unit"] == "ms" else 1.0
-        value = (point["count"], point["sum"] * scale, point["bucket_counts"],
-                 tuple(b * scale for b in point["explicit_bounds"]))
-        delta = self._delta(key, point, value)
+        bounds = tuple(b * scale for b in point["explicit_bounds"])
+        low_seen, high_seen = point.get("min"), point.get("max")
+        totals = (point["count"], point["sum"] * scale, point["bucket_counts"], bounds,
+                  None if low_seen is None else low_seen * scale, None if high_seen is None else high_seen * scale)
+        previous = self._last.get(key)
+        delta = self._delta(key, point, totals)
+        operation = http_operation(attrs, "")
+        self._count_reported(service, key[1], operation, key[3], point, delta)
         if delta is None or delta[0] <= 0:
             return
+        if delta is totals or previous is None:
+            low, high = totals[4], totals[5]
+        else:
+            low, high = _interval_extremes(delta[2], bounds, previous[1], totals)
         failed = http_failed(attrs, semconv.ERROR_TYPE in attrs)
         category = str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown") if failed else None
-        hkey = (service, http_operation(attrs, ""), minute)
+        hkey = (service, operation, minute)
         hist = self.op_metrics.get(hkey)
         if hist is None:
             hist = self.op_metrics[hkey] = Histogram()
-        hist.add(delta[3], delta[2], delta[1], delta[0], category)
+        hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high)
 
     def _list_metric(self, service: str, point: dict[str, Any]) -> None:
         """Keep what the metric list shows of every metric received, ours and the app's own."""

@@ -90,8 +90,13 @@ def test_js_sdk_routes_calls_and_success_equal_the_truth(node, console_process, 
     """SERVER spans and http.server.request.duration: operations by route, calls and success exact (4xx succeeds)."""
     service = f"js-{protocol}"
     truth = emit(node, console_process.url, protocol, service)
-    wait_for_truth(console_process, service, truth, "metrics")
+    rows = wait_for_truth(console_process, service, truth, "metrics")
     assert console_rows(console_process, service) == expected_rows(truth)
+    for operation, row in rows.items():
+        seconds = [r["seconds"] for r in truth["requests"] if r["operation"] == operation]
+        # The SDK's histogram points carry the exact min and max; percentiles stay within them.
+        assert (row["min"], row["max"]) == (pytest.approx(min(seconds)), pytest.approx(max(seconds))), operation
+        assert all(row["min"] <= row[p] <= row["max"] for p in ("p50", "p95", "p99")), row
     summary = console_process.summary(service)
     calls = sum(o["calls"] for o in truth["operations"].values())
     errors = sum(o["errors"] for o in truth["operations"].values())
