@@ -93,3 +93,44 @@ def render(results: FailingResults) -> str:
                      f"{theirs / 1e6:.2f} M, {'met' if ours <= theirs else 'NOT met'}.")
     lines += [f"Note: {note}" for note in results.notes]
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The failing endpoint alone: ``python -m benchmarks.failing [--duration 10] [--before DIR]``."""
+    import argparse
+    import dataclasses
+
+    from benchmarks.configurations import build_configurations, ensure_vanilla_venv
+    from benchmarks.run import cpu_plan
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.failing", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per case")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--instructions", action="store_true", help="also count instructions (valgrind; slow)")
+    parser.add_argument("--before", type=Path, default=None, metavar="DIR",
+                        help="another checkout of otel-monitor (e.g. a git archive of an older commit) whose "
+                             "otel_monitor also serves, as monitor-production-before, in the same rounds")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    if not 1 <= args.duration <= 600 or not 0 <= args.warmup <= 60 or not 1 <= args.repetitions <= 20:
+        parser.error("--duration must be 1..600, --warmup 0..60 and --repetitions 1..20")
+    if args.before is not None and not (args.before / "otel_monitor" / "__init__.py").exists():
+        parser.error(f"--before {args.before}: no otel_monitor package there")
+    configurations = [c for c in build_configurations(Path(sys.executable).parent, ensure_vanilla_venv())
+                      if c.key != "monitor-full"]
+    if args.before is not None:
+        monitor = next(c for c in configurations if c.key == MONITOR)
+        configurations.append(dataclasses.replace(
+            monitor, key=f"{MONITOR}-before", label=f"{monitor.label}, from {args.before}",
+            env={**monitor.env, "PYTHONPATH": str(args.before.resolve())}))
+    server_cpu, load_cpu = cpu_plan()
+    load = LoadSettings(args.duration, args.warmup, CONNECTIONS, args.repetitions, server_cpu, load_cpu)
+    with SinkProcess(sys.executable, cpu=load_cpu) as sink:
+        results = measure_failing(configurations, load, sink, args.output / "logs", args.instructions)
+    print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

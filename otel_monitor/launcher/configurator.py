@@ -255,6 +255,10 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     except ConfigError as exc:  # strict mode: a bad rule stops the process
         print(f"otel-monitor: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+            if settings.lean_tracebacks:
+                from otel_monitor.fast import tracebacks
+
+                tracebacks.defer_log_stacktraces(logger_provider)
 
     if settings.runtime_metrics:
         with guard.guarded("runtime metrics"):

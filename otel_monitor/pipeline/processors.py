@@ -36,6 +36,7 @@ from otel_monitor import semconv
 from otel_monitor.config.file import ConfigFile
 from otel_monitor.guard import guarded, internal_error
 from otel_monitor.pipeline import instruments as metrics
+from otel_monitor.pipeline import tracebacks
 from otel_monitor.semantics import errors, journeys
 from otel_monitor.semantics.journeys import ENDUSER_ID, JourneyRecorder, pseudonymize
 from otel_monitor.semantics.operations import (
@@ -404,6 +405,12 @@ class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
                 extra[semconv.MONITOR_ERROR_FINGERPRINT] = errors.fingerprint_from_text(str(exc_type), trace_text,
                                                                                         message)
                 extra.setdefault(semconv.ERROR_TYPE, str(exc_type))
+        if isinstance(exc, BaseException) and exc_type and semconv.EXCEPTION_STACKTRACE not in attributes:
+            # Left to export time at emit (otel_monitor.fast.tracebacks.defer_log_stacktraces): formatted
+            # here, once per error site, only for a record that is exported.
+            limit = getattr(getattr(record, "limits", None), "max_attribute_length", None)
+            stacktrace = tracebacks.format_exception(exc, tracebacks.emitted_traceback(exc))
+            extra[semconv.EXCEPTION_STACKTRACE] = stacktrace[:limit] if limit else stacktrace
         merged: Any = {**attributes, **extra} if extra else attributes
         if _CORRELATION_COPIES[0] in merged:
             # The record carries its trace and span ids, and the resource the service name.

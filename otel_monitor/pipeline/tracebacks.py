@@ -36,6 +36,7 @@ _CAUSE = "\nThe above exception was the direct cause of the following exception:
 _CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 _HEADER = "Traceback (most recent call last):\n"
 _MEMO = "__otel_monitor_stacktrace__"
+_EMITTED = "__otel_monitor_emitted_traceback__"
 
 _sites: dict[tuple[Any, ...], str] = {}
 
@@ -59,9 +60,30 @@ def _frames_text(tb: Any) -> str:
     return text
 
 
-def format_exception(exc: BaseException) -> str:
-    """``"".join(traceback.format_exception(exc))``, formatted once per error and per error site."""
-    tb = exc.__traceback__
+def remember_traceback(exc: BaseException) -> None:
+    """Keep the traceback ``exc`` has now, for a stack trace formatted later (:func:`emitted_traceback`).
+
+    An exception's traceback grows as it propagates: formatted at export, a
+    log record would otherwise show the frames of where the exception was
+    finally caught, not of where the record was emitted.
+    """
+    try:
+        setattr(exc, _EMITTED, exc.__traceback__)
+    except (AttributeError, TypeError):
+        pass
+
+
+def emitted_traceback(exc: BaseException) -> Any:
+    """The traceback :func:`remember_traceback` kept, else the exception's own."""
+    return getattr(exc, _EMITTED, exc.__traceback__)
+
+
+def format_exception(exc: BaseException, tb: Any = None) -> str:
+    """``"".join(traceback.format_exception(type(exc), exc, tb))``, formatted once per error and per error site.
+
+    ``tb`` is the exception's own traceback unless given (:func:`emitted_traceback`).
+    """
+    tb = exc.__traceback__ if tb is None else tb
     try:
         memo = exc.__dict__.get(_MEMO)
     except AttributeError:  # an exception class with __slots__ and no __dict__
@@ -76,9 +98,10 @@ def format_exception(exc: BaseException) -> str:
         for link in reversed(chain):  # the innermost cause first, as the traceback module prints
             if pieces:
                 pieces.append(_CONTEXT if link.__cause__ is None else _CAUSE)
-            if link.__traceback__ is not None:
+            link_tb = tb if link is exc else link.__traceback__
+            if link_tb is not None:
                 pieces.append(_HEADER)
-                pieces.append(_frames_text(link.__traceback__))
+                pieces.append(_frames_text(link_tb))
             pieces.append(exception_line(link) + "\n")
         text = "".join(pieces)
     try:
