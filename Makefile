@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench bench-faults rules lint typecheck clean test-lower-bounds audit collector canary
+.PHONY: demo test install bench bench-faults rules lint typecheck clean test-lower-bounds audit collector backends canary
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 ## cached outside the repository by the manifest's sha256, linked at .collector/otelcol-monitor
 collector:
 	collector/build.sh
+
+## make backends: Jaeger v2 and VictoriaLogs from Go modules, for the end-to-end tests (cached like the collector)
+backends:
+	collector/backends.sh
 
 ## make lint: ruff check over the code; ruff format --check too with FORMAT_CHECK=1
 ## (the default until the tree has been formatted once)

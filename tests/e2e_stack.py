@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -189,3 +191,62 @@ class VictoriaLogs(Process):
         data = urllib.parse.urlencode({"query": logsql, "limit": limit}).encode()
         with urllib.request.urlopen(f"{self.url}/select/logsql/query", data=data, timeout=30) as response:
             return [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
+
+
+class TracedClient:
+    """HTTP calls that each start a trace whose id the test chose (a sampled W3C traceparent)."""
+
+    def __init__(self, base_url: str) -> None:
+        import httpx
+
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+        self.headers: dict[str, str] = {}
+        self.traces: dict[str, list[str]] = {}
+        self.parents: dict[str, str] = {}
+        self.statuses: Counter[str] = Counter()
+
+    def call(self, kind: str, method: str, path: str, **kwargs: Any):
+        trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+        headers = {**self.headers, "traceparent": f"00-{trace_id}-{span_id}-01"}
+        response = self.http.request(method, path, headers=headers, **kwargs)
+        self.traces.setdefault(kind, []).append(trace_id)
+        self.parents[trace_id] = span_id
+        self.statuses[f"{kind} {response.status_code}"] += 1
+        return response
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def services(trace: dict[str, Any]) -> set[str]:
+    return {trace["processes"][span["processID"]]["serviceName"] for span in trace["spans"]}
+
+
+def orphans(trace: dict[str, Any], remote_parent: str) -> list[str]:
+    """Spans whose parent is neither in the trace nor the test's own (remote) parent: a trace cut apart."""
+    ids = {span["spanID"] for span in trace["spans"]}
+    cut = []
+    for span in trace["spans"]:
+        parents = [r["spanID"] for r in span.get("references", []) if r["refType"] == "CHILD_OF"]
+        if any(p not in ids and p != remote_parent for p in parents):
+            cut.append(span["operationName"])
+    return cut
+
+
+class Alertmanager(Process):
+    """Debian's Alertmanager with the shipped routes and inhibitions; every receiver delivers to the test's
+    webhook instead of PagerDuty, Slack and e-mail (the receiver's name is in each notification)."""
+
+    def __init__(self, work: Path, webhook_url: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        shipped = yaml.safe_load((COLLECTOR / "alertmanager" / "alertmanager.yml").read_text())
+        shipped["global"] = {"resolve_timeout": shipped["global"]["resolve_timeout"]}
+        shipped["receivers"] = [{"name": r["name"], "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
+                                for r in shipped["receivers"]]
+        config = work / "alertmanager.yml"
+        config.write_text(yaml.safe_dump(shipped, sort_keys=False))
+        super().__init__("alertmanager", [ALERTMANAGER, f"--config.file={config}",
+                                          f"--storage.path={work / 'alertmanager-data'}",
+                                          f"--web.listen-address=127.0.0.1:{self.port}",
+                                          "--cluster.listen-address="], work, f"{self.url}/-/ready")
