@@ -261,7 +261,7 @@ def wait_for_operation(handle: ConsoleProcess, service: str, operation: str, cal
         if row and row["calls"] == calls and (source is None or row["source"] == source):
             return row
         return None
-    return wait_for(ready, timeout, f"{service}/{operation} counting {calls} calls")  # type: ignore[no-any-return]
+    return wait_for(ready, timeout, f"{service}/{operation} counting {calls} calls")
 
 
 def check_counts(row: Mapping[str, Any], calls: Sequence[Call]) -> None:
