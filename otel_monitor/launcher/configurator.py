@@ -174,6 +174,10 @@ def configure_sdk(overrides: dict[str, Any] | None = None, **sdk_kwargs: Any) ->
         apply_defaults()
         try:
             settings, config = load_configuration(overrides)
+            from otel_monitor.launcher.distro import DEFAULTS
+            from otel_monitor.launcher.sdk_env import check_sdk_environment
+
+            check_sdk_environment(os.environ, strict=settings.strict, problems=settings.problems, defaults=DEFAULTS)
         except ConfigError as exc:
             # Strict mode: stop the process with the message, not a traceback.
             print(f"otel-monitor: {exc}", file=sys.stderr)
@@ -395,7 +399,13 @@ class MonitorConfigurator(_OTelSDKConfigurator):
                          "and otel-monitor's processors, sampling and exporters are not installed")
             super()._configure(**kwargs)
             return
-        state = configure_sdk(None, **kwargs)
+        try:
+            state = configure_sdk(None, **kwargs)
+        except SystemExit as exc:  # strict mode: the one line is printed
+            from otel_monitor.launcher.sdk_env import exit_launcher
+
+            exit_launcher(exc.code)
+            raise
         start_instrumentations(state.settings)
         if state.settings.gc_freeze:
             freeze_what_lives_for_the_process()

@@ -48,6 +48,12 @@ class MonitorDistro(BaseDistro):
 
     def _configure(self, **kwargs: Any) -> None:
         apply_defaults()
+        from otel_monitor.launcher.sdk_env import check_before_sdk_import, exit_launcher
+
+        try:
+            check_before_sdk_import(DEFAULTS)
+        except SystemExit as exc:  # strict mode: the one line is printed
+            exit_launcher(exc.code)
         # We load instrumentors ourselves, lazily (see otel_monitor.launcher.instrumentations):
         # keep the user's list for that, and make the launcher's own loop a no-op.
         if USER_DISABLED_ENV not in os.environ:
