@@ -46,7 +46,7 @@ APP = textwrap.dedent("""
 MODES = ["none", "basicConfig", "basicConfig-info", "addHandler", "dictConfig-no-root", "dictConfig-root"]
 
 
-def _run(tmp_path: Path, mode: str, *, launcher: bool) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, mode: str, *, launcher: bool, level: str | None = None) -> subprocess.CompletedProcess[str]:
     script = tmp_path / "app.py"
     script.write_text(APP)
     command = [sys.executable, str(script), mode]
@@ -56,6 +56,8 @@ def _run(tmp_path: Path, mode: str, *, launcher: bool) -> subprocess.CompletedPr
            "OTEL_LOGS_EXPORTER": "console", "OTEL_MONITOR_RUNTIME_METRICS": "false",
            "OTEL_SERVICE_NAME": "app-logging"}
     env.pop("OTEL_MONITOR_LOG_LEVEL", None)
+    if level is not None:
+        env["OTEL_MONITOR_LOG_LEVEL"] = level
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=True)
 
 
@@ -121,3 +123,15 @@ def test_a_record_made_by_hand_without_a_level_is_no_error(tmp_path):
     launched = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, str(script)], env=env,
                               capture_output=True, text=True, timeout=60)
     assert launched.returncode == 0 and launched.stderr == "" and launched.stdout == plain.stdout
+
+
+@pytest.mark.parametrize(("level", "expected"), [
+    ("DEBUG", ["app-info", "app-warning", "lib-info", "root-error", "app-debug"]),
+    ("WARNING", ["app-warning", "root-error"]),
+    ("ERROR", ["root-error"]),
+])
+def test_the_level_setting_is_the_lowest_level_exported(tmp_path, level, expected):
+    """OTEL_MONITOR_LOG_LEVEL is the lowest level that reaches OTLP; the app's output stays its own."""
+    launched = _run(tmp_path, "none", launcher=True, level=level)
+    assert [r["body"] for r in _exported(launched.stdout)] == expected
+    assert launched.stderr == _run(tmp_path, "none", launcher=False).stderr

@@ -89,11 +89,12 @@ class LastResortStandIn(logging.Handler):
 
 
 class InfoRouting:
-    """The state of one lowering of the root logger for the OTLP handler."""
+    """The OTLP handler beside the app's logging: the stand-in always, the root lowered when ``lower``."""
 
-    def __init__(self, otlp_handler: logging.Handler, level: int) -> None:
+    def __init__(self, otlp_handler: logging.Handler, level: int, lower: bool = True) -> None:
         self.otlp_handler = otlp_handler
-        self.lowered = level - 1
+        self.lower = lower
+        self.lowered = level - 1 if lower else None
         self.filter = AppLevelFilter(self)
         self.stand_in = LastResortStandIn({id(otlp_handler)})
         self.stand_in.ours.add(id(self.stand_in))
@@ -105,6 +106,8 @@ class InfoRouting:
 
     def filter_app_handlers(self) -> None:
         """Give every handler that is not ours the app-level filter (idempotent)."""
+        if not self.lower:
+            return
         loggers: list[Any] = [logging.root, *logging.Logger.manager.loggerDict.values()]
         for logger in loggers:
             for handler in list(getattr(logger, "handlers", ())):
@@ -137,9 +140,10 @@ class InfoRouting:
     def start(self) -> None:
         root = logging.root
         root.addHandler(self.stand_in)
-        self.filter_app_handlers()
-        logging.setLogRecordFactory(self._record_factory(logging.getLogRecordFactory()))
-        root.setLevel(self.lowered)
+        if self.lowered is not None:
+            self.filter_app_handlers()
+            logging.setLogRecordFactory(self._record_factory(logging.getLogRecordFactory()))
+            root.setLevel(self.lowered)
         for name in ("basicConfig",):
             setattr(logging, name, self._around_config(getattr(logging, name)))
         for name in ("dictConfig", "fileConfig"):
@@ -165,17 +169,18 @@ class InfoRouting:
 
 
 def route_info_records(otlp_handler: logging.Handler | None, level: int) -> InfoRouting | None:
-    """Lower the root logger for the OTLP handler when the app has not configured logging.
+    """Records from ``level`` up to the OTLP handler, and the app's own output as it was.
 
-    Only while the root logger is as Python made it: level WARNING and no
-    handler but the OTLP one. An app that configured its root logger before
-    (``otel_monitor.configure()`` called late) keeps its levels.
+    The last-resort stand-in goes beside the OTLP handler whatever the level.
+    The root logger is lowered only while it is as Python made it (level
+    WARNING, no handler but the OTLP one) and ``level`` is below it: an app
+    that configured its root logger before (``otel_monitor.configure()``
+    called late) keeps its levels.
     """
     root = logging.root
-    if otlp_handler is None or otlp_handler not in root.handlers or level >= root.level:
+    if otlp_handler is None or otlp_handler not in root.handlers:
         return None
-    if root.level != _DEFAULT_ROOT_LEVEL or any(h is not otlp_handler for h in root.handlers):
-        return None
-    routing = InfoRouting(otlp_handler, level)
+    untouched = root.level == _DEFAULT_ROOT_LEVEL and all(h is otlp_handler for h in root.handlers)
+    routing = InfoRouting(otlp_handler, level, lower=untouched and level < root.level)
     routing.start()
     return routing
