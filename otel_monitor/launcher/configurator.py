@@ -255,14 +255,14 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
             pipeline = _build_pipeline(settings, config)
             state.pipeline = pipeline
             _prepend_processors(tracer_provider, logger_provider, pipeline)
-            state.problems.extend(pipeline.problems)
-    except ConfigError as exc:  # strict mode: a bad rule stops the process
-        print(f"otel-monitor: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
             if settings.lean_tracebacks:
                 from otel_monitor.fast import tracebacks
 
                 tracebacks.defer_log_stacktraces(logger_provider)
+            state.problems.extend(pipeline.problems)
+    except ConfigError as exc:  # strict mode: a bad rule stops the process
+        print(f"otel-monitor: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
     if settings.runtime_metrics:
         with guard.guarded("runtime metrics"):
