@@ -27,8 +27,8 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from otel_monitor import semconv  # noqa: E402
-from otel_monitor.console.app import Console  # noqa: E402
+from otel_monitor import semconv
+from otel_monitor.console.app import Console
 
 SPANS_PER_BATCH = 512
 ROUTES = [("GET", "/products", "browse"), ("POST", "/cart", "add_to_cart"), ("POST", "/checkout", "checkout"),
@@ -72,7 +72,9 @@ def trace_batch(rng: random.Random, now_ns: int) -> bytes:
                                      _kv(semconv.EXCEPTION_STACKTRACE, "Traceback (most recent call last):\n  ..." * 5)])
         child = spans.add(trace_id=trace_id, span_id=rng.randbytes(8), parent_span_id=root_id, name="SELECT shop",
                           kind=3, start_time_unix_nano=start + 100_000, end_time_unix_nano=start + 900_000)
-        child.attributes.extend([_kv(semconv.DB_SYSTEM_NAME, "sqlite"), _kv("db.query.text", "SELECT * FROM products WHERE id = ?")])
+        child.attributes.extend(
+            [_kv(semconv.DB_SYSTEM_NAME, "sqlite"), _kv("db.query.text", "SELECT * FROM products WHERE id = ?")]
+        )
     return request.SerializeToString()
 
 
@@ -82,7 +84,9 @@ def log_batch(rng: random.Random, now_ns: int, size: int = 512) -> bytes:
     rl.resource.attributes.extend([_kv(semconv.SERVICE_NAME, "shop")])
     records = rl.scope_logs.add().log_records
     for i in range(size):
-        record = records.add(time_unix_nano=now_ns, severity_text="INFO", trace_id=rng.randbytes(16), span_id=rng.randbytes(8))
+        record = records.add(
+            time_unix_nano=now_ns, severity_text="INFO", trace_id=rng.randbytes(16), span_id=rng.randbytes(8)
+        )
         record.body.string_value = f"handled request {i} for a product page with some context"
     return request.SerializeToString()
 
@@ -102,8 +106,9 @@ def http_rate(batches: list[bytes]) -> float:
     with serve(port=0, evaluate_every=3600) as handle:
         start = time.perf_counter()
         for body in batches:
-            request = urllib.request.Request(f"{handle.url}/v1/traces", data=body, method="POST",
-                                             headers={"Content-Type": "application/x-protobuf"})
+            request = urllib.request.Request(
+                f"{handle.url}/v1/traces", data=body, method="POST", headers={"Content-Type": "application/x-protobuf"}
+            )
             urllib.request.urlopen(request, timeout=30).read()
         return len(batches) * SPANS_PER_BATCH / (time.perf_counter() - start)
 
@@ -131,7 +136,9 @@ def main() -> None:
     rng = random.Random(42)
     now_ns = time.time_ns()
     batches = [trace_batch(rng, now_ns) for _ in range(min(args.batches, 1000))]
-    print(f"batches: {len(batches)} x {SPANS_PER_BATCH} spans, {sum(map(len, batches)) / len(batches) / 1024:.0f} KiB each")
+    print(
+        f"batches: {len(batches)} x {SPANS_PER_BATCH} spans, {sum(map(len, batches)) / len(batches) / 1024:.0f} KiB each"
+    )
     print(f"decode+aggregate: {ingest_rate(batches):,.0f} spans/s (CPU time, one core; target >= 10,000)")
     if args.http:
         print(f"over HTTP (loopback, client on the same machine): {http_rate(batches):,.0f} spans/s")

@@ -56,11 +56,17 @@ def main() -> None:
     data = encode_spans(spans)
     rounds = 20
     print(f"{len(spans)} server spans, best of 3 x {rounds} rounds, µs per span")
-    print(f"  encode  SDK (message objects)  {per_span(lambda: sdk_encode(spans).SerializePartialToString(), spans, rounds):6.1f}")
+    print(
+        f"  encode  SDK (message objects)  {per_span(lambda: sdk_encode(spans).SerializePartialToString(), spans, rounds):6.1f}"
+    )
     print(f"  encode  otel-monitor           {per_span(lambda: encode_spans(spans), spans, rounds):6.1f}")
-    print(f"  gzip    level 9 (SDK)          {per_span(lambda: gzip9(data), spans, rounds):6.1f}   {len(gzip9(data)):,} B")
-    print(f"  gzip    level 1 (otel-monitor) {per_span(lambda: gzip_fast(data), spans, rounds):6.1f}   {len(gzip_fast(data)):,} B"
-          f"   (raw {len(data):,} B)")
+    print(
+        f"  gzip    level 9 (SDK)          {per_span(lambda: gzip9(data), spans, rounds):6.1f}   {len(gzip9(data)):,} B"
+    )
+    print(
+        f"  gzip    level 1 (otel-monitor) {per_span(lambda: gzip_fast(data), spans, rounds):6.1f}   {len(gzip_fast(data)):,} B"
+        f"   (raw {len(data):,} B)"
+    )
 
 
 if __name__ == "__main__":

@@ -60,11 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(kind, args.app, args.path, args.duration, log_dir))
         time.sleep(0.5)
     healthy = next((r for r in rows if r["fault"] == "healthy"), rows[0])
-    print(f"| receiver | req/s | p99 ms | p99 vs healthy | req/s vs healthy | non-2xx | export warnings |")
+    print("| receiver | req/s | p99 ms | p99 vs healthy | req/s vs healthy | non-2xx | export warnings |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['fault']} | {r['rps']:,.0f} | {r['p99_ms']:.1f} | {float(r['p99_ms']) / float(healthy['p99_ms']):.2f}x "
-              f"| {float(r['rps']) / float(healthy['rps']):.2f}x | {r['non_2xx']} | {r['export_warnings']} |")
+        print(
+            f"| {r['fault']} | {r['rps']:,.0f} | {r['p99_ms']:.1f} | {float(r['p99_ms']) / float(healthy['p99_ms']):.2f}x "
+            f"| {float(r['rps']) / float(healthy['rps']):.2f}x | {r['non_2xx']} | {r['export_warnings']} |"
+        )
     return 0
 
 

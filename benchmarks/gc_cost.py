@@ -99,8 +99,8 @@ def measure(configuration: Configuration, args: argparse.Namespace, sink_endpoin
         after = _snapshot(server.pid, stats_path)
     finally:
         server.stop()
-    counts = [b - a for a, b in zip(before["counts"], after["counts"])]
-    seconds = [b - a for a, b in zip(before["seconds"], after["seconds"])]
+    counts = [b - a for a, b in zip(before["counts"], after["counts"], strict=True)]
+    seconds = [b - a for a, b in zip(before["seconds"], after["seconds"], strict=True)]
     per_thousand = [1000 * count / load.requests if load.requests else None for count in counts]
     return {"variant": variant, "rps": load.rps, "requests": load.requests, "collections": counts,
             **{f"gen{generation}_per_1000": value for generation, value in enumerate(per_thousand)},

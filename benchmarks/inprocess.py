@@ -156,10 +156,10 @@ def install_floor(profile: str) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
+    from otel_monitor.config.settings import resolve
     from otel_monitor.launcher.configurator import start_instrumentations
     from otel_monitor.launcher.distro import apply_defaults
     from otel_monitor.pipeline.tail_sampling import RecordAllSampler
-    from otel_monitor.config.settings import resolve
 
     apply_defaults()
     if profile != "no-sdk":

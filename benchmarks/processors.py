@@ -27,8 +27,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import SpanKind
 
 from otel_monitor.config.file import EMPTY
-from otel_monitor.pipeline.processors import build_pipeline
 from otel_monitor.config.settings import resolve
+from otel_monitor.pipeline.processors import build_pipeline
 
 
 class Discard(SpanExporter):

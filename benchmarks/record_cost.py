@@ -54,16 +54,14 @@ def _requests(case: str, count: int, work: Path) -> None:
     from opentelemetry.trace import SpanKind
     from sqlalchemy import create_engine, text
 
-    from otel_monitor.semantics import errors
-
-    from otel_monitor.pipeline import instruments as metrics
-
     from otel_monitor.fast import spans
     from otel_monitor.guard import GuardedSpanProcessor
     from otel_monitor.launcher.instrumentations import lean_query_spans
-    from otel_monitor.semantics.operations import OperationRules
+    from otel_monitor.pipeline import instruments as metrics
     from otel_monitor.pipeline.processors import OperationSpanProcessor
     from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
+    from otel_monitor.semantics import errors
+    from otel_monitor.semantics.operations import OperationRules
     from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
     lean_query_spans()
@@ -74,13 +72,13 @@ def _requests(case: str, count: int, work: Path) -> None:
     provider.add_span_processor(MonitorSpanExportProcessor(exporter, keep_errors=True))
     instruments = metrics.create_instruments(MeterProvider(), DEFAULT_BUCKETS)
     operations = OperationSpanProcessor(OperationRules(), instruments, errors.ErrorClassifier())
-    multi = provider._active_span_processor  # noqa: SLF001 - as the configurator puts ours first
-    multi._span_processors = (GuardedSpanProcessor(operations), *multi._span_processors)  # noqa: SLF001
+    multi = provider._active_span_processor
+    multi._span_processors = (GuardedSpanProcessor(operations), *multi._span_processors)
     spans.install(provider)
     if case == "span":
         spans.MonitorTracer.held_child = lambda *_args: None  # type: ignore[method-assign,assignment]
     if case == "sampled-bounded":
-        spans._checked = spans._bounded  # noqa: SLF001
+        spans._checked = spans._bounded
     engine = create_engine(f"sqlite:///{work / 'cost.db'}")
     usage = MeterProvider().get_meter("cost").create_up_down_counter("db.client.connections.usage")
     traced = EngineTracer(provider.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine, usage)

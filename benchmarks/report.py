@@ -171,7 +171,7 @@ def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
         f"{args.warmup:g} s warm-up, {args.repetitions} interleaved repetitions (medians); server pinned to one "
         "core, wrk and the OTLP sink to the other.",
         "",
-        *(throughput_table(rows) + [""] if rows else []),
+        *([*throughput_table(rows), ""] if rows else []),
     ]
     if telemetry:
         lines.append("Telemetry received by the sink (all repetitions): " + "; ".join(
@@ -219,10 +219,14 @@ def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
     for profile in profiles:
         lines += ["", f"Top self-time frames, otel-monitor full, `{profile.endpoint}` ({profile.samples} busy samples):", ""]
         lines += [f"    {n * 100 / max(profile.samples, 1):5.1f}%  {frame}" for frame, n in profile.self_time]
-        lines.append("    self time by package (stdlib charged to its caller): " + ", ".join(
-            f"{group} {n * 100 / max(profile.samples, 1):.0f}%"
-            for group, n in sorted(profile.by_package.items(), key=lambda item: -item[1])
-            if group != "waiting"))
+        lines.append(
+            "    self time by package (stdlib charged to its caller): "
+            + ", ".join(
+                f"{group} {n * 100 / max(profile.samples, 1):.0f}%"
+                for group, n in sorted(profile.by_package.items(), key=lambda item: -item[1])
+                if group != "waiting"
+            )
+        )
         lines.append(f"    lock waits left out: {profile.by_package.get('waiting', 0)} samples")
     return "\n".join(lines) + "\n"
 

@@ -19,18 +19,28 @@ import argparse
 import importlib.util
 import json
 import os
-import sys
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from benchmarks import error_storm, failing
 from benchmarks.census import Census, take_census
 from benchmarks.configurations import (
-    Configuration, build_configurations, ensure_vanilla_venv, sqlalchemy_instrumentation_conflict, startup_floors,
+    Configuration,
+    build_configurations,
+    ensure_vanilla_venv,
+    sqlalchemy_instrumentation_conflict,
+    startup_floors,
 )
 from benchmarks.footprint import (
-    StartupResult, compile_bytecode, measure_cardinality, measure_item_costs, measure_memory, measure_startups,
+    StartupResult,
+    compile_bytecode,
+    measure_cardinality,
+    measure_item_costs,
+    measure_memory,
+    measure_startups,
 )
 from benchmarks.processes import ROOT, SinkProcess
 from benchmarks.profiling import Profile, profile_under_load
@@ -204,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                               sys.executable, server_cpu, load_cpu, log_dir)
 
     rows = [Row(key, endpoint, case.rps, *case.rps_spread, case.p99, case.failed_requests,
-                spans.get((key, endpoint)), dict(zip(case.repetitions, (run.rps for run in case.runs))))
+                spans.get((key, endpoint)), dict(zip(case.repetitions, (run.rps for run in case.runs), strict=False)))
             for (key, endpoint), case in results.cases.items()]
     rows.sort(key=lambda row: ([e.name for e in endpoints].index(row.endpoint),
                                [c.key for c in configurations].index(row.configuration)))

@@ -15,8 +15,8 @@ import time
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_monitor.pipeline.runtime_metrics import start_runtime_metrics, stop_runtime_metrics
 from otel_monitor.config.settings import resolve
+from otel_monitor.pipeline.runtime_metrics import start_runtime_metrics, stop_runtime_metrics
 
 
 def _per_collection(reader: InMemoryMetricReader, count: int) -> float:

@@ -32,7 +32,7 @@ FINAL_ATTRIBUTES = {**REQUEST_ATTRIBUTES, "http.route": "/ping", "http.response.
 class BareSpan:
     """The least a span can be: a name, attributes and two timestamps."""
 
-    __slots__ = ("name", "attributes", "start_time", "end_time")
+    __slots__ = ("attributes", "end_time", "name", "start_time")
 
     def __init__(self, name: str, attributes: dict[str, Any]) -> None:
         self.name = name
@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = measure(args.number, args.repeat)
     print(f"SDK server span, recorded, as FastAPI's telemetry drives it: {result['sdk_span_us']:.2f} µs per request")
-    print(f"otel-monitor's span type, the same calls:                   {result['otel_monitor_span_us']:.2f} µs per request")
+    print(
+        f"otel-monitor's span type, the same calls:                   {result['otel_monitor_span_us']:.2f} µs per request"
+    )
     print(f"bare span (dict and two timestamps):                        {result['bare_span_us']:.2f} µs per request")
     print(json.dumps(result))
     return 0

@@ -183,7 +183,9 @@ async def new_customer(visitor: Visitor) -> None:
     email = f"shopper-{uuid.UUID(int=chance.getrandbits(128)).hex[:16]}@example.com"
     if chance.random() < 0.08:
         email = email.replace("@", " at ")  # 422: a typo the form did not catch
-    response = await visitor.call("POST", "/api/signup", "/api/signup", json={"email": email, "password": PASSWORD, "name": "Shopper"})
+    response = await visitor.call(
+        "POST", "/api/signup", "/api/signup", json={"email": email, "password": PASSWORD, "name": "Shopper"}
+    )
     if response is None or response.status_code != 201:
         return
     visitor.traffic.accounts.append(email)
@@ -226,7 +228,9 @@ MIX: tuple[tuple[Scenario, float], ...] = (
 class Traffic:
     """The shared state of one run: client, budget, pacing, what visitors learned."""
 
-    def __init__(self, client: httpx.AsyncClient, requests: int, duration: float, rate: float | None, seed: int | None) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, requests: int, duration: float, rate: float | None, seed: int | None
+    ) -> None:
         self.client = client
         self.chance = random.Random(seed)
         self.report = TrafficReport()
@@ -234,8 +238,8 @@ class Traffic:
         self.sold_out: list[int] = []
         self._limit = requests
         self._rate = rate
-        self._start = time.monotonic()
-        self._deadline = self._start + duration
+        self.started = time.monotonic()
+        self._deadline = self.started + duration
 
     async def take(self) -> None:
         """Count one request against the budget, pacing to the rate; raise when spent."""
@@ -243,7 +247,7 @@ class Traffic:
             self.report.stopped_by = "requests"
             raise BudgetSpent
         if self._rate:
-            delay = self._start + self.report.requests / self._rate - time.monotonic()
+            delay = self.started + self.report.requests / self._rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
         if time.monotonic() >= self._deadline:
@@ -288,7 +292,7 @@ async def run_traffic_async(
             worker.cancel()
         for worker in done:
             worker.result()
-        traffic.report.elapsed = time.monotonic() - traffic._start
+        traffic.report.elapsed = time.monotonic() - traffic.started
         return traffic.report
 
 
@@ -303,12 +307,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1000, help="stop after this many requests (default 1000)")
     parser.add_argument("--duration", type=float, default=60.0, help="stop after this many seconds (default 60)")
     parser.add_argument("--concurrency", type=int, default=8, help="visitors at a time (default 8)")
-    parser.add_argument("--rate", type=float, default=None, help="requests per second at most (default: as fast as served)")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="requests per second at most (default: as fast as served)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable mix")
     args = parser.parse_args(argv)
     try:
         report = run_traffic(
-            args.url, requests=args.requests, duration=args.duration, concurrency=args.concurrency, rate=args.rate, seed=args.seed
+            args.url,
+            requests=args.requests,
+            duration=args.duration,
+            concurrency=args.concurrency,
+            rate=args.rate,
+            seed=args.seed,
         )
     except ValueError as exc:
         parser.error(str(exc))

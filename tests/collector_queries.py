@@ -180,11 +180,11 @@ def traceql_problems(query: str) -> list[str]:
         for condition in re.split(r"&&|\|\|", body):
             if not _TRACEQL_CONDITION.fullmatch(condition):
                 problems.append(f"bad condition {condition.strip()!r}")
-    rest = query[match.end():]
+    rest = query[match.end() :]
     while rest.strip():
         stage = _TRACEQL_PIPE.match(rest.strip())
         if not stage:
             problems.append(f"unknown pipeline stage at {rest.strip()[:30]!r}")
             break
-        rest = rest.strip()[stage.end():]
+        rest = rest.strip()[stage.end() :]
     return problems

@@ -17,11 +17,11 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler
 
-from otel_monitor.fast import spans
 from otel_monitor.config.file import EMPTY, ConfigFile, parse_config_text
+from otel_monitor.config.settings import resolve
+from otel_monitor.fast import spans
 from otel_monitor.pipeline.processors import Pipeline, build_pipeline
 from otel_monitor.pipeline.tail_sampling import RecordAllSampler
-from otel_monitor.config.settings import resolve
 
 
 class _Switch(SpanProcessor):

@@ -262,12 +262,11 @@ def test_server_that_cannot_start_reports_its_log(tmp_path):
 def test_in_process_driver_counts_every_request_and_its_status():
     """benchmarks.inprocess runs the lifespan, sends the requests `concurrency` at a time and reports statuses."""
     import asyncio
+    from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, HTTPException
 
     from benchmarks.inprocess import drive
-
-    from contextlib import asynccontextmanager
 
     started = []
 
@@ -318,7 +317,7 @@ def test_startup_floors_run_the_sdk_configurator_and_no_otel_monitor_code():
     seen = {}
     with SinkProcess(sys.executable) as sink:
         for floor in startup_floors(Path(sys.executable).parent):
-            command = floor.startup_command()[:-2] + ["-c", probe]
+            command = [*floor.startup_command()[:-2], "-c", probe]
             done = subprocess.run(command, env=clean_environment(floor.environment(sink.endpoint)), cwd=ROOT,
                                   capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, done.stderr
@@ -373,7 +372,6 @@ def test_server_span_drives_the_sdk_span_as_fastapi_does_and_reports_both_costs(
     from opentelemetry.trace import SpanKind
 
     from benchmarks import server_span
-
     from otel_monitor.fast import spans as lean_spans
 
     provider = TracerProvider()

@@ -58,7 +58,9 @@ def test_agents_resolve_the_gateways_through_the_headless_service():
     objects = _objects()
     gateway = objects[("StatefulSet", "otel-gateway")]
     resolver = _collector_config("otel-agent-config")["exporters"]["load_balancing"]["resolver"]["dns"]
-    assert resolver["hostname"] == f"{gateway['spec']['serviceName']}.{gateway['metadata']['namespace']}.svc.cluster.local"
+    assert (
+        resolver["hostname"] == f"{gateway['spec']['serviceName']}.{gateway['metadata']['namespace']}.svc.cluster.local"
+    )
     headless_ports = {p["port"] for p in objects[("Service", gateway["spec"]["serviceName"])]["spec"]["ports"]}
     assert int(resolver["port"]) in headless_ports
 
@@ -66,8 +68,10 @@ def test_agents_resolve_the_gateways_through_the_headless_service():
 def test_workloads_mount_their_config_and_expose_its_ports():
     """Each workload mounts its generated ConfigMap, passes it to --config, and exposes the OTLP and health ports."""
     objects = _objects()
-    for kind, name, configmap in (("DaemonSet", "otel-agent", "otel-agent-config"),
-                                  ("StatefulSet", "otel-gateway", "otel-gateway-config")):
+    for kind, name, configmap in (
+        ("DaemonSet", "otel-agent", "otel-agent-config"),
+        ("StatefulSet", "otel-gateway", "otel-gateway-config"),
+    ):
         workload = objects[(kind, name)]
         container = _container(workload)
         volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}

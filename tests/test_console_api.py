@@ -7,12 +7,13 @@ import urllib.error
 import urllib.request
 
 import pytest
-from .console_telemetry import CONFIG, get, logger, meter, milestone, record_calls, send_calls, tracer
 from opentelemetry.trace import Status, StatusCode, use_span
 
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
 from otel_monitor.console.store import Limits
+
+from .console_telemetry import CONFIG, get, logger, meter, milestone, record_calls, send_calls, tracer
 
 
 @pytest.fixture
@@ -235,11 +236,18 @@ def test_error_group_takes_its_stack_trace_from_the_logged_exception(console):
             span.set_status(Status(StatusCode.ERROR))
             stacks[fingerprint] = f"Traceback (most recent call last):\n  File \"orders.py\", line 7\nTypeError: {fingerprint}"
 
-            def log_it():
+            def log_it(span=span, fingerprint=fingerprint):
                 with use_span(span, end_on_exit=False):
-                    log.emit(body="Exception in ASGI application", severity_text="ERROR", attributes={
-                        semconv.EXCEPTION_TYPE: "TypeError", semconv.EXCEPTION_MESSAGE: "unsupported operand",
-                        semconv.EXCEPTION_STACKTRACE: stacks[fingerprint]})
+                    log.emit(
+                        body="Exception in ASGI application",
+                        severity_text="ERROR",
+                        attributes={
+                            semconv.EXCEPTION_TYPE: "TypeError",
+                            semconv.EXCEPTION_MESSAGE: "unsupported operand",
+                            semconv.EXCEPTION_STACKTRACE: stacks[fingerprint],
+                        },
+                    )
+
             if log_first:
                 log_it()
                 span.end()

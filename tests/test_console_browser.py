@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-from .console_telemetry import CHROMIUM, CONFIG, chromium_page, get, logger, meter, milestone, send_calls, tracer
 from opentelemetry.metrics import Observation
 from opentelemetry.trace import Status, StatusCode
 
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
+
+from .console_telemetry import CHROMIUM, CONFIG, chromium_page, get, logger, meter, milestone, send_calls, tracer
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "console"
 

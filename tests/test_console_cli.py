@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from .console_telemetry import get, tracer
 
 pytestmark = pytest.mark.slow
@@ -49,15 +50,18 @@ def test_console_command_serves_and_stops_on_interrupt(tmp_path, stop_signal):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            pytest.fail(f"the console did not stop within 20 s of {stop_signal.name}; its log:\n{log.read_text()[-6000:]}")
+            pytest.fail(
+                f"the console did not stop within 20 s of {stop_signal.name}; its log:\n{log.read_text()[-6000:]}"
+            )
     assert code == 0, log.read_text()[-3000:]
 
 
 def test_console_command_refuses_public_bind_without_token():
     """Binding 0.0.0.0 without OTEL_MONITOR_CONSOLE_TOKEN exits 2 naming the variable."""
     env = {k: v for k, v in os.environ.items() if k != "OTEL_MONITOR_CONSOLE_TOKEN"}
-    done = subprocess.run([*COMMAND, "--host", "0.0.0.0", "--port", "0"], env=env, capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(
+        [*COMMAND, "--host", "0.0.0.0", "--port", "0"], env=env, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 2 and "OTEL_MONITOR_CONSOLE_TOKEN" in done.stderr
 
 
@@ -65,5 +69,7 @@ def test_console_command_reports_a_bad_config_file(tmp_path):
     """A config file with an invalid SLO exits 2 with file and line."""
     config = tmp_path / "bad.yaml"
     config.write_text("slos:\n  defaults:\n    success_rate: {warning: 3}\n")
-    done = subprocess.run([*COMMAND, "--port", "0", "--config", str(config)], capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [*COMMAND, "--port", "0", "--config", str(config)], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 2 and f"{config}:3" in done.stderr

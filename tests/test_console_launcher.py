@@ -13,9 +13,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from .console_telemetry import get
 
 from otel_monitor.console.cli import serve
+
+from .console_telemetry import get
 
 pytestmark = pytest.mark.slow
 

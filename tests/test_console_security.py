@@ -8,12 +8,13 @@ import urllib.error
 import urllib.request
 
 import pytest
-from .console_telemetry import get, post, tracer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_monitor.console.cli import ConsoleStartError, build_console, serve
+
+from .console_telemetry import get, post, tracer
 
 
 @pytest.fixture(scope="module")

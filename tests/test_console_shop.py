@@ -140,7 +140,9 @@ def test_operation_failures_equal_the_server_errors_sent(shop_run: ShopRun) -> N
     """Checkout's errors and success rate count the 500s (the crashes), not the 4xx answers such as declined cards."""
     checkout = next(r for r in api(shop_run, "/api/operations?service=shop")["operations"] if r["operation"] == "checkout")
     assert checkout["errors"] == shop_run.crashes
-    assert checkout["success_rate"] == pytest.approx(1 - shop_run.crashes / shop_run.expected_calls["checkout"], abs=1e-6)
+    assert checkout["success_rate"] == pytest.approx(
+        1 - shop_run.crashes / shop_run.expected_calls["checkout"], abs=1e-6
+    )
     assert checkout["error_categories"] == {"bug": shop_run.crashes}
 
 
@@ -157,10 +159,16 @@ def test_the_legacy_coupon_crash_is_one_error_group_with_its_count(shop_run: Sho
 def test_purchase_funnel_counts_the_users_the_shop_recorded(shop_run: ShopRun) -> None:
     """The purchase funnel's users per step are the shop's accounts that reached each step, read from its database."""
     with sqlite3.connect(shop_run.database) as db:
-        recorded = db.execute("SELECT count(*), count(first_browse_at), count(first_add_to_cart_at), "
-                              "count(first_purchase_at) FROM users").fetchone()
+        recorded = db.execute(
+            "SELECT count(*), count(first_browse_at), count(first_add_to_cart_at), count(first_purchase_at) FROM users"
+        ).fetchone()
     funnel = next(f for f in api(shop_run, "/api/funnels?service=shop")["funnels"] if f["journey"] == "purchase")
-    assert [step["step"] for step in funnel["steps"]] == ["signup", "first_browse", "first_add_to_cart", "first_purchase"]
+    assert [step["step"] for step in funnel["steps"]] == [
+        "signup",
+        "first_browse",
+        "first_add_to_cart",
+        "first_purchase",
+    ]
     assert tuple(step["users"] for step in funnel["steps"]) == recorded
     assert recorded[0] >= 5 and recorded[3] >= 1, "the traffic should have created customers who bought"
     steps = funnel["steps"]

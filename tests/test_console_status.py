@@ -8,10 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from .console_telemetry import send_calls
 
 from otel_monitor.cli import main
 from otel_monitor.console.cli import serve
+
+from .console_telemetry import send_calls
 
 
 @pytest.fixture

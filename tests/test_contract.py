@@ -7,9 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from .collector_queries import ROOT, dashboard_queries, promql_metric_names, recorded_names, rule_expressions, substitute_variables
 from otel_monitor import semconv
 from otel_monitor.alerting.rules import prom_name
+
+from .collector_queries import (
+    ROOT,
+    dashboard_queries,
+    promql_metric_names,
+    recorded_names,
+    rule_expressions,
+    substitute_variables,
+)
 
 COLLECTOR_FILES = sorted(p for p in (ROOT / "collector").rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
 # Our names in either spelling: dotted (OTel) or underscored (Prometheus). A

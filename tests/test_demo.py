@@ -59,8 +59,11 @@ def test_demo_serves_traffic_and_exports_linked_traces(otlp_sink: OTLPSink) -> N
 
 
 def health_checks_of(sink: OTLPSink, service: str) -> dict[str, float]:
-    return {p["attributes"][semconv.MONITOR_HEALTH_CHECK]: p["value"] for p in sink.metrics
-            if p["name"] == semconv.METRIC_HEALTH_STATUS and p["resource"].get(semconv.SERVICE_NAME) == service}
+    return {
+        p["attributes"][semconv.MONITOR_HEALTH_CHECK]: p["value"]
+        for p in sink.metrics
+        if p["name"] == semconv.METRIC_HEALTH_STATUS and p["resource"].get(semconv.SERVICE_NAME) == service
+    }
 
 
 def test_demo_starts_the_console_and_it_shows_the_shop() -> None:

@@ -27,7 +27,7 @@ def raised(exc: BaseException, cause: BaseException | None = None) -> BaseExcept
 
 @pytest.mark.parametrize("exc, category", [
     (TimeoutError("slow"), "timeout"),
-    (asyncio.TimeoutError(), "timeout"),
+    (TimeoutError(), "timeout"),
     (ConnectionRefusedError(), "network"),
     (PermissionError(), "auth"),
     (MemoryError(), "resource_exhausted"),
@@ -205,8 +205,14 @@ def test_fingerprint_is_stable_across_processes_paths_and_line_shifts(tmp_path):
         folder = tmp_path / f"deploy{i}"
         folder.mkdir()
         (folder / "shopapp.py").write_text(SCRIPT.format(padding=padding))
-        result = subprocess.run([sys.executable, "shopapp.py", str(cart_id)], cwd=folder, capture_output=True, text=True,
-                                check=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "shopapp.py", str(cart_id)],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
         outputs.append(result.stdout.strip())
     assert outputs[0] == outputs[1] and len(outputs[0]) == 16
 
@@ -219,7 +225,7 @@ def _raised_from_none(handled: BaseException) -> BaseException:
     try:
         try:
             raise handled
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever the app handled
             raise ProviderFailed("the provider failed") from None
     except ProviderFailed as caught:
         return caught

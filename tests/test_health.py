@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-
 import time
 
 import pytest
-from .health_support import Dependency
 from sqlalchemy import create_engine
 
 from otel_monitor import semconv
-from otel_monitor.health.registry import CheckOutcome, HealthCheck, HealthRegistry
 from otel_monitor.health.checks import disk_check, http_check, memory_check, redis_check, sqlalchemy_check
+from otel_monitor.health.registry import CheckOutcome, HealthCheck, HealthRegistry
+
+from .health_support import Dependency
 
 
 def states(registry: HealthRegistry) -> dict[str, str]:

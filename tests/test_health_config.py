@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 
 import pytest
-from .health_support import Dependency, ServedApp
 
 from otel_monitor.config.file import parse_config_text
-from otel_monitor.health.registry import HealthRegistry, set_default_registry
-from otel_monitor.health.checks import load_health_config
 from otel_monitor.config.settings import ConfigError, resolve
+from otel_monitor.health.checks import load_health_config
+from otel_monitor.health.registry import HealthRegistry, set_default_registry
+
+from .health_support import Dependency, ServedApp
 
 GOOD = """\
 health:
@@ -71,7 +72,9 @@ def test_bad_entries_are_reported_with_file_and_line(entry, message):
 
 def test_bad_section_keys_are_reported():
     """Unknown keys, a bad interval and a non-boolean endpoints flag each name their line."""
-    health = load_health_config(parse_config_text("health:\n  intervall: 5\n  interval: -1\n  endpoints: yes please\n", "m.yaml"))
+    health = load_health_config(
+        parse_config_text("health:\n  intervall: 5\n  interval: -1\n  endpoints: yes please\n", "m.yaml")
+    )
     assert health.problems == [
         "m.yaml:2: unknown key 'intervall' under health; expected checks, detailed_path, endpoints, interval, path",
         "m.yaml:3: 'interval' must be a non-negative number, got -1",
@@ -87,7 +90,7 @@ def test_install_reports_problems_and_strict_mode_raises(registry, caplog):
     with caplog.at_level(logging.WARNING, logger="otel_monitor"):
         install_from_config(config, resolve(environ={}))
     assert "m.yaml:3: health check 'x': 'type' must be one of" in caplog.text
-    with pytest.raises(ConfigError, match="m.yaml:3"):
+    with pytest.raises(ConfigError, match=r"m\.yaml:3"):
         install_from_config(config, resolve(environ={"OTEL_MONITOR_STRICT": "true"}))
 
 
@@ -152,8 +155,9 @@ def test_health_endpoints_are_not_traced_with_the_default_exclusions(registry):
     async def items() -> list[str]:
         return ["hat"]
 
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider,
-                                       excluded_urls=",".join(resolve(environ={}).excluded_urls))
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls=",".join(resolve(environ={}).excluded_urls)
+    )
     try:
         with ServedApp(app) as served:
             assert served.get("/health")[0] == 200

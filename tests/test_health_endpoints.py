@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from .health_support import Dependency, ServedApp
 
 fastapi = pytest.importorskip("fastapi", reason='pip install "otel-monitor[fastapi]"')
 
-from otel_monitor.health.registry import HealthCheck, HealthRegistry  # noqa: E402
 from otel_monitor.health.checks import http_check  # noqa: E402
 from otel_monitor.health.endpoints import add_health_endpoints  # noqa: E402
+from otel_monitor.health.registry import HealthCheck, HealthRegistry  # noqa: E402
 
 
 @pytest.fixture

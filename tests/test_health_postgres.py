@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from .postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 from sqlalchemy import create_engine
 
-from otel_monitor.health.registry import HealthRegistry
 from otel_monitor.health.checks import sqlalchemy_check
+from otel_monitor.health.registry import HealthRegistry
+
+from .postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.postgres
 

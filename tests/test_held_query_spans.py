@@ -24,18 +24,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import create_engine, text
 
 from otel_monitor import semconv
-
-from otel_monitor.semantics import errors
-
-from otel_monitor.pipeline import instruments as metrics
-
-from otel_monitor.fast import spans
 from otel_monitor.config.file import parse_config_text
+from otel_monitor.fast import spans
 from otel_monitor.guard import GuardedSpanProcessor
 from otel_monitor.launcher.instrumentations import lean_query_spans
-from otel_monitor.semantics.operations import load_operation_rules
+from otel_monitor.pipeline import instruments as metrics
 from otel_monitor.pipeline.processors import OperationSpanProcessor
 from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
+from otel_monitor.semantics import errors
+from otel_monitor.semantics.operations import load_operation_rules
 from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
 # Each rig (two in some tests) runs them on the same database file.

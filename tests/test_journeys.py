@@ -7,12 +7,13 @@ import sys
 import textwrap
 
 import pytest
-from .stack import make_stack
 
 import otel_monitor
 from otel_monitor import semconv
 from otel_monitor.config.file import parse_config_text
 from otel_monitor.semantics.journeys import JourneyRecorder, JourneyStore, load_funnels, pseudonymize
+
+from .stack import make_stack
 
 
 class Recorded:

@@ -263,11 +263,13 @@ def test_requests_are_served_by_the_request_path_the_setting_names(tmp_path, lea
         with launched("tests.apps.basic_app:app", env) as app:
             status, body = app.get("/request-path")
             assert status == 200
-            assert body == (b'{"served_by":"LeanRequestTelemetry"}' if lean == "true"
-                            else b'{"served_by":"NativeTelemetry"}')
+            assert body == (
+                b'{"served_by":"LeanRequestTelemetry"}' if lean == "true" else b'{"served_by":"NativeTelemetry"}'
+            )
             assert app.get("/items/1")[0] == 200
-            sink.wait_for(lambda s: any(sp["attributes"].get("http.route") == "/items/{item_id}"
-                                        for sp in server_spans(s)))
+            sink.wait_for(
+                lambda s: any(sp["attributes"].get("http.route") == "/items/{item_id}" for sp in server_spans(s))
+            )
     (span,) = [sp for sp in server_spans(sink) if sp["attributes"].get("http.route") == "/items/{item_id}"]
     assert span["name"] == "GET /items/{item_id}" and span["attributes"]["http.response.status_code"] == 200
 
@@ -305,4 +307,3 @@ def test_fastapi_exception_records_arrive_as_logs(basic_run):
     assert len(records) == 1
     assert records[0]["body"] == "Unhandled exception in FastAPI request"
     assert records[0]["attributes"]["http.route"] == "/boom"
-

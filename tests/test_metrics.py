@@ -108,7 +108,9 @@ def _count_sdk_records(provider: MeterProvider, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize("exemplars", ["always_off", "always_on"])
-def test_operation_histogram_counts_exactly_what_the_sdk_counts(exemplars: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_operation_histogram_counts_exactly_what_the_sdk_counts(
+    exemplars: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Direct path or not, every bucket, sum, min and max equal the SDK's own histogram's, on two readers and a view."""
     from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, AlwaysOnExemplarFilter
     from opentelemetry.sdk.metrics.view import View
@@ -120,7 +122,8 @@ def test_operation_histogram_counts_exactly_what_the_sdk_counts(exemplars: str, 
     reference = MeterProvider(metric_readers=[plain], exemplar_filter=exemplar_filter, views=[keep_operation])
     instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS)
     expected = reference.get_meter("x").create_histogram(
-        semconv.METRIC_OPERATION_DURATION, explicit_bucket_boundaries_advisory=list(DEFAULT_BUCKETS))
+        semconv.METRIC_OPERATION_DURATION, explicit_bucket_boundaries_advisory=list(DEFAULT_BUCKETS)
+    )
     sdk_records = _count_sdk_records(provider, monkeypatch)
     _record_mix(instruments)
     for i in range(400):
@@ -173,8 +176,10 @@ def test_values_of_different_types_stay_different_series() -> None:
     histogram = metrics.create_instruments(provider, DEFAULT_BUCKETS).operation_duration
     for value in (1, 1, True, True, True, 1.0):
         histogram.record(0.1, {"flag": value})
-    counts = {(type(p.attributes["flag"]), p.attributes["flag"]): p.count
-              for p in points(reader, semconv.METRIC_OPERATION_DURATION)}
+    counts = {
+        (type(p.attributes["flag"]), p.attributes["flag"]): p.count
+        for p in points(reader, semconv.METRIC_OPERATION_DURATION)
+    }
     assert counts == {(int, 1): 2, (bool, True): 3, (float, 1.0): 1}
     provider.shutdown()
 

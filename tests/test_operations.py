@@ -8,13 +8,14 @@ import textwrap
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
-from .stack import make_stack
 
 import otel_monitor
 from otel_monitor import semconv
 from otel_monitor.config.file import parse_config_text
-from otel_monitor.semantics.operations import load_operation_rules
 from otel_monitor.config.settings import ConfigError
+from otel_monitor.semantics.operations import load_operation_rules
+
+from .stack import make_stack
 
 RULES = textwrap.dedent("""
     operations:
@@ -82,7 +83,7 @@ def test_bad_rules_are_reported_with_file_and_line_and_skipped(caplog):
 
 def test_strict_mode_raises_on_a_bad_rule():
     """With strict mode a bad rule stops configuration."""
-    with pytest.raises(ConfigError, match="ops.yaml:2: operation .x. has no condition"):
+    with pytest.raises(ConfigError, match=r"ops\.yaml:2: operation .x. has no condition"):
         load_operation_rules(parse_config_text("operations:\n  - name: x\n  - name: y\n    kind: no\n", "ops.yaml"),
                              strict=True)
 

@@ -121,8 +121,9 @@ def test_the_sdk_resolves_names_the_same_way_with_ours_in_place():
     from otel_monitor.launcher.configurator import _lean_otlp_exporters
 
     with _lean_otlp_exporters(True):
-        traces, metrics, logs = _configuration._import_exporters(["console", "otlp_proto_http"],
-                                                                 ["otlp_proto_http"], [])
+        traces, metrics, logs = _configuration._import_exporters(
+            ["console", "otlp_proto_http"], ["otlp_proto_http"], []
+        )
         assert list(traces) == ["console", "otlp_proto_http"] and traces["otlp_proto_http"] is OTLPSpanExporter
         assert metrics == {"otlp_proto_http": OTLPMetricExporter} and logs == {}
         with pytest.raises(RuntimeError, match="nope"):
@@ -157,7 +158,10 @@ def test_each_exporter_delivers_to_a_real_receiver_gzipped():
     with OTLPSink() as sink:
         base = sink.endpoint.rstrip("/")
         spans = recorded_spans()
-        assert OTLPSpanExporter(f"{base}/v1/traces", compression=Compression.Gzip).export(spans) is SpanExportResult.SUCCESS
+        assert (
+            OTLPSpanExporter(f"{base}/v1/traces", compression=Compression.Gzip).export(spans)
+            is SpanExportResult.SUCCESS
+        )
         metrics = OTLPMetricExporter(f"{base}/v1/metrics")
         assert metrics.export(recorded_metrics()) is MetricExportResult.SUCCESS
         logs = OTLPLogExporter(f"{base}/v1/logs")
@@ -171,8 +175,7 @@ def test_each_exporter_delivers_to_a_real_receiver_gzipped():
 def test_metric_batches_are_split_by_data_points():
     """max_export_batch_size=2 sends requests of at most two points each, and every point arrives."""
     data = recorded_metrics()
-    total = sum(len(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics
-                for m in sm.metrics)
+    total = sum(len(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)
     with OTLPSink() as sink:
         exporter = OTLPMetricExporter(f"{sink.endpoint.rstrip('/')}/v1/metrics", max_export_batch_size=2)
         assert exporter.export(data) is MetricExportResult.SUCCESS

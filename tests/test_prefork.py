@@ -84,8 +84,16 @@ def test_every_worker_exports_as_its_own_instance_without_double_counting(server
                 _export_picture(sink)
             assert sink.wait_for(lambda s: sum(spans_by_instance(s).values()) == REQUESTS, timeout=20)
             workers = find_both_workers(app)
-            assert sink.wait_for(lambda s: {sp["resource"]["service.instance.id"] for sp in s.spans
-                                            if sp["attributes"].get("http.route") == "/whoami"} >= set(workers.values()))
+            assert sink.wait_for(
+                lambda s: (
+                    {
+                        sp["resource"]["service.instance.id"]
+                        for sp in s.spans
+                        if sp["attributes"].get("http.route") == "/whoami"
+                    }
+                    >= set(workers.values())
+                )
+            )
     assert len(set(workers.values())) == 2, f"instance ids per worker pid: {workers}"
     assert sum(request_counts(sink).values()) == REQUESTS
     assert "deadlock" not in app.output.lower()

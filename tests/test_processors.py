@@ -9,10 +9,11 @@ import pytest
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from .stack import Stack, make_stack
 
 import otel_monitor
 from otel_monitor import semconv
+
+from .stack import Stack, make_stack
 
 CONFIG = """
 operations:
@@ -188,7 +189,7 @@ def test_planted_secrets_do_not_reach_the_receiver(stack, otlp_sink):
     stack.flush()
     assert otlp_sink.wait_for(lambda s: exported(s, "login") and s.logs)
     blob = json.dumps([otlp_sink.spans, otlp_sink.logs])
-    leaked = [secret for secret in planted + ["abc123xyz"] if secret in blob]
+    leaked = [secret for secret in [*planted, "abc123xyz"] if secret in blob]
     assert leaked == []
     assert "[REDACTED]" in blob
 

@@ -10,6 +10,7 @@ still be exported, and exported sizes stay within the configured SDK limits.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import Any
 
@@ -27,15 +28,13 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_monitor import guard, semconv
-
-from otel_monitor.semantics import errors
-
-from otel_monitor.fast import spans
 from otel_monitor.config.file import EMPTY
-from otel_monitor.pipeline.processors import EnrichingLogExporter, EnrichingSpanExporter, build_pipeline
-from otel_monitor.semantics.redaction import REDACTED, Redactor
-from otel_monitor.pipeline.tail_sampling import RecordAllSampler
 from otel_monitor.config.settings import resolve
+from otel_monitor.fast import spans
+from otel_monitor.pipeline.processors import EnrichingLogExporter, EnrichingSpanExporter, build_pipeline
+from otel_monitor.pipeline.tail_sampling import RecordAllSampler
+from otel_monitor.semantics import errors
+from otel_monitor.semantics.redaction import REDACTED, Redactor
 
 MAX_LENGTH = 256  # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT in these tests
 MAX_ATTRIBUTES = 32  # OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT / OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT
@@ -56,7 +55,7 @@ huge_text = st.integers(1_000, 50_000).map(lambda n: "x" * (n - 9) + " token=ab"
 scalar = (odd_text | huge_text | st.binary(max_size=64) | st.integers(-(2**80), 2**80)
           | st.floats(allow_nan=True, allow_infinity=True) | st.booleans() | st.none())
 attribute_value = scalar | st.lists(scalar, max_size=6) | st.tuples(odd_text, st.binary(max_size=8))
-attributes = st.dictionaries(odd_text | st.sampled_from(sorted(OURS) + ["enduser.id", "http.route", "user.password"]),
+attributes = st.dictionaries(odd_text | st.sampled_from([*sorted(OURS), "enduser.id", "http.route", "user.password"]),
                              attribute_value, max_size=40)
 
 
@@ -136,9 +135,12 @@ def test_arbitrary_span_content_is_exported_within_limits(stack, attrs, event_at
 
 
 @RUNS
-@given(body=st.recursive(scalar, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(odd_text, inner, max_size=4),
-                         max_leaves=30),
-       attrs=attributes)
+@given(
+    body=st.recursive(
+        scalar, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(odd_text, inner, max_size=4), max_leaves=30
+    ),
+    attrs=attributes,
+)
 def test_arbitrary_log_content_is_exported_within_limits(stack, body, attrs):
     """Any log body (nested, binary, huge) and attributes: nothing raises, the record is exported, attributes bounded."""
     stack.reset()
@@ -164,7 +166,7 @@ class HostileError(Exception):
 
 def deep_chain(depth: int, cyclic: bool, via_cause: bool, message: str) -> BaseException:
     exceptions = [ValueError(f"{message} #{i}") for i in range(depth)]
-    for outer, inner in zip(exceptions, exceptions[1:]):
+    for outer, inner in itertools.pairwise(exceptions):
         if via_cause:
             outer.__cause__ = inner
         else:
@@ -282,8 +284,9 @@ def test_user_id_with_a_lone_surrogate_is_pseudonymised(stack):
 def test_composed_operation_name_respects_the_value_length_limit(stack):
     """The `METHOD route` operation name of a server span with a limit-long route stays within the limit."""
     stack.reset()
-    with stack.tracer.start_as_current_span("GET", kind=SpanKind.SERVER,
-                                            attributes={"http.route": "/r" * MAX_LENGTH, "http.request.method": "GET"}):
+    with stack.tracer.start_as_current_span(
+        "GET", kind=SpanKind.SERVER, attributes={"http.route": "/r" * MAX_LENGTH, "http.request.method": "GET"}
+    ):
         pass
     (span,) = stack.span_memory.get_finished_spans()
     assert len(span.attributes[semconv.MONITOR_OPERATION]) <= MAX_LENGTH

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from otel_monitor.alerting.rules import generate, le_matcher
 from otel_monitor.cli import main
 from otel_monitor.config.file import parse_config_text
-from otel_monitor.alerting.rules import generate, le_matcher
 from otel_monitor.semantics.slo import load_slos
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,9 @@ def test_thresholds_come_from_the_config(tmp_path, capsys):
 def test_latency_threshold_between_buckets_is_refused(tmp_path, capsys):
     """Generation refuses a latency threshold that is not a bucket boundary, naming the value."""
     config = tmp_path / "otel-monitor.yaml"
-    config.write_text("slos:\n  defaults:\n    latency: {warning: 0.3, critical: 2.0}\n  buckets: [0.1, 0.5, 1.0, 2.0]\n")
+    config.write_text(
+        "slos:\n  defaults:\n    latency: {warning: 0.3, critical: 2.0}\n  buckets: [0.1, 0.5, 1.0, 2.0]\n"
+    )
     out = tmp_path / "rules.yaml"
     assert main(["rules", "--config", str(config), "--output", str(out)]) == 1
     err = capsys.readouterr().err
@@ -100,6 +102,7 @@ def test_generated_rules_pass_promtool_check():
 @pytest.mark.parametrize("rule_test", RULE_TESTS, ids=[p.name for p in RULE_TESTS])
 def test_alerts_fire_and_stay_quiet_as_specified(rule_test):
     """promtool test rules: every alert fires when it should and stays quiet otherwise."""
-    result = subprocess.run([_promtool(), "test", "rules", rule_test.name], capture_output=True, text=True,
-                            cwd=rule_test.parent)
+    result = subprocess.run(
+        [_promtool(), "test", "rules", rule_test.name], capture_output=True, text=True, cwd=rule_test.parent
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -6,8 +6,8 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
 
-from otel_monitor.pipeline.runtime_metrics import PROCESS_METRICS, start_runtime_metrics, stop_runtime_metrics
 from otel_monitor.config.settings import resolve
+from otel_monitor.pipeline.runtime_metrics import PROCESS_METRICS, start_runtime_metrics, stop_runtime_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +37,9 @@ def test_process_metrics_arrive_over_otlp(otlp_sink):
     # The instrumentation labels CPU mode as "type" (the older convention), not "cpu.mode".
     assert {p["attributes"].get("type") for p in otlp_sink.metric_points("process.cpu.time")} == {"user", "system"}
     assert otlp_sink.metric_points("process.thread.count")[-1]["value"] >= 2
-    assert {p["attributes"].get("cpython.gc.generation") for p in otlp_sink.metric_points("cpython.gc.collections")} == {0, 1, 2}
+    assert {
+        p["attributes"].get("cpython.gc.generation") for p in otlp_sink.metric_points("cpython.gc.collections")
+    } == {0, 1, 2}
     assert not [p for p in otlp_sink.metrics if p["name"].startswith("system.")]
 
 

@@ -22,7 +22,9 @@ def test_argument_beats_environment_beats_file():
     config = parse_config_text("settings:\n  cardinality_limit: 7\n  slow_threshold_ms: 9\n", "m.yaml")
     fs, problems = file_settings(config)
     assert problems == []
-    s = resolve({"cardinality_limit": 5}, {"OTEL_MONITOR_CARDINALITY_LIMIT": "6", "OTEL_MONITOR_SLOW_THRESHOLD_MS": "8"}, fs)
+    s = resolve(
+        {"cardinality_limit": 5}, {"OTEL_MONITOR_CARDINALITY_LIMIT": "6", "OTEL_MONITOR_SLOW_THRESHOLD_MS": "8"}, fs
+    )
     assert (s.cardinality_limit, s.source("cardinality_limit")) == (5, "argument")
     assert (s.slow_threshold_ms, s.source("slow_threshold_ms")) == (8.0, "environment")
     s = resolve({}, {}, fs)

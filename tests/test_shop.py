@@ -22,6 +22,7 @@ from examples.shop.app import create_app as create_shop_app
 from examples.shop.catalog import CatalogCache
 from examples.shop.db import Product, create_schema, make_engine
 from examples.shop.settings import ShopSettings, ShopSettingsError
+
 from .launch import free_port
 
 pytestmark = pytest.mark.slow
@@ -95,8 +96,13 @@ def test_signup_twice_with_one_email_is_refused(client: TestClient) -> None:
 
 def test_signup_with_bad_fields_is_a_validation_error(client: TestClient) -> None:
     """An invalid email or a short password gets 422."""
-    assert client.post("/api/signup", json={"email": "not-an-email", "password": "long enough", "name": "B"}).status_code == 422
-    assert client.post("/api/signup", json={"email": "b@example.com", "password": "short", "name": "B"}).status_code == 422
+    assert (
+        client.post("/api/signup", json={"email": "not-an-email", "password": "long enough", "name": "B"}).status_code
+        == 422
+    )
+    assert (
+        client.post("/api/signup", json={"email": "b@example.com", "password": "short", "name": "B"}).status_code == 422
+    )
 
 
 def test_wrong_password_and_unknown_email_get_401(client: TestClient) -> None:
@@ -251,7 +257,9 @@ def test_the_legacy_coupon_hits_the_known_bug(client: TestClient) -> None:
 def test_journey_milestones_are_reported_once_each(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """Signup, first browse, first add to cart and first purchase are each reported once per user."""
     reported: list[tuple[str, str | None]] = []
-    monkeypatch.setattr(otel_monitor, "journey_milestone", lambda step, **kw: reported.append((step, kw.get("journey"))))
+    monkeypatch.setattr(
+        otel_monitor, "journey_milestone", lambda step, **kw: reported.append((step, kw.get("journey")))
+    )
     auth = sign_up(client)
     for _ in range(2):
         client.get("/api/products", headers=auth)

@@ -23,8 +23,8 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 import otel_monitor
 
@@ -229,7 +229,12 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
         orders = session.scalars(select(Order).where(Order.user_id == user.id).order_by(Order.id.desc()).limit(20))
         return {
             "orders": [
-                {"order_id": o.id, "status": o.status, "total_cents": o.total_cents, "created_at": o.created_at.isoformat()}
+                {
+                    "order_id": o.id,
+                    "status": o.status,
+                    "total_cents": o.total_cents,
+                    "created_at": o.created_at.isoformat(),
+                }
                 for o in orders
             ]
         }

@@ -65,5 +65,7 @@ def optional_user(request: Request, session: Session = Depends(get_session)) -> 
 def current_user(user: User | None = Depends(optional_user)) -> User:
     """The signed-in user; anonymous callers get 401."""
     if user is None:
-        raise HTTPException(401, "sign in first: send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "sign in first: send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
+        )
     return user

@@ -53,7 +53,9 @@ def cart_lines(session: Session, user: User) -> list[CartItem]:
     return list(session.scalars(query))
 
 
-def checkout(session: Session, payments: PaymentsClient, user: User, card_token: str, coupon_code: str | None) -> CheckoutResult:
+def checkout(
+    session: Session, payments: PaymentsClient, user: User, card_token: str, coupon_code: str | None
+) -> CheckoutResult:
     """Reserve stock, record a pending order, charge, then mark it paid or give the stock back."""
     order = _reserve(session, user, coupon_code)
     try:
