@@ -44,6 +44,7 @@ from otel_monitor.console import api
 from otel_monitor.console.alerts import AlertBook, WebhookNotifier
 from otel_monitor.console.persist import RequestLog
 from otel_monitor.console.store import Limits, Store
+from otel_monitor.console.validate import Rejections, clean_items
 from otel_monitor.otlp.decode import FLATTEN, OTLPDecodeError, decompress, parse_request
 from otel_monitor.semantics.slo import load_slos
 
@@ -82,6 +83,7 @@ class Console:
         self.token = token or None
         self.max_body = max_body
         self.request_log = RequestLog(db) if db else None
+        self.rejections = Rejections()
         notifier = WebhookNotifier(alert_webhook) if alert_webhook else None
         self.alerts = AlertBook(self.store, self.request_log.acknowledge if self.request_log else None,
                                 journal=self.request_log, notifier=notifier)
@@ -151,7 +153,8 @@ class Console:
         return thread
 
     def ingest(self, signal: str, message: Any) -> None:
-        _ADD[signal](self.store, FLATTEN[signal](message))
+        # Validated here, on live ingest and on replay alike: nothing unusable is stored.
+        _ADD[signal](self.store, clean_items(signal, FLATTEN[signal](message), self.rejections))
 
     def receive(self, signal: str, body: bytes, content_type: str | None, encoding: str | None) -> None:
         """Decode, aggregate and (with ``--db``) keep one export request; raises OTLPDecodeError."""

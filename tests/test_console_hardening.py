@@ -1,0 +1,182 @@
+"""A console no OTLP request can break: poison is rejected or normalised at ingest, never stored raw.
+
+Each poisoned request is one a sender could really send (protobuf built with
+the OTLP classes); after it, and after a good request, every API endpoint must
+answer without a 500, the good data must still show, and with ``--db`` the
+same holds after the stored requests are replayed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint
+
+from otel_monitor import semconv
+from otel_monitor.console.app import Console, create_app
+
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+ENDPOINTS = ["/api/services", "/api/summary", "/api/operations", "/api/errors", "/api/traces", "/api/metrics",
+             "/api/funnels", "/api/health", "/api/alerts"]
+NOW = time.time_ns() - 30 * 10**9
+
+
+def _kv(key: str, value: Any) -> KeyValue:
+    if isinstance(value, bytes):
+        return KeyValue(key=key, value=AnyValue(bytes_value=value))
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    if isinstance(value, float):
+        return KeyValue(key=key, value=AnyValue(double_value=value))
+    if isinstance(value, dict):
+        return KeyValue(key=key, value=AnyValue(kvlist_value=KeyValueList(values=[_kv(k, v) for k, v in value.items()])))
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def _spans(service: Any, name: str = "GET /items", attributes: dict[str, Any] | None = None,
+           trace_id: bytes = b"\x01" * 16, span_id: bytes = b"\x02" * 8, parent: bytes = b"") -> bytes:
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.append(_kv(semconv.SERVICE_NAME, service))
+    span = rs.scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.parent_span_id, span.name = trace_id, span_id, parent, name
+    span.kind = 2
+    span.start_time_unix_nano, span.end_time_unix_nano = NOW, NOW + 5_000_000
+    for key, value in (attributes or {semconv.MONITOR_OPERATION: "browse"}).items():
+        span.attributes.append(_kv(key, value))
+    return request.SerializeToString()
+
+
+def _histogram(total: float = 0.5, counts: tuple[int, ...] = (1, 1, 0), bounds: tuple[float, ...] = (0.1, 1.0),
+               operation: str = "browse", service: str = "shop") -> bytes:
+    point = HistogramDataPoint(start_time_unix_nano=NOW, time_unix_nano=NOW + 10**9, count=sum(counts), sum=total,
+                               bucket_counts=list(counts), explicit_bounds=list(bounds),
+                               attributes=[_kv(semconv.MONITOR_OPERATION, operation)])
+    metric = Metric(name=semconv.METRIC_OPERATION_DURATION, unit="s",
+                    histogram=Histogram(data_points=[point], aggregation_temporality=2))
+    request = ExportMetricsServiceRequest()
+    rm = request.resource_metrics.add()
+    rm.resource.attributes.append(_kv(semconv.SERVICE_NAME, service))
+    rm.scope_metrics.add().metrics.append(metric)
+    return request.SerializeToString()
+
+
+def _health(value: float) -> bytes:
+    point = NumberDataPoint(time_unix_nano=NOW + 10**9, as_double=value,
+                            attributes=[_kv(semconv.MONITOR_HEALTH_CHECK, "db"), _kv(semconv.MONITOR_HEALTH_CRITICAL, True)])
+    request = ExportMetricsServiceRequest()
+    rm = request.resource_metrics.add()
+    rm.resource.attributes.append(_kv(semconv.SERVICE_NAME, "shop"))
+    rm.scope_metrics.add().metrics.append(Metric(name=semconv.METRIC_HEALTH_STATUS, gauge=Gauge(data_points=[point])))
+    return request.SerializeToString()
+
+
+POISON: dict[str, tuple[str, bytes]] = {
+    "histogram with a NaN sum": ("metrics", _histogram(total=math.nan)),
+    "histogram with an infinite sum": ("metrics", _histogram(total=math.inf)),
+    "histogram with more buckets than bounds": ("metrics", _histogram(counts=(1, 1, 1, 1, 1))),
+    "histogram with fewer buckets than bounds": ("metrics", _histogram(counts=(2,))),
+    "histogram with decreasing bounds": ("metrics", _histogram(bounds=(1.0, 0.1))),
+    "NaN health gauge": ("metrics", _health(math.nan)),
+    "bytes service.name": ("traces", _spans(b"\xffshop")),
+    "integer service.name": ("traces", _spans(42)),
+    "map service.name": ("traces", _spans({"a": "b"})),
+    "map monitor.operation": ("traces", _spans("shop", attributes={semconv.MONITOR_OPERATION: {"x": 1}})),
+    "bytes and NaN attributes": ("traces", _spans("shop", attributes={"blob": b"\x00\xff", "ratio": math.nan,
+                                                                       semconv.HTTP_RESPONSE_STATUS_CODE: "five"})),
+    "a span that is its own parent": ("traces", _spans("shop", span_id=b"\x03" * 8, parent=b"\x03" * 8)),
+}
+
+
+def _client(console: Console) -> TestClient:
+    return TestClient(create_app(console, evaluate_every=3600), base_url="http://127.0.0.1",
+                      raise_server_exceptions=False)
+
+
+def _api_statuses(client: TestClient) -> dict[str, int]:
+    statuses = {path: client.get(path).status_code for path in ENDPOINTS}
+    statuses["/api/operations?service=shop"] = client.get("/api/operations?service=shop").status_code
+    statuses["/api/traces/0101..."] = client.get("/api/traces/" + "01" * 16).status_code
+    return statuses
+
+
+@pytest.mark.parametrize("case", sorted(POISON))
+def test_poison_never_makes_the_api_answer_500(case):
+    """After a poisoned request (accepted or refused), every endpoint answers, and good data still shows."""
+    console = Console()
+    client = _client(console)
+    signal, body = POISON[case]
+    assert client.post(f"/v1/{signal}", content=body, headers=PROTOBUF).status_code in (200, 400)
+    assert client.post("/v1/metrics", content=_histogram(), headers=PROTOBUF).status_code == 200
+    assert client.post("/v1/traces", content=_spans("shop", trace_id=b"\x05" * 16), headers=PROTOBUF).status_code == 200
+    console.alerts.evaluate()
+    statuses = _api_statuses(client)
+    assert all(status < 500 for status in statuses.values()), statuses
+    services = {s["name"] if isinstance(s, dict) else s for s in client.get("/api/services").json()["services"]}
+    assert "shop" in services
+
+
+def test_rejected_points_are_counted_and_good_ones_kept():
+    """A NaN histogram point is refused and counted; the same request's good point is stored."""
+    console = Console()
+    client = _client(console)
+    client.post("/v1/metrics", content=_histogram(total=math.nan), headers=PROTOBUF)
+    client.post("/v1/metrics", content=_histogram(operation="checkout"), headers=PROTOBUF)
+    assert console.rejections.counts == {("metrics", "non-finite sum"): 1}
+    rows = client.get("/api/operations?service=shop").json()["operations"]
+    assert [r["operation"] for r in rows] == ["checkout"] and rows[0]["calls"] == 2
+
+
+def test_service_name_of_the_wrong_type_is_normalised():
+    """service.name sent as bytes or an integer is stored as text, a map as no name at all."""
+    console = Console()
+    client = _client(console)
+    for i, service in enumerate((b"payments", 42, {"a": "b"})):
+        client.post("/v1/traces", content=_spans(service, trace_id=bytes([i + 1]) * 16), headers=PROTOBUF)
+    services = {s["name"] if isinstance(s, dict) else s for s in client.get("/api/services").json()["services"]}
+    assert {"payments", "42", "unknown_service"} <= services
+
+
+def test_attribute_limits_bound_a_span():
+    """A span with thousands of attributes and megabyte values is stored cut to the limits."""
+    from otel_monitor.console import validate
+
+    console = Console()
+    client = _client(console)
+    attributes = {f"a{i}": "x" * 10 for i in range(5000)}
+    attributes["big"] = "y" * 2_000_000
+    client.post("/v1/traces", content=_spans("shop", attributes={"big": "y" * 2_000_000, **attributes}),
+                headers=PROTOBUF)
+    detail = client.get("/api/traces/" + "01" * 16).json()
+    span = detail["spans"][0]
+    assert len(span["attributes"]) <= validate.MAX_ATTRIBUTES
+    assert len(span["attributes"]["big"]) == validate.MAX_STRING
+
+
+@pytest.mark.parametrize("case", ["histogram with a NaN sum", "NaN health gauge", "bytes service.name",
+                                  "histogram with more buckets than bounds"])
+def test_poison_stored_with_db_is_not_replayed_raw(case, tmp_path):
+    """With --db the poisoned request is stored and replayed at the next start: the API still answers."""
+    db = str(tmp_path / "console.db")
+    signal, body = POISON[case]
+    first = Console(db=db)
+    first.replay()
+    client = _client(first)
+    client.post(f"/v1/{signal}", content=body, headers=PROTOBUF)
+    client.post("/v1/metrics", content=_histogram(), headers=PROTOBUF)
+    first.close()
+    second = Console(db=db)
+    second.replay()
+    second.alerts.evaluate()
+    statuses = _api_statuses(_client(second))
+    second.close()
+    assert all(status < 500 for status in statuses.values()), statuses
