@@ -69,3 +69,34 @@ def test_a_stored_request_that_no_longer_decodes_is_skipped(tmp_path):
     with serve(port=0, db=db, evaluate_every=3600) as handle:
         handle.wait_replayed(60)
         assert get(f"{handle.url}/api/services")["received"]["spans"] == 4 * SPANS
+
+
+@pytest.mark.browser
+def test_the_page_says_the_console_is_replaying(tmp_path):
+    """While replaying, the console's footer says so with the progress; afterwards it does not."""
+    import os
+
+    from playwright.sync_api import expect
+
+    from .console_telemetry import CHROMIUM, chromium_page
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("needs Debian's chromium: apt-get install chromium")
+    db = str(tmp_path / "console.db")
+    _stored(db)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_first_batch() -> None:
+        held.set()
+        release.wait(30)
+
+    with serve(port=0, db=db, evaluate_every=3600, on_replay_batch=hold_first_batch) as handle:
+        try:
+            assert held.wait(30)
+            with chromium_page(tmp_path) as page:
+                page.goto(handle.url + "/")
+                expect(page.locator("#footer")).to_contain_text(
+                    f"replaying stored data: 64 of {REQUESTS} requests, figures partial", timeout=15_000)
+        finally:
+            release.set()
+        handle.wait_replayed(60)

@@ -326,7 +326,8 @@ async function refreshServices() {
     select.value = current;
     const evicted = Object.entries(data.evicted).map(([k, v]) => `${k} ${v}`).join(", ");
     $("footer").textContent = `kept: ${data.kept.spans} spans, ${data.kept.logs} logs` +
-      (evicted ? ` · evicted (oldest first): ${evicted}` : "") + (data.persistent ? " · persisted in SQLite" : " · in memory");
+      (evicted ? ` · evicted (oldest first): ${evicted}` : "") + (data.persistent ? " · persisted in SQLite" : " · in memory") +
+      (data.replaying ? ` · replaying stored data: ${data.replay.replayed} of ${data.replay.total} requests, figures partial` : "");
     const alerts = await api("/api/alerts");
     const open = alerts.firing.filter((a) => !a.acknowledged).length;
     $("alert-count").hidden = !open;
