@@ -192,6 +192,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OTEL_MONITOR_DIRECT_HISTOGRAMS", parse_bool, "true",
             "Record monitor.operation.duration straight into the SDK's aggregation once an attribute set is known "
             "(false: every point through the SDK's Histogram.record)."),
+    Setting("OTEL_MONITOR_LEAN_TRACEBACKS", parse_bool, "true",
+            "Format exceptions' tracebacks for spans and log records once per error and once per error site: the "
+            "same text as the traceback module's, shared by the log record and the span's exception event (false: the "
+            "SDK formats each one itself)."),
     Setting("OTEL_MONITOR_GC_FREEZE", parse_bool, "true",
             "Under opentelemetry-instrument, move the objects that exist once otel-monitor has set up (the SDK and its "
             "exporters, ours, the modules loaded before the app) out of the garbage collector's scans (gc.freeze)."),
@@ -199,10 +203,6 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds that flushing telemetry may take at process exit, even when the receiver is down."),
     Setting("OTEL_MONITOR_EXPORT_WARNING_INTERVAL", number(0, 86_400), "30",
             "At most one export-failure warning per this many seconds."),
-    Setting("OTEL_MONITOR_LEAN_TRACEBACKS", parse_bool, "true",
-            "Format exceptions' tracebacks for spans and log records once per error and once per error site: the "
-            "same text as the traceback module's, shared by the log record and the span's exception event (false: the "
-            "SDK formats each one itself)."),
     Setting("OTEL_MONITOR_CONSOLE_TOKEN", secret, None,
             "Token the local console requires (Bearer header or cookie) on UI, API and OTLP; needed to listen "
             "beyond loopback.",
