@@ -636,8 +636,8 @@ def install(provider: Any) -> bool:
         return tracer
 
     provider.get_tracer = get_tracer  # type: ignore[method-assign]
-    with provider._tracers_lock:  # noqa: SLF001
-        for tracer in provider._tracers.values():  # noqa: SLF001
+    with provider._tracers_lock:  # noqa: SLF001 - SDK provider's tracers (compat: lean_spans)
+        for tracer in provider._tracers.values():  # noqa: SLF001 - SDK provider's tracers (compat: lean_spans)
             if type(tracer) is Tracer:
                 tracer.__class__ = MonitorTracer
     return True

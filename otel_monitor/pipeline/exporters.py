@@ -167,7 +167,7 @@ class CountingBatchLogRecordProcessor(BatchLogRecordProcessor):
     def on_emit(self, log_record: Any) -> None:
         batch = self._batch_processor
         # The SDK's BatchProcessor drops exactly then (compat: tests/test_shutdown_drops.py).
-        if batch._shutdown or len(batch._queue) >= batch._max_queue_size:  # noqa: SLF001
+        if batch._shutdown or len(batch._queue) >= batch._max_queue_size:  # noqa: SLF001 - the SDK batch processor's queue
             DROPPED.add("logs", 1)
         super().on_emit(log_record)
 

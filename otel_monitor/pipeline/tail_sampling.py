@@ -98,16 +98,16 @@ def _follows_parent(sampler: Sampler) -> bool:
     # The SDK's own classes only: a subclass may decide otherwise.
     return isinstance(sampler, ParentBased) and type(sampler) in (ParentBased, ParentBasedTraceIdRatio) and (
         sampler._remote_parent_sampled is ALWAYS_ON  # noqa: SLF001 - the SDK keeps its rules private
-        and sampler._local_parent_sampled is ALWAYS_ON  # noqa: SLF001
-        and sampler._remote_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001
-        and sampler._local_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001
+        and sampler._local_parent_sampled is ALWAYS_ON  # noqa: SLF001 - the SDK keeps its rules private
+        and sampler._remote_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001 - the SDK keeps its rules private
+        and sampler._local_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001 - the SDK keeps its rules private
     )
 
 
 def _root_bound(sampler: Any) -> int | None:
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, TraceIdRatioBased
 
-    root = sampler._root  # noqa: SLF001
+    root = sampler._root  # noqa: SLF001 - the SDK sampler's root rule, read for its ratio
     if root is ALWAYS_ON:
         return TraceIdRatioBased.TRACE_ID_LIMIT + 1
     if root is ALWAYS_OFF:
