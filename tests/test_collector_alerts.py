@@ -120,3 +120,5 @@ def test_the_alert_reaches_the_webhook_through_the_paging_route(alert_run: Alert
     assert alert["labels"]["job"] == "shop/shop"
     assert {"long_window", "short_window"} <= set(alert["labels"])
     assert alert["annotations"]["summary"] and alert["annotations"]["description"]
+    print(f"checkout fast burn: firing in Prometheus {alert_run.seconds_to_fire:.0f} s after the provider stopped, "
+          f"at the webhook after {alert_run.seconds_to_webhook:.0f} s")
