@@ -19,10 +19,10 @@ import pytest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 
-from otel_monitor.launcher.configurator import load_configuration
-from otel_monitor.health.checks import load_health_config
-from otel_monitor.pipeline.processors import build_pipeline
 from otel_monitor.config.settings import BY_ENV, ConfigError, Settings, report_problem
+from otel_monitor.health.checks import load_health_config
+from otel_monitor.launcher.configurator import load_configuration
+from otel_monitor.pipeline.processors import build_pipeline
 
 CORPUS = Path(__file__).parent / "corpus" / "config"
 
@@ -167,7 +167,7 @@ def test_bad_variable_gives_one_message_and_the_default(variable, caplog):
 @pytest.mark.parametrize("variable", sorted(VARIABLES))
 def test_bad_variable_stops_the_process_in_strict_mode(variable):
     """Under OTEL_MONITOR_STRICT=true a bad OTEL_MONITOR_* value raises ConfigError naming it."""
-    raw, words = VARIABLES[variable]
+    raw, _words = VARIABLES[variable]
     with pytest.raises(ConfigError, match=variable):
         configure_like_the_configurator({variable: raw, "OTEL_MONITOR_STRICT": "true"})
 

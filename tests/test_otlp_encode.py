@@ -32,7 +32,7 @@ def recorded_spans():
     other = provider.get_tracer("opentelemetry.instrumentation.sqlalchemy", "0.66b1")
     remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(1),
                          trace_state=TraceState([("vendor", "x1"), ("other", "y")]))
-    from opentelemetry.trace import set_span_in_context, NonRecordingSpan
+    from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 
     with tracer.start_as_current_span("GET /items/{id}", kind=SpanKind.SERVER,
                                       context=set_span_in_context(NonRecordingSpan(remote)),

@@ -13,8 +13,15 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import (ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, Sampler,
-                                              SamplingResult, TraceIdRatioBased)
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
@@ -112,7 +119,7 @@ def test_a_sampled_span_keeps_its_plain_dict_only_where_the_bounded_mapping_woul
         (finished,) = out.get_finished_spans()
         views.append(_view(finished))
     assert views[1] == views[0]
-    assert (type(finished._attributes) is dict) is kept_plain  # noqa: SLF001
+    assert (type(finished._attributes) is dict) is kept_plain
 
 
 def test_attribute_count_limit_keeps_the_newest_and_counts_the_dropped_as_the_sdk_does() -> None:
@@ -407,7 +414,7 @@ def test_an_sdk_whose_span_moved_on_keeps_its_own_span_type(monkeypatch: pytest.
     def set_status_of_a_newer_sdk(self: Any, *args: Any, **kwargs: Any) -> None:
         return self._a_field_this_span_type_does_not_set  # type: ignore[no-any-return]
 
-    provider, out = _provider(lean=False)
+    provider, _out = _provider(lean=False)
     for name in ("OTEL_SPAN_EVENT_COUNT_LIMIT", "OTEL_SPAN_LINK_COUNT_LIMIT", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"):
         monkeypatch.setenv(name, "0")  # the app's limits are not the trial's
     assert spans.trial_run()
@@ -532,11 +539,10 @@ def test_what_export_adds_to_a_span_that_kept_its_dict_obeys_the_spans_value_len
     """Our exporter's additions are cut to the span's limit, read from its limits when it holds no bounded mapping."""
     from opentelemetry.sdk.metrics import MeterProvider
 
-    from otel_monitor.semantics import errors
-
     from otel_monitor.pipeline import instruments as metrics
-    from otel_monitor.semantics.operations import OperationRules
     from otel_monitor.pipeline.processors import OperationSpanProcessor, SpanEnricher
+    from otel_monitor.semantics import errors
+    from otel_monitor.semantics.operations import OperationRules
     from otel_monitor.semantics.redaction import load_redactor
     from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
@@ -549,7 +555,7 @@ def test_what_export_adds_to_a_span_that_kept_its_dict_obeys_the_spans_value_len
     span.set_status(StatusCode.ERROR, "declined")
     span.end()
     (finished,) = out.get_finished_spans()
-    assert type(finished._attributes) is dict  # noqa: SLF001 - the case under test
+    assert type(finished._attributes) is dict
     operations = OperationSpanProcessor(OperationRules(), metrics.create_instruments(MeterProvider(), DEFAULT_BUCKETS),
                                         errors.ErrorClassifier())
     exported = SpanEnricher(operations, load_redactor(), None).enrich(finished)
