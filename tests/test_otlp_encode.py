@@ -93,13 +93,13 @@ def test_fast_gzip_is_standard_gzip():
 
 
 def test_lone_surrogate_does_not_lose_the_batch():
-    """A string that cannot be UTF-8 is written with a replacement character instead of failing the batch."""
+    """A string that cannot be UTF-8 is written with U+FFFD, the replacement character, instead of failing the batch."""
     spans = recorded_spans()
     bad = ReadableSpan(name="bad\ud800name", context=SpanContext(1, 2, is_remote=False), kind=SpanKind.INTERNAL,
                        resource=Resource({}), attributes={"k": "v\udfff"}, start_time=1, end_time=2)
     decoded = ExportTraceServiceRequest.FromString(encode_spans([*spans, bad]))
     names = [s.name for rs in decoded.resource_spans for ss in rs.scope_spans for s in ss.spans]
-    assert "bad?name" in names and len(names) == len(spans) + 1
+    assert "bad\ufffdname" in names and len(names) == len(spans) + 1
 
 
 # --- metrics and logs ---------------------------------------------------------
@@ -247,3 +247,40 @@ def test_an_unencodable_value_loses_only_itself():
         (decoded_span,) = ExportTraceServiceRequest.FromString(encoded).resource_spans[0].scope_spans[0].spans
         assert {kv.key: kv.value.int_value or kv.value.string_value for kv in decoded_span.attributes} == {
             "fine": "yes", "edge": -(1 << 63)}
+
+
+def test_an_unencodable_metric_raises_the_sdks_encoding_exception():
+    """A point the wire format cannot hold raises the SDK encoder's EncodingException, wrapping a ValueError."""
+    from opentelemetry.exporter.otlp.proto.common._internal.metrics_encoder import EncodingException
+    from opentelemetry.sdk.metrics.export import (
+        Gauge,
+        Metric,
+        MetricsData,
+        NumberDataPoint,
+        ResourceMetrics,
+        ScopeMetrics,
+    )
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from otel_monitor.otlp.encode import encode_metrics
+
+    point = NumberDataPoint(attributes={}, start_time_unix_nano=1, time_unix_nano=2, value=2**64)
+    metric = Metric(name="too.big", description="", unit="", data=Gauge(data_points=[point]))
+    data = MetricsData(resource_metrics=[ResourceMetrics(
+        resource=Resource({}), schema_url="",
+        scope_metrics=[ScopeMetrics(scope=InstrumentationScope("s"), metrics=[metric], schema_url="")])])
+    with pytest.raises(EncodingException) as raised:
+        encode_metrics(data)
+    assert raised.value.metric is metric and isinstance(raised.value.original_exception, ValueError)
+
+
+def test_equal_resources_that_are_distinct_objects_go_out_as_one():
+    """Spans are grouped by resource and scope equality, as the SDK's encoder groups them, not by identity."""
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    spans = [ReadableSpan(name=f"s{i}", context=SpanContext(1, i + 1, is_remote=False), kind=SpanKind.INTERNAL,
+                          resource=Resource({"service.name": "shop"}), instrumentation_scope=InstrumentationScope("t"),
+                          start_time=1, end_time=2) for i in range(3)]
+    decoded = ExportTraceServiceRequest.FromString(encode_spans(spans))
+    assert len(decoded.resource_spans) == 1 and len(decoded.resource_spans[0].scope_spans) == 1
+    assert [s.name for s in decoded.resource_spans[0].scope_spans[0].spans] == ["s0", "s1", "s2"]

@@ -199,3 +199,15 @@ def test_an_oversized_request_is_dropped_and_a_refusal_is_a_failure():
         sink.status = 200
         assert logs.export([_log("late")]) is LogRecordExportResult.FAILURE
         assert sink.attempts.get("logs") == 1
+
+
+@pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])
+def test_certificate_arguments_reach_the_transport_as_in_the_sdks_exporter(signal: str) -> None:
+    """The CA and client certificate arguments configure the HTTP session as the SDK's exporter's do."""
+    from otel_monitor.pipeline.otlp_exporters import EXPORTERS
+
+    exporter = EXPORTERS[signal](endpoint="http://127.0.0.1:1/v1/x", certificate_file="ca.pem",
+                                 client_key_file="client-key.pem", client_certificate_file="client-cert.pem")
+    session = exporter._client._transport._session
+    assert session.verify == "ca.pem"
+    assert session.cert == ("client-cert.pem", "client-key.pem")

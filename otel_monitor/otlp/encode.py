@@ -22,6 +22,7 @@ few per cent more bytes on OTLP payloads.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import struct
 import zlib
@@ -31,7 +32,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-_log = logging.getLogger(__name__)
+# The SDK encoder's logger: what it reports is reported where the SDK reports it.
+_log = logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal")
 
 _pack_double = struct.Struct("<d").pack
 _pack_sfixed64 = struct.Struct("<q").pack
@@ -68,9 +70,20 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
+def _replace_with_u_fffd(error: UnicodeError) -> tuple[bytes, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    # Bytes: the UTF-8 codec takes only ASCII text back from an error handler.
+    return "\ufffd".encode() * (error.end - error.start), error.end
+
+
+# A lone surrogate cannot be UTF-8: it becomes U+FFFD, the replacement character,
+# rather than losing the whole batch ("replace" would write "?").
+codecs.register_error("otel_monitor.replacement_character", _replace_with_u_fffd)
+
+
 def _string(number: int, text: str) -> bytes:
-    # A lone surrogate cannot be UTF-8: replace it rather than lose the whole batch.
-    return _field(number, text.encode("utf-8", "replace"))
+    return _field(number, text.encode("utf-8", "otel_monitor.replacement_character"))
 
 
 def _any_value(value: Any) -> bytes:
@@ -128,7 +141,7 @@ def _attributes(number: int, attributes: Mapping[str, Any] | None) -> bytes:
         try:
             encoded = _field(number, _key_value(key, value))
         except (TypeError, ValueError) as exc:  # as the SDK's encoder: this attribute is left out, not the batch
-            _log.warning("attribute %r not exported: %s", key, exc)
+            _log.exception("Failed to encode key %s: %s", key, exc)
             continue
         if cache_key is not None and len(cache) < _CACHE_LIMIT:
             cache[cache_key] = encoded
@@ -214,7 +227,13 @@ def _span(span: ReadableSpan) -> bytes:
 
 
 def _grouped(items: Sequence[Any], encode: Any) -> list[tuple[Any, list[tuple[Any, list[bytes]]]]]:
-    """``items`` encoded, grouped by resource and by scope in the order they first appear."""
+    """``items`` encoded, grouped by resource and by scope in the order they first appear.
+
+    Grouped by equality, as the SDK's encoder groups: equal resources (or
+    scopes) that are distinct objects go out as one. Items are looked up by
+    identity first, so the equality checks run once per distinct object,
+    not once per item.
+    """
     grouped: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
     for item in items:
         resource = item.resource
@@ -226,7 +245,23 @@ def _grouped(items: Sequence[Any], encode: Any) -> list[tuple[Any, list[tuple[An
         if entry is None:
             entry = by_scope[1][id(scope)] = (scope, [])
         entry[1].append(encode(item))
-    return [(resource, list(scopes.values())) for resource, scopes in grouped.values()]
+    resources = _merged([(resource, list(scopes.values())) for resource, scopes in grouped.values()])
+    return [(resource, _merged(scopes)) for resource, scopes in resources]
+
+
+def _merged(groups: list[tuple[Any, list[Any]]]) -> list[tuple[Any, list[Any]]]:
+    """Groups whose keys are equal made one, in the order of first appearance."""
+    if len(groups) < 2:
+        return groups
+    merged: list[tuple[Any, list[Any]]] = []
+    for key, members in groups:
+        for kept_key, kept in merged:
+            if kept_key is key or kept_key == key:
+                kept.extend(members)
+                break
+        else:
+            merged.append((key, list(members)))
+    return merged
 
 
 def _request(groups: Sequence[tuple[Any, Sequence[tuple[Any, Sequence[bytes]]]]]) -> bytes:
@@ -282,6 +317,8 @@ def _zigzag(value: int) -> int:
 def _number_value(value: Any, as_double: int, as_int: int) -> bytes:
     """The ``oneof value`` of a data point or exemplar: an int as sfixed64, anything else as a double."""
     if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:  # as protobuf: a ValueError, never a wrong number
+            raise ValueError(f"Value out of range: {value}")
         return _varint(as_int << 3 | 1) + _pack_sfixed64(value)
     return _double(as_double, value)
 
@@ -372,6 +409,16 @@ def _metric_data(data: Any, points: Sequence[Any]) -> bytes:
 
 
 def _metric(metric: Any, points: Sequence[Any]) -> bytes:
+    try:
+        return _metric_message(metric, points)
+    except Exception as error:  # noqa: BLE001 - raised as the SDK's encoder raises it
+        # Imported only here: the SDK's encoder package loads the protobuf runtime.
+        from opentelemetry.exporter.otlp.proto.common._internal.metrics_encoder import EncodingException
+
+        raise EncodingException(error, metric) from None
+
+
+def _metric_message(metric: Any, points: Sequence[Any]) -> bytes:
     body = b""
     if metric.name:
         body += _string(1, metric.name)

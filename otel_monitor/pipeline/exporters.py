@@ -47,8 +47,7 @@ EXPORT_LOGGERS = (
     "opentelemetry.sdk.metrics._internal.export",
     "opentelemetry.sdk.trace.export",
     "opentelemetry.sdk._logs._internal.export",
-    "otel_monitor.pipeline.otlp_exporters",
-    "otel_monitor.otlp.encode",
+    "opentelemetry.exporter.otlp.proto.common._internal",
 )
 
 

@@ -55,6 +55,7 @@ class _Sender:
     _kind: Literal["traces", "metrics", "logs"] = "traces"  # the self-metrics' signal
     _items = ""  # the HTTP client's word for them in its messages
     _component: Any = None
+    _logger_name = ""  # the logger of the SDK's exporter for this signal
 
     def __init__(self, endpoint: str | None = None, certificate_file: str | None = None,
                  client_key_file: str | None = None, client_certificate_file: str | None = None,
@@ -69,7 +70,8 @@ class _Sender:
                    compression: Any, session: Any, max_request_size: int | None, meter_provider: Any,
                    transport: Any) -> None:
         signal = self._signal
-        self._logger = logging.getLogger(type(self).__module__)
+        # The SDK exporter's own logger: silencing opentelemetry.exporter.otlp silences these too.
+        self._logger = logging.getLogger(self._logger_name)
         self._endpoint = endpoint or _resolve_endpoint(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", self._path)  # type: ignore[arg-type]
         self._compression = _normalize_compression(compression) or _resolve_compression(
             f"OTEL_EXPORTER_OTLP_{signal}_COMPRESSION")
@@ -143,6 +145,7 @@ class OTLPSpanExporter(_Sender, SpanExporter):
 
     _signal, _path, _kind, _items = "TRACES", "v1/traces", "traces", "spans"
     _component = OtelComponentTypeValues.OTLP_HTTP_SPAN_EXPORTER
+    _logger_name = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         if self._refuse_after_shutdown():
@@ -156,6 +159,7 @@ class OTLPLogExporter(_Sender, LogRecordExporter):
 
     _signal, _path, _kind, _items = "LOGS", "v1/logs", "logs", "logs"
     _component = OtelComponentTypeValues.OTLP_HTTP_LOG_EXPORTER
+    _logger_name = "opentelemetry.exporter.otlp.proto.http._log_exporter"
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         if self._refuse_after_shutdown():
@@ -169,6 +173,7 @@ class OTLPMetricExporter(_Sender, MetricExporter):
 
     _signal, _path, _kind, _items = "METRICS", "v1/metrics", "metrics", "metrics"
     _component = OtelComponentTypeValues.OTLP_HTTP_METRIC_EXPORTER
+    _logger_name = "opentelemetry.exporter.otlp.proto.http.metric_exporter"
 
     def __init__(self, endpoint: str | None = None, certificate_file: str | None = None,
                  client_key_file: str | None = None, client_certificate_file: str | None = None,
