@@ -347,6 +347,22 @@ def test_any_other_propagator_is_always_run(monkeypatch: pytest.MonkeyPatch) -> 
     assert lean.seen()["spans"][-1]["trace"] == TRACE_ID
 
 
+def test_a_propagator_installed_by_replacing_get_global_textmap_runs_on_every_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replaced ``propagate.get_global_textmap`` is asked, as FastAPI asks it, even with no trace headers."""
+    calls = []
+
+    class Counting(TraceContextTextMapPropagator):
+        def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any:  # type: ignore[override]
+            calls.append(1)
+            return super().extract(carrier, context, getter=getter)
+
+    monkeypatch.setattr(propagate, "get_global_textmap", lambda: Counting())
+    (_, _), (lean_app, _) = native_and_lean()
+    TestClient(lean_app).get("/items/1")
+    assert calls == [1]
+
+
 def test_providers_set_after_the_app_was_built_are_picked_up() -> None:
     """The kept provider checks are redone when a provider changes (here: telemetry switched on late)."""
     telemetry = Telemetry()

@@ -563,3 +563,57 @@ def test_what_export_adds_to_a_span_that_kept_its_dict_obeys_the_spans_value_len
     assert "monitor.error.fingerprint" in added and "error.type" in added
     assert all(len(value) <= 12 for value in added.values() if isinstance(value, str)), added
     assert any(len(value) == 12 for value in added.values() if isinstance(value, str)), added  # some were cut
+
+
+def test_a_none_key_is_dropped_and_counted_as_the_sdk_does() -> None:
+    """``set_attribute(None, v)`` is warned about, dropped and counted in ``dropped_attributes``, as by the SDK."""
+    views = []
+    for lean in (False, True):
+        provider, out = _provider(lean)
+        span = provider.get_tracer("t").start_span("s")
+        span.set_attribute("a", 1)
+        span.set_attribute(None, "x")  # type: ignore[arg-type]
+        span.end()
+        (finished,) = out.get_finished_spans()
+        views.append((dict(finished.attributes), finished.dropped_attributes))
+    assert views[1] == views[0] == ({"a": 1}, 1)
+
+
+def test_a_processor_that_deep_copies_the_span_in_on_end_gets_a_readable_copy() -> None:
+    """An app's processor that archives ``copy.deepcopy(span)`` in ``on_end`` works, as with the SDK's span."""
+    import copy
+
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class Archive(SpanProcessor):
+        def __init__(self) -> None:
+            self.kept: list[ReadableSpan] = []
+
+        def on_end(self, span: ReadableSpan) -> None:
+            self.kept.append(copy.deepcopy(span))
+
+    views = []
+    for lean in (False, True):
+        provider, _ = _provider(lean)
+        archive = Archive()
+        provider.add_span_processor(archive)
+        _exercise(provider.get_tracer("t"))
+        assert all(type(kept) is ReadableSpan for kept in archive.kept)
+        views.append([{k: v for k, v in _view(kept).items() if k != "parent"} for kept in archive.kept])
+    assert views[1] == views[0]
+
+
+def test_the_trial_run_does_not_detect_the_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resource detection runs once, for the app's provider: the span type's trial run has a resource of its own."""
+    from opentelemetry.sdk.resources import Resource
+
+    created = []
+    original = Resource.create
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        created.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(Resource, "create", staticmethod(counting))
+    assert spans.trial_run()
+    assert created == []

@@ -235,6 +235,8 @@ class LeanRequestTelemetry:
     def _default_propagation(self) -> bool:
         """Whether the global propagator is the default pair, whose headers we know (kept per propagator)."""
         propagate = self._propagate
+        if propagate.get_global_textmap is not _API_GET_GLOBAL_TEXTMAP:
+            return False  # replaced: whatever it hands out runs on every request, as FastAPI runs it
         propagator = getattr(propagate, "_HTTP_TEXT_FORMAT", None) or propagate.get_global_textmap()
         known, default = self._propagator
         if propagator is not known:
@@ -425,6 +427,15 @@ def _redacted_query(query_string: bytes, sensitive: Any) -> str:
     """
     return urlencode([(key, "REDACTED" if key in sensitive else value)
                       for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)])
+
+
+def _api_get_global_textmap() -> Any:
+    from opentelemetry import propagate
+
+    return propagate.get_global_textmap
+
+
+_API_GET_GLOBAL_TEXTMAP = _api_get_global_textmap()
 
 
 def _is_default_pair(propagator: Any) -> bool:

@@ -45,6 +45,7 @@ span processor of its own gets real spans, as before.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -115,6 +116,7 @@ _RECORD_ONLY = Decision.RECORD_ONLY
 _TRACE_ID_LIMIT = (1 << 64) - 1
 _PLAIN = frozenset({str, int, float, bool, bytes, type(None)})
 _UNSET = trace_api.Status(trace_api.StatusCode.UNSET)
+_NO_KEY = object()  # _set_checked with no key to write: only switch to the checked mapping
 
 
 class MonitorSpan(Span):
@@ -163,6 +165,11 @@ class MonitorSpan(Span):
         self._span_processor = span_processor
         self._record_end_metrics = record_end_metrics
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> ReadableSpan:
+        # What the SDK hands a processor's on_end is a ReadableSpan, which an app may deep-copy
+        # (to archive it): a copy of this span is that ReadableSpan, not the live span and its lock.
+        return copy.deepcopy(self._readable_span(), memo)
+
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if self._end_time is not None:
             logger.warning("Setting attribute on ended span.")  # once, as the SDK warns
@@ -181,7 +188,7 @@ class MonitorSpan(Span):
                         mine.pop(key, None)  # a key set again becomes the newest
                         mine[key] = value
                 if len(mine) > self._max_attributes:
-                    self._set_checked(None, None)  # the SDK's bounded mapping keeps the newest, as one by one
+                    self._set_checked(_NO_KEY, None)  # the SDK's bounded mapping keeps the newest, as one by one
                 return
         if any(key.__class__ is not str or not key for key in attributes):
             self._set_checked(None, None, attributes)
@@ -206,7 +213,7 @@ class MonitorSpan(Span):
         mine.pop(key, None)  # a key set again is the newest, as in the SDK (it matters at the limit)
         mine[key] = value
         if len(mine) > self._max_attributes:
-            self._set_checked(None, None)
+            self._set_checked(_NO_KEY, None)
 
     def _set_checked(self, key: Any, value: Any, items: Mapping[Any, Any] | None = None) -> None:
         # The SDK's own way, under the span's lock: past the attribute limit (the
@@ -230,8 +237,8 @@ class MonitorSpan(Span):
                     else:
                         for item_key, item_value in items.items():
                             self._attributes[item_key] = item_value
-                elif key is not None:
-                    self._attributes[key] = value
+                elif key is not _NO_KEY:
+                    self._attributes[key] = value  # an invalid key is warned about and counted here
         if ended:
             logger.warning("Setting attribute on ended span.")
 
@@ -646,12 +653,15 @@ def install(provider: Any) -> bool:
 def trial_run() -> bool:
     """Every span method, on a provider of its own with nothing to export to."""
     from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import SpanLimits
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
     try:
         # Limits and meter of its own: the app's OTEL_SPAN_* limits and SDK metrics are not the trial's.
+        # An empty resource: the app's resource detectors run once, for the app's provider, not for the trial.
         trial = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False, meter_provider=NoOpMeterProvider(),
+                               resource=Resource.get_empty(),
                                span_limits=SpanLimits(max_span_attributes=128, max_events=128, max_links=128,
                                                       max_attributes=128, max_event_attributes=128,
                                                       max_link_attributes=128))
