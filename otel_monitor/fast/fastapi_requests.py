@@ -185,7 +185,7 @@ class LeanRequestTelemetry:
 
     def enabled(self) -> bool:
         """FastAPI's ``NativeTelemetry.enabled()``, answered from the kept provider checks."""
-        return bool(self._providers_state()[1])
+        return self._providers_state()[1]
 
     def _providers(self) -> tuple[Any, Any, Any]:
         # What get_tracer_provider() & co. return: the set provider, read off the API module when there is one.
