@@ -180,3 +180,24 @@ def test_phone_sized_overview_renders(page, console):
     page.screenshot(path=str(ARTIFACTS / "overview_phone.png"), full_page=True)
     assert page.locator("[data-testid='service-shop']").is_visible()
     page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_a_span_that_is_its_own_parent_is_rendered(page, console):
+    """A trace whose parentage loops (a span its own parent, two spans each other's) shows every span."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from .console_telemetry import post
+
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "loops"
+    spans = rs.scope_spans.add().spans
+    start = time.time_ns() - 10**9
+    for span_id, parent in ((b"\x0a" * 8, b"\x0a" * 8), (b"\x0b" * 8, b"\x0c" * 8), (b"\x0c" * 8, b"\x0b" * 8)):
+        span = spans.add(trace_id=b"\x0d" * 16, span_id=span_id, parent_span_id=parent, name=f"loop {span_id[0]}",
+                         start_time_unix_nano=start, end_time_unix_nano=start + 10**6)
+        assert span.name
+    assert post(f"{console.url}/v1/traces", request.SerializeToString())[0] == 200
+    _open(page, console, "trace/" + "0d" * 16, "trace")
+    for span_id in ("0a", "0b", "0c"):
+        assert page.locator(f"[data-testid='span-{span_id * 8}']").count() == 1

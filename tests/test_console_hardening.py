@@ -9,6 +9,7 @@ same holds after the stored requests are replayed.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Any
 
@@ -180,3 +181,123 @@ def test_poison_stored_with_db_is_not_replayed_raw(case, tmp_path):
     statuses = _api_statuses(_client(second))
     second.close()
     assert all(status < 500 for status in statuses.values()), statuses
+
+
+# --- the HTTP surface: origin, token, cookie, framing, loopback, slow clients ------------------
+
+TOKEN = "a-console-token-of-24-chars"
+
+
+def _gate_client(console: Console, base_url: str = "http://127.0.0.1:4318") -> TestClient:
+    return TestClient(create_app(console, evaluate_every=3600), base_url=base_url, raise_server_exceptions=False,
+                      follow_redirects=False)
+
+
+@pytest.mark.parametrize("token", [None, TOKEN])
+def test_cross_origin_acknowledgement_is_refused(token):
+    """POST /api/alerts/{id}/ack from a page on another loopback port gets 403; from the console's own page, not."""
+    console = Console(token=token)
+    client = _gate_client(console)
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    foreign = client.post("/api/alerts/x/ack", headers={**auth, "Origin": "http://127.0.0.1:8080",
+                                                         "Sec-Fetch-Site": "same-site"})
+    assert foreign.status_code == 403 and "cross-origin" in foreign.json()["error"]
+    assert client.post("/api/alerts/x/ack", headers={**auth, "Sec-Fetch-Site": "cross-site"}).status_code == 403
+    own = client.post("/api/alerts/x/ack", headers={**auth, "Origin": "http://127.0.0.1:4318",
+                                                     "Sec-Fetch-Site": "same-origin"})
+    assert own.status_code != 403
+    # A browser page posting OTLP from elsewhere is refused too; exporters send no Origin.
+    assert client.post("/v1/metrics", content=_histogram(), headers={**PROTOBUF, **auth,
+                                                                      "Origin": "http://evil.example"}).status_code == 403
+    assert client.post("/v1/metrics", content=_histogram(), headers={**PROTOBUF, **auth}).status_code == 200
+
+
+def test_short_token_is_refused():
+    """A token under 16 characters is refused at start, with the variable named."""
+    from otel_monitor.console.cli import ConsoleStartError, build_console
+
+    with pytest.raises(ConsoleStartError, match="OTEL_MONITOR_CONSOLE_TOKEN is 1 characters long: use at least 16"):
+        build_console(token="x")
+    with pytest.raises(ValueError, match="at least 16"):
+        create_app(Console(token="short-token"))
+
+
+def test_cookie_is_signed_expiring_and_secure_over_tls():
+    """The UI cookie carries no digest of the token, has a Max-Age, is Secure over https, and a forged one fails."""
+    import hashlib
+
+    console = Console(token=TOKEN)
+    for scheme in ("http", "https"):
+        client = _gate_client(console, f"{scheme}://127.0.0.1:4318")
+        answer = client.get(f"/?token={TOKEN}")
+        assert answer.status_code == 303
+        header = answer.headers["set-cookie"]
+        assert "Max-Age=43200" in header and "HttpOnly" in header and "SameSite=Strict" in header
+        assert ("Secure" in header) == (scheme == "https")
+        value = header.split(";")[0].split("=", 1)[1]
+        assert hashlib.sha256(b"otel-monitor-console:" + TOKEN.encode()).hexdigest() not in value
+        assert client.get("/api/summary", headers={"Cookie": f"otel_monitor_console_token={value}"}).status_code == 200
+        expires, mac = value.split(".")
+        for forged in (f"{int(expires) + 10**6}.{mac}", f"{int(time.time()) - 10}.{mac}", mac):
+            assert client.get("/api/summary",
+                              headers={"Cookie": f"otel_monitor_console_token={forged}"}).status_code == 401
+
+
+def test_an_expired_cookie_is_refused():
+    """A cookie past its lifetime no longer opens the console."""
+    from otel_monitor.console.app import TokenGate
+
+    gate = TokenGate(create_app(Console(), evaluate_every=3600), TOKEN)
+    stale = gate.cookie_value(int(time.time()) - 1)
+    assert not gate._cookie_matches({b"cookie": f"otel_monitor_console_token={stale}".encode()})
+    fresh = gate.cookie_value(int(time.time()) + 60)
+    assert gate._cookie_matches({b"cookie": f"otel_monitor_console_token={fresh}".encode()})
+
+
+def test_the_ui_may_not_be_framed():
+    """The page forbids framing: CSP frame-ancestors 'none' and X-Frame-Options DENY."""
+    answer = _gate_client(Console()).get("/")
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "127.1.2.3", "localhost", "[::1]"])
+def test_every_loopback_address_is_loopback(host):
+    """A console on 127.0.0.2 (any of 127.0.0.0/8) answers requests naming it; a foreign name still gets 403."""
+    console = Console()
+    assert _gate_client(console, f"http://{host}:4318").get("/api/summary").status_code == 200
+    assert _gate_client(console, "http://attacker.example:4318").get("/api/summary").status_code == 403
+
+
+
+@pytest.mark.slow
+def test_slow_client_flood_keeps_ingest_alive(monkeypatch):
+    """Clients that never finish their headers are closed after the read timeout, and past the connection
+    cap the longest-waiting is closed first: OTLP ingest keeps being answered throughout."""
+    import socket
+
+    from otel_monitor.console import server
+    from otel_monitor.console.cli import serve
+
+    from .console_telemetry import post
+
+    monkeypatch.setattr(server, "READ_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(server, "MAX_CONNECTIONS", 40)
+    with serve(port=0, evaluate_every=3600) as handle:
+        dribblers = []
+        for _ in range(80):
+            sock = socket.create_connection(("127.0.0.1", handle.port), timeout=5)
+            sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n")
+            dribblers.append(sock)
+        assert post(f"{handle.url}/v1/metrics", _histogram())[0] == 200
+        closed = 0
+        deadline = time.monotonic() + 15
+        for sock in dribblers:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                closed += sock.recv(1) == b""
+            except (TimeoutError, ConnectionResetError):
+                closed += isinstance(sys.exc_info()[1], ConnectionResetError)
+            sock.close()
+        assert closed == len(dribblers)
+        assert post(f"{handle.url}/v1/metrics", _histogram())[0] == 200

@@ -40,18 +40,19 @@ def test_non_loopback_bind_without_token_refuses_to_start(monkeypatch):
 
 def test_token_is_required_for_api_ui_and_ingest():
     """With a token, requests without it get 401; bearer and the UI cookie are accepted."""
-    with serve(port=0, token="s3cret-token", evaluate_every=3600) as handle:
+    with serve(port=0, token="s3cret-token-0123456", evaluate_every=3600) as handle:
         for path in ("/api/summary", "/"):
             with pytest.raises(urllib.error.HTTPError) as failure:
                 urllib.request.urlopen(handle.url + path)
             assert failure.value.code == 401
         assert post(f"{handle.url}/v1/traces", _valid_body())[0] == 401
         assert post(f"{handle.url}/v1/traces", _valid_body(), headers={"Authorization": "Bearer wrong"})[0] == 401
-        with tracer(handle.url, headers={"Authorization": "Bearer s3cret-token"}) as t, t.start_as_current_span("GET /a"):
+        bearer = {"Authorization": "Bearer s3cret-token-0123456"}
+        with tracer(handle.url, headers=bearer) as t, t.start_as_current_span("GET /a"):
             pass
-        assert get(f"{handle.url}/api/services", token="s3cret-token")["received"]["spans"] == 1
+        assert get(f"{handle.url}/api/services", token="s3cret-token-0123456")["received"]["spans"] == 1
         conn = http.client.HTTPConnection("127.0.0.1", handle.port)
-        conn.request("GET", "/?token=s3cret-token")
+        conn.request("GET", "/?token=s3cret-token-0123456")
         response = conn.getresponse()
         assert response.status == 303
         cookie = response.getheader("set-cookie").split(";")[0]

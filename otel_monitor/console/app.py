@@ -1,11 +1,18 @@
 """The console's Starlette app: OTLP/HTTP ingest, the JSON API and the web UI.
 
-Security: with a token (``OTEL_MONITOR_CONSOLE_TOKEN``) every request, OTLP
-included, must carry it as ``Authorization: Bearer <token>`` or the cookie the
-UI sets after ``/?token=<token>``; comparison is constant-time.  Without a
-token (loopback only) the ``Host`` header must be a loopback name, so a web
-page cannot reach the console through DNS rebinding.  Bodies over the limit
-get 413; a malformed OTLP body gets 400 naming the problem.
+Security: with a token (``OTEL_MONITOR_CONSOLE_TOKEN``, at least 16
+characters) every request, OTLP included, must carry it as ``Authorization:
+Bearer <token>`` or the cookie the UI sets after ``/?token=<token>``;
+comparison is constant-time.  The cookie is signed with a key drawn at start
+(it reveals nothing of the token), expires after 12 hours, and is ``Secure``
+over TLS.  Without a token (loopback only) the ``Host`` header must be a
+loopback name (``localhost`` or any 127.0.0.0/8 or ::1 address), so a web page
+cannot reach the console through DNS rebinding.  A state-changing request
+(anything but GET, HEAD and OPTIONS: an alert acknowledgement, OTLP ingest)
+sent by a browser from another origin (its ``Origin`` or ``Sec-Fetch-Site``
+says so: another loopback port is another origin) gets 403.  The UI may not
+be framed.  Bodies over the limit get 413; a malformed OTLP body gets 400
+naming the problem.
 """
 
 from __future__ import annotations
@@ -14,9 +21,12 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -55,7 +65,19 @@ DEFAULT_MAX_BODY = 16 * 1024 * 1024
 _RESPONSES = {"traces": ExportTraceServiceResponse, "metrics": ExportMetricsServiceResponse,
               "logs": ExportLogsServiceResponse}
 _ADD = {"traces": Store.add_spans, "metrics": Store.add_metric_points, "logs": Store.add_logs}
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+MIN_TOKEN_LENGTH = 16
+COOKIE_LIFETIME_S = 12 * 3600
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_loopback_name(host: str) -> bool:
+    """``localhost`` or a loopback address (all of 127.0.0.0/8, ``::1``), brackets allowed."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def declared_funnels(config: ConfigFile) -> dict[str, list[str]]:
@@ -220,29 +242,41 @@ def _ingest_endpoint(signal: str) -> Any:
 async def _index(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", headers={
         "Cache-Control": "no-store",
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'",
-        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                                   "frame-ancestors 'none'",
+        "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 
 
 class TokenGate:
-    """ASGI middleware: token check (constant-time) or, without a token, loopback Host only."""
+    """ASGI middleware: cross-origin writes refused; token check (constant-time) or, without one, loopback Host."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, cookie_lifetime: float = COOKIE_LIFETIME_S) -> None:
+        if token is not None and token and len(token) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"the console token must be at least {MIN_TOKEN_LENGTH} characters")
         self.app = app
         self.token = token.encode() if token else None
-        # The cookie carries a digest, not the token: no quoting issues, and the
-        # token itself never sits in the browser's cookie store.
-        self.cookie = hashlib.sha256(b"otel-monitor-console:" + self.token).hexdigest() if self.token else ""
+        # The cookie is an expiry signed with a key of this run: it tells
+        # nothing of the token, and a stolen one stops working.
+        self._cookie_key = secrets.token_bytes(32)
+        self.cookie_lifetime = cookie_lifetime
+
+    def cookie_value(self, expires: int) -> str:
+        mac = hmac.new(self._cookie_key, f"otel-monitor-console:{expires}".encode(), hashlib.sha256).hexdigest()
+        return f"{expires}.{mac}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        if scope.get("method", "GET") not in _SAFE_METHODS and not _same_origin(scope, headers):
+            await _deny(send, 403, "cross-origin request refused: state-changing requests must come from "
+                                   "the console's own pages or from a non-browser client")
+            return
         if self.token is None:
             raw = headers.get(b"host", b"").decode("latin-1")
             host = raw.split("]")[0] + "]" if raw.startswith("[") else raw.rsplit(":", 1)[0]
-            if host and host not in _LOOPBACK_HOSTS:
+            if host and not is_loopback_name(host):
                 await _deny(send, 403, "the console answers loopback Host names only (set a token to serve others)")
                 return
             await self.app(scope, receive, send)
@@ -250,9 +284,12 @@ class TokenGate:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if "token" in query and scope["path"] == "/" and self._matches(query["token"][0].encode()):
             # Trade the token in the URL for a cookie, and drop it from the address bar.
+            expires = int(time.time() + self.cookie_lifetime)
+            secure = "; Secure" if scope.get("scheme") == "https" else ""
+            cookie = (f"{COOKIE}={self.cookie_value(expires)}; HttpOnly; SameSite=Strict; Path=/; "
+                      f"Max-Age={int(self.cookie_lifetime)}{secure}")
             await send({"type": "http.response.start", "status": 303, "headers": [
-                (b"location", b"/"),
-                (b"set-cookie", f"{COOKIE}={self.cookie}; HttpOnly; SameSite=Strict; Path=/".encode())]})
+                (b"location", b"/"), (b"set-cookie", cookie.encode())]})
             await send({"type": "http.response.body", "body": b""})
             return
         if self._matches(self._bearer(headers)) or self._cookie_matches(headers):
@@ -272,7 +309,27 @@ class TokenGate:
         cookie: SimpleCookie = SimpleCookie()
         with contextlib.suppress(Exception):
             cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
-        return COOKIE in cookie and hmac.compare_digest(cookie[COOKIE].value.encode(), self.cookie.encode())
+        if COOKIE not in cookie:
+            return False
+        expires, _, _ = cookie[COOKIE].value.partition(".")
+        if not expires.isdigit() or len(expires) > 12 or int(expires) < time.time():
+            return False
+        return hmac.compare_digest(cookie[COOKIE].value.encode(), self.cookie_value(int(expires)).encode())
+
+
+def _same_origin(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """False when a browser says the request comes from another origin (a page on another port included).
+
+    Clients that are not browsers (OTLP exporters, curl) send neither header.
+    """
+    site = headers.get(b"sec-fetch-site")
+    if site is not None and site not in (b"same-origin", b"none"):
+        return False
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    host = headers.get(b"host", b"").decode("latin-1")
+    return origin.decode("latin-1") == f"{scope.get('scheme', 'http')}://{host}"
 
 
 async def _deny(send: Send, status: int, message: str) -> None:

@@ -25,7 +25,8 @@ from typing import Any
 
 from otel_monitor.config.file import EMPTY, ConfigFile
 from otel_monitor.config.settings import BY_KEY, resolve
-from otel_monitor.console.app import DEFAULT_MAX_BODY, Console, create_app
+from otel_monitor.console.app import DEFAULT_MAX_BODY, MIN_TOKEN_LENGTH, Console, create_app
+from otel_monitor.console.server import server_options
 from otel_monitor.console.store import Limits
 
 DEFAULT_HOST = "127.0.0.1"
@@ -100,6 +101,9 @@ def build_console(host: str = DEFAULT_HOST, db: str | None = None, config_path: 
             f"refusing to listen on {host}: the console is open to anyone who can reach it. "
             f"Set {TOKEN_ENV} to a long random value (clients then send 'Authorization: Bearer <token>'), "
             f"or listen on 127.0.0.1.")
+    if token and len(token) < MIN_TOKEN_LENGTH:
+        raise ConsoleStartError(f"{TOKEN_ENV} is {len(token)} characters long: use at least {MIN_TOKEN_LENGTH} "
+                                f"random ones (python -c 'import secrets; print(secrets.token_urlsafe(24))')")
     return Console(_load_config(config_path), limits=limits, db=db, token=token, max_body=max_body)
 
 
@@ -125,7 +129,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = N
         sock.close()
         raise ConsoleStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     config = uvicorn.Config(create_app(console, evaluate_every), log_level="warning", access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=2)
+                            lifespan="on", timeout_graceful_shutdown=2, **server_options())
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="otel-monitor-console", daemon=True)
     thread.start()

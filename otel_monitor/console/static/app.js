@@ -296,8 +296,21 @@ function waterfall(data) {
   for (const sp of data.spans) (children[sp.parent_span_id] = children[sp.parent_span_id] || []).push(sp);
   const ids = new Set(data.spans.map((sp) => sp.span_id));
   const ordered = [];
-  const walk = (sp, depth) => { ordered.push([sp, depth]); (children[sp.span_id] || []).forEach((c) => walk(c, depth + 1)); };
-  data.spans.filter((sp) => !ids.has(sp.parent_span_id)).forEach((sp) => walk(sp, 0));
+  const seen = new Set();
+  // Each span once, without recursion: parentage that loops (a span its own parent) or runs deep still renders.
+  const walk = (root) => {
+    const stack = [[root, 0]];
+    while (stack.length) {
+      const [sp, depth] = stack.pop();
+      if (seen.has(sp)) continue;
+      seen.add(sp);
+      ordered.push([sp, Math.min(depth, 40)]);
+      const kids = children[sp.span_id] || [];
+      for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i], depth + 1]);
+    }
+  };
+  data.spans.filter((sp) => !ids.has(sp.parent_span_id)).forEach(walk);
+  data.spans.filter((sp) => !seen.has(sp)).forEach(walk); // spans whose parentage is a loop
   const total = Math.max(data.duration_ms, 0.001);
   return table([["span"], ["service"], ["duration", "num"], ["timeline"]], ordered.map(([sp, depth]) => {
     const g = s("svg", { width: 400, height: 14, class: "waterfall" });
