@@ -31,6 +31,17 @@ _COUNT_LINE = re.compile(r"^\S+\s+(?P<name>[\w-]+)\s+(?P<n>[\d,]+) instructions 
 
 
 @dataclass
+class ElsewhereConfiguration(Configuration):
+    """A configuration whose server runs in another checkout's directory (``opentelemetry-instrument`` puts the
+    working directory first on the path, so its ``otel_monitor`` is the one imported)."""
+
+    directory: Path = ROOT
+
+    def server_command(self, app: str, port: int) -> list[str]:
+        return ["env", "-C", str(self.directory), *super().server_command(app, port)]
+
+
+@dataclass
 class FailingResults:
     throughput: ThroughputResults
     instructions: dict[str, float] = field(default_factory=dict)
@@ -98,7 +109,6 @@ def render(results: FailingResults) -> str:
 def main(argv: list[str] | None = None) -> int:
     """The failing endpoint alone: ``python -m benchmarks.failing [--duration 10] [--before DIR]``."""
     import argparse
-    import dataclasses
 
     from benchmarks.configurations import build_configurations, ensure_vanilla_venv
     from benchmarks.run import cpu_plan
@@ -121,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                       if c.key != "monitor-full"]
     if args.before is not None:
         monitor = next(c for c in configurations if c.key == MONITOR)
-        configurations.append(dataclasses.replace(
-            monitor, key=f"{MONITOR}-before", label=f"{monitor.label}, from {args.before}",
-            env={**monitor.env, "PYTHONPATH": str(args.before.resolve())}))
+        configurations.append(ElsewhereConfiguration(
+            f"{MONITOR}-before", f"{monitor.label}, from {args.before}", monitor.bin_dir, True, dict(monitor.env),
+            args.before.resolve()))
     server_cpu, load_cpu = cpu_plan()
     load = LoadSettings(args.duration, args.warmup, CONNECTIONS, args.repetitions, server_cpu, load_cpu)
     with SinkProcess(sys.executable, cpu=load_cpu) as sink:
