@@ -301,3 +301,25 @@ def test_slow_client_flood_keeps_ingest_alive(monkeypatch):
             sock.close()
         assert closed == len(dribblers)
         assert post(f"{handle.url}/v1/metrics", _histogram())[0] == 200
+
+
+def test_one_span_keeps_at_most_its_character_budget():
+    """A span with many events of many large attributes is stored within MAX_ITEM_CHARS of text."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue as Value
+
+    from otel_monitor.console import validate
+
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.append(_kv(semconv.SERVICE_NAME, "shop"))
+    span = rs.scope_spans.add().spans.add(trace_id=b"\x07" * 16, span_id=b"\x08" * 8, name="big",
+                                          start_time_unix_nano=NOW, end_time_unix_nano=NOW + 1)
+    for i in range(100):
+        event = span.events.add(name=f"event {i}", time_unix_nano=NOW)
+        for j in range(20):
+            event.attributes.add(key=f"k{j}", value=Value(string_value="z" * 4000))
+    console = Console()
+    assert _client(console).post("/v1/traces", content=request.SerializeToString(), headers=PROTOBUF).status_code == 200
+    stored = _client(console).get("/api/traces/" + "07" * 16).json()["spans"][0]
+    text = sum(len(k) + len(v) for e in stored["events"] for k, v in e["attributes"].items())
+    assert text <= validate.MAX_ITEM_CHARS and len(stored["events"]) < 100

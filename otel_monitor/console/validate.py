@@ -19,7 +19,10 @@ passes here first, on live ingest and on replay alike:
 * size: at most :data:`MAX_ATTRIBUTES` attributes per span, event, log or
   point (and resource), :data:`MAX_EVENTS` events per span, strings cut to
   :data:`MAX_STRING` characters, lists to :data:`MAX_LIST` items, nesting to
-  :data:`MAX_DEPTH` levels; names and ids are cut too.
+  :data:`MAX_DEPTH` levels; names and ids are cut too; and each item keeps at
+  most :data:`MAX_ITEM_CHARS` characters of attribute and event text in all
+  (what comes after is cut, events beyond it are dropped), so memory grows
+  with the number of items, not with what one sender puts in one.
 
 :class:`Rejections` counts what was refused, by signal and reason.
 """
@@ -41,6 +44,8 @@ MAX_STRING = 4096
 MAX_NAME = 512
 MAX_LIST = 128
 MAX_DEPTH = 8
+# Characters of text one span, log record or point may keep in all (names, keys, values, events).
+MAX_ITEM_CHARS = 64 * 1024
 
 # Keys the console reads as text, as whole numbers, or as flags.
 _TEXT_KEYS = frozenset({
@@ -76,23 +81,38 @@ def _text(value: Any, limit: int = MAX_STRING) -> str:
     return value if len(value) <= limit else value[:limit]
 
 
-def _json_safe(value: Any, depth: int = 0) -> Any:
+class _Budget:
+    """What is left of one item's :data:`MAX_ITEM_CHARS`."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_ITEM_CHARS
+
+    def take(self, text: str) -> str:
+        kept = text if len(text) <= self.left else text[:max(self.left, 0)]
+        self.left -= len(kept)
+        return kept
+
+
+def _json_safe(value: Any, budget: _Budget, depth: int = 0) -> Any:
     """``value`` with bytes as base64, non-finite floats as their name, sizes bounded."""
     if value is None or value.__class__ in (bool, int):
         return value
     if value.__class__ is str:
-        return value if len(value) <= MAX_STRING else value[:MAX_STRING]
+        return budget.take(value if len(value) <= MAX_STRING else value[:MAX_STRING])
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)  # "nan", "inf", "-inf"
     if isinstance(value, bytes):
-        return base64.b64encode(value[:MAX_STRING]).decode("ascii")
+        return budget.take(base64.b64encode(value[:MAX_STRING]).decode("ascii"))
     if depth >= MAX_DEPTH:
         return None
     if isinstance(value, dict):
-        return {_text(k, MAX_NAME): _json_safe(v, depth + 1) for k, v in list(value.items())[:MAX_ATTRIBUTES]}
+        return {budget.take(_text(k, MAX_NAME)): _json_safe(v, budget, depth + 1)
+                for k, v in list(value.items())[:MAX_ATTRIBUTES]}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v, depth + 1) for v in value[:MAX_LIST]]
-    return _text(value)
+        return [_json_safe(v, budget, depth + 1) for v in value[:MAX_LIST]]
+    return budget.take(_text(value))
 
 
 def _typed(key: str, value: Any) -> Any:
@@ -120,22 +140,23 @@ def _typed(key: str, value: Any) -> Any:
 _DROP = object()
 
 
-def clean_attributes(attributes: Any) -> dict[str, Any]:
+def clean_attributes(attributes: Any, budget: _Budget | None = None) -> dict[str, Any]:
     """Attributes the console can store and serve: at most :data:`MAX_ATTRIBUTES`, typed, JSON-safe."""
     if not isinstance(attributes, dict):
         return {}
+    budget = budget or _Budget()
     out: dict[str, Any] = {}
     for key, value in attributes.items():
-        if len(out) >= MAX_ATTRIBUTES:
+        if len(out) >= MAX_ATTRIBUTES or budget.left <= 0:
             break
-        key = _text(key, MAX_NAME)
+        key = budget.take(_text(key, MAX_NAME))
         if key in _TEXT_KEYS or key in _INT_KEYS or key in _FLAG_KEYS:
             value = _typed(key, value)
             if value is _DROP:
                 continue
             out[key] = value
         else:
-            out[key] = _json_safe(value)
+            out[key] = _json_safe(value, budget)
     return out
 
 
@@ -164,7 +185,15 @@ def _id(value: Any, size: int) -> str:
 
 
 def _span(span: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
-    events = span.get("events") or []
+    budget = _Budget()
+    attributes = clean_attributes(span.get("attributes"), budget)
+    events = []
+    for event in (span.get("events") or [])[:MAX_EVENTS]:
+        if budget.left <= 0:
+            break
+        events.append({"name": budget.take(_text(event.get("name", ""), MAX_NAME)),
+                       "time_unix_nano": event.get("time_unix_nano", 0),
+                       "attributes": clean_attributes(event.get("attributes"), budget)})
     return {
         **span,
         "resource": resource,
@@ -173,21 +202,24 @@ def _span(span: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
         "span_id": _id(span.get("span_id", ""), 8),
         "parent_span_id": _id(span.get("parent_span_id", ""), 8),
         "name": _text(span.get("name", ""), MAX_NAME),
-        "attributes": clean_attributes(span.get("attributes")),
-        "events": [{"name": _text(e.get("name", ""), MAX_NAME), "time_unix_nano": e.get("time_unix_nano", 0),
-                    "attributes": clean_attributes(e.get("attributes"))} for e in events[:MAX_EVENTS]],
+        "attributes": attributes,
+        "events": events,
         "status_message": _text(span.get("status_message", "")),
+        "links": [{"trace_id": _id(link.get("trace_id", ""), 16), "span_id": _id(link.get("span_id", ""), 8),
+                   "attributes": clean_attributes(link.get("attributes"))}
+                  for link in (span.get("links") or [])[:MAX_EVENTS]],
     }
 
 
 def _log(record: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
+    budget = _Budget()
     return {
         **record,
         "resource": resource,
         "scope": _text(record.get("scope", ""), MAX_NAME),
         "severity_text": _text(record.get("severity_text", ""), MAX_NAME),
-        "body": _json_safe(record.get("body")),
-        "attributes": clean_attributes(record.get("attributes")),
+        "body": _json_safe(record.get("body"), budget),
+        "attributes": clean_attributes(record.get("attributes"), budget),
         "event_name": _text(record.get("event_name", ""), MAX_NAME),
         "trace_id": _id(record.get("trace_id", ""), 16),
         "span_id": _id(record.get("span_id", ""), 8),
