@@ -7,13 +7,18 @@ naming the parameter.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from otel_monitor.console.aggregates import WINDOWS, Queries
+from otel_monitor.console import explore
+from otel_monitor.console.aggregates import WINDOWS, Queries, window_minutes
 from otel_monitor.console.alerts import AlertBook
 from otel_monitor.console.persist import RequestLog
 from otel_monitor.console.store import Store
@@ -120,23 +125,101 @@ async def errors(request: Request) -> JSONResponse:
     return _answer(request, lambda c, q, s, w: {"window": w, "errors": q.errors(s, w)})
 
 
+def _since_ns(q: Queries, window: str) -> int:
+    return (q.now_ns // explore.MINUTE_NS - window_minutes(window) + 1) * explore.MINUTE_NS
+
+
 async def traces(request: Request) -> JSONResponse:
+    """Search traces, newest first (``kind=slow``: longest first), one page at a time.
+
+    Query: ``service``, ``window``, ``kind`` (recent, slow, failed), ``operation`` (a span name,
+    its ``monitor.operation`` or HTTP route), ``status`` (ok, error), ``min_ms``, ``max_ms``,
+    ``attr`` (``key=value`` on a span or its resource, repeatable), ``start`` and ``end`` (ms since
+    the epoch), ``limit`` (at most 500), ``offset``.  Answer: ``total`` matching and ``traces``.
+    """
     kind = request.query_params.get("kind", "recent")
-    return _answer(request, lambda c, q, s, w: {"window": w, "kind": kind, "traces": q.traces(s, w, kind)})
+
+    def build(c: Console, q: Queries, s: str | None, w: str) -> dict[str, Any]:
+        if kind not in ("recent", "slow", "failed"):
+            raise ValueError(f"unknown trace list {kind!r}; use recent, slow or failed")
+        f = explore.parse_filters(request.query_params)
+        if kind == "failed":
+            f.status = "error"
+        if kind == "slow":  # the slowest of every match, then paged
+            limit, offset = f.limit, f.offset
+            f.limit, f.offset = explore.MAX_PAGE * 100, 0
+            found = explore.search_traces(c.store, f, _since_ns(q, w))
+            found["traces"] = sorted(found["traces"], key=lambda t: -t["duration_ms"])[offset:offset + limit]
+            found.update(limit=limit, offset=offset)
+        else:
+            found = explore.search_traces(c.store, f, _since_ns(q, w))
+        return {"window": w, "kind": kind, **found}
+    return _answer(request, build)
 
 
 async def trace(request: Request) -> JSONResponse:
+    """One trace in full: every span (attributes, events, links, resource, scope, status, the
+    statement of a database span, duration in ms and µs) and the trace's logs by time."""
     trace_id = request.path_params["trace_id"]
     if len(trace_id) != 32 or any(ch not in "0123456789abcdefABCDEF" for ch in trace_id):
         return JSONResponse({"error": "trace_id must be 32 hexadecimal characters"}, status_code=400)
-    found = Queries(_console(request).store).trace(trace_id)
+    found = explore.trace_detail(_console(request).store, trace_id.lower())
     if found is None:
         return JSONResponse({"error": f"trace {trace_id} not found (never received, or evicted)"}, status_code=404)
     return JSONResponse(found)
 
 
+async def logs(request: Request) -> JSONResponse:
+    """Structured logs, newest first, one page at a time.
+
+    Query: ``service``, ``window``, ``level`` (the lowest severity shown: trace, debug, info, warn,
+    error, fatal), ``q`` (text in the body or event name), ``attr`` (``key=value``, repeatable),
+    ``trace_id``, ``span_id``, ``start``, ``end`` (ms), ``after`` (only records numbered above it:
+    the live tail sends the ``last_seq`` of its previous answer), ``limit`` (at most 500), ``offset``.
+    """
+    return _answer(request, lambda c, q, s, w: {
+        "window": w, **explore.search_logs(c.store, explore.parse_filters(request.query_params), _since_ns(q, w))})
+
+
 async def metrics(request: Request) -> JSONResponse:
-    return _answer(request, lambda c, q, s, w: {"window": w, "metrics": q.metrics(s, w)})
+    """Every metric received in the window (the app's own included): kind, unit, last value, and
+    the attribute keys its series carry (``attribute_keys``: what a chart can be grouped by)."""
+    def build(c: Console, q: Queries, s: str | None, w: str) -> dict[str, Any]:
+        rows = q.metrics(s, w)
+        keys = explore.metric_attribute_keys(c.store)
+        for row in rows:
+            row["attribute_keys"] = keys.get((row["service"], row["name"]), [])
+        return {"window": w, "metrics": rows}
+    return _answer(request, build)
+
+
+async def metric_series(request: Request) -> JSONResponse:
+    """One metric over the window, charted by its kind: a sum as a rate per second, a gauge's
+    value, a histogram's p50, p95 and p99 (p95 per group when grouped).
+
+    Query: ``name`` (required), ``service``, ``window``, ``group_by`` (an attribute key, or
+    ``service.instance.id``).  Answer: ``kind``, ``unit``, ``stat``, ``step_s`` and ``groups``,
+    each ``{group, points: [{t (ms), v, ...}]}``; 404 when no such metric was received.
+    """
+    name = request.query_params.get("name") or ""
+    group_by = request.query_params.get("group_by") or None
+
+    def build(c: Console, q: Queries, s: str | None, w: str) -> dict[str, Any] | None:
+        if not name:
+            raise ValueError("name is required: the metric to chart")
+        minutes = window_minutes(w)
+        chart = explore.metric_chart(c.store, name, s, group_by, q.now_ns // explore.MINUTE_NS - minutes + 1, minutes)
+        return None if chart is None else {"window": w, **chart}
+    return _answer(request, build)
+
+
+async def resources(request: Request) -> JSONResponse:
+    """Services and their instances: resource attributes, SDK and distro versions, first and last
+    seen, and whether each is stale (silent for longer than the console's stale-after)."""
+    console = _console(request)
+    q = Queries(console.store)
+    return JSONResponse({"stale_after_s": console.store.stale_after_ns / 1e9,
+                         "services": explore.resources(console.store, q.now_ns)})
 
 
 async def funnels(request: Request) -> JSONResponse:
@@ -162,6 +245,52 @@ async def acknowledge(request: Request) -> JSONResponse:
     return JSONResponse({"acknowledged": alert_id})
 
 
+# A stream ends after this long (the browser's EventSource reconnects by itself),
+# so no connection is held for ever.
+EVENTS_LIFETIME_S = 600.0
+
+
+def _data_state(console: Console) -> dict[str, Any]:
+    store = console.store
+    with store.lock:
+        return {"received": dict(store.received), "last_log": store.log_seq, "services": len(store.services)}
+
+
+async def events(request: Request) -> StreamingResponse:
+    """Server-sent events for live pages: an ``update`` event (``data``: received counts, the
+    newest log number ``last_log``, the number of services) when new data has arrived since the
+    previous one, checked every ``interval`` seconds (default 1, at least 0.1), and a comment line
+    every 15 s otherwise.  ``max`` ends the stream after that many events; every stream ends after
+    10 minutes (EventSource reconnects)."""
+    console = _console(request)
+    try:
+        interval = max(0.1, float(request.query_params.get("interval") or 1.0))
+        limit = int(request.query_params.get("max") or 0)
+    except ValueError:
+        return JSONResponse({"error": "interval and max must be numbers"}, status_code=400)  # type: ignore[return-value]
+
+    async def stream() -> AsyncIterator[str]:
+        last: dict[str, Any] | None = None
+        sent, quiet, deadline = 0, 0.0, time.monotonic() + EVENTS_LIFETIME_S
+        yield "retry: 2000\n\n"
+        while time.monotonic() < deadline and not await request.is_disconnected():
+            now = _data_state(console)
+            if now != last:
+                last, quiet = now, 0.0
+                yield f"event: update\ndata: {json.dumps(now)}\n\n"
+                sent += 1
+                if limit and sent >= limit:
+                    return
+            elif quiet >= 15:
+                quiet = 0.0
+                yield ": idle\n\n"
+            await asyncio.sleep(interval)
+            quiet += interval
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
 ROUTES = [
     Route("/api/services", services),
     Route("/api/summary", summary),
@@ -171,6 +300,10 @@ ROUTES = [
     Route("/api/traces", traces),
     Route("/api/traces/{trace_id}", trace),
     Route("/api/metrics", metrics),
+    Route("/api/metrics/series", metric_series),
+    Route("/api/logs", logs),
+    Route("/api/resources", resources),
+    Route("/api/events", events),
     Route("/api/funnels", funnels),
     Route("/api/health", health),
     Route("/api/alerts", alerts),

@@ -25,6 +25,7 @@ from typing import Any
 
 from otel_monitor import semconv
 from otel_monitor.console.error_groups import ErrorGroup, ErrorGrouper
+from otel_monitor.console.metric_series import MetricSeries
 from otel_monitor.semantics.slo import SLOs
 
 MINUTE_NS = 60_000_000_000
@@ -263,6 +264,12 @@ class Store:
         self.services: dict[str, int] = {}  # service -> last seen (ns)
         # (service, service.instance.id) -> last seen (ns); "" when the sender sets no instance id
         self.instances: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # (service, service.instance.id) -> first seen (ns) and the latest resource attributes it sent
+        self.instance_first_seen: dict[tuple[str, str], int] = {}
+        self.instance_resources: dict[tuple[str, str], dict[str, Any]] = {}
+        # Every metric's per-minute values, for the metrics explorer.
+        self.metric_series = MetricSeries(self.limits.max_series, self.evicted)
+        self.log_seq = 0  # numbers log records in arrival order (the live tail asks for newer ones)
         # Silent for longer than this, a service or instance is stale: its checks
         # no longer count and the service shows "stale" (the console sets it).
         self.stale_after_ns = DEFAULT_STALE_AFTER_NS
@@ -339,11 +346,18 @@ class Store:
         if t > self.services.get(service, 0):
             self.services[service] = t
         key = (service, str(resource.get(semconv.SERVICE_INSTANCE_ID, "")))
+        self.instance_resources[key] = resource
+        if key not in self.instance_first_seen:
+            self.instance_first_seen[key] = t
+        elif t < self.instance_first_seen[key]:
+            self.instance_first_seen[key] = t
         if t >= self.instances.get(key, 0):
             self.instances[key] = t
             self.instances.move_to_end(key)
             if len(self.instances) > self.limits.max_instances:
-                self.instances.popitem(last=False)
+                gone, _ = self.instances.popitem(last=False)
+                self.instance_first_seen.pop(gone, None)
+                self.instance_resources.pop(gone, None)
                 self.evicted["instances"] += 1
 
     def _add_span(self, span: dict[str, Any]) -> None:
@@ -449,6 +463,8 @@ class Store:
         if stacktrace and record["span_id"].strip("0"):
             self._add_logged_exception(record["span_id"], str(attrs.get(semconv.EXCEPTION_MESSAGE) or ""),
                                        str(stacktrace))
+        self.log_seq += 1
+        record["seq"] = self.log_seq
         self.logs.append(record)
         if record["trace_id"] and record["trace_id"].strip("0"):
             self.logs_by_trace[record["trace_id"]].append(record)
@@ -545,6 +561,7 @@ class Store:
         t = point["time_unix_nano"]
         self._seen(service, resource, t)
         self._list_metric(service, point)
+        self.metric_series.add(service, point, self.started_ns)
         if name not in _WATCHED:
             return
         instance = resource.get(semconv.SERVICE_INSTANCE_ID, "")
@@ -654,6 +671,7 @@ class Store:
                 for k in old:
                     del table[k]
                 self.evicted["minutes"] += len(old)
+            self.metric_series.trim(oldest)
             for group in self.errors.values():
                 for minute in [m for m in group.per_minute if m < oldest]:
                     del group.per_minute[minute]

@@ -154,6 +154,8 @@ def flatten_spans(req: ExportTraceServiceRequest) -> list[dict[str, Any]]:
                                 "attributes": attributes(e.attributes)} for e in s.events],
                     "status_code": s.status.code,
                     "status_message": s.status.message,
+                    "links": [{"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(),
+                               "attributes": attributes(link.attributes)} for link in s.links],
                 })
     return out
 

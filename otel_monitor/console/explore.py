@@ -1,0 +1,339 @@
+"""The console's explorer queries: trace search, a trace in full, logs, any metric, resources.
+
+Filters are parsed here (:func:`parse_filters`) so that a bad one gets a 400
+naming it.  Times in answers are milliseconds since the epoch; durations come
+in ms with the µs kept (``duration_us``), since database calls are often far
+below a millisecond.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from otel_monitor import semconv
+from otel_monitor.console.metric_series import Series
+from otel_monitor.console.store import MINUTE_NS, Histogram, Store, TraceSummary, http_operation
+
+MAX_PAGE = 500
+SEVERITIES = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "warning": 13, "error": 17, "fatal": 21}
+_SPAN_KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+# An absolute path inside a span name ("SELECT /tmp/x/shop.db"): shown by its last part.
+_PATH = re.compile(r"(?<![\w.])/(?:[^\s/]+/)+([^\s/]+)")
+
+
+def display_name(name: str) -> str:
+    """A span name with absolute file paths cut to their file name: ``SELECT shop.db``."""
+    return _PATH.sub(r"\1", name) if "/" in name else name
+
+
+class BadFilter(ValueError):
+    pass
+
+
+@dataclass
+class Filters:
+    service: str | None = None
+    operation: str | None = None
+    status: str | None = None  # "ok" or "error"
+    min_ms: float | None = None
+    max_ms: float | None = None
+    attributes: list[tuple[str, str]] = field(default_factory=list)
+    start_ms: int | None = None
+    end_ms: int | None = None
+    text: str | None = None
+    level: int | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    after_seq: int | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def _number(params: Any, name: str, kind: type = float) -> Any:
+    raw = params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise BadFilter(f"{name}={raw!r} is not a number") from None
+    if value != value or value < 0:  # NaN or negative
+        raise BadFilter(f"{name}={raw!r} must be a number of at least 0")
+    return value
+
+
+def parse_filters(params: Any) -> Filters:
+    """Filters from query parameters (a Starlette ``QueryParams`` or a plain mapping of lists)."""
+    getlist = params.getlist if hasattr(params, "getlist") else (lambda k: list(params.get(k) or []))
+    f = Filters(service=params.get("service") or None, operation=params.get("operation") or None,
+                text=params.get("q") or None)
+    status = params.get("status") or None
+    if status not in (None, "ok", "error"):
+        raise BadFilter(f"status={status!r} is not one of ok, error")
+    f.status = status
+    f.min_ms, f.max_ms = _number(params, "min_ms"), _number(params, "max_ms")
+    f.start_ms, f.end_ms = _number(params, "start", int), _number(params, "end", int)
+    for raw in getlist("attr"):
+        key, sep, value = raw.partition("=")
+        if not sep or not key.strip():
+            raise BadFilter(f"attr={raw!r} is not key=value")
+        f.attributes.append((key.strip(), value.strip()))
+    level = (params.get("level") or "").lower() or None
+    if level is not None and level not in SEVERITIES:
+        raise BadFilter(f"level={level!r} is not one of trace, debug, info, warn, error, fatal")
+    f.level = SEVERITIES[level] if level else None
+    for name in ("trace_id", "span_id"):
+        raw = (params.get(name) or "").lower() or None
+        if raw is not None and (len(raw) != (32 if name == "trace_id" else 16)
+                                or any(c not in "0123456789abcdef" for c in raw)):
+            raise BadFilter(f"{name}={raw!r} is not a hexadecimal id of the right length")
+        setattr(f, name, raw)
+    f.after_seq = _number(params, "after", int)
+    limit = _number(params, "limit", int)
+    f.limit = 50 if limit is None else min(max(1, limit), MAX_PAGE)
+    f.offset = _number(params, "offset", int) or 0
+    return f
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _has_attributes(wanted: list[tuple[str, str]], *sources: dict[str, Any]) -> bool:
+    return all(any(k in src and _text(src[k]) == v for src in sources) for k, v in wanted)
+
+
+def _span_operation(span: dict[str, Any]) -> str:
+    attrs = span["attributes"]
+    op = attrs.get(semconv.MONITOR_OPERATION)
+    return _text(op) if op is not None else http_operation(attrs, span["name"])
+
+
+# --- traces ---------------------------------------------------------------------
+def search_traces(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
+    """Traces matching every filter, newest first, one page of them and the total."""
+    start_ns = max(since_ns, (f.start_ms or 0) * 1_000_000)
+    end_ns = f.end_ms * 1_000_000 if f.end_ms is not None else None
+    matched: list[TraceSummary] = []
+    with store.lock:
+        for t in reversed(store.traces.values()):
+            if t.end_ns < start_ns or (end_ns is not None and t.start_ns > end_ns):
+                continue
+            if f.service and f.service not in t.services:
+                continue
+            if (f.status == "error" and not t.error) or (f.status == "ok" and t.error):
+                continue
+            ms = (t.end_ns - t.start_ns) / 1e6
+            if (f.min_ms is not None and ms < f.min_ms) or (f.max_ms is not None and ms > f.max_ms):
+                continue
+            if f.operation and not any(
+                    f.operation in (s["name"], display_name(s["name"]), _span_operation(s)) for s in t.spans):
+                continue
+            if f.attributes and not any(_has_attributes(f.attributes, s["attributes"], s["resource"])
+                                        for s in t.spans):
+                continue
+            matched.append(t)
+        page = matched[f.offset:f.offset + f.limit]
+        rows = [{"trace_id": t.trace_id, "name": display_name(t.root_name), "services": sorted(t.services),
+                 "start": t.start_ns // 1_000_000, "duration_ms": (t.end_ns - t.start_ns) / 1e6,
+                 "spans": len(t.spans), "error": t.error,
+                 "errors": sum(1 for s in t.spans if s["status_code"] == 2)} for t in page]
+    return {"total": len(matched), "offset": f.offset, "limit": f.limit, "traces": rows}
+
+
+def trace_detail(store: Store, trace_id: str) -> dict[str, Any] | None:
+    """A trace's spans in full (resource, scope, links, events, DB statement) and its logs, by time."""
+    with store.lock:
+        t = store.traces.get(trace_id)
+        logs = list(store.logs_by_trace.get(trace_id, ()))
+        if t is None and not logs:
+            return None
+        spans = sorted(t.spans if t else [], key=lambda s: s["start_time_unix_nano"])
+    start = min((s["start_time_unix_nano"] for s in spans),
+                default=min((r["time_unix_nano"] for r in logs), default=0))
+    end = max((s["end_time_unix_nano"] for s in spans), default=start)
+    out_spans = []
+    for s in spans:
+        attrs = s["attributes"]
+        statement = attrs.get(semconv.DB_QUERY_TEXT, attrs.get(semconv.DB_STATEMENT_OLD))
+        duration_ns = s["end_time_unix_nano"] - s["start_time_unix_nano"]
+        out_spans.append({
+            "span_id": s["span_id"], "parent_span_id": s["parent_span_id"], "name": s["name"],
+            "display_name": display_name(s["name"]), "service": s["service"],
+            "kind": s["kind"], "kind_name": _SPAN_KINDS.get(s["kind"], str(s["kind"])),
+            "start": s["start_time_unix_nano"] // 1_000_000,
+            "offset_ms": (s["start_time_unix_nano"] - start) / 1e6,
+            "duration_ms": duration_ns / 1e6, "duration_us": duration_ns / 1e3,
+            "status_code": s["status_code"], "status": {0: "unset", 1: "ok", 2: "error"}.get(s["status_code"], "unset"),
+            "status_message": s["status_message"], "attributes": attrs,
+                "events": [{"name": e["name"], "time": e["time_unix_nano"] // 1_000_000,
+                        "time_unix_nano": e["time_unix_nano"],
+                        "offset_ms": (e["time_unix_nano"] - start) / 1e6, "attributes": e["attributes"]}
+                       for e in s["events"]],
+            "links": s.get("links", []), "resource": s["resource"], "scope": s.get("scope", ""),
+            "db_statement": None if statement is None else _text(statement),
+        })
+    return {
+        "trace_id": trace_id, "start": start // 1_000_000, "duration_ms": (end - start) / 1e6,
+        "services": sorted({s["service"] for s in spans} | {r["service"] for r in logs}),
+        "spans": out_spans,
+        "logs": [_log_row(r, start) for r in sorted(logs, key=lambda r: r["time_unix_nano"])],
+    }
+
+
+# --- logs -------------------------------------------------------------------------
+def _severity_name(record: dict[str, Any]) -> str:
+    if record["severity_text"]:
+        return str(record["severity_text"])
+    n = record["severity_number"]
+    for name, low in (("FATAL", 21), ("ERROR", 17), ("WARN", 13), ("INFO", 9), ("DEBUG", 5), ("TRACE", 1)):
+        if n >= low:
+            return name
+    return ""
+
+
+def _severity_number(record: dict[str, Any]) -> int:
+    n = record["severity_number"]
+    if n:
+        return int(n)
+    return SEVERITIES.get(str(record["severity_text"]).lower(), 0)
+
+
+def _log_row(r: dict[str, Any], start_ns: int = 0) -> dict[str, Any]:
+    return {"seq": r.get("seq"), "time": r["time_unix_nano"] // 1_000_000,
+            "time_unix_nano": r["time_unix_nano"],
+            "offset_ms": (r["time_unix_nano"] - start_ns) / 1e6 if start_ns else None,
+            "service": r["service"], "severity": _severity_name(r), "severity_number": _severity_number(r),
+            "body": r["body"], "event_name": r["event_name"],
+            "trace_id": r["trace_id"] if r["trace_id"].strip("0") else "",
+            "span_id": r["span_id"] if r["span_id"].strip("0") else "", "attributes": r["attributes"],
+            "scope": r.get("scope", ""),
+            "instance": str(r["resource"].get(semconv.SERVICE_INSTANCE_ID, ""))}
+
+
+def search_logs(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
+    """Log records matching every filter, newest first; ``after`` keeps only newer ones (the live tail)."""
+    start_ns = max(since_ns, (f.start_ms or 0) * 1_000_000)
+    end_ns = f.end_ms * 1_000_000 if f.end_ms is not None else None
+    needle = f.text.lower() if f.text else None
+    matched = []
+    with store.lock:
+        last_seq = store.log_seq
+        for r in reversed(store.logs):
+            if f.after_seq is not None and r.get("seq", 0) <= f.after_seq:
+                break
+            if r["time_unix_nano"] < start_ns or (end_ns is not None and r["time_unix_nano"] > end_ns):
+                continue
+            if f.service and r["service"] != f.service:
+                continue
+            if f.level is not None and _severity_number(r) < f.level:
+                continue
+            if (f.trace_id and r["trace_id"] != f.trace_id) or (f.span_id and r["span_id"] != f.span_id):
+                continue
+            if needle and needle not in _text(r["body"]).lower() and needle not in r["event_name"].lower():
+                continue
+            if f.attributes and not _has_attributes(f.attributes, r["attributes"], r["resource"]):
+                continue
+            matched.append(r)
+        page = [_log_row(r) for r in matched[f.offset:f.offset + f.limit]]
+    return {"total": len(matched), "offset": f.offset, "limit": f.limit, "last_seq": last_seq, "logs": page}
+
+
+# --- metrics ------------------------------------------------------------------------
+def metric_attribute_keys(store: Store) -> dict[tuple[str, str], list[str]]:
+    """(service, metric) -> the attribute keys its series carry (what a chart can be grouped by)."""
+    keys: dict[tuple[str, str], set[str]] = defaultdict(set)
+    with store.lock:
+        for (service, name, _instance, attrs), _series in store.metric_series.series.items():
+            keys[(service, name)].update(k for k, _ in attrs)
+    return {k: sorted(v | {semconv.SERVICE_INSTANCE_ID}) for k, v in keys.items()}
+
+
+def metric_chart(store: Store, name: str, service: str | None, group_by: str | None, first_minute: int,
+                 minutes: int) -> dict[str, Any] | None:
+    """One metric per time step, by kind: a sum's rate per second, a gauge's value (summed over
+    the series of a group), a histogram's p50/p95/p99 (p95 per group when grouped)."""
+    step = max(1, minutes // 60)
+    steps = -(-minutes // step)
+    groups: dict[str, list[Series]] = defaultdict(list)
+    with store.lock:
+        for (svc, metric, instance, _attrs), series in store.metric_series.series.items():
+            if metric != name or (service and svc != service):
+                continue
+            if group_by:
+                value = instance if group_by == semconv.SERVICE_INSTANCE_ID else series.attributes.get(group_by)
+                label = f"{group_by}={'(none)' if value is None else _text(value)}"
+            else:
+                label = svc  # one line per service
+            groups[label].append(series)
+        if not groups:
+            return None
+        kinds = {s.kind for members in groups.values() for s in members}
+        kind = sorted(kinds)[0]
+        unit = next(s.unit for members in groups.values() for s in members)
+        out = []
+        for label, members in sorted(groups.items()):
+            points = []
+            for i in range(steps):
+                lo, hi = first_minute + i * step, first_minute + (i + 1) * step
+                t = lo * MINUTE_NS // 1_000_000
+                values = [v for s in members if s.kind == kind for m, v in s.minutes.items() if lo <= m < hi]
+                points.append({"t": t, **_step_value(kind, values, members, lo, hi, step, group_by)})
+            out.append({"group": label, "points": points})
+    stat = {"sum": "rate", "gauge": "value", "histogram": "percentiles"}.get(kind, "rate")
+    return {"name": name, "service": service, "kind": kind, "unit": unit, "stat": stat,
+            "group_by": group_by, "step_s": step * 60, "groups": out}
+
+
+def _step_value(kind: str, values: list[Any], members: list[Series], lo: int, hi: int, step: int,
+                group_by: str | None) -> dict[str, Any]:
+    if kind == "sum":
+        return {"v": sum(values) / (step * 60) if values else None}
+    if kind == "gauge":
+        # Each series' last value in the step, added up over the group.
+        last = [s.minutes[max(m for m in s.minutes if lo <= m < hi)] for s in members
+                if s.kind == "gauge" and any(lo <= m < hi for m in s.minutes)]
+        return {"v": sum(last) if last else None}
+    if kind == "histogram":
+        hist = Histogram()
+        for v in values:
+            hist.merge(v)
+        if not hist.count:
+            return {"v": None, "p50": None, "p95": None, "p99": None, "count": 0}
+        p95 = hist.percentile(0.95)
+        return {"v": p95, "p50": hist.percentile(0.5), "p95": p95, "p99": hist.percentile(0.99), "count": hist.count}
+    count = sum(v[0] for v in values)
+    return {"v": count / (step * 60) if values else None}
+
+
+# --- resources ------------------------------------------------------------------------
+def resources(store: Store, now_ns: int) -> list[dict[str, Any]]:
+    """Services and their instances: resource attributes, SDK and distro, first and last seen, staleness."""
+    def stale(t: int) -> bool:
+        return now_ns - t > store.stale_after_ns
+
+    by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    with store.lock:
+        for (service, instance), last in store.instances.items():
+            resource = store.instance_resources.get((service, instance), {})
+            sdk = " ".join(_text(resource[k]) for k in (semconv.TELEMETRY_SDK_NAME, semconv.TELEMETRY_SDK_LANGUAGE,
+                                                         semconv.TELEMETRY_SDK_VERSION) if k in resource)
+            distro = " ".join(_text(resource[k]) for k in (semconv.TELEMETRY_DISTRO_NAME,
+                                                            semconv.TELEMETRY_DISTRO_VERSION) if k in resource)
+            by_service[service].append({
+                "instance": instance,
+                "first_seen": store.instance_first_seen.get((service, instance), last) // 1_000_000,
+                "last_seen": last // 1_000_000, "stale": stale(last), "silent_s": round(max(0, now_ns - last) / 1e9, 3),
+                "sdk": sdk or None, "distro": distro or None,
+                "service_version": resource.get(semconv.SERVICE_VERSION), "resource": dict(resource)})
+        services = dict(store.services)
+    out = []
+    for service in sorted(services):
+        instances = sorted(by_service.get(service, []), key=lambda i: (i["stale"], -i["last_seen"]))
+        out.append({"service": service, "last_seen": services[service] // 1_000_000, "stale": stale(services[service]),
+                    "first_seen": min((i["first_seen"] for i in instances), default=services[service] // 1_000_000),
+                    "instances": instances, "live_instances": sum(1 for i in instances if not i["stale"])})
+    return out
