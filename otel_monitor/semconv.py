@@ -45,6 +45,8 @@ MONITOR_OPERATION: Final = "monitor.operation"
 MONITOR_ERROR_CATEGORY: Final = "monitor.error.category"
 MONITOR_ERROR_FINGERPRINT: Final = "monitor.error.fingerprint"
 MONITOR_ERROR_SEVERITY: Final = "monitor.error.severity"
+# How a call ended (OPERATION_OUTCOMES): on every monitor.operation.duration point.
+MONITOR_OPERATION_OUTCOME: Final = "monitor.operation.outcome"
 MONITOR_CACHE_HIT: Final = "monitor.cache.hit"
 MONITOR_CACHE_NAME: Final = "monitor.cache.name"
 MONITOR_SERVICE_LAYER: Final = "monitor.service.layer"
@@ -89,6 +91,21 @@ ERROR_CATEGORIES: Final = (
     "cancelled",
     "unknown",
 )
+# monitor.operation.outcome values.  Only server_error fails a call (error.type
+# is set then); the others are the caller's mistakes, counted apart so auth
+# failures and rejected requests show without eating the error budget.
+OPERATION_OUTCOMES: Final = (
+    "success",
+    "client_error",  # any other 4xx
+    "unauthenticated",  # 401
+    "forbidden",  # 403
+    "rejected",  # 422 validation, or a CSRF check refusing the request
+    "server_error",
+)
+# The 4xx outcomes that are authentication or authorisation failures.
+AUTH_FAILURE_OUTCOMES: Final = ("unauthenticated", "forbidden")
+# monitor.error.severity values, least severe first; also the alert levels.
+ERROR_SEVERITIES: Final = ("info", "warning", "error", "critical")
 HEALTH_STATES: Final = ("up", "degraded", "down")
 # monitor.health.status values: 1 up, 0 down; degraded is 0.5 so it is
 # distinguishable yet still counts as "serving" in any ``> 0`` test.

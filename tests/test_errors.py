@@ -10,9 +10,15 @@ import traceback
 
 import pytest
 
-from otel_monitor import classify_error, error_fingerprint, set_error_fingerprint
+from otel_monitor import classify_error, error_fingerprint, semconv, set_error_fingerprint
 from otel_monitor.config.file import parse_config_text
-from otel_monitor.semantics.errors import ErrorClassifier, fingerprint_from_text, load_error_rules, normalise_message
+from otel_monitor.semantics.errors import (
+    ErrorClassifier,
+    call_outcome,
+    fingerprint_from_text,
+    load_error_rules,
+    normalise_message,
+)
 
 
 def raised(exc: BaseException, cause: BaseException | None = None) -> BaseException:
@@ -122,6 +128,48 @@ def test_bad_error_rules_name_file_and_line(caplog):
     rules = load_error_rules(config)
     assert [r.category for r in rules] == ["y"]
     assert "c.yaml:2: status_code 999 is not an HTTP status" in caplog.text
+
+
+def test_severity_defaults_by_category_and_rules_override_it():
+    """Every category has a severity; a rule's severity wins; a 4xx is capped at warning."""
+    classifier = ErrorClassifier()
+    assert {c: classifier.severity(c) for c in ("timeout", "resource_exhausted", "cancelled", "auth")} == {
+        "timeout": "error", "resource_exhausted": "critical", "cancelled": "info", "auth": "warning"}
+    assert all(classifier.severity(c) in semconv.ERROR_SEVERITIES for c in semconv.ERROR_CATEGORIES)
+    assert classifier.severity("resource_exhausted", client_error=True) == "warning"
+    config = parse_config_text(textwrap.dedent("""
+        errors:
+          - {category: payment_declined, class: "*.PaymentDeclined", severity: info}
+          - {category: database, severity: critical}
+    """), "c.yaml")
+    classifier = ErrorClassifier(load_error_rules(config))
+    assert classifier.severity("payment_declined") == "info"
+    assert classifier.severity("database") == "critical"
+    assert classifier.classify(status_code=500) == "unknown"  # a severity-only rule matches nothing
+
+
+def test_bad_severity_names_file_and_line(caplog):
+    """A severity outside info, warning, error, critical is reported with its line and the rule skipped."""
+    rules = load_error_rules(parse_config_text("errors:\n  - {category: x, severity: fatal}\n", "c.yaml"))
+    assert rules == []
+    assert "c.yaml:2: severity 'fatal' is not one of info, warning, error, critical" in caplog.text
+
+
+@pytest.mark.parametrize(("failed", "status", "error_type", "outcome"), [
+    (False, 200, None, "success"), (False, None, None, "success"), (True, 500, "TimeoutError", "server_error"),
+    (True, None, "KeyError", "server_error"), (False, 401, "401", "unauthenticated"),
+    (False, 403, "403", "forbidden"), (False, 403, "app.CsrfError", "rejected"), (False, 422, "422", "rejected"),
+    (False, 404, "404", "client_error"), (False, 429, "429", "client_error")])
+def test_call_outcome(failed, status, error_type, outcome):
+    """Each call gets one bounded outcome; 401, 403, CSRF and 422 are told apart."""
+    assert call_outcome(failed, status, error_type) == outcome
+    assert outcome in semconv.OPERATION_OUTCOMES
+
+
+def test_an_app_declared_client_outcome_is_kept():
+    """A 400 the app marks as rejected (its own CSRF check) stays rejected; a bogus value is ignored."""
+    assert call_outcome(False, 400, None, None, "rejected") == "rejected"
+    assert call_outcome(False, 400, None, None, "bogus") == "client_error"
 
 
 def test_text_classification_resolves_loaded_classes():

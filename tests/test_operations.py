@@ -139,7 +139,8 @@ def test_failing_operation_records_category_and_reraises(stack, otlp_sink):
     assert attrs[semconv.ERROR_TYPE] == "PermissionError"
     points = {tuple(sorted(p.attributes.items())): p.count for p in stack.points(semconv.METRIC_OPERATION_DURATION)}
     assert points == {((semconv.ERROR_TYPE, "PermissionError"), (semconv.MONITOR_ERROR_CATEGORY, "auth"),
-                       (semconv.MONITOR_OPERATION, "save")): 1}
+                       (semconv.MONITOR_ERROR_SEVERITY, "warning"), (semconv.MONITOR_OPERATION, "save"),
+                       (semconv.MONITOR_OPERATION_OUTCOME, "server_error")): 1}
 
 
 def test_cancellation_is_not_an_error(stack, otlp_sink):

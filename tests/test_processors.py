@@ -7,6 +7,7 @@ import logging
 
 import pytest
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
@@ -73,7 +74,8 @@ def test_server_span_falls_back_to_method_and_route_template(stack, otlp_sink):
     """An unmatched server span is named `METHOD route-template`, never the raw path."""
     attrs = request(stack, otlp_sink, "GET", "/items/42", 200, "GET /items/{item_id}")
     assert attrs[semconv.MONITOR_OPERATION] == "GET /items/{item_id}"
-    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"),): 1}
+    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"),
+                                       (semconv.MONITOR_OPERATION_OUTCOME, "success")): 1}
 
 
 def test_failed_request_is_classified_and_fingerprinted(stack, otlp_sink):
@@ -88,9 +90,12 @@ def test_failed_request_is_classified_and_fingerprinted(stack, otlp_sink):
     (log,) = [r for r in otlp_sink.logs if r["attributes"].get(semconv.EXCEPTION_TYPE) == "TimeoutError"]
     assert log["attributes"][semconv.MONITOR_ERROR_FINGERPRINT] == attrs[semconv.MONITOR_ERROR_FINGERPRINT]
     assert "test_processors" in log["attributes"][semconv.EXCEPTION_STACKTRACE]
+    assert attrs[semconv.MONITOR_ERROR_SEVERITY] == "error"
+    assert log["attributes"][semconv.MONITOR_ERROR_SEVERITY] == "error"
     assert duration_counts(stack) == {
         ((semconv.ERROR_TYPE, "TimeoutError"), (semconv.MONITOR_ERROR_CATEGORY, "timeout"),
-         (semconv.MONITOR_OPERATION, "checkout")): 1}
+         (semconv.MONITOR_ERROR_SEVERITY, "error"), (semconv.MONITOR_OPERATION, "checkout"),
+         (semconv.MONITOR_OPERATION_OUTCOME, "server_error")): 1}
 
 
 def test_a_failed_span_still_queued_at_shutdown_keeps_its_stack_based_group(otlp_sink):
@@ -112,11 +117,46 @@ def test_a_failed_span_still_queued_at_shutdown_keeps_its_stack_based_group(otlp
 
 
 def test_client_error_is_categorised_but_not_a_failure(stack, otlp_sink):
-    """A 401 server span gets monitor.error.category=auth but counts as a success."""
+    """A 401 server span gets category auth, a severity, a group and outcome unauthenticated, and is no failure."""
     attrs = request(stack, otlp_sink, "GET", "/secret", 401, "GET /secret")
     assert attrs[semconv.MONITOR_ERROR_CATEGORY] == "auth"
-    assert semconv.MONITOR_ERROR_FINGERPRINT not in attrs
-    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /secret"),): 1}
+    assert attrs[semconv.MONITOR_ERROR_SEVERITY] == "warning"
+    assert attrs[semconv.MONITOR_OPERATION_OUTCOME] == "unauthenticated"
+    assert len(attrs[semconv.MONITOR_ERROR_FINGERPRINT]) == 16
+    assert semconv.ERROR_TYPE not in attrs
+    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /secret"),
+                                       (semconv.MONITOR_OPERATION_OUTCOME, "unauthenticated")): 1}
+
+
+@pytest.mark.parametrize(("path", "status", "outcome"), [
+    ("/forbidden", 403, "forbidden"), ("/csrf", 403, "rejected"), ("/items/x", 422, "rejected"),
+    ("/missing", 404, "client_error")])
+def test_client_errors_are_told_apart_on_the_duration_metric(stack, otlp_sink, path, status, outcome):
+    """403, a CSRF 403, a 422 validation failure and a 404 each get their own outcome, no error.type."""
+    app = shop(stack)
+
+    @app.get("/forbidden")
+    def forbidden() -> None:
+        raise HTTPException(status_code=403, detail="not yours")
+
+    class CsrfError(Exception):
+        pass
+
+    @app.exception_handler(CsrfError)
+    def refuse(request: object, exc: CsrfError) -> JSONResponse:
+        return JSONResponse({"detail": "CSRF token missing"}, status_code=403)
+
+    @app.get("/csrf")
+    def csrf() -> None:
+        raise CsrfError("token missing")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for _ in range(3):
+            assert client.get(path).status_code == status
+    stack.flush()
+    counts = duration_counts(stack)
+    assert [(dict(k)[semconv.MONITOR_OPERATION_OUTCOME], n) for k, n in counts.items()] == [(outcome, 3)]
+    assert all(semconv.ERROR_TYPE not in dict(k) for k in counts)
 
 
 def test_counts_stay_exact_under_head_sampling(otlp_sink):
@@ -128,7 +168,8 @@ def test_counts_stay_exact_under_head_sampling(otlp_sink):
             for i in range(n):
                 assert client.get(f"/items/{i}").status_code == 200
         stack.flush()
-        assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"),): n}
+        assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"),
+                                           (semconv.MONITOR_OPERATION_OUTCOME, "success")): n}
         assert 0 < len(exported(otlp_sink, "GET /items/{item_id}")) < n / 2
     finally:
         stack.close()
@@ -281,8 +322,9 @@ def test_excluded_urls_produce_no_operation_metric(stack, otlp_sink):
         assert client.get("/items/1").status_code == 200
     stack.flush()
     # The patterns match the whole path, as they do for tracing (excluded_url_matcher).
-    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"),): 1,
-                                      ((semconv.MONITOR_OPERATION, "GET /healthy-recipes"),): 1}
+    ok = (semconv.MONITOR_OPERATION_OUTCOME, "success")
+    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"), ok): 1,
+                                      ((semconv.MONITOR_OPERATION, "GET /healthy-recipes"), ok): 1}
 
 
 def test_late_bound_exporter_enriches_with_the_pipeline_built_afterwards(otlp_sink):

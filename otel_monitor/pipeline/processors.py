@@ -105,6 +105,7 @@ class SpanResult(NamedTuple):
     category: str | None
     error_type: str | None
     fingerprint: str | None
+    outcome: str | None = None
 
 
 def _exception_event(span: Any) -> Any:
@@ -163,6 +164,7 @@ class OperationSpanProcessor(SpanProcessor):
         self._excluded = excluded_url_matcher(tuple(excluded_urls)) if excluded_urls else None
         self._labels: dict[tuple[Any, ...], dict[str, str]] = {}
         self._excluded_routes: dict[str, bool] = {}
+        self._csrf_parents: dict[int, bool] = {}  # span ids whose child failed on a CSRF check
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
         pass  # nothing to do before the end: keep the request path free
@@ -195,19 +197,32 @@ class OperationSpanProcessor(SpanProcessor):
             if isinstance(status, int) and status >= 400:
                 # An exception the caller raises on this answer is classified by it.
                 self.classifier.note_failed_call(span.parent.span_id, status)
+        child_error = attributes.get(semconv.ERROR_TYPE)
+        if child_error is not None and span.parent is not None and errors.names_csrf(child_error):
+            # FastAPI's endpoint span carries the handled exception; its server span only the 403.
+            rejected = self._csrf_parents
+            rejected[span.parent.span_id] = True
+            if len(rejected) > _MAX_PENDING:
+                _evict_oldest(rejected)
         if operation is None:
             return
         if span.kind is SpanKind.SERVER and self._excluded is not None and self._is_excluded(attributes):
             return
         captured = self.captured.pop(span.context.span_id, None) if self.captured else None
         failed, category, error_type = failure_of(span, self.classifier, captured, attributes)
-        key = (operation, category, error_type) if failed else (operation,)
+        # A success has no category: the common case costs no status lookup.
+        outcome = "success" if category is None else errors.call_outcome(
+            failed, attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE),
+            "csrf" if self._csrf_parents and self._csrf_parents.pop(span.context.span_id, False) else error_type,
+            span.status.description, attributes.get(semconv.MONITOR_OPERATION_OUTCOME))
+        key = (operation, category, error_type) if failed else (operation, outcome)
         labels = self._labels.get(key)
         if labels is None:
-            labels = {semconv.MONITOR_OPERATION: operation}
+            labels = {semconv.MONITOR_OPERATION: operation, semconv.MONITOR_OPERATION_OUTCOME: outcome}
             if failed:
                 labels[semconv.MONITOR_ERROR_CATEGORY] = category or "unknown"
                 labels[semconv.ERROR_TYPE] = error_type or "_OTHER"
+                labels[semconv.MONITOR_ERROR_SEVERITY] = self.classifier.severity(category)
             if len(self._labels) < 10_000:
                 self._labels[key] = labels
         # An ended span has both times; a check here would cost every request.
@@ -216,7 +231,7 @@ class OperationSpanProcessor(SpanProcessor):
             pending = self.pending
             # A success needs only its name; a bare string keeps the hot path allocation-free.
             pending[span.context.span_id] = operation if category is None else SpanResult(
-                operation, failed, category, error_type, captured.fingerprint if captured else None)
+                operation, failed, category, error_type, captured.fingerprint if captured else None, outcome)
             if len(pending) > _MAX_PENDING:
                 _evict_oldest(pending)
         if not failed and self.recorder is not None and self.recorder.funnels.on_operation.get(operation):
@@ -282,20 +297,29 @@ class SpanEnricher:
         attributes = plain_attributes(span)
         extra: dict[str, Any] = {}
         fingerprint = None
+        outcome = None
         if result is None:
             operation = processor.rules.name_for(span, attributes)
             failed, category, error_type = failure_of(span, processor.classifier, None, attributes)
         elif isinstance(result, str):
             operation, failed, category, error_type = result, False, None, None
         else:
-            operation, failed, category, error_type, fingerprint = result
+            operation, failed, category, error_type, fingerprint, outcome = result
         if operation is not None and semconv.MONITOR_OPERATION not in attributes:
             extra[semconv.MONITOR_OPERATION] = operation
-        if category is not None and semconv.MONITOR_ERROR_CATEGORY not in attributes:
-            extra[semconv.MONITOR_ERROR_CATEGORY] = category
+        if category is not None:
+            if semconv.MONITOR_ERROR_CATEGORY not in attributes:
+                extra[semconv.MONITOR_ERROR_CATEGORY] = category
+            if semconv.MONITOR_ERROR_SEVERITY not in attributes:
+                extra[semconv.MONITOR_ERROR_SEVERITY] = processor.classifier.severity(category, client_error=not failed)
+            if semconv.MONITOR_OPERATION_OUTCOME not in attributes and operation is not None:
+                extra[semconv.MONITOR_OPERATION_OUTCOME] = outcome or errors.call_outcome(
+                    failed, attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE), error_type, span.status.description)
         if failed:
             if semconv.ERROR_TYPE not in attributes and error_type:
                 extra[semconv.ERROR_TYPE] = error_type
+        if category is not None:
+            # A 4xx gets its group too (by status and message): repeated 403s are one group to look up.
             if semconv.MONITOR_ERROR_FINGERPRINT not in attributes:
                 extra[semconv.MONITOR_ERROR_FINGERPRINT] = fingerprint or self._fingerprint(span, error_type)
         if ENDUSER_ID in attributes:
@@ -405,6 +429,9 @@ class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
                 extra[semconv.MONITOR_ERROR_FINGERPRINT] = errors.fingerprint_from_text(str(exc_type), trace_text,
                                                                                         message)
                 extra.setdefault(semconv.ERROR_TYPE, str(exc_type))
+        if (exc is not None or exc_type) and semconv.MONITOR_ERROR_SEVERITY not in attributes:
+            category = extra.get(semconv.MONITOR_ERROR_CATEGORY, attributes.get(semconv.MONITOR_ERROR_CATEGORY))
+            extra[semconv.MONITOR_ERROR_SEVERITY] = self.classifier.severity(str(category or "unknown"))
         if isinstance(exc, BaseException) and exc_type and semconv.EXCEPTION_STACKTRACE not in attributes:
             # Left to export time at emit (otel_monitor.fast.tracebacks.defer_log_stacktraces): formatted
             # here, once per error site, only for a record that is exported.

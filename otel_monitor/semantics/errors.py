@@ -121,14 +121,65 @@ def status_category(status_code: int) -> str | None:
     return "unknown"
 
 
+# monitor.error.severity of each category, unless an error rule says otherwise.
+# A failure the service can do nothing about right now (pool or memory gone)
+# is critical; the caller's own mistakes and cancellations are not paged on.
+DEFAULT_SEVERITY: dict[str, str] = {
+    "timeout": "error", "network": "error", "database": "error", "validation": "warning",
+    "auth": "warning", "rate_limit": "warning", "dependency": "error", "resource_exhausted": "critical",
+    "bug": "error", "cancelled": "info", "unknown": "error",
+}
+# A 4xx answer is the caller's mistake: at most this severe, whatever its category.
+CLIENT_ERROR_SEVERITY_CAP = "warning"
+
+
+def names_csrf(text: Any) -> bool:
+    """Whether an error type or message is about a CSRF (or XSRF) check."""
+    lowered = str(text).lower()
+    return "csrf" in lowered or "xsrf" in lowered
+
+
+def call_outcome(failed: bool, status: Any = None, error_type: Any = None, description: Any = None,
+                 declared: Any = None) -> str:
+    """``monitor.operation.outcome`` of a call (one of ``semconv.OPERATION_OUTCOMES``).
+
+    ``failed``: the service failed it (5xx, an error status, an exception).
+    Otherwise the HTTP status tells a client error apart; a 403 whose error
+    type or status text names CSRF is ``rejected``, as a 422 is.  An app that
+    knows better sets ``monitor.operation.outcome`` on the span (``declared``):
+    any client outcome it names is kept.
+    """
+    if failed:
+        return "server_error"
+    if not isinstance(status, int) or not 400 <= status < 500:
+        return "success"
+    if declared in _CLIENT_OUTCOMES:
+        return str(declared)
+    if status == 401:
+        return "unauthenticated"
+    if status == 422:
+        return "rejected"
+    if status == 403:
+        return "rejected" if names_csrf(f"{error_type or ''} {description or ''}") else "forbidden"
+    return "client_error"
+
+
+_CLIENT_OUTCOMES = frozenset(semconv.OPERATION_OUTCOMES) - {"success", "server_error"}
+
+
 @dataclass(frozen=True)
 class ErrorRule:
-    """One ``errors:`` entry of the config file: any of its conditions matches."""
+    """One ``errors:`` entry of the config file: any of its conditions matches.
+
+    ``severity`` (optional) sets ``monitor.error.severity`` of every error of
+    ``category``; a rule with a severity and no condition only does that.
+    """
 
     category: str
     class_pattern: str | None = None
     status_code: int | None = None
     message: re.Pattern[str] | None = None
+    severity: str | None = None
 
 
 def _message_of(exc: BaseException) -> str:
@@ -162,11 +213,23 @@ class ErrorClassifier:
     """Classifies exceptions (live or as text) with the built-in table plus config rules."""
 
     def __init__(self, rules: list[ErrorRule] | None = None) -> None:
-        self.rules = rules or []
+        self.rules = [r for r in rules or [] if r.class_pattern or r.status_code is not None or r.message]
+        self._severities = dict(DEFAULT_SEVERITY)
+        for rule in rules or []:
+            if rule.severity:
+                self._severities[rule.category] = rule.severity
         self._cache: dict[str, str] = {}
         # span id -> HTTP status of a call made in that span that failed (bounded, newest kept):
         # an exception raised on such an answer without chaining an error is classified by it.
         self._failed_calls: dict[int, int] = {}
+
+    def severity(self, category: str | None, *, client_error: bool = False) -> str:
+        """``monitor.error.severity`` of an error of ``category``: the config's rule, else the default;
+        a client error (a 4xx answer) is capped at ``warning``."""
+        severity = self._severities.get(category or "unknown", "error")
+        if client_error and _SEVERITY_RANK[severity] > _SEVERITY_RANK[CLIENT_ERROR_SEVERITY_CAP]:
+            return CLIENT_ERROR_SEVERITY_CAP
+        return severity
 
     # --- failed calls --------------------------------------------------------------------
     def note_failed_call(self, parent_span_id: int, status_code: int) -> None:
@@ -252,6 +315,7 @@ class ErrorClassifier:
 
 
 _MAX_FAILED_CALLS = 1024
+_SEVERITY_RANK = {name: rank for rank, name in enumerate(semconv.ERROR_SEVERITIES)}
 
 
 def _pick(categories: list[str]) -> str:
@@ -585,11 +649,16 @@ def load_error_rules(config: ConfigFile = EMPTY, *, strict: bool = False,
             report_problem(f"{where}: an error rule needs 'category' and one of 'class', 'status_code', 'message'",
                            strict=strict, problems=problems)
             continue
-        unknown = set(entry) - {"category", "class", "status_code", "message"}
+        unknown = set(entry) - {"category", "class", "status_code", "message", "severity"}
         status = entry.get("status_code")
+        severity = entry.get("severity")
         if unknown or (status is not None and (not isinstance(status, int) or not 100 <= status <= 599)):
             what = f"unknown key {sorted(unknown)[0]!r}" if unknown else f"status_code {status!r} is not an HTTP status"
             report_problem(f"{where}: {what}", strict=strict, problems=problems)
+            continue
+        if severity is not None and severity not in semconv.ERROR_SEVERITIES:
+            report_problem(f"{config.where('errors', i, 'severity')}: severity {severity!r} is not one of "
+                           f"{', '.join(semconv.ERROR_SEVERITIES)}", strict=strict, problems=problems)
             continue
         try:
             message = re.compile(entry["message"]) if entry.get("message") else None
@@ -597,11 +666,11 @@ def load_error_rules(config: ConfigFile = EMPTY, *, strict: bool = False,
             report_problem(f"{config.where('errors', i, 'message')}: invalid regular expression: {exc}",
                            strict=strict, problems=problems)
             continue
-        if entry.get("class") is None and status is None and message is None:
-            report_problem(f"{where}: an error rule needs one of 'class', 'status_code', 'message'",
-                           strict=strict, problems=problems)
+        if entry.get("class") is None and status is None and message is None and severity is None:
+            report_problem(f"{where}: an error rule needs one of 'class', 'status_code', 'message' (or only "
+                           "'severity')", strict=strict, problems=problems)
             continue
-        rules.append(ErrorRule(entry["category"], entry.get("class"), status, message))
+        rules.append(ErrorRule(entry["category"], entry.get("class"), status, message, severity))
     return rules
 
 
