@@ -28,6 +28,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(f'the console needs its extra: pip install "otel-monitor[console]" ({exc})') from exc
 
+from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -55,7 +58,7 @@ from otel_monitor.console.alerts import AlertBook, WebhookNotifier
 from otel_monitor.console.persist import RequestLog
 from otel_monitor.console.store import Limits, Store
 from otel_monitor.console.validate import Rejections, clean_items
-from otel_monitor.otlp.decode import FLATTEN, OTLPDecodeError, decompress, parse_request
+from otel_monitor.otlp.decode import FLATTEN, OTLPDecodeError, decompress, media_type, parse_request
 from otel_monitor.semantics.slo import load_slos
 
 _log = logging.getLogger("otel_monitor.console")
@@ -65,6 +68,11 @@ DEFAULT_MAX_BODY = 16 * 1024 * 1024
 _RESPONSES = {"traces": ExportTraceServiceResponse, "metrics": ExportMetricsServiceResponse,
               "logs": ExportLogsServiceResponse}
 _ADD = {"traces": Store.add_spans, "metrics": Store.add_metric_points, "logs": Store.add_logs}
+# The partial_success field counting what a request had refused, per signal.
+_REJECTED_FIELD = {"traces": "rejected_spans", "metrics": "rejected_data_points", "logs": "rejected_log_records"}
+_PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
+# google.rpc.Code values for the HTTP answers (the OTLP/HTTP error body is a google.rpc.Status).
+_INVALID_ARGUMENT, _RESOURCE_EXHAUSTED = 3, 8
 MIN_TOKEN_LENGTH = 16
 COOKIE_LIFETIME_S = 12 * 3600
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -91,6 +99,23 @@ def declared_funnels(config: ConfigFile) -> dict[str, list[str]]:
         if isinstance(steps, list):
             out[str(name)] = [str(s) for s in steps]
     return out
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What became of one export request: how many of its items were refused, and why."""
+
+    signal: str
+    rejected: int = 0
+    reasons: str = ""
+
+    def response(self) -> Any:
+        """The signal's ``Export*ServiceResponse``, with ``partial_success`` when items were refused."""
+        reply = _RESPONSES[self.signal]()
+        if self.rejected:
+            setattr(reply.partial_success, _REJECTED_FIELD[self.signal], self.rejected)
+            reply.partial_success.error_message = self.reasons
+        return reply
 
 
 class Console:
@@ -120,6 +145,8 @@ class Console:
         self._handoff = threading.Lock()
         # Called after each replayed batch: tests hold the replay there.
         self.replay_hook: Callable[[], None] | None = None
+        # Where OTLP/gRPC listens (None: off), named to gRPC clients that reach the HTTP port.
+        self.grpc_port: int | None = None
 
     def replay(self, batch: int = 64) -> None:
         """Rebuild the store from the request log, batch by batch (memory: one batch), then go live.
@@ -174,24 +201,34 @@ class Console:
         thread.start()
         return thread
 
-    def ingest(self, signal: str, message: Any) -> None:
+    def ingest(self, signal: str, message: Any) -> Receipt:
         # Validated here, on live ingest and on replay alike: nothing unusable is stored.
-        _ADD[signal](self.store, clean_items(signal, FLATTEN[signal](message), self.rejections))
+        refused = Rejections()
+        _ADD[signal](self.store, clean_items(signal, FLATTEN[signal](message), refused))
+        if not refused.counts:
+            return Receipt(signal)
+        self.rejections.counts.update(refused.counts)
+        reasons = "; ".join(f"{n} {reason}" for (_, reason), n in refused.counts.most_common())
+        return Receipt(signal, refused.total(), f"refused: {reasons}")
 
-    def receive(self, signal: str, body: bytes, content_type: str | None, encoding: str | None) -> None:
-        """Decode, aggregate and (with ``--db``) keep one export request; raises OTLPDecodeError."""
+    def receive(self, signal: str, body: bytes, content_type: str | None, encoding: str | None) -> Receipt:
+        """Decode, aggregate and (with ``--db``) keep one export request; raises OTLPDecodeError.
+
+        OTLP/HTTP and OTLP/gRPC requests alike come here.
+        """
         raw = decompress(body, encoding, self.max_body)
         message = parse_request(signal, raw, content_type)
         if self.request_log is None:
-            self.ingest(signal, message)
-            return
+            return self.ingest(signal, message)
         is_protobuf = "protobuf" in (content_type or "")
+        receipt = Receipt(signal)
         with self._handoff:
             if self.replaying:  # stored now, aggregated when the replay reaches it
                 self.replay_progress["total"] += 1
             else:
-                self.ingest(signal, message)
+                receipt = self.ingest(signal, message)
             self.request_log.append(signal, raw if is_protobuf else message.SerializeToString())
+        return receipt
 
     def close(self) -> None:
         if self.alerts.notifier is not None:
@@ -217,23 +254,54 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _status(status: int, code: int, message: str, protobuf: bool) -> Response:
+    """An OTLP/HTTP error: a ``google.rpc.Status``, protobuf-encoded for protobuf requests, else JSON."""
+    body = Status(code=code, message=message)
+    if protobuf:
+        return Response(body.SerializeToString(), status_code=status, media_type="application/x-protobuf")
+    return JSONResponse(json_format.MessageToDict(body), status_code=status)
+
+
+_grpc_hint_logged = threading.Event()
+
+
+def grpc_hint(console: Console) -> str:
+    """Where a gRPC client should go instead; logged once per console run."""
+    if console.grpc_port:
+        hint = (f"this is the console's OTLP/HTTP port: send OTLP/gRPC to port {console.grpc_port}, "
+                f"or OTLP/HTTP here (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)")
+    else:
+        hint = ("this is the console's OTLP/HTTP port and OTLP/gRPC is off (--grpc-port 0): "
+                "send OTLP/HTTP here (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)")
+    if not _grpc_hint_logged.is_set():
+        _grpc_hint_logged.set()
+        _log.warning("otel-monitor console: a gRPC client reached the OTLP/HTTP port; %s", hint)
+    return hint
+
+
 def _ingest_endpoint(signal: str) -> Any:
     async def endpoint(request: Request) -> Response:
         console: Console = request.app.state.console
+        content_type = request.headers.get("content-type")
+        kind = media_type(content_type)
+        protobuf = kind in _PROTOBUF_TYPES
+        if not protobuf and kind != "application/json":
+            message = (grpc_hint(console) if kind.startswith("application/grpc") else
+                       f"unsupported Content-Type {content_type!r}; use application/x-protobuf or application/json")
+            return _status(415, _INVALID_ARGUMENT, message, protobuf=False)
         try:
             body = await _read_body(request, console.max_body)
         except _TooLarge:
-            return JSONResponse({"error": f"body exceeds the {console.max_body} byte limit"}, status_code=413)
+            return _status(413, _RESOURCE_EXHAUSTED, f"body exceeds the {console.max_body} byte limit", protobuf)
         except ClientDisconnect:
             return Response(status_code=400)
-        content_type = request.headers.get("content-type")
         try:
-            console.receive(signal, body, content_type, request.headers.get("content-encoding"))
+            receipt = console.receive(signal, body, content_type, request.headers.get("content-encoding"))
         except OTLPDecodeError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        reply = _RESPONSES[signal]()
-        if "json" in (content_type or ""):
-            return Response(b"{}", media_type="application/json")
+            return _status(400, _INVALID_ARGUMENT, str(exc), protobuf)
+        reply = receipt.response()
+        if not protobuf:
+            return JSONResponse(json_format.MessageToDict(reply))
         return Response(reply.SerializeToString(), media_type="application/x-protobuf")
 
     return endpoint

@@ -28,9 +28,11 @@ from otel_monitor.config.settings import BY_KEY, resolve
 from otel_monitor.console.app import DEFAULT_MAX_BODY, MIN_TOKEN_LENGTH, Console, create_app
 from otel_monitor.console.server import server_options
 from otel_monitor.console.store import Limits
+from otel_monitor.console.wrong_port import protocol_for
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4318  # the OTLP/HTTP default: an app with no configuration reports here
+DEFAULT_GRPC_PORT = 4317  # the OTLP/gRPC default
 TOKEN_ENV = BY_KEY["console_token"].env
 STALE_AFTER = BY_KEY["console_stale_after"]
 
@@ -57,6 +59,11 @@ class ServerHandle:
     thread: threading.Thread
     host: str
     port: int
+    grpc: Any = None  # the GrpcReceiver, when OTLP/gRPC is on
+
+    @property
+    def grpc_port(self) -> int | None:
+        return self.grpc.port if self.grpc is not None else None
 
     @property
     def url(self) -> str:
@@ -72,6 +79,8 @@ class ServerHandle:
             time.sleep(0.02)
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self.grpc is not None:
+            self.grpc.stop()
         self.server.should_exit = True
         self.thread.join(timeout)
         self.console.close()
@@ -110,11 +119,12 @@ def build_console(host: str = DEFAULT_HOST, db: str | None = None, config_path: 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = None,
           config_path: str | None = None, token: str | None = None, limits: Limits | None = None,
           max_body: int = DEFAULT_MAX_BODY, evaluate_every: float = 10.0,
-          on_replay_batch: Callable[[], None] | None = None) -> ServerHandle:
+          on_replay_batch: Callable[[], None] | None = None, grpc_port: int | None = None) -> ServerHandle:
     """Start a console in a background thread; returns once it accepts connections.
 
     With ``db``, the stored requests are replayed after that, in the
     background; ``on_replay_batch`` is called after each replayed batch.
+    ``grpc_port`` (0 picks a free one) also serves OTLP/gRPC there; None: off.
     """
     import uvicorn
 
@@ -128,25 +138,45 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = N
     except OSError as exc:
         sock.close()
         raise ConsoleStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    receiver = _grpc_receiver(console, host, grpc_port, sock) if grpc_port is not None else None
+    options = {**server_options(), "http": protocol_for(console)}
     config = uvicorn.Config(create_app(console, evaluate_every), log_level="warning", access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=2, **server_options())
+                            lifespan="on", timeout_graceful_shutdown=2, **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="otel-monitor-console", daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
+            if receiver is not None:
+                receiver.stop(0)
             raise ConsoleStartError("the console server did not start; see the log above")
         time.sleep(0.02)
+    if receiver is not None:
+        receiver.start()
     # Listening first: a large --db is replayed while the API already answers (with "replaying": true).
     console.start_replay()
-    return ServerHandle(console, server, thread, host, sock.getsockname()[1])
+    return ServerHandle(console, server, thread, host, sock.getsockname()[1], receiver)
+
+
+def _grpc_receiver(console: Console, host: str, port: int, http_socket: socket.socket) -> Any:
+    from otel_monitor.console.grpc_receiver import GrpcReceiver, GrpcStartError
+
+    try:
+        receiver = GrpcReceiver(console, host, port)
+    except GrpcStartError as exc:
+        http_socket.close()
+        raise ConsoleStartError(f"{exc}; choose another --grpc-port, or 0 to serve OTLP/HTTP only") from None
+    console.grpc_port = receiver.port
+    return receiver
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default 127.0.0.1; "
                         f"any other needs {TOKEN_ENV})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port for OTLP/HTTP, UI and API (default 4318)")
+    parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT,
+                        help=f"port for OTLP/gRPC (default {DEFAULT_GRPC_PORT}; 0 turns it off)")
     parser.add_argument("--db", help="SQLite file keeping everything received, so a restart loses nothing")
     parser.add_argument("--config", default=os.environ.get("OTEL_MONITOR_CONFIG"),
                         help="the otel-monitor YAML file with SLOs and funnels (default $OTEL_MONITOR_CONFIG)")
@@ -181,13 +211,15 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     limits = Limits(max_spans=args.max_spans, max_logs=args.max_logs)
     try:
-        handle = serve(args.host, args.port, args.db, args.config, None, limits, args.max_body)
+        handle = serve(args.host, args.port, args.db, args.config, None, limits, args.max_body,
+                       grpc_port=args.grpc_port or None)
     except (ConsoleStartError, ValueError) as exc:
         print(f"otel-monitor console: {exc}", file=sys.stderr)
         return 2
     handle.console.store.stale_after_ns = int(stale_after_seconds(args.stale_after) * 1e9)
-    print(f"otel-monitor console: {handle.url}  (OTLP/HTTP on {handle.url}/v1/traces, /v1/metrics, /v1/logs)",
-          flush=True)
+    grpc_note = f"; OTLP/gRPC on {handle.host}:{handle.grpc_port}" if handle.grpc_port else ""
+    print(f"otel-monitor console: {handle.url}  (OTLP/HTTP on {handle.url}/v1/traces, /v1/metrics, /v1/logs"
+          f"{grpc_note})", flush=True)
     # Ctrl-C (KeyboardInterrupt) and SIGTERM (kill, systemd, a container's stop) both stop it cleanly.
     stopping = threading.Event()
     previous = None

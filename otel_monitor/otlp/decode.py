@@ -51,10 +51,15 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return out
 
 
+def media_type(content_type: str | None) -> str:
+    """``Content-Type`` without its parameters, lower case: ``application/json; charset=utf-8`` is JSON."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 def parse_request(signal: str, body: bytes, content_type: str | None) -> Any:
     """Parse a body into the signal's ``Export*ServiceRequest`` message."""
     message = REQUEST_TYPES[signal]()
-    kind = (content_type or "").split(";")[0].strip().lower()
+    kind = media_type(content_type)
     if kind in ("application/x-protobuf", "application/protobuf"):
         try:
             message.ParseFromString(body)
@@ -235,5 +240,6 @@ __all__ = [
     "flatten_logs",
     "flatten_metrics",
     "flatten_spans",
+    "media_type",
     "parse_request",
 ]
