@@ -59,15 +59,22 @@ HEALTH_CHECK = prom_name(semconv.MONITOR_HEALTH_CHECK)
 HEALTH_CRITICAL = prom_name(semconv.MONITOR_HEALTH_CRITICAL)
 SIGNAL = prom_name(semconv.MONITOR_SIGNAL)
 COMPONENT = prom_name(semconv.MONITOR_COMPONENT)
+OUTCOME = prom_name(semconv.MONITOR_OPERATION_OUTCOME)
 
 # Failures: error.type set, cancelled excluded (see the module docstring).
 FAILED = f'{ERROR_TYPE}!="", {ERROR_CATEGORY}!="cancelled"'
 BY_OP = f"job, {OPERATION}"
+# Client errors: the caller's mistakes (4xx), counted apart from failures; auth failures among them.
+CLIENT_OUTCOMES = "|".join(o for o in semconv.OPERATION_OUTCOMES if o not in ("success", "server_error"))
+CLIENT_ERRORS = f'{OUTCOME}=~"{CLIENT_OUTCOMES}"'
+AUTH_FAILURES = f'{OUTCOME}=~"{"|".join(semconv.AUTH_FAILURE_OUTCOMES)}"'
 
 # Recording-rule names (level:metric:operations, the Prometheus convention).
 ERROR_RATIO = "monitor:operation_error_ratio:rate{window}"
 SUCCESS_RATIO = "monitor:operation_success_ratio:rate5m"
 CALLS = "monitor:operation_calls:rate5m"
+CLIENT_ERROR_RATIO = "monitor:operation_client_error_ratio:rate5m"
+AUTH_FAILURE_RATE = "monitor:operation_auth_failures:rate5m"
 LATENCY = "monitor:operation_latency_seconds:p{percent}_5m"
 
 # Multi-window, multi-burn-rate alerts (Google SRE workbook, chapter 5):
@@ -84,6 +91,14 @@ WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 # in a quiet hour does not page anyone.
 SPIKE_FACTOR = 3
 SPIKE_MIN_PER_SECOND = 0.1
+# Auth failures (401, 403) spike at three times their last hour's rate and at
+# least this many per second (a failed login every 10 s): a credential-stuffing
+# or broken-client signal, not one user mistyping a password.
+AUTH_SPIKE_MIN_PER_SECOND = 0.1
+# Share of calls answered with a 4xx above which an info alert says so: a
+# client or integration sending bad requests, worth a look but not a page.
+CLIENT_ERROR_INFO = 0.25
+CLIENT_ERROR_MIN_PER_SECOND = 0.05
 # Queue fill at which the collector is about to drop data.
 QUEUE_NEAR_FULL = 0.8
 
@@ -120,6 +135,11 @@ def recording_rules() -> dict[str, Any]:
     rules: list[dict[str, Any]] = [{"record": ERROR_RATIO.format(window=w), "expr": _ratio(w, "")} for w in WINDOWS]
     rules.append({"record": SUCCESS_RATIO, "expr": f"1 - {ERROR_RATIO.format(window='5m')}"})
     rules.append({"record": CALLS, "expr": f"sum by ({BY_OP}) (rate({DURATION_COUNT}[5m]))"})
+    calls = f"sum by ({BY_OP}) (rate({DURATION_COUNT}[5m]))"
+    rules.append({"record": CLIENT_ERROR_RATIO, "expr": (
+        f"(\n  sum by ({BY_OP}) (rate({DURATION_COUNT}{{{CLIENT_ERRORS}}}[5m]))\n  or {calls} * 0\n)\n/ {calls}")})
+    rules.append({"record": AUTH_FAILURE_RATE,
+                  "expr": f"sum by ({BY_OP}) (rate({DURATION_COUNT}{{{AUTH_FAILURES}}}[5m]))"})
     for quantile in (0.5, 0.95, 0.99):
         rules.append({
             "record": LATENCY.format(percent=_percent(quantile)),
@@ -243,6 +263,7 @@ def service_group(slos: SLOs) -> dict[str, Any]:
                "warning", "5m", "{{ $labels.monitor_error_category }} errors spiking on {{ $labels.job }}",
                "{{ $value | humanize }} {{ $labels.monitor_error_category }} errors per second, more than "
                f"{SPIKE_FACTOR}x the previous hour's rate."),
+        *client_error_alerts(),
         _alert("CacheHitRateLow", f"({hits} or {lookups} * 0)\n/ {lookups} < {_number(d.cache_hit_warning)}",
                "warning", "10m", "Cache {{ $labels.monitor_cache_name }} on {{ $labels.job }} mostly misses",
                "Hit rate is {{ $value | humanizePercentage }} over 10m "
@@ -262,6 +283,28 @@ def service_group(slos: SLOs) -> dict[str, Any]:
                "warning", "0m", "otel-monitor component {{ $labels.monitor_component }} fails in {{ $labels.job }}",
                "Failures were contained and counted; see the service log for the first traceback."),
     ]}
+
+
+def client_error_alerts() -> list[dict[str, Any]]:
+    """Auth-failure spikes (warning) and a high share of client errors (info), per operation."""
+    now = f"sum by ({BY_OP}) (rate({DURATION_COUNT}{{{AUTH_FAILURES}}}[5m]))"
+    before = f"sum by ({BY_OP}) (rate({DURATION_COUNT}{{{AUTH_FAILURES}}}[1h] offset 5m))"
+    client = f"sum by ({BY_OP}) (rate({DURATION_COUNT}{{{CLIENT_ERRORS}}}[5m]))"
+    on = "{{ $labels.monitor_operation }} on {{ $labels.job }}"
+    return [
+        _alert("AuthFailureSpike",
+               f"{now} > {_number(AUTH_SPIKE_MIN_PER_SECOND)}\nand\n{now}\n> {SPIKE_FACTOR} * ({before} or {now} * 0)",
+               "warning", "5m", f"Auth failures (401, 403) spiking on {on}",
+               "{{ $value | humanize }} rejected logins or forbidden calls per second, more than "
+               f"{SPIKE_FACTOR}x the previous hour's rate: a broken client, expired credentials, or someone "
+               "trying passwords."),
+        _alert("ClientErrorRateHigh",
+               f"{CLIENT_ERROR_RATIO} > {_number(CLIENT_ERROR_INFO)}\nand\n{client} > "
+               f"{_number(CLIENT_ERROR_MIN_PER_SECOND)}",
+               "info", "15m", f"Many calls of {on} are client errors",
+               "{{ $value | humanizePercentage }} of calls were answered with a 4xx over 5m "
+               f"(info above {_percent(CLIENT_ERROR_INFO)}%); the success rate does not count them."),
+    ]
 
 
 def collector_group() -> dict[str, Any]:

@@ -131,6 +131,7 @@ class Queries:
             "slo_percentile": t.latency_percentile, "slo_latency": _round(latency),
             "fallback_share": _round(fallbacks / calls) if calls and fallbacks is not None else None,
             "error_categories": dict(hist.categories),
+            **client_error_fields(hist),
         }
         row["status"] = self.operation_state(t, row)
         return row
@@ -225,6 +226,7 @@ class Queries:
                 "calls": total.count, "errors": total.errors,
                 **self.throughput(svc, None, mine[0]["source"] if mine else "spans"),
                 "error_rate": _round(total.errors / total.count) if total.count else None,
+                **client_error_fields(total),
                 **latency_fields(total),
                 "operations": len(mine),
                 "unhealthy_operations": [r["operation"] for r in mine if r["status"] != "ok"],
@@ -421,6 +423,19 @@ def latency_fields(hist: Histogram) -> dict[str, Any]:
         "min": _round(hist.min), "max": _round(hist.max),
         "percentile_error": _round(max(known), 4) if known and len(known) == len(bounds) else None,
     }
+
+
+def client_error_fields(hist: Histogram) -> dict[str, Any]:
+    """Calls the caller got wrong (4xx): their count, share of calls, and auth failures apart.
+
+    They are not failures (the success rate ignores them) but a quality and a
+    security signal: ``outcomes`` counts each non-success outcome.
+    """
+    client = {k: v for k, v in hist.outcomes.items() if k != "server_error"}
+    count = sum(client.values())
+    auth = sum(v for k, v in client.items() if k in semconv.AUTH_FAILURE_OUTCOMES)
+    return {"client_errors": count, "client_error_rate": _round(count / hist.count) if hist.count else None,
+            "auth_failures": auth, "outcomes": dict(hist.outcomes)}
 
 
 def _service_cache(caches: dict[tuple[str, str], dict[str, float]], service: str) -> dict[str, float] | None:

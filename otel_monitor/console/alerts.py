@@ -43,7 +43,7 @@ _log = logging.getLogger("otel_monitor.console.alerts")
 
 # Fewer calls than this in the window say too little about a rate to page anyone.
 MIN_CALLS = 5
-_SEVERITY_ORDER = {"critical": 0, "warning": 1}
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
 @dataclass
@@ -390,7 +390,7 @@ class AlertBook:
             if s.state == "firing":
                 by_family.setdefault(s.family_id, []).append(s)
         for family_id, states in by_family.items():
-            top = min(states, key=lambda s: _SEVERITY_ORDER.get(s.severity, 2))
+            top = min(states, key=lambda s: _SEVERITY_ORDER.get(s.severity, 3))
             alert = self.firing.get(family_id)
             if alert is None:
                 alert = self.firing[family_id] = Alert(family_id, top.family, top.service, top.subject, top.severity,
@@ -439,7 +439,7 @@ class AlertBook:
                         "active_since": s.active_at}
                        for s in self.rules.values()
                        if s.state == "pending" and (not service or s.service == service)]
-        firing.sort(key=lambda a: (_SEVERITY_ORDER.get(a["severity"], 2), a["started"]))
+        firing.sort(key=lambda a: (_SEVERITY_ORDER.get(a["severity"], 3), a["started"]))
         pending.sort(key=lambda a: (a["active_since"], a["alertname"]))
         return {"firing": firing, "pending": pending, "resolved": resolved}
 

@@ -26,6 +26,7 @@ from typing import Any
 from otel_monitor import semconv
 from otel_monitor.console.error_groups import ErrorGroup, ErrorGrouper
 from otel_monitor.console.metric_series import MetricSeries
+from otel_monitor.semantics.errors import call_outcome
 from otel_monitor.semantics.slo import SLOs
 
 MINUTE_NS = 60_000_000_000
@@ -59,11 +60,13 @@ class Histogram:
     whose extremes changed; otherwise bounded within one bucket).
     """
 
-    __slots__ = ("bounds", "buckets", "categories", "count", "errors", "max", "min", "sum")
+    __slots__ = ("bounds", "buckets", "categories", "count", "errors", "max", "min", "outcomes", "sum")
 
     def __init__(self) -> None:
         self.count = 0
         self.errors = 0
+        # Calls by monitor.operation.outcome other than success (client errors, server errors).
+        self.outcomes: dict[str, int] = {}
         self.sum = 0.0
         self.bounds: tuple[float, ...] | None = None
         self.buckets: dict[int, int] = {}
@@ -72,9 +75,12 @@ class Histogram:
         self.max: float | None = None
 
     def add(self, bounds: tuple[float, ...], buckets: Sequence[int] | Mapping[int, int], total: float, count: int,
-            category: str | None, low: float | None = None, high: float | None = None) -> None:
+            category: str | None, low: float | None = None, high: float | None = None,
+            outcome: str | None = None) -> None:
         self.count += count
         self.sum += total
+        if outcome is not None and outcome != "success":
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
         if category is not None:
             self.errors += count
             self.categories[category] = self.categories.get(category, 0) + count
@@ -101,6 +107,8 @@ class Histogram:
         self.errors += other.errors
         for k, v in other.categories.items():
             self.categories[k] = self.categories.get(k, 0) + v
+        for k, v in other.outcomes.items():
+            self.outcomes[k] = self.outcomes.get(k, 0) + v
 
     def percentile(self, q: float) -> float | None:
         """The q-th call's duration: never below ``min`` nor above ``max``."""
@@ -234,6 +242,19 @@ def http_failed(attrs: dict[str, Any], otherwise: bool) -> bool:
         return int(code) >= 500
     except (TypeError, ValueError):
         return otherwise
+
+
+def _outcome(attrs: dict[str, Any], failed: bool) -> str:
+    """The call's monitor.operation.outcome: as sent, else worked out from its status code (any SDK)."""
+    sent = attrs.get(semconv.MONITOR_OPERATION_OUTCOME)
+    if sent in semconv.OPERATION_OUTCOMES:
+        return str(sent)
+    code: Any = attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE, attrs.get(semconv.HTTP_STATUS_CODE_OLD))
+    try:
+        status = int(code)
+    except (TypeError, ValueError):
+        status = None
+    return call_outcome(failed, status, attrs.get(semconv.ERROR_TYPE))
 
 
 # Spans and log records waiting for their counterpart (see Store._logged_exceptions).
@@ -395,7 +416,8 @@ class Store:
                 hist = self.op_spans[key] = Histogram()
             bounds = self.slos.buckets
             seconds = (end - span["start_time_unix_nano"]) / 1e9
-            hist.add(bounds, {bisect_left(bounds, seconds): 1}, seconds, 1, category, seconds, seconds)
+            hist.add(bounds, {bisect_left(bounds, seconds): 1}, seconds, 1, category, seconds, seconds,
+                     _outcome(attrs, category is not None))
             self._count_call(
                 (service, "spans", str(operation), span["resource"].get(semconv.SERVICE_INSTANCE_ID, "")),
                 span["start_time_unix_nano"], end)
@@ -597,7 +619,7 @@ class Store:
             hist = self.op_metrics.get(hkey)
             if hist is None:
                 hist = self.op_metrics[hkey] = Histogram()
-            hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high)
+            hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high, _outcome(attrs, failed))
         elif kind == "histogram" and name == semconv.HTTP_SERVER_REQUEST_DURATION:
             if service not in self.monitored_services:
                 self._add_http_point(service, key, point, attrs, minute)
@@ -631,7 +653,7 @@ class Store:
         hist = self.op_metrics.get(hkey)
         if hist is None:
             hist = self.op_metrics[hkey] = Histogram()
-        hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high)
+        hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high, _outcome(attrs, failed))
 
     def _list_metric(self, service: str, point: dict[str, Any]) -> None:
         """Keep what the metric list shows of every metric received, ours and the app's own."""
