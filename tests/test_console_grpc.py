@@ -215,3 +215,23 @@ def test_rotel_default_grpc_exporter_forwards_to_the_console(console):
         relay.wait(timeout=10)
     trace = get(f"{console.url}/api/traces/{'09' * 16}")
     assert [s["name"] for s in trace["spans"]] == ["GET /via-rotel"]
+
+
+def test_grpc_port_defaults_to_4317_or_a_free_one_and_zero_turns_it_off():
+    """--grpc-port: 4317 by default, a free port beside --port 0, and 0 turns gRPC off."""
+    from otel_monitor.console.cli import grpc_port
+
+    assert (grpc_port(None, 4318), grpc_port(None, 0), grpc_port(0, 4318), grpc_port(5317, 0)) == (4317, 0, None, 5317)
+
+
+def test_default_grpc_port_in_use_leaves_http_serving_and_a_named_port_refuses(console, caplog):
+    """A busy default gRPC port is logged and skipped; a busy port asked for stops the start, naming it."""
+    from otel_monitor.console.cli import ConsoleStartError
+
+    with caplog.at_level(logging.WARNING, logger="otel_monitor.console"), \
+            serve(port=0, grpc_port=console.grpc_port, grpc_optional=True, evaluate_every=3600) as other:
+        assert other.grpc_port is None and get(f"{other.url}/api/services")["services"] == []
+    assert any(f"{console.grpc_port}" in r.getMessage() and "OTLP/HTTP only" in r.getMessage()
+               for r in caplog.records)
+    with pytest.raises(ConsoleStartError, match="--grpc-port"):
+        serve(port=0, grpc_port=console.grpc_port, evaluate_every=3600)

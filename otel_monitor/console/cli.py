@@ -119,12 +119,15 @@ def build_console(host: str = DEFAULT_HOST, db: str | None = None, config_path: 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = None,
           config_path: str | None = None, token: str | None = None, limits: Limits | None = None,
           max_body: int = DEFAULT_MAX_BODY, evaluate_every: float = 10.0,
-          on_replay_batch: Callable[[], None] | None = None, grpc_port: int | None = None) -> ServerHandle:
+          on_replay_batch: Callable[[], None] | None = None, grpc_port: int | None = None,
+          grpc_optional: bool = False) -> ServerHandle:
     """Start a console in a background thread; returns once it accepts connections.
 
     With ``db``, the stored requests are replayed after that, in the
     background; ``on_replay_batch`` is called after each replayed batch.
     ``grpc_port`` (0 picks a free one) also serves OTLP/gRPC there; None: off.
+    With ``grpc_optional``, a gRPC port that cannot be opened is logged and
+    the console serves OTLP/HTTP only (the default port, not one asked for).
     """
     import uvicorn
 
@@ -138,7 +141,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = N
     except OSError as exc:
         sock.close()
         raise ConsoleStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    receiver = _grpc_receiver(console, host, grpc_port, sock) if grpc_port is not None else None
+    receiver = _grpc_receiver(console, host, grpc_port, sock, grpc_optional) if grpc_port is not None else None
     options = {**server_options(), "http": protocol_for(console)}
     config = uvicorn.Config(create_app(console, evaluate_every), log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=2, **options)
@@ -159,12 +162,16 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = N
     return ServerHandle(console, server, thread, host, sock.getsockname()[1], receiver)
 
 
-def _grpc_receiver(console: Console, host: str, port: int, http_socket: socket.socket) -> Any:
+def _grpc_receiver(console: Console, host: str, port: int, http_socket: socket.socket, optional: bool) -> Any:
     from otel_monitor.console.grpc_receiver import GrpcReceiver, GrpcStartError
 
     try:
         receiver = GrpcReceiver(console, host, port)
     except GrpcStartError as exc:
+        if optional:
+            logging.getLogger("otel_monitor.console").warning(
+                "otel-monitor console: %s; serving OTLP/HTTP only (--grpc-port chooses another port)", exc)
+            return None
         http_socket.close()
         raise ConsoleStartError(f"{exc}; choose another --grpc-port, or 0 to serve OTLP/HTTP only") from None
     console.grpc_port = receiver.port
@@ -175,8 +182,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default 127.0.0.1; "
                         f"any other needs {TOKEN_ENV})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port for OTLP/HTTP, UI and API (default 4318)")
-    parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT,
-                        help=f"port for OTLP/gRPC (default {DEFAULT_GRPC_PORT}; 0 turns it off)")
+    parser.add_argument("--grpc-port", type=int, default=None,
+                        help=f"port for OTLP/gRPC (default {DEFAULT_GRPC_PORT}, or a free one with --port 0, "
+                             "skipped with a warning when in use; 0 turns it off)")
     parser.add_argument("--db", help="SQLite file keeping everything received, so a restart loses nothing")
     parser.add_argument("--config", default=os.environ.get("OTEL_MONITOR_CONFIG"),
                         help="the otel-monitor YAML file with SLOs and funnels (default $OTEL_MONITOR_CONFIG)")
@@ -189,6 +197,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-logs", type=int, default=defaults.max_logs, help="log records kept in memory")
     parser.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY,
                         help="largest request body in bytes (413 beyond)")
+
+
+def grpc_port(argument: int | None, http_port: int) -> int | None:
+    """``--grpc-port``: None turns gRPC off (0); by default 4317, or a free port beside a free HTTP port."""
+    if argument is None:
+        return 0 if http_port == 0 else DEFAULT_GRPC_PORT
+    return argument or None
 
 
 def _seconds(raw: str) -> float:
@@ -212,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(max_spans=args.max_spans, max_logs=args.max_logs)
     try:
         handle = serve(args.host, args.port, args.db, args.config, None, limits, args.max_body,
-                       grpc_port=args.grpc_port or None)
+                       grpc_port=grpc_port(args.grpc_port, args.port), grpc_optional=args.grpc_port is None)
     except (ConsoleStartError, ValueError) as exc:
         print(f"otel-monitor console: {exc}", file=sys.stderr)
         return 2
