@@ -11,6 +11,7 @@ from opentelemetry.trace import SpanKind
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
 
+from .collector_queries import DASHBOARDS, load_dashboard
 from .console_telemetry import CONFIG, get, meter, tracer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,3 +76,15 @@ def test_generated_rules_include_an_info_level():
     rules = yaml.safe_load((ROOT / "collector" / "prometheus" / "rules" / "otel-monitor.rules.yaml").read_text())
     levels = {r["labels"]["severity"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
     assert levels == {"critical", "warning", "info"}
+
+
+def test_dashboards_chart_client_errors_from_the_generated_rules():
+    """The operations dashboard charts the client-error ratio and auth failures the rules record; errors by outcome."""
+    rules = yaml.safe_load((ROOT / "collector" / "prometheus" / "rules" / "otel-monitor.rules.yaml").read_text())
+    recorded = {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
+    queries = {p.name: [t["expr"] for panel in load_dashboard(p)["panels"] for t in panel.get("targets", [])
+                        if "expr" in t] for p in DASHBOARDS}
+    for name in ("monitor:operation_client_error_ratio:rate5m", "monitor:operation_auth_failures:rate5m"):
+        assert name in recorded
+        assert any(q.startswith(name + "{") for q in queries["operations.json"]), name
+    assert any("monitor_operation_outcome" in q for q in queries["errors.json"])

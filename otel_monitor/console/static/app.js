@@ -162,7 +162,10 @@ const views = {
           card("throughput, last minute", fmt.rate(r.throughput_per_s), "throughput"),
           card("cache hit", fmt.pct(r.cache_hit_rate), "cache"), card("fallback share", fmt.pct(r.fallback_share), "fallback")),
         Object.keys(r.error_categories).length ? h("p", {}, "Failures by category: " +
-          Object.entries(r.error_categories).map(([k, v]) => `${k} ${v}`).join(", ")) : null)),
+          Object.entries(r.error_categories).map(([k, v]) => `${k} ${v}`).join(", ")) : null,
+        r.client_errors ? h("p", { "data-col": "client-errors" }, `Client errors (4xx, not failures): ` +
+          `${fmt.num(r.client_errors)} (${fmt.pct(r.client_error_rate)}), auth failures ${fmt.num(r.auth_failures)}: ` +
+          Object.entries(r.outcomes).filter(([k]) => k !== "server_error").map(([k, v]) => `${k} ${v}`).join(", ")) : null)),
       h("p", { class: "note" }, `SLO: success ≥ ${fmt.pct(t.success_warning)} (critical below ${fmt.pct(t.success_critical)}), ` +
         `p${t.latency_percentile * 100} ≤ ${fmt.secs(t.latency_warning)} (critical above ${fmt.secs(t.latency_critical)})`),
       charts(data.series),
