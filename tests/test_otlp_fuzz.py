@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
@@ -162,3 +163,42 @@ def test_deep_json_only_raises_the_decode_error(depth, signal):
     """JSON nested thousands deep is refused as a decode error, never a RecursionError."""
     body = ('{"resourceSpans": ' + "[" * depth + "]" * depth + "}").encode()
     _decoded_and_cleaned(signal, body, "application/json")
+
+
+# --- the JSON API over fuzzed data and fuzzed queries --------------------------------------------
+
+QUERY_KEYS = ["service", "window", "kind", "name", "group_by", "q", "limit", "severity", "attribute", "status",
+              "operation", "trace_id", "since", "until", "min_duration_ms", "x"]
+texts = st.text(max_size=12) | st.sampled_from(["", "0", "-1", "nan", "inf", "1e309", "15m", "shop", "%", "\x00"])
+
+
+def _api_paths() -> list[str]:
+    from otel_monitor.console import api
+
+    return [route.path for route in api.ROUTES if "GET" in (route.methods or ()) and route.path != "/api/events"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_api_never_answers_500(data):
+    """Fuzzed OTLP in, then every GET endpoint with fuzzed query and path values: no 500, strict JSON out."""
+    from fastapi.testclient import TestClient
+
+    from otel_monitor.console.app import Console, create_app
+
+    console = Console()
+    client = TestClient(create_app(console, evaluate_every=3600), base_url="http://127.0.0.1",
+                        raise_server_exceptions=False)
+    for signal in sorted(REQUESTS):
+        body = data.draw(REQUESTS[signal]).SerializeToString()
+        assert client.post(f"/v1/{signal}", content=body,
+                           headers={"Content-Type": "application/x-protobuf"}).status_code in (200, 400)
+    console.alerts.evaluate()
+    for path in _api_paths():
+        concrete = path.replace("{name:path}", quote(data.draw(texts), safe="") or "x").replace(
+            "{trace_id}", quote(data.draw(texts), safe="") or "x")
+        params = data.draw(st.dictionaries(st.sampled_from(QUERY_KEYS), texts, max_size=3))
+        answer = client.get(concrete, params=params)
+        assert answer.status_code < 500, (concrete, params, answer.text[:300])
+        if answer.headers.get("content-type", "").startswith("application/json"):
+            json.loads(answer.text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
