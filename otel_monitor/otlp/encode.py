@@ -229,39 +229,38 @@ def _span(span: ReadableSpan) -> bytes:
 def _grouped(items: Sequence[Any], encode: Any) -> list[tuple[Any, list[tuple[Any, list[bytes]]]]]:
     """``items`` encoded, grouped by resource and by scope in the order they first appear.
 
-    Grouped by equality, as the SDK's encoder groups: equal resources (or
-    scopes) that are distinct objects go out as one. Items are looked up by
-    identity first, so the equality checks run once per distinct object,
-    not once per item.
+    Grouped by equality, as the SDK's encoder groups (a dict keyed by the
+    resource and by the scope): equal resources or scopes that are distinct
+    objects go out as one. Each distinct object is compared with the groups
+    once; later items with it cost a lookup by identity.
     """
     grouped: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+    resources: dict[int, int] = {}  # id of a resource object -> id of the group's resource
+    scopes: dict[tuple[int, int], int] = {}  # (group, id of a scope object) -> id of the group's scope
     for item in items:
         resource = item.resource
         scope = item.instrumentation_scope or None
-        by_scope = grouped.get(id(resource))
-        if by_scope is None:
-            by_scope = grouped[id(resource)] = (resource, {})
-        entry = by_scope[1].get(id(scope))
-        if entry is None:
-            entry = by_scope[1][id(scope)] = (scope, [])
-        entry[1].append(encode(item))
-    resources = _merged([(resource, list(scopes.values())) for resource, scopes in grouped.values()])
-    return [(resource, _merged(scopes)) for resource, scopes in resources]
+        group = resources.get(id(resource))
+        if group is None:
+            group = resources[id(resource)] = _equal_key(resource, (r for r, _ in grouped.values()))
+            if group not in grouped:
+                grouped[group] = (resource, {})
+        by_scope = grouped[group][1]
+        in_group = scopes.get((group, id(scope)))
+        if in_group is None:
+            in_group = scopes[(group, id(scope))] = _equal_key(scope, (s for s, _ in by_scope.values()))
+            if in_group not in by_scope:
+                by_scope[in_group] = (scope, [])
+        by_scope[in_group][1].append(encode(item))
+    return [(resource, list(by_scope.values())) for resource, by_scope in grouped.values()]
 
 
-def _merged(groups: list[tuple[Any, list[Any]]]) -> list[tuple[Any, list[Any]]]:
-    """Groups whose keys are equal made one, in the order of first appearance."""
-    if len(groups) < 2:
-        return groups
-    merged: list[tuple[Any, list[Any]]] = []
-    for key, members in groups:
-        for kept_key, kept in merged:
-            if kept_key is key or kept_key == key:
-                kept.extend(members)
-                break
-        else:
-            merged.append((key, list(members)))
-    return merged
+def _equal_key(obj: Any, kept: Any) -> int:
+    """The id of the kept object equal to ``obj``, or ``obj``'s own id when none is."""
+    for other in kept:
+        if other is obj or other == obj:
+            return id(other)
+    return id(obj)
 
 
 def _request(groups: Sequence[tuple[Any, Sequence[tuple[Any, Sequence[bytes]]]]]) -> bytes:
