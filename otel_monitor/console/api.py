@@ -72,6 +72,12 @@ def _flag_replay(console: Console, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def services(request: Request) -> JSONResponse:
+    """Services seen, and what the console received, kept and evicted.
+    ---
+    summary: Services seen, and what the console received, kept and evicted
+    responses:
+      200: {$ref: '#/components/responses/Services'}
+    """
     console = _console(request)
     with console.store.lock:
         received, evicted = dict(console.store.received), dict(console.store.evicted)
@@ -86,6 +92,16 @@ async def services(request: Request) -> JSONResponse:
 
 
 async def summary(request: Request) -> JSONResponse:
+    """Per service, calls, errors, throughput, latency percentiles and status.
+    ---
+    summary: Per service, calls, errors, throughput, latency percentiles and status
+    parameters:
+      - $ref: '#/components/parameters/service'
+      - $ref: '#/components/parameters/window'
+    responses:
+      200: {$ref: '#/components/responses/Summary'}
+      400: {$ref: '#/components/responses/BadParameter'}
+    """
     return _answer(request, lambda c, q, s, w: {
         "window": w, "services": q.summary(s, w),
         "note": ("Percentiles are interpolated within a histogram bucket narrowed to the observed min and max; "
@@ -93,10 +109,32 @@ async def summary(request: Request) -> JSONResponse:
 
 
 async def operations(request: Request) -> JSONResponse:
+    """Per operation, rate, errors and duration percentiles against its SLO.
+    ---
+    summary: Per operation, rate, errors and duration percentiles against its SLO
+    parameters:
+      - $ref: '#/components/parameters/service'
+      - $ref: '#/components/parameters/window'
+    responses:
+      200: {$ref: '#/components/responses/Operations'}
+      400: {$ref: '#/components/responses/BadParameter'}
+    """
     return _answer(request, lambda c, q, s, w: {"window": w, "operations": q.operations(s, w)})
 
 
 async def operation(request: Request) -> JSONResponse:
+    """One operation, its per-minute series, error groups and example traces.
+    ---
+    summary: One operation, its per-minute series, error groups and example traces
+    parameters:
+      - $ref: '#/components/parameters/operation_name'
+      - $ref: '#/components/parameters/service'
+      - $ref: '#/components/parameters/window'
+    responses:
+      200: {$ref: '#/components/responses/Operation'}
+      400: {$ref: '#/components/responses/BadParameter'}
+      404: {$ref: '#/components/responses/NotFound'}
+    """
     name = request.path_params["name"]
 
     def build(c: Console, q: Queries, s: str | None, w: str) -> dict[str, Any] | None:
@@ -122,6 +160,16 @@ def _ops_of(console: Console, trace_id: str) -> set[str]:
 
 
 async def errors(request: Request) -> JSONResponse:
+    """Error groups by fingerprint, with counts, users, stack trace and example traces.
+    ---
+    summary: Error groups by fingerprint, with counts, users, stack trace and example traces
+    parameters:
+      - $ref: '#/components/parameters/service'
+      - $ref: '#/components/parameters/window'
+    responses:
+      200: {$ref: '#/components/responses/Errors'}
+      400: {$ref: '#/components/responses/BadParameter'}
+    """
     return _answer(request, lambda c, q, s, w: {"window": w, "errors": q.errors(s, w)})
 
 
@@ -136,6 +184,24 @@ async def traces(request: Request) -> JSONResponse:
     its ``monitor.operation`` or HTTP route), ``status`` (ok, error), ``min_ms``, ``max_ms``,
     ``attr`` (``key=value`` on a span or its resource, repeatable), ``start`` and ``end`` (ms since
     the epoch), ``limit`` (at most 500), ``offset``.  Answer: ``total`` matching and ``traces``.
+    ---
+    summary: Search traces
+    parameters:
+      - $ref: '#/components/parameters/service'
+      - $ref: '#/components/parameters/window'
+      - $ref: '#/components/parameters/trace_kind'
+      - $ref: '#/components/parameters/operation'
+      - $ref: '#/components/parameters/status'
+      - $ref: '#/components/parameters/min_ms'
+      - $ref: '#/components/parameters/max_ms'
+      - $ref: '#/components/parameters/attr'
+      - $ref: '#/components/parameters/start'
+      - $ref: '#/components/parameters/end'
+      - $ref: '#/components/parameters/limit'
+      - $ref: '#/components/parameters/offset'
+    responses:
+      200: {$ref: '#/components/responses/Traces'}
+      400: {$ref: '#/components/responses/BadParameter'}
     """
     kind = request.query_params.get("kind", "recent")
 
@@ -159,7 +225,16 @@ async def traces(request: Request) -> JSONResponse:
 
 async def trace(request: Request) -> JSONResponse:
     """One trace in full: every span (attributes, events, links, resource, scope, status, the
-    statement of a database span, duration in ms and µs) and the trace's logs by time."""
+    statement of a database span, duration in ms and µs) and the trace's logs by time.
+    ---
+    summary: One trace, every span in full, and its logs
+    parameters:
+      - $ref: '#/components/parameters/trace_id_path'
+    responses:
+      200: {$ref: '#/components/responses/Trace'}
+      400: {$ref: '#/components/responses/BadParameter'}
+      404: {$ref: '#/components/responses/NotFound'}
+    """
     trace_id = request.path_params["trace_id"]
     if len(trace_id) != 32 or any(ch not in "0123456789abcdefABCDEF" for ch in trace_id):
         return JSONResponse({"error": "trace_id must be 32 hexadecimal characters"}, status_code=400)
@@ -176,6 +251,24 @@ async def logs(request: Request) -> JSONResponse:
     error, fatal), ``q`` (text in the body or event name), ``attr`` (``key=value``, repeatable),
     ``trace_id``, ``span_id``, ``start``, ``end`` (ms), ``after`` (only records numbered above it:
     the live tail sends the ``last_seq`` of its previous answer), ``limit`` (at most 500), ``offset``.
+    ---
+    summary: Search structured logs
+    parameters:
+      - $ref: '#/components/parameters/service'
+      - $ref: '#/components/parameters/window'
+      - $ref: '#/components/parameters/level'
+      - $ref: '#/components/parameters/q'
+      - $ref: '#/components/parameters/attr'
+      - $ref: '#/components/parameters/trace_id'
+      - $ref: '#/components/parameters/span_id'
+      - $ref: '#/components/parameters/start'
+      - $ref: '#/components/parameters/end'
+      - $ref: '#/components/parameters/after'
+      - $ref: '#/components/parameters/limit'
+      - $ref: '#/components/parameters/offset'
+    responses:
+      200: {$ref: '#/components/responses/Logs'}
+      400: {$ref: '#/components/responses/BadParameter'}
     """
     return _answer(request, lambda c, q, s, w: {
         "window": w, **explore.search_logs(c.store, explore.parse_filters(request.query_params), _since_ns(q, w))})
@@ -183,7 +276,16 @@ async def logs(request: Request) -> JSONResponse:
 
 async def metrics(request: Request) -> JSONResponse:
     """Every metric received in the window (the app's own included): kind, unit, last value, and
-    the attribute keys its series carry (``attribute_keys``: what a chart can be grouped by)."""
+    the attribute keys its series carry (``attribute_keys``: what a chart can be grouped by).
+    ---
+    summary: Every metric received, with kind, unit, last value and attribute keys
+    parameters:
+      - $ref: '#/components/parameters/service'
+      - $ref: '#/components/parameters/window'
+    responses:
+      200: {$ref: '#/components/responses/Metrics'}
+      400: {$ref: '#/components/responses/BadParameter'}
+    """
     def build(c: Console, q: Queries, s: str | None, w: str) -> dict[str, Any]:
         rows = q.metrics(s, w)
         keys = explore.metric_attribute_keys(c.store)
@@ -200,6 +302,17 @@ async def metric_series(request: Request) -> JSONResponse:
     Query: ``name`` (required), ``service``, ``window``, ``group_by`` (an attribute key, or
     ``service.instance.id``).  Answer: ``kind``, ``unit``, ``stat``, ``step_s`` and ``groups``,
     each ``{group, points: [{t (ms), v, ...}]}``; 404 when no such metric was received.
+    ---
+    summary: One metric charted over the window by its kind
+    parameters:
+      - $ref: '#/components/parameters/metric_name'
+      - $ref: '#/components/parameters/service'
+      - $ref: '#/components/parameters/window'
+      - $ref: '#/components/parameters/group_by'
+    responses:
+      200: {$ref: '#/components/responses/MetricSeries'}
+      400: {$ref: '#/components/responses/BadParameter'}
+      404: {$ref: '#/components/responses/NotFound'}
     """
     name = request.query_params.get("name") or ""
     group_by = request.query_params.get("group_by") or None
@@ -215,7 +328,12 @@ async def metric_series(request: Request) -> JSONResponse:
 
 async def resources(request: Request) -> JSONResponse:
     """Services and their instances: resource attributes, SDK and distro versions, first and last
-    seen, and whether each is stale (silent for longer than the console's stale-after)."""
+    seen, and whether each is stale (silent for longer than the console's stale-after).
+    ---
+    summary: Services and instances, resource attributes, versions, first and last seen, staleness
+    responses:
+      200: {$ref: '#/components/responses/Resources'}
+    """
     console = _console(request)
     q = Queries(console.store)
     return JSONResponse({"stale_after_s": console.store.stale_after_ns / 1e9,
@@ -223,14 +341,42 @@ async def resources(request: Request) -> JSONResponse:
 
 
 async def funnels(request: Request) -> JSONResponse:
+    """Journey funnels of the config file, users per step.
+    ---
+    summary: Journey funnels of the config file, users per step
+    parameters:
+      - $ref: '#/components/parameters/service'
+      - $ref: '#/components/parameters/window'
+    responses:
+      200: {$ref: '#/components/responses/Funnels'}
+      400: {$ref: '#/components/responses/BadParameter'}
+    """
     return _answer(request, lambda c, q, s, w: {"window": w, "funnels": q.funnels(s, w, c.funnels)})
 
 
 async def health(request: Request) -> JSONResponse:
+    """Health checks per service and instance, availability over the window.
+    ---
+    summary: Health checks per service and instance, availability over the window
+    parameters:
+      - $ref: '#/components/parameters/service'
+      - $ref: '#/components/parameters/window'
+    responses:
+      200: {$ref: '#/components/responses/Health'}
+      400: {$ref: '#/components/responses/BadParameter'}
+    """
     return _answer(request, lambda c, q, s, w: {"window": w, "checks": q.health(s, w)})
 
 
 async def alerts(request: Request) -> JSONResponse:
+    """Firing, pending and recently resolved alerts.
+    ---
+    summary: Firing, pending and recently resolved alerts
+    parameters:
+      - $ref: '#/components/parameters/service'
+    responses:
+      200: {$ref: '#/components/responses/Alerts'}
+    """
     console = _console(request)
     if not console.replaying:  # alerts judge complete data only
         console.alerts.evaluate()
@@ -239,6 +385,15 @@ async def alerts(request: Request) -> JSONResponse:
 
 
 async def acknowledge(request: Request) -> JSONResponse:
+    """Acknowledge a firing alert.
+    ---
+    summary: Acknowledge a firing alert
+    parameters:
+      - $ref: '#/components/parameters/alert_id'
+    responses:
+      200: {$ref: '#/components/responses/Acknowledged'}
+      404: {$ref: '#/components/responses/NotFound'}
+    """
     alert_id = request.path_params["alert_id"]
     if not _console(request).alerts.acknowledge(alert_id):
         return JSONResponse({"error": f"no firing alert {alert_id!r}"}, status_code=404)
@@ -261,7 +416,16 @@ async def events(request: Request) -> StreamingResponse:
     newest log number ``last_log``, the number of services) when new data has arrived since the
     previous one, checked every ``interval`` seconds (default 1, at least 0.1), and a comment line
     every 15 s otherwise.  ``max`` ends the stream after that many events; every stream ends after
-    10 minutes (EventSource reconnects)."""
+    10 minutes (EventSource reconnects).
+    ---
+    summary: Server-sent events announcing new data, for live pages
+    parameters:
+      - $ref: '#/components/parameters/interval'
+      - $ref: '#/components/parameters/max_events'
+    responses:
+      200: {$ref: '#/components/responses/Events'}
+      400: {$ref: '#/components/responses/BadParameter'}
+    """
     console = _console(request)
     try:
         interval = max(0.1, float(request.query_params.get("interval") or 1.0))

@@ -53,7 +53,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otel_monitor.config.file import EMPTY, ConfigFile
-from otel_monitor.console import api
+from otel_monitor.console import api, openapi
 from otel_monitor.console.alerts import AlertBook, WebhookNotifier
 from otel_monitor.console.persist import RequestLog
 from otel_monitor.console.store import Limits, Store
@@ -433,6 +433,7 @@ def create_app(console: Console, evaluate_every: float = 10.0) -> ASGIApp:
         Route("/", _index),
         *(Route(f"/v1/{signal}", _ingest_endpoint(signal), methods=["POST"]) for signal in FLATTEN),
         *api.ROUTES,
+        openapi.ROUTE,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
