@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SECTIONS = ("settings", "operations", "errors", "funnels", "redaction", "slos", "health")
+SECTIONS = ("settings", "operations", "errors", "funnels", "redaction", "slos", "health", "alerting", "kpis")
 
 Path = tuple[str | int, ...]
 

@@ -37,7 +37,13 @@ from typing import Any, Protocol
 
 from otel_monitor.console.aggregates import Queries
 from otel_monitor.console.store import MINUTE_NS, Histogram, Store
-from otel_monitor.semantics.alert_timing import TIMINGS, pending_period, seconds
+from otel_monitor.semantics.alert_timing import (
+    DEFAULT_RUNBOOK_BASE_URL,
+    TIMINGS,
+    pending_period,
+    runbook_url,
+    seconds,
+)
 
 _log = logging.getLogger("otel_monitor.console.alerts")
 
@@ -221,7 +227,8 @@ def _rfc3339(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def alertmanager_payload(states: list[tuple[RuleState, str, int | None]], generator_url: str) -> dict[str, Any]:
+def alertmanager_payload(states: list[tuple[RuleState, str, int | None]], generator_url: str,
+                         runbook_base: str = DEFAULT_RUNBOOK_BASE_URL) -> dict[str, Any]:
     """Alertmanager's webhook body (version 4) for (alert, "firing"|"resolved", ended at ms)."""
     alerts: list[dict[str, Any]] = []
     label_sets: list[set[tuple[str, str]]] = []
@@ -231,7 +238,8 @@ def alertmanager_payload(states: list[tuple[RuleState, str, int | None]], genera
         fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
         alerts.append({"status": status, "labels": labels,
                        "annotations": {"summary": s.summary,
-                                       "description": f"value {s.value!r}, threshold {s.threshold!r}"},
+                                       "description": f"value {s.value!r}, threshold {s.threshold!r}",
+                                       "runbook_url": runbook_url(s.alertname, runbook_base)},
                        "startsAt": _rfc3339(s.fired_at or s.active_at),
                        "endsAt": _rfc3339(ended if status == "resolved" else None),
                        "generatorURL": generator_url, "fingerprint": fingerprint})
@@ -319,6 +327,7 @@ class AlertBook:
         self.journal = journal
         self.notifier = notifier
         self.generator_url = generator_url or "http://127.0.0.1/#/alerts"
+        self.runbook_base = DEFAULT_RUNBOOK_BASE_URL  # the config file's alerting.runbook_base_url
         self._on_ack = on_ack
         self._lock = threading.Lock()
 
@@ -381,7 +390,7 @@ class AlertBook:
                 self.journal.append_resolved_alert(asdict(alert))
         notify = [(s, change, ended) for s, change, ended in changes if change in ("firing", "resolved")]
         if self.notifier is not None and notify:
-            self.notifier.notify(alertmanager_payload(notify, self.generator_url))
+            self.notifier.notify(alertmanager_payload(notify, self.generator_url, self.runbook_base))
 
     def _families(self, now: int) -> list[Alert]:
         """Fold the firing rule states into one alert per kind and subject; returns those resolved now."""
@@ -439,6 +448,8 @@ class AlertBook:
                         "active_since": s.active_at}
                        for s in self.rules.values()
                        if s.state == "pending" and (not service or s.service == service)]
+        for entry in (*firing, *resolved, *pending):
+            entry["runbook_url"] = runbook_url(entry["alertname"], self.runbook_base) if entry["alertname"] else None
         firing.sort(key=lambda a: (_SEVERITY_ORDER.get(a["severity"], 3), a["started"]))
         pending.sort(key=lambda a: (a["active_since"], a["alertname"]))
         return {"firing": firing, "pending": pending, "resolved": resolved}

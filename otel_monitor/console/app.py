@@ -59,6 +59,7 @@ from otel_monitor.console.persist import RequestLog
 from otel_monitor.console.store import Limits, Store
 from otel_monitor.console.validate import Rejections, clean_items
 from otel_monitor.otlp.decode import FLATTEN, OTLPDecodeError, decompress, media_type, parse_request
+from otel_monitor.semantics.alert_timing import load_runbook_base
 from otel_monitor.semantics.slo import load_slos
 
 _log = logging.getLogger("otel_monitor.console")
@@ -134,6 +135,7 @@ class Console:
         notifier = WebhookNotifier(alert_webhook) if alert_webhook else None
         self.alerts = AlertBook(self.store, self.request_log.acknowledge if self.request_log else None,
                                 journal=self.request_log, notifier=notifier)
+        self.alerts.runbook_base = load_runbook_base(config)
         if self.request_log is not None:
             # Pending and firing alerts keep their start, and the history its entries, across a restart.
             self.alerts.restore(self.request_log.alert_state(), self.request_log.resolved_alerts())

@@ -20,6 +20,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from otel_monitor.config.file import EMPTY, ConfigFile
+from otel_monitor.config.settings import report_problem
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 
@@ -65,3 +68,39 @@ def pending_period(alert: str, error_rate_for: str) -> str:
     """The ``for`` of ``alert``; the error-rate alert takes the SLO's ``error_rate.for``."""
     timing = TIMINGS[alert]
     return timing.for_ or error_rate_for
+
+
+# Where each alert's runbook lives: ``<base>/<AlertName>.md``.  A path relative
+# to the repository by default: the project publishes no docs site, and the
+# runbooks are meant to be copied and edited with the service, so the only
+# link true in every checkout is the relative one.  A team sets
+# ``alerting.runbook_base_url`` to its wiki or its repository's web view to make
+# it a link that opens from Slack, PagerDuty or the console.
+DEFAULT_RUNBOOK_BASE_URL = "docs/runbooks"
+
+
+def runbook_url(alertname: str, base: str = DEFAULT_RUNBOOK_BASE_URL) -> str:
+    """The ``runbook_url`` annotation of ``alertname``."""
+    return f"{base.rstrip('/')}/{alertname}.md"
+
+
+def load_runbook_base(config: ConfigFile = EMPTY, *, strict: bool = False,
+                      problems: list[str] | None = None) -> str:
+    """``alerting.runbook_base_url`` of the config file, else the default; a bad value is reported."""
+    section = config.section("alerting")
+    if section is None:
+        return DEFAULT_RUNBOOK_BASE_URL
+    if not isinstance(section, dict) or set(section) - {"runbook_base_url"}:
+        report_problem(f"{config.where('alerting')}: 'alerting' takes only runbook_base_url",
+                       strict=strict, problems=problems)
+        return DEFAULT_RUNBOOK_BASE_URL
+    base = section.get("runbook_base_url", DEFAULT_RUNBOOK_BASE_URL)
+    scheme = base.split("/")[0].partition(":")[0].lower() if isinstance(base, str) and ":" in base.split("/")[0] \
+        else None
+    if not isinstance(base, str) or not base.strip() or any(c.isspace() or c in "{}<>\"'" for c in base) \
+            or scheme not in (None, "http", "https"):
+        report_problem(f"{config.where('alerting', 'runbook_base_url')}: runbook_base_url must be an http(s) URL "
+                       f"or a relative path, without spaces, quotes or braces, got {base!r}",
+                       strict=strict, problems=problems)
+        return DEFAULT_RUNBOOK_BASE_URL
+    return base.strip()

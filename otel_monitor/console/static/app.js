@@ -109,6 +109,11 @@ function figuresNote(svc) {
   return h("p", { class: "note", "data-testid": "figures-source" }, `Figures from ${from}${error}.`);
 }
 
+// The alert's runbook (the rules' runbook_url annotation), after the other links.
+function runbookLink(a) {
+  return a.runbook_url ? [" · ", h("a", { href: a.runbook_url, target: "_blank", rel: "noopener", "data-testid": "alert-runbook" }, "runbook")] : [];
+}
+
 const views = {
   async overview() {
     const data = await api("/api/summary");
@@ -220,7 +225,7 @@ const views = {
   async alerts() {
     const data = await api("/api/alerts");
     const row = (a, firing) => h("tr", { "data-testid": "alert-" + a.id },
-      h("td", {}, status(a.severity)), h("td", {}, a.service), h("td", {}, a.summary),
+      h("td", {}, status(a.severity)), h("td", {}, a.service), h("td", {}, a.summary, runbookLink(a)),
       h("td", {}, fmt.datetime(a.started)), h("td", {}, a.resolved ? fmt.datetime(a.resolved) : ""),
       h("td", {}, firing ? (a.acknowledged ? "acknowledged" : h("button", { onclick: () => ack(a.id) }, "Acknowledge")) : (a.acknowledged ? "acknowledged" : "")));
     const cols = [["severity"], ["service"], ["alert"], ["since"], ["resolved"], [""]];
