@@ -242,8 +242,12 @@ def test_trace_details_panel_python_and_js_in_one_trace(page, console):
     db_row = page.locator(f"[data-testid='span-{truth['db_span_id']}']").inner_text()
     assert "SELECT shop.db" in db_row and "/tmp/" not in db_row
     assert "420 µs" in db_row and "0.0 ms" not in db_row
-    # Logs of both services sit in the waterfall under their spans, and in the trace's log table.
+    # Logs of both services sit in the waterfall under their spans, by time, and in the trace's log table.
     assert page.locator("tr.wf-log").count() == len(api["logs"]) == 3
+    first_cells = page.locator("[data-testid='waterfall'] tbody tr td:first-child").all_inner_texts()
+    expected = ["POST /checkout", "SELECT shop.db", "charging card", "checkout failed", "GET /stock/{sku}",
+                "SELECT inventory", "stock low for sku 42"]
+    assert [next((e for e in expected if e in cell), cell) for cell in first_cells] == expected
     assert page.locator("[data-testid='trace-logs'] tbody tr").count() == 3
     assert {log["service"] for log in api["logs"]} == {"shop", "js-inventory"}
     # Copyable id and permalink.
@@ -459,7 +463,7 @@ def test_phone_width_scrolls_tables_not_the_page(browser, console, view):
         context.close()
 
 
-@pytest.mark.parametrize("view", PAGES + ["trace", "metrics-chart"])
+@pytest.mark.parametrize("view", [*PAGES, "trace", "metrics-chart"])
 def test_no_serious_accessibility_violations(page, console, view):
     """axe-core finds no serious or critical violation on any page."""
     if view == "trace":

@@ -20,13 +20,19 @@ from otel_monitor.console.store import MINUTE_NS, Histogram, Store, TraceSummary
 MAX_PAGE = 500
 SEVERITIES = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "warning": 13, "error": 17, "fatal": 21}
 _SPAN_KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
-# An absolute path inside a span name ("SELECT /tmp/x/shop.db"): shown by its last part.
+# An absolute path inside a database span's name ("SELECT /tmp/x/shop.db", SQLite's
+# database is its file): shown by its last part.  HTTP routes keep their slashes.
 _PATH = re.compile(r"(?<![\w.])/(?:[^\s/]+/)+([^\s/]+)")
+_SQL_VERB = re.compile(r"^\s*(select|insert|update|delete|begin|commit|rollback|create|drop|alter|pragma|with|"
+                       r"replace|connect|savepoint|release)\b", re.IGNORECASE)
 
 
-def display_name(name: str) -> str:
-    """A span name with absolute file paths cut to their file name: ``SELECT shop.db``."""
-    return _PATH.sub(r"\1", name) if "/" in name else name
+def display_name(name: str, attributes: dict[str, Any] | None = None) -> str:
+    """A database span's name with absolute file paths cut to the file name: ``SELECT shop.db``."""
+    if "/" not in name:
+        return name
+    is_db = attributes is not None and (semconv.DB_SYSTEM_NAME in attributes or semconv.DB_SYSTEM in attributes)
+    return _PATH.sub(r"\1", name) if is_db or _SQL_VERB.match(name) else name
 
 
 class BadFilter(ValueError):
@@ -130,7 +136,8 @@ def search_traces(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
             if (f.min_ms is not None and ms < f.min_ms) or (f.max_ms is not None and ms > f.max_ms):
                 continue
             if f.operation and not any(
-                    f.operation in (s["name"], display_name(s["name"]), _span_operation(s)) for s in t.spans):
+                    f.operation in (s["name"], display_name(s["name"], s["attributes"]), _span_operation(s))
+                    for s in t.spans):
                 continue
             if f.attributes and not any(_has_attributes(f.attributes, s["attributes"], s["resource"])
                                         for s in t.spans):
@@ -162,7 +169,7 @@ def trace_detail(store: Store, trace_id: str) -> dict[str, Any] | None:
         duration_ns = s["end_time_unix_nano"] - s["start_time_unix_nano"]
         out_spans.append({
             "span_id": s["span_id"], "parent_span_id": s["parent_span_id"], "name": s["name"],
-            "display_name": display_name(s["name"]), "service": s["service"],
+            "display_name": display_name(s["name"], attrs), "service": s["service"],
             "kind": s["kind"], "kind_name": _SPAN_KINDS.get(s["kind"], str(s["kind"])),
             "start": s["start_time_unix_nano"] // 1_000_000,
             "offset_ms": (s["start_time_unix_nano"] - start) / 1e6,

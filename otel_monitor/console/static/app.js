@@ -152,13 +152,15 @@ function openable(key, summary, ...content) {
 
 // A line chart with a time axis (ticks every few minutes) and a y axis in the metric's unit.
 const PALETTE = ["#0969da", "#cf222e", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83", "#9a6700", "#bf3989"];
-function chart(title, lines, format, testid) {
+function chart(title, lines, format, testid, size) {
   // lines: [{label, points: [{t, v}]}] or a bare point list.
   if (!lines.length || !("points" in lines[0])) lines = [{ label: title, points: lines }];
-  const W = 360, H = 150, L = 54, R = 8, T = 10, B = 30;
   const all = lines.flatMap((l) => l.points);
   const values = all.map((p) => p.v).filter((v) => v !== null && v !== undefined);
   const max = Math.max(...values, 0) || 1;
+  // The left margin fits the longest y label.
+  const [W, H] = size || [360, 150], R = 12, T = 10, B = 22;
+  const L = 8 + 6 * Math.max(...[0, max / 2, max].map((v) => String(format(v)).length));
   const times = all.map((p) => p.t);
   const t0 = Math.min(...times), t1 = Math.max(...times);
   const x = (t) => L + ((t - t0) * (W - L - R)) / Math.max(t1 - t0, 1);
@@ -177,9 +179,8 @@ function chart(title, lines, format, testid) {
     const first = Math.ceil(t0 / (every * 60000)) * every * 60000;
     for (let t = first; t <= t1; t += every * 60000) {
       svg.append(s("line", { x1: x(t), y1: H - B, x2: x(t), y2: H - B + 4, class: "axis" }));
-      svg.append(s("text", { x: x(t), y: H - B + 15, "text-anchor": "middle" }, fmt.hm(t)));
+      svg.append(s("text", { x: Math.min(x(t), W - R - 14), y: H - B + 15, "text-anchor": "middle" }, fmt.hm(t)));
     }
-    svg.append(s("text", { x: W - R, y: H - 2, "text-anchor": "end" }, "time"));
   }
   svg.append(s("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }));
   lines.forEach((line, li) => {
@@ -433,7 +434,7 @@ const views = {
             h("label", {}, "Group by ", h("select", { id: "m-group", "data-testid": "group-by", onchange: (e) => {
               location.hash = hashWith("metrics", null, { name, service, group_by: e.target.value });
             } }, h("option", { value: "" }, service ? "(none)" : "service"), keys.map((k) => h("option", { value: k, selected: k === groupBy }, k))))),
-          chart(`${name} (${what}) per ${series.step_s / 60} min`, lines, fy, "metric-svg"),
+          chart(`${name} (${what}) per ${series.step_s / 60} min`, lines, fy, "metric-svg", [900, 260]),
           h("p", { class: "note", "data-testid": "metric-groups" }, `${series.groups.length} series: ${series.groups.map((g) => g.group).join(", ")}`));
       } catch (e) { explorer = h("p", { class: "error-box" }, e.message); }
     }
@@ -594,44 +595,53 @@ function logRow(l, names) {
     h("td", {}, Object.keys(l.attributes || {}).length ? openable("log-" + l.seq + "-" + (l.time_unix_nano || l.time), `${Object.keys(l.attributes).length}`, kvTable(l.attributes)) : ""));
 }
 
-// Spans in tree order (children by start time); a span that is its own parent, or any cycle, still shows.
-function spanTree(spans) {
+// Spans in tree order, each span's child spans and logs by time: [[item, depth, isLog]].
+// A span that is its own parent, or any cycle, still shows (each span once); logs of no
+// known span come at the top level by time.
+function spanTree(spans, logs) {
   const ids = new Set(spans.map((sp) => sp.span_id));
   const children = {};
+  const add = (parent, item, t, isLog) => (children[parent] = children[parent] || []).push([item, t, isLog]);
   for (const sp of spans) {
-    if (sp.parent_span_id && sp.parent_span_id !== sp.span_id && ids.has(sp.parent_span_id))
-      (children[sp.parent_span_id] = children[sp.parent_span_id] || []).push(sp);
+    if (sp.parent_span_id && sp.parent_span_id !== sp.span_id && ids.has(sp.parent_span_id)) add(sp.parent_span_id, sp, sp.offset_ms, false);
   }
+  for (const l of logs || []) if (ids.has(l.span_id)) add(l.span_id, l, l.offset_ms || 0, true);
+  const top = spans.filter((sp) => !sp.parent_span_id || sp.parent_span_id === sp.span_id || !ids.has(sp.parent_span_id))
+    .map((sp) => [sp, sp.offset_ms, false])
+    .concat((logs || []).filter((l) => !ids.has(l.span_id)).map((l) => [l, l.offset_ms || 0, true]));
+  const byTime = (a, b) => a[1] - b[1];
   const ordered = [], seen = new Set();
   const walk = (root) => {
     const stack = [[root, 0]];
     while (stack.length) {
-      const [sp, depth] = stack.pop();
-      if (seen.has(sp.span_id)) continue;
-      seen.add(sp.span_id);
-      ordered.push([sp, depth]);
-      (children[sp.span_id] || []).slice().reverse().forEach((c) => stack.push([c, depth + 1]));
+      const [[item, , isLog], depth] = stack.pop();
+      if (isLog) { ordered.push([item, depth, true]); continue; }
+      if (seen.has(item.span_id)) continue;
+      seen.add(item.span_id);
+      ordered.push([item, depth, false]);
+      (children[item.span_id] || []).slice().sort(byTime).reverse().forEach((c) => stack.push([c, depth + 1]));
     }
   };
-  spans.filter((sp) => !sp.parent_span_id || sp.parent_span_id === sp.span_id || !ids.has(sp.parent_span_id)).forEach(walk);
-  spans.filter((sp) => !seen.has(sp.span_id)).forEach(walk);  // what only a cycle reaches
+  top.sort(byTime).forEach(walk);
+  spans.filter((sp) => !seen.has(sp.span_id)).forEach((sp) => walk([sp, sp.offset_ms, false]));  // what only a cycle reaches
   return ordered;
 }
+
+function clip(text, n) { return text.length > n ? text.slice(0, n - 1) + "…" : text; }
 
 function waterfall(data, selected) {
   const total = Math.max(data.duration_ms, 0.001);
   const W = 1000;
-  const bySpan = {};
-  for (const l of data.logs) (bySpan[l.span_id] = bySpan[l.span_id] || []).push(l);
   const ticks = [0, 0.25, 0.5, 0.75, 1];
   const axis = h("div", { class: "axis-labels", "aria-hidden": "true" }, ticks.map((f) => h("span", {}, fmt.ms(total * f))));
   const rows = [];
   const logRowFor = (l, depth) => h("tr", { class: "wf-log", "data-testid": "wlog-" + l.seq },
-    h("td", { class: "wrap" }, h("span", { class: "indent" }, "\u00a0\u00a0".repeat(depth + 1)), h("span", { class: "log-mark" }, "log "), `${l.severity || l.event_name || ""} ${logBody(l)}`),
+    h("td", { class: "wrap" }, h("span", { class: "indent" }, "\u00a0\u00a0".repeat(depth)), h("span", { class: "log-mark" }, "log "), clip(`${l.severity || l.event_name || ""} ${logBody(l)}`, 200)),
     h("td", {}, l.service), h("td", { class: "num" }, "+" + fmt.ms(l.offset_ms || 0)),
     h("td", {}, (() => { const g = s("svg", { viewBox: `0 0 ${W} 14`, preserveAspectRatio: "none", class: "waterfall", "aria-hidden": "true" });
       g.append(s("rect", { class: "log-tick", x: (W * (l.offset_ms || 0)) / total, y: 1, width: 3, height: 12 })); return g; })()));
-  for (const [sp, depth] of spanTree(data.spans)) {
+  for (const [sp, depth, isLog] of spanTree(data.spans, data.logs)) {
+    if (isLog) { rows.push(logRowFor(sp, depth)); continue; }
     const g = s("svg", { viewBox: `0 0 ${W} 14`, preserveAspectRatio: "none", class: "waterfall", "aria-hidden": "true" });
     g.append(s("rect", { class: "bar" + (sp.status_code === 2 ? " error" : ""), y: 2, height: 10,
       x: (W * sp.offset_ms) / total, width: Math.max((W * sp.duration_ms) / total, 2) }));
@@ -641,12 +651,9 @@ function waterfall(data, selected) {
       h("td", { class: "wrap" }, h("span", { class: "indent" }, "\u00a0\u00a0".repeat(depth)),
         h("a", { href: hashWith("trace", data.trace_id, { span: sp.span_id }), class: "span-link", "aria-current": sp.span_id === selected ? "true" : null }, sp.display_name),
         selfParent ? h("span", { class: "note" }, " (its own parent)") : null,
-        exc ? h("div", { class: "error-box" }, `${exc.attributes["exception.type"] || ""}: ${exc.attributes["exception.message"] || ""}`) : null),
+        exc ? h("div", { class: "error-box" }, clip(`${exc.attributes["exception.type"] || ""}: ${exc.attributes["exception.message"] || ""}`, 120)) : null),
       h("td", {}, sp.service), h("td", { class: "num", "data-col": "duration" }, fmt.ms(sp.duration_ms)), h("td", {}, g)));
-    for (const l of (bySpan[sp.span_id] || [])) rows.push(logRowFor(l, depth));
   }
-  const spanIds = new Set(data.spans.map((sp) => sp.span_id));
-  for (const l of data.logs.filter((x) => !spanIds.has(x.span_id))) rows.push(logRowFor(l, -1));
   return h("div", { class: "table-wrap" }, h("table", { "data-testid": "waterfall", class: "waterfall-table" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "span"), h("th", { scope: "col" }, "service"), h("th", { scope: "col", class: "num" }, "duration"),
       h("th", { scope: "col", class: "timeline" }, "timeline", axis))), h("tbody", {}, rows)));
@@ -674,7 +681,8 @@ function spanDetails(sp, data) {
       stackBlock("exc-" + sp.span_id + "-" + i, e.attributes["exception.stacktrace"])))] : null,
     others.length ? [h("h3", {}, "Events"), h("ul", { "data-testid": "span-events" }, others.map((e) => h("li", {}, `+${fmt.ms(e.offset_ms)} ${e.name}`, kvTable(e.attributes))))] : null,
     (sp.links || []).length ? [h("h3", {}, "Links"), h("ul", { "data-testid": "span-links" }, sp.links.map((l) => h("li", { class: "mono" },
-      link(hashWith("trace", l.trace_id, { span: l.span_id }), `${l.trace_id.slice(0, 16)}/${l.span_id}`), kvTable(l.attributes))))] : null,
+      link(hashWith("trace", l.trace_id, { span: l.span_id }), `${l.trace_id.slice(0, 16)}/${l.span_id}`),
+      Object.keys(l.attributes || {}).length ? kvTable(l.attributes) : null)))] : null,
     h("h3", {}, "Resource"), h("div", { "data-testid": "span-resource" }, kvTable(sp.resource)));
 }
 
