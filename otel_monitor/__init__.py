@@ -21,6 +21,7 @@ _LAZY = {
     "cache_lookup": "pipeline.instruments",
     "served_by": "pipeline.instruments",
     "journey_milestone": "pipeline.instruments",
+    "business": "pipeline.business",  # the module itself: business.amount(), .count(), .user()
     "classify_error": "semantics.errors",
     "error_fingerprint": "semantics.errors",
     "set_error_fingerprint": "semantics.errors",
@@ -59,7 +60,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'otel_monitor' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    imported = importlib.import_module(f".{module}", __name__)
+    value = imported if module.rpartition(".")[2] == name else getattr(imported, name)
     globals()[name] = value
     return value
 

@@ -57,6 +57,9 @@ MONITOR_HEALTH_CHECK: Final = "monitor.health.check"
 MONITOR_HEALTH_STATE: Final = "monitor.health.state"
 MONITOR_HEALTH_PREVIOUS_STATE: Final = "monitor.health.previous_state"
 MONITOR_HEALTH_CRITICAL: Final = "monitor.health.critical"
+MONITOR_KPI: Final = "monitor.kpi"  # the business KPI a point belongs to (revenue, cart_started...)
+MONITOR_BUSINESS_CURRENCY: Final = "monitor.business.currency"  # ISO 4217 code of an amount
+MONITOR_BUSINESS_RETURNING: Final = "monitor.business.returning"  # a distinct user seen on an earlier day
 MONITOR_SIGNAL: Final = "monitor.signal"  # which signal a self-metric is about
 MONITOR_COMPONENT: Final = "monitor.component"  # which of our components failed
 
@@ -65,6 +68,10 @@ METRIC_OPERATION_DURATION: Final = "monitor.operation.duration"
 METRIC_CACHE_REQUESTS: Final = "monitor.cache.requests"
 METRIC_FALLBACKS: Final = "monitor.fallbacks"
 METRIC_JOURNEY_MILESTONES: Final = "monitor.journey.milestones"
+# Business KPIs (otel_monitor.business): amounts by currency, event counts, distinct users per day.
+METRIC_BUSINESS_AMOUNT: Final = "monitor.business.amount"
+METRIC_BUSINESS_EVENTS: Final = "monitor.business.events"
+METRIC_BUSINESS_USERS: Final = "monitor.business.users"
 METRIC_HEALTH_STATUS: Final = "monitor.health.status"
 METRIC_HEALTH_CHECK_DURATION: Final = "monitor.health.check.duration"
 # The HTTP server duration of the semantic conventions, read from any SDK (not emitted by us).

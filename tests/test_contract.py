@@ -28,8 +28,11 @@ OUR_RECORDING_NAME = re.compile(r"(?<![\w\-/])monitor:[a-z0-9_:]*[a-z0-9]")
 # How the collector's Prometheus exporter spells each of our metrics.
 HISTOGRAMS_IN_SECONDS = {semconv.METRIC_OPERATION_DURATION, semconv.METRIC_HEALTH_CHECK_DURATION}
 COUNTERS = {semconv.METRIC_CACHE_REQUESTS, semconv.METRIC_FALLBACKS, semconv.METRIC_JOURNEY_MILESTONES,
-            semconv.METRIC_SELF_DROPPED, semconv.METRIC_SELF_INTERNAL_ERRORS}
+            semconv.METRIC_SELF_DROPPED, semconv.METRIC_SELF_INTERNAL_ERRORS, semconv.METRIC_BUSINESS_EVENTS,
+            semconv.METRIC_BUSINESS_USERS}
 GAUGES = {semconv.METRIC_HEALTH_STATUS}
+# Histograms whose unit is an annotation ({amount}): no unit suffix.
+HISTOGRAMS_WITHOUT_UNIT = {semconv.METRIC_BUSINESS_AMOUNT}
 # Not ours, allowed: Prometheus' own series, the OTel target_info, the
 # collector's self-metrics, and the runtime metrics of
 # opentelemetry-instrumentation-system-metrics (process.cpu.time -> ...).
@@ -45,6 +48,9 @@ def prometheus_names() -> set[str]:
     for metric in HISTOGRAMS_IN_SECONDS:
         base = prom_name(metric) + "_seconds"
         names |= {base, base + "_bucket", base + "_count", base + "_sum"}
+    for metric in HISTOGRAMS_WITHOUT_UNIT:
+        base = prom_name(metric)
+        names |= {base, base + "_bucket", base + "_count", base + "_sum"}
     names |= {prom_name(m) + "_total" for m in COUNTERS}
     names |= {prom_name(m) for m in GAUGES}
     return names
@@ -58,7 +64,7 @@ def allowed_names() -> set[str]:
 def test_every_metric_is_classified():
     """Each metric constant of the contract has a known Prometheus spelling."""
     metrics = {v for k, v in vars(semconv).items() if k.startswith("METRIC_")}
-    assert metrics == HISTOGRAMS_IN_SECONDS | COUNTERS | GAUGES
+    assert metrics == HISTOGRAMS_IN_SECONDS | HISTOGRAMS_WITHOUT_UNIT | COUNTERS | GAUGES
 
 
 @pytest.mark.parametrize("path", COLLECTOR_FILES, ids=[str(p.relative_to(ROOT)) for p in COLLECTOR_FILES])

@@ -215,6 +215,13 @@ class Instruments:
     cache_requests: GuardedInstrument
     fallbacks: GuardedInstrument
     journey_milestones: GuardedInstrument
+    business_amounts: GuardedInstrument
+    business_events: GuardedInstrument
+    business_users: GuardedInstrument
+
+
+# Money amounts in currency units: 1-2-5 steps from 1 to 10 000 (an order of 0.50 lands in the first).
+AMOUNT_BUCKETS: tuple[float, ...] = tuple(m * 10.0 ** e for e in range(5) for m in (1, 2, 5) if m * 10 ** e <= 10_000)
 
 
 def create_instruments(
@@ -243,11 +250,23 @@ def create_instruments(
     milestones = meter.create_counter(
         semconv.METRIC_JOURNEY_MILESTONES, unit="{milestone}",
         description="User journey milestones reached, by journey and step.")
+    amounts = meter.create_histogram(
+        semconv.METRIC_BUSINESS_AMOUNT, unit="{amount}",
+        description="Business amounts (revenue, refunds...) by KPI and currency: sum, count and distribution.",
+        explicit_bucket_boundaries_advisory=list(AMOUNT_BUCKETS))
+    events = meter.create_counter(
+        semconv.METRIC_BUSINESS_EVENTS, unit="{event}", description="Business events counted, by KPI.")
+    users = meter.create_counter(
+        semconv.METRIC_BUSINESS_USERS, unit="{user}",
+        description="Distinct users per UTC day, by KPI: one the first time a user is seen on a day.")
     return Instruments(
         operation_duration=GuardedInstrument(duration, cardinality_limit, direct),
         cache_requests=GuardedInstrument(cache, cardinality_limit),
         fallbacks=GuardedInstrument(fallbacks, cardinality_limit),
         journey_milestones=GuardedInstrument(milestones, cardinality_limit),
+        business_amounts=GuardedInstrument(amounts, cardinality_limit),
+        business_events=GuardedInstrument(events, cardinality_limit),
+        business_users=GuardedInstrument(users, cardinality_limit),
     )
 
 
@@ -261,7 +280,8 @@ def after_fork() -> None:
     _bound_lock = threading.Lock()
     if _bound is not None:
         for instrument in (_bound.operation_duration, _bound.cache_requests, _bound.fallbacks,
-                           _bound.journey_milestones):
+                           _bound.journey_milestones, _bound.business_amounts, _bound.business_events,
+                           _bound.business_users):
             instrument.after_fork()
 
 

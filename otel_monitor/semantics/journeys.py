@@ -137,7 +137,7 @@ class JourneyRecorder:
         self.store = store
         self.funnels = funnels or Funnels()
         self._missing_key_reported = False
-        self._counter_keys: dict[tuple[str, str], dict[str, str]] = {}
+        self._counter_keys: dict[tuple[str, str, bool | None], dict[str, Any]] = {}
 
     def milestone(self, step: str, user_id: str | int | None = None, journey: str | None = None,
                   pseudo_id: str | None = None, **attributes: Any) -> bool | None:
@@ -166,10 +166,13 @@ class JourneyRecorder:
             event[semconv.MONITOR_JOURNEY_FIRST] = first
         self.logger.emit(event_name=semconv.EVENT_JOURNEY_MILESTONE, attributes=event,
                          body=f"journey {journey}: {step}")
-        counter_key = (journey, step)
+        # With a store, first=true points count each user once per step: the funnel of distinct users.
+        counter_key = (journey, step, first)
         labels = self._counter_keys.get(counter_key)
         if labels is None:
             labels = {semconv.MONITOR_JOURNEY_NAME: journey, semconv.MONITOR_JOURNEY_STEP: step}
+            if first is not None:
+                labels[semconv.MONITOR_JOURNEY_FIRST] = first
             if len(self._counter_keys) < 10_000:
                 self._counter_keys[counter_key] = labels
         self.counter.add(1, labels, key=counter_key)
