@@ -140,23 +140,37 @@ def _typed(key: str, value: Any) -> Any:
 _DROP = object()
 
 
+_READ_KEYS = _TEXT_KEYS | _INT_KEYS | _FLAG_KEYS
+
+
 def clean_attributes(attributes: Any, budget: _Budget | None = None) -> dict[str, Any]:
     """Attributes the console can store and serve: at most :data:`MAX_ATTRIBUTES`, typed, JSON-safe."""
     if not isinstance(attributes, dict):
         return {}
     budget = budget or _Budget()
+    left = budget.left
     out: dict[str, Any] = {}
+    # The hot path of ingest: plain strings and numbers under ordinary keys are handled inline.
     for key, value in attributes.items():
-        if len(out) >= MAX_ATTRIBUTES or budget.left <= 0:
+        if len(out) >= MAX_ATTRIBUTES or left <= 0:
             break
-        key = budget.take(_text(key, MAX_NAME))
-        if key in _TEXT_KEYS or key in _INT_KEYS or key in _FLAG_KEYS:
+        if key.__class__ is not str or len(key) > MAX_NAME:
+            key = _text(key, MAX_NAME)
+        left -= len(key)
+        if key in _READ_KEYS:
             value = _typed(key, value)
             if value is _DROP:
                 continue
-            out[key] = value
-        else:
-            out[key] = _json_safe(value, budget)
+        elif value.__class__ is str:
+            if len(value) > MAX_STRING or len(value) > left:
+                value = value[:max(0, min(MAX_STRING, left))]
+            left -= len(value)
+        elif value.__class__ is not int and value.__class__ is not bool and value is not None:
+            budget.left = left
+            value = _json_safe(value, budget)
+            left = budget.left
+        out[key] = value
+    budget.left = left
     return out
 
 
@@ -179,51 +193,46 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _short(value: Any, limit: int) -> str:
+    return value if value.__class__ is str and len(value) <= limit else _text(value, limit)
+
+
 def _id(value: Any, size: int) -> str:
-    text = _text(value, 2 * size)
-    return text if all(c in "0123456789abcdef" for c in text) else ""
+    """An id as the decoder writes it (``bytes.hex()``), cut to its size; anything else is no id."""
+    if value.__class__ is not str:
+        return ""
+    return value if len(value) <= 2 * size else value[:2 * size]
 
 
 def _span(span: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
     budget = _Budget()
-    attributes = clean_attributes(span.get("attributes"), budget)
+    span["attributes"] = clean_attributes(span.get("attributes"), budget)
     events = []
     for event in (span.get("events") or [])[:MAX_EVENTS]:
         if budget.left <= 0:
             break
-        events.append({"name": budget.take(_text(event.get("name", ""), MAX_NAME)),
+        events.append({"name": budget.take(_short(event.get("name", ""), MAX_NAME)),
                        "time_unix_nano": event.get("time_unix_nano", 0),
                        "attributes": clean_attributes(event.get("attributes"), budget)})
-    return {
-        **span,
-        "resource": resource,
-        "scope": _text(span.get("scope", ""), MAX_NAME),
-        "trace_id": _id(span.get("trace_id", ""), 16),
-        "span_id": _id(span.get("span_id", ""), 8),
-        "parent_span_id": _id(span.get("parent_span_id", ""), 8),
-        "name": _text(span.get("name", ""), MAX_NAME),
-        "attributes": attributes,
-        "events": events,
-        "status_message": _text(span.get("status_message", "")),
-        "links": [{"trace_id": _id(link.get("trace_id", ""), 16), "span_id": _id(link.get("span_id", ""), 8),
-                   "attributes": clean_attributes(link.get("attributes"))}
-                  for link in (span.get("links") or [])[:MAX_EVENTS]],
-    }
+    span["links"] = [{"trace_id": _id(link.get("trace_id", ""), 16), "span_id": _id(link.get("span_id", ""), 8),
+                      "attributes": clean_attributes(link.get("attributes"), budget)}
+                     for link in (span.get("links") or [])[:MAX_EVENTS]]
+    span.update(resource=resource, events=events, scope=_short(span.get("scope", ""), MAX_NAME),
+                trace_id=_id(span.get("trace_id", ""), 16), span_id=_id(span.get("span_id", ""), 8),
+                parent_span_id=_id(span.get("parent_span_id", ""), 8), name=_short(span.get("name", ""), MAX_NAME),
+                status_message=_short(span.get("status_message", ""), MAX_STRING))
+    return span
 
 
 def _log(record: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
     budget = _Budget()
-    return {
-        **record,
-        "resource": resource,
-        "scope": _text(record.get("scope", ""), MAX_NAME),
-        "severity_text": _text(record.get("severity_text", ""), MAX_NAME),
-        "body": _json_safe(record.get("body"), budget),
-        "attributes": clean_attributes(record.get("attributes"), budget),
-        "event_name": _text(record.get("event_name", ""), MAX_NAME),
-        "trace_id": _id(record.get("trace_id", ""), 16),
-        "span_id": _id(record.get("span_id", ""), 8),
-    }
+    record.update(resource=resource, body=_json_safe(record.get("body"), budget),
+                  attributes=clean_attributes(record.get("attributes"), budget),
+                  scope=_short(record.get("scope", ""), MAX_NAME),
+                  severity_text=_short(record.get("severity_text", ""), MAX_NAME),
+                  event_name=_short(record.get("event_name", ""), MAX_NAME),
+                  trace_id=_id(record.get("trace_id", ""), 16), span_id=_id(record.get("span_id", ""), 8))
+    return record
 
 
 def _point(point: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
@@ -250,9 +259,10 @@ def _point(point: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
                 raise Rejected("bucket counts do not add up to the count")
     else:
         raise Rejected("unknown point type")
-    return {**point, "resource": resource, "scope": _text(point.get("scope", ""), MAX_NAME),
-            "name": _text(point.get("name", ""), MAX_NAME), "unit": _text(point.get("unit", ""), MAX_NAME),
-            "attributes": clean_attributes(point.get("attributes"))}
+    point.update(resource=resource, scope=_short(point.get("scope", ""), MAX_NAME),
+                 name=_short(point.get("name", ""), MAX_NAME), unit=_short(point.get("unit", ""), MAX_NAME),
+                 attributes=clean_attributes(point.get("attributes")))
+    return point
 
 
 _CLEAN: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
@@ -260,7 +270,7 @@ _CLEAN: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = 
 
 
 def clean_items(signal: str, items: list[dict[str, Any]], rejections: Rejections | None = None) -> list[dict[str, Any]]:
-    """The items of one request the store may take: normalised, the unusable ones left out and counted."""
+    """The items of one request the store may take: normalised in place, the unusable ones left out and counted."""
     clean, resources = _CLEAN[signal], _Resources()
     out = []
     for item in items:
