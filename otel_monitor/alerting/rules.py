@@ -1,4 +1,4 @@
-"""``otel-monitor rules``: Prometheus alerting and recording rules generated from the SLOs.
+"""``otel-monitor rules``: Prometheus alerting and recording rules generated from the SLOs and KPIs.
 
 The ``slos:`` section of the ``OTEL_MONITOR_CONFIG`` file is the one source of
 truth for thresholds (:mod:`otel_monitor.semantics.slo`); this module turns it into a
@@ -30,6 +30,7 @@ from typing import Any
 from otel_monitor import semconv
 from otel_monitor.config.file import ConfigFile, ConfigFileError, load_config_file
 from otel_monitor.semantics.alert_timing import DEFAULT_RUNBOOK_BASE_URL, TIMINGS, load_runbook_base, runbook_url
+from otel_monitor.semantics.kpis import KPI, Source, load_kpis
 from otel_monitor.semantics.slo import SLOs, Thresholds, load_slos
 
 # --- Prometheus names of the contract ------------------------------------------------
@@ -48,6 +49,9 @@ FALLBACKS = prom_name(semconv.METRIC_FALLBACKS) + "_total"
 HEALTH_STATUS = prom_name(semconv.METRIC_HEALTH_STATUS)
 SELF_DROPPED = prom_name(semconv.METRIC_SELF_DROPPED) + "_total"
 SELF_INTERNAL_ERRORS = prom_name(semconv.METRIC_SELF_INTERNAL_ERRORS) + "_total"
+BUSINESS_EVENTS = prom_name(semconv.METRIC_BUSINESS_EVENTS) + "_total"
+BUSINESS_USERS = prom_name(semconv.METRIC_BUSINESS_USERS) + "_total"
+BUSINESS_AMOUNT = prom_name(semconv.METRIC_BUSINESS_AMOUNT)  # unit {amount}: an annotation, no suffix
 
 OPERATION = prom_name(semconv.MONITOR_OPERATION)
 ERROR_TYPE = prom_name(semconv.ERROR_TYPE)
@@ -60,6 +64,8 @@ HEALTH_CRITICAL = prom_name(semconv.MONITOR_HEALTH_CRITICAL)
 SIGNAL = prom_name(semconv.MONITOR_SIGNAL)
 COMPONENT = prom_name(semconv.MONITOR_COMPONENT)
 OUTCOME = prom_name(semconv.MONITOR_OPERATION_OUTCOME)
+KPI_LABEL = prom_name(semconv.MONITOR_KPI)
+CURRENCY = prom_name(semconv.MONITOR_BUSINESS_CURRENCY)
 
 # Failures: error.type set, cancelled excluded (see the module docstring).
 FAILED = f'{ERROR_TYPE}!="", {ERROR_CATEGORY}!="cancelled"'
@@ -76,6 +82,7 @@ CALLS = "monitor:operation_calls:rate5m"
 CLIENT_ERROR_RATIO = "monitor:operation_client_error_ratio:rate5m"
 AUTH_FAILURE_RATE = "monitor:operation_auth_failures:rate5m"
 LATENCY = "monitor:operation_latency_seconds:p{percent}_5m"
+KPI_VALUE = "monitor:kpi_value"
 
 # Multi-window, multi-burn-rate alerts (Google SRE workbook, chapter 5):
 # (severity, burn rate, long window, short window, for)
@@ -307,6 +314,50 @@ def client_error_alerts() -> list[dict[str, Any]]:
     ]
 
 
+def _kpi_series(source: Source) -> str:
+    metric = {"count": BUSINESS_EVENTS, "users": BUSINESS_USERS, "amount": BUSINESS_AMOUNT + "_sum",
+              "amounts": BUSINESS_AMOUNT + "_count"}[source.kind]
+    selector = f'{KPI_LABEL}="{source.name}"'
+    if source.currency:
+        selector += f', {CURRENCY}="{source.currency}"'
+    return f"{metric}{{{selector}}}"
+
+
+def kpi_expression(kpi: KPI) -> str:
+    """The KPI's value per job over its window: a total, a ratio, or one minus a ratio."""
+    of = f"sum by (job) (increase({_kpi_series(kpi.of)}[{kpi.window}]))"
+    if kpi.to is None:
+        return of
+    to = f"sum by (job) (increase({_kpi_series(kpi.to)}[{kpi.window}]))"
+    # "or ... * 0": no numerator series yet (no order at all) is a ratio of 0, not no value.
+    ratio = f"(\n  {of}\n  or {to} * 0\n)\n/ {to}"
+    return f"1 - (\n{ratio}\n)" if kpi.complement else ratio
+
+
+def kpi_group(kpis: list[KPI]) -> dict[str, Any]:
+    """Recording rules of the KPIs' values and alerts on their objectives (the config's ``kpis:``)."""
+    rules: list[dict[str, Any]] = []
+    for kpi in kpis:
+        rules.append({"record": KPI_VALUE, "expr": kpi_expression(kpi), "labels": {KPI_LABEL: kpi.name}})
+    for kpi in kpis:
+        what = kpi.description or kpi.name
+        value = "{{ $value | humanize }}"
+        selector = f'{KPI_VALUE}{{{KPI_LABEL}="{kpi.name}"}}'
+        if kpi.minimum is not None:
+            rules.append(_alert(
+                "KpiBelowObjective", f"{selector} < {_number(kpi.minimum)}", kpi.severity, kpi.for_,
+                f"KPI {kpi.name} of {{{{ $labels.job }}}} below {_number(kpi.minimum)}",
+                f"{what}: {value} over {kpi.window}, objective at least {_number(kpi.minimum)}.",
+                **{KPI_LABEL: kpi.name}))
+        if kpi.maximum is not None:
+            rules.append(_alert(
+                "KpiAboveObjective", f"{selector} > {_number(kpi.maximum)}", kpi.severity, kpi.for_,
+                f"KPI {kpi.name} of {{{{ $labels.job }}}} above {_number(kpi.maximum)}",
+                f"{what}: {value} over {kpi.window}, objective at most {_number(kpi.maximum)}.",
+                **{KPI_LABEL: kpi.name}))
+    return {"name": "otel-monitor.kpis", "rules": rules}
+
+
 def collector_group() -> dict[str, Any]:
     # The collector's own names (not ours); matched by pattern so the rules hold
     # across collector versions that add or drop the _total suffix.
@@ -344,14 +395,17 @@ def with_runbooks(groups: list[dict[str, Any]], base: str) -> list[dict[str, Any
     return groups
 
 
-def generate(slos: SLOs, source: str, runbook_base: str = DEFAULT_RUNBOOK_BASE_URL) -> str:
-    """The rule file for ``slos`` as YAML text."""
+def generate(slos: SLOs, source: str, runbook_base: str = DEFAULT_RUNBOOK_BASE_URL,
+             kpis: list[KPI] | None = None) -> str:
+    """The rule file for ``slos`` (and the KPI objectives) as YAML text."""
     missing = slos.missing_buckets()
     if missing:
         raise ValueError(
             f"{source}: latency thresholds {', '.join(_number(m) for m in missing)} are not histogram bucket "
             "boundaries; add them to slos.buckets (an alert between boundaries would be an interpolation)")
     groups = [recording_rules(), *operation_groups(slos), service_group(slos), collector_group()]
+    if kpis:
+        groups.insert(-1, kpi_group(kpis))
     document = {"groups": with_runbooks(groups, runbook_base)}
     name = os.path.basename(source)
     header = (f"# Generated by `otel-monitor rules` from the slos: section of {name}.\n"
@@ -392,9 +446,10 @@ def run(args: argparse.Namespace, config: ConfigFile | None = None) -> int:
         slos = load_slos(config)
         problems: list[str] = []
         base = load_runbook_base(config, problems=problems)
+        kpis = load_kpis(config, problems=problems)
         if problems:
             raise ValueError(problems[0])
-        text = generate(slos, args.config, base)
+        text = generate(slos, args.config, base, kpis)
     except (ConfigFileError, ValueError) as exc:
         print(f"otel-monitor rules: {exc}", file=sys.stderr)
         return 1

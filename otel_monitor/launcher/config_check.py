@@ -21,7 +21,7 @@ from otel_monitor.config.file import ConfigFile
 from otel_monitor.config.settings import Settings, report_problem
 
 # The sections whose loaders the configurator runs, in its order.
-SECTIONS = ("slos", "errors", "redaction", "funnels", "operations", "health")
+SECTIONS = ("slos", "errors", "redaction", "funnels", "operations", "health", "kpis", "alerting")
 
 
 @dataclass
@@ -74,6 +74,14 @@ def check_configuration(config_path: str | None = None, environ: Mapping[str, st
             load_funnels(config, strict=strict, problems=problems)
         if "operations" not in skip:
             load_operation_rules(config, strict=strict, problems=problems)
+        if "kpis" not in skip:
+            from otel_monitor.semantics.kpis import load_kpis
+
+            load_kpis(config, strict=strict, problems=problems)
+        if "alerting" not in skip:
+            from otel_monitor.semantics.alert_timing import load_runbook_base
+
+            load_runbook_base(config, strict=strict, problems=problems)
         if "health" not in skip:
             for problem in load_health_config(config).problems:
                 report_problem(problem, strict=strict, problems=problems)
