@@ -273,6 +273,7 @@ def test_trace_details_panel_python_and_js_in_one_trace(page, console):
     exception.locator("summary").click()
     assert "Traceback" in exception.locator("pre").inner_text()
     assert _page_width(page) <= 1280, "a traceback widened the page"
+    assert exception.locator("pre").evaluate("pre => pre.scrollWidth <= pre.clientWidth"), "the traceback does not wrap"
     page.screenshot(path=str(SHOTS / "trace_details.png"), full_page=True)
     # The DB span: statement and duration in µs.
     page.locator(f"[data-testid='span-{truth['db_span_id']}'] a.span-link").click()

@@ -207,7 +207,7 @@ async def traces(request: Request) -> JSONResponse:
 
     def build(c: Console, q: Queries, s: str | None, w: str) -> dict[str, Any]:
         if kind not in ("recent", "slow", "failed"):
-            raise ValueError(f"unknown trace list {kind!r}; use recent, slow or failed")
+            raise ValueError(f"kind={kind!r} is not one of recent, slow, failed")
         f = explore.parse_filters(request.query_params)
         if kind == "failed":
             f.status = "error"
