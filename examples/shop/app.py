@@ -21,12 +21,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 import otel_monitor
+from otel_monitor import business
 
 from .auth import current_user, get_session, hash_password, issue_token, optional_user, verify_password
 from .catalog import CatalogCache
@@ -81,6 +82,14 @@ def milestone(step: str, user: User) -> None:
     otel_monitor.journey_milestone(step, user_id=str(user.id), journey=PURCHASE_JOURNEY)
 
 
+# Prices are in euro cents; business amounts are in currency units.
+CURRENCY = "EUR"
+
+
+def euros(cents: int) -> float:
+    return cents / 100
+
+
 def create_app(settings: ShopSettings | None = None) -> FastAPI:
     settings = settings or ShopSettings.from_env()
     engine = make_engine(settings)
@@ -133,6 +142,7 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
         token = issue_token(session, user)
         session.commit()
         milestone("signup", user)
+        business.user("visitor", user_id=str(user.id))
         return {"user_id": user.id, "token": token}
 
     @app.post("/api/login")
@@ -145,6 +155,7 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
         token = issue_token(session, user)
         session.commit()
         otel_monitor.journey_milestone("return_visit", user_id=str(user.id))
+        business.user("visitor", user_id=str(user.id))  # daily active users; returning ones told apart
         return {"user_id": user.id, "token": token}
 
     @app.get("/api/products")
@@ -188,6 +199,9 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
         if product.stock < wanted:
             left = f"only {product.stock} left" if product.stock else "sold out"
             raise HTTPException(409, f"{product.name}: {left}")
+        # A cart that was empty starts now: the denominator of cart abandonment.
+        cart_started = item is None and not session.scalar(
+            select(func.count()).select_from(CartItem).where(CartItem.user_id == user.id))
         if item is None:
             session.add(CartItem(user_id=user.id, product_id=product.id, quantity=wanted))
         else:
@@ -196,6 +210,8 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
         if first_add:
             user.first_add_to_cart_at = utcnow()
         _commit_cart_change(session)
+        if cart_started:
+            business.count("cart_started")
         if first_add:
             milestone("first_add_to_cart", user)
         return _cart_view(session, user)
@@ -222,7 +238,23 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
         if result.first_purchase:
             milestone("first_purchase", user)
         order = result.order
+        # Revenue and order value (the histogram's sum and sum / count), orders placed, buyers today.
+        business.amount("revenue", euros(order.total_cents), currency=CURRENCY)
+        business.count("order_placed")
+        business.user("buyer", user_id=str(user.id))
         return {"order_id": order.id, "status": order.status, "total_cents": order.total_cents, "provider": result.charge.layer}
+
+    @app.post("/api/orders/{order_id}/refund")
+    def refund_order(order_id: int, session: SessionDep, user: UserDep) -> dict[str, Any]:
+        order = session.get(Order, order_id)
+        if order is None or order.user_id != user.id:
+            raise HTTPException(404, f"no order {order_id}")
+        if order.status != "paid":
+            raise HTTPException(409, f"order {order_id} is {order.status}, only a paid order is refunded")
+        order.status = "refunded"
+        session.commit()
+        business.amount("refund", euros(order.total_cents), currency=CURRENCY)
+        return {"order_id": order.id, "status": order.status, "refunded_cents": order.total_cents}
 
     @app.get("/api/orders")
     def order_history(session: SessionDep, user: UserDep) -> dict[str, Any]:

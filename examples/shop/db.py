@@ -97,7 +97,7 @@ class Order(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    status: Mapped[str] = mapped_column(String(20))  # pending, paid, failed
+    status: Mapped[str] = mapped_column(String(20))  # pending, paid, failed, refunded
     total_cents: Mapped[int] = mapped_column(Integer)
     coupon_code: Mapped[str | None] = mapped_column(String(32))
     payment_provider: Mapped[str | None] = mapped_column(String(20))
