@@ -21,7 +21,7 @@ from .collector_queries import (
 )
 
 PROVISIONING = ROOT / "collector" / "grafana" / "provisioning"
-EXPECTED = {"overview", "operations", "errors", "journeys", "collector"}
+EXPECTED = {"overview", "operations", "errors", "journeys", "collector", "business"}
 
 
 def _datasources() -> dict[str, dict]:
@@ -41,8 +41,8 @@ def _every_datasource_reference(node):
             yield from _every_datasource_reference(value)
 
 
-def test_the_five_dashboards_exist():
-    """Service overview, operations, errors, journeys and collector health are provisioned as files."""
+def test_the_dashboards_exist():
+    """Service overview, operations, errors, journeys, business and collector health are provisioned as files."""
     assert {p.stem for p in DASHBOARDS} == EXPECTED
 
 
