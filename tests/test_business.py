@@ -125,3 +125,33 @@ def test_funnel_counter_marks_first_times_with_a_store(otlp_sink, tmp_path):
             (semconv.MONITOR_JOURNEY_STEP, "first_purchase"))
     assert points[base].value == 2
     assert points[((semconv.MONITOR_JOURNEY_FIRST, False), *base[1:])].value == 1
+
+
+def test_console_shows_the_business_kpis(tmp_path):
+    """The console's service summary gives revenue, orders, order value, counts and distinct users as sent."""
+    from otel_monitor.console.cli import serve
+
+    from .console_telemetry import CONFIG, get, meter
+
+    path = tmp_path / "otel-monitor.yaml"
+    path.write_text(CONFIG)
+    with serve(port=0, config_path=str(path), evaluate_every=3600) as console:
+        with meter(console.url) as (m, provider):
+            amounts = m.create_histogram(semconv.METRIC_BUSINESS_AMOUNT, unit="{amount}")
+            events = m.create_counter(semconv.METRIC_BUSINESS_EVENTS, unit="{event}")
+            users = m.create_counter(semconv.METRIC_BUSINESS_USERS, unit="{user}")
+            for total in (10.0, 25.5, 64.5):
+                amounts.record(total, {semconv.MONITOR_KPI: "revenue", semconv.MONITOR_BUSINESS_CURRENCY: "EUR"})
+            events.add(4, {semconv.MONITOR_KPI: "cart_started"})
+            events.add(1, {semconv.MONITOR_KPI: "order_placed"})
+            for returning, n in ((False, 3), (True, 1)):
+                users.add(n, {semconv.MONITOR_KPI: "visitor", semconv.MONITOR_BUSINESS_RETURNING: returning})
+            provider.force_flush()
+            amounts.record(20.0, {semconv.MONITOR_KPI: "revenue", semconv.MONITOR_BUSINESS_CURRENCY: "EUR"})
+            provider.force_flush()  # cumulative: only the new order is added
+        (service,) = get(f"{console.url}/api/summary?service=shop")["services"]
+    assert service["business"] == {
+        "amounts": [{"kpi": "revenue", "currency": "EUR", "total": 120.0, "count": 4, "average": 30.0}],
+        "counts": {"cart_started": 4, "order_placed": 1},
+        "users": [{"kpi": "visitor", "users": 4, "returning": 1, "return_rate": 0.25}],
+    }

@@ -18,7 +18,7 @@ from typing import Any
 
 from otel_monitor import semconv
 from otel_monitor.console.error_groups import app_frames
-from otel_monitor.console.store import MINUTE_NS, Histogram, Store
+from otel_monitor.console.store import AMOUNT_COUNT, AMOUNT_SUM, MINUTE_NS, Histogram, Store
 from otel_monitor.semantics.slo import SLOs, Thresholds
 
 # Throughput is a rate over the last minute, whatever the window of the counts.
@@ -105,6 +105,35 @@ class Queries:
         for entry in out.values():
             entry["hit_rate"] = entry["hits"] / entry["requests"] if entry["requests"] else None  # type: ignore[assignment]
         return out
+
+    def business(self, service: str, window: str) -> dict[str, Any]:
+        """The service's business KPIs in the window: amounts (total, count, average) per KPI and
+        currency, event counts per KPI, and distinct users per KPI with the returning share."""
+        amounts: dict[tuple[str, str], dict[str, float]] = {}
+        for metric, field in ((AMOUNT_SUM, "total"), (AMOUNT_COUNT, "count")):
+            for (_, attrs), value in self._counter_sums(metric, service, window).items():
+                a = dict(attrs)
+                key = (str(a.get(semconv.MONITOR_KPI, "")), str(a.get(semconv.MONITOR_BUSINESS_CURRENCY, "")))
+                amounts.setdefault(key, {"total": 0.0, "count": 0.0})[field] += value
+        counts: dict[str, float] = defaultdict(float)
+        for (_, attrs), value in self._counter_sums(semconv.METRIC_BUSINESS_EVENTS, service, window).items():
+            counts[str(dict(attrs).get(semconv.MONITOR_KPI, ""))] += value
+        users: dict[str, dict[str, float]] = {}
+        for (_, attrs), value in self._counter_sums(semconv.METRIC_BUSINESS_USERS, service, window).items():
+            a = dict(attrs)
+            entry = users.setdefault(str(a.get(semconv.MONITOR_KPI, "")), {"users": 0.0, "returning": 0.0})
+            entry["users"] += value
+            if a.get(semconv.MONITOR_BUSINESS_RETURNING) in (True, "true"):
+                entry["returning"] += value
+        return {
+            "amounts": [{"kpi": k, "currency": c, "total": _round(v["total"]), "count": v["count"],
+                         "average": _round(v["total"] / v["count"]) if v["count"] else None}
+                        for (k, c), v in sorted(amounts.items())],
+            "counts": dict(sorted(counts.items())),
+            "users": [{"kpi": k, "users": v["users"], "returning": v["returning"],
+                       "return_rate": _round(v["returning"] / v["users"]) if v["users"] else None}
+                      for k, v in sorted(users.items())],
+        }
 
     def fallbacks(self, service: str | None, window: str) -> dict[tuple[str, str], float]:
         """(service, operation) -> calls served by a non-primary layer; 0 for every
@@ -232,6 +261,7 @@ class Queries:
                 "unhealthy_operations": [r["operation"] for r in mine if r["status"] != "ok"],
                 "failing_checks": [c["check"] for c in checks if c["state"] != "up"],
                 "series": self.operation_series(svc, None, window),
+                "business": self.business(svc, window),
             })
         for row in out:
             self._add_liveness(row)

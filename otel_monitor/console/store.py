@@ -620,6 +620,13 @@ class Store:
             if hist is None:
                 hist = self.op_metrics[hkey] = Histogram()
             hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high, _outcome(attrs, failed))
+        elif kind == "histogram" and name == semconv.METRIC_BUSINESS_AMOUNT:
+            # Only the sum (e.g. revenue) and the count (orders) are shown: kept as two counters.
+            totals = (point["count"], point["sum"], point["bucket_counts"], tuple(point["explicit_bounds"]))
+            delta = self._delta(key, point, totals)
+            if delta is not None and delta[0] > 0:
+                self.counters[(AMOUNT_COUNT, service, minute, attrs_key)] += delta[0]
+                self.counters[(AMOUNT_SUM, service, minute, attrs_key)] += delta[1]
         elif kind == "histogram" and name == semconv.HTTP_SERVER_REQUEST_DURATION:
             if service not in self.monitored_services:
                 self._add_http_point(service, key, point, attrs, minute)
@@ -730,4 +737,8 @@ def _interval_extremes(buckets: Sequence[int], bounds: tuple[float, ...], previo
 _WATCHED = frozenset({
     semconv.METRIC_OPERATION_DURATION, semconv.METRIC_CACHE_REQUESTS, semconv.METRIC_FALLBACKS,
     semconv.METRIC_JOURNEY_MILESTONES, semconv.METRIC_HEALTH_STATUS, semconv.HTTP_SERVER_REQUEST_DURATION,
+    semconv.METRIC_BUSINESS_AMOUNT, semconv.METRIC_BUSINESS_EVENTS, semconv.METRIC_BUSINESS_USERS,
 })
+# The counters a business amount histogram is kept as (Store.counters names).
+AMOUNT_COUNT = semconv.METRIC_BUSINESS_AMOUNT + ".count"
+AMOUNT_SUM = semconv.METRIC_BUSINESS_AMOUNT + ".sum"

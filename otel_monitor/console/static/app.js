@@ -217,6 +217,17 @@ function figuresNote(svc) {
   return h("p", { class: "note", "data-testid": "figures-source" }, `Figures from ${from}${error}.`);
 }
 
+// Business KPIs the service records with otel_monitor.business (amounts, counts, distinct users).
+function businessSection(b) {
+  if (!b || !(b.amounts.length || Object.keys(b.counts).length || b.users.length)) return null;
+  const money = (v, c) => `${fmt.num(v)} ${c}`;
+  return h("div", { "data-testid": "business" }, h("h3", {}, "Business"),
+    h("div", { class: "cards" },
+      b.amounts.map((a) => [card(`${a.kpi} (${a.count} × avg ${money(a.average, a.currency)})`, money(a.total, a.currency), "business-" + a.kpi)]),
+      Object.entries(b.counts).map(([k, v]) => card(k, fmt.num(v), "business-" + k)),
+      b.users.map((u) => card(`${u.kpi}: distinct users, ${fmt.pct(u.return_rate)} returning`, fmt.num(u.users), "business-users-" + u.kpi))));
+}
+
 // Client errors (4xx) are not failures: shown apart, auth failures counted on their own.
 function clientErrors(r) {
   if (!r.client_errors) return null;
@@ -267,6 +278,7 @@ const views = {
         svc.unhealthy_operations.length ? h("p", {}, "Outside SLO: ",
           svc.unhealthy_operations.map((op, i) => [i ? ", " : "", link("#/operation/" + encodeURIComponent(op), op)])) : null,
         svc.failing_checks.length ? h("p", {}, "Failing checks: " + svc.failing_checks.join(", ")) : null,
+        businessSection(svc.business),
         charts(svc.series)))];
   },
 
