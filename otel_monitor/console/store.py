@@ -622,8 +622,8 @@ class Store:
             hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high, _outcome(attrs, failed))
         elif kind == "histogram" and name == semconv.METRIC_BUSINESS_AMOUNT:
             # Only the sum (e.g. revenue) and the count (orders) are shown: kept as two counters.
-            totals = (point["count"], point["sum"], point["bucket_counts"], tuple(point["explicit_bounds"]))
-            delta = self._delta(key, point, totals)
+            amount_totals = (point["count"], point["sum"], point["bucket_counts"], tuple(point["explicit_bounds"]))
+            delta = self._delta(key, point, amount_totals)
             if delta is not None and delta[0] > 0:
                 self.counters[(AMOUNT_COUNT, service, minute, attrs_key)] += delta[0]
                 self.counters[(AMOUNT_SUM, service, minute, attrs_key)] += delta[1]
