@@ -116,6 +116,50 @@ def _self_parent_trace(url: str) -> str:
     return "cc" * 16
 
 
+def _send_grpc_worker(grpc_port: int, trace_id: str, parent_span_id: str) -> None:
+    """A Python service over OTLP/gRPC joining the trace: a span, a log in it, a histogram."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    from .console_telemetry import resource
+
+    endpoint = f"127.0.0.1:{grpc_port}"
+    spans = TracerProvider(resource=resource("worker"))
+    spans.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True)))
+    logs = LoggerProvider(resource=resource("worker"))
+    logs.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True)))
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint, insecure=True),
+                                           export_interval_millis=3_600_000)
+    metrics = MeterProvider(resource=resource("worker"), metric_readers=[reader])
+    parent = set_span_in_context(NonRecordingSpan(SpanContext(
+        int(trace_id, 16), int(parent_span_id, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))))
+    try:
+        with spans.get_tracer("worker").start_as_current_span("process order", context=parent, kind=SpanKind.CONSUMER):
+            logs.get_logger("worker").emit(body="worker picked the order", severity_text="INFO",
+                                           severity_number=_severity(9))
+        metrics.get_meter("worker").create_histogram(semconv.HTTP_SERVER_REQUEST_DURATION, unit="s").record(
+            0.2, {semconv.HTTP_REQUEST_METHOD: "POST", semconv.HTTP_ROUTE: "/jobs", semconv.HTTP_RESPONSE_STATUS_CODE: 202})
+        metrics.force_flush()
+    finally:
+        spans.shutdown()
+        logs.shutdown()
+        metrics.shutdown()
+
+
+def _send_js_protobuf(url: str) -> None:
+    """The ground-truth JS SDK service (tests/js/emit.js) over OTLP/HTTP protobuf."""
+    subprocess.run([shutil.which("node") or "node", str(JS / "emit.js"), "--endpoint", url, "--protocol", "protobuf",
+                    "--service", "js-shop"], capture_output=True, text=True, timeout=60, check=True)
+
+
 def _send_js(url: str, parent: str) -> dict[str, Any]:
     out = subprocess.run([shutil.which("node") or "node", str(JS / "workbench.js"), "--endpoint", url, "--parent", parent],
                          capture_output=True, text=True, timeout=60, check=True)
@@ -140,16 +184,18 @@ def console(tmp_path_factory) -> Iterator[Any]:
         pytest.skip("needs the npm packages: npm ci --prefix tests/js")
     config = tmp_path_factory.mktemp("console") / "otel-monitor.yaml"
     config.write_text(CONFIG)
-    with serve(port=0, config_path=str(config), evaluate_every=3600) as handle:
+    with serve(port=0, config_path=str(config), evaluate_every=3600, grpc_port=0) as handle:
         send_calls(handle.url, "checkout", [0.8] * 40, failed=[1.5] * 10, category="database")
         truth = _send_python(handle.url)
         truth["js"] = _send_js(handle.url, f"{truth['trace_id']}-{truth['root_span_id']}")
+        _send_grpc_worker(handle.grpc_port, truth["trace_id"], truth["root_span_id"])
+        _send_js_protobuf(handle.url)
         truth["loop"] = _self_parent_trace(handle.url)
         now = time.time_ns()
         handle.console.alerts.evaluate(now)
         handle.console.alerts.evaluate(now + 181 * 10**9)
         handle.truth = truth
-        _wait(lambda: len(get(f"{handle.url}/api/traces/{truth['trace_id']}")["spans"]) == 4, "the JS spans")
+        _wait(lambda: len(get(f"{handle.url}/api/traces/{truth['trace_id']}")["spans"]) == 5, "the JS and gRPC spans")
         yield handle
 
 
@@ -206,8 +252,8 @@ def _page_width(page) -> int:
 # --- traces ----------------------------------------------------------------------------
 def test_trace_search_filters_in_the_url_and_pages(page, console):
     """Operation and attribute filters come from the URL; rows and totals are the API's; 60 traces page."""
-    _open(page, console, "traces/recent?operation=GET%20%2Fitems%2F%7Bid%7D", "traces", "traces_search")
-    found = get(f"{console.url}/api/traces?operation=GET%20/items/%7Bid%7D")
+    _open(page, console, "traces/recent?operation=GET%20%2Fitems%2F%7Bid%7D&service=shop", "traces", "traces_search")
+    found = get(f"{console.url}/api/traces?operation=GET%20/items/%7Bid%7D&service=shop")
     assert found["total"] == 60
     assert page.locator("[data-testid='traces'] tbody tr").count() == 50
     assert page.locator("[data-testid='trace-count']").inner_text() == "1–50 of 60"
@@ -219,23 +265,23 @@ def test_trace_search_filters_in_the_url_and_pages(page, console):
     page.click("form[data-testid='trace-filters'] button[type=submit]")
     page.wait_for_function("location.hash.includes('attr=shop.tier%3Dgold')")
     page.wait_for_function("document.querySelector(\"[data-testid='trace-count']\")?.textContent.endsWith('of 20')")
-    gold = get(f"{console.url}/api/traces?operation=GET%20/items/%7Bid%7D&attr=shop.tier%3Dgold")
+    gold = get(f"{console.url}/api/traces?operation=GET%20/items/%7Bid%7D&service=shop&attr=shop.tier%3Dgold")
     assert gold["total"] == 20
     assert page.locator("[data-testid='traces'] tbody tr").count() == 20
     # Status and duration filters: the failed checkout is the one error trace over 0.1 ms.
-    _open(page, console, "traces/recent?status=error&min_ms=0.1", "traces")
-    failed = get(f"{console.url}/api/traces?status=error&min_ms=0.1")
+    _open(page, console, "traces/recent?status=error&min_ms=0.1&service=shop", "traces")
+    failed = get(f"{console.url}/api/traces?status=error&min_ms=0.1&service=shop")
     assert [t["trace_id"] for t in failed["traces"]] == [console.truth["trace_id"]]
     assert page.locator("[data-testid='traces'] tbody tr").count() == 1
 
 
 def test_trace_details_panel_python_and_js_in_one_trace(page, console):
-    """One trace holds the Python and the JS service; a span's panel shows attributes, exception,
+    """One trace holds Python over OTLP/HTTP protobuf and over gRPC and JS over OTLP/HTTP JSON; a span's panel shows attributes, exception,
     links, resource, status, the DB statement and the duration to the µs; logs are interleaved."""
     truth = console.truth
     trace_id = truth["trace_id"]
     api = get(f"{console.url}/api/traces/{trace_id}")
-    assert api["services"] == ["js-inventory", "shop"]
+    assert api["services"] == ["js-inventory", "shop", "worker"]
     _open(page, console, f"trace/{trace_id}", "trace")
     for span in api["spans"]:
         assert span["display_name"] in page.locator(f"[data-testid='span-{span['span_id']}']").inner_text()
@@ -243,13 +289,13 @@ def test_trace_details_panel_python_and_js_in_one_trace(page, console):
     assert "SELECT shop.db" in db_row and "/tmp/" not in db_row
     assert "420 µs" in db_row and "0.0 ms" not in db_row
     # Logs of both services sit in the waterfall under their spans, by time, and in the trace's log table.
-    assert page.locator("tr.wf-log").count() == len(api["logs"]) == 3
+    assert page.locator("tr.wf-log").count() == len(api["logs"]) == 4
     first_cells = page.locator("[data-testid='waterfall'] tbody tr td:first-child").all_inner_texts()
     expected = ["POST /checkout", "SELECT shop.db", "charging card", "checkout failed", "GET /stock/{sku}",
-                "SELECT inventory", "stock low for sku 42"]
+                "SELECT inventory", "stock low for sku 42", "process order", "worker picked the order"]
     assert [next((e for e in expected if e in cell), cell) for cell in first_cells] == expected
-    assert page.locator("[data-testid='trace-logs'] tbody tr").count() == 3
-    assert {log["service"] for log in api["logs"]} == {"shop", "js-inventory"}
+    assert page.locator("[data-testid='trace-logs'] tbody tr").count() == 4
+    assert {log["service"] for log in api["logs"]} == {"shop", "js-inventory", "worker"}
     # Copyable id and permalink.
     assert page.locator("[data-testid='trace-id']").inner_text() == trace_id
     assert page.locator("[data-testid='permalink']").get_attribute("href").endswith(f"#/trace/{trace_id}")
@@ -310,7 +356,7 @@ def test_logs_page_filters_links_and_both_services(page, console):
     rows = page.locator("[data-testid='logs'] tbody tr")
     assert rows.count() == min(50, everything["total"])
     services = set(page.locator("[data-testid='logs'] tbody td:nth-child(3)").all_inner_texts())
-    assert {"shop", "js-inventory"} <= services
+    assert {"shop", "js-inventory", "worker"} <= services
     _open(page, console, "logs?level=warn", "logs", "logs_warn")
     warn = get(f"{console.url}/api/logs?level=warn")
     assert warn["total"] == 2  # the Python ERROR and the JS WARN
@@ -365,10 +411,10 @@ def test_metrics_explorer_charts_by_kind_and_group(page, console):
     # One metrics view, two SDKs: the HTTP duration histogram of both services.
     _open(page, console, "metrics?name=http.server.request.duration", "metrics", "metrics_histogram_both_services")
     both = get(f"{console.url}/api/metrics/series?name=http.server.request.duration")
-    assert [g["group"] for g in both["groups"]] == ["js-inventory", "shop"]
+    assert [g["group"] for g in both["groups"]] == ["js-inventory", "js-shop", "shop", "worker"]
     assert both["stat"] == "percentiles"
     text = page.locator("[data-testid='metric-groups']").inner_text()
-    assert "js-inventory" in text and "shop" in text
+    assert text.startswith("4 series: js-inventory, js-shop, shop, worker")
     # The gauge: its value.
     _open(page, console, "metrics?name=shop.queue.depth&service=shop", "metrics")
     gauge = get(f"{console.url}/api/metrics/series?name=shop.queue.depth&service=shop")

@@ -336,7 +336,8 @@ const views = {
     const f = Object.fromEntries(["operation", "status", "min_ms", "max_ms", "start", "end", "limit", "offset"].map((k) => [k, query.get(k) || ""]));
     const attrs = query.getAll("attr");
     const data = await api("/api/traces", { kind, ...f, attr: attrs, ...(query.get("service") ? { service: query.get("service") } : {}) });
-    const go = (changes) => { location.hash = hashWith("traces", kind, { ...f, attr: attrs, service: query.get("service") || "", ...changes }); };
+    const base = { ...f, attr: attrs, service: query.get("service") || "" };
+    const go = (changes) => { location.hash = hashWith("traces", kind, { ...base, ...changes }); };
     const toMs = (v) => (v ? String(new Date(v).getTime()) : "");
     const local = (ms) => { if (!ms) return ""; const d = new Date(Number(ms)); d.setMinutes(d.getMinutes() - d.getTimezoneOffset()); return d.toISOString().slice(0, 16); };
     const form = h("form", { class: "filters", "data-testid": "trace-filters", onsubmit: (e) => {
@@ -356,12 +357,12 @@ const views = {
     const first = data.total ? data.offset + 1 : 0, last = data.offset + data.traces.length;
     const pager = h("nav", { class: "pager", "aria-label": "pages" },
       h("span", { "data-testid": "trace-count" }, `${first}–${last} of ${data.total}`), " ",
-      data.offset > 0 ? link(hashWith("traces", kind, { ...f, attr: attrs, offset: Math.max(0, data.offset - data.limit) }), "‹ newer") : null, " ",
-      last < data.total ? link(hashWith("traces", kind, { ...f, attr: attrs, offset: data.offset + data.limit }), "older ›", { "data-testid": "next-page" }) : null, " ",
+      data.offset > 0 ? link(hashWith("traces", kind, { ...base, offset: Math.max(0, data.offset - data.limit) }), "‹ newer") : null, " ",
+      last < data.total ? link(hashWith("traces", kind, { ...base, offset: data.offset + data.limit }), "older ›", { "data-testid": "next-page" }) : null, " ",
       h("label", {}, "per page ", h("select", { id: "f-limit", onchange: (e) => go({ limit: e.target.value, offset: "" }) },
         [50, 100, 200, 500].map((n) => h("option", { value: n, selected: n === data.limit }, n)))));
     return [h("h1", {}, "Traces"), h("div", { class: "tabs" },
-      ["recent", "slow", "failed"].map((k) => h("a", { href: hashWith("traces", k, { ...f, attr: attrs, offset: "" }), class: k === kind ? "active" : null }, k))),
+      ["recent", "slow", "failed"].map((k) => h("a", { href: hashWith("traces", k, { ...base, offset: "" }), class: k === kind ? "active" : null }, k))),
     form, pager, traceTable(data.traces)];
   },
 
