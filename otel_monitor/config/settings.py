@@ -100,6 +100,13 @@ def regex_list(raw: str) -> tuple[str, ...]:
     return items
 
 
+def url_path(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"/[A-Za-z0-9/_.~-]*", value) or "//" in value or value == "/":
+        raise ValueError("expected a URL path such as /monitoring (letters, digits, / _ . ~ -)")
+    return value.rstrip("/")
+
+
 def choice(*options: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
@@ -225,6 +232,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Token required (Authorization: Bearer or ?token=) to read /health/detailed, which reveals the "
             "service's dependencies.",
             secret=True),
+    Setting("OTEL_MONITOR_STATUS_PATH", url_path, None,
+            "Serve a status page at this path of every FastAPI app (e.g. `/monitoring`): per-operation calls, "
+            "errors and latency from the metrics the SDK exports, health and active alerts. Off when unset; "
+            "protected by OTEL_MONITOR_HEALTH_TOKEN as /health/detailed is, and never traced."),
 )
 
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
@@ -334,6 +345,12 @@ def resolve(
             value = setting.parse(setting.default) if setting.default is not None else None
             chosen = Resolved(setting, value, "default", setting.default)
         result.resolved[setting.key] = chosen
+    status_path = result.resolved["status_path"].value
+    excluded = result.resolved["excluded_urls"]
+    if status_path and re.escape(status_path) not in excluded.value:
+        # The status page is monitoring itself: never traced nor counted as an operation.
+        result.resolved["excluded_urls"] = Resolved(excluded.setting, (*excluded.value, re.escape(status_path)),
+                                                    excluded.source, excluded.raw)
     return result
 
 

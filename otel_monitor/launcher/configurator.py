@@ -245,6 +245,11 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     _cache_loggers(logger_provider)
     state.providers = {"traces": tracer_provider, "metrics": meter_provider, "logs": logger_provider}
     _wrap_metric_exporters(meter_provider)
+    if settings.status_path:
+        with guard.guarded("status page"):
+            from otel_monitor.launcher.status_page import install as install_status_page
+
+            install_status_page(settings, config, meter_provider)
 
     self_meter = meter_provider.get_meter("otel_monitor")
     guard.bind_meter(self_meter)
