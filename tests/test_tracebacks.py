@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_monitor.fast import tracebacks as sdk_tracebacks
 from otel_monitor.guard import GuardedLogRecordProcessor
 from otel_monitor.pipeline import tracebacks
-from otel_monitor.pipeline.processors import EnrichingLogExporter
+from otel_monitor.pipeline.processors import EnrichingLogExporter, _scrubbed_with_stacktrace
 from otel_monitor.semantics.errors import ErrorClassifier
 from otel_monitor.semantics.redaction import Redactor
 from tests.apps import error_sites
@@ -201,3 +201,24 @@ def test_deferred_stacktrace_is_the_one_at_emit(deferring: Any) -> None:
     (record,) = exported.get_finished_logs()
     assert record.log_record.attributes[STACKTRACE] == expected[0]
     assert "".join(traceback.format_exception(caught.value)) != expected[0]  # it did gather a frame since
+
+
+def test_a_repeated_stacktrace_is_scrubbed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same stack trace text is scanned for secrets once; each record is scrubbed as a whole scan would."""
+    redactor = Redactor()
+    scans: list[str] = []
+    real_text = redactor.text
+
+    def counting(value: str) -> str:
+        scans.append(value)
+        return real_text(value)
+
+    monkeypatch.setattr(redactor, "text", counting)
+    secret = "password=hunter2hunter2"
+    stacktrace = "".join(traceback.format_exception(error_sites.caught(error_sites.raise_timeout))) + secret
+    for message in ("first", "second", "third"):
+        attributes = {"exception.type": "TimeoutError", "exception.message": message,
+                      "exception.stacktrace": stacktrace, "http.route": "/fail"}
+        assert _scrubbed_with_stacktrace(redactor, attributes) == Redactor().attributes(attributes)
+    assert scans.count(stacktrace) == 1
+    assert "hunter2" not in str(_scrubbed_with_stacktrace(redactor, attributes))

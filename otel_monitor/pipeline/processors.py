@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -400,6 +401,37 @@ class EnrichingSpanExporter(_DelegatingExporter, SpanExporter):
 _CORRELATION_COPIES = ("otelSpanID", "otelTraceID", "otelTraceSampled", "otelServiceName")
 
 
+# Per redactor: stack trace text -> its scrubbed text (None when clean). An error site logs the same text
+# again and again; scanning a few kilobytes for secrets is most of what exporting an error record costs.
+_STACKTRACES: weakref.WeakKeyDictionary[Redactor, dict[str, str | None]] = weakref.WeakKeyDictionary()
+_STACKTRACE_LIMIT = 256  # texts kept per redactor; never evicted, so the work per record stays bounded
+
+
+def _scrubbed_with_stacktrace(redactor: Redactor, attributes: Any) -> Any:
+    """``redactor.attributes(attributes)``, with a long ``exception.stacktrace`` scrubbed once per distinct text.
+
+    The redactor scrubs each attribute on its own, so scrubbing the stack trace apart gives the same result.
+    """
+    stacktrace = attributes.get(semconv.EXCEPTION_STACKTRACE)
+    if stacktrace.__class__ is not str or len(stacktrace) <= 200 or not redactor.enabled:
+        return redactor.attributes(attributes)
+    known = _STACKTRACES.get(redactor)
+    if known is None:
+        known = _STACKTRACES.setdefault(redactor, {})
+    if stacktrace in known:
+        scrubbed_text = known[stacktrace]
+    else:
+        new = redactor.value(semconv.EXCEPTION_STACKTRACE, stacktrace)
+        scrubbed_text = None if new is stacktrace else new
+        if len(known) < _STACKTRACE_LIMIT:
+            known[stacktrace] = scrubbed_text
+    rest = {key: value for key, value in attributes.items() if key != semconv.EXCEPTION_STACKTRACE}
+    scrubbed_rest = redactor.attributes(rest)
+    if scrubbed_rest is rest and scrubbed_text is None:
+        return attributes
+    return {**attributes, **(scrubbed_rest or {}), semconv.EXCEPTION_STACKTRACE: scrubbed_text or stacktrace}
+
+
 class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
     """Export-time wrapper for logs: error records classified and fingerprinted, secrets scrubbed."""
 
@@ -447,7 +479,7 @@ class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
             raw = merged.pop(ENDUSER_ID)
             if self.user_id_key:
                 merged.setdefault(semconv.ENDUSER_PSEUDO_ID, pseudonymize(str(raw), self.user_id_key))
-        scrubbed = self.redactor.attributes(merged)
+        scrubbed = _scrubbed_with_stacktrace(self.redactor, merged)
         body = self.redactor.body(log.body)
         event_name = log.event_name and self.redactor.text(log.event_name)
         resource = self.redactor.resource(record.resource)
