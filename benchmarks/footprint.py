@@ -70,9 +70,9 @@ def measure_startups(configurations: list[Configuration], endpoint: str, runs: i
 
 def measure_item_costs(configuration: Configuration, endpoint: str, count: int,
                        cpu: int | None) -> dict[str, Any]:
-    """Run benchmarks/span_cost.py under the configuration's launcher; its JSON line."""
+    """Run ``benchmarks.micro span-cost`` under the configuration's launcher; its JSON line."""
     python = str(configuration.bin_dir / "python")
-    command = [python, str(ROOT / "benchmarks" / "span_cost.py"), "--count", str(count)]
+    command = [python, "-m", "benchmarks.micro", "span-cost", "--count", str(count)]
     if configuration.instrumented:
         command = [str(configuration.bin_dir / "opentelemetry-instrument"), *command]
     env = clean_environment(configuration.environment(endpoint))

@@ -367,11 +367,11 @@ def test_span_floor_records_what_otel_monitor_records_and_processes_nothing(prof
 
 
 def test_server_span_drives_the_sdk_span_as_fastapi_does_and_reports_both_costs(capsys):
-    """benchmarks.server_span: the SDK's and otel-monitor's spans end up with FastAPI's route name and attributes; all timings printed."""
+    """micro server-span: the SDK's and otel-monitor's spans end up with FastAPI's route name and attributes; all timings printed."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import SpanKind
 
-    from benchmarks import server_span
+    from benchmarks import micro
     from otel_monitor.fast import spans as lean_spans
 
     provider = TracerProvider()
@@ -381,11 +381,11 @@ def test_server_span_drives_the_sdk_span_as_fastapi_does_and_reports_both_costs(
     lean_tracer = lean_provider.get_tracer("fastapi")
     spans = []
     for each in (tracer, lean_tracer):
-        server_span.request_lifecycle(lambda each=each: spans.append(
-            each.start_span("GET", kind=SpanKind.SERVER, attributes=server_span.START_ATTRIBUTES)) or spans[-1])
+        micro.request_lifecycle(lambda each=each: spans.append(
+            each.start_span("GET", kind=SpanKind.SERVER, attributes=micro.START_ATTRIBUTES)) or spans[-1])
     assert type(spans[1]) is lean_spans.MonitorSpan
     bare = []
-    server_span.request_lifecycle(lambda: bare.append(server_span.BareSpan("GET", server_span.START_ATTRIBUTES))
+    micro.request_lifecycle(lambda: bare.append(micro.BareSpan("GET", micro.START_ATTRIBUTES))
                                   or bare[-1])
     for span in (*spans, bare[0]):
         assert span.name == "GET /ping"
@@ -395,7 +395,7 @@ def test_server_span_drives_the_sdk_span_as_fastapi_does_and_reports_both_costs(
                                          "http.response.status_code": 200}
         assert span.end_time >= span.start_time > 0
 
-    assert server_span.main(["--number", "50", "--repeat", "1"]) == 0
+    assert micro.main(["server-span", "--number", "50", "--repeat", "1"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["sdk_span_us"] > 0 and result["otel_monitor_span_us"] > 0 and result["bare_span_us"] > 0
     assert result["most_a_span_type_could_save_us"] == pytest.approx(result["sdk_span_us"] - result["bare_span_us"])
@@ -403,10 +403,10 @@ def test_server_span_drives_the_sdk_span_as_fastapi_does_and_reports_both_costs(
 
 @needs_wrk
 def test_gc_cost_times_each_servers_collections_under_load(capsys):
-    """benchmarks.gc_cost: each server served the load and reported its collections over the loaded seconds only."""
-    from benchmarks import gc_cost
+    """micro gc-cost: each server served the load and reported its collections over the loaded seconds only."""
+    from benchmarks import micro
 
-    assert gc_cost.main(["--rounds", "1", "--seconds", "1", "--warmup", "1"]) == 0
+    assert micro.main(["gc-cost", "--rounds", "1", "--seconds", "1", "--warmup", "1"]) == 0
     out = capsys.readouterr().out
     rounds = [line for line in out.splitlines() if line.startswith("round 1 ")]
     assert [line.split(":")[0] for line in rounds] == [
@@ -485,44 +485,37 @@ def test_paired_refuses_arguments_it_cannot_measure(arguments, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_query_cost_times_a_query_with_and_without_empty_listeners(capsys, tmp_path, monkeypatch):
-    """benchmarks.query_cost: both runs print a per-query figure; the listeners really see each query."""
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
+def test_micro_lists_its_cases_and_refuses_an_unknown_one(capsys):
+    """benchmarks.micro --list names every case with its one-line summary; an unknown case is an error."""
+    from benchmarks import micro
 
-    from benchmarks import query_cost
-
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'q.db'}")
-    seen = []
-    listen = event.listen
-
-    def counting_listen(target, identifier, fn, *args, **kwargs):
-        if isinstance(target, Engine) and identifier == "after_cursor_execute":
-            def counted(*a, fn=fn):
-                seen.append(a[2])
-                return fn(*a)
-            return listen(target, identifier, counted, *args, **kwargs)
-        return listen(target, identifier, fn, *args, **kwargs)
-
-    monkeypatch.setattr(event, "listen", counting_listen)
-    assert query_cost.main(["--queries", "5"]) == 0
-    assert seen == []
-    assert query_cost.main(["--queries", "5", "--empty-listeners"]) == 0
-    assert sum("FROM products" in statement for statement in seen) >= 10  # warm-up and measured queries
-    lines = [line for line in capsys.readouterr().out.splitlines() if "per query" in line]
-    assert len(lines) == 2 and all(line.endswith("(5 queries)") for line in lines)
+    assert micro.main(["--list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == ["span-cost", "server-span", "processors", "encoding", "runtime-metrics", "gc-cost"]
+    assert micro.main(["no-such-case"]) == 2
+    assert "unknown case 'no-such-case'" in capsys.readouterr().err
 
 
-def test_record_cost_prints_a_figure_per_case_and_refuses_what_it_cannot_count(capsys):
-    """benchmarks.record_cost: each case runs (in its own process) and gets its line; bad counts are refused."""
-    from benchmarks import record_cost
+@pytest.mark.parametrize(("case", "arguments", "expected"), [
+    ("encoding", ["--spans", "8", "--rounds", "1"], "encode  otel-monitor"),
+    ("runtime-metrics", ["--collections", "2"], "runtime metrics cost:"),
+    ("processors", ["--spans", "20", "--requests", "5"], "otel-monitor   "),
+])
+def test_micro_cases_run_and_print_their_figures(case, arguments, expected, capsys):
+    """Each in-process case runs with small counts and prints its figure."""
+    from benchmarks import micro
 
-    assert record_cost.main(["--case", "held", "--case", "sampled-bounded", "--no-valgrind",
-                             "--few", "5", "--many", "25"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["held", "sampled-bounded"]
-    assert all(line.endswith("µs CPU per request") for line in lines)
-    [float(line.split()[1]) for line in lines]  # each a number
-    with pytest.raises(SystemExit) as stopped:
-        record_cost.main(["--few", "30", "--many", "20"])
-    assert stopped.value.code == 2
+    assert micro.main([case, *arguments]) == 0
+    assert expected in capsys.readouterr().out
+
+
+def test_span_cost_runs_as_the_harness_runs_it_and_prints_one_json_line():
+    """micro span-cost, started as the harness starts it, prints per-item figures for the installed provider."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "benchmarks.micro", "span-cost", "--count", "50"],
+                          env=clean_environment({}), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["span_pair_us"] > 0 and result["histogram_record_us"] > 0 and result["log_record_us"] > 0
+    assert result["tracer_provider"] == "ProxyTracerProvider"  # no launcher: the API's no-op provider
