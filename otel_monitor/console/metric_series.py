@@ -14,6 +14,7 @@ recently updated goes first).  Each minute keeps what its kind can be charted by
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,14 +44,14 @@ class Series:
 class MetricSeries:
     """Every metric's per-minute values; thread safety is the store's lock."""
 
-    def __init__(self, max_series: int, evicted: dict[str, int]) -> None:
+    def __init__(self, max_series: int, evicted: dict[str, int], histogram: Callable[[], Any]) -> None:
+        # The store's Histogram class, passed in: this module is below the store.
+        self.histogram = histogram
         self.max_series = max_series
         self.evicted = evicted
         self.series: OrderedDict[SeriesKey, Series] = OrderedDict()
 
     def add(self, service: str, point: dict[str, Any], started_ns: int) -> None:
-        from otel_monitor.console.store import Histogram  # the store imports this module
-
         kind = point["type"]
         instance = str(point["resource"].get(semconv.SERVICE_INSTANCE_ID, ""))
         attrs = point["attributes"]
@@ -81,7 +82,7 @@ class MetricSeries:
                 return
             hist = series.minutes.get(minute)
             if hist is None:
-                hist = series.minutes[minute] = Histogram()
+                hist = series.minutes[minute] = self.histogram()
             # Extremes are exact only for a delta point or a series' first point.
             exact = delta is value
             hist.add(delta[3], delta[2], delta[1], delta[0], None,
