@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,26 @@ def test_dashboards_chart_client_errors_from_the_generated_rules():
         assert name in recorded
         assert any(q.startswith(name + "{") for q in queries["operations.json"]), name
     assert any("monitor_operation_outcome" in q for q in queries["errors.json"])
+
+
+
+def test_console_shows_cpu_and_memory_per_instance():
+    """CPU seconds growing by 3 s (user) and 1 s (system) over 10 s is 0.4 cores busy; memory is the last value."""
+    from otel_monitor.console.aggregates import Queries
+    from otel_monitor.console.store import Store
+
+    store = Store()
+    t0 = time.time_ns() - 20 * 10**9
+    resource = {semconv.SERVICE_NAME: "shop", semconv.SERVICE_INSTANCE_ID: "w-1"}
+
+    def point(name: str, t: int, value: float, **attrs: str) -> dict:
+        return {"name": name, "resource": resource, "time_unix_nano": t, "start_time_unix_nano": t0 - 10**9,
+                "type": "sum", "value": value, "attributes": attrs, "temporality": 2, "unit": "s",
+                "monotonic": True}
+
+    for t, user, system, memory in ((t0, 10.0, 5.0, 200_000_000), (t0 + 10 * 10**9, 13.0, 6.0, 210_000_000)):
+        store.add_metric_points([point("process.cpu.time", t, user, type="user"),
+                                 point("process.cpu.time", t, system, type="system"),
+                                 point("process.memory.usage", t, memory)])
+    (instance,) = Queries(store).instances("shop")
+    assert (instance["cpu_cores"], instance["memory_bytes"]) == (0.4, 210_000_000)

@@ -276,8 +276,15 @@ class Queries:
         with self.store.lock:
             seen = [(i, t) for (s, i), t in self.store.instances.items() if s == service]
         seen.sort(key=lambda it: (self._silent(it[1]), -it[1]))
-        return [{"instance": i, "last_seen": t // 1_000_000, "stale": self._silent(t)}
-                for i, t in seen[:_MAX_INSTANCES_SHOWN]]
+        rows = []
+        for i, t in seen[:_MAX_INSTANCES_SHOWN]:
+            with self.store.lock:
+                usage = self.store.instance_usage.get((service, i))
+            # CPU in cores busy (user + system) and resident memory, from the instance's runtime metrics.
+            rows.append({"instance": i, "last_seen": t // 1_000_000, "stale": self._silent(t),
+                         "cpu_cores": _round(usage.cpu_cores, 4) if usage else None,
+                         "memory_bytes": usage.memory_bytes if usage else None})
+        return rows
 
     def _add_liveness(self, row: dict[str, Any]) -> None:
         """Last seen, silence and instances of a summary row; a silent service is "stale", never OK."""

@@ -530,7 +530,9 @@ const views = {
 function liveness(svc) {
   if (svc.last_seen === null || svc.last_seen === undefined) return null;
   const silent = svc.stale ? `no data for ${Math.round(svc.silent_s)} s (stale after ${svc.stale_after_s} s)` : "live";
-  const instances = (svc.instances || []).map((i) => `${i.instance || "(no instance id)"}${i.stale ? " (stale)" : ""}`);
+  const usage = (i) => i.cpu_cores == null && i.memory_bytes == null ? "" :
+    ` CPU ${i.cpu_cores == null ? "-" : fmt.num(i.cpu_cores) + " cores"}, memory ${i.memory_bytes == null ? "-" : fmt.num(i.memory_bytes / 1048576) + " MiB"}`;
+  const instances = (svc.instances || []).map((i) => `${i.instance || "(no instance id)"}${i.stale ? " (stale)" : ""}${usage(i)}`);
   return h("p", { class: svc.stale ? "note stale" : "note", "data-testid": "liveness" },
     `last seen ${fmt.datetime(svc.last_seen)}, ${silent}; instances: ${svc.live_instances} live`,
     instances.length ? ` (${instances.join(", ")})` : "", " · ", link("#/resources", "resources"));
