@@ -8,6 +8,7 @@ below a millisecond.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 
 from otel_monitor import semconv
 from otel_monitor.console.metric_series import Series
-from otel_monitor.console.store import MINUTE_NS, Histogram, Store, TraceSummary, http_operation
+from otel_monitor.console.store import MINUTE_NS, Histogram, Store, TraceSummary
 
 MAX_PAGE = 500
 SEVERITIES = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "warning": 13, "error": 17, "fatal": 21}
@@ -108,47 +109,62 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+_MISSING = object()
+
+
 def _has_attributes(wanted: list[tuple[str, str]], *sources: dict[str, Any]) -> bool:
-    return all(any(k in src and _text(src[k]) == v for src in sources) for k, v in wanted)
-
-
-def _span_operation(span: dict[str, Any]) -> str:
-    attrs = span["attributes"]
-    op = attrs.get(semconv.MONITOR_OPERATION)
-    return _text(op) if op is not None else http_operation(attrs, span["name"])
+    """Each ``key=value`` wanted is in one of the sources (values compared as text)."""
+    for k, v in wanted:
+        for src in sources:
+            found = src.get(k, _MISSING)
+            if found is not _MISSING and (found if found.__class__ is str else _text(found)) == v:
+                break
+        else:
+            return False
+    return True
 
 
 # --- traces ---------------------------------------------------------------------
-def search_traces(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
-    """Traces matching every filter, newest first, one page of them and the total."""
+def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent") -> dict[str, Any]:
+    """Traces matching every filter, one page of them and the total: newest first, or longest first
+    (``order="slow"``).
+
+    Every filter is one pass over what the previous ones kept, the cheapest first; the operation
+    filter reads the names the store keeps per trace, so only ``attr`` reads spans.
+    """
     start_ns = max(since_ns, (f.start_ms or 0) * 1_000_000)
     end_ns = f.end_ms * 1_000_000 if f.end_ms is not None else None
-    matched: list[TraceSummary] = []
     with store.lock:
-        for t in reversed(store.traces.values()):
-            if t.end_ns < start_ns or (end_ns is not None and t.start_ns > end_ns):
-                continue
-            if f.service and f.service not in t.services:
-                continue
-            if (f.status == "error" and not t.error) or (f.status == "ok" and t.error):
-                continue
-            ms = (t.end_ns - t.start_ns) / 1e6
-            if (f.min_ms is not None and ms < f.min_ms) or (f.max_ms is not None and ms > f.max_ms):
-                continue
-            if f.operation and not any(
-                    f.operation in (s["name"], display_name(s["name"], s["attributes"]), _span_operation(s))
-                    for s in t.spans):
-                continue
-            if f.attributes and not any(_has_attributes(f.attributes, s["attributes"], s["resource"])
-                                        for s in t.spans):
-                continue
-            matched.append(t)
-        page = matched[f.offset:f.offset + f.limit]
+        found: list[TraceSummary] = [t for t in reversed(store.traces.values()) if t.end_ns >= start_ns]
+        if end_ns is not None:
+            found = [t for t in found if t.start_ns <= end_ns]
+        if f.service:
+            found = [t for t in found if f.service in t.services]
+        if f.status == "error":
+            found = [t for t in found if t.error]
+        elif f.status == "ok":
+            found = [t for t in found if not t.error]
+        if f.min_ms is not None:
+            found = [t for t in found if (t.end_ns - t.start_ns) / 1e6 >= f.min_ms]
+        if f.max_ms is not None:
+            found = [t for t in found if (t.end_ns - t.start_ns) / 1e6 <= f.max_ms]
+        if f.operation:
+            op = f.operation
+            found = [t for t in found if op in t.names or (t.slashed and any(
+                op == display_name(s["name"], s["attributes"]) for s in t.spans if "/" in s["name"]))]
+        if f.attributes:
+            wanted = f.attributes
+            found = [t for t in found if any(_has_attributes(wanted, s["attributes"], s["resource"])
+                                             for s in t.spans)]
+        if order == "slow":
+            page = heapq.nlargest(f.offset + f.limit, found, key=lambda t: t.end_ns - t.start_ns)[f.offset:]
+        else:
+            page = found[f.offset:f.offset + f.limit]
         rows = [{"trace_id": t.trace_id, "name": display_name(t.root_name), "services": sorted(t.services),
                  "start": t.start_ns // 1_000_000, "duration_ms": (t.end_ns - t.start_ns) / 1e6,
                  "spans": len(t.spans), "error": t.error,
                  "errors": sum(1 for s in t.spans if s["status_code"] == 2)} for t in page]
-    return {"total": len(matched), "offset": f.offset, "limit": f.limit, "traces": rows}
+    return {"total": len(found), "offset": f.offset, "limit": f.limit, "traces": rows}
 
 
 def trace_detail(store: Store, trace_id: str) -> dict[str, Any] | None:
