@@ -292,6 +292,8 @@ class Store:
         self.services: dict[str, int] = {}  # service -> last seen (ns)
         # (service, service.instance.id) -> last seen (ns); "" when the sender sets no instance id
         self.instances: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # (service, instance) -> CPU (cores busy, from process.cpu.time) and memory (process.memory.usage)
+        self.instance_usage: dict[tuple[str, str], InstanceUsage] = {}
         # (service, service.instance.id) -> first seen (ns) and the latest resource attributes it sent
         self.instance_first_seen: dict[tuple[str, str], int] = {}
         self.instance_resources: dict[tuple[str, str], dict[str, Any]] = {}
@@ -596,6 +598,8 @@ class Store:
         self._seen(service, resource, t)
         self._list_metric(service, point)
         self.metric_series.add(service, point, self.started_ns)
+        if name in _PROCESS_METRICS:
+            self._add_usage(service, str(resource.get(semconv.SERVICE_INSTANCE_ID, "")), name, point)
         if name not in _WATCHED:
             return
         instance = resource.get(semconv.SERVICE_INSTANCE_ID, "")
@@ -674,6 +678,34 @@ class Store:
             hist = self.op_metrics[hkey] = Histogram()
         hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high, _outcome(attrs, failed))
 
+    def _add_usage(self, service: str, instance: str, name: str, point: dict[str, Any]) -> None:
+        """An instance's CPU (the rate of its CPU seconds over their last two points) and memory."""
+        key = (service, instance)
+        usage = self.instance_usage.get(key)
+        if usage is None:
+            if key not in self.instances:
+                return  # an instance the store no longer keeps (bounded like the instances)
+            usage = self.instance_usage[key] = InstanceUsage()
+        for gone in [k for k in self.instance_usage if k not in self.instances]:
+            del self.instance_usage[gone]
+        t, value = point["time_unix_nano"], point.get("value")
+        if not isinstance(value, (int, float)):
+            return
+        if name == _MEMORY_USAGE:
+            usage.memory_bytes, usage.at = float(value), max(usage.at, t)
+            return
+        mode = str(dict(point["attributes"]).get("cpu.mode", dict(point["attributes"]).get("type", "")))
+        if point.get("temporality") == _DELTA:
+            start = point.get("start_time_unix_nano") or 0
+            if t > start > 0:
+                usage.cpu_rates[mode], usage.at = float(value) / ((t - start) / 1e9), max(usage.at, t)
+            return
+        last = usage.cpu_seen.get(mode)
+        usage.cpu_seen[mode] = (t, float(value))
+        if last is not None and t > last[0] and value >= last[1]:
+            usage.cpu_rates[mode] = (value - last[1]) / ((t - last[0]) / 1e9)
+            usage.at = max(usage.at, t)
+
     def _list_metric(self, service: str, point: dict[str, Any]) -> None:
         """Keep what the metric list shows of every metric received, ours and the app's own."""
         key = (service, point["name"])
@@ -751,6 +783,27 @@ _WATCHED = frozenset({
     semconv.METRIC_JOURNEY_MILESTONES, semconv.METRIC_HEALTH_STATUS, semconv.HTTP_SERVER_REQUEST_DURATION,
     semconv.METRIC_BUSINESS_AMOUNT, semconv.METRIC_BUSINESS_EVENTS, semconv.METRIC_BUSINESS_USERS,
 })
+# The runtime metrics (otel_monitor.pipeline.runtime_metrics) the console shows per instance.
+_CPU_TIME = "process.cpu.time"
+_MEMORY_USAGE = "process.memory.usage"
+_PROCESS_METRICS = frozenset({_CPU_TIME, _MEMORY_USAGE})
+
+
+@dataclass
+class InstanceUsage:
+    """CPU and memory of one instance, from its runtime metrics."""
+
+    memory_bytes: float | None = None
+    cpu_seen: dict[str, tuple[int, float]] = field(default_factory=dict)  # mode -> (time, CPU seconds so far)
+    cpu_rates: dict[str, float] = field(default_factory=dict)  # mode -> CPU seconds per second
+    at: int = 0
+
+    @property
+    def cpu_cores(self) -> float | None:
+        """Cores busy (1.0: one core's worth), user and system together; None before two points."""
+        return sum(self.cpu_rates.values()) if self.cpu_rates else None
+
+
 # The counters a business amount histogram is kept as (Store.counters names).
 AMOUNT_COUNT = semconv.METRIC_BUSINESS_AMOUNT + ".count"
 AMOUNT_SUM = semconv.METRIC_BUSINESS_AMOUNT + ".sum"
