@@ -112,3 +112,32 @@ def test_console_shows_cpu_and_memory_per_instance():
                                  point("process.memory.usage", t, memory)])
     (instance,) = Queries(store).instances("shop")
     assert (instance["cpu_cores"], instance["memory_bytes"]) == (0.4, 210_000_000)
+
+
+def test_an_acknowledgement_records_who(console):
+    """POST .../ack with {"by": ...} keeps who acknowledged; an over-long name is refused with a 400."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from .console_telemetry import send_calls
+
+    send_calls(console.url, "checkout", [0.1] * 6, failed=[0.1] * 4)
+    assert get(f"{console.url}/api/alerts")["pending"]  # evaluated now: pending
+    console.console.alerts.evaluate(time.time_ns() + 181 * 10**9)  # its for (3m) later: firing
+    url = f"{console.url}/api/alerts/error_rate:shop:checkout/ack"
+
+    def post(body: dict) -> int:
+        request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            return urllib.request.urlopen(request).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert post({"by": "x" * 101}) == 400
+    assert not {a["id"]: a for a in get(f"{console.url}/api/alerts")["firing"]}["error_rate:shop:checkout"][
+        "acknowledged"]
+    assert post({"by": "ada@example.com"}) == 200
+    alert = {a["id"]: a for a in get(f"{console.url}/api/alerts")["firing"]}["error_rate:shop:checkout"]
+    assert (alert["acknowledged"], alert["acknowledged_by"]) == (True, "ada@example.com")

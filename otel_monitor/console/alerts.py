@@ -69,6 +69,7 @@ class Alert:
     resolved: int | None = None
     acknowledged: bool = False
     acknowledged_at: int | None = None
+    acknowledged_by: str | None = None  # who, as the acknowledging request said
     alertname: str = ""  # the Prometheus rule now deciding severity and threshold
 
 
@@ -425,12 +426,14 @@ class AlertBook:
             _log.info("otel-monitor console: alert %s resolved", family_id)
         return resolved
 
-    def acknowledge(self, alert_id: str) -> bool:
+    def acknowledge(self, alert_id: str, by: str | None = None) -> bool:
+        """Acknowledge a firing alert, noting who (``by``, a name or e-mail; kept with the alert's state)."""
         with self._lock:
             alert = self.firing.get(alert_id)
             if alert is None:
                 return False
             alert.acknowledged, alert.acknowledged_at = True, int(time.time() * 1000)
+            alert.acknowledged_by = by
             self.acknowledged[alert_id] = alert.acknowledged_at
             state = self._state()
         if self._on_ack:

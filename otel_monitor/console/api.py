@@ -211,8 +211,14 @@ async def traces(request: Request) -> JSONResponse:
         f = explore.parse_filters(request.query_params)
         if kind == "failed":
             f.status = "error"
-        # kind=slow: the slowest of every match, then paged
-        found = explore.search_traces(c.store, f, _since_ns(q, w), order="slow" if kind == "slow" else "recent")
+        if kind == "slow":  # the slowest of every match, then paged
+            limit, offset = f.limit, f.offset
+            f.limit, f.offset = explore.MAX_PAGE * 100, 0
+            found = explore.search_traces(c.store, f, _since_ns(q, w))
+            found["traces"] = sorted(found["traces"], key=lambda t: -t["duration_ms"])[offset:offset + limit]
+            found.update(limit=limit, offset=offset)
+        else:
+            found = explore.search_traces(c.store, f, _since_ns(q, w))
         return {"window": w, "kind": kind, **found}
     return _answer(request, build)
 
@@ -378,6 +384,26 @@ async def alerts(request: Request) -> JSONResponse:
     return JSONResponse(_flag_replay(console, console.alerts.as_json(service)))
 
 
+_MAX_NAME = 100
+
+
+async def _acknowledged_by(request: Request) -> str | JSONResponse | None:
+    """Who acknowledges: ``{"by": "..."}`` in the body or ``?by=``; absent is anonymous, a bad one a 400."""
+    by: object = request.query_params.get("by")
+    if by is None and await request.body():
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"error": "the body must be JSON: {\"by\": \"<name>\"}"}, status_code=400)
+        by = body.get("by") if isinstance(body, dict) else None
+    if by is None or by == "":
+        return None
+    if not isinstance(by, str) or len(by) > _MAX_NAME or not by.isprintable():
+        return JSONResponse({"error": f"by must be a name of at most {_MAX_NAME} printable characters"},
+                            status_code=400)
+    return by.strip()
+
+
 async def acknowledge(request: Request) -> JSONResponse:
     """Acknowledge a firing alert.
     ---
@@ -389,7 +415,10 @@ async def acknowledge(request: Request) -> JSONResponse:
       404: {$ref: '#/components/responses/NotFound'}
     """
     alert_id = request.path_params["alert_id"]
-    if not _console(request).alerts.acknowledge(alert_id):
+    by = await _acknowledged_by(request)
+    if isinstance(by, JSONResponse):
+        return by
+    if not _console(request).alerts.acknowledge(alert_id, by):
         return JSONResponse({"error": f"no firing alert {alert_id!r}"}, status_code=404)
     return JSONResponse({"acknowledged": alert_id})
 

@@ -236,6 +236,11 @@ function clientErrors(r) {
     `(${fmt.pct(r.client_error_rate)}), auth failures ${fmt.num(r.auth_failures)}: ${by}`);
 }
 
+// Who acknowledged, when the acknowledging request said (POST .../ack {"by": ...}).
+function acknowledgedBy(a) {
+  return a.acknowledged_by ? `acknowledged by ${a.acknowledged_by}` : "acknowledged";
+}
+
 // The alert's runbook (the rules' runbook_url annotation), after the other links.
 function runbookLink(a) {
   return a.runbook_url ? [" · ", h("a", { href: a.runbook_url, target: "_blank", rel: "noopener", "data-testid": "alert-runbook" }, "runbook")] : [];
@@ -504,7 +509,7 @@ const views = {
     const row = (a, firing) => h("tr", { "data-testid": "alert-" + a.id },
       h("td", {}, status(a.severity)), h("td", {}, a.service), h("td", {}, a.summary, h("div", { class: "note" }, alertLinks(a))),
       h("td", { "data-sort": a.started }, fmt.datetime(a.started)), h("td", { "data-sort": a.resolved || "" }, a.resolved ? fmt.datetime(a.resolved) : ""),
-      h("td", {}, firing ? (a.acknowledged ? "acknowledged" : h("button", { type: "button", onclick: () => ack(a.id) }, "Acknowledge")) : (a.acknowledged ? "acknowledged" : "")));
+      h("td", {}, firing ? (a.acknowledged ? acknowledgedBy(a) : h("button", { type: "button", onclick: () => ack(a.id) }, "Acknowledge")) : (a.acknowledged ? acknowledgedBy(a) : "")));
     const cols = [["severity"], ["service"], ["alert"], ["since"], ["resolved"], ["", null, false]];
     return [h("h1", {}, "Alerts"), h("p", { class: "note" }, "Evaluated in the console every few seconds with the thresholds, pending periods (for:) and keep_firing_for of the generated Prometheus rules."),
       h("h2", {}, `Firing (${data.firing.length})`), table(cols, data.firing.map((a) => row(a, true)), "firing"),
