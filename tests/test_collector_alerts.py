@@ -112,7 +112,7 @@ def test_stopping_the_provider_fires_the_checkout_burn_rate_alert(alert_run: Ale
 
 
 def test_the_alert_reaches_the_webhook_through_the_paging_route(alert_run: AlertRun) -> None:
-    """Alertmanager posts it, routed as critical (the page receiver), with its labels and annotations."""
+    """Alertmanager posts it, routed as critical (the page receiver), with its labels, annotations and runbook."""
     delivered = [a for a in _alerts(alert_run.notifications, "firing") if _burn(a)]
     assert delivered, alert_run.notifications
     alert = delivered[0]
@@ -120,5 +120,7 @@ def test_the_alert_reaches_the_webhook_through_the_paging_route(alert_run: Alert
     assert alert["labels"]["job"] == "shop/shop"
     assert {"long_window", "short_window"} <= set(alert["labels"])
     assert alert["annotations"]["summary"] and alert["annotations"]["description"]
+    runbook = alert["annotations"]["runbook_url"]
+    assert runbook.endswith("/ErrorBudgetBurn.md") and (COLLECTOR.parent / runbook).is_file(), runbook
     print(f"checkout fast burn: firing in Prometheus {alert_run.seconds_to_fire:.0f} s after the provider stopped, "
           f"at the webhook after {alert_run.seconds_to_webhook:.0f} s")
