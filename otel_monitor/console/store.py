@@ -284,6 +284,8 @@ class Store:
 
     def __init__(self, slos: SLOs | None = None, limits: Limits | None = None) -> None:
         self.slos = slos or SLOs()
+        # The boundaries span durations are counted in, computed once (ingest counts every span).
+        self._span_bounds = self.slos.buckets
         self.limits = limits or Limits()
         self.lock = threading.RLock()
         self.started_ns = time.time_ns()
@@ -428,7 +430,7 @@ class Store:
             hist = self.op_spans.get(key)
             if hist is None:
                 hist = self.op_spans[key] = Histogram()
-            bounds = self.slos.buckets
+            bounds = self._span_bounds
             seconds = (end - span["start_time_unix_nano"]) / 1e9
             hist.add(bounds, {bisect_left(bounds, seconds): 1}, seconds, 1, category, seconds, seconds,
                      _outcome(attrs, category is not None))
