@@ -32,7 +32,7 @@ function s(tag, attrs, ...children) {
 const fmt = {
   pct: (x) => (x === null || x === undefined ? "–" : (x * 100).toFixed(1) + "%"),
   // Seconds: under a millisecond in µs, never "0.0 ms".
-  secs: (x) => (x === null || x === undefined ? "–" : x < 0.001 ? (x * 1e6).toFixed(0) + " µs"
+  secs: (x) => (x === null || x === undefined ? "–" : x === 0 ? "0 s" : x < 0.001 ? (x * 1e6).toFixed(0) + " µs"
     : x < 1 ? (x * 1000).toFixed(1) + " ms" : x.toFixed(2) + " s"),
   ms: (x) => (x === null || x === undefined ? "–" : x < 1 ? (x * 1000).toFixed(0) + " µs"
     : x < 1000 ? x.toFixed(1) + " ms" : (x / 1000).toFixed(2) + " s"),
