@@ -12,6 +12,7 @@ import heapq
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import takewhile
 from typing import Any
 
 from otel_monitor import semconv
@@ -238,31 +239,40 @@ def _log_row(r: dict[str, Any], start_ns: int = 0) -> dict[str, Any]:
 
 
 def search_logs(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
-    """Log records matching every filter, newest first; ``after`` keeps only newer ones (the live tail)."""
+    """Log records matching every filter, newest first; ``after`` keeps only newer ones (the live tail).
+
+    Every filter is one pass over what the previous ones kept, the cheapest first.
+    """
     start_ns = max(since_ns, (f.start_ms or 0) * 1_000_000)
     end_ns = f.end_ms * 1_000_000 if f.end_ms is not None else None
     needle = f.text.lower() if f.text else None
-    matched = []
     with store.lock:
         last_seq = store.log_seq
-        for r in reversed(store.logs):
-            if f.after_seq is not None and r.get("seq", 0) <= f.after_seq:
-                break
-            if r["time_unix_nano"] < start_ns or (end_ns is not None and r["time_unix_nano"] > end_ns):
-                continue
-            if f.service and r["service"] != f.service:
-                continue
-            if f.level is not None and _severity_number(r) < f.level:
-                continue
-            if (f.trace_id and r["trace_id"] != f.trace_id) or (f.span_id and r["span_id"] != f.span_id):
-                continue
-            if needle and needle not in _text(r["body"]).lower() and needle not in r["event_name"].lower():
-                continue
-            if f.attributes and not _has_attributes(f.attributes, r["attributes"], r["resource"]):
-                continue
-            matched.append(r)
-        page = [_log_row(r) for r in matched[f.offset:f.offset + f.limit]]
-    return {"total": len(matched), "offset": f.offset, "limit": f.limit, "last_seq": last_seq, "logs": page}
+        after = f.after_seq
+        newest_first = reversed(store.logs)
+        if after is not None:  # records are numbered in arrival order: stop at the first one already seen
+            found = list(takewhile(lambda r: r.get("seq", 0) > after, newest_first))
+            found = [r for r in found if r["time_unix_nano"] >= start_ns]
+        else:
+            found = [r for r in newest_first if r["time_unix_nano"] >= start_ns]
+        if end_ns is not None:
+            found = [r for r in found if r["time_unix_nano"] <= end_ns]
+        if f.service:
+            found = [r for r in found if r["service"] == f.service]
+        if f.trace_id:
+            found = [r for r in found if r["trace_id"] == f.trace_id]
+        if f.span_id:
+            found = [r for r in found if r["span_id"] == f.span_id]
+        if f.level is not None:
+            level = f.level
+            found = [r for r in found if _severity_number(r) >= level]
+        if needle:
+            found = [r for r in found if needle in _text(r["body"]).lower() or needle in r["event_name"].lower()]
+        if f.attributes:
+            wanted = f.attributes
+            found = [r for r in found if _has_attributes(wanted, r["attributes"], r["resource"])]
+        page = [_log_row(r) for r in found[f.offset:f.offset + f.limit]]
+    return {"total": len(found), "offset": f.offset, "limit": f.limit, "last_seq": last_seq, "logs": page}
 
 
 # --- metrics ------------------------------------------------------------------------
