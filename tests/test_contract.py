@@ -39,7 +39,7 @@ HISTOGRAMS_WITHOUT_UNIT = {semconv.METRIC_BUSINESS_AMOUNT}
 STANDARD_METRICS = {"up", "target_info", "ALERTS", "ALERTS_FOR_STATE",
                     "process_cpu_time_seconds_total", "process_memory_usage_bytes",
                     "process_memory_virtual_bytes", "process_open_file_descriptor_count", "process_thread_count"}
-STANDARD_PREFIXES = ("otelcol_",)
+STANDARD_PREFIXES = ("otelcol_", "system_")  # the collector's own and its hostmetrics receiver's
 
 
 def prometheus_names() -> set[str]:

@@ -60,6 +60,7 @@ def test_runbook_queries_parse(tmp_path):
     for path in sorted(RUNBOOKS.glob("*.md")):
         for block in re.findall(r"```promql\n(.*?)```", path.read_text(), re.S):
             queries += [q.replace("<op>", "checkout").replace("<category>", "timeout").replace("<kpi>", "refund_rate")
+                        .replace("<host>", "node-a")
                         for q in block.splitlines() if q.strip()]
     assert len(queries) > 20
     rules = [{"record": f"runbook:query:{i}", "expr": q} for i, q in enumerate(queries)]

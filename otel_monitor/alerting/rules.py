@@ -358,6 +358,36 @@ def kpi_group(kpis: list[KPI]) -> dict[str, Any]:
     return {"name": "otel-monitor.kpis", "rules": rules}
 
 
+# Host metrics (the collector's hostmetrics receiver, reported as job="host", one
+# instance per machine): utilization above these for the rules' `for` alerts.
+HOST_CPU_HIGH = 0.9
+HOST_MEMORY_HIGH = 0.9
+HOST_DISK_HIGH = 0.85
+HOST_DISK_FULL = 0.95
+
+
+def host_group() -> dict[str, Any]:
+    """CPU, memory and disk of the machines the collectors run on (the hostmetrics receiver's names)."""
+    on = "{{ $labels.instance }}"
+    cpu = '1 - avg by (job, instance) (system_cpu_utilization_ratio{state="idle"})'
+    memory = 'sum by (job, instance) (system_memory_utilization_ratio{state="used"})'
+    disk = "max by (job, instance, mountpoint) (system_filesystem_utilization_ratio)"
+    return {"name": "otel-monitor.host", "rules": [
+        _alert("HostCpuHigh", f"{cpu} > {_number(HOST_CPU_HIGH)}", "warning", "15m",
+               f"CPU of {on} above {_percent(HOST_CPU_HIGH)}%",
+               "{{ $value | humanizePercentage }} of the CPU busy, averaged over its cores, for 15 minutes."),
+        _alert("HostMemoryHigh", f"{memory} > {_number(HOST_MEMORY_HIGH)}", "warning", "10m",
+               f"Memory of {on} above {_percent(HOST_MEMORY_HIGH)}%",
+               "{{ $value | humanizePercentage }} of the memory used for 10 minutes."),
+        _alert("HostDiskFillingUp", f"{disk} > {_number(HOST_DISK_HIGH)}", "warning", "10m",
+               f"Disk {{{{ $labels.mountpoint }}}} of {on} above {_percent(HOST_DISK_HIGH)}%",
+               "{{ $value | humanizePercentage }} of the filesystem used."),
+        _alert("HostDiskFull", f"{disk} > {_number(HOST_DISK_FULL)}", "critical", "5m",
+               f"Disk {{{{ $labels.mountpoint }}}} of {on} above {_percent(HOST_DISK_FULL)}%",
+               "{{ $value | humanizePercentage }} of the filesystem used: writes fail soon."),
+    ]}
+
+
 def collector_group() -> dict[str, Any]:
     # The collector's own names (not ours); matched by pattern so the rules hold
     # across collector versions that add or drop the _total suffix.
@@ -403,7 +433,7 @@ def generate(slos: SLOs, source: str, runbook_base: str = DEFAULT_RUNBOOK_BASE_U
         raise ValueError(
             f"{source}: latency thresholds {', '.join(_number(m) for m in missing)} are not histogram bucket "
             "boundaries; add them to slos.buckets (an alert between boundaries would be an interpolation)")
-    groups = [recording_rules(), *operation_groups(slos), service_group(slos), collector_group()]
+    groups = [recording_rules(), *operation_groups(slos), service_group(slos), host_group(), collector_group()]
     if kpis:
         groups.insert(-1, kpi_group(kpis))
     document = {"groups": with_runbooks(groups, runbook_base)}
