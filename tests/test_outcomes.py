@@ -141,3 +141,40 @@ def test_an_acknowledgement_records_who(console):
     assert post({"by": "ada@example.com"}) == 200
     alert = {a["id"]: a for a in get(f"{console.url}/api/alerts")["firing"]}["error_rate:shop:checkout"]
     assert (alert["acknowledged"], alert["acknowledged_by"]) == (True, "ada@example.com")
+
+
+def test_cache_hit_rate_only_on_operations_that_use_the_cache(console):
+    """browse looks up the catalog cache (3 hits of 4), checkout does not: only browse gets a hit rate;
+    the service's overall rate is on its summary."""
+    with meter(console.url) as (m, provider):
+        hist = m.create_histogram(semconv.METRIC_OPERATION_DURATION, unit="s")
+        for operation in ("browse", "checkout"):
+            hist.record(0.1, {semconv.MONITOR_OPERATION: operation})
+        cache = m.create_counter(semconv.METRIC_CACHE_REQUESTS)
+        for hit, n in ((True, 3), (False, 1)):
+            cache.add(n, {semconv.MONITOR_CACHE_NAME: "catalog", semconv.MONITOR_CACHE_HIT: hit,
+                          semconv.MONITOR_OPERATION: "browse"})
+        provider.force_flush()
+    assert (_row(console, "browse")["cache_hit_rate"], _row(console, "checkout")["cache_hit_rate"]) == (0.75, None)
+    (service,) = get(f"{console.url}/api/summary?service=shop")["services"]
+    assert service["cache_hit_rate"] == 0.75
+
+
+def test_cache_lookup_counts_under_the_current_operation(otlp_sink):
+    """otel_monitor.cache_lookup inside an operation labels the count with it; outside, with none."""
+    import otel_monitor
+
+    from .stack import make_stack
+
+    stack = make_stack(otlp_sink)
+    try:
+        with otel_monitor.operation("browse"):
+            otel_monitor.cache_lookup("catalog", True)
+        otel_monitor.cache_lookup("catalog", False)
+        points = {tuple(sorted(p.attributes.items())): p.value for p in stack.points(semconv.METRIC_CACHE_REQUESTS)}
+    finally:
+        stack.close()
+    assert points == {
+        ((semconv.MONITOR_CACHE_HIT, True), (semconv.MONITOR_CACHE_NAME, "catalog"),
+         (semconv.MONITOR_OPERATION, "browse")): 1,
+        ((semconv.MONITOR_CACHE_HIT, False), (semconv.MONITOR_CACHE_NAME, "catalog")): 1}

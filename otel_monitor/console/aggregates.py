@@ -93,12 +93,16 @@ class Queries:
                     out[(svc, attrs)] += value
         return out
 
-    def cache_hit_rates(self, service: str | None, window: str) -> dict[tuple[str, str], dict[str, float]]:
-        """(service, cache name) -> {requests, hits, hit_rate}."""
+    def cache_hit_rates(self, service: str | None, window: str,
+                        by: str = semconv.MONITOR_CACHE_NAME) -> dict[tuple[str, str], dict[str, float]]:
+        """(service, cache name) -> {requests, hits, hit_rate}; ``by`` another attribute (the operation)
+        groups by it instead, leaving out lookups without it."""
         out: dict[tuple[str, str], dict[str, float]] = {}
         for (svc, attrs), value in self._counter_sums(semconv.METRIC_CACHE_REQUESTS, service, window).items():
             a = dict(attrs)
-            entry = out.setdefault((svc, str(a.get(semconv.MONITOR_CACHE_NAME, ""))), {"requests": 0.0, "hits": 0.0})
+            if by not in a:
+                continue
+            entry = out.setdefault((svc, str(a[by])), {"requests": 0.0, "hits": 0.0})
             entry["requests"] += value
             if a.get(semconv.MONITOR_CACHE_HIT) in (True, "true"):
                 entry["hits"] += value
@@ -204,14 +208,15 @@ class Queries:
     def operations(self, service: str | None, window: str) -> list[dict[str, Any]]:
         fallbacks = self.fallbacks(service, window)
         caches = self.cache_hit_rates(service, window)
+        by_operation = self.cache_hit_rates(service, window, by=semconv.MONITOR_OPERATION)
         rows = []
         for (svc, op), (source, hist) in sorted(self.operation_histograms(service, window).items()):
             reporting = any(s == svc for s, _ in fallbacks)
             fallback_count = fallbacks.get((svc, op), 0.0) if reporting else None
             row = self.operation_row(svc, op, source, hist, fallback_count, window)
-            # Cache requests are per cache, not per operation: a cache named after
-            # the operation is attributed to it, otherwise the service's overall rate.
-            cache = caches.get((svc, op)) or _service_cache(caches, svc)
+            # Only operations that use a cache get a hit rate: the lookups made in the
+            # operation (the counter's monitor.operation), else a cache named after it.
+            cache = by_operation.get((svc, op)) or caches.get((svc, op))
             row["cache_hit_rate"] = _round(cache["hit_rate"]) if cache and cache["hit_rate"] is not None else None
             rows.append(row)
         return rows
@@ -256,6 +261,7 @@ class Queries:
                 **self.throughput(svc, None, mine[0]["source"] if mine else "spans"),
                 "error_rate": _round(total.errors / total.count) if total.count else None,
                 **client_error_fields(total),
+                "cache_hit_rate": _service_hit_rate(self.cache_hit_rates(svc, window), svc),
                 **latency_fields(total),
                 "operations": len(mine),
                 "unhealthy_operations": [r["operation"] for r in mine if r["status"] != "ok"],
@@ -473,6 +479,12 @@ def client_error_fields(hist: Histogram) -> dict[str, Any]:
     auth = sum(v for k, v in client.items() if k in semconv.AUTH_FAILURE_OUTCOMES)
     return {"client_errors": count, "client_error_rate": _round(count / hist.count) if hist.count else None,
             "auth_failures": auth, "outcomes": dict(hist.outcomes)}
+
+
+def _service_hit_rate(caches: dict[tuple[str, str], dict[str, float]], service: str) -> float | None:
+    """The hit rate of all the service's caches together (the summary's; never an operation's)."""
+    cache = _service_cache(caches, service)
+    return _round(cache["hit_rate"]) if cache and cache["hit_rate"] is not None else None
 
 
 def _service_cache(caches: dict[tuple[str, str], dict[str, float]], service: str) -> dict[str, float] | None:

@@ -312,27 +312,43 @@ def bind_operation_namer(namer: Any) -> None:
     _operation_namer = namer
 
 
-_cache_labels: dict[tuple[str, bool], dict[str, Any]] = {}
+_cache_labels: dict[tuple[str, bool, str | None], dict[str, Any]] = {}
 _fallback_labels: dict[tuple[str, str], dict[str, str]] = {}
 
 
 def cache_lookup(cache: str, hit: bool) -> None:
-    """Count a lookup in ``cache`` (``monitor.cache.requests``) and mark the current span."""
+    """Count a lookup in ``cache`` (``monitor.cache.requests``) and mark the current span.
+
+    The count carries the operation of the current span, when it has one, so a
+    hit rate is shown for the operations that use the cache and no others.
+    """
     from opentelemetry import trace
 
     from otel_monitor.guard import guarded
 
     with guarded("cache_lookup"):
-        key = (cache, bool(hit))
+        span = trace.get_current_span()
+        recording = span.is_recording()
+        operation = _current_operation(span) if recording else None
+        key = (cache, bool(hit), operation)
         labels = _cache_labels.get(key)
         if labels is None:
             labels = {semconv.MONITOR_CACHE_NAME: cache, semconv.MONITOR_CACHE_HIT: bool(hit)}
+            if operation:
+                labels[semconv.MONITOR_OPERATION] = operation
             if len(_cache_labels) < 10_000:
                 _cache_labels[key] = labels
         current().cache_requests.add(1, labels, key=key)
-        span = trace.get_current_span()
-        if span.is_recording():
-            span.set_attributes(labels)
+        if recording:
+            span.set_attributes({semconv.MONITOR_CACHE_NAME: cache, semconv.MONITOR_CACHE_HIT: bool(hit)})
+
+
+def _current_operation(span: Any) -> str | None:
+    """The operation ``span`` belongs to: its monitor.operation, the rules' name, or METHOD route."""
+    namer = _operation_namer
+    attributes = getattr(span, "attributes", None) or {}
+    named = attributes.get(semconv.MONITOR_OPERATION) or (namer(span) if namer is not None else None)
+    return str(named) if named else _fallback_operation(attributes)
 
 
 def served_by(layer: str, operation: str | None = None) -> None:
