@@ -146,17 +146,8 @@ async def operation(request: Request) -> JSONResponse:
                 "thresholds": thresholds.__dict__,
                 "series": q.operation_series(s, name, w),
                 "errors": [g for g in q.errors(s, w) if g["operation"] == name],
-                "traces": [t for t in q.traces(s, w, "recent", 500)
-                           if t["name"] and name in _ops_of(c, t["trace_id"])][:20]}
+                "traces": explore.recent_traces_with(c.store, name, s, _since_ns(q, w))}
     return _answer(request, build)
-
-
-def _ops_of(console: Console, trace_id: str) -> set[str]:
-    from otel_monitor import semconv
-
-    with console.store.lock:
-        trace = console.store.traces.get(trace_id)
-        return {str(s["attributes"].get(semconv.MONITOR_OPERATION)) for s in (trace.spans if trace else [])}
 
 
 async def errors(request: Request) -> JSONResponse:

@@ -168,6 +168,24 @@ def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent"
     return {"total": len(found), "offset": f.offset, "limit": f.limit, "traces": rows}
 
 
+def recent_traces_with(store: Store, operation: str, service: str | None, since_ns: int,
+                       limit: int = 20) -> list[dict[str, Any]]:
+    """The newest traces (at most ``limit``) with a span of this operation: its monitor.operation,
+    HTTP operation or name.  Stops at the limit, so a busy operation costs a few traces' reading."""
+    rows: list[dict[str, Any]] = []
+    with store.lock:
+        for t in reversed(store.traces.values()):
+            if t.end_ns < since_ns or operation not in t.names or not t.root_name or (
+                    service and service not in t.services):
+                continue
+            rows.append({"trace_id": t.trace_id, "name": t.root_name, "services": sorted(t.services),
+                         "start": t.start_ns // 1_000_000, "duration_ms": (t.end_ns - t.start_ns) / 1e6,
+                         "spans": len(t.spans), "error": t.error})
+            if len(rows) >= limit:
+                break
+    return rows
+
+
 def trace_detail(store: Store, trace_id: str) -> dict[str, Any] | None:
     """A trace's spans in full (resource, scope, links, events, DB statement) and its logs, by time."""
     with store.lock:
