@@ -108,3 +108,33 @@ def test_loss_at_exit_is_counted_and_said(exit_flush: Any, capsys: pytest.Captur
     err = capsys.readouterr().err
     assert "exiting without 551 log records" in err
     assert "monitor.sdk.dropped" in err
+
+
+class _FailingAfterHold(_Exporter):
+    """Held like _Exporter, then fails: the receiver timed out."""
+
+    def __init__(self) -> None:
+        super().__init__(hold=True)
+        self.finished = threading.Event()
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        self.entered.set()
+        self.release.wait(30)
+        self.finished.set()
+        return LogRecordExportResult.FAILURE
+
+
+def test_an_export_in_flight_at_exit_is_counted_once(exit_flush: Any) -> None:
+    """Records in an export still running at exit are counted then, and not again when it fails afterwards."""
+    stuck = _FailingAfterHold()
+    provider = _logger_provider(stuck, max_export_batch_size=600, schedule_delay_millis=60_000)
+    before = exporters.DROPPED.counts["logs"]
+    _emit_errors(provider, 551)
+    exit_flush([provider], 0.5)()
+    assert exporters.DROPPED.counts["logs"] - before == 551
+    stuck.release.set()
+    (processor,) = provider._multi_log_record_processor._log_record_processors
+    worker = processor._batch_processor._worker_thread
+    worker.join(10)  # the failed export has returned through the counting exporter
+    assert not worker.is_alive()
+    assert exporters.DROPPED.counts["logs"] - before == 551

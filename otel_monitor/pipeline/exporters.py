@@ -86,8 +86,11 @@ def watch(signal: str, item: Any) -> None:
     _WATCHED.append((signal, weakref.ref(item)))
 
 
-def undelivered() -> dict[str, int]:
-    """Per signal: items still queued in the watched batch processors, or handed to an export not yet done."""
+def undelivered(claim: bool = False) -> dict[str, int]:
+    """Per signal: items still queued in the watched batch processors, or handed to an export not yet done.
+
+    ``claim``: the exports in flight are counted here, not again by their exporter should they fail later.
+    """
     counts: dict[str, int] = {}
     for signal, ref in list(_WATCHED):
         item = ref()
@@ -96,6 +99,8 @@ def undelivered() -> dict[str, int]:
         batch = getattr(item, "_batch_processor", None)
         queue = getattr(batch, "_queue", None)  # the SDK's BatchProcessor deque (compat: tests/test_shutdown_drops.py)
         n = len(queue) if queue is not None else int(getattr(item, "in_flight", 0))
+        if claim and queue is None and n:
+            item.in_flight = 0
         if n:
             counts[signal] = counts.get(signal, 0) + n
     return counts
@@ -113,9 +118,9 @@ class CountingSpanExporter(SpanExporter):
             result = self.inner.export(spans)
         except Exception:  # noqa: BLE001 - the batch processor would only log it
             result = SpanExportResult.FAILURE
-        self.in_flight = 0
+        unclaimed, self.in_flight = self.in_flight, 0  # 0 when the exit report counted them already
         if result is not SpanExportResult.SUCCESS:
-            DROPPED.add("traces", len(spans))
+            DROPPED.add("traces", unclaimed)
         return result
 
     def shutdown(self) -> None:
@@ -137,9 +142,9 @@ class CountingLogExporter(LogRecordExporter):
             result = self.inner.export(batch)
         except Exception:  # noqa: BLE001
             result = LogRecordExportResult.FAILURE
-        self.in_flight = 0
+        unclaimed, self.in_flight = self.in_flight, 0  # 0 when the exit report counted them already
         if result is not LogRecordExportResult.SUCCESS:
-            DROPPED.add("logs", len(batch))
+            DROPPED.add("logs", unclaimed)
         return result
 
     def shutdown(self) -> None:
@@ -312,7 +317,7 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> Callable[[],
 
 def report_undelivered(timeout_s: float) -> dict[str, int]:
     """Count what the exit flush could not deliver in time, and say so on stderr (never silently)."""
-    lost = undelivered()
+    lost = undelivered(claim=True)
     for signal, n in lost.items():
         DROPPED.add(signal, n)
     names = {"logs": "log records", "traces": "spans"}
