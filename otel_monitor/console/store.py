@@ -300,7 +300,7 @@ class Store:
         self.instance_first_seen: dict[tuple[str, str], int] = {}
         self.instance_resources: dict[tuple[str, str], dict[str, Any]] = {}
         # Every metric's per-minute values, for the metrics explorer.
-        self.metric_series = MetricSeries(self.limits.max_metric_series, self.evicted)
+        self.metric_series = MetricSeries(self.limits.max_metric_series, self.evicted, Histogram)
         self.log_seq = 0  # numbers log records in arrival order (the live tail asks for newer ones)
         # Silent for longer than this, a service or instance is stale: its checks
         # no longer count and the service shows "stale" (the console sets it).
