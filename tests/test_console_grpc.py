@@ -235,3 +235,22 @@ def test_default_grpc_port_in_use_leaves_http_serving_and_a_named_port_refuses(c
                for r in caplog.records)
     with pytest.raises(ConsoleStartError, match="--grpc-port"):
         serve(port=0, grpc_port=console.grpc_port, evaluate_every=3600)
+
+
+def test_stopping_the_console_frees_the_grpc_port_and_its_threads():
+    """stop() ends the gRPC server with the console: its port can be bound again, its worker threads gone."""
+    import socket
+    import threading
+
+    def workers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("otel-monitor-console-grpc")}
+
+    before = workers()  # another console's, when the module's fixture runs
+    handle = serve(port=0, grpc_port=0, evaluate_every=3600)
+    port = handle.grpc_port
+    _export(port, _trace_body(span_id=b"\x0b" * 8))
+    handle.stop()
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+    assert _wait(lambda: workers() <= before, timeout=10)
