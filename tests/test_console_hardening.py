@@ -323,3 +323,16 @@ def test_one_span_keeps_at_most_its_character_budget():
     stored = _client(console).get("/api/traces/" + "07" * 16).json()["spans"][0]
     text = sum(len(k) + len(v) for e in stored["events"] for k, v in e["attributes"].items())
     assert text <= validate.MAX_ITEM_CHARS and len(stored["events"]) < 100
+
+
+def test_a_long_stack_trace_keeps_its_innermost_frames():
+    """A stack trace past the limit loses its outer frames, not the app's frame and the exception line."""
+    from otel_monitor.console import validate
+
+    outer = "".join(f'  File "/a/long/venv/path/lib/python3.11/site-packages/framework/layer{i}.py", line {i}, in call\n'
+                    f"    await app(scope, receive, send)\n" for i in range(100))
+    inner = '  File "/srv/myproject/myapp.py", line 9, in an_endpoint_that_raises\n    raise RuntimeError("down")\n'
+    trace = "Traceback (most recent call last):\n" + outer + inner + "RuntimeError: down"
+    kept = validate.clean_attributes({semconv.EXCEPTION_STACKTRACE: trace})[semconv.EXCEPTION_STACKTRACE]
+    assert len(kept) == validate.MAX_STRING < len(trace)
+    assert kept.endswith(inner + "RuntimeError: down") and kept.startswith("…\n")

@@ -81,6 +81,13 @@ def _text(value: Any, limit: int = MAX_STRING) -> str:
     return value if len(value) <= limit else value[:limit]
 
 
+def _traceback_text(value: Any) -> str:
+    """A stack trace cut to :data:`MAX_STRING` from its start: the innermost frames, the app's own, and the
+    exception line are at its end, and a deep framework stack in a venv with long paths runs past the limit."""
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return text if len(text) <= MAX_STRING else "…\n" + text[len(text) - MAX_STRING + 2:]
+
+
 class _Budget:
     """What is left of one item's :data:`MAX_ITEM_CHARS`."""
 
@@ -122,8 +129,9 @@ def _typed(key: str, value: Any) -> Any:
             return _DROP
         if isinstance(value, float) and not math.isfinite(value):
             return _DROP
-        return _text(value, MAX_NAME if key not in (semconv.EXCEPTION_MESSAGE, semconv.EXCEPTION_STACKTRACE)
-                     else MAX_STRING)
+        if key == semconv.EXCEPTION_STACKTRACE:
+            return _traceback_text(value)
+        return _text(value, MAX_NAME if key != semconv.EXCEPTION_MESSAGE else MAX_STRING)
     if key in _INT_KEYS:
         if isinstance(value, bool):
             return _DROP
