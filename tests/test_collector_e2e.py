@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from examples.traffic import TrafficReport, run_traffic
@@ -50,6 +51,24 @@ OPERATION_OF = {
 }
 
 
+CRASHES = 3  # checkouts sent with the LEGACY2019 coupon (a 500) besides what the traffic mix sends
+
+
+def _crash_on_purpose(base_url: str) -> Counter[str]:
+    """A customer who fills a cart and checks out with the LEGACY2019 coupon CRASHES times; returns the calls."""
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        signup = client.post("/api/signup", json={"email": "legacy@example.com", "password": "correct horse battery",
+                                                  "name": "Lee"})
+        assert signup.status_code == 201, signup.text
+        auth = {"Authorization": f"Bearer {signup.json()['token']}"}
+        assert client.post("/api/cart/items", json={"product_id": 1, "quantity": 1}, headers=auth).status_code == 201
+    for _ in range(CRASHES):  # a new connection each time: uvicorn closes one after an unhandled error
+        crashed = httpx.post(f"{base_url}/api/checkout", json={"card_token": "tok_visa", "coupon": "LEGACY2019"},
+                             headers=auth, timeout=10)
+        assert crashed.status_code == 500, crashed.text
+    return Counter(signup=1, cart_add=1, checkout=CRASHES)
+
+
 def stop_flushing(app: LaunchedApp) -> str:
     """SIGINT and wait, so the SDK's exit flush sends the last metrics (uvicorn re-raises SIGTERM before it)."""
     app.process.send_signal(signal.SIGINT)
@@ -63,6 +82,7 @@ class SingleRun:
     collector: Collector
     report: TrafficReport
     expected: Counter[str]
+    crashes: int
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +111,14 @@ def single_run(otelcol, tmp_path_factory):
                         "SHOP_PASSWORD_ITERATIONS": "1000", "OTEL_MONITOR_USER_ID_KEY": "test-key"}
             with launched("examples.shop.app:app", shop_env) as shop:
                 report = run_traffic(shop.base_url, requests=1500, duration=120, concurrency=4, seed=20261206)
+                extra = _crash_on_purpose(shop.base_url)
                 output = stop_flushing(shop)
             stop_flushing(payments)
         assert sum(report.transport_errors.values()) <= report.by_status[500], f"{report.summary()}\n{output[-3000:]}"
         unknown = set(report.by_endpoint) - set(OPERATION_OF)
         assert not unknown, f"the traffic called endpoints this test does not map: {unknown}"
-        expected = Counter({OPERATION_OF[e]: n for e, n in report.answered_by_endpoint.items()})
-        yield SingleRun(prometheus, collector, report, expected)
+        expected = Counter({OPERATION_OF[e]: n for e, n in report.answered_by_endpoint.items()}) + extra
+        yield SingleRun(prometheus, collector, report, expected, report.by_status[500] + CRASHES)
     finally:
         prometheus.stop()
         collector.stop()
@@ -123,8 +144,7 @@ def test_request_counts_in_prometheus_equal_the_requests_sent(single_run: Single
 
 def test_success_rate_in_prometheus_counts_the_server_errors_sent(single_run: SingleRun) -> None:
     """The shop's failed calls (error_type set) are exactly its 500 answers; 4xx answers are successes."""
-    crashes = single_run.report.by_status[500]
-    assert crashes > 0, "the seeded traffic should have hit the LEGACY2019 bug"
+    crashes = single_run.crashes
 
     def errors():
         calls = _calls(single_run.prometheus, ', error_type!=""')
