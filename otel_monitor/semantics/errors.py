@@ -19,7 +19,8 @@ it is the message with numbers, ids, UUIDs, hex and emails replaced.
 
 Spans and log records only carry the exception as text (``exception.type``,
 ``exception.stacktrace``), so the same functions work from that text; a live
-exception is formatted first, so both paths give the same fingerprint.
+exception's fingerprint is read from its traceback objects instead, each code
+location's part kept, and is the one its formatted text gives.
 """
 
 from __future__ import annotations
