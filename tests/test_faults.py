@@ -55,9 +55,17 @@ def drive_load(app, seconds: float = LOAD_SECONDS) -> list[int]:
 
 
 def export_warnings(output: str) -> list[str]:
-    return [line for line in output.splitlines()
-            if "export" in line.lower() and ("fail" in line.lower() or "error" in line.lower()
-                                              or "retry" in line.lower() or "timeout" in line.lower())]
+    """Export warnings, one a record: a line that continues the one before it (a message with a line break,
+    such as the text of a garbled answer) belongs to that record."""
+    records: list[str] = []
+    for line in output.splitlines():
+        if line.startswith(("otel-monitor:", "Traceback", "INFO:", "WARNING:", "ERROR:")) or not records:
+            records.append(line)
+        else:
+            records[-1] += "\n" + line
+    return [record for record in records
+            if "export" in record.lower() and ("fail" in record.lower() or "error" in record.lower()
+                                                or "retry" in record.lower() or "timeout" in record.lower())]
 
 
 def assert_recovers(app, port: int) -> OTLPSink:
@@ -79,7 +87,10 @@ def assert_recovers(app, port: int) -> OTLPSink:
 def warnings_per_signal(output: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for line in export_warnings(output):
-        kind = next((k for k in ("spans", "metrics", "logs") if k in line.lower()), "other")
+        lowered = line.lower()
+        # The SDK exporters' loggers name the signal (trace_exporter, metric_exporter, _log_exporter).
+        kind = next((k for k, words in (("spans", ("spans", "trace_exporter")), ("metrics", ("metrics", "metric_exporter")),
+                                        ("logs", ("logs", "log_exporter"))) if any(w in lowered for w in words)), "other")
         counts[kind] = counts.get(kind, 0) + 1
     return counts
 
