@@ -26,7 +26,9 @@ from otel_monitor.console.app import Console, create_app
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 ENDPOINTS = ["/api/services", "/api/summary", "/api/operations", "/api/errors", "/api/traces", "/api/metrics",
              "/api/funnels", "/api/health", "/api/alerts"]
-NOW = time.time_ns() - 30 * 10**9
+def _now() -> int:
+    """Half a minute ago, when the item is built: a module constant would age past the window in a long run."""
+    return time.time_ns() - 30 * 10**9
 
 
 def _kv(key: str, value: Any) -> KeyValue:
@@ -51,7 +53,8 @@ def _spans(service: Any, name: str = "GET /items", attributes: dict[str, Any] | 
     span = rs.scope_spans.add().spans.add()
     span.trace_id, span.span_id, span.parent_span_id, span.name = trace_id, span_id, parent, name
     span.kind = 2
-    span.start_time_unix_nano, span.end_time_unix_nano = NOW, NOW + 5_000_000
+    now = _now()
+    span.start_time_unix_nano, span.end_time_unix_nano = now, now + 5_000_000
     for key, value in (attributes or {semconv.MONITOR_OPERATION: "browse"}).items():
         span.attributes.append(_kv(key, value))
     return request.SerializeToString()
@@ -59,7 +62,8 @@ def _spans(service: Any, name: str = "GET /items", attributes: dict[str, Any] | 
 
 def _histogram(total: float = 0.5, counts: tuple[int, ...] = (1, 1, 0), bounds: tuple[float, ...] = (0.1, 1.0),
                operation: str = "browse", service: str = "shop") -> bytes:
-    point = HistogramDataPoint(start_time_unix_nano=NOW, time_unix_nano=NOW + 10**9, count=sum(counts), sum=total,
+    now = _now()
+    point = HistogramDataPoint(start_time_unix_nano=now, time_unix_nano=now + 10**9, count=sum(counts), sum=total,
                                bucket_counts=list(counts), explicit_bounds=list(bounds),
                                attributes=[_kv(semconv.MONITOR_OPERATION, operation)])
     metric = Metric(name=semconv.METRIC_OPERATION_DURATION, unit="s",
@@ -72,7 +76,8 @@ def _histogram(total: float = 0.5, counts: tuple[int, ...] = (1, 1, 0), bounds: 
 
 
 def _health(value: float) -> bytes:
-    point = NumberDataPoint(time_unix_nano=NOW + 10**9, as_double=value,
+    now = _now()
+    point = NumberDataPoint(time_unix_nano=now + 10**9, as_double=value,
                             attributes=[_kv(semconv.MONITOR_HEALTH_CHECK, "db"), _kv(semconv.MONITOR_HEALTH_CRITICAL, True)])
     request = ExportMetricsServiceRequest()
     rm = request.resource_metrics.add()
@@ -309,13 +314,14 @@ def test_one_span_keeps_at_most_its_character_budget():
 
     from otel_monitor.console import validate
 
+    now = _now()
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
     rs.resource.attributes.append(_kv(semconv.SERVICE_NAME, "shop"))
     span = rs.scope_spans.add().spans.add(trace_id=b"\x07" * 16, span_id=b"\x08" * 8, name="big",
-                                          start_time_unix_nano=NOW, end_time_unix_nano=NOW + 1)
+                                          start_time_unix_nano=now, end_time_unix_nano=now + 1)
     for i in range(100):
-        event = span.events.add(name=f"event {i}", time_unix_nano=NOW)
+        event = span.events.add(name=f"event {i}", time_unix_nano=now)
         for j in range(20):
             event.attributes.add(key=f"k{j}", value=Value(string_value="z" * 4000))
     console = Console()
