@@ -1,9 +1,18 @@
-"""Grafana provisioning and dashboards: every query checked offline, every datasource defined."""
+"""Grafana provisioning and dashboards: every query checked, every datasource defined.
+
+PromQL is parsed by promtool; LogsQL runs against a real VictoriaLogs (`make backends`) holding the
+records an instrumented app sends over OTLP, so field names are checked as well as syntax.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,12 +22,14 @@ from .collector_queries import (
     DASHBOARDS,
     ROOT,
     dashboard_queries,
+    dashboard_targets,
+    dashboard_variables,
     load_dashboard,
-    logql_problems,
     panels,
     substitute_variables,
-    traceql_problems,
 )
+from .e2e_stack import VICTORIA_LOGS, VictoriaLogs
+from .otelcol import wait_for
 
 PROVISIONING = ROOT / "collector" / "grafana" / "provisioning"
 EXPECTED = {"overview", "operations", "errors", "journeys", "collector", "business"}
@@ -71,12 +82,43 @@ def test_every_datasource_uid_used_exists():
 
 
 def test_cross_links_between_signals_point_at_existing_datasources():
-    """Logs link to traces, traces to logs and metrics: each link names a provisioned datasource."""
+    """Logs link to traces, traces to logs and metrics, exemplars to traces: each link names a provisioned
+    datasource of the right kind."""
     known = _datasources()
-    loki, tempo = known["loki"]["jsonData"], known["tempo"]["jsonData"]
-    assert {f["datasourceUid"] for f in loki["derivedFields"]} <= set(known)
-    assert tempo["tracesToLogsV2"]["datasourceUid"] == "loki"
-    assert tempo["tracesToMetrics"]["datasourceUid"] in known
+    logs, traces = known["victorialogs"], known["jaeger"]
+    assert logs["type"] == "victoriametrics-logs-datasource" and traces["type"] == "jaeger"
+    assert {f["datasourceUid"] for f in logs["jsonData"]["derivedFields"]} == {"jaeger"}
+    to_logs = traces["jsonData"]["tracesToLogsV2"]
+    assert to_logs["datasourceUid"] == "victorialogs"
+    # VictoriaLogs takes LogsQL: the trace-to-logs query must be a LogsQL filter on the trace id field.
+    assert to_logs["customQuery"] is True and to_logs["query"] == 'trace_id:="$${__trace.traceId}"'
+    assert traces["jsonData"]["tracesToMetrics"]["datasourceUid"] == "prometheus"
+    exemplars = known["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert {e["datasourceUid"] for e in exemplars} == {"jaeger"}
+
+
+def test_no_agpl_backend_is_referenced():
+    """Loki and Tempo are gone: no datasource or dashboard names them."""
+    for path in [PROVISIONING / "datasources" / "datasources.yaml", *DASHBOARDS]:
+        text = path.read_text().lower()
+        assert "loki" not in text and "tempo" not in text, path.name
+
+
+def test_compose_installs_the_victorialogs_plugin():
+    """Grafana in compose installs the VictoriaLogs datasource plugin the provisioning names."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    plugins = compose["services"]["grafana"]["environment"]["GF_INSTALL_PLUGINS"]
+    assert "victoriametrics-logs-datasource" in plugins.split(",")
+
+
+def test_jaeger_panels_search_error_traces_of_the_chosen_service():
+    """Each Jaeger panel is a search of the service the dashboard's variable names, for error spans."""
+    targets = list(dashboard_targets("jaeger"))
+    assert targets, "no Jaeger panel"
+    for name, title, target in targets:
+        assert target["queryType"] == "search", (name, title)
+        assert target["service"] == "$service_name", (name, title)
+        assert target["tags"] == "error=true", (name, title)
 
 
 def test_dashboard_uids_are_unique_and_stable():
@@ -121,37 +163,85 @@ def test_every_promql_query_parses(tmp_path: Path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("kind, problems", [("loki", logql_problems), ("tempo", traceql_problems)])
-def test_every_logql_and_traceql_query_is_well_formed(kind, problems):
-    """Loki and Tempo panel queries pass the LogQL / TraceQL syntax check (selectors, matchers, stages)."""
-    queries = [(name, title, query) for name, title, k, query in dashboard_queries() if k == kind]
-    assert queries, f"no {kind} panel"
-    for name, title, query in queries:
-        assert problems(substitute_variables(query)) == [], f"{name}: {title}: {query}"
+# --- LogsQL, run against VictoriaLogs --------------------------------------------------------
+
+LOGS_KIND = "victoriametrics-logs-datasource"
+SERVICE = "shop"
+ENDPOINTS = {"instant": "query", "stats": "stats_query", "statsRange": "stats_query_range"}
 
 
-@pytest.mark.parametrize("query, problem", [
-    ('{service_name="shop"', "unclosed"),
-    ('{service_name=shop}', "bad label matcher"),
-    ('{service_name="shop"} | frobnicate', "unknown pipeline stage"),
-    ('sum by (level) (count_over_time({app="a"} |= "x" | json [5m]))', None),
-    ('sum({app="a"})', "range aggregation"),
-])
-def test_logql_check_rejects_malformed_queries(query, problem):
-    """The LogQL check flags unbalanced braces, unquoted values, unknown stages, missing range aggregations; passes a valid one."""
-    problems = logql_problems(query)
-    if problem is None:
-        assert problems == []
-    else:
-        assert any(problem in p for p in problems), problems
+def _logsql(url: str, target: dict, now: int) -> list:
+    endpoint = ENDPOINTS[target.get("queryType", "instant")]
+    params = {"query": substitute_variables(target["expr"], {"service_name": SERVICE}), "time": str(now),
+              "start": str(now - 3600), "end": str(now), "step": "60s", "limit": "1000"}
+    data = urllib.parse.urlencode(params).encode()
+    try:
+        with urllib.request.urlopen(f"{url}/select/logsql/{endpoint}", data=data, timeout=30) as response:
+            body = response.read().decode()
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"VictoriaLogs rejects {params['query']!r}: {exc.read().decode()[:300]}") from None
+    if endpoint == "query":
+        return [line for line in body.splitlines() if line.strip()]
+    return json.loads(body)["data"]["result"]
 
 
-@pytest.mark.parametrize("query, problem", [
-    ("{ status = error", "unclosed"),
-    ("status = error", "starts with"),
-    ("{ span.x === 1 }", "bad condition"),
-    ("{ status = error } | frobnicate(span.x)", "unknown pipeline stage"),
-])
-def test_traceql_check_rejects_malformed_queries(query, problem):
-    """The TraceQL check flags unbalanced braces, missing selectors, bad conditions and unknown stages."""
-    assert any(problem in p for p in traceql_problems(query))
+@pytest.fixture(scope="module")
+def victoria_logs(tmp_path_factory):
+    """VictoriaLogs holding what an app sends over OTLP: one ERROR record with an exception and a
+    fingerprint (as otel-monitor's log processor sets them) and one INFO record."""
+    if not VICTORIA_LOGS.is_file():
+        pytest.skip("VictoriaLogs not built: run `make backends` (needs Go)")
+    from opentelemetry._logs import LogRecord, SeverityNumber
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    logs = VictoriaLogs(tmp_path_factory.mktemp("victorialogs")).start()
+    try:
+        provider = LoggerProvider(resource=Resource.create({"service.name": SERVICE}))
+        provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(
+            endpoint=f"{logs.otlp_endpoint}/v1/logs")))
+        logger = provider.get_logger("test_dashboards.shop")
+        logger.emit(LogRecord(body="cart is empty", severity_number=SeverityNumber.WARN, severity_text="WARNING"))
+        logger.emit(LogRecord(body="checkout failed", severity_number=SeverityNumber.ERROR, severity_text="ERROR",
+                              attributes={"monitor.error.fingerprint": "3f2a9c", "exception.type": "ValueError"}))
+        provider.shutdown()
+        wait_for(lambda: len(logs.query("*")) == 2, 30, "both records in VictoriaLogs", logs)
+        yield logs
+    finally:
+        logs.stop()
+
+
+@pytest.mark.slow
+def test_every_logsql_query_runs_and_finds_the_error_record(victoria_logs):
+    """Each VictoriaLogs panel query parses and returns the ERROR record, and only it: the field names
+    (service.name, severity_number, monitor.error.fingerprint, exception.type) are the ones OTLP gives."""
+    targets = list(dashboard_targets(LOGS_KIND))
+    assert targets, "no VictoriaLogs panel"
+    now = int(time.time()) + 1
+    for name, title, target in targets:
+        rows = _logsql(victoria_logs.url, target, now)
+        assert len(rows) == 1, f"{name}: {title}: {target['expr']} -> {rows}"
+        assert "checkout failed" in rows[0] or "3f2a9c" in str(rows[0]), f"{name}: {title}: {rows}"
+
+
+@pytest.mark.slow
+def test_the_logsql_check_fails_on_a_bad_query(victoria_logs):
+    """A malformed query or a misspelt field fails the check above."""
+    now = int(time.time()) + 1
+    with pytest.raises(AssertionError, match="rejects"):
+        _logsql(victoria_logs.url, {"expr": 'service.name:="$service_name" | frobnicate'}, now)
+    assert _logsql(victoria_logs.url, {"expr": 'service.name:="$service_name" severity:~"ERROR"'}, now) == []
+
+
+@pytest.mark.slow
+def test_service_name_variable_lists_the_services_that_sent_logs(victoria_logs):
+    """The Errors dashboard's service_name variable asks VictoriaLogs for service.name values."""
+    (variable,) = [v for path in DASHBOARDS for v in dashboard_variables(load_dashboard(path))
+                   if v["datasource"]["type"] == LOGS_KIND]
+    query = variable["query"]
+    data = urllib.parse.urlencode({"query": query["query"], "field": query["field"]}).encode()
+    with urllib.request.urlopen(f"{victoria_logs.url}/select/logsql/field_values", data=data, timeout=30) as r:
+        values = [v["value"] for v in json.load(r)["values"]]
+    assert values == [SERVICE]
