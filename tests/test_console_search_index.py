@@ -9,7 +9,7 @@ from starlette.datastructures import QueryParams
 
 from otel_monitor import semconv
 from otel_monitor.console import explore
-from otel_monitor.console.store import Store, http_operation
+from otel_monitor.console.store import Limits, Store, http_operation
 
 NOW = 1_700_000_000_000_000_000
 NAMES = ["GET /items/{id}", "POST /cart", "SELECT /var/db/shop.db", "SELECT shop", "checkout", "render"]
@@ -97,3 +97,25 @@ def test_operation_traces_include_http_route_operations(store):
     assert len(found) == 5
     for row in found:
         assert "POST /cart" in store.traces[row["trace_id"]].names
+
+
+def test_search_order_follows_eviction():
+    """The traces a search reads stay the store's own, in the same order, as old ones are evicted."""
+    rng = random.Random(3)
+    store = Store(limits=Limits(max_spans=50))
+    for trace in range(1, 80):
+        store.add_spans([_span(rng, trace, index) for index in range(rng.randint(1, 3))])
+    assert list(store.trace_order) == list(store.traces.values())
+    assert store.evicted["spans"] > 0
+
+
+def test_a_span_arriving_later_is_searched_by_its_shortened_name():
+    """A trace already searched by operation is found by the shortened name of a database span added later."""
+    rng = random.Random(5)
+    store = Store()
+    first = _span(rng, 7, 0) | {"name": "GET /a", "attributes": {}}
+    store.add_spans([first])
+    by_path = explore.parse_filters(QueryParams("operation=SELECT shop.db"))
+    assert explore.search_traces(store, by_path, 0)["total"] == 0
+    store.add_spans([_span(rng, 7, 1) | {"name": "SELECT /var/db/shop.db", "attributes": {semconv.DB_SYSTEM_NAME: "x"}}])
+    assert explore.search_traces(store, by_path, 0)["total"] == 1

@@ -126,6 +126,13 @@ def _has_attributes(wanted: list[tuple[str, str]], *sources: dict[str, Any]) -> 
 
 
 # --- traces ---------------------------------------------------------------------
+def _display_names(t: TraceSummary) -> frozenset[str]:
+    """A trace's span names with paths shortened, worked out once (the store forgets them when a span comes)."""
+    if t.display_names is None:
+        t.display_names = frozenset(display_name(s["name"], s["attributes"]) for s in t.spans if "/" in s["name"])
+    return t.display_names
+
+
 def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent") -> dict[str, Any]:
     """Traces matching every filter, one page of them and the total: newest first, or longest first
     (``order="slow"``).
@@ -136,7 +143,7 @@ def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent"
     start_ns = max(since_ns, (f.start_ms or 0) * 1_000_000)
     end_ns = f.end_ms * 1_000_000 if f.end_ms is not None else None
     with store.lock:
-        found: list[TraceSummary] = [t for t in reversed(store.traces.values()) if t.end_ns >= start_ns]
+        found: list[TraceSummary] = [t for t in reversed(store.trace_order) if t.end_ns >= start_ns]
         if end_ns is not None:
             found = [t for t in found if t.start_ns <= end_ns]
         if f.service:
@@ -151,8 +158,7 @@ def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent"
             found = [t for t in found if (t.end_ns - t.start_ns) / 1e6 <= f.max_ms]
         if f.operation:
             op = f.operation
-            found = [t for t in found if op in t.names or (t.slashed and any(
-                op == display_name(s["name"], s["attributes"]) for s in t.spans if "/" in s["name"]))]
+            found = [t for t in found if op in t.names or (t.slashed and op in _display_names(t))]
         if f.attributes:
             wanted = f.attributes
             found = [t for t in found if any(_has_attributes(wanted, s["attributes"], s["resource"])
@@ -174,7 +180,7 @@ def recent_traces_with(store: Store, operation: str, service: str | None, since_
     HTTP operation or name.  Stops at the limit, so a busy operation costs a few traces' reading."""
     rows: list[dict[str, Any]] = []
     with store.lock:
-        for t in reversed(store.traces.values()):
+        for t in reversed(store.trace_order):
             if t.end_ns < since_ns or operation not in t.names or not t.root_name or (
                     service and service not in t.services):
                 continue
