@@ -158,7 +158,8 @@ def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent"
             found = [t for t in found if (t.end_ns - t.start_ns) / 1e6 <= f.max_ms]
         if f.operation:
             op = f.operation
-            found = [t for t in found if op in t.names or (t.slashed and op in _display_names(t))]
+            found = [t for t in found
+                     if op in t.names or (t.slashed and op in (t.display_names or _display_names(t)))]
         if f.attributes:
             wanted = f.attributes
             found = [t for t in found if any(_has_attributes(wanted, s["attributes"], s["resource"])

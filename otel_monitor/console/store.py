@@ -215,7 +215,7 @@ class TraceSummary:
     # What a search by operation matches, kept as spans arrive so a search reads no span:
     # span names, and each span's monitor.operation (else its HTTP operation).
     names: set[str] = field(default_factory=set)
-    # A span name holds a "/" (a path the search also matches shortened).
+    # A span name holds two "/" or more: a path the search also matches shortened (one "/" is never cut).
     slashed: bool = False
     # Those shortened names, worked out by the first search that needs them (None: not yet, or a span came since).
     display_names: frozenset[str] | None = None
@@ -422,7 +422,7 @@ class Store:
         name = span["name"]
         trace.names.add(name)
         trace.names.add(str(operation) if operation is not None else http_operation(attrs, name))
-        if "/" in name:
+        if name.count("/") >= 2:
             trace.slashed, trace.display_names = True, None
         if operation is None and span["kind"] == _SERVER_KIND and service not in self.monitored_services:
             # A standard SERVER span from any SDK: an operation named by its route,
