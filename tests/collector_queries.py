@@ -21,7 +21,7 @@ RULES = ROOT / "collector" / "prometheus" / "rules" / "otel-monitor.rules.yaml"
 
 # Grafana's built-in variables, replaced by values a parser accepts.
 GRAFANA_DURATIONS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$__auto": "1m"}
-_VARIABLE = re.compile(r"\$\{?(\w+)(?::\w+)?\}?")
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_]\w*)(?::\w+)?\}?")  # not $1, a label_replace group
 
 
 def load_dashboard(path: Path) -> dict[str, Any]:

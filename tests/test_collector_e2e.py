@@ -9,7 +9,10 @@ nothing to build; and it takes metrics the way the shipped stack does, by scrapi
 
 from __future__ import annotations
 
+import re
 import signal
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ import pytest
 
 from examples.traffic import TrafficReport, run_traffic
 
+from .collector_queries import DASHBOARDS, dashboard_targets, dashboard_variables, load_dashboard, substitute_variables
 from .e2e_stack import (
     BACKENDS_NOT_BUILT,
     PROMETHEUS,
@@ -161,6 +165,99 @@ def test_success_rate_in_prometheus_counts_the_server_errors_sent(single_run: Si
         f' / sum(monitor_operation_duration_seconds_count{{{checkout}}})', "").values()
     answered = single_run.expected["checkout"]
     assert rate == pytest.approx(1 - crashes / answered)
+
+
+# --- the shipped dashboards show real data -----------------------------------------------------
+
+# Panels whose query can only return data under a condition this traffic does not produce.
+EMPTY_UNLESS = {
+    ("overview.json", "Firing alerts"): "only while an alert fires; the traffic is healthy",
+    ("collector.json", "Failed sends / s"): "the collector counts a failed send once an exporter gives up "
+                                            "after its retries (minutes); the run's exporters deliver or retry",
+    ("collector.json", "Dropped in the app (SDK queues)"): "only when an app's SDK queue overflows or an "
+                                                           "export fails; this traffic is well below capacity",
+    ("collector.json", "otel-monitor internal errors"): "only when otel-monitor itself catches an error",
+    ("operations.json", "Fallback share by operation"): "only when the primary payment provider fails and "
+                                                        "the shop falls back; here it always answers "
+                                                        "(test_collector_tier.py makes it fail)",
+}
+_LABEL_VALUES = re.compile(r"^label_values\((?:(.+),\s*)?(\w+)\)$")
+
+
+def _variable_values(prometheus: Prometheus, variable: dict, known: dict[str, str]) -> str:
+    """A Prometheus template variable's real values, formatted as Grafana puts them into a query:
+    a regex alternation for a multi-value variable, the first value for a single-value one."""
+    match = _LABEL_VALUES.match(variable["query"]["query"])
+    assert match, f"variable {variable['name']}: unsupported query {variable['query']}"
+    selector, label = substitute_variables(match.group(1) or "", known), match.group(2)
+    path = f"/api/v1/label/{label}/values"
+    if selector:
+        path += "?" + urllib.parse.urlencode({"match[]": selector})
+    values = sorted(prometheus.get(path)["data"])
+    assert values, f"variable {variable['name']} ({variable['query']['query']}) has no value"
+    if variable.get("multi") or variable.get("includeAll"):
+        # As Grafana does: regex metacharacters escaped, the backslash doubled inside a PromQL string.
+        return "|".join(re.sub(r"([\\^$.|?*+()\[\]{}])", r"\\\\\1", v) for v in values)
+    return values[0]
+
+
+def _dashboard_queries(prometheus: Prometheus) -> list[tuple[str, str, str]]:
+    """(dashboard, panel, PromQL with real variable values) for every Prometheus target of every dashboard."""
+    queries = []
+    for path in DASHBOARDS:
+        dashboard = load_dashboard(path)
+        known: dict[str, str] = {}
+        for variable in dashboard_variables(dashboard):
+            if variable["datasource"]["type"] == "prometheus":
+                known[variable["name"]] = _variable_values(prometheus, variable, known)
+        queries += [(name, title, substitute_variables(target["expr"], known))
+                    for name, title, target in dashboard_targets("prometheus") if name == path.name]
+    return queries
+
+
+def test_every_dashboard_query_returns_data(single_run: SingleRun) -> None:
+    """After the shop's traffic went through the collector, every PromQL query of every shipped dashboard
+    (its template variables set to the values Prometheus holds) returns data; only the panels listed in
+    EMPTY_UNLESS, each with its reason, may be empty."""
+    prometheus = single_run.prometheus
+    # The per-operation counts settle first, so every scrape and recording rule has had the traffic.
+    wait_for(lambda: _calls(prometheus).get("checkout") == single_run.expected["checkout"], 60,
+             "the checkouts in Prometheus", single_run.collector)
+    queries = _dashboard_queries(prometheus)
+    assert len(queries) > 40 and {d for d, _, _ in queries} == {p.name for p in DASHBOARDS}
+
+    def has_data(dashboard: str, title: str, query: str) -> bool:
+        try:
+            return bool(prometheus.query(query))
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{dashboard}: {title}: Prometheus rejects {query}: {exc.read()[:300]!r}") from None
+
+    def empty() -> list[tuple[str, str, str]]:
+        return [(d, t, q) for d, t, q in queries if (d, t) not in EMPTY_UNLESS and not has_data(d, t, q)]
+
+    try:
+        wait_for(lambda: not empty(), 60, "every dashboard query returns data")
+    except AssertionError:
+        lines = "\n".join(f"{d}: {t}: {q}" for d, t, q in empty())
+        raise AssertionError(f"dashboard queries with no data:\n{lines}") from None
+    panels = {(d, t) for d, t, _ in queries}
+    assert set(EMPTY_UNLESS) <= panels, "EMPTY_UNLESS names a panel no dashboard has"
+    for promised in ("operations.json", "errors.json", "journeys.json", "collector.json"):
+        assert {t for d, t in panels - set(EMPTY_UNLESS) if d == promised}, f"{promised} shows nothing"
+
+
+def test_every_generated_rule_evaluates_against_real_data(single_run: SingleRun) -> None:
+    """Prometheus evaluates every recording and alerting rule on the collector's real series without an
+    error (a query that works on one series can fail on several, e.g. two names colliding after rate())."""
+    prometheus = single_run.prometheus
+
+    def evaluated() -> list[dict]:
+        rules = [r for g in prometheus.get("/api/v1/rules")["data"]["groups"] for r in g["rules"]]
+        return rules if rules and all(r.get("lastEvaluation", "").startswith("2") for r in rules) else []
+
+    rules = wait_for(evaluated, 60, "every rule evaluated once")
+    broken = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
+    assert not broken, broken
 
 
 # --- redaction: an app without otel-monitor, scrubbed by the collector -----------------------

@@ -388,6 +388,13 @@ def host_group() -> dict[str, Any]:
     ]}
 
 
+def _rate_by_name_pattern(pattern: str) -> str:
+    """rate() of every counter whose name matches: each keeps its name in a ``metric`` label first,
+    since rate() drops __name__ and the spans/metric points/log records counters of one receiver or
+    exporter would then collide ("vector cannot contain metrics with the same labelset")."""
+    return f'rate(label_replace({{__name__=~"{pattern}"}}, "metric", "$1", "__name__", "(.+)")[5m:])'
+
+
 def collector_group() -> dict[str, Any]:
     # The collector's own names (not ours); matched by pattern so the rules hold
     # across collector versions that add or drop the _total suffix.
@@ -395,11 +402,12 @@ def collector_group() -> dict[str, Any]:
         _alert("CollectorDown", 'up{job="otel-collector"} == 0', "critical", "2m",
                "Collector {{ $labels.instance }} is down", "Prometheus cannot scrape the collector's own metrics."),
         _alert("CollectorRefusingData",
-               'sum by (instance, receiver) (rate({__name__=~"otelcol_receiver_refused_.+"}[5m])) > 0',
+               f'sum by (instance, receiver) ({_rate_by_name_pattern("otelcol_receiver_refused_.+")}) > 0',
                "critical", "5m", "Collector {{ $labels.instance }} refuses data on {{ $labels.receiver }}",
                "Usually the memory_limiter pushing back: the collector needs more memory or replicas."),
         _alert("CollectorDroppingData",
-               'sum by (instance, exporter) (rate({__name__=~"otelcol_exporter_(send|enqueue)_failed_.+"}[5m])) > 0',
+               "sum by (instance, exporter) "
+               f'({_rate_by_name_pattern("otelcol_exporter_(send|enqueue)_failed_.+")}) > 0',
                "critical", "5m", "Collector {{ $labels.instance }} drops data at {{ $labels.exporter }}",
                "Sends fail after retries, or the sending queue is full: the backend is down or too slow."),
         _alert("CollectorQueueNearlyFull",
