@@ -158,7 +158,9 @@ def main() -> int:
     python = environment(venv, [])
     suites = [s for s in SUITES if not args.only or s.project in args.only.split(",")]
     if args.newest:
-        suites = [Suite(s.project, newest(s.project, python), s.tests, s.swaps, s.deps) for s in suites]
+        # The canary keeps to the telemetry tests: FastAPI's tutorial tests exercise FastAPI itself.
+        suites = [Suite(s.project, newest(s.project, python), tuple(t for t in s.tests if "tutorial" not in t),
+                        s.swaps, s.deps) for s in suites]
         environment(venv, [f"{s.project}=={s.version}" for s in suites])
     out = ROOT / "test-artifacts" / "upstream"
     out.mkdir(parents=True, exist_ok=True)
