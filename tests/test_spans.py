@@ -617,3 +617,22 @@ def test_the_trial_run_does_not_detect_the_resource(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(Resource, "create", staticmethod(counting))
     assert spans.trial_run()
     assert created == []
+
+
+def test_text_made_with_str_obeys_the_value_length_limit() -> None:
+    """A value turned into text with ``str()`` is cut to the attribute length limit (the SDK leaves it whole).
+
+    An intended difference (docs/distribution.md): the SDK converts such a value after its length check, so a
+    large ``__str__`` escapes ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``; otel-monitor's span applies the limit.
+    """
+
+    class Text:
+        def __str__(self) -> str:
+            return "abcdefghij"
+
+    provider, out = _provider(True, limits=SpanLimits(max_span_attribute_length=4))
+    span = provider.get_tracer("t").start_span("s")
+    span.set_attribute("k", Text())
+    span.end()
+    (finished,) = out.get_finished_spans()
+    assert dict(finished.attributes) == {"k": "abcd"}
