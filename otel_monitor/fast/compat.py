@@ -133,6 +133,9 @@ def _lean_otlp_unsupported() -> str | None:
 
 _SDK = {"opentelemetry-sdk": ">=1.45.1,<1.46"}
 
+# What each path buys per request is counted in benchmarks/README.md ("Fast paths and what they buy"); a path
+# that took less than 3% off the production profile's added cost per request would go, unless it buys
+# something a request count cannot show (as lean_otlp does, below).
 FAST_PATHS: tuple[FastPath, ...] = (
     FastPath("lean_spans", "otel-monitor's span type (fast/spans)", "lean_spans", ("opentelemetry-sdk",), _SDK,
              _lean_spans_unsupported),
@@ -144,6 +147,9 @@ FAST_PATHS: tuple[FastPath, ...] = (
              ("opentelemetry-instrumentation-sqlalchemy", "sqlalchemy"),
              {"opentelemetry-instrumentation-sqlalchemy": "==0.66b1", "sqlalchemy": ">=2.0,<2.2"},
              query_records_unsupported),
+    # Kept whatever a request count says: its work is off the request path. Items are encoded on the export
+    # thread without building protobuf message objects, and no process imports google.protobuf, which is
+    # start-up time and memory in every worker; a per-request count exports nothing while it counts.
     FastPath("lean_otlp", "lean OTLP/HTTP exporters (pipeline/otlp_exporters)", "lean_otlp",
              ("opentelemetry-exporter-otlp-proto-http",), {"opentelemetry-exporter-otlp-proto-http": ">=1.45.1,<1.46"},
              _lean_otlp_unsupported),
