@@ -161,7 +161,12 @@ def main() -> int:
         # The canary keeps to the telemetry tests: FastAPI's tutorial tests exercise FastAPI itself.
         suites = [Suite(s.project, newest(s.project, python), tuple(t for t in s.tests if "tutorial" not in t),
                         s.swaps, s.deps) for s in suites]
-        environment(venv, [f"{s.project}=={s.version}" for s in suites])
+        # Past the pins, as the canary installs them: the newest releases over otel-monitor's environment,
+        # without letting pip refuse them for the pins (the SDK's API and proto packages move with it).
+        sdk = next((s.version for s in suites if s.project == "opentelemetry-sdk"), None)
+        family = [f"opentelemetry-api=={sdk}", f"opentelemetry-proto=={sdk}"] if sdk else []
+        sh(str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--upgrade",
+           *[f"{s.project}=={s.version}" for s in suites], *family)
     out = ROOT / "test-artifacts" / "upstream"
     out.mkdir(parents=True, exist_ok=True)
     listed = intended()
