@@ -34,6 +34,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4318  # the OTLP/HTTP default: an app with no configuration reports here
 DEFAULT_GRPC_PORT = 4317  # the OTLP/gRPC default
 TOKEN_ENV = BY_KEY["console_token"].env
+ALERT_WEBHOOK_ENV = BY_KEY["console_alert_webhook"].env
 STALE_AFTER = BY_KEY["console_stale_after"]
 
 
@@ -102,7 +103,7 @@ def _load_config(config_path: str | None) -> ConfigFile:
 
 def build_console(host: str = DEFAULT_HOST, db: str | None = None, config_path: str | None = None,
                   token: str | None = None, limits: Limits | None = None,
-                  max_body: int = DEFAULT_MAX_BODY) -> Console:
+                  max_body: int = DEFAULT_MAX_BODY, alert_webhook: str | None = None) -> Console:
     """A :class:`Console`, after the start-up checks (token required off loopback)."""
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:
@@ -113,14 +114,15 @@ def build_console(host: str = DEFAULT_HOST, db: str | None = None, config_path: 
     if token and len(token) < MIN_TOKEN_LENGTH:
         raise ConsoleStartError(f"{TOKEN_ENV} is {len(token)} characters long: use at least {MIN_TOKEN_LENGTH} "
                                 f"random ones (python -c 'import secrets; print(secrets.token_urlsafe(24))')")
-    return Console(_load_config(config_path), limits=limits, db=db, token=token, max_body=max_body)
+    return Console(_load_config(config_path), limits=limits, db=db, token=token, max_body=max_body,
+                   alert_webhook=alert_webhook)
 
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = None,
           config_path: str | None = None, token: str | None = None, limits: Limits | None = None,
           max_body: int = DEFAULT_MAX_BODY, evaluate_every: float = 10.0,
-          on_replay_batch: Callable[[], None] | None = None, grpc_port: int | None = None,
-          grpc_optional: bool = False) -> ServerHandle:
+          on_replay_batch: Callable[[], None] | None = None, alert_webhook: str | None = None,
+          grpc_port: int | None = None, grpc_optional: bool = False) -> ServerHandle:
     """Start a console in a background thread; returns once it accepts connections.
 
     With ``db``, the stored requests are replayed after that, in the
@@ -131,7 +133,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = N
     """
     import uvicorn
 
-    console = build_console(host, db, config_path, token, limits, max_body)
+    console = build_console(host, db, config_path, token, limits, max_body, alert_webhook)
     console.replay_hook = on_replay_batch
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -186,6 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"port for OTLP/gRPC (default {DEFAULT_GRPC_PORT}, or a free one with --port 0, "
                              "skipped with a warning when in use; 0 turns it off)")
     parser.add_argument("--db", help="SQLite file keeping everything received, so a restart loses nothing")
+    parser.add_argument("--alert-webhook", default=os.environ.get(ALERT_WEBHOOK_ENV) or None, metavar="URL",
+                        help="POST every alert that fires or resolves there, in Alertmanager's webhook format "
+                             f"(default ${ALERT_WEBHOOK_ENV})")
     parser.add_argument("--config", default=os.environ.get("OTEL_MONITOR_CONFIG"),
                         help="the otel-monitor YAML file with SLOs and funnels (default $OTEL_MONITOR_CONFIG)")
     defaults = Limits()
@@ -227,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(max_spans=args.max_spans, max_logs=args.max_logs)
     try:
         handle = serve(args.host, args.port, args.db, args.config, None, limits, args.max_body,
-                       grpc_port=grpc_port(args.grpc_port, args.port), grpc_optional=args.grpc_port is None)
+                       alert_webhook=args.alert_webhook, grpc_port=grpc_port(args.grpc_port, args.port),
+                       grpc_optional=args.grpc_port is None)
     except (ConsoleStartError, ValueError) as exc:
         print(f"otel-monitor console: {exc}", file=sys.stderr)
         return 2

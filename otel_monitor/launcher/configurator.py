@@ -236,11 +236,11 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
         from otel_monitor.fast import spans
 
         spans.install(tracer_provider)
-    meter_provider = metrics.get_meter_provider()
     if settings.lean_tracebacks:
         from otel_monitor.fast import tracebacks
 
         tracebacks.install()
+    meter_provider = metrics.get_meter_provider()
     logger_provider = _logs.get_logger_provider()
     _cache_loggers(logger_provider)
     state.providers = {"traces": tracer_provider, "metrics": meter_provider, "logs": logger_provider}
