@@ -14,6 +14,13 @@ from otel_monitor.console.explore import display_name
 from otel_monitor.console.validate import clean_items
 
 NOW = time.time_ns()
+
+
+@pytest.fixture(autouse=True)
+def _now_is_when_the_test_runs() -> None:
+    """Items are stamped when each test runs: a time taken at import ages out of the window in a long run."""
+    global NOW
+    NOW = time.time_ns()
 MINUTE = 60 * 10**9
 PY = {semconv.SERVICE_NAME: "shop", semconv.SERVICE_INSTANCE_ID: "i-1", semconv.TELEMETRY_SDK_NAME: "opentelemetry",
       semconv.TELEMETRY_SDK_LANGUAGE: "python", semconv.TELEMETRY_SDK_VERSION: "1.45.1",
