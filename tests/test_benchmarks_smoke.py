@@ -234,7 +234,8 @@ def test_whole_harness_writes_a_report_with_every_configuration(tmp_path, capsys
 
     code = main(["--app", "benchmarks.standin_app:app", "--no-vanilla", "--duration", "1", "--warmup", "0",
                  "--repetitions", "1", "--connections", "4", "--startup-runs", "1", "--span-count", "200",
-                 "--census-requests", "2", "--memory-seconds", "0", "--paths", "0", "--output", str(tmp_path)])
+                 "--census-requests", "2", "--memory-seconds", "0", "--paths", "0", "--no-failing", "--storm-seconds", "0",
+                 "--output", str(tmp_path)])
     assert code == 0
     report = (tmp_path / "latest.md").read_text()
     assert report in capsys.readouterr().out
