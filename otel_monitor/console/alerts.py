@@ -73,18 +73,13 @@ class Alert:
     alertname: str = ""  # the Prometheus rule now deciding severity and threshold
 
 
-@dataclass
-class Condition:
-    """One rule whose condition holds now, for one subject."""
+class _RuleSubject:
+    """The identities of a rule's alert for one subject: one per rule, and one per family of rules."""
 
     alertname: str
     family: str
     service: str
     subject: str
-    value: float | None
-    threshold: float
-    summary: str
-    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -96,7 +91,21 @@ class Condition:
 
 
 @dataclass
-class RuleState:
+class Condition(_RuleSubject):
+    """One rule whose condition holds now, for one subject."""
+
+    alertname: str
+    family: str
+    service: str
+    subject: str
+    value: float | None
+    threshold: float
+    summary: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RuleState(_RuleSubject):
     """A Prometheus active alert: pending or firing (times in ms)."""
 
     alertname: str
@@ -112,14 +121,6 @@ class RuleState:
     threshold: float = 0.0
     summary: str = ""
     labels: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return f"{self.alertname}:{self.service}:{self.subject}"
-
-    @property
-    def family_id(self) -> str:
-        return f"{self.family}:{self.service}:{self.subject}"
 
 
 class Journal(Protocol):
