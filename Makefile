@@ -31,10 +31,10 @@ collector:
 backends:
 	collector/backends.sh
 
-## make lint: ruff check over the code; ruff format --check too with FORMAT_CHECK=1
+## make lint: ruff check and ruff format --check over the code
 ## (the default until the tree has been formatted once)
 LINT_PATHS ?= otel_monitor tests benchmarks examples
-FORMAT_CHECK ?= 0
+FORMAT_CHECK ?= 1
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	@if [ "$(FORMAT_CHECK)" = 1 ]; then $(BIN)/ruff format --check $(LINT_PATHS); \

@@ -32,22 +32,32 @@ class Census:
         return sum(self.span_names.values()) / self.requests if self.requests else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"configuration": self.configuration, "endpoint": self.endpoint, "requests": self.requests,
-                "spans_per_request": self.spans_per_request, "span_names": self.span_names,
-                "log_records": self.log_records}
+        return {
+            "configuration": self.configuration,
+            "endpoint": self.endpoint,
+            "requests": self.requests,
+            "spans_per_request": self.spans_per_request,
+            "span_names": self.span_names,
+            "log_records": self.log_records,
+        }
 
 
-def take_census(configuration: Configuration, app: str, endpoints: dict[str, str], requests: int,
-                log_dir: Path) -> list[Census]:
+def take_census(
+    configuration: Configuration, app: str, endpoints: dict[str, str], requests: int, log_dir: Path
+) -> list[Census]:
     """`requests` sequential requests per endpoint; spans and logs counted after the server flushed at exit."""
     results = []
     for endpoint, path in endpoints.items():
         with OTLPSink() as sink:
             port = free_port()
-            env = clean_environment({**configuration.environment(sink.endpoint), **sink.env(),
-                                     **configuration.env})
-            server = AppServer(configuration.server_command(app, port), env, port, None,
-                               log_dir / f"census-{configuration.key}-{endpoint}.log")
+            env = clean_environment({**configuration.environment(sink.endpoint), **sink.env(), **configuration.env})
+            server = AppServer(
+                configuration.server_command(app, port),
+                env,
+                port,
+                None,
+                log_dir / f"census-{configuration.key}-{endpoint}.log",
+            )
             # The readiness check is one more request to the same path, hence requests + 1 below.
             with server.start(ready_path=path):
                 for _ in range(requests):

@@ -85,10 +85,15 @@ def _sink_config(grpc_port: int, health_port: int, metrics_port: int) -> dict:
         "extensions": {"health_check": {"endpoint": f"127.0.0.1:{health_port}"}},
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}"}}}},
         "exporters": {"debug": {"verbosity": "basic", "sampling_initial": 1, "sampling_thereafter": 1000000}},
-        "service": {"extensions": ["health_check"],
-                    "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["debug"]}},
-                    "telemetry": {"metrics": {"readers": [{"pull": {"exporter": {"prometheus": {
-                        "host": "127.0.0.1", "port": metrics_port}}}}]}}},
+        "service": {
+            "extensions": ["health_check"],
+            "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["debug"]}},
+            "telemetry": {
+                "metrics": {
+                    "readers": [{"pull": {"exporter": {"prometheus": {"host": "127.0.0.1", "port": metrics_port}}}}]
+                }
+            },
+        },
     }
 
 
@@ -131,8 +136,9 @@ def _rss_mib(pid: int) -> tuple[float, float]:
 
 def _pin(collector: Collector, core: int) -> None:
     assert collector.process is not None
-    subprocess.run(["taskset", "-a", "-p", "-c", str(core), str(collector.process.pid)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["taskset", "-a", "-p", "-c", str(core), str(collector.process.pid)], check=True, capture_output=True
+    )
 
 
 SENDER = """
@@ -177,26 +183,44 @@ def run(senders: int, seconds: float, warmup: float) -> int:
     started: list[Collector] = []
     try:
         sink_ports = {name: free_port() for name in ("grpc", "health", "metrics")}
-        sink = Collector(binary, _sink_config(sink_ports["grpc"], sink_ports["health"], sink_ports["metrics"]),
-                         work, "sink", sink_ports["health"])
+        sink = Collector(
+            binary,
+            _sink_config(sink_ports["grpc"], sink_ports["health"], sink_ports["metrics"]),
+            work,
+            "sink",
+            sink_ports["health"],
+        )
         started.append(sink.start())
 
         gateway_config, gateway_ports = local_config(GATEWAY, work / "gateway")
         gateway_mib, gateway_gomemlimit = _pod_memory("gateway-statefulset.yaml")
         gateway_limiter = _limit_in_mib(gateway_config, gateway_mib)
         gateway_config["exporters"]["otlp_grpc/jaeger"]["endpoint"] = f"127.0.0.1:{sink_ports['grpc']}"
-        gateway = Collector(binary, gateway_config, work, "gateway", gateway_ports[13133],
-                            {"POD_IP": "127.0.0.1", "GOMEMLIMIT": gateway_gomemlimit})
+        gateway = Collector(
+            binary,
+            gateway_config,
+            work,
+            "gateway",
+            gateway_ports[13133],
+            {"POD_IP": "127.0.0.1", "GOMEMLIMIT": gateway_gomemlimit},
+        )
         started.append(gateway.start())
 
         agent_config, agent_ports = local_config(AGENT, work / "agent")
         agent_mib, agent_gomemlimit = _pod_memory("agent-daemonset.yaml")
         agent_limiter = _limit_in_mib(agent_config, agent_mib)
         agent_config["exporters"]["load_balancing"]["resolver"] = {
-            "static": {"hostnames": [f"127.0.0.1:{gateway_ports[4317]}"]}}
+            "static": {"hostnames": [f"127.0.0.1:{gateway_ports[4317]}"]}
+        }
         agent_config["exporters"]["otlp_grpc/gateway"]["endpoint"] = f"127.0.0.1:{gateway_ports[4317]}"
-        agent = Collector(binary, agent_config, work, "agent", agent_ports[13133],
-                          {"POD_IP": "127.0.0.1", "K8S_NODE_NAME": "node-1", "GOMEMLIMIT": agent_gomemlimit})
+        agent = Collector(
+            binary,
+            agent_config,
+            work,
+            "agent",
+            agent_ports[13133],
+            {"POD_IP": "127.0.0.1", "K8S_NODE_NAME": "node-1", "GOMEMLIMIT": agent_gomemlimit},
+        )
         started.append(agent.start())
         _pin(agent, 0)
         _pin(gateway, 1 % cores)
@@ -204,18 +228,38 @@ def run(senders: int, seconds: float, warmup: float) -> int:
         measured = {"agent": (agent, _metrics_port(agent_config)), "gateway": (gateway, _metrics_port(gateway_config))}
         endpoint = f"http://127.0.0.1:{agent_ports[4317]}"
         env = {**os.environ, "OTEL_SDK_DISABLED": "false"}
-        processes = [subprocess.Popen([sys.executable, "-c", SENDER, endpoint, str(warmup + seconds), str(i),
-                                       str(SPANS_PER_TRACE), str(ERROR_EVERY)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
-                     for i in range(senders)]
+        processes = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    SENDER,
+                    endpoint,
+                    str(warmup + seconds),
+                    str(i),
+                    str(SPANS_PER_TRACE),
+                    str(ERROR_EVERY),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                text=True,
+            )
+            for i in range(senders)
+        ]
         time.sleep(warmup)  # senders ramp up and the pipelines fill before the window opens
 
         def sample() -> dict[str, Sample]:
             now = time.monotonic()
-            return {name: Sample(now, _counter(port, "otelcol_receiver_accepted_spans"),
-                                 _cpu_seconds(collector.process.pid),  # type: ignore[union-attr]
-                                 _waiting_seconds(collector.process.pid))  # type: ignore[union-attr]
-                    for name, (collector, port) in measured.items()}
+            return {
+                name: Sample(
+                    now,
+                    _counter(port, "otelcol_receiver_accepted_spans"),
+                    _cpu_seconds(collector.process.pid),  # type: ignore[union-attr]
+                    _waiting_seconds(collector.process.pid),
+                )  # type: ignore[union-attr]
+                for name, (collector, port) in measured.items()
+            }
 
         first = sample()
         time.sleep(seconds)
@@ -225,35 +269,52 @@ def run(senders: int, seconds: float, warmup: float) -> int:
         refused = {name: _counter(port, "otelcol_receiver_refused_spans") for name, (_, port) in measured.items()}
         exported = _counter(sink_ports["metrics"], "otelcol_receiver_accepted_spans")
         # Why anything was refused, in the collector's own words (the first few distinct messages).
-        reasons = {name: sorted({line.split("\t")[-2] if line.count("\t") >= 2 else line
-                                 for line in collector.log().splitlines() if "error" in line.lower()})[:3]
-                   for name, (collector, _) in measured.items()}
+        reasons = {
+            name: sorted(
+                {
+                    line.split("\t")[-2] if line.count("\t") >= 2 else line
+                    for line in collector.log().splitlines()
+                    if "error" in line.lower()
+                }
+            )[:3]
+            for name, (collector, _) in measured.items()
+        }
     finally:
         for collector in reversed(started):
             collector.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    limits = {"agent": (agent_limiter, agent_gomemlimit, agent_mib),
-              "gateway": (gateway_limiter, gateway_gomemlimit, gateway_mib)}
-    print(f"{senders} Python senders (SDK BatchSpanProcessor, OTLP/gRPC), {SPANS_PER_TRACE} spans a trace, "
-          f"{seconds:.0f} s window after {warmup:.0f} s warm-up; {cores} cores, agent on core 0, gateway on "
-          f"core {1 % cores}")
-    print(f"{'collector':<9} {'spans/s':>9} {'core use':>9} {'CPU wait':>9} {'spans/CPU-s':>12} {'RSS MiB':>8} "
-          f"{'peak MiB':>9}"
-          f"  memory_limiter (pod limit, GOMEMLIMIT)")
+    limits = {
+        "agent": (agent_limiter, agent_gomemlimit, agent_mib),
+        "gateway": (gateway_limiter, gateway_gomemlimit, gateway_mib),
+    }
+    print(
+        f"{senders} Python senders (SDK BatchSpanProcessor, OTLP/gRPC), {SPANS_PER_TRACE} spans a trace, "
+        f"{seconds:.0f} s window after {warmup:.0f} s warm-up; {cores} cores, agent on core 0, gateway on "
+        f"core {1 % cores}"
+    )
+    print(
+        f"{'collector':<9} {'spans/s':>9} {'core use':>9} {'CPU wait':>9} {'spans/CPU-s':>12} {'RSS MiB':>8} "
+        f"{'peak MiB':>9}"
+        f"  memory_limiter (pod limit, GOMEMLIMIT)"
+    )
     for name in ("agent", "gateway"):
         a, b = first[name], last[name]
         spans, cpu = b.accepted - a.accepted, b.cpu_seconds - a.cpu_seconds
         limiter, gomemlimit, pod_mib = limits[name]
         wait = (b.waiting_seconds - a.waiting_seconds) / (b.at - a.at)
-        print(f"{name:<9} {spans / (b.at - a.at):>9,.0f} {cpu / (b.at - a.at):>9.2f} {wait:>9.2f} "
-              f"{spans / cpu if cpu else 0:>12,.0f} {rss[name][0]:>8.0f} {rss[name][1]:>9.0f}"
-              f"  limit {limiter['limit_mib']} MiB, spike {limiter['spike_limit_mib']} MiB "
-              f"({pod_mib} MiB, {gomemlimit})")
-    print(f"spans the senders made: {produced:,}; refused by agent/gateway: {refused['agent']:.0f}/"
-          f"{refused['gateway']:.0f}; kept by tail sampling and exported by the end: {exported:,.0f} "
-          f"(traces still in the {gateway_config['processors']['tail_sampling']['decision_wait']} decision wait "
-          "are not counted)")
+        print(
+            f"{name:<9} {spans / (b.at - a.at):>9,.0f} {cpu / (b.at - a.at):>9.2f} {wait:>9.2f} "
+            f"{spans / cpu if cpu else 0:>12,.0f} {rss[name][0]:>8.0f} {rss[name][1]:>9.0f}"
+            f"  limit {limiter['limit_mib']} MiB, spike {limiter['spike_limit_mib']} MiB "
+            f"({pod_mib} MiB, {gomemlimit})"
+        )
+    print(
+        f"spans the senders made: {produced:,}; refused by agent/gateway: {refused['agent']:.0f}/"
+        f"{refused['gateway']:.0f}; kept by tail sampling and exported by the end: {exported:,.0f} "
+        f"(traces still in the {gateway_config['processors']['tail_sampling']['decision_wait']} decision wait "
+        "are not counted)"
+    )
     for name, lines in reasons.items():
         for line in lines:
             print(f"{name} log: {line[:300]}")

@@ -85,8 +85,19 @@ class Configuration:
     env: dict[str, str] = field(default_factory=dict)
 
     def server_command(self, app: str, port: int) -> list[str]:
-        uvicorn = [str(self.bin_dir / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", "1", "--no-access-log", "--log-level", "warning"]
+        uvicorn = [
+            str(self.bin_dir / "uvicorn"),
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
         if self.instrumented:
             return [str(self.bin_dir / "opentelemetry-instrument"), *uvicorn]
         return uvicorn
@@ -118,22 +129,44 @@ def build_configurations(monitor_bin: Path, vanilla_bin: Path | None) -> list[Co
     """Uninstrumented, vanilla (when its venv exists), otel-monitor full, otel-monitor production."""
     configurations = [Configuration("uninstrumented", "uninstrumented", monitor_bin, instrumented=False)]
     if vanilla_bin is not None:
-        configurations.append(Configuration(
-            "vanilla", "vanilla opentelemetry-distro", vanilla_bin, instrumented=True,
-            env={
-                # Name the distro so an otel-monitor on the path could never be picked.
-                "OTEL_PYTHON_DISTRO": "distro",
-                "OTEL_PYTHON_CONFIGURATOR": "configurator",
-                "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
-            }))
+        configurations.append(
+            Configuration(
+                "vanilla",
+                "vanilla opentelemetry-distro",
+                vanilla_bin,
+                instrumented=True,
+                env={
+                    # Name the distro so an otel-monitor on the path could never be picked.
+                    "OTEL_PYTHON_DISTRO": "distro",
+                    "OTEL_PYTHON_CONFIGURATOR": "configurator",
+                    "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
+                },
+            )
+        )
     monitor = {"OTEL_PYTHON_DISTRO": "otel_monitor", "OTEL_PYTHON_CONFIGURATOR": "otel_monitor"}
-    configurations.append(Configuration(
-        "monitor-full", "otel-monitor, every trace kept", monitor_bin, instrumented=True,
-        env={**monitor, "OTEL_TRACES_SAMPLER": "parentbased_always_on"}))
-    configurations.append(Configuration(
-        "monitor-production", "otel-monitor, production profile", monitor_bin, instrumented=True,
-        env={**monitor, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1",
-             "OTEL_MONITOR_LOG_LEVEL": "INFO"}))
+    configurations.append(
+        Configuration(
+            "monitor-full",
+            "otel-monitor, every trace kept",
+            monitor_bin,
+            instrumented=True,
+            env={**monitor, "OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+        )
+    )
+    configurations.append(
+        Configuration(
+            "monitor-production",
+            "otel-monitor, production profile",
+            monitor_bin,
+            instrumented=True,
+            env={
+                **monitor,
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": "0.1",
+                "OTEL_MONITOR_LOG_LEVEL": "INFO",
+            },
+        )
+    )
     return configurations
 
 
@@ -157,10 +190,21 @@ def startup_floors(monitor_bin: Path) -> list[Configuration]:
     }
     nothing = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
     return [
-        Configuration("floor-launcher", "floor: the launcher alone, no SDK", monitor_bin, instrumented=True,
-                      env={**base, **nothing, "OTEL_PYTHON_CONFIGURATOR": "none"}),  # names no configurator
-        Configuration("floor-sdk", "floor: launcher + SDK providers, no exporter", monitor_bin, instrumented=True,
-                      env={**base, **nothing}),
-        Configuration("floor-otlp", "floor: launcher + SDK providers and OTLP exporters", monitor_bin,
-                      instrumented=True, env=base),
+        Configuration(
+            "floor-launcher",
+            "floor: the launcher alone, no SDK",
+            monitor_bin,
+            instrumented=True,
+            env={**base, **nothing, "OTEL_PYTHON_CONFIGURATOR": "none"},
+        ),  # names no configurator
+        Configuration(
+            "floor-sdk",
+            "floor: launcher + SDK providers, no exporter",
+            monitor_bin,
+            instrumented=True,
+            env={**base, **nothing},
+        ),
+        Configuration(
+            "floor-otlp", "floor: launcher + SDK providers and OTLP exporters", monitor_bin, instrumented=True, env=base
+        ),
     ]

@@ -31,8 +31,12 @@ from otel_monitor import semconv
 from otel_monitor.console.app import Console
 
 SPANS_PER_BATCH = 512
-ROUTES = [("GET", "/products", "browse"), ("POST", "/cart", "add_to_cart"), ("POST", "/checkout", "checkout"),
-          ("GET", "/search", "search")]
+ROUTES = [
+    ("GET", "/products", "browse"),
+    ("POST", "/cart", "add_to_cart"),
+    ("POST", "/checkout", "checkout"),
+    ("GET", "/search", "search"),
+]
 
 
 def _kv(key: str, value: object) -> KeyValue:
@@ -56,22 +60,49 @@ def trace_batch(rng: random.Random, now_ns: int) -> bytes:
         trace_id, root_id = rng.randbytes(16), rng.randbytes(8)
         start = now_ns - rng.randint(1_000_000, 50_000_000)
         failed = i % 10 == 0
-        root = spans.add(trace_id=trace_id, span_id=root_id, name=f"{method} {route}", kind=2,
-                         start_time_unix_nano=start, end_time_unix_nano=start + rng.randint(1_000_000, 400_000_000))
-        root.attributes.extend([_kv(semconv.HTTP_ROUTE, route), _kv(semconv.HTTP_REQUEST_METHOD, method),
-                                _kv(semconv.HTTP_RESPONSE_STATUS_CODE, 500 if failed else 200),
-                                _kv(semconv.MONITOR_OPERATION, operation), _kv(semconv.MONITOR_SERVICE_LAYER, "primary")])
+        root = spans.add(
+            trace_id=trace_id,
+            span_id=root_id,
+            name=f"{method} {route}",
+            kind=2,
+            start_time_unix_nano=start,
+            end_time_unix_nano=start + rng.randint(1_000_000, 400_000_000),
+        )
+        root.attributes.extend(
+            [
+                _kv(semconv.HTTP_ROUTE, route),
+                _kv(semconv.HTTP_REQUEST_METHOD, method),
+                _kv(semconv.HTTP_RESPONSE_STATUS_CODE, 500 if failed else 200),
+                _kv(semconv.MONITOR_OPERATION, operation),
+                _kv(semconv.MONITOR_SERVICE_LAYER, "primary"),
+            ]
+        )
         if failed:
             root.status.code = 2
-            root.attributes.extend([_kv(semconv.ERROR_TYPE, "OperationalError"),
-                                    _kv(semconv.MONITOR_ERROR_CATEGORY, "database"),
-                                    _kv(semconv.MONITOR_ERROR_FINGERPRINT, f"{i % 7:016x}")])
+            root.attributes.extend(
+                [
+                    _kv(semconv.ERROR_TYPE, "OperationalError"),
+                    _kv(semconv.MONITOR_ERROR_CATEGORY, "database"),
+                    _kv(semconv.MONITOR_ERROR_FINGERPRINT, f"{i % 7:016x}"),
+                ]
+            )
             event = root.events.add(name="exception", time_unix_nano=start)
-            event.attributes.extend([_kv(semconv.EXCEPTION_TYPE, "OperationalError"),
-                                     _kv(semconv.EXCEPTION_MESSAGE, "database is locked"),
-                                     _kv(semconv.EXCEPTION_STACKTRACE, "Traceback (most recent call last):\n  ..." * 5)])
-        child = spans.add(trace_id=trace_id, span_id=rng.randbytes(8), parent_span_id=root_id, name="SELECT shop",
-                          kind=3, start_time_unix_nano=start + 100_000, end_time_unix_nano=start + 900_000)
+            event.attributes.extend(
+                [
+                    _kv(semconv.EXCEPTION_TYPE, "OperationalError"),
+                    _kv(semconv.EXCEPTION_MESSAGE, "database is locked"),
+                    _kv(semconv.EXCEPTION_STACKTRACE, "Traceback (most recent call last):\n  ..." * 5),
+                ]
+            )
+        child = spans.add(
+            trace_id=trace_id,
+            span_id=rng.randbytes(8),
+            parent_span_id=root_id,
+            name="SELECT shop",
+            kind=3,
+            start_time_unix_nano=start + 100_000,
+            end_time_unix_nano=start + 900_000,
+        )
         child.attributes.extend(
             [_kv(semconv.DB_SYSTEM_NAME, "sqlite"), _kv("db.query.text", "SELECT * FROM products WHERE id = ?")]
         )

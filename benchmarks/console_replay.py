@@ -46,19 +46,36 @@ def request_body(index: int, now_ns: int, spans: int = SPANS_PER_REQUEST) -> byt
     end = now_ns - (index % 3600) * 1_000_000_000
     trace_id = index.to_bytes(16, "big")
     root_id = (index * spans + 1).to_bytes(8, "big")
-    root = Span(trace_id=trace_id, span_id=root_id, name="GET /api/products/{id}", kind=Span.SPAN_KIND_SERVER,
-                start_time_unix_nano=end - 20_000_000, end_time_unix_nano=end,
-                status=Status(code=Status.STATUS_CODE_ERROR if index % 50 == 0 else Status.STATUS_CODE_UNSET))
-    root.attributes.extend([kv("monitor.operation", f"op-{index % 8}"), kv("http.route", "/api/products/{id}"),
-                            kv("http.response.status_code", 500 if index % 50 == 0 else 200)])
+    root = Span(
+        trace_id=trace_id,
+        span_id=root_id,
+        name="GET /api/products/{id}",
+        kind=Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=end - 20_000_000,
+        end_time_unix_nano=end,
+        status=Status(code=Status.STATUS_CODE_ERROR if index % 50 == 0 else Status.STATUS_CODE_UNSET),
+    )
+    root.attributes.extend(
+        [
+            kv("monitor.operation", f"op-{index % 8}"),
+            kv("http.route", "/api/products/{id}"),
+            kv("http.response.status_code", 500 if index % 50 == 0 else 200),
+        ]
+    )
     out = [root]
     for child in range(1, spans):
-        span = Span(trace_id=trace_id, span_id=(index * spans + 1 + child).to_bytes(8, "big"),
-                    parent_span_id=root_id, name="SELECT shop", kind=Span.SPAN_KIND_CLIENT,
-                    start_time_unix_nano=end - 19_000_000 + child * 1000,
-                    end_time_unix_nano=end - 19_000_000 + child * 1000 + 500_000)
-        span.attributes.extend([kv("db.system.name", "sqlite"),
-                                kv("db.query.text", "SELECT * FROM products WHERE id = ?")])
+        span = Span(
+            trace_id=trace_id,
+            span_id=(index * spans + 1 + child).to_bytes(8, "big"),
+            parent_span_id=root_id,
+            name="SELECT shop",
+            kind=Span.SPAN_KIND_CLIENT,
+            start_time_unix_nano=end - 19_000_000 + child * 1000,
+            end_time_unix_nano=end - 19_000_000 + child * 1000 + 500_000,
+        )
+        span.attributes.extend(
+            [kv("db.system.name", "sqlite"), kv("db.query.text", "SELECT * FROM products WHERE id = ?")]
+        )
         out.append(span)
     scope.spans.extend(out)
     return request.SerializeToString()
@@ -75,8 +92,10 @@ def make_db(path: Path, spans: int) -> None:
         db = log._db
         db.execute("BEGIN")
         for i in range(requests):
-            db.execute("INSERT INTO requests (received_ns, signal, body) VALUES (?, ?, ?)",
-                       (now - (requests - i) * 1000, "traces", request_body(i, now)))
+            db.execute(
+                "INSERT INTO requests (received_ns, signal, body) VALUES (?, ?, ?)",
+                (now - (requests - i) * 1000, "traces", request_body(i, now)),
+            )
         db.execute("COMMIT")
     log.close()
 
@@ -138,8 +157,7 @@ def main() -> None:
     if not db.exists():
         started = time.monotonic()
         make_db(db, args.spans)
-        print(f"made {db} ({db.stat().st_size / 2**20:.0f} MiB) in {time.monotonic() - started:.0f} s",
-              file=sys.stderr)
+        print(f"made {db} ({db.stat().st_size / 2**20:.0f} MiB) in {time.monotonic() - started:.0f} s", file=sys.stderr)
     result = measure(db, args.timeout)
     print(json.dumps({"spans": args.spans, "db_mib": round(os.path.getsize(db) / 2**20), **result}))
 

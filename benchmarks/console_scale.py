@@ -124,8 +124,9 @@ def send_grpc(port: int, method: str, bodies: list[bytes]) -> None:
             future.result()
 
 
-def measure_ingest(pid: int, send: Callable[[list[bytes]], None], bodies: list[bytes],
-                   settled: Callable[[], bool]) -> tuple[float, float]:
+def measure_ingest(
+    pid: int, send: Callable[[list[bytes]], None], bodies: list[bytes], settled: Callable[[], bool]
+) -> tuple[float, float]:
     """(spans per wall second, spans per CPU-second of ``pid``) for sending ``bodies``."""
     spans = len(bodies) * SPANS_PER_BATCH
     cpu0, t0 = cpu_seconds(pid), time.perf_counter()
@@ -154,10 +155,21 @@ def _wait_idle(pid: int, timeout: float = 30.0) -> None:
 class ConsoleProcess:
     def __init__(self, max_spans: int, max_logs: int) -> None:
         self.port, self.grpc_port = free_port(), free_port()
-        command = [str(Path(sys.executable).parent / "otel-monitor"), "console", "--port", str(self.port),
-                   "--grpc-port", str(self.grpc_port), "--max-spans", str(max_spans), "--max-logs", str(max_logs)]
-        self.process = subprocess.Popen(["taskset", "-c", str(CONSOLE_CORE), *command],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = [
+            str(Path(sys.executable).parent / "otel-monitor"),
+            "console",
+            "--port",
+            str(self.port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--max-spans",
+            str(max_spans),
+            "--max-logs",
+            str(max_logs),
+        ]
+        self.process = subprocess.Popen(
+            ["taskset", "-c", str(CONSOLE_CORE), *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         _wait_until(lambda: self.get("/api/services") is not None, 30, "console")
 
@@ -190,9 +202,14 @@ def metric_request(now_ns: int) -> bytes:
     for operation in ("browse", "add_to_cart", "checkout", "search"):
         counts = [0] * (len(bounds) + 1)
         counts[3] = 100
-        hist_point = hist.data_points.add(start_time_unix_nano=now_ns - 60_000_000_000, time_unix_nano=now_ns,
-                                          count=100, sum=100 * bounds[2], explicit_bounds=bounds,
-                                          bucket_counts=counts)
+        hist_point = hist.data_points.add(
+            start_time_unix_nano=now_ns - 60_000_000_000,
+            time_unix_nano=now_ns,
+            count=100,
+            sum=100 * bounds[2],
+            explicit_bounds=bounds,
+            bucket_counts=counts,
+        )
         hist_point.attributes.extend([_kv(semconv.MONITOR_OPERATION, operation)])
     gauge = sm.metrics.add(name="queue.depth", unit="{item}").gauge
     for queue in ("orders", "mail"):
@@ -225,22 +242,40 @@ def fill(console: ConsoleProcess, spans: int, logs: int) -> tuple[str, float]:
     kept = console.get("/api/services")["kept"]
     recent = console.get("/api/traces?limit=1")["traces"]
     trace_id = recent[0]["trace_id"] if recent else "0" * 32
-    print(f"  stored: {kept['spans']:,} spans, {kept['logs']:,} logs "
-          f"(filled in {time.perf_counter() - start:.0f} s)", flush=True)
+    print(
+        f"  stored: {kept['spans']:,} spans, {kept['logs']:,} logs (filled in {time.perf_counter() - start:.0f} s)",
+        flush=True,
+    )
     return trace_id, time.perf_counter() - start
 
 
 def ui_calls(trace_id: str, log_trace: str) -> list[str]:
     """Every API call the UI's pages make, with the parameters they send."""
     return [
-        "/api/services", "/api/summary", "/api/summary?window=24h", "/api/operations",
-        "/api/operations/checkout", "/api/errors", "/api/health", "/api/funnels", "/api/alerts",
-        "/api/resources", "/api/metrics", "/api/metrics/series?name=monitor.operation.duration",
+        "/api/services",
+        "/api/summary",
+        "/api/summary?window=24h",
+        "/api/operations",
+        "/api/operations/checkout",
+        "/api/errors",
+        "/api/health",
+        "/api/funnels",
+        "/api/alerts",
+        "/api/resources",
+        "/api/metrics",
+        "/api/metrics/series?name=monitor.operation.duration",
         "/api/metrics/series?name=queue.depth&group_by=queue",
-        "/api/traces", "/api/traces?kind=slow", "/api/traces?kind=failed", "/api/traces?operation=checkout",
-        "/api/traces?status=error&min_ms=100", "/api/traces?" + urllib.parse.urlencode({"attr": "http.route=/cart"}),
+        "/api/traces",
+        "/api/traces?kind=slow",
+        "/api/traces?kind=failed",
+        "/api/traces?operation=checkout",
+        "/api/traces?status=error&min_ms=100",
+        "/api/traces?" + urllib.parse.urlencode({"attr": "http.route=/cart"}),
         f"/api/traces/{trace_id}",
-        "/api/logs", "/api/logs?level=warn", "/api/logs?q=product", f"/api/logs?trace_id={log_trace}",
+        "/api/logs",
+        "/api/logs?level=warn",
+        "/api/logs?q=product",
+        f"/api/logs?trace_id={log_trace}",
         "/api/logs?after=1",
     ]
 
@@ -266,8 +301,10 @@ def latencies(console: ConsoleProcess, paths: list[str], repeat: int) -> list[tu
         cpu = (cpu_seconds(pid) - cpu0) * 1000 / len(times)
         times.sort()
         row = (path, statistics.median(times), times[min(len(times) - 1, int(0.95 * len(times)))], cpu)
-        print(f"  {path[:58]:58} {row[1]:8.1f} {row[2]:8.1f} {cpu:8.1f}{'' if row[2] < 300 else '  p95 over 300 ms'}",
-              flush=True)
+        print(
+            f"  {path[:58]:58} {row[1]:8.1f} {row[2]:8.1f} {cpu:8.1f}{'' if row[2] < 300 else '  p95 over 300 ms'}",
+            flush=True,
+        )
         rows.append(row)
     return rows
 
@@ -289,17 +326,22 @@ def jaeger_ingest(http_bodies: list[bytes], grpc_bodies: list[bytes]) -> dict[st
         config["service"]["telemetry"]["logs"]["level"] = "warn"
         path = work / "jaeger.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        process = subprocess.Popen(["taskset", "-c", str(CONSOLE_CORE), str(JAEGER), f"--config={path}"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            ["taskset", "-c", str(CONSOLE_CORE), str(JAEGER), f"--config={path}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             health = f"http://127.0.0.1:{ports[13133]}/status"
             _wait_until(lambda: urllib.request.urlopen(health, timeout=2).status == 200, 60, "jaeger")
             _wait_idle(process.pid)
             out = {}
-            out["http"] = measure_ingest(process.pid, lambda b: send_http(ports[4318], "/v1/traces", b),
-                                         http_bodies, lambda: True)
-            out["grpc"] = measure_ingest(process.pid, lambda b: send_grpc(ports[4317], TRACE_EXPORT, b),
-                                         grpc_bodies, lambda: True)
+            out["http"] = measure_ingest(
+                process.pid, lambda b: send_http(ports[4318], "/v1/traces", b), http_bodies, lambda: True
+            )
+            out["grpc"] = measure_ingest(
+                process.pid, lambda b: send_grpc(ports[4317], TRACE_EXPORT, b), grpc_bodies, lambda: True
+            )
             return out
         finally:
             process.terminate()
@@ -321,30 +363,46 @@ def main() -> None:
     os.sched_setaffinity(0, {SENDER_CORE})
     count = min(args.batches, 1000)
     http_bodies, grpc_bodies = batches(count, 1), batches(count, 2)
-    print(f"ingest: {count} requests x {SPANS_PER_BATCH} spans per protocol, "
-          f"{sum(map(len, http_bodies)) / count / 1024:.0f} KiB each, {IN_FLIGHT} in flight; "
-          f"server on core {CONSOLE_CORE}, sender on core {SENDER_CORE}", flush=True)
+    print(
+        f"ingest: {count} requests x {SPANS_PER_BATCH} spans per protocol, "
+        f"{sum(map(len, http_bodies)) / count / 1024:.0f} KiB each, {IN_FLIGHT} in flight; "
+        f"server on core {CONSOLE_CORE}, sender on core {SENDER_CORE}",
+        flush=True,
+    )
     console = ConsoleProcess(max_spans=max(args.spans, 2 * count * SPANS_PER_BATCH), max_logs=args.logs)
     try:
         _wait_idle(console.process.pid)
         ours: dict[str, tuple[float, float]] = {}
         target = count * SPANS_PER_BATCH
-        ours["http"] = measure_ingest(console.process.pid, lambda b: send_http(console.port, "/v1/traces", b),
-                                      http_bodies, lambda: console.received() >= target)
-        ours["grpc"] = measure_ingest(console.process.pid,
-                                      lambda b: send_grpc(console.grpc_port, TRACE_EXPORT, b),
-                                      grpc_bodies, lambda: console.received() >= 2 * target)
+        ours["http"] = measure_ingest(
+            console.process.pid,
+            lambda b: send_http(console.port, "/v1/traces", b),
+            http_bodies,
+            lambda: console.received() >= target,
+        )
+        ours["grpc"] = measure_ingest(
+            console.process.pid,
+            lambda b: send_grpc(console.grpc_port, TRACE_EXPORT, b),
+            grpc_bodies,
+            lambda: console.received() >= 2 * target,
+        )
         for protocol, (wall, cpu) in ours.items():
-            print(f"  console {protocol:4}: {wall:9,.0f} spans/s (one core, wall)  "
-                  f"{cpu:9,.0f} spans per CPU-second   (target >= 20,000)", flush=True)
+            print(
+                f"  console {protocol:4}: {wall:9,.0f} spans/s (one core, wall)  "
+                f"{cpu:9,.0f} spans per CPU-second   (target >= 20,000)",
+                flush=True,
+            )
         print(f"scale: filling to {args.spans:,} spans and {args.logs:,} logs", flush=True)
         trace_id, _ = fill(console, args.spans, args.logs)
         logged = console.get("/api/logs?limit=1")["logs"]
         log_trace = (logged[0].get("trace_id") if logged else None) or "0" * 32
         rows = latencies(console, ui_calls(trace_id, log_trace), args.repeat)
-        print(f"  slowest p95: {max(r[2] for r in rows):.1f} ms (target < 300 ms); "
-              f"most CPU per call: {max(r[3] for r in rows):.1f} ms; "
-              f"console RSS {psutil.Process(console.process.pid).memory_info().rss / 2**20:,.0f} MiB", flush=True)
+        print(
+            f"  slowest p95: {max(r[2] for r in rows):.1f} ms (target < 300 ms); "
+            f"most CPU per call: {max(r[3] for r in rows):.1f} ms; "
+            f"console RSS {psutil.Process(console.process.pid).memory_info().rss / 2**20:,.0f} MiB",
+            flush=True,
+        )
     finally:
         console.stop()
     if args.no_jaeger:
@@ -354,8 +412,11 @@ def main() -> None:
         print(f"jaeger: not built ({JAEGER}); run `make backends`")
         return
     for protocol, (wall, cpu) in theirs.items():
-        print(f"  jaeger  {protocol:4}: {wall:9,.0f} spans/s (one core, wall)  {cpu:9,.0f} spans per CPU-second   "
-              f"console/jaeger per CPU-second: {ours[protocol][1] / cpu:.2f}", flush=True)
+        print(
+            f"  jaeger  {protocol:4}: {wall:9,.0f} spans/s (one core, wall)  {cpu:9,.0f} spans per CPU-second   "
+            f"console/jaeger per CPU-second: {ours[protocol][1] / cpu:.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -83,8 +83,15 @@ def _memory_kib(pid: int) -> tuple[int, int]:
     return found.get("VmRSS", 0), found.get("VmHWM", 0)
 
 
-def storm(configuration: Configuration, seconds: float, connections: int, sink: SinkProcess,
-          server_cpu: int | None, load_cpu: int | None, log_dir: Path) -> StormResult:
+def storm(
+    configuration: Configuration,
+    seconds: float,
+    connections: int,
+    sink: SinkProcess,
+    server_cpu: int | None,
+    load_cpu: int | None,
+    log_dir: Path,
+) -> StormResult:
     """One configuration under ``seconds`` of failures; the server stopped (and flushed) before counting."""
     port = free_port()
     env = clean_environment(configuration.environment(sink.endpoint, service=f"storm-{configuration.key}"))
@@ -110,9 +117,21 @@ def storm(configuration: Configuration, seconds: float, connections: int, sink: 
     at_exit = sum(int(n) for n in _EXIT_LINE.findall(log))
     exports_logs = configuration.key.startswith("monitor")
     return StormResult(
-        configuration.key, wall, outcome.requests, outcome.rps, outcome.p99 * 1000, cpu / wall,
-        cpu * 1000 / max(1, failures), rss_start, rss_end, rss_peak, produced,
-        received if exports_logs else None, dropped if exports_logs else 0, at_exit)
+        configuration.key,
+        wall,
+        outcome.requests,
+        outcome.rps,
+        outcome.p99 * 1000,
+        cpu / wall,
+        cpu * 1000 / max(1, failures),
+        rss_start,
+        rss_end,
+        rss_peak,
+        produced,
+        received if exports_logs else None,
+        dropped if exports_logs else 0,
+        at_exit,
+    )
 
 
 def _settled(sink: SinkProcess, quiet: float = 2.0, bound: float = 60.0) -> dict[str, Any]:
@@ -128,8 +147,14 @@ def _settled(sink: SinkProcess, quiet: float = 2.0, bound: float = 60.0) -> dict
     return last
 
 
-def run_storms(configurations: list[Configuration], seconds: int, connections: int, server_cpu: int | None,
-               load_cpu: int | None, log_dir: Path) -> list[StormResult]:
+def run_storms(
+    configurations: list[Configuration],
+    seconds: int,
+    connections: int,
+    server_cpu: int | None,
+    load_cpu: int | None,
+    log_dir: Path,
+) -> list[StormResult]:
     """:func:`storm` for each configuration, with a sink of its own that decodes and counts."""
     results = []
     with SinkProcess(sys.executable, cpu=load_cpu, count_records=True) as sink:
@@ -140,18 +165,22 @@ def run_storms(configurations: list[Configuration], seconds: int, connections: i
 
 
 def render(results: list[StormResult], seconds: float) -> str:
-    lines = [f"## Error storm: {seconds:g} s of 100% failures (`{APP}` /fail, wrk 16 connections)", "",
-             "| configuration | req/s | p99 ms | app CPU (of one core) | CPU ms per failure "
-             "| RSS start / end / peak MiB | error logs produced | delivered | dropped (counted) | dropped at exit "
-             "| unaccounted |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## Error storm: {seconds:g} s of 100% failures (`{APP}` /fail, wrk 16 connections)",
+        "",
+        "| configuration | req/s | p99 ms | app CPU (of one core) | CPU ms per failure "
+        "| RSS start / end / peak MiB | error logs produced | delivered | dropped (counted) | dropped at exit "
+        "| unaccounted |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         delivered = "-" if r.delivered is None else f"{r.delivered:,}"
         unaccounted = "-" if r.unaccounted is None else f"{r.unaccounted:,}"
         lines.append(
             f"| {r.configuration} | {r.rps:,.0f} | {r.p99_ms:.1f} | {r.cpu_share:.2f} | {r.cpu_ms_per_failure:.2f} "
             f"| {r.rss_start_kib / 1024:.0f} / {r.rss_end_kib / 1024:.0f} / {r.rss_peak_kib / 1024:.0f} "
-            f"| {r.produced:,} | {delivered} | {r.dropped_counted:,} | {r.dropped_at_exit:,} | {unaccounted} |")
+            f"| {r.produced:,} | {delivered} | {r.dropped_counted:,} | {r.dropped_at_exit:,} | {unaccounted} |"
+        )
     return "\n".join(lines)
 
 
@@ -159,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.error_storm", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60, help="seconds of failures per configuration (whole)")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--configurations", default="monitor-production",
-                        help="comma-separated, of: uninstrumented, vanilla, monitor-full, monitor-production")
+    parser.add_argument(
+        "--configurations",
+        default="monitor-production",
+        help="comma-separated, of: uninstrumented, vanilla, monitor-full, monitor-production",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 3600 or not 1 <= args.connections <= 1000:
@@ -175,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
 
     server_cpu, load_cpu = cpu_plan()
     args.output.mkdir(parents=True, exist_ok=True)
-    results = run_storms([known[key] for key in wanted], args.seconds, args.connections, server_cpu, load_cpu,
-                         args.output / "logs")
+    results = run_storms(
+        [known[key] for key in wanted], args.seconds, args.connections, server_cpu, load_cpu, args.output / "logs"
+    )
     markdown = render(results, args.seconds)
     print(markdown)
     (args.output / "error_storm.json").write_text(json.dumps([r.as_dict() for r in results], indent=2))

@@ -67,20 +67,42 @@ class FailingResults:
         return statistics.median(getattr(run, what) for run in self.runs[key])
 
     def as_dict(self) -> dict[str, Any]:
-        return {"runs": {key: [dataclasses.asdict(run) | {"per_cpu_second": run.per_cpu_second} for run in runs]
-                         for key, runs in self.runs.items()},
-                "instructions": self.instructions, "notes": self.notes}
+        return {
+            "runs": {
+                key: [dataclasses.asdict(run) | {"per_cpu_second": run.per_cpu_second} for run in runs]
+                for key, runs in self.runs.items()
+            },
+            "instructions": self.instructions,
+            "notes": self.notes,
+        }
 
 
 def count_instructions(names: list[str], few: int, many: int, timeout: float) -> tuple[dict[str, float], str]:
     """Instructions per failed request of each named configuration (valgrind; minutes per configuration)."""
-    command = [sys.executable, "-m", "benchmarks.instructions", "--app", APP, "--path", PATH, "--failing",
-               "--no-floors", "--few", str(few), "--many", str(many), "--timeout", str(timeout),
-               "--only", ",".join(names)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.instructions",
+        "--app",
+        APP,
+        "--path",
+        PATH,
+        "--failing",
+        "--no-floors",
+        "--few",
+        str(few),
+        "--many",
+        str(many),
+        "--timeout",
+        str(timeout),
+        "--only",
+        ",".join(names),
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout * 2 * (len(names) + 1))
     counts = {m["name"]: float(m["n"].replace(",", "")) for m in _COUNT_LINE.finditer(done.stdout)}
-    problem = "" if done.returncode == 0 else (
-        f"benchmarks.instructions failed ({done.returncode}): {done.stderr[-300:]}")
+    problem = (
+        "" if done.returncode == 0 else (f"benchmarks.instructions failed ({done.returncode}): {done.stderr[-300:]}")
+    )
     return counts, problem
 
 
@@ -90,8 +112,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def measure_failing(configurations: list[Configuration], load: LoadSettings, sink: SinkProcess, log_dir: Path,
-                    instructions: bool, few: int = 40, many: int = 160, timeout: float = 1800) -> FailingResults:
+def measure_failing(
+    configurations: list[Configuration],
+    load: LoadSettings,
+    sink: SinkProcess,
+    log_dir: Path,
+    instructions: bool,
+    few: int = 40,
+    many: int = 160,
+    timeout: float = 1800,
+) -> FailingResults:
     """Interleaved rounds (A B C A B C ...) on /fail: req/s, p99, and requests per CPU-second of the server.
 
     Requests per CPU-second is what the server would serve with its core to itself: on a shared machine
@@ -103,8 +133,13 @@ def measure_failing(configurations: list[Configuration], load: LoadSettings, sin
         for configuration in configurations:
             port = free_port()
             env = clean_environment(configuration.environment(sink.endpoint))
-            server = AppServer(configuration.server_command(APP, port), env, port, load.server_cpu,
-                               log_dir / f"failing-{configuration.key}-{repetition}.log")
+            server = AppServer(
+                configuration.server_command(APP, port),
+                env,
+                port,
+                load.server_cpu,
+                log_dir / f"failing-{configuration.key}-{repetition}.log",
+            )
             try:
                 server.start(ready_path="/ok")
             except RuntimeError as exc:
@@ -119,8 +154,11 @@ def measure_failing(configurations: list[Configuration], load: LoadSettings, sin
             finally:
                 server.stop()
             results.runs.setdefault(configuration.key, []).append(run)
-            print(f"  rep {repetition} {configuration.key:<26} {run.rps:7.0f} req/s  p99 {run.p99 * 1000:7.1f} ms  "
-                  f"{run.per_cpu_second:7.0f} req per CPU-second", flush=True)
+            print(
+                f"  rep {repetition} {configuration.key:<26} {run.rps:7.0f} req/s  p99 {run.p99 * 1000:7.1f} ms  "
+                f"{run.per_cpu_second:7.0f} req per CPU-second",
+                flush=True,
+            )
     if instructions:
         names = [c.key for c in configurations if c.key in ("uninstrumented", "vanilla", MONITOR)]
         print(f"failing endpoint: instructions per failed request (valgrind) of {', '.join(names)}", flush=True)
@@ -132,11 +170,15 @@ def measure_failing(configurations: list[Configuration], load: LoadSettings, sin
 
 def render(results: FailingResults) -> str:
     keys = list(results.runs)
-    lines = [f"## Failing endpoint (`{APP}` {PATH}: an unhandled TimeoutError, {CONNECTIONS} connections)", "",
-             "Medians of the interleaved rounds; req per CPU-second: requests over the server's CPU time.", "",
-             "| configuration | req/s | x uninstrumented | x vanilla | p99 ms | req per CPU-second | x vanilla "
-             "| instructions per failed request |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## Failing endpoint (`{APP}` {PATH}: an unhandled TimeoutError, {CONNECTIONS} connections)",
+        "",
+        "Medians of the interleaved rounds; req per CPU-second: requests over the server's CPU time.",
+        "",
+        "| configuration | req/s | x uninstrumented | x vanilla | p99 ms | req per CPU-second | x vanilla "
+        "| instructions per failed request |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
 
     def ratio(key: str, other: str, what: str) -> str:
         return f"{results.median(key, what) / results.median(other, what):.2f}x" if other in results.runs else "-"
@@ -147,16 +189,22 @@ def render(results: FailingResults) -> str:
             f"| {key} | {results.median(key, 'rps'):,.0f} | {ratio(key, 'uninstrumented', 'rps')} "
             f"| {ratio(key, 'vanilla', 'rps')} | {results.median(key, 'p99') * 1000:.1f} "
             f"| {results.median(key, 'per_cpu_second'):,.0f} | {ratio(key, 'vanilla', 'per_cpu_second')} "
-            f"| {f'{count / 1e6:.2f} M' if count else '-'} |")
+            f"| {f'{count / 1e6:.2f} M' if count else '-'} |"
+        )
     if MONITOR in results.runs and "vanilla" in results.runs:
         rps = results.median(MONITOR, "rps") / results.median("vanilla", "rps")
         per_cpu = results.median(MONITOR, "per_cpu_second") / results.median("vanilla", "per_cpu_second")
-        lines += ["", f"Target: {MONITOR} throughput at least 1.2x vanilla: {rps:.2f}x "
-                      f"({per_cpu:.2f}x per CPU-second), {'met' if rps >= 1.2 else 'NOT met'}."]
+        lines += [
+            "",
+            f"Target: {MONITOR} throughput at least 1.2x vanilla: {rps:.2f}x "
+            f"({per_cpu:.2f}x per CPU-second), {'met' if rps >= 1.2 else 'NOT met'}.",
+        ]
     if MONITOR in results.instructions and "vanilla" in results.instructions:
         ours, theirs = results.instructions[MONITOR], results.instructions["vanilla"]
-        lines.append(f"Target: instructions per failed request at or below vanilla's: {ours / 1e6:.2f} M against "
-                     f"{theirs / 1e6:.2f} M, {'met' if ours <= theirs else 'NOT met'}.")
+        lines.append(
+            f"Target: instructions per failed request at or below vanilla's: {ours / 1e6:.2f} M against "
+            f"{theirs / 1e6:.2f} M, {'met' if ours <= theirs else 'NOT met'}."
+        )
     lines += [f"Note: {note}" for note in results.notes]
     return "\n".join(lines)
 
@@ -173,22 +221,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--instructions", action="store_true", help="also count instructions (valgrind; slow)")
-    parser.add_argument("--before", type=Path, default=None, metavar="DIR",
-                        help="another checkout of otel-monitor (e.g. a git archive of an older commit) whose "
-                             "otel_monitor also serves, as monitor-production-before, in the same rounds")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="another checkout of otel-monitor (e.g. a git archive of an older commit) whose "
+        "otel_monitor also serves, as monitor-production-before, in the same rounds",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 600 or not 0 <= args.warmup <= 60 or not 1 <= args.repetitions <= 20:
         parser.error("--duration must be 1..600, --warmup 0..60 and --repetitions 1..20")
     if args.before is not None and not (args.before / "otel_monitor" / "__init__.py").exists():
         parser.error(f"--before {args.before}: no otel_monitor package there")
-    configurations = [c for c in build_configurations(Path(sys.executable).parent, ensure_vanilla_venv())
-                      if c.key != "monitor-full"]
+    configurations = [
+        c for c in build_configurations(Path(sys.executable).parent, ensure_vanilla_venv()) if c.key != "monitor-full"
+    ]
     if args.before is not None:
         monitor = next(c for c in configurations if c.key == MONITOR)
-        configurations.append(ElsewhereConfiguration(
-            f"{MONITOR}-before", f"{monitor.label}, from {args.before}", monitor.bin_dir, True, dict(monitor.env),
-            args.before.resolve()))
+        configurations.append(
+            ElsewhereConfiguration(
+                f"{MONITOR}-before",
+                f"{monitor.label}, from {args.before}",
+                monitor.bin_dir,
+                True,
+                dict(monitor.env),
+                args.before.resolve(),
+            )
+        )
     server_cpu, load_cpu = cpu_plan()
     load = LoadSettings(args.duration, args.warmup, CONNECTIONS, args.repetitions, server_cpu, load_cpu)
     with SinkProcess(sys.executable, cpu=load_cpu) as sink:

@@ -27,13 +27,30 @@ FAULTS = ("healthy", *RECEIVER_FAULTS)
 
 def measure(kind: str, app: str, path: str, duration: float, log_dir: Path) -> dict[str, float | int | str]:
     port = free_port()
-    env = clean_environment({
-        "OTEL_SERVICE_NAME": "bench-faults", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "1", "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_BLRP_SCHEDULE_DELAY": "200",
-        "OTEL_METRIC_EXPORT_INTERVAL": "1000", "DATABASE_URL": f"sqlite:///{log_dir / 'faults-shop.db'}"})
+    env = clean_environment(
+        {
+            "OTEL_SERVICE_NAME": "bench-faults",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_BLRP_SCHEDULE_DELAY": "200",
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            "DATABASE_URL": f"sqlite:///{log_dir / 'faults-shop.db'}",
+        }
+    )
     bin_dir = Path(sys.executable).parent
-    command = [str(bin_dir / "opentelemetry-instrument"), str(bin_dir / "uvicorn"), app, "--host", "127.0.0.1",
-               "--port", str(free_port()), "--no-access-log", "--log-level", "warning"]
+    command = [
+        str(bin_dir / "opentelemetry-instrument"),
+        str(bin_dir / "uvicorn"),
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(free_port()),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     server_port = int(command[command.index("--port") + 1])
     with OTLPSink(port=port) if kind == "healthy" else faulty_receiver(kind, port):
         server = AppServer(command, env, server_port, 0, log_dir / f"faults-{kind}.log")
@@ -42,8 +59,14 @@ def measure(kind: str, app: str, path: str, duration: float, log_dir: Path) -> d
             result = run_wrk(server.base_url + path, duration, 16, 1, 1)
         log = server.log_tail(10_000)
     warnings = sum(1 for line in log.splitlines() if "export" in line.lower() and "fail" in line.lower())
-    return {"fault": kind, "rps": result.rps, "p99_ms": result.p99 * 1000, "non_2xx": result.non_2xx,
-            "socket_errors": result.socket_errors, "export_warnings": warnings}
+    return {
+        "fault": kind,
+        "rps": result.rps,
+        "p99_ms": result.p99 * 1000,
+        "non_2xx": result.non_2xx,
+        "socket_errors": result.socket_errors,
+        "export_warnings": warnings,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

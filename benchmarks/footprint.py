@@ -50,12 +50,12 @@ def compile_bytecode(python: str, package_dir: Path) -> None:
     in the environment its modules would be compiled on every start while vanilla's, installed
     by pip, are not.
     """
-    subprocess.run([python, "-m", "compileall", "-q", str(package_dir)], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run([python, "-m", "compileall", "-q", str(package_dir)], check=True, capture_output=True, timeout=300)
 
 
-def measure_startups(configurations: list[Configuration], endpoint: str, runs: int,
-                     cpu: int | None) -> list[StartupResult]:
+def measure_startups(
+    configurations: list[Configuration], endpoint: str, runs: int, cpu: int | None
+) -> list[StartupResult]:
     """Wall time of `[opentelemetry-instrument] python -c pass`, `runs` times each, interleaved (A B C A B C ...)."""
     commands = [(c, c.startup_command(), clean_environment(c.environment(endpoint))) for c in configurations]
     for _, command, env in commands:
@@ -64,12 +64,13 @@ def measure_startups(configurations: list[Configuration], endpoint: str, runs: i
     for _ in range(runs):
         for configuration, command, env in commands:
             seconds[configuration.key].append(_startup_once(command, env, cpu))
-    return [StartupResult(c.key, " ".join(Path(part).name for part in command), seconds[c.key])
-            for c, command, _ in commands]
+    return [
+        StartupResult(c.key, " ".join(Path(part).name for part in command), seconds[c.key])
+        for c, command, _ in commands
+    ]
 
 
-def measure_item_costs(configuration: Configuration, endpoint: str, count: int,
-                       cpu: int | None) -> dict[str, Any]:
+def measure_item_costs(configuration: Configuration, endpoint: str, count: int, cpu: int | None) -> dict[str, Any]:
     """Run ``benchmarks.micro span-cost`` under the configuration's launcher; its JSON line."""
     python = str(configuration.bin_dir / "python")
     command = [python, "-m", "benchmarks.micro", "span-cost", "--count", str(count)]
@@ -97,8 +98,8 @@ class MemoryResult:
         n = len(self.samples_kib)
         if n < 8:
             return False
-        second_quarter = max(self.samples_kib[n // 4: n // 2])
-        last_quarter = max(self.samples_kib[3 * n // 4:])
+        second_quarter = max(self.samples_kib[n // 4 : n // 2])
+        last_quarter = max(self.samples_kib[3 * n // 4 :])
         return last_quarter - second_quarter <= max(0.05 * second_quarter, 4096)
 
     def curve(self, points: int = 12) -> str:
@@ -112,19 +113,34 @@ class MemoryResult:
         return ", ".join(f"{i}s {self.samples_kib[i] / 1024:.0f}" for i in indexes) + " (MiB)"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"samples_kib": self.samples_kib, "plateaued": self.plateaued, "endpoint": self.endpoint,
-                "load": self.load.as_dict() if self.load else None}
+        return {
+            "samples_kib": self.samples_kib,
+            "plateaued": self.plateaued,
+            "endpoint": self.endpoint,
+            "load": self.load.as_dict() if self.load else None,
+        }
 
 
-def measure_memory(configuration: Configuration, app: str, path: str, seconds: float,
-                   connections: int, server_cpu: int | None, load_cpu: int | None,
-                   log_dir: Path) -> MemoryResult:
+def measure_memory(
+    configuration: Configuration,
+    app: str,
+    path: str,
+    seconds: float,
+    connections: int,
+    server_cpu: int | None,
+    load_cpu: int | None,
+    log_dir: Path,
+) -> MemoryResult:
     """Load the server for `seconds` with OTLP pointed at a closed port; sample RSS each second."""
     closed_endpoint = f"http://127.0.0.1:{free_port()}"
     port = free_port()
-    server = AppServer(configuration.server_command(app, port),
-                       clean_environment(configuration.environment(closed_endpoint)),
-                       port, server_cpu, log_dir / f"memory-{configuration.key}.log")
+    server = AppServer(
+        configuration.server_command(app, port),
+        clean_environment(configuration.environment(closed_endpoint)),
+        port,
+        server_cpu,
+        log_dir / f"memory-{configuration.key}.log",
+    )
     result = MemoryResult(samples_kib=[], endpoint=path)
     with server.start(ready_path=path):
         stop = threading.Event()
@@ -164,19 +180,31 @@ class CardinalityResult:
         return bool(self.series) and self.largest[1] <= self.limit + 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {"paths_sent": self.paths_sent, "series": self.series, "limit": self.limit,
-                "bounded": self.bounded}
+        return {"paths_sent": self.paths_sent, "series": self.series, "limit": self.limit, "bounded": self.bounded}
 
 
-def measure_cardinality(configuration: Configuration, app: str, ready_path: str, paths: int,
-                        max_seconds: float, limit: int, python: str, server_cpu: int | None,
-                        load_cpu: int | None, log_dir: Path) -> CardinalityResult:
+def measure_cardinality(
+    configuration: Configuration,
+    app: str,
+    ready_path: str,
+    paths: int,
+    max_seconds: float,
+    limit: int,
+    python: str,
+    server_cpu: int | None,
+    load_cpu: int | None,
+    log_dir: Path,
+) -> CardinalityResult:
     """`paths` requests to never-seen paths (404s), then count the series the receiver got."""
     with SinkProcess(python, count_series=True, cpu=load_cpu) as sink:
         port = free_port()
-        server = AppServer(configuration.server_command(app, port),
-                           clean_environment(configuration.environment(sink.endpoint)),
-                           port, server_cpu, log_dir / f"cardinality-{configuration.key}.log")
+        server = AppServer(
+            configuration.server_command(app, port),
+            clean_environment(configuration.environment(sink.endpoint)),
+            port,
+            server_cpu,
+            log_dir / f"cardinality-{configuration.key}.log",
+        )
         with server.start(ready_path=ready_path):
             load = run_distinct_paths(server.base_url, "/bench-unknown/", paths, max_seconds, cpu=load_cpu)
         # Stopped: the SDK flushed its last metric export at exit.

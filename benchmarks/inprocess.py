@@ -83,10 +83,19 @@ async def _request(app: Any, path: str, state: dict[str, Any]) -> int:
             status = message["status"]
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-        "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-        "query_string": b"", "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"inprocess")],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000), "state": dict(state),
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"inprocess")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": dict(state),
     }
     if _server_log is None:
         await app(scope, receive, send)
@@ -113,8 +122,9 @@ async def _requests(app: Any, path: str, count: int, concurrency: int) -> Counte
     return statuses
 
 
-async def drive(app: Any, path: str, requests: int, warmup: int, concurrency: int,
-                profile: str | None, failing: bool = False) -> dict[str, Any]:
+async def drive(
+    app: Any, path: str, requests: int, warmup: int, concurrency: int, profile: str | None, failing: bool = False
+) -> dict[str, Any]:
     inbox, lifespan = await _lifespan(app)
     status = await _request(app, path, {})
     if (status >= 500) is not failing:
@@ -176,10 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at a time")
     parser.add_argument("--profile", default=None, help="write a cProfile of the measured requests here")
-    parser.add_argument("--floor", choices=("full", "production", "no-sdk"), default=None,
-                        help="run without the launcher, with only the spans otel-monitor creates (see install_floor)")
-    parser.add_argument("--failing", action="store_true",
-                        help="every request is expected to fail with an unhandled exception, logged as uvicorn does")
+    parser.add_argument(
+        "--floor",
+        choices=("full", "production", "no-sdk"),
+        default=None,
+        help="run without the launcher, with only the spans otel-monitor creates (see install_floor)",
+    )
+    parser.add_argument(
+        "--failing",
+        action="store_true",
+        help="every request is expected to fail with an unhandled exception, logged as uvicorn does",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.requests <= 1_000_000 or not 0 <= args.warmup <= 1_000_000 or not 0 < args.concurrency <= 1000:
         parser.error("--requests must be 1..1000000, --warmup 0..1000000 and --concurrency 1..1000")
@@ -188,10 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.failing:
         configure_server_logging()
     result = asyncio.run(
-        drive(load_app(args.app), args.path, args.requests, args.warmup, args.concurrency, args.profile,
-              args.failing))
-    print(f"{args.path}: {result['cpu_us']:.1f} µs CPU, {result['wall_us']:.1f} µs wall per request "
-          f"({args.requests} requests, {args.concurrency} at a time; status {result['statuses']})")
+        drive(load_app(args.app), args.path, args.requests, args.warmup, args.concurrency, args.profile, args.failing)
+    )
+    print(
+        f"{args.path}: {result['cpu_us']:.1f} µs CPU, {result['wall_us']:.1f} µs wall per request "
+        f"({args.requests} requests, {args.concurrency} at a time; status {result['statuses']})"
+    )
     return 0
 
 

@@ -41,18 +41,25 @@ from benchmarks.processes import ROOT, SinkProcess
 _COLLECTED = re.compile(r"==\d+== Collected : (\d+)")
 
 _MONITOR = {
-    "OTEL_PYTHON_DISTRO": "otel_monitor", "OTEL_PYTHON_CONFIGURATOR": "otel_monitor",
+    "OTEL_PYTHON_DISTRO": "otel_monitor",
+    "OTEL_PYTHON_CONFIGURATOR": "otel_monitor",
     "OTEL_SERVICE_NAME": "instructions",
     # Nothing is exported during the run: the export threads would count, and their timing varies.
-    "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_LOGS_EXPORTER": "otlp",
-    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_METRIC_EXPORT_INTERVAL": "3600000",
-    "OTEL_BSP_SCHEDULE_DELAY": "3600000", "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
-    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100000", "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "1",
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_METRICS_EXPORTER": "otlp",
+    "OTEL_LOGS_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+    "OTEL_METRIC_EXPORT_INTERVAL": "3600000",
+    "OTEL_BSP_SCHEDULE_DELAY": "3600000",
+    "OTEL_BSP_MAX_QUEUE_SIZE": "100000",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100000",
+    "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "1",
 }
 # Floors: `benchmarks.inprocess --floor`, no launcher; the spans otel-monitor creates and nothing else.
 FLOORS = {"floor-production": "production", "floor-full": "full", "floor-no-sdk": "no-sdk"}
 _VANILLA = {
-    "OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator",
+    "OTEL_PYTHON_DISTRO": "distro",
+    "OTEL_PYTHON_CONFIGURATOR": "configurator",
     "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true",
     # opentelemetry-distro's default protocol is gRPC, whose exporter the vanilla venv does not have.
     "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
@@ -60,21 +67,36 @@ _VANILLA = {
 }
 # --failing: exported at exit in one batch, to a sink that answers; the flush is given time to finish.
 _EXPORT_AT_EXIT = {
-    "OTEL_BLRP_SCHEDULE_DELAY": "3600000", "OTEL_BLRP_MAX_QUEUE_SIZE": "100000",
-    "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "100000", "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "600",
+    "OTEL_BLRP_SCHEDULE_DELAY": "3600000",
+    "OTEL_BLRP_MAX_QUEUE_SIZE": "100000",
+    "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "100000",
+    "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "600",
 }
 CONFIGURATIONS = {
     "uninstrumented": None,
     "vanilla": _VANILLA,
-    "monitor-production": {**_MONITOR, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-                           "OTEL_TRACES_SAMPLER_ARG": "0.1", "OTEL_MONITOR_LOG_LEVEL": "INFO"},
+    "monitor-production": {
+        **_MONITOR,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        "OTEL_MONITOR_LOG_LEVEL": "INFO",
+    },
     "monitor-full": {**_MONITOR, "OTEL_TRACES_SAMPLER": "parentbased_always_on"},
 }
 
 
-def count(environment: dict[str, str] | None, app: str, path: str, requests: int, timeout: float,
-          floor: str | None = None, extra: dict[str, str] | None = None, concurrency: int = 1,
-          bin_dir: Path | None = None, failing: bool = False) -> int:
+def count(
+    environment: dict[str, str] | None,
+    app: str,
+    path: str,
+    requests: int,
+    timeout: float,
+    floor: str | None = None,
+    extra: dict[str, str] | None = None,
+    concurrency: int = 1,
+    bin_dir: Path | None = None,
+    failing: bool = False,
+) -> int:
     """Instructions of one whole run (every process and thread) of ``requests`` requests.
 
     Under ``opentelemetry-instrument`` with ``environment`` unless it is None;
@@ -82,8 +104,21 @@ def count(environment: dict[str, str] | None, app: str, path: str, requests: int
     ``bin_dir`` is the venv to run in (otel-monitor's by default).
     """
     bin_dir = bin_dir or Path(sys.executable).parent
-    command = [str(bin_dir / "python"), "-m", "benchmarks.inprocess", "--app", app, "--path", path,
-               "--requests", str(requests), "--warmup", "50", "--concurrency", str(concurrency)]
+    command = [
+        str(bin_dir / "python"),
+        "-m",
+        "benchmarks.inprocess",
+        "--app",
+        app,
+        "--path",
+        path,
+        "--requests",
+        str(requests),
+        "--warmup",
+        "50",
+        "--concurrency",
+        str(concurrency),
+    ]
     if floor is not None:
         command += ["--floor", floor]
     if failing:
@@ -108,8 +143,14 @@ def callgrind_total(command: list[str], env: dict[str, str] | None, timeout: flo
     """
     env = dict(os.environ if env is None else env)
     env.setdefault("PYTHONHASHSEED", "0")
-    done = subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=/dev/null",
-                           *command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=/dev/null", *command],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     totals = [int(n) for n in _COLLECTED.findall(done.stderr)]
     if done.returncode != 0 or not totals:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-800:]}")
@@ -123,21 +164,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--few", type=int, default=100)
     parser.add_argument("--many", type=int, default=400)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per valgrind run at most")
-    parser.add_argument("--disable", default="", metavar="NAMES",
-                        help="OTEL_PYTHON_DISABLED_INSTRUMENTATIONS for the instrumented runs, e.g. sqlalchemy")
+    parser.add_argument(
+        "--disable",
+        default="",
+        metavar="NAMES",
+        help="OTEL_PYTHON_DISABLED_INSTRUMENTATIONS for the instrumented runs, e.g. sqlalchemy",
+    )
     parser.add_argument("--no-floors", action="store_true", help="skip the floor configurations")
-    parser.add_argument("--concurrency", type=int, default=1,
-                        help="requests in flight at a time (a loaded server has many: uvicorn under wrk's 32 connections)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="an environment variable for the instrumented runs (repeatable), "
-                             "e.g. OTEL_MONITOR_LEAN_REQUESTS=false")
-    parser.add_argument("--failing", action="store_true",
-                        help="every request fails (e.g. --app benchmarks.request_path_app:app --path /fail); "
-                             "telemetry is exported to a local sink at exit and counted")
-    parser.add_argument("--vanilla", action="store_true",
-                        help="build the vanilla venv if it is missing (otherwise vanilla runs only when it exists)")
-    parser.add_argument("--only", default="", metavar="NAMES",
-                        help="comma-separated configurations to count (default: all), e.g. uninstrumented,monitor-production")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="requests in flight at a time (a loaded server has many: uvicorn under wrk's 32 connections)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable for the instrumented runs (repeatable), e.g. OTEL_MONITOR_LEAN_REQUESTS=false",
+    )
+    parser.add_argument(
+        "--failing",
+        action="store_true",
+        help="every request fails (e.g. --app benchmarks.request_path_app:app --path /fail); "
+        "telemetry is exported to a local sink at exit and counted",
+    )
+    parser.add_argument(
+        "--vanilla",
+        action="store_true",
+        help="build the vanilla venv if it is missing (otherwise vanilla runs only when it exists)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="NAMES",
+        help="comma-separated configurations to count (default: all), e.g. uninstrumented,monitor-production",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.few < args.many <= 100_000:
         parser.error("need 0 < --few < --many <= 100000")
@@ -151,16 +214,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("valgrind is not installed (Debian: apt-get install valgrind)")
     vanilla_bin = ensure_vanilla_venv() if args.vanilla else VANILLA_VENV / "bin"
     runs: list[tuple[str, dict[str, str] | None, str | None]] = [
-        (name, environment, None) for name, environment in CONFIGURATIONS.items()
-        if name != "vanilla" or (vanilla_bin / "opentelemetry-instrument").exists()]
+        (name, environment, None)
+        for name, environment in CONFIGURATIONS.items()
+        if name != "vanilla" or (vanilla_bin / "opentelemetry-instrument").exists()
+    ]
     if not args.no_floors:
         runs += [(name, None, floor) for name, floor in FLOORS.items()]
     if args.only:
         wanted = {name.strip() for name in args.only.split(",")} | {"uninstrumented"}
         unknown = wanted - {name for name, _, _ in runs}
         if unknown:
-            parser.error(f"--only: unknown configuration(s) {', '.join(sorted(unknown))} "
-                         f"(known: {', '.join(name for name, _, _ in runs)})")
+            parser.error(
+                f"--only: unknown configuration(s) {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(name for name, _, _ in runs)})"
+            )
         runs = [run for run in runs if run[0] in wanted]
     per_request: dict[str, float] = {}
     sink = SinkProcess(sys.executable).start() if args.failing else None
@@ -173,8 +240,21 @@ def main(argv: list[str] | None = None) -> int:
             if instrumented:
                 extra.update(given)
             venv = vanilla_bin if name == "vanilla" else None
-            few, many = (count(environment, args.app, args.path, n, args.timeout, floor, extra, args.concurrency,
-                               venv, args.failing) for n in (args.few, args.many))
+            few, many = (
+                count(
+                    environment,
+                    args.app,
+                    args.path,
+                    n,
+                    args.timeout,
+                    floor,
+                    extra,
+                    args.concurrency,
+                    venv,
+                    args.failing,
+                )
+                for n in (args.few, args.many)
+            )
             per_request[name] = (many - few) / (args.many - args.few)
             report(args.path, name, per_request)
     finally:

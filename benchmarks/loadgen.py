@@ -91,10 +91,18 @@ def parse_wrk_output(text: str) -> WrkResult:
     )
 
 
-def wrk_command(url: str, duration: float, connections: int, threads: int,
-                cpu: int | None = None, script: Path | None = None) -> list[str]:
-    command = ["wrk", "--latency", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
-               "--timeout", "10s"]
+def wrk_command(
+    url: str, duration: float, connections: int, threads: int, cpu: int | None = None, script: Path | None = None
+) -> list[str]:
+    command = [
+        "wrk",
+        "--latency",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+    ]
     if script is not None:
         command += ["-s", str(script)]
     command.append(url)
@@ -103,8 +111,15 @@ def wrk_command(url: str, duration: float, connections: int, threads: int,
     return command
 
 
-def run_wrk(url: str, duration: float, connections: int = 32, threads: int = 1,
-            cpu: int | None = None, script: Path | None = None, finished_marker: Path | None = None) -> WrkResult:
+def run_wrk(
+    url: str,
+    duration: float,
+    connections: int = 32,
+    threads: int = 1,
+    cpu: int | None = None,
+    script: Path | None = None,
+    finished_marker: Path | None = None,
+) -> WrkResult:
     """Load `url` for `duration` seconds, or until `finished_marker` exists; bounded by a hard timeout."""
     if shutil.which("wrk") is None:
         raise WrkError("wrk is not installed: apt-get install wrk")
@@ -127,8 +142,9 @@ def run_wrk(url: str, duration: float, connections: int = 32, threads: int = 1,
     return parse_wrk_output(stdout)
 
 
-def run_distinct_paths(base_url: str, prefix: str, count: int, max_seconds: float,
-                       connections: int = 32, cpu: int | None = None) -> WrkResult:
+def run_distinct_paths(
+    base_url: str, prefix: str, count: int, max_seconds: float, connections: int = 32, cpu: int | None = None
+) -> WrkResult:
     """Send up to `count` requests, each to a path never seen before (`prefix` + n)."""
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "distinct.lua"

@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=4, help="whole seconds, as wrk takes them")
     parser.add_argument("--warmup", type=int, default=2, help="whole seconds of load on each server first")
-    parser.add_argument("--together", action="store_true",
-                        help="load both servers at once (each with its own wrk), both on the one core")
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="load both servers at once (each with its own wrk), both on the one core",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or not 1 <= args.seconds <= 60 or not 1 <= args.warmup <= 60:
         parser.error("--rounds must be at least 1, --seconds and --warmup from 1 to 60")
@@ -87,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
             for index, configuration in enumerate(pair):
                 port = free_port()
                 env = clean_environment(configuration.environment(sink.endpoint, service=f"paired-{configuration.key}"))
-                server = AppServer(configuration.server_command(args.app, port), env, port, server_cpu,
-                                   Path(work) / f"{index}-{configuration.key}.log")
+                server = AppServer(
+                    configuration.server_command(args.app, port),
+                    env,
+                    port,
+                    server_cpu,
+                    Path(work) / f"{index}-{configuration.key}.log",
+                )
                 servers.append(server)  # before it starts: an interrupted start is still stopped
                 server.start(args.path)
             for server in servers:
@@ -120,9 +128,12 @@ def main(argv: list[str] | None = None) -> int:
                 cpu_ratio = efficiency[1] / efficiency[0] if efficiency[0] > 0 else 0.0
                 cpu_ratios.append(cpu_ratio)
                 first_label = "both at once" if args.together else f"{pair[order[0]].key} first"
-                print(f"round {round_number + 1} ({first_label}): {pair[0].key} {got[0]:,.0f} req/s "
-                      f"({efficiency[0]:,.0f} per CPU-second), {pair[1].key} {got[1]:,.0f} req/s "
-                      f"({efficiency[1]:,.0f}), ratio {ratio:.3f}, per CPU-second {cpu_ratio:.3f}", flush=True)
+                print(
+                    f"round {round_number + 1} ({first_label}): {pair[0].key} {got[0]:,.0f} req/s "
+                    f"({efficiency[0]:,.0f} per CPU-second), {pair[1].key} {got[1]:,.0f} req/s "
+                    f"({efficiency[1]:,.0f}), ratio {ratio:.3f}, per CPU-second {cpu_ratio:.3f}",
+                    flush=True,
+                )
         finally:
             for server in servers:
                 server.stop()
@@ -130,22 +141,29 @@ def main(argv: list[str] | None = None) -> int:
     loaded = args.rounds * args.seconds
     how = "rounds with both loaded at once" if args.together else "alternating rounds"
     print(f"\n{args.path}, {args.rounds} {how} of {args.seconds} s, both servers kept up:")
-    print(f"{pair[1].key} / {pair[0].key}: median of the round ratios {statistics.median(ratios):.2f}x "
-          f"(rounds {min(ratios):.2f}–{max(ratios):.2f}); ratio of the medians {second / first:.2f}x "
-          f"({second:,.0f} / {first:,.0f} req/s)")
-    print(f"requests per CPU-second: median of the round ratios {statistics.median(cpu_ratios):.2f}x "
-          f"(rounds {min(cpu_ratios):.2f}–{max(cpu_ratios):.2f}); ratio of the medians "
-          f"{statistics.median(per_cpu[1]) / max(statistics.median(per_cpu[0]), 1e-9):.2f}x")
+    print(
+        f"{pair[1].key} / {pair[0].key}: median of the round ratios {statistics.median(ratios):.2f}x "
+        f"(rounds {min(ratios):.2f}–{max(ratios):.2f}); ratio of the medians {second / first:.2f}x "
+        f"({second:,.0f} / {first:,.0f} req/s)"
+    )
+    print(
+        f"requests per CPU-second: median of the round ratios {statistics.median(cpu_ratios):.2f}x "
+        f"(rounds {min(cpu_ratios):.2f}–{max(cpu_ratios):.2f}); ratio of the medians "
+        f"{statistics.median(per_cpu[1]) / max(statistics.median(per_cpu[0]), 1e-9):.2f}x"
+    )
     if not args.together:
-        print(f"while the other was loaded, {pair[0].key} used {100 * idle_cpu[0] / loaded:.1f}% of a core and "
-              f"{pair[1].key} {100 * idle_cpu[1] / loaded:.1f}%")
+        print(
+            f"while the other was loaded, {pair[0].key} used {100 * idle_cpu[0] / loaded:.1f}% of a core and "
+            f"{pair[1].key} {100 * idle_cpu[1] / loaded:.1f}%"
+        )
     if failed:
         print(f"{failed:,} answers were errors or failed connections (non-2xx, socket errors); they count in req/s")
     return 0
 
 
-def _load_together(servers: list[Any], path: str, seconds: int, load_cpu: int | None,
-                   run_wrk: Any) -> tuple[dict[int, Any], dict[int, float]]:
+def _load_together(
+    servers: list[Any], path: str, seconds: int, load_cpu: int | None, run_wrk: Any
+) -> tuple[dict[int, Any], dict[int, float]]:
     """Both servers loaded at once, each by its own wrk: their loads and the CPU seconds each used meanwhile."""
     import threading
 

@@ -52,8 +52,9 @@ def rss_kib(pid: int) -> int | None:
 class SinkProcess:
     """`python -m benchmarks.sink` in its own process; its counts over HTTP."""
 
-    def __init__(self, python: str, count_series: bool = False, cpu: int | None = None,
-                 count_records: bool = False) -> None:
+    def __init__(
+        self, python: str, count_series: bool = False, cpu: int | None = None, count_records: bool = False
+    ) -> None:
         self.python = python
         self.count_series = count_series
         self.count_records = count_records
@@ -67,8 +68,9 @@ class SinkProcess:
             command.append("--count-series")
         if self.count_records:
             command.append("--count-records")
-        self._process = subprocess.Popen(pinned(command, self.cpu), cwd=ROOT, stdout=subprocess.PIPE,
-                                         text=True, env=clean_environment({}))
+        self._process = subprocess.Popen(
+            pinned(command, self.cpu), cwd=ROOT, stdout=subprocess.PIPE, text=True, env=clean_environment({})
+        )
         assert self._process.stdout is not None
         first = self._process.stdout.readline()
         if not first:
@@ -107,8 +109,7 @@ class AppServer:
     pid we hold is the server's own: RSS sampling and py-spy see the app.
     """
 
-    def __init__(self, command: list[str], env: dict[str, str], port: int,
-                 cpu: int | None, log_path: Path) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], port: int, cpu: int | None, log_path: Path) -> None:
         self.command = pinned(command, cpu)
         self.env = env
         self.port = port
@@ -128,14 +129,16 @@ class AppServer:
     def start(self, ready_path: str, timeout: float = 60.0) -> AppServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
-        self._process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=self._log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+        self._process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 self.stop()
-                raise RuntimeError(f"server exited with {self._process.returncode}: "
-                                   f"{' '.join(self.command)}\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"server exited with {self._process.returncode}: {' '.join(self.command)}\n{self.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(self.base_url + ready_path, timeout=2) as reply:
                     if reply.status == 200:

@@ -25,9 +25,13 @@ class Profile:
     raw_path: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "samples": self.samples, "raw": self.raw_path,
-                "self_time": [{"frame": frame, "samples": n} for frame, n in self.self_time],
-                "by_package": self.by_package}
+        return {
+            "endpoint": self.endpoint,
+            "samples": self.samples,
+            "raw": self.raw_path,
+            "self_time": [{"frame": frame, "samples": n} for frame, n in self.self_time],
+            "by_package": self.by_package,
+        }
 
 
 # Stack frames whose file path contains one of these count towards that group.
@@ -82,15 +86,24 @@ def summarize_collapsed(text: str, top: int = 15) -> tuple[int, list[tuple[str, 
             continue
         total += count
         leaves[short_frame(frames[-1])] += count
-        owner = next((group for frame in reversed(frames) for group, marker in _GROUPS.items() if marker in frame),
-                     "other")
+        owner = next(
+            (group for frame in reversed(frames) for group, marker in _GROUPS.items() if marker in frame), "other"
+        )
         groups[owner] += count
     return total, leaves.most_common(top), dict(groups)
 
 
-def profile_under_load(configuration: Configuration, app: str, path: str, seconds: float,
-                       connections: int, server_cpu: int | None, load_cpu: int | None,
-                       endpoint: str, out_dir: Path) -> Profile | None:
+def profile_under_load(
+    configuration: Configuration,
+    app: str,
+    path: str,
+    seconds: float,
+    connections: int,
+    server_cpu: int | None,
+    load_cpu: int | None,
+    endpoint: str,
+    out_dir: Path,
+) -> Profile | None:
     """Record `seconds` of py-spy samples while wrk loads `path`; None when py-spy is absent."""
     # The harness's own venv has py-spy (dev extra); the profiled server's venv may not.
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -100,16 +113,38 @@ def profile_under_load(configuration: Configuration, app: str, path: str, second
     name = path.strip("/").replace("/", "_") or "root"
     raw_path = out_dir / f"profile-{configuration.key}-{name}.txt"
     port = free_port()
-    server = AppServer(configuration.server_command(app, port),
-                       clean_environment(configuration.environment(endpoint)),
-                       port, server_cpu, out_dir / f"profile-{configuration.key}.log")
+    server = AppServer(
+        configuration.server_command(app, port),
+        clean_environment(configuration.environment(endpoint)),
+        port,
+        server_cpu,
+        out_dir / f"profile-{configuration.key}.log",
+    )
     with server.start(ready_path=path):
         load = threading.Thread(target=run_wrk, args=(server.base_url + path, seconds + 2, connections, 1, load_cpu))
         load.start()
         # --nonblocking: sampling must not pause the server it measures.
-        subprocess.run([py_spy, "record", "--pid", str(server.pid), "--duration", str(int(seconds)),
-                        "--rate", "200", "--nonblocking", "--nolineno", "--full-filenames", "--format", "raw",
-                        "-o", str(raw_path)], capture_output=True, timeout=seconds + 60)
+        subprocess.run(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(server.pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--nolineno",
+                "--full-filenames",
+                "--format",
+                "raw",
+                "-o",
+                str(raw_path),
+            ],
+            capture_output=True,
+            timeout=seconds + 60,
+        )
         load.join()
     if not raw_path.exists():
         print("  py-spy produced no profile (ptrace not permitted?)")

@@ -52,8 +52,9 @@ def machine_facts() -> dict[str, Any]:
         "kernel": platform.release(),
         "load_average": os.getloadavg()[0],
         "wrk": wrk,
-        "packages": {name: installed_version(name) for name in
-                     ("opentelemetry-sdk", "fastapi", "SQLAlchemy", "uvicorn")},
+        "packages": {
+            name: installed_version(name) for name in ("opentelemetry-sdk", "fastapi", "SQLAlchemy", "uvicorn")
+        },
         "argv": " ".join(sys.argv[1:]),
     }
 
@@ -131,7 +132,8 @@ def throughput_table(rows: list[Row]) -> list[str]:
             f"| {fmt_ratio(ratio(row.rps, vanilla.rps if vanilla else None))} "
             f"| {fmt_ratio(ratio(row.p99, base.p99 if base else None))} "
             f"| {'–' if added is None else f'{added:,.0f}'} "
-            f"| {'–' if spans is None else f'{spans:.1f}'} | {'–' if per_span is None else f'{per_span:,.0f}'} |")
+            f"| {'–' if spans is None else f'{spans:.1f}'} | {'–' if per_span is None else f'{per_span:,.0f}'} |"
+        )
     return lines
 
 
@@ -144,21 +146,38 @@ def target_lines(rows: list[Row], startup: dict[str, float] | None) -> list[str]
         value = ratio(row.rps if row else None, base.rps if base else None)
         verdict = "not measured" if value is None else ("met" if value >= minimum else "NOT met")
         paired = paired_ratios(row, base)
-        spread = (f" (for information, the ratio repetition by repetition: {', '.join(f'{r:.2f}' for r in paired)}; "
-                  f"median {statistics.median(paired):.2f}x)" if len(paired) > 1 else "")
-        lines.append(f"- {configuration} {endpoint}: {fmt_ratio(value)} of {against} "
-                     f"(target ≥ {minimum}x): {verdict}{spread}")
+        spread = (
+            f" (for information, the ratio repetition by repetition: {', '.join(f'{r:.2f}' for r in paired)}; "
+            f"median {statistics.median(paired):.2f}x)"
+            if len(paired) > 1
+            else ""
+        )
+        lines.append(
+            f"- {configuration} {endpoint}: {fmt_ratio(value)} of {against} (target ≥ {minimum}x): {verdict}{spread}"
+        )
     if startup and "vanilla" in startup and "monitor" in startup:
         value = startup["monitor"] / startup["vanilla"]
-        lines.append(f"- startup otel-monitor / vanilla: {value:.2f}x (target ≤ {STARTUP_TARGET}x): "
-                     f"{'met' if value <= STARTUP_TARGET else 'NOT met'}")
+        lines.append(
+            f"- startup otel-monitor / vanilla: {value:.2f}x (target ≤ {STARTUP_TARGET}x): "
+            f"{'met' if value <= STARTUP_TARGET else 'NOT met'}"
+        )
     return lines
 
 
-def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
-           telemetry: dict[str, dict[str, int]], census: list[Census], startup: list[StartupResult],
-           costs: dict[str, dict[str, Any]], memory: MemoryResult | None,
-           cardinality: CardinalityResult | None, profiles: list[Profile], args: argparse.Namespace) -> str:
+def render(
+    facts: dict[str, Any],
+    app: str,
+    notes: list[str],
+    rows: list[Row],
+    telemetry: dict[str, dict[str, int]],
+    census: list[Census],
+    startup: list[StartupResult],
+    costs: dict[str, dict[str, Any]],
+    memory: MemoryResult | None,
+    cardinality: CardinalityResult | None,
+    profiles: list[Profile],
+    args: argparse.Namespace,
+) -> str:
     """The whole report as markdown, headed for the README's performance section."""
     packages = ", ".join(f"{name} {v}" for name, v in facts["packages"].items())
     lines = [
@@ -174,50 +193,77 @@ def render(facts: dict[str, Any], app: str, notes: list[str], rows: list[Row],
         *([*throughput_table(rows), ""] if rows else []),
     ]
     if telemetry:
-        lines.append("Telemetry received by the sink (all repetitions): " + "; ".join(
-            f"{key}: " + ", ".join(f"{signal} {fmt_bytes(n)}" for signal, n in sorted(counts.items()))
-            for key, counts in telemetry.items() if any(counts.values())) + ".")
+        lines.append(
+            "Telemetry received by the sink (all repetitions): "
+            + "; ".join(
+                f"{key}: " + ", ".join(f"{signal} {fmt_bytes(n)}" for signal, n in sorted(counts.items()))
+                for key, counts in telemetry.items()
+                if any(counts.values())
+            )
+            + "."
+        )
         lines.append("")
     if census:
-        lines.append("Spans exported per request (names × count per request): " + "; ".join(
-            f"{c.configuration} {c.endpoint}: " + (", ".join(
-                f"`{name}` × {n / c.requests:.1f}" for name, n in sorted(c.span_names.items())) or "none")
-            for c in census) + ".")
+        lines.append(
+            "Spans exported per request (names × count per request): "
+            + "; ".join(
+                f"{c.configuration} {c.endpoint}: "
+                + (", ".join(f"`{name}` × {n / c.requests:.1f}" for name, n in sorted(c.span_names.items())) or "none")
+                for c in census
+            )
+            + "."
+        )
         lines.append("")
     if startup:
         vanilla = next((s.median for s in startup if s.configuration == "vanilla"), None)
         lines += ["| startup | median ms | best ms | median vs vanilla |", "|---|---|---|---|"]
-        lines += [f"| {s.configuration}: `{s.command}` | {s.median * 1000:.0f} | {s.best * 1000:.0f} "
-                  f"| {fmt_ratio(None if s.configuration == 'uninstrumented' else ratio(s.median, vanilla))} |"
-                  for s in startup]
+        lines += [
+            f"| {s.configuration}: `{s.command}` | {s.median * 1000:.0f} | {s.best * 1000:.0f} "
+            f"| {fmt_ratio(None if s.configuration == 'uninstrumented' else ratio(s.median, vanilla))} |"
+            for s in startup
+        ]
         lines.append("")
         if any(s.configuration.startswith("floor-") for s in startup):
-            lines.append("The floors run no otel-monitor code: the launcher with its default distro and no "
-                         "instrumentation (`floor-launcher`: no configurator, so no SDK), then with the SDK's own "
-                         "configurator (`floor-sdk`: its providers, no exporter; `floor-otlp`: with its OTLP/HTTP "
-                         "exporters on the SDK's urllib3 transport), in otel-monitor's venv.")
+            lines.append(
+                "The floors run no otel-monitor code: the launcher with its default distro and no "
+                "instrumentation (`floor-launcher`: no configurator, so no SDK), then with the SDK's own "
+                "configurator (`floor-sdk`: its providers, no exporter; `floor-otlp`: with its OTLP/HTTP "
+                "exporters on the SDK's urllib3 transport), in otel-monitor's venv."
+            )
             lines.append("")
     if costs:
-        lines += ["| per-item cost (µs) | server+child span pair | histogram record | INFO log record |",
-                  "|---|---|---|---|"]
-        lines += [f"| {key} | {c['span_pair_us']:.1f} | {c['histogram_record_us']:.2f} | {c['log_record_us']:.1f} |"
-                  for key, c in costs.items()]
+        lines += [
+            "| per-item cost (µs) | server+child span pair | histogram record | INFO log record |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {key} | {c['span_pair_us']:.1f} | {c['histogram_record_us']:.2f} | {c['log_record_us']:.1f} |"
+            for key, c in costs.items()
+        ]
         lines.append("")
     if memory is not None:
-        lines.append(f"Memory, otel-monitor full, collector unreachable, {len(memory.samples_kib)} s of load on "
-                     f"`{memory.endpoint}` ({memory.load.rps if memory.load else 0:,.0f} req/s): {memory.curve()}; "
-                     f"{'plateaued' if memory.plateaued else 'STILL GROWING'}.")
+        lines.append(
+            f"Memory, otel-monitor full, collector unreachable, {len(memory.samples_kib)} s of load on "
+            f"`{memory.endpoint}` ({memory.load.rps if memory.load else 0:,.0f} req/s): {memory.curve()}; "
+            f"{'plateaued' if memory.plateaued else 'STILL GROWING'}."
+        )
     if cardinality is not None:
         name, largest = cardinality.largest
-        lines.append(f"Cardinality, otel-monitor full: {cardinality.paths_sent:,} distinct unknown paths gave "
-                     f"{sum(cardinality.series.values()):,} metric series in all; largest `{name}` with "
-                     f"{largest:,} ({'bounded' if cardinality.bounded else 'UNBOUNDED'}, "
-                     f"limit {cardinality.limit}).")
+        lines.append(
+            f"Cardinality, otel-monitor full: {cardinality.paths_sent:,} distinct unknown paths gave "
+            f"{sum(cardinality.series.values()):,} metric series in all; largest `{name}` with "
+            f"{largest:,} ({'bounded' if cardinality.bounded else 'UNBOUNDED'}, "
+            f"limit {cardinality.limit})."
+        )
     lines += ["", "Targets:", *target_lines(rows, _startup_medians(startup))]
     if notes:
         lines += ["", "Notes:", *[f"- {note}" for note in notes]]
     for profile in profiles:
-        lines += ["", f"Top self-time frames, otel-monitor full, `{profile.endpoint}` ({profile.samples} busy samples):", ""]
+        lines += [
+            "",
+            f"Top self-time frames, otel-monitor full, `{profile.endpoint}` ({profile.samples} busy samples):",
+            "",
+        ]
         lines += [f"    {n * 100 / max(profile.samples, 1):5.1f}%  {frame}" for frame, n in profile.self_time]
         lines.append(
             "    self time by package (stdlib charged to its caller): "

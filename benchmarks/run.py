@@ -93,27 +93,48 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each case")
     parser.add_argument("--repetitions", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--census-requests", type=int, default=20,
-                        help="requests per endpoint whose exported spans are counted (0 skips)")
+    parser.add_argument(
+        "--census-requests",
+        type=int,
+        default=20,
+        help="requests per endpoint whose exported spans are counted (0 skips)",
+    )
     parser.add_argument("--startup-runs", type=int, default=10)
     parser.add_argument("--span-count", type=int, default=20000, help="items per per-item cost measurement")
     parser.add_argument("--memory-seconds", type=float, default=60.0, help="0 skips the memory run")
     parser.add_argument("--paths", type=int, default=100_000, help="distinct paths for the cardinality run; 0 skips")
     parser.add_argument("--paths-seconds", type=float, default=300.0, help="upper bound on the cardinality run")
     parser.add_argument("--cardinality-limit", type=int, default=2000)
-    parser.add_argument("--profile-seconds", type=float, default=0.0,
-                        help="py-spy the otel-monitor-full server this long per endpoint (0: no profile)")
+    parser.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=0.0,
+        help="py-spy the otel-monitor-full server this long per endpoint (0: no profile)",
+    )
     parser.add_argument("--no-vanilla", action="store_true", help="skip the vanilla venv and configuration")
     parser.add_argument("--no-failing", action="store_true", help="skip the failing endpoint")
-    parser.add_argument("--no-failing-instructions", action="store_true",
-                        help="skip the valgrind count of instructions per failed request (minutes per configuration)")
-    parser.add_argument("--storm-seconds", type=int, default=60,
-                        help="seconds of the error storm (100%% failures, otel-monitor production profile); 0 skips")
-    parser.add_argument("--quick", action="store_true",
-                        help="a short development run: 2 s cases, 1 repetition, short memory and 5,000 paths")
+    parser.add_argument(
+        "--no-failing-instructions",
+        action="store_true",
+        help="skip the valgrind count of instructions per failed request (minutes per configuration)",
+    )
+    parser.add_argument(
+        "--storm-seconds",
+        type=int,
+        default=60,
+        help="seconds of the error storm (100%% failures, otel-monitor production profile); 0 skips",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short development run: 2 s cases, 1 repetition, short memory and 5,000 paths",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
-    parser.add_argument("--update-readme", action="store_true",
-                        help=f"also replace the README block between {README_START} and {README_END}")
+    parser.add_argument(
+        "--update-readme",
+        action="store_true",
+        help=f"also replace the README block between {README_START} and {README_END}",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.repetitions = 2.0, 0.5, 1
@@ -126,8 +147,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     facts = machine_facts()
-    print(f"machine: {facts['cores']} cores, {facts['cpu']}, Python {facts['python']}, "
-          f"load average {facts['load_average']:.2f}", flush=True)
+    print(
+        f"machine: {facts['cores']} cores, {facts['cpu']}, Python {facts['python']}, "
+        f"load average {facts['load_average']:.2f}",
+        flush=True,
+    )
     app, app_note = choose_app(args.app)
     notes = [app_note] if app_note else []
     server_cpu, load_cpu = cpu_plan()
@@ -139,12 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         conflict = sqlalchemy_instrumentation_conflict(vanilla_bin)
         if conflict:
             notes.append(f"vanilla emits no database spans: the launcher skips SQLAlchemy ({conflict})")
-        notes.append("vanilla exports uncompressed (its default), and its log bridge leaves the root logger at "
-                     "WARNING, so it exports none of the app's INFO records; otel-monitor gzips by default")
+        notes.append(
+            "vanilla exports uncompressed (its default), and its log bridge leaves the root logger at "
+            "WARNING, so it exports none of the app's INFO records; otel-monitor gzips by default"
+        )
     monitor_conflict = sqlalchemy_instrumentation_conflict(monitor_bin)
     if monitor_conflict:
-        notes.append("otel-monitor's venv has the same conflict; whether its distro still traces SQLAlchemy "
-                     "shows in the spans per request")
+        notes.append(
+            "otel-monitor's venv has the same conflict; whether its distro still traces SQLAlchemy "
+            "shows in the spans per request"
+        )
     configurations = build_configurations(monitor_bin, vanilla_bin)
     by_key: dict[str, Configuration] = {c.key: c for c in configurations}
     endpoints = [Endpoint("trivial", args.trivial_path), Endpoint("database", args.database_path)]
@@ -157,31 +185,62 @@ def main(argv: list[str] | None = None) -> int:
         print("census: spans exported per request", flush=True)
         for configuration in configurations:
             if configuration.instrumented:
-                census += attempt(notes, f"census of {configuration.key}", take_census, configuration, app,
-                                  {e.name: e.path for e in endpoints}, args.census_requests, log_dir) or []
+                census += (
+                    attempt(
+                        notes,
+                        f"census of {configuration.key}",
+                        take_census,
+                        configuration,
+                        app,
+                        {e.name: e.path for e in endpoints},
+                        args.census_requests,
+                        log_dir,
+                    )
+                    or []
+                )
     spans = {(c.configuration, c.endpoint): c.spans_per_request for c in census}
     startup: list[StartupResult] = []
     costs: dict[str, dict[str, Any]] = {}
     with SinkProcess(sys.executable, cpu=load_cpu) as sink:
-        print(f"throughput: {len(configurations)} configurations x {len(endpoints)} endpoints x "
-              f"{args.repetitions} repetitions of {args.duration:g} s", flush=True)
+        print(
+            f"throughput: {len(configurations)} configurations x {len(endpoints)} endpoints x "
+            f"{args.repetitions} repetitions of {args.duration:g} s",
+            flush=True,
+        )
         results: ThroughputResults = measure_throughput(configurations, endpoints, app, load, sink, log_dir)
         notes += [f"{key} did not start: {message}" for key, message in results.failures.items()]
         failing_results = None
         if not args.no_failing:
-            failing_results = attempt(notes, "failing endpoint", failing.measure_failing, configurations, load, sink,
-                                      log_dir, not args.no_failing_instructions)
+            failing_results = attempt(
+                notes,
+                "failing endpoint",
+                failing.measure_failing,
+                configurations,
+                load,
+                sink,
+                log_dir,
+                not args.no_failing_instructions,
+            )
         print("startup and per-item costs", flush=True)
         starting = [by_key[key] for key in ("uninstrumented", "vanilla", "monitor-full") if key in by_key]
         starting += startup_floors(monitor_bin)
         if starting and args.startup_runs > 0:
             compile_bytecode(sys.executable, ROOT / "otel_monitor")
-            startup = attempt(notes, "startup", measure_startups, starting, sink.endpoint, args.startup_runs,
-                              server_cpu) or []
+            startup = (
+                attempt(notes, "startup", measure_startups, starting, sink.endpoint, args.startup_runs, server_cpu)
+                or []
+            )
         for configuration in configurations:
             if configuration.instrumented and args.span_count > 0:
-                cost = attempt(notes, f"per-item costs of {configuration.key}", measure_item_costs,
-                               configuration, sink.endpoint, args.span_count, server_cpu)
+                cost = attempt(
+                    notes,
+                    f"per-item costs of {configuration.key}",
+                    measure_item_costs,
+                    configuration,
+                    sink.endpoint,
+                    args.span_count,
+                    server_cpu,
+                )
                 if cost is not None:
                     costs[configuration.key] = cost
         sink_totals = sink.stats()
@@ -189,9 +248,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile_seconds > 0:
             for endpoint in endpoints:
                 print(f"profiling monitor-full on {endpoint.path}", flush=True)
-                profile = attempt(notes, f"profile of {endpoint.path}", profile_under_load, by_key["monitor-full"],
-                                  app, endpoint.path, args.profile_seconds, args.connections, server_cpu,
-                                  load_cpu, sink.endpoint, args.output)
+                profile = attempt(
+                    notes,
+                    f"profile of {endpoint.path}",
+                    profile_under_load,
+                    by_key["monitor-full"],
+                    app,
+                    endpoint.path,
+                    args.profile_seconds,
+                    args.connections,
+                    server_cpu,
+                    load_cpu,
+                    sink.endpoint,
+                    args.output,
+                )
                 if profile is not None:
                     profiles.append(profile)
     print(f"sink received: {json.dumps(sink_totals)}", flush=True)
@@ -199,27 +269,77 @@ def main(argv: list[str] | None = None) -> int:
     memory = None
     if args.memory_seconds > 0:
         print(f"memory: {args.memory_seconds:g} s of load with the collector unreachable", flush=True)
-        memory = attempt(notes, "memory run", measure_memory, by_key["monitor-full"], app, args.trivial_path,
-                         args.memory_seconds, args.connections, server_cpu, load_cpu, log_dir)
+        memory = attempt(
+            notes,
+            "memory run",
+            measure_memory,
+            by_key["monitor-full"],
+            app,
+            args.trivial_path,
+            args.memory_seconds,
+            args.connections,
+            server_cpu,
+            load_cpu,
+            log_dir,
+        )
     storms: list[error_storm.StormResult] = []
     if args.storm_seconds > 0 and "monitor-production" in by_key:
         print(f"error storm: {args.storm_seconds} s of failures", flush=True)
-        storms = attempt(notes, "error storm", error_storm.run_storms, [by_key["monitor-production"]],
-                         args.storm_seconds, failing.CONNECTIONS, server_cpu, load_cpu, log_dir) or []
+        storms = (
+            attempt(
+                notes,
+                "error storm",
+                error_storm.run_storms,
+                [by_key["monitor-production"]],
+                args.storm_seconds,
+                failing.CONNECTIONS,
+                server_cpu,
+                load_cpu,
+                log_dir,
+            )
+            or []
+        )
     cardinality = None
     if args.paths > 0:
         print(f"cardinality: {args.paths:,} distinct paths (at most {args.paths_seconds:g} s)", flush=True)
-        cardinality = attempt(notes, "cardinality run", measure_cardinality, by_key["monitor-full"], app,
-                              args.trivial_path, args.paths, args.paths_seconds, args.cardinality_limit,
-                              sys.executable, server_cpu, load_cpu, log_dir)
+        cardinality = attempt(
+            notes,
+            "cardinality run",
+            measure_cardinality,
+            by_key["monitor-full"],
+            app,
+            args.trivial_path,
+            args.paths,
+            args.paths_seconds,
+            args.cardinality_limit,
+            sys.executable,
+            server_cpu,
+            load_cpu,
+            log_dir,
+        )
 
-    rows = [Row(key, endpoint, case.rps, *case.rps_spread, case.p99, case.failed_requests,
-                spans.get((key, endpoint)), dict(zip(case.repetitions, (run.rps for run in case.runs), strict=False)))
-            for (key, endpoint), case in results.cases.items()]
-    rows.sort(key=lambda row: ([e.name for e in endpoints].index(row.endpoint),
-                               [c.key for c in configurations].index(row.configuration)))
-    markdown = render(facts, app, notes, rows, results.telemetry_bytes, census, startup, costs, memory, cardinality,
-                      profiles, args)
+    rows = [
+        Row(
+            key,
+            endpoint,
+            case.rps,
+            *case.rps_spread,
+            case.p99,
+            case.failed_requests,
+            spans.get((key, endpoint)),
+            dict(zip(case.repetitions, (run.rps for run in case.runs), strict=False)),
+        )
+        for (key, endpoint), case in results.cases.items()
+    ]
+    rows.sort(
+        key=lambda row: (
+            [e.name for e in endpoints].index(row.endpoint),
+            [c.key for c in configurations].index(row.configuration),
+        )
+    )
+    markdown = render(
+        facts, app, notes, rows, results.telemetry_bytes, census, startup, costs, memory, cardinality, profiles, args
+    )
     if failing_results is not None:
         markdown += "\n\n" + failing.render(failing_results) + "\n"
     if storms:
@@ -228,9 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     (args.output / "latest.md").write_text(markdown)
     raw = {
-        "machine": facts, "app": app, "notes": notes, "throughput": results.as_dict(),
-        "census": [c.as_dict() for c in census], "startup": [s.as_dict() for s in startup],
-        "item_costs": costs, "sink": sink_totals,
+        "machine": facts,
+        "app": app,
+        "notes": notes,
+        "throughput": results.as_dict(),
+        "census": [c.as_dict() for c in census],
+        "startup": [s.as_dict() for s in startup],
+        "item_costs": costs,
+        "sink": sink_totals,
         "memory": memory.as_dict() if memory else None,
         "cardinality": cardinality.as_dict() if cardinality else None,
         "profiles": [p.as_dict() for p in profiles],

@@ -146,8 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--count-series", action="store_true", help="decode metrics and count distinct series")
-    parser.add_argument("--count-records", action="store_true",
-                        help="decode logs and count records per event name; keep monitor.sdk.dropped")
+    parser.add_argument(
+        "--count-records",
+        action="store_true",
+        help="decode logs and count records per event name; keep monitor.sdk.dropped",
+    )
     args = parser.parse_args(argv)
     stats = SinkStats(count_series=args.count_series, count_records=args.count_records)
     server = make_server(args.host, args.port, stats)

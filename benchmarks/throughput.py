@@ -54,8 +54,13 @@ class CaseResult:
         return sum(run.non_2xx + run.socket_errors for run in self.runs)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"configuration": self.configuration, "endpoint": self.endpoint, "rps_median": self.rps,
-                "p99_median_s": self.p99, "runs": [run.as_dict() for run in self.runs]}
+        return {
+            "configuration": self.configuration,
+            "endpoint": self.endpoint,
+            "rps_median": self.rps,
+            "p99_median_s": self.p99,
+            "runs": [run.as_dict() for run in self.runs],
+        }
 
 
 @dataclass
@@ -68,8 +73,11 @@ class ThroughputResults:
         return self.cases.get((configuration, endpoint))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"cases": [case.as_dict() for case in self.cases.values()],
-                "telemetry_bytes": self.telemetry_bytes, "failures": self.failures}
+        return {
+            "cases": [case.as_dict() for case in self.cases.values()],
+            "telemetry_bytes": self.telemetry_bytes,
+            "failures": self.failures,
+        }
 
 
 def _add_bytes(total: dict[str, int], before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -77,9 +85,15 @@ def _add_bytes(total: dict[str, int], before: dict[str, Any], after: dict[str, A
         total[signal_name] = total.get(signal_name, 0) + count - before["bytes"].get(signal_name, 0)
 
 
-def measure_throughput(configurations: list[Configuration], endpoints: list[Endpoint], app: str,
-                       load: LoadSettings, sink: SinkProcess, log_dir: Path,
-                       ready_path: str | None = None) -> ThroughputResults:
+def measure_throughput(
+    configurations: list[Configuration],
+    endpoints: list[Endpoint],
+    app: str,
+    load: LoadSettings,
+    sink: SinkProcess,
+    log_dir: Path,
+    ready_path: str | None = None,
+) -> ThroughputResults:
     """Each repetition starts every configuration's server in turn and loads each endpoint.
 
     A server is ready once ``ready_path`` (the first endpoint's path by default) answers 200.
@@ -89,8 +103,13 @@ def measure_throughput(configurations: list[Configuration], endpoints: list[Endp
         for configuration in configurations:
             port = free_port()
             env = clean_environment(configuration.environment(sink.endpoint))
-            server = AppServer(configuration.server_command(app, port), env, port, load.server_cpu,
-                               log_dir / f"{configuration.key}-{repetition}.log")
+            server = AppServer(
+                configuration.server_command(app, port),
+                env,
+                port,
+                load.server_cpu,
+                log_dir / f"{configuration.key}-{repetition}.log",
+            )
             before = sink.stats()
             try:
                 server.start(ready_path=ready_path or endpoints[0].path)
@@ -105,13 +124,17 @@ def measure_throughput(configurations: list[Configuration], endpoints: list[Endp
                     if load.warmup > 0:
                         run_wrk(url, load.warmup, load.connections, 1, load.load_cpu)
                     outcome = run_wrk(url, load.duration, load.connections, 1, load.load_cpu)
-                    case = results.cases.setdefault((configuration.key, endpoint.name),
-                                                    CaseResult(configuration.key, endpoint.name))
+                    case = results.cases.setdefault(
+                        (configuration.key, endpoint.name), CaseResult(configuration.key, endpoint.name)
+                    )
                     case.runs.append(outcome)
                     case.repetitions.append(repetition)
-                    print(f"  rep {repetition} {configuration.key:<20} {endpoint.name:<9} "
-                          f"{outcome.rps:9.0f} req/s  p99 {outcome.p99 * 1000:7.2f} ms"
-                          + (f"  ({outcome.non_2xx} non-2xx)" if outcome.non_2xx else ""), flush=True)
+                    print(
+                        f"  rep {repetition} {configuration.key:<20} {endpoint.name:<9} "
+                        f"{outcome.rps:9.0f} req/s  p99 {outcome.p99 * 1000:7.2f} ms"
+                        + (f"  ({outcome.non_2xx} non-2xx)" if outcome.non_2xx else ""),
+                        flush=True,
+                    )
             finally:
                 server.stop()
             _add_bytes(results.telemetry_bytes.setdefault(configuration.key, {}), before, sink.stats())

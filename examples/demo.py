@@ -153,10 +153,17 @@ def run_demo(args: argparse.Namespace) -> int:
     services: list[Service] = []
     try:
         if with_console:
-            console = start("console", [sys.executable, "-m", "otel_monitor", "console", "--port", str(args.console_port)], env, data_dir)
+            console = start(
+                "console",
+                [sys.executable, "-m", "otel_monitor", "console", "--port", str(args.console_port)],
+                env,
+                data_dir,
+            )
             services.append(console)
             wait_until_ready(console, None, args.console_port)
-        payments = start("payments", instrumented_uvicorn("payments", "examples.payments.app:app", args.payments_port), env, data_dir)
+        payments = start(
+            "payments", instrumented_uvicorn("payments", "examples.payments.app:app", args.payments_port), env, data_dir
+        )
         services.append(payments)
         shop = start("shop", instrumented_uvicorn("shop", "examples.shop.app:app", args.shop_port), env, data_dir)
         services.append(shop)
@@ -168,8 +175,13 @@ def run_demo(args: argparse.Namespace) -> int:
         if with_console:
             print(f"console:   http://127.0.0.1:{args.console_port}/   (receiving OTLP there)")
         else:
-            print(f"telemetry: OTLP to {env['OTEL_EXPORTER_OTLP_ENDPOINT']} (start `otel-monitor console` or the collector to see it)")
-        print(f"traffic:   {args.duration:g}s at up to {args.rate:g} requests/s, {args.concurrency} visitors at a time ...", flush=True)
+            print(
+                f"telemetry: OTLP to {env['OTEL_EXPORTER_OTLP_ENDPOINT']} (start `otel-monitor console` or the collector to see it)"
+            )
+        print(
+            f"traffic:   {args.duration:g}s at up to {args.rate:g} requests/s, {args.concurrency} visitors at a time ...",
+            flush=True,
+        )
 
         report = run_traffic(
             f"http://127.0.0.1:{args.shop_port}",
@@ -200,8 +212,9 @@ def _route_shape(route: str) -> str:
     return re.sub(r"\{[^}]*\}", "{}", route)
 
 
-def console_operations(console_url: str, report: TrafficReport, service: str = "shop",
-                       timeout: float = 20.0) -> dict[str, dict[str, Any]]:
+def console_operations(
+    console_url: str, report: TrafficReport, service: str = "shop", timeout: float = 20.0
+) -> dict[str, dict[str, Any]]:
     """The console's operation rows of the service once they cover the last answered request (bounded wait)."""
     last_ms = report.samples[-1][0] // 1_000_000 if report.samples else 0
     deadline = time.monotonic() + timeout
@@ -235,9 +248,11 @@ def side_by_side(report: TrafficReport, console_url: str, service: str = "shop",
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value * 1000:.1f}"
 
-    lines = [f"{service}: the traffic generator (client) / the console (server spans), busiest endpoints first",
-             f"  {'endpoint':<26}{'operation':<16}{'calls':>11}{'rate/s':>15}"
-             f"{'p50 ms':>15}{'p95 ms':>15}{'p99 ms':>15}{'max ms':>17}"]
+    lines = [
+        f"{service}: the traffic generator (client) / the console (server spans), busiest endpoints first",
+        f"  {'endpoint':<26}{'operation':<16}{'calls':>11}{'rate/s':>15}"
+        f"{'p50 ms':>15}{'p95 ms':>15}{'p99 ms':>15}{'max ms':>17}",
+    ]
     for endpoint, answered in endpoints.most_common(top):
         method, _, route = endpoint.partition(" ")
         operation = names.get(f"{method} {_route_shape(route)}", endpoint)
@@ -248,12 +263,18 @@ def side_by_side(report: TrafficReport, console_url: str, service: str = "shop",
         window = row.get("throughput_window")
         own = report.rate(window["start"] * 1_000_000, window["end"] * 1_000_000, endpoint) if window else None
         rate = row.get("throughput_per_s")
-        cells = [f"{answered} / {row['calls']}",
-                 f"{'-' if own is None else f'{own:.2f}'} / {'-' if rate is None else f'{rate:.2f}'}"]
-        cells += [f"{ms(report.percentile(q, endpoint))} / {ms(row.get(name))}"
-                  for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))]
-        lines.append(f"  {endpoint[:25]:<26}{operation[:15]:<16}{cells[0]:>11}{cells[1]:>15}"
-                     f"{cells[2]:>15}{cells[3]:>15}{cells[4]:>15}{cells[5]:>17}")
+        cells = [
+            f"{answered} / {row['calls']}",
+            f"{'-' if own is None else f'{own:.2f}'} / {'-' if rate is None else f'{rate:.2f}'}",
+        ]
+        cells += [
+            f"{ms(report.percentile(q, endpoint))} / {ms(row.get(name))}"
+            for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
+        ]
+        lines.append(
+            f"  {endpoint[:25]:<26}{operation[:15]:<16}{cells[0]:>11}{cells[1]:>15}"
+            f"{cells[2]:>15}{cells[3]:>15}{cells[4]:>15}{cells[5]:>17}"
+        )
     errors = [r["percentile_error"] for r in rows.values() if r.get("percentile_error") is not None]
     if errors:
         lines.append(f"  the console's percentiles are within {max(errors):.1%} of its spans' true durations")

@@ -135,7 +135,9 @@ class Visitor:
         await self.call("GET", "/api/products/{id}", f"/api/products/{product_id}")
 
     async def add(self, product_id: int, quantity: int = 1) -> bool:
-        response = await self.call("POST", "/api/cart/items", "/api/cart/items", json={"product_id": product_id, "quantity": quantity})
+        response = await self.call(
+            "POST", "/api/cart/items", "/api/cart/items", json={"product_id": product_id, "quantity": quantity}
+        )
         return response is not None and response.status_code == 201
 
     def sign_in(self, token: str) -> None:

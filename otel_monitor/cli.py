@@ -14,8 +14,10 @@ from collections.abc import Sequence
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "config": ("otel_monitor.launcher.report",
-               "print effective settings, their sources, and which instrumentations load"),
+    "config": (
+        "otel_monitor.launcher.report",
+        "print effective settings, their sources, and which instrumentations load",
+    ),
     "rules": ("otel_monitor.launcher.rules_command", "generate Prometheus rules from the SLOs in the config file"),
     "console": ("otel_monitor.console.cli", "run the local OTLP receiver and web console"),
     "status": ("otel_monitor.console.status", "print health per service and exit non-zero when any is unhealthy"),

@@ -56,8 +56,10 @@ def bind_meter(meter: Any) -> None:
     from otel_monitor import semconv
 
     _counter = meter.create_counter(
-        semconv.METRIC_SELF_INTERNAL_ERRORS, unit="{error}",
-        description="Failures inside otel-monitor that were contained and not raised into the app.")
+        semconv.METRIC_SELF_INTERNAL_ERRORS,
+        unit="{error}",
+        description="Failures inside otel-monitor that were contained and not raised into the app.",
+    )
 
 
 def internal_error(component: str, exc: BaseException) -> None:
@@ -66,8 +68,11 @@ def internal_error(component: str, exc: BaseException) -> None:
         COUNTS[component] += 1
         first = COUNTS[component] == 1
     if first:
-        _log.error("otel-monitor: %s failed; the app is unaffected, further failures of it are only counted",
-                   component, exc_info=(type(exc), exc, exc.__traceback__))
+        _log.error(
+            "otel-monitor: %s failed; the app is unaffected, further failures of it are only counted",
+            component,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
     counter = _counter
     if counter is not None:
         try:

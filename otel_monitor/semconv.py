@@ -122,8 +122,4 @@ SERVICE_LAYERS: Final = ("primary", "fallback", "cache", "default")
 
 def all_names() -> frozenset[str]:
     """Every attribute, metric and event name of the contract."""
-    return frozenset(
-        value
-        for key, value in globals().items()
-        if key.isupper() and isinstance(value, str)
-    )
+    return frozenset(value for key, value in globals().items() if key.isupper() and isinstance(value, str))

@@ -42,10 +42,12 @@ def get(url: str, token: str | None = None) -> Any:
         return json.loads(response.read())
 
 
-def post(url: str, body: bytes, content_type: str = "application/x-protobuf",
-         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": content_type, **(headers or {})})
+def post(
+    url: str, body: bytes, content_type: str = "application/x-protobuf", headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": content_type, **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()
@@ -70,9 +72,13 @@ def tracer(url: str, service: str = "shop", headers: dict[str, str] | None = Non
 @contextmanager
 def meter(url: str, service: str = "shop", instance: str = "i-1") -> Iterator[tuple[Any, MeterProvider]]:
     """A meter exporting cumulative points on ``provider.force_flush()``, buckets as otel-monitor sets them."""
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{url}/v1/metrics"), export_interval_millis=3_600_000)
-    view = View(instrument_name=semconv.METRIC_OPERATION_DURATION,
-                aggregation=ExplicitBucketHistogramAggregation(list(SLOs().buckets)))
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=f"{url}/v1/metrics"), export_interval_millis=3_600_000
+    )
+    view = View(
+        instrument_name=semconv.METRIC_OPERATION_DURATION,
+        aggregation=ExplicitBucketHistogramAggregation(list(SLOs().buckets)),
+    )
     provider = MeterProvider(resource=resource(service, instance), metric_readers=[reader], views=[view])
     try:
         yield provider.get_meter("console-tests"), provider
@@ -99,13 +105,24 @@ def record_calls(histogram: Any, operation: str, durations: list[float], categor
 
 
 def milestone(log: Any, journey: str, step: str, user: str) -> None:
-    log.emit(event_name=semconv.EVENT_JOURNEY_MILESTONE, attributes={
-        semconv.MONITOR_JOURNEY_NAME: journey, semconv.MONITOR_JOURNEY_STEP: step,
-        semconv.ENDUSER_PSEUDO_ID: user})
+    log.emit(
+        event_name=semconv.EVENT_JOURNEY_MILESTONE,
+        attributes={
+            semconv.MONITOR_JOURNEY_NAME: journey,
+            semconv.MONITOR_JOURNEY_STEP: step,
+            semconv.ENDUSER_PSEUDO_ID: user,
+        },
+    )
 
 
-def send_calls(url: str, operation: str, durations: list[float], failed: list[float] = (),  # type: ignore[assignment]
-               category: str = "dependency", instance: str = "i-1") -> None:
+def send_calls(
+    url: str,
+    operation: str,
+    durations: list[float],
+    failed: list[float] = (),  # type: ignore[assignment]
+    category: str = "dependency",
+    instance: str = "i-1",
+) -> None:
     """One process's ``monitor.operation.duration`` for successful and failed calls, exported once."""
     with meter(url, instance=instance) as (m, provider):
         hist = m.create_histogram(semconv.METRIC_OPERATION_DURATION, unit="s")
@@ -124,9 +141,17 @@ def chromium_page(artifacts: Path) -> Iterator[Any]:
 
     artifacts.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -62,8 +62,16 @@ class Process:
 class Prometheus(Process):
     """The shipped collector/prometheus/prometheus.yml with its targets moved to the local ports."""
 
-    def __init__(self, work: Path, targets: dict[str, str | list[str]], *, alertmanager: str | None = None,
-                 rule_files: list[Path] | None = None, interval: str = "1s", remote_write: bool = False) -> None:
+    def __init__(
+        self,
+        work: Path,
+        targets: dict[str, str | list[str]],
+        *,
+        alertmanager: str | None = None,
+        rule_files: list[Path] | None = None,
+        interval: str = "1s",
+        remote_write: bool = False,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         shipped = yaml.safe_load((COLLECTOR / "prometheus" / "prometheus.yml").read_text())
@@ -76,8 +84,9 @@ class Prometheus(Process):
             for static in job["static_configs"]:
                 local = [targets.get(t, []) for t in static["targets"]]
                 static["targets"] = [t for group in local for t in ([group] if isinstance(group, str) else group)]
-        shipped["scrape_configs"] = [j for j in shipped["scrape_configs"]
-                                     if any(s["targets"] for s in j["static_configs"])]
+        shipped["scrape_configs"] = [
+            j for j in shipped["scrape_configs"] if any(s["targets"] for s in j["static_configs"])
+        ]
         if alertmanager:
             shipped["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager]
         else:
@@ -85,8 +94,12 @@ class Prometheus(Process):
         config = work / "prometheus.yml"
         config.write_text(yaml.safe_dump(shipped, sort_keys=False))
         (work / "prometheus-data").mkdir(exist_ok=True)
-        command = [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={work / 'prometheus-data'}",
-                   f"--web.listen-address=127.0.0.1:{self.port}"]
+        command = [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={work / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
         if remote_write:  # the gateways push metrics (prometheus_remote_write)
             command.append("--web.enable-remote-write-receiver")
         super().__init__("prometheus", command, work, f"{self.url}/-/ready")
@@ -157,8 +170,9 @@ class Jaeger(Process):
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.url = f"http://127.0.0.1:{self.ports[16686]}"
         self.otlp_grpc = f"127.0.0.1:{self.ports[4317]}"
-        super().__init__("jaeger", [str(JAEGER), f"--config={path}"], work,
-                         f"http://127.0.0.1:{self.ports[13133]}/status")
+        super().__init__(
+            "jaeger", [str(JAEGER), f"--config={path}"], work, f"http://127.0.0.1:{self.ports[13133]}/status"
+        )
 
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         """The trace as Jaeger's query API gives it (spans, processes), or None."""
@@ -182,9 +196,16 @@ class VictoriaLogs(Process):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.otlp_endpoint = f"{self.url}/insert/opentelemetry"
-        super().__init__("victoria-logs", [str(VICTORIA_LOGS), f"-httpListenAddr=127.0.0.1:{self.port}",
-                                           f"-storageDataPath={work / 'victoria-logs-data'}"], work,
-                         f"{self.url}/health")
+        super().__init__(
+            "victoria-logs",
+            [
+                str(VICTORIA_LOGS),
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+                f"-storageDataPath={work / 'victoria-logs-data'}",
+            ],
+            work,
+            f"{self.url}/health",
+        )
 
     def query(self, logsql: str, limit: int = 10000) -> list[dict[str, Any]]:
         """Log entries matching a LogsQL query, one dict per entry."""
@@ -242,11 +263,21 @@ class Alertmanager(Process):
         self.url = f"http://127.0.0.1:{self.port}"
         shipped = yaml.safe_load((COLLECTOR / "alertmanager" / "alertmanager.yml").read_text())
         shipped["global"] = {"resolve_timeout": shipped["global"]["resolve_timeout"]}
-        shipped["receivers"] = [{"name": r["name"], "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
-                                for r in shipped["receivers"]]
+        shipped["receivers"] = [
+            {"name": r["name"], "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}
+            for r in shipped["receivers"]
+        ]
         config = work / "alertmanager.yml"
         config.write_text(yaml.safe_dump(shipped, sort_keys=False))
-        super().__init__("alertmanager", [ALERTMANAGER, f"--config.file={config}",
-                                          f"--storage.path={work / 'alertmanager-data'}",
-                                          f"--web.listen-address=127.0.0.1:{self.port}",
-                                          "--cluster.listen-address="], work, f"{self.url}/-/ready")
+        super().__init__(
+            "alertmanager",
+            [
+                ALERTMANAGER,
+                f"--config.file={config}",
+                f"--storage.path={work / 'alertmanager-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            work,
+            f"{self.url}/-/ready",
+        )

@@ -82,8 +82,15 @@ class LaunchedApp:
 
 
 @contextmanager
-def launched(app: str, env: Mapping[str, str], *, launcher: bool = True, extra_args: tuple[str, ...] = (),
-             health_path: str = "/health", server: str = "uvicorn") -> Iterator[LaunchedApp]:
+def launched(
+    app: str,
+    env: Mapping[str, str],
+    *,
+    launcher: bool = True,
+    extra_args: tuple[str, ...] = (),
+    health_path: str = "/health",
+    server: str = "uvicorn",
+) -> Iterator[LaunchedApp]:
     """Run ``uvicorn app`` or ``gunicorn app`` (under ``opentelemetry-instrument`` unless launcher=False)."""
     port = free_port()
     if server == "gunicorn":

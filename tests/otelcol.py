@@ -95,8 +95,9 @@ def local_config(source: Path | dict, work: Path) -> tuple[dict, dict[int, int]]
 class Collector:
     """otelcol-monitor running a config file; its log goes to a file, never to an unread pipe."""
 
-    def __init__(self, binary: Path, config: dict, work: Path, name: str, health_port: int,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, binary: Path, config: dict, work: Path, name: str, health_port: int, env: dict[str, str] | None = None
+    ) -> None:
         self.binary, self.config, self.work, self.name = binary, config, work, name
         self.health_url = f"http://127.0.0.1:{health_port}/"
         self.path = work / f"{name}.yaml"
@@ -107,8 +108,9 @@ class Collector:
     def start(self, timeout: float = 60.0) -> Collector:
         self.path.write_text(yaml.safe_dump(self.config, sort_keys=False, width=4096))
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([str(self.binary), f"--config={self.path}"], env=self.env,
-                                        stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [str(self.binary), f"--config={self.path}"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         wait_for(lambda: self._healthy(), timeout, f"{self.name} healthy", self)
         return self

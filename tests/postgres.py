@@ -27,8 +27,10 @@ INSTALL_HINT = "PostgreSQL binaries not found: apt-get install postgresql"
 
 
 def _bin_dir() -> str | None:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
     if candidates:
         return os.path.dirname(candidates[-1])
     found = shutil.which("pg_ctl")
@@ -65,13 +67,34 @@ class PostgresServer:
             raise RuntimeError(f"{' '.join(args[:2])} failed ({result.returncode}): {result.stderr or result.stdout}")
 
     def init(self) -> None:
-        self._run(os.path.join(self.bin_dir, "initdb"), "-D", self.data, "-U", "postgres", "-A", "trust",
-                  "--no-sync", "-E", "UTF8")
+        self._run(
+            os.path.join(self.bin_dir, "initdb"),
+            "-D",
+            self.data,
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data, "-l", self.log, "-o", options, "-w",
-                  "-t", "60", "start")
+        self._run(
+            os.path.join(self.bin_dir, "pg_ctl"),
+            "-D",
+            self.data,
+            "-l",
+            self.log,
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         self._run(os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop")

@@ -102,8 +102,13 @@ class Stack:
         self.meter_provider.shutdown()
 
 
-def make_stack(sink: Any, config_text: str | None = None, sampler: Sampler | None = None,
-               schedule_delay_millis: int = 100, **settings: Any) -> Stack:
+def make_stack(
+    sink: Any,
+    config_text: str | None = None,
+    sampler: Sampler | None = None,
+    schedule_delay_millis: int = 100,
+    **settings: Any,
+) -> Stack:
     """Our pipeline between SDK providers and real OTLP/HTTP exporters pointed at ``sink``."""
     config: ConfigFile = parse_config_text(config_text, "otel-monitor.yaml") if config_text else EMPTY
     resolved = resolve(settings, environ={})
@@ -114,11 +119,15 @@ def make_stack(sink: Any, config_text: str | None = None, sampler: Sampler | Non
     pipeline = build_pipeline(resolved, config, meter_provider, logger_provider)
     for lp in pipeline.log_record_processors:
         logger_provider.add_log_record_processor(lp)
-    logger_provider.add_log_record_processor(BatchLogRecordProcessor(
-        pipeline.wrap_log_exporter(OTLPLogExporter(endpoint=f"{sink.endpoint}/v1/logs")), schedule_delay_millis=100))
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(
+            pipeline.wrap_log_exporter(OTLPLogExporter(endpoint=f"{sink.endpoint}/v1/logs")), schedule_delay_millis=100
+        )
+    )
     export = BatchSpanProcessor(
         pipeline.wrap_span_exporter(OTLPSpanExporter(endpoint=f"{sink.endpoint}/v1/traces")),
-        schedule_delay_millis=schedule_delay_millis)
+        schedule_delay_millis=schedule_delay_millis,
+    )
     chain = _Composite([*pipeline.span_processors, export])
     if sampler is None:
         tracer_provider = _GLOBAL

@@ -40,8 +40,14 @@ class Minute:
 
 def scenario() -> list[Minute]:
     """Healthy; 7% failing (warning); 20% (critical); healthy; 10% slow; healthy."""
-    plan = [(10, Minute(0, 0)), (10, Minute(7, 0)), (10, Minute(20, 0)), (10, Minute(0, 0)),
-            (10, Minute(0, 10)), (MINUTES - 50, Minute(0, 0))]
+    plan = [
+        (10, Minute(0, 0)),
+        (10, Minute(7, 0)),
+        (10, Minute(20, 0)),
+        (10, Minute(0, 0)),
+        (10, Minute(0, 10)),
+        (MINUTES - 50, Minute(0, 0)),
+    ]
     return [m for n, m in plan for _ in range(n)]
 
 
@@ -69,11 +75,19 @@ def promtool_series(values: dict[str, list[tuple[int, int, int]]]) -> list[dict[
     series = []
     for name, points in values.items():
         labels = _prom_labels(name)
-        series.append({"series": f"monitor_operation_duration_seconds_count{{{labels}}}",
-                       "values": " ".join(str(p[0]) for p in points)})
+        series.append(
+            {
+                "series": f"monitor_operation_duration_seconds_count{{{labels}}}",
+                "values": " ".join(str(p[0]) for p in points),
+            }
+        )
         for le, index in (("0.5", 1), ("2", 2), ("+Inf", 0)):
-            series.append({"series": f'monitor_operation_duration_seconds_bucket{{{labels}, le="{le}"}}',
-                           "values": " ".join(str(p[index]) for p in points)})
+            series.append(
+                {
+                    "series": f'monitor_operation_duration_seconds_bucket{{{labels}, le="{le}"}}',
+                    "values": " ".join(str(p[index]) for p in points),
+                }
+            )
     return series
 
 
@@ -89,11 +103,25 @@ def feed_console(store: Store, values: dict[str, list[tuple[int, int, int]]], mi
         counts[bounds.index(2.0)] = within2 - fast
         counts[-1] = calls - within2
         attributes = {semconv.MONITOR_OPERATION: OPERATION, **(FAILED_LABELS if name == "failed" else {})}
-        points.append({"resource": {semconv.SERVICE_NAME: SERVICE}, "scope": "", "unit": "s",
-                       "name": semconv.METRIC_OPERATION_DURATION, "type": "histogram", "attributes": attributes,
-                       "start_time_unix_nano": T0, "time_unix_nano": T0 + minute * MINUTE_NS,
-                       "count": calls, "sum": 0.1 * fast + 1.0 * (within2 - fast), "bucket_counts": counts,
-                       "explicit_bounds": bounds, "temporality": 2, "min": None, "max": None})
+        points.append(
+            {
+                "resource": {semconv.SERVICE_NAME: SERVICE},
+                "scope": "",
+                "unit": "s",
+                "name": semconv.METRIC_OPERATION_DURATION,
+                "type": "histogram",
+                "attributes": attributes,
+                "start_time_unix_nano": T0,
+                "time_unix_nano": T0 + minute * MINUTE_NS,
+                "count": calls,
+                "sum": 0.1 * fast + 1.0 * (within2 - fast),
+                "bucket_counts": counts,
+                "explicit_bounds": bounds,
+                "temporality": 2,
+                "min": None,
+                "max": None,
+            }
+        )
     store.add_metric_points(points)
 
 
@@ -120,8 +148,9 @@ def _promtool() -> str:
 ALERT_LABELS = {name: f'job="{SERVICE}", monitor_operation="{OPERATION}", slo="default"' for name in TIMINGS}
 
 
-def promtool_test(rules: Path, values: dict[str, list[tuple[int, int, int]]],
-                  timeline: list[dict[str, str]]) -> dict[str, object]:
+def promtool_test(
+    rules: Path, values: dict[str, list[tuple[int, int, int]]], timeline: list[dict[str, str]]
+) -> dict[str, object]:
     """A promtool test whose expected ALERTS at every minute are the console's."""
     names = "|".join(sorted(TIMINGS))
     cases = []
@@ -129,15 +158,21 @@ def promtool_test(rules: Path, values: dict[str, list[tuple[int, int, int]]],
         samples = []
         for key, state in sorted(states.items()):
             alertname = key.split(":", 1)[0]
-            labels = (f'ALERTS{{alertname="{alertname}", alertstate="{state}", {ALERT_LABELS[alertname]}, '
-                      f'severity="{TIMINGS[alertname].severity}"}}')
+            labels = (
+                f'ALERTS{{alertname="{alertname}", alertstate="{state}", {ALERT_LABELS[alertname]}, '
+                f'severity="{TIMINGS[alertname].severity}"}}'
+            )
             samples.append({"labels": labels, "value": 1})
         cases.append({"expr": f'ALERTS{{alertname=~"{names}"}}', "eval_time": f"{minute}m", "exp_samples": samples})
     # Recording rules first at each evaluation (promtool's order is random otherwise): the console computes
     # its ratios at the moment it evaluates, as an alert reading a fresh recording does.
     groups = [g["name"] for g in yaml.safe_load(rules.read_text())["groups"]]
-    return {"rule_files": [str(rules)], "evaluation_interval": "1m", "group_eval_order": groups,
-            "tests": [{"interval": "1m", "input_series": promtool_series(values), "promql_expr_test": cases}]}
+    return {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "group_eval_order": groups,
+        "tests": [{"interval": "1m", "input_series": promtool_series(values), "promql_expr_test": cases}],
+    }
 
 
 def _render(timeline: list[dict[str, str]]) -> str:
@@ -157,14 +192,19 @@ def test_console_alerts_follow_the_prometheus_timeline(tmp_path: Path) -> None:
     rules.write_text(generate(SLOs(), "otel-monitor.yaml"))
     test_file = tmp_path / "timeline.test.yaml"
     test_file.write_text(yaml.safe_dump(promtool_test(rules, values, timeline), sort_keys=False))
-    result = subprocess.run([_promtool(), "test", "rules", str(test_file)], capture_output=True, text=True,
-                            cwd=tmp_path)
+    result = subprocess.run(
+        [_promtool(), "test", "rules", str(test_file)], capture_output=True, text=True, cwd=tmp_path
+    )
     promtool_said = result.stdout[-3000:] + result.stderr[-6000:]
     assert result.returncode == 0, f"console timeline:\n{_render(timeline)}\n\npromtool:\n{promtool_said}"
     # The comparison must have something to compare: every operation alert pends and fires at some point.
     seen = {(k.split(":")[0], v) for states in timeline for k, v in states.items()}
-    for name in ("OperationSuccessRateLow", "OperationSuccessRateCritical", "OperationErrorRateHigh",
-                 "OperationLatencyHigh"):
+    for name in (
+        "OperationSuccessRateLow",
+        "OperationSuccessRateCritical",
+        "OperationErrorRateHigh",
+        "OperationLatencyHigh",
+    ):
         assert {(name, "pending"), (name, "firing")} <= seen, _render(timeline)
 
 

@@ -52,9 +52,14 @@ def _run(tmp_path: Path, mode: str, *, launcher: bool, level: str | None = None)
     command = [sys.executable, str(script), mode]
     if launcher:
         command = [str(BIN / "opentelemetry-instrument"), *command]
-    env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
-           "OTEL_LOGS_EXPORTER": "console", "OTEL_MONITOR_RUNTIME_METRICS": "false",
-           "OTEL_SERVICE_NAME": "app-logging"}
+    env = {
+        **os.environ,
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "console",
+        "OTEL_MONITOR_RUNTIME_METRICS": "false",
+        "OTEL_SERVICE_NAME": "app-logging",
+    }
     env.pop("OTEL_MONITOR_LOG_LEVEL", None)
     if level is not None:
         env["OTEL_MONITOR_LOG_LEVEL"] = level
@@ -80,8 +85,9 @@ def test_the_app_prints_what_it_printed_without_otel_monitor(tmp_path, mode):
     assert launched.stderr == plain.stderr
 
 
-@pytest.mark.parametrize("mode", ["none", "basicConfig", "addHandler", "dictConfig-no-root", "dictConfig-root",
-                                  "basicConfig-info"])
+@pytest.mark.parametrize(
+    "mode", ["none", "basicConfig", "addHandler", "dictConfig-no-root", "dictConfig-root", "basicConfig-info"]
+)
 def test_info_records_are_exported_while_the_app_does_not_set_the_root_level(tmp_path, mode):
     """With OTEL_MONITOR_LOG_LEVEL at its default (INFO), INFO records arrive; DEBUG ones do not."""
     bodies = [r["body"] for r in _exported(_run(tmp_path, mode, launcher=True).stdout)]
@@ -94,12 +100,24 @@ def test_a_root_level_the_app_sets_rules(tmp_path):
     """An app that sets the root logger to WARNING itself sends no INFO records."""
     script_mode = "root-warning"
     script = tmp_path / "app.py"
-    script.write_text(APP.replace('mode = sys.argv[1]',
-                                  'mode = sys.argv[1]\nlogging.getLogger().setLevel(logging.WARNING)'))
-    env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
-           "OTEL_LOGS_EXPORTER": "console", "OTEL_MONITOR_RUNTIME_METRICS": "false"}
-    out = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, str(script), script_mode],
-                         env=env, capture_output=True, text=True, timeout=60, check=True)
+    script.write_text(
+        APP.replace("mode = sys.argv[1]", "mode = sys.argv[1]\nlogging.getLogger().setLevel(logging.WARNING)")
+    )
+    env = {
+        **os.environ,
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "console",
+        "OTEL_MONITOR_RUNTIME_METRICS": "false",
+    }
+    out = subprocess.run(
+        [str(BIN / "opentelemetry-instrument"), sys.executable, str(script), script_mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert [r["body"] for r in _exported(out.stdout)] == ["app-warning", "root-error"]
 
 
@@ -117,19 +135,32 @@ def test_a_record_made_by_hand_without_a_level_is_no_error(tmp_path):
     """logging.makeLogRecord({}) (a record with no level) works under the launcher as without it."""
     script = tmp_path / "hand.py"
     script.write_text("import logging\nprint(sorted(vars(logging.makeLogRecord({})))[:3])\n")
-    env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
-           "OTEL_LOGS_EXPORTER": "none", "OTEL_MONITOR_RUNTIME_METRICS": "false"}
+    env = {
+        **os.environ,
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_MONITOR_RUNTIME_METRICS": "false",
+    }
     plain = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
-    launched = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, str(script)], env=env,
-                              capture_output=True, text=True, timeout=60)
+    launched = subprocess.run(
+        [str(BIN / "opentelemetry-instrument"), sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert launched.returncode == 0 and launched.stderr == "" and launched.stdout == plain.stdout
 
 
-@pytest.mark.parametrize(("level", "expected"), [
-    ("DEBUG", ["app-info", "app-warning", "lib-info", "root-error", "app-debug"]),
-    ("WARNING", ["app-warning", "root-error"]),
-    ("ERROR", ["root-error"]),
-])
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [
+        ("DEBUG", ["app-info", "app-warning", "lib-info", "root-error", "app-debug"]),
+        ("WARNING", ["app-warning", "root-error"]),
+        ("ERROR", ["root-error"]),
+    ],
+)
 def test_the_level_setting_is_the_lowest_level_exported(tmp_path, level, expected):
     """OTEL_MONITOR_LOG_LEVEL is the lowest level that reaches OTLP; the app's output stays its own."""
     launched = _run(tmp_path, "none", launcher=True, level=level)

@@ -208,19 +208,54 @@ def _package(tmp_path: Path, files: Mapping[str, str]) -> Path:
 @pytest.mark.parametrize(
     ("files", "expected"),
     [
-        ({"semconv.py": "from otel_monitor.config import settings\n", "config/__init__.py": "",
-          "config/settings.py": ""}, "semconv is the contract"),
-        ({"semantics/__init__.py": "", "semantics/x.py": "def f():\n    from otel_monitor.pipeline import p\n",
-          "pipeline/__init__.py": "", "pipeline/p.py": ""}, "layer semantics may not import layer pipeline"),
-        ({"semantics/__init__.py": "", "semantics/x.py": "from opentelemetry.sdk.trace import Span\n"},
-         "semantics are pure rules"),
-        ({"pipeline/__init__.py": "", "pipeline/p.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-          "    from ..fast import spans\n", "fast/__init__.py": "", "fast/spans.py": ""},
-         "layer pipeline may not import layer fast"),
-        ({"console/__init__.py": "", "console/app.py": "import otel_monitor.launcher.report\n",
-          "launcher/__init__.py": "", "launcher/report.py": ""}, "layer console may not import layer launcher"),
-        ({"health/__init__.py": "", "health/r.py": "from otel_monitor.pipeline.instruments import current\n",
-          "pipeline/__init__.py": "", "pipeline/instruments.py": ""}, "layer health may not import layer pipeline"),
+        (
+            {
+                "semconv.py": "from otel_monitor.config import settings\n",
+                "config/__init__.py": "",
+                "config/settings.py": "",
+            },
+            "semconv is the contract",
+        ),
+        (
+            {
+                "semantics/__init__.py": "",
+                "semantics/x.py": "def f():\n    from otel_monitor.pipeline import p\n",
+                "pipeline/__init__.py": "",
+                "pipeline/p.py": "",
+            },
+            "layer semantics may not import layer pipeline",
+        ),
+        (
+            {"semantics/__init__.py": "", "semantics/x.py": "from opentelemetry.sdk.trace import Span\n"},
+            "semantics are pure rules",
+        ),
+        (
+            {
+                "pipeline/__init__.py": "",
+                "pipeline/p.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..fast import spans\n",
+                "fast/__init__.py": "",
+                "fast/spans.py": "",
+            },
+            "layer pipeline may not import layer fast",
+        ),
+        (
+            {
+                "console/__init__.py": "",
+                "console/app.py": "import otel_monitor.launcher.report\n",
+                "launcher/__init__.py": "",
+                "launcher/report.py": "",
+            },
+            "layer console may not import layer launcher",
+        ),
+        (
+            {
+                "health/__init__.py": "",
+                "health/r.py": "from otel_monitor.pipeline.instruments import current\n",
+                "pipeline/__init__.py": "",
+                "pipeline/instruments.py": "",
+            },
+            "layer health may not import layer pipeline",
+        ),
     ],
 )
 def test_checker_finds_a_forbidden_import(tmp_path: Path, files: Mapping[str, str], expected: str) -> None:
@@ -231,21 +266,34 @@ def test_checker_finds_a_forbidden_import(tmp_path: Path, files: Mapping[str, st
 
 def test_checker_allows_the_permitted_directions(tmp_path: Path) -> None:
     """fast imports pipeline, launcher imports fast, semantics imports config and semconv: all fine."""
-    root = _package(tmp_path, {
-        "semconv.py": "", "config/__init__.py": "", "config/settings.py": "from otel_monitor import semconv\n",
-        "semantics/__init__.py": "", "semantics/x.py": "from otel_monitor.config import settings\n",
-        "pipeline/__init__.py": "", "pipeline/p.py": "from otel_monitor.semantics import x\n",
-        "fast/__init__.py": "", "fast/spans.py": "from otel_monitor.pipeline import p\n",
-        "launcher/__init__.py": "", "launcher/c.py": "from otel_monitor.fast import spans\n",
-    })
+    root = _package(
+        tmp_path,
+        {
+            "semconv.py": "",
+            "config/__init__.py": "",
+            "config/settings.py": "from otel_monitor import semconv\n",
+            "semantics/__init__.py": "",
+            "semantics/x.py": "from otel_monitor.config import settings\n",
+            "pipeline/__init__.py": "",
+            "pipeline/p.py": "from otel_monitor.semantics import x\n",
+            "fast/__init__.py": "",
+            "fast/spans.py": "from otel_monitor.pipeline import p\n",
+            "launcher/__init__.py": "",
+            "launcher/c.py": "from otel_monitor.fast import spans\n",
+        },
+    )
     assert violations(root) == []
     assert cycles(root) == []
 
 
 def test_checker_finds_a_cycle(tmp_path: Path) -> None:
     """Two modules that import each other, one of them lazily, are a cycle."""
-    root = _package(tmp_path, {
-        "console/__init__.py": "", "console/api.py": "from otel_monitor.console import app\n",
-        "console/app.py": "def f():\n    from . import api\n",
-    })
+    root = _package(
+        tmp_path,
+        {
+            "console/__init__.py": "",
+            "console/api.py": "from otel_monitor.console import app\n",
+            "console/app.py": "def f():\n    from . import api\n",
+        },
+    )
     assert cycles(root) == [["otel_monitor.console.api", "otel_monitor.console.app"]]

@@ -96,11 +96,15 @@ def test_targets_report_met_missed_and_unmeasured():
 
 def test_targets_show_the_ratio_of_each_repetition_beside_the_ratio_of_medians():
     """The verdict stays on the medians' ratio; the paired ratios show how far the repetitions scatter."""
-    rows = [Row("uninstrumented", "trivial", 1000.0, 800.0, 1200.0, 0.010, runs={1: 1200.0, 2: 1000.0, 3: 800.0}),
-            Row("monitor-production", "trivial", 720.0, 600.0, 960.0, 0.012, runs={1: 960.0, 2: 720.0, 3: 600.0})]
+    rows = [
+        Row("uninstrumented", "trivial", 1000.0, 800.0, 1200.0, 0.010, runs={1: 1200.0, 2: 1000.0, 3: 800.0}),
+        Row("monitor-production", "trivial", 720.0, 600.0, 960.0, 0.012, runs={1: 960.0, 2: 720.0, 3: 600.0}),
+    ]
     (line,) = [line for line in target_lines(rows, None) if "monitor-production trivial" in line]
-    assert line == ("- monitor-production trivial: 0.72x of uninstrumented (target ≥ 0.75x): NOT met "
-                    "(for information, the ratio repetition by repetition: 0.80, 0.72, 0.75; median 0.75x)")
+    assert line == (
+        "- monitor-production trivial: 0.72x of uninstrumented (target ≥ 0.75x): NOT met "
+        "(for information, the ratio repetition by repetition: 0.80, 0.72, 0.75; median 0.75x)"
+    )
     # A repetition one side missed: only the repetitions both ran are paired.
     rows[0].runs = {1: 1200.0, 3: 800.0}
     rows[1].runs = {1: 960.0, 2: 720.0, 3: 600.0}
@@ -142,8 +146,12 @@ def test_sink_counts_bytes_per_signal():
     """The sink process answers 200 to /v1/* and counts each signal's bytes; other paths get 404."""
     with SinkProcess(sys.executable) as sink:
         for signal_name, body in (("traces", b"x" * 100), ("logs", b"y" * 7)):
-            request = urllib.request.Request(f"{sink.endpoint}/v1/{signal_name}", data=body, method="POST",
-                                             headers={"Content-Type": "application/x-protobuf"})
+            request = urllib.request.Request(
+                f"{sink.endpoint}/v1/{signal_name}",
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/x-protobuf"},
+            )
             with urllib.request.urlopen(request, timeout=10) as reply:
                 assert reply.status == 200
         with pytest.raises(urllib.error.HTTPError):
@@ -169,8 +177,12 @@ def test_sink_counts_distinct_metric_series():
     body = message.SerializeToString()
     with SinkProcess(sys.executable, count_series=True) as sink:
         for _ in range(2):
-            request = urllib.request.Request(f"{sink.endpoint}/v1/metrics", data=body, method="POST",
-                                             headers={"Content-Type": "application/x-protobuf"})
+            request = urllib.request.Request(
+                f"{sink.endpoint}/v1/metrics",
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/x-protobuf"},
+            )
             urllib.request.urlopen(request, timeout=10).close()
         stats = sink.stats()
     assert stats["series"] == {"http.server.duration": 2}
@@ -179,10 +191,22 @@ def test_sink_counts_distinct_metric_series():
 @pytest.fixture
 def standin_server(tmp_path):
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "benchmarks.standin_app:app", "--host", "127.0.0.1",
-               "--port", str(port), "--no-access-log", "--log-level", "warning"]
-    server = AppServer(command, clean_environment({"BENCH_STANDIN_DB": str(tmp_path)}), port, None,
-                       tmp_path / "server.log")
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.standin_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    server = AppServer(
+        command, clean_environment({"BENCH_STANDIN_DB": str(tmp_path)}), port, None, tmp_path / "server.log"
+    )
     with server.start(ready_path="/ping"):
         yield server
 
@@ -203,8 +227,7 @@ def test_one_second_run_on_the_standin_app(standin_server):
 @needs_wrk
 def test_distinct_paths_run_stops_after_its_count(standin_server):
     """The distinct-path script ends the run once `count` requests went to unknown paths, all 404s."""
-    result = run_distinct_paths(standin_server.base_url, "/bench-unknown/", count=200, max_seconds=60,
-                                connections=4)
+    result = run_distinct_paths(standin_server.base_url, "/bench-unknown/", count=200, max_seconds=60, connections=4)
     # The stop is asynchronous: up to one request per connection may be cut off, or slip past the count.
     assert 200 - 4 <= result.requests <= 200 + 4
     assert result.non_2xx == result.requests
@@ -232,10 +255,36 @@ def test_whole_harness_writes_a_report_with_every_configuration(tmp_path, capsys
     """A one-second, one-round run prints and writes the table, with a row per configuration and endpoint."""
     from benchmarks.run import main
 
-    code = main(["--app", "benchmarks.standin_app:app", "--no-vanilla", "--duration", "1", "--warmup", "0",
-                 "--repetitions", "1", "--connections", "4", "--startup-runs", "1", "--span-count", "200",
-                 "--census-requests", "2", "--memory-seconds", "0", "--paths", "0", "--no-failing", "--storm-seconds", "0",
-                 "--output", str(tmp_path)])
+    code = main(
+        [
+            "--app",
+            "benchmarks.standin_app:app",
+            "--no-vanilla",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--repetitions",
+            "1",
+            "--connections",
+            "4",
+            "--startup-runs",
+            "1",
+            "--span-count",
+            "200",
+            "--census-requests",
+            "2",
+            "--memory-seconds",
+            "0",
+            "--paths",
+            "0",
+            "--no-failing",
+            "--storm-seconds",
+            "0",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     report = (tmp_path / "latest.md").read_text()
     assert report in capsys.readouterr().out
@@ -244,9 +293,17 @@ def test_whole_harness_writes_a_report_with_every_configuration(tmp_path, capsys
             assert f"| {endpoint} | {configuration} |" in report
     raw = json.loads((tmp_path / "latest.json").read_text())
     assert {case["configuration"] for case in raw["throughput"]["cases"]} == {
-        "uninstrumented", "monitor-full", "monitor-production"}
-    assert [s["configuration"] for s in raw["startup"]] == ["uninstrumented", "monitor-full", "floor-launcher",
-                                                            "floor-sdk", "floor-otlp"]
+        "uninstrumented",
+        "monitor-full",
+        "monitor-production",
+    }
+    assert [s["configuration"] for s in raw["startup"]] == [
+        "uninstrumented",
+        "monitor-full",
+        "floor-launcher",
+        "floor-sdk",
+        "floor-otlp",
+    ]
     assert "The floors run no otel-monitor code" in report
 
 
@@ -289,7 +346,9 @@ def test_in_process_driver_counts_every_request_and_its_status():
     result = asyncio.run(drive(app, "/ok", requests=50, warmup=5, concurrency=4, profile=None))
     assert started == [True]
     assert result["statuses"] == {200: 50} and result["cpu_us"] > 0 and result["wall_us"] > 0
-    assert asyncio.run(drive(app, "/missing", requests=7, warmup=0, concurrency=3, profile=None))["statuses"] == {404: 7}
+    assert asyncio.run(drive(app, "/missing", requests=7, warmup=0, concurrency=3, profile=None))["statuses"] == {
+        404: 7
+    }
 
 
 def test_startup_floors_run_the_sdk_configurator_and_no_otel_monitor_code():
@@ -319,16 +378,24 @@ def test_startup_floors_run_the_sdk_configurator_and_no_otel_monitor_code():
     with SinkProcess(sys.executable) as sink:
         for floor in startup_floors(Path(sys.executable).parent):
             command = [*floor.startup_command()[:-2], "-c", probe]
-            done = subprocess.run(command, env=clean_environment(floor.environment(sink.endpoint)), cwd=ROOT,
-                                  capture_output=True, text=True, timeout=120)
+            done = subprocess.run(
+                command,
+                env=clean_environment(floor.environment(sink.endpoint)),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert done.returncode == 0, done.stderr
             seen[floor.key] = done.stdout.strip()
     assert seen["floor-launcher"] == "ProxyTracerProvider [] [] [] False False"
     assert seen["floor-sdk"] == "TracerProvider [] [] [] False False"
     transport = "Urllib3HTTPTransport"
-    assert seen["floor-otlp"] == (f"TracerProvider ['OTLPSpanExporter', '{transport}'] "
-                                  f"['OTLPMetricExporter', '{transport}'] ['OTLPLogExporter', '{transport}'] "
-                                  "False False")
+    assert seen["floor-otlp"] == (
+        f"TracerProvider ['OTLPSpanExporter', '{transport}'] "
+        f"['OTLPMetricExporter', '{transport}'] ['OTLPLogExporter', '{transport}'] "
+        "False False"
+    )
 
 
 @pytest.mark.parametrize("profile", ["production", "full", "no-sdk"])
@@ -351,8 +418,9 @@ def test_span_floor_records_what_otel_monitor_records_and_processes_nothing(prof
         "      REPORT['fastapi'].state, REPORT['sqlalchemy'].state, os.environ['OTEL_SEMCONV_STABILITY_OPT_IN'],\n"
         "      sep='|')\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], env=clean_environment({}), cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=clean_environment({}), cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     provider, processors, recording, sampled, fastapi, sqlalchemy, semconv = done.stdout.strip().split("|")
     # As under the launcher: FastAPI's own telemetry, SQLAlchemy traced once imported, stable semconv.
@@ -382,18 +450,27 @@ def test_server_span_drives_the_sdk_span_as_fastapi_does_and_reports_both_costs(
     lean_tracer = lean_provider.get_tracer("fastapi")
     spans = []
     for each in (tracer, lean_tracer):
-        micro.request_lifecycle(lambda each=each: spans.append(
-            each.start_span("GET", kind=SpanKind.SERVER, attributes=micro.START_ATTRIBUTES)) or spans[-1])
+        micro.request_lifecycle(
+            lambda each=each: (
+                spans.append(each.start_span("GET", kind=SpanKind.SERVER, attributes=micro.START_ATTRIBUTES))
+                or spans[-1]
+            )
+        )
     assert type(spans[1]) is lean_spans.MonitorSpan
     bare = []
-    micro.request_lifecycle(lambda: bare.append(micro.BareSpan("GET", micro.START_ATTRIBUTES))
-                                  or bare[-1])
+    micro.request_lifecycle(lambda: bare.append(micro.BareSpan("GET", micro.START_ATTRIBUTES)) or bare[-1])
     for span in (*spans, bare[0]):
         assert span.name == "GET /ping"
-        assert dict(span.attributes) == {"url.scheme": "http", "http.request.method": "GET",
-                                         "network.protocol.version": "1.1", "server.address": "127.0.0.1",
-                                         "server.port": 8000, "url.path": "/ping", "http.route": "/ping",
-                                         "http.response.status_code": 200}
+        assert dict(span.attributes) == {
+            "url.scheme": "http",
+            "http.request.method": "GET",
+            "network.protocol.version": "1.1",
+            "server.address": "127.0.0.1",
+            "server.port": 8000,
+            "url.path": "/ping",
+            "http.route": "/ping",
+            "http.response.status_code": 200,
+        }
         assert span.end_time >= span.start_time > 0
 
     assert micro.main(["server-span", "--number", "50", "--repeat", "1"]) == 0
@@ -411,7 +488,10 @@ def test_gc_cost_times_each_servers_collections_under_load(capsys):
     out = capsys.readouterr().out
     rounds = [line for line in out.splitlines() if line.startswith("round 1 ")]
     assert [line.split(":")[0] for line in rounds] == [
-        "round 1 uninstrumented", "round 1 production, frozen", "round 1 production, not frozen"]
+        "round 1 uninstrumented",
+        "round 1 production, frozen",
+        "round 1 production, not frozen",
+    ]
     frozen = {}
     for line in rounds:
         collections = [int(n) for n in line.split("collections [")[1].split("]")[0].split(",")]
@@ -439,7 +519,9 @@ def test_paired_rounds_alternate_the_two_servers_and_pair_each_rounds_ratio(caps
     out = capsys.readouterr().out
     rounds = [line for line in out.splitlines() if line.startswith("round ")]
     assert [line.split(":")[0] for line in rounds] == [
-        "round 1 (uninstrumented first)", "round 2 (monitor-production first)"]
+        "round 1 (uninstrumented first)",
+        "round 2 (monitor-production first)",
+    ]
     _check_paired_rounds(rounds)
     assert "median of the round ratios" in out and "ratio of the medians" in out
     assert "requests per CPU-second: median of the round ratios" in out
@@ -474,9 +556,17 @@ def test_paired_together_loads_both_servers_in_every_round(capsys):
     assert "while the other was loaded" not in out  # neither is idle
 
 
-@pytest.mark.parametrize("arguments", [["--second", "monitor-fast"], ["--second", "uninstrumented"],
-                                       ["--seconds", "0"], ["--seconds", "2.5"], ["--rounds", "0"]],
-                         ids=["unknown", "same-twice", "no-seconds", "fraction", "no-rounds"])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--second", "monitor-fast"],
+        ["--second", "uninstrumented"],
+        ["--seconds", "0"],
+        ["--seconds", "2.5"],
+        ["--rounds", "0"],
+    ],
+    ids=["unknown", "same-twice", "no-seconds", "fraction", "no-rounds"],
+)
 def test_paired_refuses_arguments_it_cannot_measure(arguments, capsys):
     from benchmarks import paired
 
@@ -497,11 +587,14 @@ def test_micro_lists_its_cases_and_refuses_an_unknown_one(capsys):
     assert "unknown case 'no-such-case'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("case", "arguments", "expected"), [
-    ("encoding", ["--spans", "8", "--rounds", "1"], "encode  otel-monitor"),
-    ("runtime-metrics", ["--collections", "2"], "runtime metrics cost:"),
-    ("processors", ["--spans", "20", "--requests", "5"], "otel-monitor   "),
-])
+@pytest.mark.parametrize(
+    ("case", "arguments", "expected"),
+    [
+        ("encoding", ["--spans", "8", "--rounds", "1"], "encode  otel-monitor"),
+        ("runtime-metrics", ["--collections", "2"], "runtime metrics cost:"),
+        ("processors", ["--spans", "20", "--requests", "5"], "otel-monitor   "),
+    ],
+)
 def test_micro_cases_run_and_print_their_figures(case, arguments, expected, capsys):
     """Each in-process case runs with small counts and prints its figure."""
     from benchmarks import micro
@@ -514,8 +607,14 @@ def test_span_cost_runs_as_the_harness_runs_it_and_prints_one_json_line():
     """micro span-cost, started as the harness starts it, prints per-item figures for the installed provider."""
     import subprocess
 
-    done = subprocess.run([sys.executable, "-m", "benchmarks.micro", "span-cost", "--count", "50"],
-                          env=clean_environment({}), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.micro", "span-cost", "--count", "50"],
+        env=clean_environment({}),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["span_pair_us"] > 0 and result["histogram_record_us"] > 0 and result["log_record_us"] > 0

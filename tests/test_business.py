@@ -47,7 +47,9 @@ def test_counts_are_events_by_kpi(otlp_sink):
     finally:
         stack.close()
     assert {k: p.value for k, p in points.items()} == {
-        ((semconv.MONITOR_KPI, "cart_started"),): 4, ((semconv.MONITOR_KPI, "order_placed"),): 3}
+        ((semconv.MONITOR_KPI, "cart_started"),): 4,
+        ((semconv.MONITOR_KPI, "order_placed"),): 3,
+    }
 
 
 def test_distinct_users_are_counted_once_a_day_and_returning_told_apart(otlp_sink):
@@ -62,7 +64,9 @@ def test_distinct_users_are_counted_once_a_day_and_returning_told_apart(otlp_sin
     assert results == [True, True, False, True, True]
     key = semconv.MONITOR_KPI, "visitor"
     assert {k: p.value for k, p in points.items()} == {
-        ((semconv.MONITOR_BUSINESS_RETURNING, False), key): 3, ((semconv.MONITOR_BUSINESS_RETURNING, True), key): 1}
+        ((semconv.MONITOR_BUSINESS_RETURNING, False), key): 3,
+        ((semconv.MONITOR_BUSINESS_RETURNING, True), key): 1,
+    }
 
 
 def test_distinct_users_are_exact_across_processes_through_the_journey_store(tmp_path):
@@ -89,14 +93,17 @@ def test_user_ids_never_leave_raw_and_need_the_key(otlp_sink, caplog):
     assert caplog.text.count("needs OTEL_MONITOR_USER_ID_KEY") == 1
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: business.amount("Revenue!", 1.0, currency="EUR"), "a KPI name is lowercase"),
-    (lambda: business.amount("revenue", 1.0, currency="euro"), "ISO 4217"),
-    (lambda: business.amount("revenue", float("nan"), currency="EUR"), "finite number"),
-    (lambda: business.amount("revenue", -5, currency="EUR"), "finite number"),
-    (lambda: business.count("orders", -1), "whole number"),
-    (lambda: business.count("x" * 65), "a KPI name is lowercase"),
-])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: business.amount("Revenue!", 1.0, currency="EUR"), "a KPI name is lowercase"),
+        (lambda: business.amount("revenue", 1.0, currency="euro"), "ISO 4217"),
+        (lambda: business.amount("revenue", float("nan"), currency="EUR"), "finite number"),
+        (lambda: business.amount("revenue", -5, currency="EUR"), "finite number"),
+        (lambda: business.count("orders", -1), "whole number"),
+        (lambda: business.count("x" * 65), "a KPI name is lowercase"),
+    ],
+)
 def test_bad_input_is_dropped_with_a_clear_message(otlp_sink, caplog, call, message):
     """A bad name, currency or value records nothing, raises nothing, and says why."""
     stack = make_stack(otlp_sink)
@@ -121,8 +128,11 @@ def test_funnel_counter_marks_first_times_with_a_store(otlp_sink, tmp_path):
         points = _points(stack, semconv.METRIC_JOURNEY_MILESTONES)
     finally:
         stack.close()
-    base = ((semconv.MONITOR_JOURNEY_FIRST, True), (semconv.MONITOR_JOURNEY_NAME, "purchase"),
-            (semconv.MONITOR_JOURNEY_STEP, "first_purchase"))
+    base = (
+        (semconv.MONITOR_JOURNEY_FIRST, True),
+        (semconv.MONITOR_JOURNEY_NAME, "purchase"),
+        (semconv.MONITOR_JOURNEY_STEP, "first_purchase"),
+    )
     assert points[base].value == 2
     assert points[((semconv.MONITOR_JOURNEY_FIRST, False), *base[1:])].value == 1
 

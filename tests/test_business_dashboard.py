@@ -33,9 +33,12 @@ SERIES = {
 MINUTES = 60
 # The truth of each panel over that hour.
 EXPECTED = {
-    ("business.json", "Revenue"): 600, ("business.json", "Orders"): 30,
-    ("business.json", "Average order value"): 20, ("business.json", "Refund rate"): 0.1,
-    ("business.json", "Cart abandonment"): 0.75, ("business.json", "Return-visit rate"): 0.25,
+    ("business.json", "Revenue"): 600,
+    ("business.json", "Orders"): 30,
+    ("business.json", "Average order value"): 20,
+    ("business.json", "Refund rate"): 0.1,
+    ("business.json", "Cart abandonment"): 0.75,
+    ("business.json", "Return-visit rate"): 0.25,
     ("journeys.json", "Funnel: distinct users reaching each step"): 40,
 }
 
@@ -59,13 +62,22 @@ def test_business_and_funnel_panels_match_the_truth(tmp_path: Path):
     tests = []
     for (dashboard, title), value in EXPECTED.items():
         # Rounded: per-minute increments such as 50/60 leave float noise in the last digits.
-        tests.append({"expr": f"round(sum({_query(dashboard, title)}), 0.000001)", "eval_time": f"{MINUTES}m",
-                      "exp_samples": [{"labels": "{}", "value": value}]})
+        tests.append(
+            {
+                "expr": f"round(sum({_query(dashboard, title)}), 0.000001)",
+                "eval_time": f"{MINUTES}m",
+                "exp_samples": [{"labels": "{}", "value": value}],
+            }
+        )
     # increase() extrapolates to the window's edges: samples from minute 0 to 60 cover exactly the hour.
     series = [{"series": name, "values": f"0+{total / MINUTES}x{MINUTES}"} for name, total in SERIES.items()]
-    spec = {"rule_files": ["empty.rules.yaml"], "evaluation_interval": "1m",
-            "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}]}
+    spec = {
+        "rule_files": ["empty.rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": tests}],
+    }
     (tmp_path / "business.test.yaml").write_text(yaml.safe_dump(spec))
-    result = subprocess.run([promtool, "test", "rules", "business.test.yaml"], capture_output=True, text=True,
-                            cwd=tmp_path)
+    result = subprocess.run(
+        [promtool, "test", "rules", "business.test.yaml"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -26,10 +26,13 @@ TEE = 1  # the first seeded product: 19.00
 def shop(tmp_path: Path, otlp_sink) -> Iterator[tuple[TestClient, object]]:
     stack = make_stack(otlp_sink, user_id_key="k", journey_store=f"sqlite:///{tmp_path / 'journeys.db'}")
     with BackgroundServer(create_payments_app(Behaviour(delay_ms=0), seed=7)) as payments:
-        settings = ShopSettings(database_url=f"sqlite:///{tmp_path / 'shop.db'}",
-                                payments_primary_url=f"{payments.url}/primary",
-                                payments_fallback_url=f"{payments.url}/fallback", payments_timeout=2.0,
-                                password_iterations=1000)
+        settings = ShopSettings(
+            database_url=f"sqlite:///{tmp_path / 'shop.db'}",
+            payments_primary_url=f"{payments.url}/primary",
+            payments_fallback_url=f"{payments.url}/fallback",
+            payments_timeout=2.0,
+            password_iterations=1000,
+        )
         try:
             with TestClient(create_shop_app(settings), raise_server_exceptions=False) as client:
                 yield client, stack
@@ -47,8 +50,9 @@ def _by_kpi(stack, metric: str) -> dict[str, object]:
     out: dict[str, object] = {}
     for point in stack.points(metric):
         attrs = dict(point.attributes)
-        out[attrs[semconv.MONITOR_KPI] + ("+returning" if attrs.get(semconv.MONITOR_BUSINESS_RETURNING) else "")] \
-            = point
+        out[attrs[semconv.MONITOR_KPI] + ("+returning" if attrs.get(semconv.MONITOR_BUSINESS_RETURNING) else "")] = (
+            point
+        )
     return out
 
 

@@ -44,8 +44,11 @@ def _alerts(payloads: list[dict[str, Any]], status: str) -> list[dict[str, Any]]
 
 def _burn(alert: dict[str, Any]) -> bool:
     labels = alert["labels"]
-    return labels["alertname"] == "ErrorBudgetBurn" and labels.get("slo") == "checkout" \
+    return (
+        labels["alertname"] == "ErrorBudgetBurn"
+        and labels.get("slo") == "checkout"
         and labels["severity"] == "critical"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,24 +62,38 @@ def alert_run(otelcol, tmp_path_factory):
     with Webhook() as webhook:
         alertmanager = Alertmanager(work, webhook.url).start()
         collector = Collector(otelcol, config, work, "collector", ports[13133]).start()
-        prometheus = Prometheus(work, {"collector:8889": f"127.0.0.1:{ports[8889]}",
-                                       "collector:8888": f"127.0.0.1:{ports[8888]}"},
-                                alertmanager=f"127.0.0.1:{alertmanager.port}").start()
+        prometheus = Prometheus(
+            work,
+            {"collector:8889": f"127.0.0.1:{ports[8889]}", "collector:8888": f"127.0.0.1:{ports[8888]}"},
+            alertmanager=f"127.0.0.1:{alertmanager.port}",
+        ).start()
         try:
-            common = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports[4318]}",
-                      "OTEL_METRIC_EXPORT_INTERVAL": "1000", "OTEL_MONITOR_CONFIG": str(CONFIG_FILE),
-                      "OTEL_RESOURCE_ATTRIBUTES": "service.namespace=shop,deployment.environment.name=e2e"}
-            with launched("examples.payments.app:app", {**common, "OTEL_SERVICE_NAME": "payments",
-                                                         "PAYMENTS_DELAY_MS": "0"}) as payments:
-                shop_env = {**common, "OTEL_SERVICE_NAME": "shop", "DATABASE_URL": f"sqlite:///{work / 'shop.db'}",
-                            "SHOP_PAYMENTS_PRIMARY_URL": f"{payments.base_url}/primary",
-                            "SHOP_PAYMENTS_FALLBACK_URL": f"{payments.base_url}/fallback",
-                            "SHOP_PAYMENTS_TIMEOUT": "1", "SHOP_PASSWORD_ITERATIONS": "1000",
-                            "OTEL_MONITOR_USER_ID_KEY": "test-key"}
-                with launched("examples.shop.app:app", shop_env) as shop, \
-                        httpx.Client(base_url=shop.base_url, timeout=30) as client:
-                    signup = client.post("/api/signup", json={"email": "a@example.com", "password": PASSWORD,
-                                                              "name": "Al"})
+            common = {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports[4318]}",
+                "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+                "OTEL_MONITOR_CONFIG": str(CONFIG_FILE),
+                "OTEL_RESOURCE_ATTRIBUTES": "service.namespace=shop,deployment.environment.name=e2e",
+            }
+            with launched(
+                "examples.payments.app:app", {**common, "OTEL_SERVICE_NAME": "payments", "PAYMENTS_DELAY_MS": "0"}
+            ) as payments:
+                shop_env = {
+                    **common,
+                    "OTEL_SERVICE_NAME": "shop",
+                    "DATABASE_URL": f"sqlite:///{work / 'shop.db'}",
+                    "SHOP_PAYMENTS_PRIMARY_URL": f"{payments.base_url}/primary",
+                    "SHOP_PAYMENTS_FALLBACK_URL": f"{payments.base_url}/fallback",
+                    "SHOP_PAYMENTS_TIMEOUT": "1",
+                    "SHOP_PASSWORD_ITERATIONS": "1000",
+                    "OTEL_MONITOR_USER_ID_KEY": "test-key",
+                }
+                with (
+                    launched("examples.shop.app:app", shop_env) as shop,
+                    httpx.Client(base_url=shop.base_url, timeout=30) as client,
+                ):
+                    signup = client.post(
+                        "/api/signup", json={"email": "a@example.com", "password": PASSWORD, "name": "Al"}
+                    )
                     client.headers["Authorization"] = f"Bearer {signup.json()['token']}"
 
                     def checkout() -> int:
@@ -90,16 +107,19 @@ def alert_run(otelcol, tmp_path_factory):
                     fired_at = None
                     while time.monotonic() - stopped < DEADLINE:
                         assert checkout() >= 500
-                        if fired_at is None and any(_burn({"labels": a["labels"]}) and a["state"] == "firing"
-                                                    for a in prometheus.get("/api/v1/alerts")["data"]["alerts"]):
+                        if fired_at is None and any(
+                            _burn({"labels": a["labels"]}) and a["state"] == "firing"
+                            for a in prometheus.get("/api/v1/alerts")["data"]["alerts"]
+                        ):
                             fired_at = time.monotonic()
                         if any(_burn(a) for a in _alerts(webhook.payloads, "firing")):
                             break
                         time.sleep(0.5)
                     delivered_at = time.monotonic()
             firing = [a for a in prometheus.get("/api/v1/alerts")["data"]["alerts"] if a["state"] == "firing"]
-            yield AlertRun(firing, list(webhook.payloads),
-                           (fired_at or delivered_at) - stopped, delivered_at - stopped, prometheus)
+            yield AlertRun(
+                firing, list(webhook.payloads), (fired_at or delivered_at) - stopped, delivered_at - stopped, prometheus
+            )
         finally:
             prometheus.stop()
             collector.stop()
@@ -122,5 +142,7 @@ def test_the_alert_reaches_the_webhook_through_the_paging_route(alert_run: Alert
     assert alert["annotations"]["summary"] and alert["annotations"]["description"]
     runbook = alert["annotations"]["runbook_url"]
     assert runbook.endswith("/ErrorBudgetBurn.md") and (COLLECTOR.parent / runbook).is_file(), runbook
-    print(f"checkout fast burn: firing in Prometheus {alert_run.seconds_to_fire:.0f} s after the provider stopped, "
-          f"at the webhook after {alert_run.seconds_to_webhook:.0f} s")
+    print(
+        f"checkout fast burn: firing in Prometheus {alert_run.seconds_to_fire:.0f} s after the provider stopped, "
+        f"at the webhook after {alert_run.seconds_to_webhook:.0f} s"
+    )

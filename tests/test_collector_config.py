@@ -38,8 +38,12 @@ def _port(endpoint: str) -> int:
 def test_every_defined_component_is_used(name):
     """No component is configured and then left out of every pipeline."""
     config = _load(name)
-    used = {c for p in _pipelines(config).values() for role in ("receivers", "processors", "exporters")
-            for c in p.get(role, [])}
+    used = {
+        c
+        for p in _pipelines(config).values()
+        for role in ("receivers", "processors", "exporters")
+        for c in p.get(role, [])
+    }
     used |= set(config["service"].get("extensions", []))
     for kind in KINDS:
         for component in config.get(kind) or {}:
@@ -119,8 +123,9 @@ def test_gateway_keeps_errors_slow_traces_and_a_fraction_of_the_rest():
 
 def test_gateway_keeps_every_error_category_but_cancelled():
     """The classified-errors policy lists every contract error category except cancelled."""
-    policy = next(p for p in _load("gateway")["processors"]["tail_sampling"]["policies"]
-                  if p["type"] == "string_attribute")
+    policy = next(
+        p for p in _load("gateway")["processors"]["tail_sampling"]["policies"] if p["type"] == "string_attribute"
+    )
     assert policy["string_attribute"]["key"] == semconv.MONITOR_ERROR_CATEGORY
     assert set(policy["string_attribute"]["values"]) == set(semconv.ERROR_CATEGORIES) - {"cancelled"}
 

@@ -61,8 +61,9 @@ class TierRun:
 def _send_traffic(shop: LaunchedApp, payments: LaunchedApp) -> TracedClient:
     client = TracedClient(shop.base_url)
     client.traces.update(normal=[], error=[], slow=[])
-    signup = client.call("normal", "POST", "/api/signup",
-                         json={"email": "tier@example.com", "password": PASSWORD, "name": "Tia"})
+    signup = client.call(
+        "normal", "POST", "/api/signup", json={"email": "tier@example.com", "password": PASSWORD, "name": "Tia"}
+    )
     assert signup.status_code == 201, signup.text
     client.headers = {"Authorization": f"Bearer {signup.json()['token']}"}
     products = client.call("normal", "GET", "/api/products").json()["products"]
@@ -109,15 +110,17 @@ def _start_tiers(otelcol, work, started: list[Any]):
         config["exporters"]["prometheus_remote_write"]["endpoint"] = f"{prometheus.url}/api/v1/write"
     # The headless Service's DNS answer, as a static list; the ClusterIP Service, as the first gateway.
     agent_config["exporters"]["load_balancing"]["resolver"] = {
-        "static": {"hostnames": [f"127.0.0.1:{p[4317]}" for p in gateway_ports]}}
+        "static": {"hostnames": [f"127.0.0.1:{p[4317]}" for p in gateway_ports]}
+    }
     agent_config["exporters"]["otlp_grpc/gateway"]["endpoint"] = f"127.0.0.1:{gateway_ports[0][4317]}"
     gateway_collectors = []
     for index, (config, ports) in enumerate(zip(gateways, gateway_ports, strict=True), 1):
         collector = Collector(otelcol, config, work, f"gateway-{index}", ports[13133], {"POD_IP": "127.0.0.1"})
         started.append(collector.start())
         gateway_collectors.append(collector)
-    agent = Collector(otelcol, agent_config, work, "agent", agent_ports[13133],
-                      {"POD_IP": "127.0.0.1", "K8S_NODE_NAME": "node-1"})
+    agent = Collector(
+        otelcol, agent_config, work, "agent", agent_ports[13133], {"POD_IP": "127.0.0.1", "K8S_NODE_NAME": "node-1"}
+    )
     started.append(agent.start())
 
     return jaeger, prometheus, gateway_collectors, agent, agent_ports
@@ -133,17 +136,26 @@ def tier_run(otelcol, tmp_path_factory):
     started: list[Any] = []
     try:
         jaeger, prometheus, gateway_collectors, agent, agent_ports = _start_tiers(otelcol, work, started)
-        common = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{agent_ports[4318]}",
-                  "OTEL_BSP_SCHEDULE_DELAY": "200",
-                  "OTEL_METRIC_EXPORT_INTERVAL": "1000", "OTEL_MONITOR_CONFIG": str(CONFIG_FILE),
-                  "OTEL_RESOURCE_ATTRIBUTES": "service.namespace=shop,deployment.environment.name=e2e"}
-        with launched("examples.payments.app:app", {**common, "OTEL_SERVICE_NAME": "payments",
-                                                     "PAYMENTS_DELAY_MS": "0"}) as payments:
-            shop_env = {**common, "OTEL_SERVICE_NAME": "shop", "DATABASE_URL": f"sqlite:///{work / 'shop.db'}",
-                        "SHOP_PAYMENTS_PRIMARY_URL": f"{payments.base_url}/primary",
-                        "SHOP_PAYMENTS_FALLBACK_URL": f"{payments.base_url}/fallback",
-                        "SHOP_PAYMENTS_TIMEOUT": "5", "SHOP_PASSWORD_ITERATIONS": "1000",
-                        "OTEL_MONITOR_USER_ID_KEY": "test-key"}
+        common = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{agent_ports[4318]}",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            "OTEL_MONITOR_CONFIG": str(CONFIG_FILE),
+            "OTEL_RESOURCE_ATTRIBUTES": "service.namespace=shop,deployment.environment.name=e2e",
+        }
+        with launched(
+            "examples.payments.app:app", {**common, "OTEL_SERVICE_NAME": "payments", "PAYMENTS_DELAY_MS": "0"}
+        ) as payments:
+            shop_env = {
+                **common,
+                "OTEL_SERVICE_NAME": "shop",
+                "DATABASE_URL": f"sqlite:///{work / 'shop.db'}",
+                "SHOP_PAYMENTS_PRIMARY_URL": f"{payments.base_url}/primary",
+                "SHOP_PAYMENTS_FALLBACK_URL": f"{payments.base_url}/fallback",
+                "SHOP_PAYMENTS_TIMEOUT": "5",
+                "SHOP_PASSWORD_ITERATIONS": "1000",
+                "OTEL_MONITOR_USER_ID_KEY": "test-key",
+            }
             with launched("examples.shop.app:app", shop_env) as shop:
                 sent = _send_traffic(shop, payments)
                 stop_flushing(shop)
@@ -193,7 +205,8 @@ def test_both_gateways_take_a_share_of_the_traces(tier_run: TierRun) -> None:
     """The agent's load_balancing exporter spreads traces over both gateways (by trace id)."""
     _wait_for_traces(tier_run, "error")
     received = tier_run.prometheus.vector(
-        'sum by (instance) ({__name__=~"otelcol_receiver_accepted_spans(_total)?", job="otel-collector"})', "instance")
+        'sum by (instance) ({__name__=~"otelcol_receiver_accepted_spans(_total)?", job="otel-collector"})', "instance"
+    )
     readers = [g.config["service"]["telemetry"]["metrics"]["readers"][0] for g in tier_run.gateways]
     gateways = {f"127.0.0.1:{r['pull']['exporter']['prometheus']['port']}" for r in readers}
     assert all(received.get(g, 0) > 0 for g in gateways), received
@@ -201,8 +214,13 @@ def test_both_gateways_take_a_share_of_the_traces(tier_run: TierRun) -> None:
 
 def test_metrics_through_the_gateways_are_exact(tier_run: TierRun) -> None:
     """Pushed by the gateways (prometheus_remote_write), the shop's calls per operation are the requests sent."""
-    expected = {"signup": 1.0, "catalog_browse": 1.0, "product_view": NORMAL - 2.0, "cart_add": float(ERRORS + SLOW),
-                "checkout": float(ERRORS + SLOW)}
+    expected = {
+        "signup": 1.0,
+        "catalog_browse": 1.0,
+        "product_view": NORMAL - 2.0,
+        "cart_add": float(ERRORS + SLOW),
+        "checkout": float(ERRORS + SLOW),
+    }
     query = 'sum by (monitor_operation) (monitor_operation_duration_seconds_count{job="shop/shop"})'
 
     def settled():
@@ -239,16 +257,22 @@ def kill_run(otelcol, tmp_path_factory):
     started: list[Any] = []
     try:
         jaeger, prometheus, gateways, agent, agent_ports = _start_tiers(otelcol, work, started)
-        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{agent_ports[4318]}",
-               "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_METRIC_EXPORT_INTERVAL": "1000",
-               "OTEL_MONITOR_CONFIG": str(CONFIG_FILE), "OTEL_SERVICE_NAME": "shop",
-               "OTEL_RESOURCE_ATTRIBUTES": "service.namespace=shop,deployment.environment.name=e2e",
-               "DATABASE_URL": f"sqlite:///{work / 'shop.db'}", "SHOP_PASSWORD_ITERATIONS": "1000",
-               "OTEL_MONITOR_USER_ID_KEY": "test-key"}
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{agent_ports[4318]}",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            "OTEL_MONITOR_CONFIG": str(CONFIG_FILE),
+            "OTEL_SERVICE_NAME": "shop",
+            "OTEL_RESOURCE_ATTRIBUTES": "service.namespace=shop,deployment.environment.name=e2e",
+            "DATABASE_URL": f"sqlite:///{work / 'shop.db'}",
+            "SHOP_PASSWORD_ITERATIONS": "1000",
+            "OTEL_MONITOR_USER_ID_KEY": "test-key",
+        }
         with launched("examples.shop.app:app", env) as shop:
             client = TracedClient(shop.base_url)
-            signup = client.call("setup", "POST", "/api/signup",
-                                 json={"email": "k@example.com", "password": PASSWORD, "name": "Kim"})
+            signup = client.call(
+                "setup", "POST", "/api/signup", json={"email": "k@example.com", "password": PASSWORD, "name": "Kim"}
+            )
             # A new connection for every request: uvicorn closes one after an unhandled error.
             client.headers = {"Authorization": f"Bearer {signup.json()['token']}", "Connection": "close"}
             for phase in ("before", "after"):
@@ -256,8 +280,13 @@ def kill_run(otelcol, tmp_path_factory):
                     client.call("setup", "POST", "/api/cart/items", json={"product_id": 1, "quantity": 1})
                     client.call(phase, "POST", "/api/checkout", json={"card_token": "tok_visa", "coupon": "LEGACY2019"})
                 if phase == "before":
-                    wait_for(lambda: all(jaeger.trace(t) for t in client.traces["before"]), 90,
-                             "every trace of the first half in Jaeger", gateways[1], every=1.0)
+                    wait_for(
+                        lambda: all(jaeger.trace(t) for t in client.traces["before"]),
+                        90,
+                        "every trace of the first half in Jaeger",
+                        gateways[1],
+                        every=1.0,
+                    )
                     gateways[1].kill()
             client.close()
             output = stop_flushing(shop)
@@ -284,8 +313,9 @@ def _settled_after_kill(kill_run: KillRun) -> list[str]:
         counts.append(len(found))
         return found if len(found) >= CRASHES // 5 and counts[-3:] == [len(found)] * 3 else None
 
-    return wait_for(kept, 90, "traces of the second half in Jaeger (through the live gateway)", kill_run.agent,
-                    every=3.0)
+    return wait_for(
+        kept, 90, "traces of the second half in Jaeger (through the live gateway)", kill_run.agent, every=3.0
+    )
 
 
 def test_what_a_killed_gateway_loses_is_bounded(kill_run: KillRun) -> None:
@@ -294,19 +324,26 @@ def test_what_a_killed_gateway_loses_is_bounded(kill_run: KillRun) -> None:
     found = _settled_after_kill(kill_run)
     for trace_id in found:
         assert orphans(kill_run.jaeger.trace(trace_id), kill_run.sent.parents[trace_id]) == []
-    print(f"gateway killed: {len(found)} of {len(after)} later error traces kept, {len(after) - len(found)} held "
-          "back in the agent's per-gateway queue")
+    print(
+        f"gateway killed: {len(found)} of {len(after)} later error traces kept, {len(after) - len(found)} held "
+        "back in the agent's per-gateway queue"
+    )
     assert 0 < len(found) < len(after)
 
 
-@pytest.mark.xfail(strict=False, reason="open: the load_balancing exporter's per-gateway queues (protocol.otlp."
-                   "sending_queue) accept what a dead gateway cannot take and report it as sent; neither "
-                   "otelcol_exporter_* nor otelcol_loadbalancer_backend_outcome show it")
+@pytest.mark.xfail(
+    strict=False,
+    reason="open: the load_balancing exporter's per-gateway queues (protocol.otlp."
+    "sending_queue) accept what a dead gateway cannot take and report it as sent; neither "
+    "otelcol_exporter_* nor otelcol_loadbalancer_backend_outcome show it",
+)
 def test_the_agent_counts_what_the_dead_gateway_did_not_get(kill_run: KillRun) -> None:
     """The agent's own metrics show the spans it could not deliver (failed or still queued)."""
     _settled_after_kill(kill_run)
     shown = kill_run.prometheus.vector(
         'sum({__name__=~"otelcol_exporter_send_failed_spans(_total)?|otelcol_exporter_queue_size", '
         'job="otel-collector", exporter=~"load_balancing.*"})'
-        ' + sum({__name__=~"otelcol_loadbalancer_backend_outcome(_total)?", success="false"})', "")
+        ' + sum({__name__=~"otelcol_loadbalancer_backend_outcome(_total)?", success="false"})',
+        "",
+    )
     assert sum(shown.values()) > 0, shown

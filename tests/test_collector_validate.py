@@ -28,9 +28,11 @@ ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")
 # What Kubernetes would put in the workloads' fieldRef variables.
 FIELD_VALUES = {"status.podIP": "10.1.2.3", "spec.nodeName": "node-1", "status.hostIP": "10.1.0.1"}
 # The overlay's secrets: validate checks they are set, not the files behind them.
-SECURE_ENV = {"OTEL_COLLECTOR_TLS_CERT_FILE": "/etc/otel-tls/server.crt",
-              "OTEL_COLLECTOR_TLS_KEY_FILE": "/etc/otel-tls/server.key",
-              "OTEL_COLLECTOR_BEARER_TOKEN": "validate-token"}
+SECURE_ENV = {
+    "OTEL_COLLECTOR_TLS_CERT_FILE": "/etc/otel-tls/server.crt",
+    "OTEL_COLLECTOR_TLS_KEY_FILE": "/etc/otel-tls/server.key",
+    "OTEL_COLLECTOR_BEARER_TOKEN": "validate-token",
+}
 
 
 def _validate(binary: Path, configs: list[Path], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -76,8 +78,12 @@ def _configmaps() -> dict[str, dict]:
         for entry in generator["files"]:
             key, _, source = entry.rpartition("=")
             data[key or Path(source).name] = (K8S / source).read_text()
-        maps[generator["name"]] = {"apiVersion": "v1", "kind": "ConfigMap",
-                                   "metadata": {"name": generator["name"]}, "data": data}
+        maps[generator["name"]] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": generator["name"]},
+            "data": data,
+        }
     return maps
 
 
@@ -115,14 +121,15 @@ def test_kubernetes_configmap_validates_with_its_workloads_environment(otelcol, 
     workload = _workloads()[configmap]
     container = workload["spec"]["template"]["spec"]["containers"][0]
     volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
-    mount = next(m for m in container["volumeMounts"]
-                 if volumes[m["name"]].get("configMap", {}).get("name") == configmap)
+    mount = next(
+        m for m in container["volumeMounts"] if volumes[m["name"]].get("configMap", {}).get("name") == configmap
+    )
     # Lay the ConfigMap out as the kubelet would, and take the --config path from the container's args.
     for key, text in _configmaps()[configmap]["data"].items():
         (tmp_path / key).write_text(text)
     config_args = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--config=")]
     assert config_args and all(a.startswith(mount["mountPath"] + "/") for a in config_args), container["args"]
-    files = [tmp_path / a[len(mount["mountPath"]) + 1:] for a in config_args]
+    files = [tmp_path / a[len(mount["mountPath"]) + 1 :] for a in config_args]
     env = _container_env(workload)
     missing = _required_env(*files) - set(env)
     name = workload["metadata"]["name"]

@@ -72,16 +72,16 @@ def _recorded_directly(direct_histograms: bool) -> tuple[int, int]:
     from otel_monitor.pipeline.processors import build_pipeline
 
     reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter(),
-                             shutdown_on_exit=False)
+    provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter(), shutdown_on_exit=False)
     build_pipeline(resolve({"direct_histograms": direct_histograms}, environ={}), EMPTY, provider, None)
     histogram = instruments.current().operation_duration
     for _ in range(3):
         histogram.record(0.1, {"monitor.operation": "checkout"})
     data = reader.get_metrics_data()
     assert data is not None
-    (point,) = [p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-                for p in m.data.data_points]
+    (point,) = [
+        p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics for p in m.data.data_points
+    ]
     provider.shutdown()
     return histogram.direct_sets, point.count  # type: ignore[union-attr]
 

@@ -26,16 +26,26 @@ def test_compose_file_matches_the_compose_specification():
     tool = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent)) or shutil.which("check-jsonschema")
     if tool is None:
         pytest.skip('check-jsonschema not found: pip install -e ".[dev]"')
-    result = subprocess.run([tool, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [tool, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_stack_runs_every_component():
     """The stack has the shop with traffic, the collector, Prometheus, Alertmanager, Grafana, Jaeger and VictoriaLogs."""
     services = set(_compose()["services"])
-    assert {"shop", "payments", "traffic", "collector", "prometheus", "alertmanager", "grafana", "jaeger",
-            "victorialogs"} <= services
+    assert {
+        "shop",
+        "payments",
+        "traffic",
+        "collector",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "jaeger",
+        "victorialogs",
+    } <= services
 
 
 def test_every_image_is_pinned():
@@ -103,8 +113,11 @@ def test_prometheus_config_passes_promtool():
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not found: apt-get install prometheus")
-    result = subprocess.run([promtool, "check", "config", "--syntax-only",
-                             str(ROOT / "collector" / "prometheus" / "prometheus.yml")], capture_output=True, text=True)
+    result = subprocess.run(
+        [promtool, "check", "config", "--syntax-only", str(ROOT / "collector" / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -122,8 +135,11 @@ def test_alertmanager_config_passes_amtool():
     amtool = shutil.which("amtool")
     if amtool is None:
         pytest.skip("amtool not found: apt-get install prometheus-alertmanager")
-    result = subprocess.run([amtool, "check-config", str(ROOT / "collector" / "alertmanager" / "alertmanager.yml")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [amtool, "check-config", str(ROOT / "collector" / "alertmanager" / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -27,13 +27,17 @@ def test_concurrent_requests_keep_parentage_and_exact_counts(tmp_path):
             assert statuses == [200] * len(paths)
 
             def counted(s: OTLPSink) -> dict[str, int]:
-                return {p["attributes"]["monitor.operation"]: p["count"]
-                        for p in s.latest_points("monitor.operation.duration")}
+                return {
+                    p["attributes"]["monitor.operation"]: p["count"]
+                    for p in s.latest_points("monitor.operation.duration")
+                }
 
-            assert sink.wait_for(lambda s: counted(s).get("async_work") == PER_KIND
-                                 and counted(s).get("sync_work") == PER_KIND)
-            assert sink.wait_for(lambda s: sum(1 for sp in s.spans if sp["name"] in ("async_work", "sync_work"))
-                                 == 2 * PER_KIND)
+            assert sink.wait_for(
+                lambda s: counted(s).get("async_work") == PER_KIND and counted(s).get("sync_work") == PER_KIND
+            )
+            assert sink.wait_for(
+                lambda s: sum(1 for sp in s.spans if sp["name"] in ("async_work", "sync_work")) == 2 * PER_KIND
+            )
     counts = counted(sink)
     assert counts["GET /async-work/{n}"] == PER_KIND and counts["GET /sync-work/{n}"] == PER_KIND
     servers = {sp["span_id"]: sp for sp in sink.spans if sp["kind"] == SERVER}

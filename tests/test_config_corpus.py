@@ -224,8 +224,10 @@ SDK_VARIABLES: dict[str, tuple[str, str]] = {
     "OTEL_BLRP_MAX_QUEUE_SIZE": ("-1", "expected a number above 0; using the SDK's default '2048'"),
     "OTEL_BLRP_SCHEDULE_DELAY": ("0", "expected a finite number above 0; using the SDK's default '1000'"),
     "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": ("0", "expected a number above 0; using the SDK's default '512'"),
-    "OTEL_EXPORTER_OTLP_PROTOCOL": ("carrier-pigeon", "expected one of grpc, http/protobuf; using otel-monitor's "
-                                                      "default 'http/protobuf'"),
+    "OTEL_EXPORTER_OTLP_PROTOCOL": (
+        "carrier-pigeon",
+        "expected one of grpc, http/protobuf; using otel-monitor's default 'http/protobuf'",
+    ),
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": ("carrier-pigeon", "expected one of grpc, http/protobuf"),
     "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": ("smoke", "expected one of grpc, http/protobuf"),
     "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": ("http/xml", "expected one of grpc, http/protobuf"),
@@ -233,8 +235,10 @@ SDK_VARIABLES: dict[str, tuple[str, str]] = {
     "OTEL_TRACES_EXPORTER": ("zipkin-over-fax", "no traces exporter named 'zipkin-over-fax' is installed"),
     "OTEL_METRICS_EXPORTER": ("otlp,bogus", "no metrics exporter named 'bogus' is installed"),
     "OTEL_LOGS_EXPORTER": ("bogus", "no logs exporter named 'bogus' is installed"),
-    "OTEL_METRICS_EXEMPLAR_FILTER": ("bogus", "expected one of always_on, always_off, trace_based; "
-                                              "using otel-monitor's default 'always_off'"),
+    "OTEL_METRICS_EXEMPLAR_FILTER": (
+        "bogus",
+        "expected one of always_on, always_off, trace_based; using otel-monitor's default 'always_off'",
+    ),
     "OTEL_PYTHON_ID_GENERATOR": ("bogus", "no id generator named 'bogus' is installed"),
     "OTEL_ATTRIBUTE_COUNT_LIMIT": ("-1", "expected a number of at least 0; using the SDK's default '128'"),
     "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": ("-1", "using the SDK's default (no limit)"),
@@ -275,8 +279,9 @@ def test_batch_larger_than_queue_is_cut_to_the_queue(caplog):
     environ = {"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "100000"}
     problems: list[str] = []
     check_sdk_environment(environ, strict=False, problems=problems)
-    assert problems == ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE=100000 is invalid: it must not exceed "
-                        "OTEL_BSP_MAX_QUEUE_SIZE (100); using 100"]
+    assert problems == [
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=100000 is invalid: it must not exceed OTEL_BSP_MAX_QUEUE_SIZE (100); using 100"
+    ]
     assert environ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] == "100"
 
 
@@ -284,9 +289,15 @@ def test_good_sdk_variables_are_left_alone():
     """Valid values, and the ones the SDK copes with itself, are not touched."""
     from otel_monitor.launcher.sdk_env import check_sdk_environment
 
-    environ = {"OTEL_BSP_MAX_QUEUE_SIZE": "4096", "OTEL_TRACES_EXPORTER": "otlp,console",
-               "OTEL_PROPAGATORS": "tracecontext", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_METRIC_EXPORT_INTERVAL": "1500.5",
-               "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "0", "OTEL_TRACES_SAMPLER": "bogus"}
+    environ = {
+        "OTEL_BSP_MAX_QUEUE_SIZE": "4096",
+        "OTEL_TRACES_EXPORTER": "otlp,console",
+        "OTEL_PROPAGATORS": "tracecontext",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_METRIC_EXPORT_INTERVAL": "1500.5",
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "0",
+        "OTEL_TRACES_SAMPLER": "bogus",
+    }
     problems: list[str] = []
     check_sdk_environment(dict(environ), strict=True, problems=problems)
     assert problems == []
@@ -314,10 +325,15 @@ STRICT_XFAIL: set[str] = set()
 
 
 def run_app(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    quiet = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
-             "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false"}
-    return subprocess.run([sys.executable, "-c", APP], env={**os.environ, **quiet, **env},
-                          capture_output=True, text=True, timeout=120)
+    quiet = {
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", APP], env={**os.environ, **quiet, **env}, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.slow
@@ -333,9 +349,17 @@ def test_app_runs_on_defaults_with_one_message(case):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="configurator must catch ConfigError from health setup"))
-    if c in STRICT_XFAIL else c for c in sorted(SAMPLE)])
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            c, marks=pytest.mark.xfail(strict=True, reason="configurator must catch ConfigError from health setup")
+        )
+        if c in STRICT_XFAIL
+        else c
+        for c in sorted(SAMPLE)
+    ],
+)
 def test_strict_mode_exits_non_zero_with_the_message(case):
     """In a real process under OTEL_MONITOR_STRICT=true the app never runs, exits 2, and says why."""
     proc = run_app({**SAMPLE[case], "OTEL_MONITOR_STRICT": "true"})
@@ -353,9 +377,23 @@ EXPORTING_APP = (
     "trace.get_tracer_provider().force_flush()\n"
     "print('app ran')\n"
 )
-STALLS = ["alias bomb", "deep nesting", "fifo", "/dev/zero", *(f"{v}={SDK_VARIABLES[v][0]}" for v in (
-    "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_METRIC_EXPORT_INTERVAL", "OTEL_TRACES_EXPORTER",
-    "OTEL_METRICS_EXEMPLAR_FILTER", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"))]
+STALLS = [
+    "alias bomb",
+    "deep nesting",
+    "fifo",
+    "/dev/zero",
+    *(
+        f"{v}={SDK_VARIABLES[v][0]}"
+        for v in (
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            "OTEL_TRACES_EXPORTER",
+            "OTEL_METRICS_EXEMPLAR_FILTER",
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+        )
+    ),
+]
 
 
 def stall_env(case: str, tmp_path: Path) -> dict[str, str]:
@@ -381,10 +419,17 @@ def test_nothing_stalls_the_start_and_exporting_goes_on(case, tmp_path):
     from otel_monitor.testing import OTLPSink
 
     with OTLPSink() as sink:
-        env = {**os.environ, **sink.env(), "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
-               "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false", **stall_env(case, tmp_path)}
-        proc = subprocess.run([sys.executable, "-c", EXPORTING_APP], env=env, capture_output=True, text=True,
-                              timeout=60)
+        env = {
+            **os.environ,
+            **sink.env(),
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false",
+            **stall_env(case, tmp_path),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", EXPORTING_APP], env=env, capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("otel-monitor: ") and "Traceback" not in proc.stderr, lines
@@ -395,8 +440,14 @@ def test_nothing_stalls_the_start_and_exporting_goes_on(case, tmp_path):
 @pytest.mark.parametrize("case", STALLS)
 def test_nothing_stalls_strict_mode_either(case, tmp_path):
     """Under OTEL_MONITOR_STRICT=true the same cases exit 2 at once with one line."""
-    env = {**os.environ, "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
-           **stall_env(case, tmp_path), "OTEL_MONITOR_STRICT": "true"}
+    env = {
+        **os.environ,
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        **stall_env(case, tmp_path),
+        "OTEL_MONITOR_STRICT": "true",
+    }
     proc = subprocess.run([sys.executable, "-c", EXPORTING_APP], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

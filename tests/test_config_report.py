@@ -24,8 +24,9 @@ def libraries(monkeypatch):
     entries: list[dict[str, str]] = []
     monkeypatch.setattr(bootstrap_gen, "libraries", entries)
     real = report._installed
-    monkeypatch.setattr(report, "_installed",
-                        lambda name: None if name == "opentelemetry-instrumentation-httpx" else real(name))
+    monkeypatch.setattr(
+        report, "_installed", lambda name: None if name == "opentelemetry-instrumentation-httpx" else real(name)
+    )
     monkeypatch.delenv("OTEL_MONITOR_CONFIG", raising=False)
     return entries
 
@@ -34,9 +35,11 @@ def test_the_extra_that_brings_the_instrumentation_is_named(libraries):
     """An instrumentation one of otel-monitor's extras brings is installed through that extra."""
     libraries.append({"library": "PyYAML >= 5", "instrumentation": "opentelemetry-instrumentation-httpx==0.66b1"})
     [row] = report.instrumentations_not_installed()
-    assert row == {"library": f"PyYAML {metadata.version('PyYAML')}",
-                   "instrumentation": "opentelemetry-instrumentation-httpx==0.66b1",
-                   "install": 'pip install "otel-monitor[httpx]"'}
+    assert row == {
+        "library": f"PyYAML {metadata.version('PyYAML')}",
+        "instrumentation": "opentelemetry-instrumentation-httpx==0.66b1",
+        "install": 'pip install "otel-monitor[httpx]"',
+    }
 
 
 def test_other_instrumentations_are_installed_by_their_own_name(libraries):

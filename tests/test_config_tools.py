@@ -53,7 +53,8 @@ def test_config_command_reports_an_unknown_key_once(monkeypatch, capsys):
     assert main(["config"]) == 1
     out, err = capsys.readouterr()
     assert [line for line in out.splitlines() if line.startswith("PROBLEM:")] == [
-        f"PROBLEM: {line}" for line in check_configuration().problems]
+        f"PROBLEM: {line}" for line in check_configuration().problems
+    ]
     assert PROBLEM in out and out.count(PROBLEM) == 1 and PROBLEM not in err
 
 

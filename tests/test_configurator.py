@@ -24,8 +24,14 @@ from .launch import BIN, ROOT, free_port
 
 def run_python(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 class Exploding:
@@ -71,7 +77,8 @@ def test_failing_processor_reraises_under_the_test_suite():
 def test_configure_twice_is_harmless_and_exports():
     """configure() twice installs one logging handler and exports spans, metrics and logs once."""
     with OTLPSink() as sink:
-        proc = run_python("""
+        proc = run_python(
+            """
             import logging, otel_monitor
             otel_monitor.configure()
             otel_monitor.configure(cardinality_limit=10)
@@ -82,7 +89,9 @@ def test_configure_twice_is_harmless_and_exports():
             log = logging.getLogger("app"); log.setLevel(logging.INFO)
             with trace.get_tracer("app").start_as_current_span("job"):
                 log.info("inside job")
-        """, {**sink.env(), "OTEL_SERVICE_NAME": "prog"})
+        """,
+            {**sink.env(), "OTEL_SERVICE_NAME": "prog"},
+        )
         assert proc.returncode == 0, proc.stderr
         assert "handlers 1" in proc.stdout
         assert sink.wait_for(lambda s: any(sp["name"] == "job" for sp in s.spans))
@@ -111,29 +120,46 @@ FREEZE_PROBE = """
 """
 
 
-@pytest.mark.parametrize("setting, expected", [
-    (None, "TracerProvider frozen True app module scanned app cycle collected"),
-    ("false", "TracerProvider scanned False app module scanned app cycle collected"),
-])
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        (None, "TracerProvider frozen True app module scanned app cycle collected"),
+        ("false", "TracerProvider scanned False app module scanned app cycle collected"),
+    ],
+)
 def test_launcher_takes_the_sdk_out_of_garbage_collection_but_not_the_app(setting, expected):
     """Under the launcher, what exists once otel-monitor has set up is frozen (OTEL_MONITOR_GC_FREEZE), the app is not."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OTEL_PYTHON_DISTRO": "otel_monitor",
-           "OTEL_PYTHON_CONFIGURATOR": "otel_monitor", "OTEL_TRACES_EXPORTER": "none",
-           "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OTEL_PYTHON_DISTRO": "otel_monitor",
+        "OTEL_PYTHON_CONFIGURATOR": "otel_monitor",
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
     for name in ("OTEL_MONITOR_GC_FREEZE", "OTEL_CONFIG_FILE"):
         env.pop(name, None)
     if setting is not None:
         env["OTEL_MONITOR_GC_FREEZE"] = setting
-    proc = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, "-c", textwrap.dedent(FREEZE_PROBE)],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(BIN / "opentelemetry-instrument"), sys.executable, "-c", textwrap.dedent(FREEZE_PROBE)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == expected
 
 
 def test_programmatic_configure_freezes_nothing():
     """otel_monitor.configure() runs inside an app (or a test suite) and leaves its garbage collection alone."""
-    proc = run_python("import otel_monitor; otel_monitor.configure()\n" + textwrap.dedent(FREEZE_PROBE),
-                      {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"})
+    proc = run_python(
+        "import otel_monitor; otel_monitor.configure()\n" + textwrap.dedent(FREEZE_PROBE),
+        {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "TracerProvider scanned False app module scanned app cycle collected"
 
@@ -144,14 +170,17 @@ def test_the_lean_span_type_is_installed_unless_turned_off(setting, expected):
     env = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
     if setting is not None:
         env["OTEL_MONITOR_LEAN_SPANS"] = setting
-    proc = run_python("""
+    proc = run_python(
+        """
         import otel_monitor
         otel_monitor.configure()
         from opentelemetry import trace
         tracer = trace.get_tracer("app")
         span = tracer.start_span("s")
         print(type(tracer).__name__, type(span).__name__)
-    """, env)
+    """,
+        env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == expected
 
@@ -159,7 +188,8 @@ def test_the_lean_span_type_is_installed_unless_turned_off(setting, expected):
 def test_forked_worker_gets_its_own_instance_id():
     """A process forked after configuration reports a different service.instance.id."""
     with OTLPSink() as sink:
-        proc = run_python("""
+        proc = run_python(
+            """
             import os, otel_monitor
             otel_monitor.configure()
             from opentelemetry import trace
@@ -171,7 +201,9 @@ def test_forked_worker_gets_its_own_instance_id():
                 trace.get_tracer_provider().force_flush()
                 os._exit(0)
             os.waitpid(pid, 0)
-        """, {**sink.env(), "OTEL_SERVICE_NAME": "forky", "OTEL_METRICS_EXPORTER": "none"})
+        """,
+            {**sink.env(), "OTEL_SERVICE_NAME": "forky", "OTEL_METRICS_EXPORTER": "none"},
+        )
         assert proc.returncode == 0, proc.stderr
         assert sink.wait_for(lambda s: {"child", "parent"} <= {sp["name"] for sp in s.spans})
     ids = {sp["name"]: sp["resource"]["service.instance.id"] for sp in sink.spans}
@@ -197,8 +229,11 @@ def test_shutdown_with_receiver_down_is_bounded():
     hang.listen(50)
     try:
         started = time.monotonic()
-        proc = run_python(code, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-                                 "OTEL_EXPORTER_OTLP_TIMEOUT": "30"}, timeout=60)
+        proc = run_python(
+            code,
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_EXPORTER_OTLP_TIMEOUT": "30"},
+            timeout=60,
+        )
         elapsed = time.monotonic() - started
     finally:
         hang.close()
@@ -215,8 +250,9 @@ def test_config_report_warns_about_another_distro(tmp_path):
     (dist / "entry_points.txt").write_text("[opentelemetry_distro]\nother = other_distro:Distro\n")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
     env.pop("OTEL_PYTHON_DISTRO", None)
-    proc = subprocess.run([str(BIN / "otel-monitor"), "config", "--json"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [str(BIN / "otel-monitor"), "config", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
     report = json.loads(proc.stdout)
     assert any("OTEL_PYTHON_DISTRO=otel_monitor" in w and "other" in w for w in report["warnings"])
 
@@ -224,12 +260,16 @@ def test_config_report_warns_about_another_distro(tmp_path):
 def test_config_report_names_sources_and_instrumentations():
     """`otel-monitor config` shows each value's source and why SQLAlchemy 2.1 still loads."""
     env = {**os.environ, "OTEL_MONITOR_SLOW_THRESHOLD_MS": "750", "OTEL_SERVICE_NAME": "shop"}
-    proc = subprocess.run([str(BIN / "otel-monitor"), "config", "--json"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [str(BIN / "otel-monitor"), "config", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
     report = json.loads(proc.stdout)
     ours = {r["name"]: r for r in report["settings"]}
-    assert ours["OTEL_MONITOR_SLOW_THRESHOLD_MS"] == {"name": "OTEL_MONITOR_SLOW_THRESHOLD_MS", "value": "750",
-                                                      "source": "environment"}
+    assert ours["OTEL_MONITOR_SLOW_THRESHOLD_MS"] == {
+        "name": "OTEL_MONITOR_SLOW_THRESHOLD_MS",
+        "value": "750",
+        "source": "environment",
+    }
     standard = {r["name"]: r for r in report["standard"]}
     assert standard["OTEL_EXPORTER_OTLP_COMPRESSION"]["source"] == "otel-monitor default"
     assert standard["OTEL_SERVICE_NAME"] == {"name": "OTEL_SERVICE_NAME", "value": "shop", "source": "environment"}
@@ -248,7 +288,8 @@ def test_config_report_names_sources_and_instrumentations():
 def test_fork_while_a_metric_lock_is_held_does_not_deadlock_the_child():
     """A worker forked while the parent's collection holds a metrics lock still records and exports."""
     with OTLPSink() as sink:
-        proc = run_python("""
+        proc = run_python(
+            """
             import os, threading, time, otel_monitor
             otel_monitor.configure()
             from opentelemetry import metrics
@@ -272,17 +313,24 @@ def test_fork_while_a_metric_lock_is_held_does_not_deadlock_the_child():
             release.set()
             _, status = os.waitpid(pid, 0)
             print("child exit", status)
-        """, {**sink.env(), "OTEL_SERVICE_NAME": "forky", "OTEL_TRACES_EXPORTER": "none",
-              "OTEL_LOGS_EXPORTER": "none"}, timeout=60)
+        """,
+            {**sink.env(), "OTEL_SERVICE_NAME": "forky", "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stderr
         assert "child exit 0" in proc.stdout
-        assert sink.wait_for(lambda s: any(p["attributes"].get("worker") == "child" and p["value"] == 5
-                                           for p in s.metric_points("app.jobs")))
+        assert sink.wait_for(
+            lambda s: any(
+                p["attributes"].get("worker") == "child" and p["value"] == 5 for p in s.metric_points("app.jobs")
+            )
+        )
     # The child starts from zero: the parent's count is not carried into the worker.
     child = [p for p in sink.metric_points("app.jobs") if p["attributes"].get("worker") == "child"]
-    assert child and not [p for p in sink.metric_points("app.jobs")
-                          if p["resource"]["service.instance.id"] == child[0]["resource"]["service.instance.id"]
-                          and not p["attributes"]]
+    assert child and not [
+        p
+        for p in sink.metric_points("app.jobs")
+        if p["resource"]["service.instance.id"] == child[0]["resource"]["service.instance.id"] and not p["attributes"]
+    ]
 
 
 @pytest.mark.parametrize("transport", ["http.client", "requests"])
@@ -296,10 +344,13 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
     # A NETRC file is something only `requests` honours: the exporters keep it then. HOME keeps
     # the machine's own ~/.netrc out, empty proxy variables its proxies.
     chosen = {"NETRC": str(tmp_path / "netrc")} if transport == "requests" else {}
-    neutral = {"HOME": str(tmp_path), **{name: "" for name in ("http_proxy", "https_proxy", "all_proxy",
-                                                               "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}}
+    neutral = {
+        "HOME": str(tmp_path),
+        **{name: "" for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")},
+    }
     with OTLPSink() as sink:
-        proc = run_python("""
+        proc = run_python(
+            """
             import gc, logging, os, sys, threading, time, otel_monitor
             otel_monitor.configure()
             from opentelemetry import trace
@@ -362,10 +413,20 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
                 os.kill(pid, 9)
                 print("child hung")
             release.set()
-        """, {**sink.env(), **neutral, **chosen, "OTEL_SERVICE_NAME": "forky", "OTEL_METRICS_EXPORTER": "none",
-              "OTEL_LOGS_EXPORTER": "none", "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false",
-              # A lock left held at exit would then hang the child past its 20 s, not be cut at 5 s.
-              "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "30"}, timeout=90)
+        """,
+            {
+                **sink.env(),
+                **neutral,
+                **chosen,
+                "OTEL_SERVICE_NAME": "forky",
+                "OTEL_METRICS_EXPORTER": "none",
+                "OTEL_LOGS_EXPORTER": "none",
+                "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false",
+                # A lock left held at exit would then hang the child past its 20 s, not be cut at 5 s.
+                "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "30",
+            },
+            timeout=90,
+        )
         assert proc.returncode == 0, proc.stderr
         expected = "RequestsHTTPTransport" if transport == "requests" else "HTTPClientTransport"
         assert f"transport {{'{expected}'}}" in proc.stdout, proc.stdout
@@ -373,7 +434,9 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
         assert sink.wait_for(lambda s: any(sp["name"] == "in child" for sp in s.spans)), proc.stderr
     spans = {sp["name"]: sp for sp in sink.spans}
     assert spans["in child"]["attributes"]["inherited.closed"] is True
-    assert spans["in child"]["resource"]["service.instance.id"] != spans["before fork"]["resource"]["service.instance.id"]
+    assert (
+        spans["in child"]["resource"]["service.instance.id"] != spans["before fork"]["resource"]["service.instance.id"]
+    )
 
 
 @pytest.mark.parametrize("exporters", ["otlp", "none"])
@@ -384,7 +447,8 @@ def test_every_otlp_http_exporter_client_is_known_to_the_fork_reset(exporters):
     imported at start-up; exporters the app builds later are still found.
     """
     with OTLPSink() as sink:
-        proc = run_python("""
+        proc = run_python(
+            """
             import os, sys
             vendor_module = None
             if os.environ["OTEL_TRACES_EXPORTER"] == "otlp":
@@ -417,26 +481,48 @@ def test_every_otlp_http_exporter_client_is_known_to_the_fork_reset(exporters):
             odd._transport = None
             export._remember_client(odd)  # skipped, raises nothing
             print("odd", odd not in list(export._HTTP_CLIENTS))
-        """, {**sink.env(), "OTEL_SERVICE_NAME": "forky", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-              **{f"OTEL_{signal}_EXPORTER": exporters for signal in ("TRACES", "METRICS", "LOGS")}})
+        """,
+            {
+                **sink.env(),
+                "OTEL_SERVICE_NAME": "forky",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                **{f"OTEL_{signal}_EXPORTER": exporters for signal in ("TRACES", "METRICS", "LOGS")},
+            },
+        )
     assert proc.returncode == 0, proc.stderr
     configured = "3" if exporters == "otlp" else "0"
-    assert proc.stdout.split() == ["loaded", str(exporters == "otlp"), "child", configured, "True", "True",
-                                   "odd", "True"], proc.stdout
+    assert proc.stdout.split() == [
+        "loaded",
+        str(exporters == "otlp"),
+        "child",
+        configured,
+        "True",
+        "True",
+        "odd",
+        "True",
+    ], proc.stdout
 
 
 def test_exit_tries_each_final_export_once_when_the_receiver_refuses():
     """At exit a receiver answering 503 gets one attempt per signal, not the whole retry schedule."""
     with OTLPSink() as sink:
         sink.status, sink.headers = 503, {"Retry-After": "1"}
-        proc = run_python("""
+        proc = run_python(
+            """
             import logging, otel_monitor
             otel_monitor.configure()
             from opentelemetry import metrics, trace
             with trace.get_tracer("app").start_as_current_span("job"):
                 logging.getLogger("app").warning("one line")
             metrics.get_meter("app").create_counter("app.jobs").add(1)
-        """, {**sink.env(), "OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_BLRP_SCHEDULE_DELAY": "60000",
-              "OTEL_METRIC_EXPORT_INTERVAL": "60000", "OTEL_EXPORTER_OTLP_TIMEOUT": "10"})
+        """,
+            {
+                **sink.env(),
+                "OTEL_BSP_SCHEDULE_DELAY": "60000",
+                "OTEL_BLRP_SCHEDULE_DELAY": "60000",
+                "OTEL_METRIC_EXPORT_INTERVAL": "60000",
+                "OTEL_EXPORTER_OTLP_TIMEOUT": "10",
+            },
+        )
         assert proc.returncode == 0, proc.stderr
     assert sink.attempts == {"traces": 1, "metrics": 1, "logs": 1}

@@ -48,8 +48,11 @@ def test_threshold_and_severity_follow_an_escalation() -> None:
     started = alert["started"]
     _run(book, store, values, range(16, 31))
     alert = next(a for a in book.as_json(None)["firing"] if a["id"] == FAMILY)
-    assert (alert["severity"], alert["threshold"], alert["alertname"]) == ("critical", 0.9,
-                                                                           "OperationSuccessRateCritical")
+    assert (alert["severity"], alert["threshold"], alert["alertname"]) == (
+        "critical",
+        0.9,
+        "OperationSuccessRateCritical",
+    )
     assert alert["value"] < 0.9 and alert["started"] == started
 
 
@@ -93,7 +96,10 @@ def test_every_state_change_is_logged(caplog: pytest.LogCaptureFixture) -> None:
         _run(book, store, values, range(0, 23))
     lines = [r.getMessage() for r in caplog.records if "OperationErrorRateHigh" in r.getMessage()]
     assert [line.split(f"{SERVICE}/{OPERATION} ")[1].split(" ")[0] for line in lines] == [
-        "pending", "firing", "resolved"]
+        "pending",
+        "firing",
+        "resolved",
+    ]
 
 
 class _Receiver(http.server.ThreadingHTTPServer):
@@ -157,8 +163,13 @@ def test_webhook_posts_alertmanager_payloads(receiver: _Receiver) -> None:
     firing, resolved = receiver.bodies[0], receiver.bodies[-1]
     assert (firing["version"], firing["status"], resolved["status"]) == ("4", "firing", "resolved")
     alert = next(a for a in firing["alerts"] if a["labels"]["alertname"] == "OperationErrorRateHigh")
-    assert alert["labels"] == {"alertname": "OperationErrorRateHigh", "severity": "critical", "job": SERVICE,
-                               "monitor_operation": OPERATION, "slo": "default"}
+    assert alert["labels"] == {
+        "alertname": "OperationErrorRateHigh",
+        "severity": "critical",
+        "job": SERVICE,
+        "monitor_operation": OPERATION,
+        "slo": "default",
+    }
     assert set(alert) >= {"status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"}
     assert alert["endsAt"] == "0001-01-01T00:00:00Z" and alert["annotations"]["summary"]
     assert alert["generatorURL"] == "http://127.0.0.1:4318/#/alerts"

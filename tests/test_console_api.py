@@ -82,9 +82,15 @@ def test_errors_are_grouped_by_fingerprint(console):
     with tracer(console.url) as t:
         for i in range(5):
             fingerprint, category = ("aaa111", "database") if i < 3 else ("bbb222", "timeout")
-            with t.start_as_current_span("POST /checkout", attributes={
-                    semconv.MONITOR_OPERATION: "checkout", semconv.ERROR_TYPE: "OperationalError",
-                    semconv.MONITOR_ERROR_CATEGORY: category, semconv.MONITOR_ERROR_FINGERPRINT: fingerprint}) as span:
+            with t.start_as_current_span(
+                "POST /checkout",
+                attributes={
+                    semconv.MONITOR_OPERATION: "checkout",
+                    semconv.ERROR_TYPE: "OperationalError",
+                    semconv.MONITOR_ERROR_CATEGORY: category,
+                    semconv.MONITOR_ERROR_FINGERPRINT: fingerprint,
+                },
+            ) as span:
                 span.record_exception(RuntimeError(f"failure {fingerprint}"))
                 span.set_status(Status(StatusCode.ERROR))
                 trace_ids.append(f"{span.get_span_context().trace_id:032x}")
@@ -160,14 +166,26 @@ def test_alerts_pend_fire_after_their_for_and_can_be_acknowledged(console):
 def test_health_checks_show_state_and_make_the_service_critical(console):
     """A critical dependency check reported down shows as down and turns the service red."""
     with meter(console.url) as (m, provider):
-        m.create_observable_gauge(semconv.METRIC_HEALTH_STATUS, callbacks=[lambda options: [
-            __import__("opentelemetry.metrics", fromlist=["Observation"]).Observation(
-                0.0, {semconv.MONITOR_HEALTH_CHECK: "database", semconv.MONITOR_HEALTH_CRITICAL: True})]])
+        m.create_observable_gauge(
+            semconv.METRIC_HEALTH_STATUS,
+            callbacks=[
+                lambda options: [
+                    __import__("opentelemetry.metrics", fromlist=["Observation"]).Observation(
+                        0.0, {semconv.MONITOR_HEALTH_CHECK: "database", semconv.MONITOR_HEALTH_CRITICAL: True}
+                    )
+                ]
+            ],
+        )
         provider.force_flush()
     with logger(console.url) as log:
-        log.emit(event_name=semconv.EVENT_HEALTH_CHANGE, attributes={
-            semconv.MONITOR_HEALTH_CHECK: "database", semconv.MONITOR_HEALTH_STATE: "down",
-            semconv.MONITOR_HEALTH_PREVIOUS_STATE: "up"})
+        log.emit(
+            event_name=semconv.EVENT_HEALTH_CHANGE,
+            attributes={
+                semconv.MONITOR_HEALTH_CHECK: "database",
+                semconv.MONITOR_HEALTH_STATE: "down",
+                semconv.MONITOR_HEALTH_PREVIOUS_STATE: "up",
+            },
+        )
     check = get(f"{console.url}/api/health")["checks"][0]
     assert (check["check"], check["state"], check["critical"], check["uptime"]) == ("database", "down", True, 0.0)
     assert [(i["previous_state"], i["state"]) for i in check["incidents"]] == [("up", "down")]
@@ -182,8 +200,9 @@ def test_cache_and_fallback_counters_feed_the_operation_row(console):
         cache = m.create_counter(semconv.METRIC_CACHE_REQUESTS)
         cache.add(3, {semconv.MONITOR_CACHE_NAME: "outfit", semconv.MONITOR_CACHE_HIT: True})
         cache.add(1, {semconv.MONITOR_CACHE_NAME: "outfit", semconv.MONITOR_CACHE_HIT: False})
-        m.create_counter(semconv.METRIC_FALLBACKS).add(5, {semconv.MONITOR_OPERATION: "outfit",
-                                                           semconv.MONITOR_SERVICE_LAYER: "fallback"})
+        m.create_counter(semconv.METRIC_FALLBACKS).add(
+            5, {semconv.MONITOR_OPERATION: "outfit", semconv.MONITOR_SERVICE_LAYER: "fallback"}
+        )
         provider.force_flush()
     row = _op(console, "outfit")
     assert row["cache_hit_rate"] == 0.75 and row["fallback_share"] == 0.25
@@ -230,11 +249,19 @@ def test_error_group_takes_its_stack_trace_from_the_logged_exception(console):
     stacks = {}
     with tracer(console.url) as t, logger(console.url) as log:
         for fingerprint, log_first in (("a11ce0001", True), ("b0b000002", False)):
-            span = t.start_span("POST /checkout", attributes={
-                semconv.MONITOR_OPERATION: "checkout", semconv.ERROR_TYPE: "TypeError",
-                semconv.MONITOR_ERROR_CATEGORY: "bug", semconv.MONITOR_ERROR_FINGERPRINT: fingerprint})
+            span = t.start_span(
+                "POST /checkout",
+                attributes={
+                    semconv.MONITOR_OPERATION: "checkout",
+                    semconv.ERROR_TYPE: "TypeError",
+                    semconv.MONITOR_ERROR_CATEGORY: "bug",
+                    semconv.MONITOR_ERROR_FINGERPRINT: fingerprint,
+                },
+            )
             span.set_status(Status(StatusCode.ERROR))
-            stacks[fingerprint] = f"Traceback (most recent call last):\n  File \"orders.py\", line 7\nTypeError: {fingerprint}"
+            stacks[fingerprint] = (
+                f'Traceback (most recent call last):\n  File "orders.py", line 7\nTypeError: {fingerprint}'
+            )
 
             def log_it(span=span, fingerprint=fingerprint):
                 with use_span(span, end_on_exit=False):

@@ -43,15 +43,29 @@ def _send_shop_telemetry(url: str) -> None:
     send_calls(url, "search", [0.2] * 90, failed=[0.6] * 10, category="timeout")
     send_calls(url, "checkout", [0.8] * 40, failed=[1.5] * 10, category="database")
     with meter(url) as (m, provider):
-        m.create_observable_gauge(semconv.METRIC_HEALTH_STATUS, callbacks=[lambda options: [
-            Observation(1.0, {semconv.MONITOR_HEALTH_CHECK: "database", semconv.MONITOR_HEALTH_CRITICAL: True}),
-            Observation(0.5, {semconv.MONITOR_HEALTH_CHECK: "recommendations", semconv.MONITOR_HEALTH_CRITICAL: False})]])
+        m.create_observable_gauge(
+            semconv.METRIC_HEALTH_STATUS,
+            callbacks=[
+                lambda options: [
+                    Observation(1.0, {semconv.MONITOR_HEALTH_CHECK: "database", semconv.MONITOR_HEALTH_CRITICAL: True}),
+                    Observation(
+                        0.5, {semconv.MONITOR_HEALTH_CHECK: "recommendations", semconv.MONITOR_HEALTH_CRITICAL: False}
+                    ),
+                ]
+            ],
+        )
         provider.force_flush()
     with tracer(url) as t, logger(url) as log:
         for i in range(3):
-            with t.start_as_current_span("POST /checkout", attributes={
-                    semconv.MONITOR_OPERATION: "checkout", semconv.ERROR_TYPE: "OperationalError",
-                    semconv.MONITOR_ERROR_CATEGORY: "database", semconv.MONITOR_ERROR_FINGERPRINT: "f00dfeed"}) as span:
+            with t.start_as_current_span(
+                "POST /checkout",
+                attributes={
+                    semconv.MONITOR_OPERATION: "checkout",
+                    semconv.ERROR_TYPE: "OperationalError",
+                    semconv.MONITOR_ERROR_CATEGORY: "database",
+                    semconv.MONITOR_ERROR_FINGERPRINT: "f00dfeed",
+                },
+            ) as span:
                 with t.start_as_current_span("INSERT orders"):
                     log.emit(body=f"inserting order {i}", severity_text="INFO")
                 span.record_exception(RuntimeError("database is locked"))
@@ -194,8 +208,14 @@ def test_a_span_that_is_its_own_parent_is_rendered(page, console):
     spans = rs.scope_spans.add().spans
     start = time.time_ns() - 10**9
     for span_id, parent in ((b"\x0a" * 8, b"\x0a" * 8), (b"\x0b" * 8, b"\x0c" * 8), (b"\x0c" * 8, b"\x0b" * 8)):
-        span = spans.add(trace_id=b"\x0d" * 16, span_id=span_id, parent_span_id=parent, name=f"loop {span_id[0]}",
-                         start_time_unix_nano=start, end_time_unix_nano=start + 10**6)
+        span = spans.add(
+            trace_id=b"\x0d" * 16,
+            span_id=span_id,
+            parent_span_id=parent,
+            name=f"loop {span_id[0]}",
+            start_time_unix_nano=start,
+            end_time_unix_nano=start + 10**6,
+        )
         assert span.name
     assert post(f"{console.url}/v1/traces", request.SerializeToString())[0] == 200
     _open(page, console, "trace/" + "0d" * 16, "trace")

@@ -29,9 +29,14 @@ def test_console_command_serves_and_stops_on_interrupt(tmp_path, stop_signal):
     log = tmp_path / "console.log"  # a file, not a pipe nobody reads: the console can never block writing to it
     # PYTHONFAULTHANDLER: should it not stop, SIGABRT makes it write every thread's stack to the log.
     with open(log, "w") as stderr:
-        process = subprocess.Popen([*COMMAND, "--port", "0", "--db", str(tmp_path / "c.db")],
-                                   stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                   env={**os.environ, "PYTHONFAULTHANDLER": "1"}, preexec_fn=_terminal_sigint)
+        process = subprocess.Popen(
+            [*COMMAND, "--port", "0", "--db", str(tmp_path / "c.db")],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+            preexec_fn=_terminal_sigint,
+        )
     try:
         line = process.stdout.readline()
         assert line.startswith("otel-monitor console: http://127.0.0.1:"), line

@@ -24,9 +24,22 @@ shop.payments.ProviderFailed: answered HTTP 503
 """
 
 
-def span(trace: str, span_id: str, parent: str, name: str, *, service: str = "shop", kind: int = INTERNAL,
-         end_ms: int, status: int | None = None, exception: str | None = None, fingerprint: str | None = None,
-         category: str | None = None, user: str | None = None, failed: bool = True) -> dict[str, Any]:
+def span(
+    trace: str,
+    span_id: str,
+    parent: str,
+    name: str,
+    *,
+    service: str = "shop",
+    kind: int = INTERNAL,
+    end_ms: int,
+    status: int | None = None,
+    exception: str | None = None,
+    fingerprint: str | None = None,
+    category: str | None = None,
+    user: str | None = None,
+    failed: bool = True,
+) -> dict[str, Any]:
     """A decoded span as the console's OTLP decoder gives it."""
     attrs: dict[str, Any] = {}
     if status is not None:
@@ -39,25 +52,54 @@ def span(trace: str, span_id: str, parent: str, name: str, *, service: str = "sh
         attrs[semconv.ENDUSER_PSEUDO_ID] = user
     events = []
     if exception:
-        events.append({"name": "exception", "time_unix_nano": NOW, "attributes": {
-            semconv.EXCEPTION_TYPE: exception, semconv.EXCEPTION_MESSAGE: "answered HTTP 503",
-            semconv.EXCEPTION_STACKTRACE: TRACEBACK}})
+        events.append(
+            {
+                "name": "exception",
+                "time_unix_nano": NOW,
+                "attributes": {
+                    semconv.EXCEPTION_TYPE: exception,
+                    semconv.EXCEPTION_MESSAGE: "answered HTTP 503",
+                    semconv.EXCEPTION_STACKTRACE: TRACEBACK,
+                },
+            }
+        )
     end = NOW + end_ms * 1_000_000
-    return {"resource": {semconv.SERVICE_NAME: service}, "scope": "", "trace_id": trace, "span_id": span_id,
-            "parent_span_id": parent, "name": name, "kind": kind, "start_time_unix_nano": end - 1_000_000,
-            "end_time_unix_nano": end, "attributes": attrs, "events": events,
-            "status_code": 2 if failed else 0, "status_message": ""}
+    return {
+        "resource": {semconv.SERVICE_NAME: service},
+        "scope": "",
+        "trace_id": trace,
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "name": name,
+        "kind": kind,
+        "start_time_unix_nano": end - 1_000_000,
+        "end_time_unix_nano": end,
+        "attributes": attrs,
+        "events": events,
+        "status_code": 2 if failed else 0,
+        "status_message": "",
+    }
 
 
 def outage_trace(trace: str, user: str = "u1") -> list[dict[str, Any]]:
     """A checkout failed by a payments 503: the exception in the shop, the 503 on both sides, the 503 answer."""
     return [
-        span(trace, "a1", "", "POST /api/checkout", kind=SERVER, status=503, end_ms=40, category="dependency",
-             user=user),
+        span(
+            trace, "a1", "", "POST /api/checkout", kind=SERVER, status=503, end_ms=40, category="dependency", user=user
+        ),
         span(trace, "a2", "a1", "payment_authorize", exception="shop.payments.ProviderFailed", end_ms=30),
         span(trace, "a3", "a2", "POST", kind=CLIENT, status=503, end_ms=20, category="dependency"),
-        span(trace, "b1", "a3", "POST /v1/charges", service="payments", kind=SERVER, status=503, end_ms=10,
-             category="dependency"),
+        span(
+            trace,
+            "b1",
+            "a3",
+            "POST /v1/charges",
+            service="payments",
+            kind=SERVER,
+            status=503,
+            end_ms=10,
+            category="dependency",
+        ),
     ]
 
 
@@ -94,11 +136,25 @@ def test_an_unknown_exception_after_a_503_is_a_dependency_failure() -> None:
 def test_the_same_exception_on_a_child_and_its_root_is_one_group() -> None:
     """An exception recorded on a child span and again on the root: one group, counted once."""
     store = Store()
-    store.add_spans([
-        span("t2", "r", "", "GET /orders", kind=SERVER, status=500, exception="KeyError", fingerprint="root-fp",
-             end_ms=20, category="bug"),
-        span("t2", "c", "r", "load_orders", exception="KeyError", fingerprint="child-fp", end_ms=10, category="bug"),
-    ])
+    store.add_spans(
+        [
+            span(
+                "t2",
+                "r",
+                "",
+                "GET /orders",
+                kind=SERVER,
+                status=500,
+                exception="KeyError",
+                fingerprint="root-fp",
+                end_ms=20,
+                category="bug",
+            ),
+            span(
+                "t2", "c", "r", "load_orders", exception="KeyError", fingerprint="child-fp", end_ms=10, category="bug"
+            ),
+        ]
+    )
     [group] = groups(store)
     assert (group["fingerprint"], group["requests"], group["occurrences"]) == ("child-fp", 1, 2)
 
@@ -106,11 +162,20 @@ def test_the_same_exception_on_a_child_and_its_root_is_one_group() -> None:
 def test_a_declined_card_is_one_group() -> None:
     """The decline exception and the provider's 402 on the client span: one group."""
     store = Store()
-    store.add_spans([
-        span("t3", "p", "", "payment_authorize", exception="shop.payments.PaymentDeclined", end_ms=20,
-             category="payment_declined"),
-        span("t3", "c", "p", "POST", kind=CLIENT, status=402, end_ms=10, category="payment_declined"),
-    ])
+    store.add_spans(
+        [
+            span(
+                "t3",
+                "p",
+                "",
+                "payment_authorize",
+                exception="shop.payments.PaymentDeclined",
+                end_ms=20,
+                category="payment_declined",
+            ),
+            span("t3", "c", "p", "POST", kind=CLIENT, status=402, end_ms=10, category="payment_declined"),
+        ]
+    )
     assert [(g["error_type"], g["requests"]) for g in groups(store)] == [("shop.payments.PaymentDeclined", 1)]
 
 
@@ -125,12 +190,31 @@ def test_a_failure_without_an_exception_is_grouped_at_the_deepest_span() -> None
 def test_groups_are_ranked_by_failed_requests_then_users_not_spans() -> None:
     """A bug failing 3 requests of 3 users outranks an outage of one request that left many spans."""
     store = Store()
-    store.add_spans(outage_trace("t5") + [
-        span("t5", f"x{i}", "a1", "retry", kind=CLIENT, status=503, end_ms=35 + i, category="dependency")
-        for i in range(6)])
+    store.add_spans(
+        outage_trace("t5")
+        + [
+            span("t5", f"x{i}", "a1", "retry", kind=CLIENT, status=503, end_ms=35 + i, category="dependency")
+            for i in range(6)
+        ]
+    )
     for i in range(3):
-        store.add_spans([span(f"b{i}", "r", "", "GET /cart", kind=SERVER, status=500, exception="TypeError",
-                              fingerprint="bug-fp", end_ms=5, category="bug", user=f"user{i}")])
+        store.add_spans(
+            [
+                span(
+                    f"b{i}",
+                    "r",
+                    "",
+                    "GET /cart",
+                    kind=SERVER,
+                    status=500,
+                    exception="TypeError",
+                    fingerprint="bug-fp",
+                    end_ms=5,
+                    category="bug",
+                    user=f"user{i}",
+                )
+            ]
+        )
     ranked = [(g["error_type"], g["requests"], g["users"], g["occurrences"]) for g in groups(store)]
     assert ranked == [("TypeError", 3, 3, 3), ("shop.payments.ProviderFailed", 1, 1, 10)]
 
@@ -138,10 +222,26 @@ def test_groups_are_ranked_by_failed_requests_then_users_not_spans() -> None:
 def test_requests_with_more_users_rank_first_on_equal_requests() -> None:
     """Two groups of two failed requests: the one that failed two users comes before the one that failed one."""
     store = Store()
-    for i, (error, user) in enumerate([("KeyError", "same"), ("KeyError", "same"), ("ValueError", "a"),
-                                        ("ValueError", "b")]):
-        store.add_spans([span(f"u{i}", "r", "", "GET /x", kind=SERVER, status=500, exception=error,
-                              fingerprint=error, end_ms=5, category="bug", user=user)])
+    for i, (error, user) in enumerate(
+        [("KeyError", "same"), ("KeyError", "same"), ("ValueError", "a"), ("ValueError", "b")]
+    ):
+        store.add_spans(
+            [
+                span(
+                    f"u{i}",
+                    "r",
+                    "",
+                    "GET /x",
+                    kind=SERVER,
+                    status=500,
+                    exception=error,
+                    fingerprint=error,
+                    end_ms=5,
+                    category="bug",
+                    user=user,
+                )
+            ]
+        )
     assert [(g["error_type"], g["users"]) for g in groups(store)] == [("ValueError", 2), ("KeyError", 1)]
 
 
@@ -150,7 +250,9 @@ def test_app_frames_come_first_without_library_frames() -> None:
     store = Store()
     store.add_spans(outage_trace("t6"))
     frames = groups(store)[0]["app_frames"]
-    assert [(f["file"], f["function"]) for f in frames] == [("/srv/shop/payments.py", "_charge"),
-                                                            ("/srv/shop/orders.py", "checkout")]
+    assert [(f["file"], f["function"]) for f in frames] == [
+        ("/srv/shop/payments.py", "_charge"),
+        ("/srv/shop/orders.py", "checkout"),
+    ]
     assert frames[0]["code"].startswith("raise ProviderFailed")
     assert app_frames("") == []

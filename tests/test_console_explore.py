@@ -21,33 +21,88 @@ def _now_is_when_the_test_runs() -> None:
     """Items are stamped when each test runs: a time taken at import ages out of the window in a long run."""
     global NOW
     NOW = time.time_ns()
+
+
 MINUTE = 60 * 10**9
-PY = {semconv.SERVICE_NAME: "shop", semconv.SERVICE_INSTANCE_ID: "i-1", semconv.TELEMETRY_SDK_NAME: "opentelemetry",
-      semconv.TELEMETRY_SDK_LANGUAGE: "python", semconv.TELEMETRY_SDK_VERSION: "1.45.1",
-      semconv.TELEMETRY_DISTRO_NAME: "otel-monitor", semconv.TELEMETRY_DISTRO_VERSION: "0.9.0"}
+PY = {
+    semconv.SERVICE_NAME: "shop",
+    semconv.SERVICE_INSTANCE_ID: "i-1",
+    semconv.TELEMETRY_SDK_NAME: "opentelemetry",
+    semconv.TELEMETRY_SDK_LANGUAGE: "python",
+    semconv.TELEMETRY_SDK_VERSION: "1.45.1",
+    semconv.TELEMETRY_DISTRO_NAME: "otel-monitor",
+    semconv.TELEMETRY_DISTRO_VERSION: "0.9.0",
+}
 JS = {semconv.SERVICE_NAME: "js-shop", semconv.SERVICE_INSTANCE_ID: "js-1"}
 
 
-def _span(trace: str, span: str, name: str, ms: float, parent: str = "", status: int = 0,
-          resource: dict[str, Any] = PY, start: int | None = None, **attrs: Any) -> dict[str, Any]:
+def _span(
+    trace: str,
+    span: str,
+    name: str,
+    ms: float,
+    parent: str = "",
+    status: int = 0,
+    resource: dict[str, Any] = PY,
+    start: int | None = None,
+    **attrs: Any,
+) -> dict[str, Any]:
     begin = NOW - 10**9 if start is None else start
-    return {"resource": resource, "scope": "tests", "trace_id": trace * 16, "span_id": span * 8,
-            "parent_span_id": parent * 8 if parent else "", "name": name, "kind": 2,
-            "start_time_unix_nano": begin, "end_time_unix_nano": begin + int(ms * 1e6), "attributes": attrs,
-            "events": [], "status_code": status, "status_message": "", "links": []}
+    return {
+        "resource": resource,
+        "scope": "tests",
+        "trace_id": trace * 16,
+        "span_id": span * 8,
+        "parent_span_id": parent * 8 if parent else "",
+        "name": name,
+        "kind": 2,
+        "start_time_unix_nano": begin,
+        "end_time_unix_nano": begin + int(ms * 1e6),
+        "attributes": attrs,
+        "events": [],
+        "status_code": status,
+        "status_message": "",
+        "links": [],
+    }
 
 
-def _log(body: str, severity: int = 9, text: str = "", trace: str = "", span: str = "", resource: dict[str, Any] = PY,
-         **attrs: Any) -> dict[str, Any]:
-    return {"resource": resource, "scope": "tests", "time_unix_nano": NOW - 5 * 10**8, "severity_number": severity,
-            "severity_text": text, "body": body, "attributes": attrs, "event_name": "",
-            "trace_id": trace * 16 if trace else "", "span_id": span * 8 if span else ""}
+def _log(
+    body: str,
+    severity: int = 9,
+    text: str = "",
+    trace: str = "",
+    span: str = "",
+    resource: dict[str, Any] = PY,
+    **attrs: Any,
+) -> dict[str, Any]:
+    return {
+        "resource": resource,
+        "scope": "tests",
+        "time_unix_nano": NOW - 5 * 10**8,
+        "severity_number": severity,
+        "severity_text": text,
+        "body": body,
+        "attributes": attrs,
+        "event_name": "",
+        "trace_id": trace * 16 if trace else "",
+        "span_id": span * 8 if span else "",
+    }
 
 
-def _point(name: str, kind: str, value: float, t: int, start: int, resource: dict[str, Any] = PY,
-           **attrs: Any) -> dict[str, Any]:
-    point = {"resource": resource, "scope": "tests", "name": name, "unit": "{order}", "type": kind,
-             "attributes": attrs, "start_time_unix_nano": start, "time_unix_nano": t, "value": value}
+def _point(
+    name: str, kind: str, value: float, t: int, start: int, resource: dict[str, Any] = PY, **attrs: Any
+) -> dict[str, Any]:
+    point = {
+        "resource": resource,
+        "scope": "tests",
+        "name": name,
+        "unit": "{order}",
+        "type": kind,
+        "attributes": attrs,
+        "start_time_unix_nano": start,
+        "time_unix_nano": t,
+        "value": value,
+    }
     if kind == "sum":
         point.update(monotonic=True, temporality=2)
     return point
@@ -57,21 +112,37 @@ def _point(name: str, kind: str, value: float, t: int, start: int, resource: dic
 def console() -> Console:
     c = Console()
     store = c.store
-    store.add_spans(clean_items("traces", [
-        _span("a1", "01", "POST /checkout", 250.0, status=2, **{"shop.cart": "c-7"}),
-        _span("a1", "02", "SELECT /tmp/pytest/shop.db", 0.42, parent="01", **{semconv.DB_SYSTEM_NAME: "sqlite",
-                                                                              semconv.DB_STATEMENT_OLD: "SELECT 1"}),
-        _span("a1", "03", "GET /stock/{sku}", 3.0, parent="01", resource=JS),
-        _span("b2", "04", "GET /items/{id}", 12.0, **{"shop.tier": "gold"}),
-        _span("c3", "05", "GET /items/{id}", 40.0, **{"shop.tier": "basic"}),
-        _span("d4", "06", "loop", 1.0, parent="06"),
-    ]))
-    store.add_logs(clean_items("logs", [
-        _log("charging card", trace="a1", span="01"),
-        _log("checkout failed", 17, trace="a1", span="01", **{"shop.cart": "c-7"}),
-        _log("stock low", 0, "WARN", trace="a1", span="03", resource=JS),
-        _log("debug noise", 5),
-    ]))
+    store.add_spans(
+        clean_items(
+            "traces",
+            [
+                _span("a1", "01", "POST /checkout", 250.0, status=2, **{"shop.cart": "c-7"}),
+                _span(
+                    "a1",
+                    "02",
+                    "SELECT /tmp/pytest/shop.db",
+                    0.42,
+                    parent="01",
+                    **{semconv.DB_SYSTEM_NAME: "sqlite", semconv.DB_STATEMENT_OLD: "SELECT 1"},
+                ),
+                _span("a1", "03", "GET /stock/{sku}", 3.0, parent="01", resource=JS),
+                _span("b2", "04", "GET /items/{id}", 12.0, **{"shop.tier": "gold"}),
+                _span("c3", "05", "GET /items/{id}", 40.0, **{"shop.tier": "basic"}),
+                _span("d4", "06", "loop", 1.0, parent="06"),
+            ],
+        )
+    )
+    store.add_logs(
+        clean_items(
+            "logs",
+            [
+                _log("charging card", trace="a1", span="01"),
+                _log("checkout failed", 17, trace="a1", span="01", **{"shop.cart": "c-7"}),
+                _log("stock low", 0, "WARN", trace="a1", span="03", resource=JS),
+                _log("debug noise", 5),
+            ],
+        )
+    )
     return c
 
 
@@ -99,8 +170,9 @@ def test_trace_search_filters(client):
     assert (page["total"], page["offset"], len(page["traces"])) == (4, 2, 2)
 
 
-@pytest.mark.parametrize("query", ["status=bad", "min_ms=x", "min_ms=-1", "attr=novalue", "limit=zz", "kind=odd",
-                                   "window=7d"])
+@pytest.mark.parametrize(
+    "query", ["status=bad", "min_ms=x", "min_ms=-1", "attr=novalue", "limit=zz", "kind=odd", "window=7d"]
+)
 def test_bad_trace_filters_get_400_naming_them(client, query):
     answer = client.get(f"/api/traces?{query}")
     assert answer.status_code == 400
@@ -129,9 +201,17 @@ def test_display_name_cuts_paths_of_database_spans_only():
 
 def test_logs_filters_and_tail(client, console):
     everything = client.get("/api/logs").json()
-    assert [log["body"] for log in everything["logs"]] == ["debug noise", "stock low", "checkout failed", "charging card"]
+    assert [log["body"] for log in everything["logs"]] == [
+        "debug noise",
+        "stock low",
+        "checkout failed",
+        "charging card",
+    ]
     warn = client.get("/api/logs?level=warn").json()
-    assert [(log["body"], log["severity"]) for log in warn["logs"]] == [("stock low", "WARN"), ("checkout failed", "ERROR")]
+    assert [(log["body"], log["severity"]) for log in warn["logs"]] == [
+        ("stock low", "WARN"),
+        ("checkout failed", "ERROR"),
+    ]
     assert client.get("/api/logs?service=js-shop").json()["total"] == 1
     assert client.get("/api/logs?q=CARD").json()["total"] == 1
     assert client.get("/api/logs?attr=shop.cart=c-7").json()["total"] == 1
@@ -153,10 +233,24 @@ def test_metric_series_by_kind_and_group(client, console):
     minute = (NOW // MINUTE) * MINUTE
     start = console.store.started_ns
     add = console.store.add_metric_points
-    add(clean_items("metrics", [_point("orders", "sum", 3, minute - MINUTE + 1, start, payment="card"),
-                                _point("orders", "sum", 1, minute - MINUTE + 1, start, payment="cash")]))
-    add(clean_items("metrics", [_point("orders", "sum", 9, minute + 1, start, payment="card"),
-                                _point("orders", "sum", 2, minute + 1, start, payment="cash")]))
+    add(
+        clean_items(
+            "metrics",
+            [
+                _point("orders", "sum", 3, minute - MINUTE + 1, start, payment="card"),
+                _point("orders", "sum", 1, minute - MINUTE + 1, start, payment="cash"),
+            ],
+        )
+    )
+    add(
+        clean_items(
+            "metrics",
+            [
+                _point("orders", "sum", 9, minute + 1, start, payment="card"),
+                _point("orders", "sum", 2, minute + 1, start, payment="cash"),
+            ],
+        )
+    )
     series = client.get("/api/metrics/series?name=orders&group_by=payment&window=5m").json()
     assert (series["kind"], series["stat"], series["unit"]) == ("sum", "rate", "{order}")
     rates = {g["group"]: [p["v"] for p in g["points"][-2:]] for g in series["groups"]}
@@ -167,13 +261,22 @@ def test_metric_series_by_kind_and_group(client, console):
     add(clean_items("metrics", [_point("orders", "sum", 4, minute + 2, minute + 1, payment="card")]))
     card = client.get("/api/metrics/series?name=orders&group_by=payment&window=5m").json()["groups"][0]
     assert card["points"][-1]["v"] == pytest.approx(10 / 60)
-    add(clean_items("metrics", [_point("depth", "gauge", 7, minute + 1, 0),
-                                _point("depth", "gauge", 5, minute + 1, 0, resource={**PY, semconv.SERVICE_INSTANCE_ID: "i-2"})]))
+    add(
+        clean_items(
+            "metrics",
+            [
+                _point("depth", "gauge", 7, minute + 1, 0),
+                _point("depth", "gauge", 5, minute + 1, 0, resource={**PY, semconv.SERVICE_INSTANCE_ID: "i-2"}),
+            ],
+        )
+    )
     gauge = client.get("/api/metrics/series?name=depth&window=5m").json()
     assert gauge["groups"][0]["points"][-1]["v"] == 12
     by_instance = client.get("/api/metrics/series?name=depth&window=5m&group_by=service.instance.id").json()
     assert {g["group"]: g["points"][-1]["v"] for g in by_instance["groups"]} == {
-        "service.instance.id=i-1": 7, "service.instance.id=i-2": 5}
+        "service.instance.id=i-1": 7,
+        "service.instance.id=i-2": 5,
+    }
     listed = {m["name"]: m for m in client.get("/api/metrics").json()["metrics"]}
     assert listed["orders"]["attribute_keys"] == ["payment", "service.instance.id"]
     assert client.get("/api/metrics/series?name=nothing").status_code == 404
@@ -182,9 +285,23 @@ def test_metric_series_by_kind_and_group(client, console):
 
 def test_metric_series_histogram_percentiles(client, console):
     minute = (NOW // MINUTE) * MINUTE
-    point = {"resource": PY, "scope": "t", "name": "latency", "unit": "s", "type": "histogram", "attributes": {},
-             "start_time_unix_nano": console.store.started_ns, "time_unix_nano": minute + 1, "count": 4, "sum": 0.7,
-             "bucket_counts": [0, 3, 1], "explicit_bounds": [0.01, 0.1], "temporality": 2, "min": 0.02, "max": 0.5}
+    point = {
+        "resource": PY,
+        "scope": "t",
+        "name": "latency",
+        "unit": "s",
+        "type": "histogram",
+        "attributes": {},
+        "start_time_unix_nano": console.store.started_ns,
+        "time_unix_nano": minute + 1,
+        "count": 4,
+        "sum": 0.7,
+        "bucket_counts": [0, 3, 1],
+        "explicit_bounds": [0.01, 0.1],
+        "temporality": 2,
+        "min": 0.02,
+        "max": 0.5,
+    }
     console.store.add_metric_points(clean_items("metrics", [point]))
     last = client.get("/api/metrics/series?name=latency&window=5m").json()["groups"][0]["points"][-1]
     assert last["count"] == 4 and last["p99"] == pytest.approx(0.5 - (0.5 - 0.1) * 0.04 * 4 / 4, rel=0.05)

@@ -47,15 +47,21 @@ def _wait(check, timeout: float = 15.0) -> bool:
     return False
 
 
-def _trace_body(name: str = "GET /grpc", trace_id: bytes = b"\x01" * 16, span_id: bytes = b"\x02" * 8,
-                service: str = "raw-grpc") -> bytes:
+def _trace_body(
+    name: str = "GET /grpc", trace_id: bytes = b"\x01" * 16, span_id: bytes = b"\x02" * 8, service: str = "raw-grpc"
+) -> bytes:
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
     kv = rs.resource.attributes.add(key=semconv.SERVICE_NAME)
     kv.value.string_value = service
-    span = rs.scope_spans.add().spans.add(trace_id=trace_id, span_id=span_id, name=name, kind=2,
-                                          start_time_unix_nano=time.time_ns() - 5_000_000,
-                                          end_time_unix_nano=time.time_ns())
+    span = rs.scope_spans.add().spans.add(
+        trace_id=trace_id,
+        span_id=span_id,
+        name=name,
+        kind=2,
+        start_time_unix_nano=time.time_ns() - 5_000_000,
+        end_time_unix_nano=time.time_ns(),
+    )
     span.attributes.add(key=semconv.MONITOR_OPERATION).value.string_value = "grpc_op"
     return request.SerializeToString()
 
@@ -84,16 +90,16 @@ def test_sdk_grpc_exporters_spans_metrics_and_logs_reach_the_api(console):
     with tracer.start_as_current_span("checkout", attributes={semconv.MONITOR_OPERATION: "checkout"}) as span:
         trace_id = format(span.get_span_context().trace_id, "032x")
     spans.shutdown()
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint, insecure=True),
-                                           export_interval_millis=3_600_000)
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=endpoint, insecure=True), export_interval_millis=3_600_000
+    )
     meters = MeterProvider(resource=resource("grpc-shop"), metric_readers=[reader])
     meters.get_meter("grpc-tests").create_counter("orders.placed").add(7)
     meters.force_flush()
     meters.shutdown()
     logs = LoggerProvider(resource=resource("grpc-shop"))
     logs.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True)))
-    logs.get_logger("grpc-tests").emit(body="paid over gRPC", severity_number=SeverityNumber.WARN,
-                                       severity_text="WARN")
+    logs.get_logger("grpc-tests").emit(body="paid over gRPC", severity_number=SeverityNumber.WARN, severity_text="WARN")
     logs.shutdown()
 
     services = get(f"{console.url}/api/services")
@@ -123,8 +129,11 @@ def test_grpc_partial_success_counts_refused_items(console):
     gauge.data_points.add(as_double=float("nan"), time_unix_nano=time.time_ns())
     gauge.data_points.add(as_double=3.0, time_unix_nano=time.time_ns())
     with grpc.insecure_channel(f"127.0.0.1:{console.grpc_port}") as channel:
-        call = channel.unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-                                   request_serializer=None, response_deserializer=None)
+        call = channel.unary_unary(
+            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            request_serializer=None,
+            response_deserializer=None,
+        )
         reply = ExportMetricsServiceResponse.FromString(call(request.SerializeToString(), timeout=10))
     assert reply.partial_success.rejected_data_points == 1
     assert reply.partial_success.error_message == "refused: 1 non-finite value"
@@ -133,8 +142,11 @@ def test_grpc_partial_success_counts_refused_items(console):
 
 def test_grpc_gzip_is_accepted_and_size_limit_is_resource_exhausted(console):
     """gzip-compressed calls are stored; a message inflating past the body limit gets RESOURCE_EXHAUSTED."""
-    _export(console.grpc_port, _trace_body(name="GET /gzip", service="gzip-grpc", span_id=b"\x06" * 8),
-            compression=grpc.Compression.Gzip)
+    _export(
+        console.grpc_port,
+        _trace_body(name="GET /gzip", service="gzip-grpc", span_id=b"\x06" * 8),
+        compression=grpc.Compression.Gzip,
+    )
     assert "gzip-grpc" in get(f"{console.url}/api/services")["services"]
     huge = _trace_body(name="x" * (300 * 1024), span_id=b"\x07" * 8)
     assert len(gzip.compress(huge)) < 256 * 1024  # small on the wire, over the limit inflated
@@ -195,10 +207,21 @@ def test_rotel_default_grpc_exporter_forwards_to_the_console(console):
 
     http_port = free_port()
     relay = subprocess.Popen(
-        [str(agent), "start", "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
-         "--otlp-grpc-endpoint", f"127.0.0.1:{free_port()}", "--exporter", "otlp",
-         "--otlp-exporter-endpoint", f"http://127.0.0.1:{console.grpc_port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            str(agent),
+            "start",
+            "--otlp-http-endpoint",
+            f"127.0.0.1:{http_port}",
+            "--otlp-grpc-endpoint",
+            f"127.0.0.1:{free_port()}",
+            "--exporter",
+            "otlp",
+            "--otlp-exporter-endpoint",
+            f"http://127.0.0.1:{console.grpc_port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         body = _trace_body(name="GET /via-rotel", service="via-rotel", trace_id=b"\x09" * 16, span_id=b"\x09" * 8)
 
@@ -228,11 +251,12 @@ def test_default_grpc_port_in_use_leaves_http_serving_and_a_named_port_refuses(c
     """A busy default gRPC port is logged and skipped; a busy port asked for stops the start, naming it."""
     from otel_monitor.console.cli import ConsoleStartError
 
-    with caplog.at_level(logging.WARNING, logger="otel_monitor.console"), \
-            serve(port=0, grpc_port=console.grpc_port, grpc_optional=True, evaluate_every=3600) as other:
+    with (
+        caplog.at_level(logging.WARNING, logger="otel_monitor.console"),
+        serve(port=0, grpc_port=console.grpc_port, grpc_optional=True, evaluate_every=3600) as other,
+    ):
         assert other.grpc_port is None and get(f"{other.url}/api/services")["services"] == []
-    assert any(f"{console.grpc_port}" in r.getMessage() and "OTLP/HTTP only" in r.getMessage()
-               for r in caplog.records)
+    assert any(f"{console.grpc_port}" in r.getMessage() and "OTLP/HTTP only" in r.getMessage() for r in caplog.records)
     with pytest.raises(ConsoleStartError, match="--grpc-port"):
         serve(port=0, grpc_port=console.grpc_port, evaluate_every=3600)
 

@@ -24,8 +24,19 @@ from otel_monitor import semconv
 from otel_monitor.console.app import Console, create_app
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
-ENDPOINTS = ["/api/services", "/api/summary", "/api/operations", "/api/errors", "/api/traces", "/api/metrics",
-             "/api/funnels", "/api/health", "/api/alerts"]
+ENDPOINTS = [
+    "/api/services",
+    "/api/summary",
+    "/api/operations",
+    "/api/errors",
+    "/api/traces",
+    "/api/metrics",
+    "/api/funnels",
+    "/api/health",
+    "/api/alerts",
+]
+
+
 def _now() -> int:
     """Half a minute ago, when the item is built: a module constant would age past the window in a long run."""
     return time.time_ns() - 30 * 10**9
@@ -41,12 +52,20 @@ def _kv(key: str, value: Any) -> KeyValue:
     if isinstance(value, float):
         return KeyValue(key=key, value=AnyValue(double_value=value))
     if isinstance(value, dict):
-        return KeyValue(key=key, value=AnyValue(kvlist_value=KeyValueList(values=[_kv(k, v) for k, v in value.items()])))
+        return KeyValue(
+            key=key, value=AnyValue(kvlist_value=KeyValueList(values=[_kv(k, v) for k, v in value.items()]))
+        )
     return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
-def _spans(service: Any, name: str = "GET /items", attributes: dict[str, Any] | None = None,
-           trace_id: bytes = b"\x01" * 16, span_id: bytes = b"\x02" * 8, parent: bytes = b"") -> bytes:
+def _spans(
+    service: Any,
+    name: str = "GET /items",
+    attributes: dict[str, Any] | None = None,
+    trace_id: bytes = b"\x01" * 16,
+    span_id: bytes = b"\x02" * 8,
+    parent: bytes = b"",
+) -> bytes:
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
     rs.resource.attributes.append(_kv(semconv.SERVICE_NAME, service))
@@ -60,14 +79,28 @@ def _spans(service: Any, name: str = "GET /items", attributes: dict[str, Any] | 
     return request.SerializeToString()
 
 
-def _histogram(total: float = 0.5, counts: tuple[int, ...] = (1, 1, 0), bounds: tuple[float, ...] = (0.1, 1.0),
-               operation: str = "browse", service: str = "shop") -> bytes:
+def _histogram(
+    total: float = 0.5,
+    counts: tuple[int, ...] = (1, 1, 0),
+    bounds: tuple[float, ...] = (0.1, 1.0),
+    operation: str = "browse",
+    service: str = "shop",
+) -> bytes:
     now = _now()
-    point = HistogramDataPoint(start_time_unix_nano=now, time_unix_nano=now + 10**9, count=sum(counts), sum=total,
-                               bucket_counts=list(counts), explicit_bounds=list(bounds),
-                               attributes=[_kv(semconv.MONITOR_OPERATION, operation)])
-    metric = Metric(name=semconv.METRIC_OPERATION_DURATION, unit="s",
-                    histogram=Histogram(data_points=[point], aggregation_temporality=2))
+    point = HistogramDataPoint(
+        start_time_unix_nano=now,
+        time_unix_nano=now + 10**9,
+        count=sum(counts),
+        sum=total,
+        bucket_counts=list(counts),
+        explicit_bounds=list(bounds),
+        attributes=[_kv(semconv.MONITOR_OPERATION, operation)],
+    )
+    metric = Metric(
+        name=semconv.METRIC_OPERATION_DURATION,
+        unit="s",
+        histogram=Histogram(data_points=[point], aggregation_temporality=2),
+    )
     request = ExportMetricsServiceRequest()
     rm = request.resource_metrics.add()
     rm.resource.attributes.append(_kv(semconv.SERVICE_NAME, service))
@@ -77,8 +110,11 @@ def _histogram(total: float = 0.5, counts: tuple[int, ...] = (1, 1, 0), bounds: 
 
 def _health(value: float) -> bytes:
     now = _now()
-    point = NumberDataPoint(time_unix_nano=now + 10**9, as_double=value,
-                            attributes=[_kv(semconv.MONITOR_HEALTH_CHECK, "db"), _kv(semconv.MONITOR_HEALTH_CRITICAL, True)])
+    point = NumberDataPoint(
+        time_unix_nano=now + 10**9,
+        as_double=value,
+        attributes=[_kv(semconv.MONITOR_HEALTH_CHECK, "db"), _kv(semconv.MONITOR_HEALTH_CRITICAL, True)],
+    )
     request = ExportMetricsServiceRequest()
     rm = request.resource_metrics.add()
     rm.resource.attributes.append(_kv(semconv.SERVICE_NAME, "shop"))
@@ -97,15 +133,18 @@ POISON: dict[str, tuple[str, bytes]] = {
     "integer service.name": ("traces", _spans(42)),
     "map service.name": ("traces", _spans({"a": "b"})),
     "map monitor.operation": ("traces", _spans("shop", attributes={semconv.MONITOR_OPERATION: {"x": 1}})),
-    "bytes and NaN attributes": ("traces", _spans("shop", attributes={"blob": b"\x00\xff", "ratio": math.nan,
-                                                                       semconv.HTTP_RESPONSE_STATUS_CODE: "five"})),
+    "bytes and NaN attributes": (
+        "traces",
+        _spans("shop", attributes={"blob": b"\x00\xff", "ratio": math.nan, semconv.HTTP_RESPONSE_STATUS_CODE: "five"}),
+    ),
     "a span that is its own parent": ("traces", _spans("shop", span_id=b"\x03" * 8, parent=b"\x03" * 8)),
 }
 
 
 def _client(console: Console) -> TestClient:
-    return TestClient(create_app(console, evaluate_every=3600), base_url="http://127.0.0.1",
-                      raise_server_exceptions=False)
+    return TestClient(
+        create_app(console, evaluate_every=3600), base_url="http://127.0.0.1", raise_server_exceptions=False
+    )
 
 
 def _api_statuses(client: TestClient) -> dict[str, int]:
@@ -160,16 +199,19 @@ def test_attribute_limits_bound_a_span():
     client = _client(console)
     attributes = {f"a{i}": "x" * 10 for i in range(5000)}
     attributes["big"] = "y" * 2_000_000
-    client.post("/v1/traces", content=_spans("shop", attributes={"big": "y" * 2_000_000, **attributes}),
-                headers=PROTOBUF)
+    client.post(
+        "/v1/traces", content=_spans("shop", attributes={"big": "y" * 2_000_000, **attributes}), headers=PROTOBUF
+    )
     detail = client.get("/api/traces/" + "01" * 16).json()
     span = detail["spans"][0]
     assert len(span["attributes"]) <= validate.MAX_ATTRIBUTES
     assert len(span["attributes"]["big"]) == validate.MAX_STRING
 
 
-@pytest.mark.parametrize("case", ["histogram with a NaN sum", "NaN health gauge", "bytes service.name",
-                                  "histogram with more buckets than bounds"])
+@pytest.mark.parametrize(
+    "case",
+    ["histogram with a NaN sum", "NaN health gauge", "bytes service.name", "histogram with more buckets than bounds"],
+)
 def test_poison_stored_with_db_is_not_replayed_raw(case, tmp_path):
     """With --db the poisoned request is stored and replayed at the next start: the API still answers."""
     db = str(tmp_path / "console.db")
@@ -194,8 +236,12 @@ TOKEN = "a-console-token-of-24-chars"
 
 
 def _gate_client(console: Console, base_url: str = "http://127.0.0.1:4318") -> TestClient:
-    return TestClient(create_app(console, evaluate_every=3600), base_url=base_url, raise_server_exceptions=False,
-                      follow_redirects=False)
+    return TestClient(
+        create_app(console, evaluate_every=3600),
+        base_url=base_url,
+        raise_server_exceptions=False,
+        follow_redirects=False,
+    )
 
 
 @pytest.mark.parametrize("token", [None, TOKEN])
@@ -204,16 +250,22 @@ def test_cross_origin_acknowledgement_is_refused(token):
     console = Console(token=token)
     client = _gate_client(console)
     auth = {"Authorization": f"Bearer {token}"} if token else {}
-    foreign = client.post("/api/alerts/x/ack", headers={**auth, "Origin": "http://127.0.0.1:8080",
-                                                         "Sec-Fetch-Site": "same-site"})
+    foreign = client.post(
+        "/api/alerts/x/ack", headers={**auth, "Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-site"}
+    )
     assert foreign.status_code == 403 and "cross-origin" in foreign.json()["error"]
     assert client.post("/api/alerts/x/ack", headers={**auth, "Sec-Fetch-Site": "cross-site"}).status_code == 403
-    own = client.post("/api/alerts/x/ack", headers={**auth, "Origin": "http://127.0.0.1:4318",
-                                                     "Sec-Fetch-Site": "same-origin"})
+    own = client.post(
+        "/api/alerts/x/ack", headers={**auth, "Origin": "http://127.0.0.1:4318", "Sec-Fetch-Site": "same-origin"}
+    )
     assert own.status_code != 403
     # A browser page posting OTLP from elsewhere is refused too; exporters send no Origin.
-    assert client.post("/v1/metrics", content=_histogram(), headers={**PROTOBUF, **auth,
-                                                                      "Origin": "http://evil.example"}).status_code == 403
+    assert (
+        client.post(
+            "/v1/metrics", content=_histogram(), headers={**PROTOBUF, **auth, "Origin": "http://evil.example"}
+        ).status_code
+        == 403
+    )
     assert client.post("/v1/metrics", content=_histogram(), headers={**PROTOBUF, **auth}).status_code == 200
 
 
@@ -244,8 +296,10 @@ def test_cookie_is_signed_expiring_and_secure_over_tls():
         assert client.get("/api/summary", headers={"Cookie": f"otel_monitor_console_token={value}"}).status_code == 200
         expires, mac = value.split(".")
         for forged in (f"{int(expires) + 10**6}.{mac}", f"{int(time.time()) - 10}.{mac}", mac):
-            assert client.get("/api/summary",
-                              headers={"Cookie": f"otel_monitor_console_token={forged}"}).status_code == 401
+            assert (
+                client.get("/api/summary", headers={"Cookie": f"otel_monitor_console_token={forged}"}).status_code
+                == 401
+            )
 
 
 def test_an_expired_cookie_is_refused():
@@ -272,7 +326,6 @@ def test_every_loopback_address_is_loopback(host):
     console = Console()
     assert _gate_client(console, f"http://{host}:4318").get("/api/summary").status_code == 200
     assert _gate_client(console, "http://attacker.example:4318").get("/api/summary").status_code == 403
-
 
 
 @pytest.mark.slow
@@ -318,8 +371,9 @@ def test_one_span_keeps_at_most_its_character_budget():
     request = ExportTraceServiceRequest()
     rs = request.resource_spans.add()
     rs.resource.attributes.append(_kv(semconv.SERVICE_NAME, "shop"))
-    span = rs.scope_spans.add().spans.add(trace_id=b"\x07" * 16, span_id=b"\x08" * 8, name="big",
-                                          start_time_unix_nano=now, end_time_unix_nano=now + 1)
+    span = rs.scope_spans.add().spans.add(
+        trace_id=b"\x07" * 16, span_id=b"\x08" * 8, name="big", start_time_unix_nano=now, end_time_unix_nano=now + 1
+    )
     for i in range(100):
         event = span.events.add(name=f"event {i}", time_unix_nano=now)
         for j in range(20):
@@ -335,8 +389,11 @@ def test_a_long_stack_trace_keeps_its_innermost_frames():
     """A stack trace past the limit loses its outer frames, not the app's frame and the exception line."""
     from otel_monitor.console import validate
 
-    outer = "".join(f'  File "/a/long/venv/path/lib/python3.11/site-packages/framework/layer{i}.py", line {i}, in call\n'
-                    f"    await app(scope, receive, send)\n" for i in range(100))
+    outer = "".join(
+        f'  File "/a/long/venv/path/lib/python3.11/site-packages/framework/layer{i}.py", line {i}, in call\n'
+        f"    await app(scope, receive, send)\n"
+        for i in range(100)
+    )
     inner = '  File "/srv/myproject/myapp.py", line 9, in an_endpoint_that_raises\n    raise RuntimeError("down")\n'
     trace = "Traceback (most recent call last):\n" + outer + inner + "RuntimeError: down"
     kept = validate.clean_attributes({semconv.EXCEPTION_STACKTRACE: trace})[semconv.EXCEPTION_STACKTRACE]

@@ -20,7 +20,7 @@ from .console_telemetry import get
 
 pytestmark = pytest.mark.slow
 
-APP = '''
+APP = """
 from fastapi import FastAPI
 
 app = FastAPI()
@@ -34,7 +34,7 @@ def item(item_id: int):
 @app.get("/fail")
 def fail():
     raise RuntimeError("inventory service is down")
-'''
+"""
 
 
 def _free_port() -> int:
@@ -57,12 +57,30 @@ def test_launched_app_spans_reach_the_console(tmp_path: Path):
     bin_dir = Path(sys.executable).parent
     port = _free_port()
     with serve(port=0, evaluate_every=3600) as console:
-        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": console.url, "OTEL_SERVICE_NAME": "launched",
-               "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_METRIC_EXPORT_INTERVAL": "500", "PYTHONPATH": str(tmp_path)}
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": console.url,
+            "OTEL_SERVICE_NAME": "launched",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_METRIC_EXPORT_INTERVAL": "500",
+            "PYTHONPATH": str(tmp_path),
+        }
         env.pop("OTEL_MONITOR_RAISE_INTERNAL_ERRORS", None)
-        app = subprocess.Popen([str(bin_dir / "opentelemetry-instrument"), str(bin_dir / "uvicorn"), "launched_app:app",
-                                "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        app = subprocess.Popen(
+            [
+                str(bin_dir / "opentelemetry-instrument"),
+                str(bin_dir / "uvicorn"),
+                "launched_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 30
             while True:

@@ -23,28 +23,69 @@ S = 1_000_000_000
 T0 = 1_700_000_000 * S  # a fixed time in the past for the data; queries pass their own "now"
 
 
-def span(service: str = "js", *, trace: str = "ab" * 16, span_id: str = "cd" * 8, parent: str = "", kind: int = 2,
-         attrs: dict[str, Any] | None = None, status: int = 0, end: int = T0, instance: str = "i-1") -> dict[str, Any]:
-    return {"resource": {semconv.SERVICE_NAME: service, semconv.SERVICE_INSTANCE_ID: instance}, "scope": "",
-            "trace_id": trace, "span_id": span_id, "parent_span_id": parent, "name": "GET /items/{id}", "kind": kind,
-            "start_time_unix_nano": end - 10_000_000, "end_time_unix_nano": end, "attributes": dict(attrs or {}),
-            "events": [], "status_code": status, "status_message": ""}
+def span(
+    service: str = "js",
+    *,
+    trace: str = "ab" * 16,
+    span_id: str = "cd" * 8,
+    parent: str = "",
+    kind: int = 2,
+    attrs: dict[str, Any] | None = None,
+    status: int = 0,
+    end: int = T0,
+    instance: str = "i-1",
+) -> dict[str, Any]:
+    return {
+        "resource": {semconv.SERVICE_NAME: service, semconv.SERVICE_INSTANCE_ID: instance},
+        "scope": "",
+        "trace_id": trace,
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "name": "GET /items/{id}",
+        "kind": kind,
+        "start_time_unix_nano": end - 10_000_000,
+        "end_time_unix_nano": end,
+        "attributes": dict(attrs or {}),
+        "events": [],
+        "status_code": status,
+        "status_message": "",
+    }
 
 
 def health_point(service: str, instance: str, value: float, t: int) -> dict[str, Any]:
-    return {"resource": {semconv.SERVICE_NAME: service, semconv.SERVICE_INSTANCE_ID: instance}, "scope": "",
-            "name": semconv.METRIC_HEALTH_STATUS, "unit": "1", "type": "gauge", "value": value,
-            "attributes": {semconv.MONITOR_HEALTH_CHECK: "disk", semconv.MONITOR_HEALTH_CRITICAL: True},
-            "start_time_unix_nano": 0, "time_unix_nano": t}
+    return {
+        "resource": {semconv.SERVICE_NAME: service, semconv.SERVICE_INSTANCE_ID: instance},
+        "scope": "",
+        "name": semconv.METRIC_HEALTH_STATUS,
+        "unit": "1",
+        "type": "gauge",
+        "value": value,
+        "attributes": {semconv.MONITOR_HEALTH_CHECK: "disk", semconv.MONITOR_HEALTH_CRITICAL: True},
+        "start_time_unix_nano": 0,
+        "time_unix_nano": t,
+    }
 
 
 def http_point(status: int, count: int, t: int = T0, unit: str = "s") -> dict[str, Any]:
-    return {"resource": {semconv.SERVICE_NAME: "js"}, "scope": "", "name": semconv.HTTP_SERVER_REQUEST_DURATION,
-            "unit": unit, "type": "histogram", "temporality": 1, "count": count, "sum": 0.5 * count,
-            "bucket_counts": [0, count, 0], "explicit_bounds": [0.1, 1.0] if unit == "s" else [100.0, 1000.0],
-            "attributes": {semconv.HTTP_REQUEST_METHOD: "POST", semconv.HTTP_ROUTE: "/orders",
-                           semconv.HTTP_RESPONSE_STATUS_CODE: status},
-            "start_time_unix_nano": t - S, "time_unix_nano": t}
+    return {
+        "resource": {semconv.SERVICE_NAME: "js"},
+        "scope": "",
+        "name": semconv.HTTP_SERVER_REQUEST_DURATION,
+        "unit": unit,
+        "type": "histogram",
+        "temporality": 1,
+        "count": count,
+        "sum": 0.5 * count,
+        "bucket_counts": [0, count, 0],
+        "explicit_bounds": [0.1, 1.0] if unit == "s" else [100.0, 1000.0],
+        "attributes": {
+            semconv.HTTP_REQUEST_METHOD: "POST",
+            semconv.HTTP_ROUTE: "/orders",
+            semconv.HTTP_RESPONSE_STATUS_CODE: status,
+        },
+        "start_time_unix_nano": t - S,
+        "time_unix_nano": t,
+    }
 
 
 def test_a_service_silent_past_stale_after_is_stale_not_ok():
@@ -93,13 +134,16 @@ def test_a_restarted_instance_leaves_no_ghost():
     assert summary["failing_checks"] == []
 
 
-@pytest.mark.parametrize(("attrs", "otherwise", "failed"), [
-    ({semconv.HTTP_RESPONSE_STATUS_CODE: 503}, False, True),
-    ({semconv.HTTP_RESPONSE_STATUS_CODE: 404}, True, False),  # an SDK marking a 4xx an error: still a success
-    ({semconv.HTTP_STATUS_CODE_OLD: "500"}, False, True),
-    ({}, True, True),
-    ({semconv.HTTP_RESPONSE_STATUS_CODE: "n/a"}, False, False),
-])
+@pytest.mark.parametrize(
+    ("attrs", "otherwise", "failed"),
+    [
+        ({semconv.HTTP_RESPONSE_STATUS_CODE: 503}, False, True),
+        ({semconv.HTTP_RESPONSE_STATUS_CODE: 404}, True, False),  # an SDK marking a 4xx an error: still a success
+        ({semconv.HTTP_STATUS_CODE_OLD: "500"}, False, True),
+        ({}, True, True),
+        ({semconv.HTTP_RESPONSE_STATUS_CODE: "n/a"}, False, False),
+    ],
+)
 def test_http_failure_is_5xx(attrs, otherwise, failed):
     """A server's 5xx fails, a 4xx succeeds; without a status code, the span's own verdict."""
     assert http_failed(attrs, otherwise) is failed
@@ -115,8 +159,11 @@ def test_http_operations_are_named_by_route():
 def test_server_spans_count_and_their_children_do_not():
     """A SERVER span is a call of its route; an INTERNAL child is not."""
     store = Store()
-    attrs = {semconv.HTTP_REQUEST_METHOD: "GET", semconv.HTTP_ROUTE: "/items/{id}",
-             semconv.HTTP_RESPONSE_STATUS_CODE: 500}
+    attrs = {
+        semconv.HTTP_REQUEST_METHOD: "GET",
+        semconv.HTTP_ROUTE: "/items/{id}",
+        semconv.HTTP_RESPONSE_STATUS_CODE: 500,
+    }
     store.add_spans([span(attrs=attrs, status=2), span(span_id="ef" * 8, parent="cd" * 8, kind=1)])
     (row,) = Queries(store, now_ns=T0).operations("js", "15m")
     assert (row["operation"], row["calls"], row["errors"], row["source"]) == ("GET /items/{id}", 1, 1, "spans")
@@ -157,19 +204,48 @@ def test_a_span_received_twice_counts_once_within_the_bound():
 
 def test_custom_metrics_are_listed_with_kind_and_last_value():
     store = Store()
-    point = {"resource": {semconv.SERVICE_NAME: "js"}, "scope": "", "name": "shop.orders.placed", "unit": "{order}",
-             "type": "sum", "temporality": 2, "monotonic": True, "attributes": {"p": "card"},
-             "start_time_unix_nano": T0 - S, "time_unix_nano": T0, "value": 2}
+    point = {
+        "resource": {semconv.SERVICE_NAME: "js"},
+        "scope": "",
+        "name": "shop.orders.placed",
+        "unit": "{order}",
+        "type": "sum",
+        "temporality": 2,
+        "monotonic": True,
+        "attributes": {"p": "card"},
+        "start_time_unix_nano": T0 - S,
+        "time_unix_nano": T0,
+        "value": 2,
+    }
     store.add_metric_points([point, dict(point, value=5, time_unix_nano=T0 + S)])
     (listed,) = Queries(store, now_ns=T0 + S).metrics("js", "15m")
     assert (listed["kind"], listed["last_value"], listed["temporality"], listed["series"], listed["points"]) == (
-        "sum", 5, "cumulative", 1, 2)
+        "sum",
+        5,
+        "cumulative",
+        1,
+        2,
+    )
 
 
 def test_metric_list_is_bounded():
     store = Store(limits=Limits(max_metrics=3))
-    store.add_metric_points([{"resource": {}, "scope": "", "name": f"m{i}", "unit": "", "type": "gauge", "value": i,
-                              "attributes": {}, "start_time_unix_nano": 0, "time_unix_nano": T0} for i in range(5)])
+    store.add_metric_points(
+        [
+            {
+                "resource": {},
+                "scope": "",
+                "name": f"m{i}",
+                "unit": "",
+                "type": "gauge",
+                "value": i,
+                "attributes": {},
+                "start_time_unix_nano": 0,
+                "time_unix_nano": T0,
+            }
+            for i in range(5)
+        ]
+    )
     assert [m["name"] for m in Queries(store, now_ns=T0).metrics(None, "15m")] == ["m2", "m3", "m4"]
     assert store.evicted["metrics"] == 2
 
@@ -179,9 +255,25 @@ TRACE, SPAN, PARENT = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", "e
 
 def test_otlp_json_ids_are_hex_in_spans_links_and_logs():
     """The OTLP/JSON encoding writes ids as hex; they decode to the same ids as protobuf."""
-    traces = {"resourceSpans": [{"scopeSpans": [{"spans": [{
-        "traceId": TRACE, "spanId": SPAN, "parentSpanId": PARENT, "name": "x",
-        "links": [{"traceId": TRACE, "spanId": PARENT}]}]}]}]}
+    traces = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": TRACE,
+                                "spanId": SPAN,
+                                "parentSpanId": PARENT,
+                                "name": "x",
+                                "links": [{"traceId": TRACE, "spanId": PARENT}],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
     (decoded,) = flatten_spans(parse_request("traces", json.dumps(traces).encode(), "application/json"))
     assert (decoded["trace_id"], decoded["span_id"], decoded["parent_span_id"]) == (TRACE, SPAN, PARENT)
     message = parse_request("traces", json.dumps(traces).encode(), "application/json")
@@ -193,8 +285,9 @@ def test_otlp_json_ids_are_hex_in_spans_links_and_logs():
     assert (record["trace_id"], record["span_id"]) == (TRACE, SPAN)
 
 
-@pytest.mark.parametrize("body", [b"[]", b"null", b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":7}]}]}]}',
-                                  b"[" * 100_000])
+@pytest.mark.parametrize(
+    "body", [b"[]", b"null", b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":7}]}]}]}', b"[" * 100_000]
+)
 def test_bad_otlp_json_is_a_clear_decode_error(body):
     with pytest.raises(OTLPDecodeError, match="OTLP/JSON"):
         parse_request("traces", body, "application/json")
@@ -204,9 +297,22 @@ def test_log_records_keep_a_service_live():
     """A log record is data too: its time counts as last seen, whenever it arrives."""
     store = Store()
     store._receipt_ns = 1  # an old receipt from an earlier request must not cap a later one
-    store.add_logs([{"resource": {semconv.SERVICE_NAME: "worker", semconv.SERVICE_INSTANCE_ID: "w-1"}, "scope": "",
-                     "time_unix_nano": T0, "severity_number": 9, "severity_text": "INFO", "body": "tick",
-                     "attributes": {}, "event_name": "", "trace_id": "", "span_id": ""}])
+    store.add_logs(
+        [
+            {
+                "resource": {semconv.SERVICE_NAME: "worker", semconv.SERVICE_INSTANCE_ID: "w-1"},
+                "scope": "",
+                "time_unix_nano": T0,
+                "severity_number": 9,
+                "severity_text": "INFO",
+                "body": "tick",
+                "attributes": {},
+                "event_name": "",
+                "trace_id": "",
+                "span_id": "",
+            }
+        ]
+    )
     assert (store.services["worker"], store.instances[("worker", "w-1")]) == (T0, T0)
     assert not Queries(store, now_ns=T0 + 60 * S).summary("worker", "15m")[0]["stale"]
 
@@ -214,8 +320,11 @@ def test_log_records_keep_a_service_live():
 def test_a_4xx_server_span_marked_as_an_error_still_succeeds():
     """Some SDKs set ERROR on a 4xx server span: the call still succeeds and makes no error group."""
     store = Store()
-    attrs = {semconv.HTTP_REQUEST_METHOD: "GET", semconv.HTTP_ROUTE: "/items/{id}",
-             semconv.HTTP_RESPONSE_STATUS_CODE: 404}
+    attrs = {
+        semconv.HTTP_REQUEST_METHOD: "GET",
+        semconv.HTTP_ROUTE: "/items/{id}",
+        semconv.HTTP_RESPONSE_STATUS_CODE: 404,
+    }
     store.add_spans([span(attrs=attrs, status=2)])
     (row,) = Queries(store, now_ns=T0).operations("js", "15m")
     assert (row["calls"], row["errors"], row["success_rate"]) == (1, 0, 1.0)

@@ -87,4 +87,8 @@ schema = schemathesis.openapi.from_dict(_document(create_app(Console()))).exclud
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_never_answers_500_to_what_its_document_allows(case, console_url):
     """schemathesis: requests built from the document never get a 5xx, and every status is documented."""
-    case.call_and_validate(base_url=console_url, checks=[not_a_server_error, status_code_conformance, response_schema_conformance], timeout=30)
+    case.call_and_validate(
+        base_url=console_url,
+        checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+        timeout=30,
+    )

@@ -52,7 +52,7 @@ def test_a_percentile_is_within_the_stated_error_and_the_observed_range(values: 
 @settings(max_examples=200, deadline=None)
 @given(durations, st.sampled_from(sorted(SLOs().latency_thresholds())), st.sampled_from([0.5, 0.95, 0.99]))
 def test_a_threshold_on_a_bound_is_judged_exactly(values: list[float], threshold: float, q: float) -> None:
-    """"p95 above 0.5 s" from the histogram is what the calls themselves say."""
+    """ "p95 above 0.5 s" from the histogram is what the calls themselves say."""
     hist = _histogram(values)
     assert (hist.percentile(q) > threshold) == (_nearest_rank(values, q) > threshold)  # type: ignore[operator]
 

@@ -96,7 +96,8 @@ def test_the_page_says_the_console_is_replaying(tmp_path):
             with chromium_page(tmp_path) as page:
                 page.goto(handle.url + "/")
                 expect(page.locator("#footer")).to_contain_text(
-                    f"replaying stored data: 64 of {REQUESTS} requests, figures partial", timeout=15_000)
+                    f"replaying stored data: 64 of {REQUESTS} requests, figures partial", timeout=15_000
+                )
         finally:
             release.set()
         handle.wait_replayed(60)

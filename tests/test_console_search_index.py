@@ -28,12 +28,21 @@ def _span(rng: random.Random, trace: int, index: int) -> dict:
         attrs[semconv.DB_SYSTEM_NAME] = "sqlite"
     if rng.random() < 0.3:
         attrs["shop.tier"] = rng.choice(["gold", "silver", 3])
-    return {"resource": {semconv.SERVICE_NAME: rng.choice(["shop", "pay"])}, "scope": "t",
-            "trace_id": f"{trace:032x}", "span_id": f"{trace * 16 + index + 1:016x}",
-            "parent_span_id": "" if index == 0 else f"{trace * 16 + 1:016x}", "name": rng.choice(NAMES),
-            "kind": rng.choice([1, 2, 3]), "start_time_unix_nano": start,
-            "end_time_unix_nano": start + rng.randint(1, 900) * 1_000_000, "attributes": attrs, "events": [],
-            "status_code": rng.choice([0, 0, 2]), "status_message": ""}
+    return {
+        "resource": {semconv.SERVICE_NAME: rng.choice(["shop", "pay"])},
+        "scope": "t",
+        "trace_id": f"{trace:032x}",
+        "span_id": f"{trace * 16 + index + 1:016x}",
+        "parent_span_id": "" if index == 0 else f"{trace * 16 + 1:016x}",
+        "name": rng.choice(NAMES),
+        "kind": rng.choice([1, 2, 3]),
+        "start_time_unix_nano": start,
+        "end_time_unix_nano": start + rng.randint(1, 900) * 1_000_000,
+        "attributes": attrs,
+        "events": [],
+        "status_code": rng.choice([0, 0, 2]),
+        "status_message": "",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -53,23 +62,42 @@ def _reference(store: Store, f: explore.Filters, since_ns: int) -> list[str]:
         ms = (t.end_ns - t.start_ns) / 1e6
         if (f.min_ms is not None and ms < f.min_ms) or (f.max_ms is not None and ms > f.max_ms):
             continue
-        if f.operation and not any(f.operation in (
-                s["name"], explore.display_name(s["name"], s["attributes"]),
-                str(s["attributes"][semconv.MONITOR_OPERATION]) if semconv.MONITOR_OPERATION in s["attributes"]
-                else http_operation(s["attributes"], s["name"])) for s in t.spans):
+        if f.operation and not any(
+            f.operation
+            in (
+                s["name"],
+                explore.display_name(s["name"], s["attributes"]),
+                str(s["attributes"][semconv.MONITOR_OPERATION])
+                if semconv.MONITOR_OPERATION in s["attributes"]
+                else http_operation(s["attributes"], s["name"]),
+            )
+            for s in t.spans
+        ):
             continue
-        if f.attributes and not any(all(any(k in src and str(src[k]) == v for src in (s["attributes"], s["resource"]))
-                                        for k, v in f.attributes) for s in t.spans):
+        if f.attributes and not any(
+            all(any(k in src and str(src[k]) == v for src in (s["attributes"], s["resource"])) for k, v in f.attributes)
+            for s in t.spans
+        ):
             continue
         out.append(t.trace_id)
     return out
 
 
-@pytest.mark.parametrize("query", [
-    {}, {"operation": "checkout"}, {"operation": "GET /items/{id}"}, {"operation": "SELECT shop.db"},
-    {"operation": "POST /cart"}, {"operation": "render", "status": "error"}, {"attr": ["shop.tier=gold"]},
-    {"attr": ["shop.tier=3", "service.name=pay"]}, {"min_ms": "300", "max_ms": "700"}, {"status": "ok"},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"operation": "checkout"},
+        {"operation": "GET /items/{id}"},
+        {"operation": "SELECT shop.db"},
+        {"operation": "POST /cart"},
+        {"operation": "render", "status": "error"},
+        {"attr": ["shop.tier=gold"]},
+        {"attr": ["shop.tier=3", "service.name=pay"]},
+        {"min_ms": "300", "max_ms": "700"},
+        {"status": "ok"},
+    ],
+)
 def test_search_matches_reading_every_span(store, query):
     """Each filter, alone or combined, finds exactly the traces a scan of every span finds, newest first."""
     pairs = [(k, item) for k, v in query.items() for item in (v if isinstance(v, list) else [v])]
@@ -117,5 +145,7 @@ def test_a_span_arriving_later_is_searched_by_its_shortened_name():
     store.add_spans([first])
     by_path = explore.parse_filters(QueryParams("operation=SELECT shop.db"))
     assert explore.search_traces(store, by_path, 0)["total"] == 0
-    store.add_spans([_span(rng, 7, 1) | {"name": "SELECT /var/db/shop.db", "attributes": {semconv.DB_SYSTEM_NAME: "x"}}])
+    store.add_spans(
+        [_span(rng, 7, 1) | {"name": "SELECT /var/db/shop.db", "attributes": {semconv.DB_SYSTEM_NAME: "x"}}]
+    )
     assert explore.search_traces(store, by_path, 0)["total"] == 1

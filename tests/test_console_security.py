@@ -76,8 +76,9 @@ def test_oversized_body_gets_413(console):
 
 def test_gzip_bomb_is_refused(console):
     """A compressed body that inflates past the limit is a 400 naming the limit."""
-    status, body = post(f"{console.url}/v1/traces", gzip.compress(b"\0" * (1024 * 1024)),
-                        headers={"Content-Encoding": "gzip"})
+    status, body = post(
+        f"{console.url}/v1/traces", gzip.compress(b"\0" * (1024 * 1024)), headers={"Content-Encoding": "gzip"}
+    )
     assert status == 400 and b"limit" in body
 
 
@@ -97,18 +98,25 @@ def test_wrong_content_type_is_415_naming_the_supported_ones(console):
 
 def test_otlp_json_is_accepted(console):
     """OTLP/JSON bodies are decoded like protobuf ones."""
-    body = (b'{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"json-svc"}}]},'
-            b'"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331",'
-            b'"name":"GET /json","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}')
+    body = (
+        b'{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"json-svc"}}]},'
+        b'"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331",'
+        b'"name":"GET /json","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}'
+    )
     assert post(f"{console.url}/v1/traces", body, content_type="application/json")[0] == 200
     assert "json-svc" in get(f"{console.url}/api/services")["services"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(st.binary(max_size=2048), st.text(max_size=512).map(str.encode),
-                      st.just(_valid_body()).flatmap(lambda b: st.integers(0, len(b)).map(lambda n: b[:n]))),
-       content_type=st.sampled_from(["application/x-protobuf", "application/json", "text/plain", ""]),
-       signal=st.sampled_from(["traces", "metrics", "logs"]))
+@given(
+    body=st.one_of(
+        st.binary(max_size=2048),
+        st.text(max_size=512).map(str.encode),
+        st.just(_valid_body()).flatmap(lambda b: st.integers(0, len(b)).map(lambda n: b[:n])),
+    ),
+    content_type=st.sampled_from(["application/x-protobuf", "application/json", "text/plain", ""]),
+    signal=st.sampled_from(["traces", "metrics", "logs"]),
+)
 def test_fuzzed_bodies_never_break_the_console(console, body, content_type, signal):
     """Random, truncated and mistyped bodies get 200, 400 or 415, never a server error."""
     status, _ = post(f"{console.url}/v1/{signal}", body, content_type=content_type)

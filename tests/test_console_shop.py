@@ -67,7 +67,9 @@ def _crash_on_purpose(base_url: str) -> Counter[str]:
     Returns the calls per operation it made."""
     calls: Counter[str] = Counter()
     with httpx.Client(base_url=base_url, timeout=10) as client:
-        signup = client.post("/api/signup", json={"email": "legacy.fan@example.com", "password": PASSWORD, "name": "Lee"})
+        signup = client.post(
+            "/api/signup", json={"email": "legacy.fan@example.com", "password": PASSWORD, "name": "Lee"}
+        )
         assert signup.status_code == 201, signup.text
         auth = {"Authorization": f"Bearer {signup.json()['token']}"}
         assert client.get("/api/products", headers=auth).status_code == 200
@@ -75,8 +77,12 @@ def _crash_on_purpose(base_url: str) -> Counter[str]:
         calls.update(signup=1, catalog_browse=1, cart_add=1)
     for _ in range(EXTRA_CRASHES):
         # A fresh connection each time: uvicorn closes the connection after an unhandled error.
-        crashed = httpx.post(f"{base_url}/api/checkout", json={"card_token": "tok_visa", "coupon": "LEGACY2019"},
-                             headers=auth, timeout=10)
+        crashed = httpx.post(
+            f"{base_url}/api/checkout",
+            json={"card_token": "tok_visa", "coupon": "LEGACY2019"},
+            headers=auth,
+            timeout=10,
+        )
         assert crashed.status_code == 500
         calls["checkout"] += 1
     declined = httpx.post(f"{base_url}/api/checkout", json={"card_token": "tok_declined"}, headers=auth, timeout=10)
@@ -90,15 +96,25 @@ def shop_run(tmp_path_factory: pytest.TempPathFactory):
     """Console in-process; payments and shop under opentelemetry-instrument; seeded traffic, then a few crashes."""
     database = tmp_path_factory.mktemp("shop") / "shop.db"
     with serve(port=0, config_path=str(CONFIG_FILE), evaluate_every=3600) as console:
-        common = {"OTEL_EXPORTER_OTLP_ENDPOINT": console.url, "OTEL_BSP_SCHEDULE_DELAY": "200",
-                  "OTEL_METRIC_EXPORT_INTERVAL": "1000", "OTEL_MONITOR_CONFIG": str(CONFIG_FILE),
-                  "OTEL_MONITOR_HEALTH_INTERVAL": "1"}
-        with launched("examples.payments.app:app", {**common, "OTEL_SERVICE_NAME": "payments",
-                                                     "PAYMENTS_DELAY_MS": "0"}) as payments:
-            shop_env = {**common, "OTEL_SERVICE_NAME": "shop", "DATABASE_URL": f"sqlite:///{database}",
-                        "SHOP_PAYMENTS_PRIMARY_URL": f"{payments.base_url}/primary",
-                        "SHOP_PAYMENTS_FALLBACK_URL": f"{payments.base_url}/fallback",
-                        "SHOP_PASSWORD_ITERATIONS": "1000", "OTEL_MONITOR_USER_ID_KEY": "test-key"}
+        common = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": console.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            "OTEL_MONITOR_CONFIG": str(CONFIG_FILE),
+            "OTEL_MONITOR_HEALTH_INTERVAL": "1",
+        }
+        with launched(
+            "examples.payments.app:app", {**common, "OTEL_SERVICE_NAME": "payments", "PAYMENTS_DELAY_MS": "0"}
+        ) as payments:
+            shop_env = {
+                **common,
+                "OTEL_SERVICE_NAME": "shop",
+                "DATABASE_URL": f"sqlite:///{database}",
+                "SHOP_PAYMENTS_PRIMARY_URL": f"{payments.base_url}/primary",
+                "SHOP_PAYMENTS_FALLBACK_URL": f"{payments.base_url}/fallback",
+                "SHOP_PASSWORD_ITERATIONS": "1000",
+                "OTEL_MONITOR_USER_ID_KEY": "test-key",
+            }
             with launched("examples.shop.app:app", shop_env) as shop:
                 report = run_traffic(shop.base_url, requests=240, duration=90, concurrency=3, seed=20261123)
                 extra = _crash_on_purpose(shop.base_url)
@@ -110,8 +126,9 @@ def shop_run(tmp_path_factory: pytest.TempPathFactory):
         unknown = set(report.by_endpoint) - set(OPERATION_OF)
         assert not unknown, f"the traffic called endpoints this test does not map: {unknown}"
         expected = Counter({OPERATION_OF[endpoint]: n for endpoint, n in report.answered_by_endpoint.items()}) + extra
-        yield ShopRun(console.url, report, expected, report.by_status[500] + EXTRA_CRASHES, report.by_status[402] + 1,
-                      database)
+        yield ShopRun(
+            console.url, report, expected, report.by_status[500] + EXTRA_CRASHES, report.by_status[402] + 1, database
+        )
 
 
 def api(run: ShopRun, path: str) -> Any:
@@ -138,7 +155,9 @@ def test_operations_inside_requests_are_listed_too(shop_run: ShopRun) -> None:
 
 def test_operation_failures_equal_the_server_errors_sent(shop_run: ShopRun) -> None:
     """Checkout's errors and success rate count the 500s (the crashes), not the 4xx answers such as declined cards."""
-    checkout = next(r for r in api(shop_run, "/api/operations?service=shop")["operations"] if r["operation"] == "checkout")
+    checkout = next(
+        r for r in api(shop_run, "/api/operations?service=shop")["operations"] if r["operation"] == "checkout"
+    )
     assert checkout["errors"] == shop_run.crashes
     assert checkout["success_rate"] == pytest.approx(
         1 - shop_run.crashes / shop_run.expected_calls["checkout"], abs=1e-6

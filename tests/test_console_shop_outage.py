@@ -38,26 +38,42 @@ def _checkout(base_url: str, auth: dict[str, str], card: str = "tok_visa", coupo
 def groups(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     database: Path = tmp_path_factory.mktemp("outage") / "shop.db"
     with serve(port=0, config_path=str(CONFIG_FILE), evaluate_every=3600) as console:
-        common = {"OTEL_EXPORTER_OTLP_ENDPOINT": console.url, "OTEL_BSP_SCHEDULE_DELAY": "200",
-                  "OTEL_METRIC_EXPORT_INTERVAL": "1000", "OTEL_MONITOR_CONFIG": str(CONFIG_FILE),
-                  "OTEL_TRACES_SAMPLER": "always_on"}
-        with launched("examples.payments.app:app", {**common, "OTEL_SERVICE_NAME": "payments",
-                                                     "PAYMENTS_DELAY_MS": "0"}) as payments:
-            env = {**common, "OTEL_SERVICE_NAME": "shop", "DATABASE_URL": f"sqlite:///{database}",
-                   "SHOP_PAYMENTS_PRIMARY_URL": f"{payments.base_url}/primary",
-                   "SHOP_PAYMENTS_FALLBACK_URL": f"{payments.base_url}/fallback",
-                   "SHOP_PASSWORD_ITERATIONS": "1000", "OTEL_MONITOR_USER_ID_KEY": "test-key"}
+        common = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": console.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            "OTEL_MONITOR_CONFIG": str(CONFIG_FILE),
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
+        with launched(
+            "examples.payments.app:app", {**common, "OTEL_SERVICE_NAME": "payments", "PAYMENTS_DELAY_MS": "0"}
+        ) as payments:
+            env = {
+                **common,
+                "OTEL_SERVICE_NAME": "shop",
+                "DATABASE_URL": f"sqlite:///{database}",
+                "SHOP_PAYMENTS_PRIMARY_URL": f"{payments.base_url}/primary",
+                "SHOP_PAYMENTS_FALLBACK_URL": f"{payments.base_url}/fallback",
+                "SHOP_PASSWORD_ITERATIONS": "1000",
+                "OTEL_MONITOR_USER_ID_KEY": "test-key",
+            }
             with launched("examples.shop.app:app", env) as shop:
                 users = []
                 for i in range(4):
-                    signup = httpx.post(f"{shop.base_url}/api/signup", json={
-                        "email": f"outage{i}@example.com", "password": PASSWORD, "name": "Ada"}, timeout=10)
+                    signup = httpx.post(
+                        f"{shop.base_url}/api/signup",
+                        json={"email": f"outage{i}@example.com", "password": PASSWORD, "name": "Ada"},
+                        timeout=10,
+                    )
                     users.append({"Authorization": f"Bearer {signup.json()['token']}"})
                 statuses = [_checkout(shop.base_url, users[0], coupon="LEGACY2019") for _ in range(2)]
                 statuses.append(_checkout(shop.base_url, users[1], card="tok_declined"))
                 for provider in ("primary", "fallback"):
-                    httpx.put(f"{payments.base_url}/admin/providers/{provider}",
-                              json={"delay_ms": 0, "failure_rate": 1}, timeout=10).raise_for_status()
+                    httpx.put(
+                        f"{payments.base_url}/admin/providers/{provider}",
+                        json={"delay_ms": 0, "failure_rate": 1},
+                        timeout=10,
+                    ).raise_for_status()
                 statuses += [_checkout(shop.base_url, users[i % 4]) for i in range(OUTAGE_503)]
                 payments.process.send_signal(signal.SIGINT)  # flushes its spans, then stops: connections refused
                 payments.process.wait(30)
@@ -90,5 +106,9 @@ def test_the_refused_connections_are_one_network_group(groups: list[dict[str, An
 
 def test_every_failure_is_one_group_ranked_by_failed_requests(groups: list[dict[str, Any]]) -> None:
     """Four groups in all, by failed requests: the outage, the refused connections, the bug, the declined card."""
-    assert _summary(groups) == [("ProviderFailed", "dependency", OUTAGE_503), ("ConnectError", "network", OUTAGE_DOWN),
-                                ("TypeError", "bug", 2), ("PaymentDeclined", "payment_declined", 1)]
+    assert _summary(groups) == [
+        ("ProviderFailed", "dependency", OUTAGE_503),
+        ("ConnectError", "network", OUTAGE_DOWN),
+        ("TypeError", "bug", 2),
+        ("PaymentDeclined", "payment_declined", 1),
+    ]

@@ -48,16 +48,30 @@ def _send_python(url: str) -> dict[str, Any]:
     truth: dict[str, Any] = {}
     with tracer(url) as t, logger(url) as log:
         with t.start_as_current_span("linked job") as other:
-            truth["linked"] = (format(other.get_span_context().trace_id, "032x"),
-                               format(other.get_span_context().span_id, "016x"))
-        with t.start_as_current_span("POST /checkout", kind=SpanKind.SERVER, links=[Link(other.get_span_context())],
-                                     attributes={semconv.HTTP_REQUEST_METHOD: "POST", semconv.HTTP_ROUTE: "/checkout",
-                                                 semconv.HTTP_RESPONSE_STATUS_CODE: 500, "shop.cart": "c-7"}) as root:
+            truth["linked"] = (
+                format(other.get_span_context().trace_id, "032x"),
+                format(other.get_span_context().span_id, "016x"),
+            )
+        with t.start_as_current_span(
+            "POST /checkout",
+            kind=SpanKind.SERVER,
+            links=[Link(other.get_span_context())],
+            attributes={
+                semconv.HTTP_REQUEST_METHOD: "POST",
+                semconv.HTTP_ROUTE: "/checkout",
+                semconv.HTTP_RESPONSE_STATUS_CODE: 500,
+                "shop.cart": "c-7",
+            },
+        ) as root:
             ctx = root.get_span_context()
             truth["trace_id"], truth["root_span_id"] = format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
             start = time.time_ns()
-            db = t.start_span("SELECT /tmp/pytest-of-x/shop/shop.db", kind=SpanKind.CLIENT, start_time=start,
-                              attributes={semconv.DB_SYSTEM_NAME: "sqlite", semconv.DB_STATEMENT_OLD: "SELECT id FROM orders"})
+            db = t.start_span(
+                "SELECT /tmp/pytest-of-x/shop/shop.db",
+                kind=SpanKind.CLIENT,
+                start_time=start,
+                attributes={semconv.DB_SYSTEM_NAME: "sqlite", semconv.DB_STATEMENT_OLD: "SELECT id FROM orders"},
+            )
             db.end(end_time=start + 420_000)  # 420 µs
             truth["db_span_id"] = format(db.get_span_context().span_id, "016x")
             log.emit(body="charging card", severity_text="INFO", severity_number=_severity(9))
@@ -65,13 +79,24 @@ def _send_python(url: str) -> dict[str, Any]:
                 _checkout_failure()
             except RuntimeError as exc:
                 root.record_exception(exc)
-                log.emit(body="checkout failed", severity_text="ERROR", severity_number=_severity(17),
-                         attributes={"shop.cart": "c-7"})
+                log.emit(
+                    body="checkout failed",
+                    severity_text="ERROR",
+                    severity_number=_severity(17),
+                    attributes={"shop.cart": "c-7"},
+                )
             root.set_status(Status(StatusCode.ERROR))
         for i in range(60):
-            with t.start_as_current_span("GET /items/{id}", kind=SpanKind.SERVER, attributes={
-                    semconv.HTTP_REQUEST_METHOD: "GET", semconv.HTTP_ROUTE: "/items/{id}",
-                    semconv.HTTP_RESPONSE_STATUS_CODE: 200, "shop.tier": "gold" if i % 3 == 0 else "basic"}):
+            with t.start_as_current_span(
+                "GET /items/{id}",
+                kind=SpanKind.SERVER,
+                attributes={
+                    semconv.HTTP_REQUEST_METHOD: "GET",
+                    semconv.HTTP_ROUTE: "/items/{id}",
+                    semconv.HTTP_RESPONSE_STATUS_CODE: 200,
+                    "shop.tier": "gold" if i % 3 == 0 else "basic",
+                },
+            ):
                 pass
     with meter(url) as (m, provider):
         orders = m.create_counter("shop.orders.placed", unit="{order}")
@@ -80,8 +105,14 @@ def _send_python(url: str) -> dict[str, Any]:
         m.create_observable_gauge("shop.queue.depth", unit="{job}", callbacks=[lambda options: [_obs(7)]])
         duration = m.create_histogram(semconv.HTTP_SERVER_REQUEST_DURATION, unit="s")
         for d in (0.01, 0.02, 0.03, 0.5):
-            duration.record(d, {semconv.HTTP_REQUEST_METHOD: "GET", semconv.HTTP_ROUTE: "/items/{id}",
-                                semconv.HTTP_RESPONSE_STATUS_CODE: 200})
+            duration.record(
+                d,
+                {
+                    semconv.HTTP_REQUEST_METHOD: "GET",
+                    semconv.HTTP_ROUTE: "/items/{id}",
+                    semconv.HTTP_RESPONSE_STATUS_CODE: 200,
+                },
+            )
         provider.force_flush()
     return truth
 
@@ -136,17 +167,26 @@ def _send_grpc_worker(grpc_port: int, trace_id: str, parent_span_id: str) -> Non
     spans.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True)))
     logs = LoggerProvider(resource=resource("worker"))
     logs.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True)))
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint, insecure=True),
-                                           export_interval_millis=3_600_000)
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=endpoint, insecure=True), export_interval_millis=3_600_000
+    )
     metrics = MeterProvider(resource=resource("worker"), metric_readers=[reader])
-    parent = set_span_in_context(NonRecordingSpan(SpanContext(
-        int(trace_id, 16), int(parent_span_id, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))))
+    parent = set_span_in_context(
+        NonRecordingSpan(
+            SpanContext(
+                int(trace_id, 16), int(parent_span_id, 16), is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+            )
+        )
+    )
     try:
         with spans.get_tracer("worker").start_as_current_span("process order", context=parent, kind=SpanKind.CONSUMER):
-            logs.get_logger("worker").emit(body="worker picked the order", severity_text="INFO",
-                                           severity_number=_severity(9))
+            logs.get_logger("worker").emit(
+                body="worker picked the order", severity_text="INFO", severity_number=_severity(9)
+            )
         metrics.get_meter("worker").create_histogram(semconv.HTTP_SERVER_REQUEST_DURATION, unit="s").record(
-            0.2, {semconv.HTTP_REQUEST_METHOD: "POST", semconv.HTTP_ROUTE: "/jobs", semconv.HTTP_RESPONSE_STATUS_CODE: 202})
+            0.2,
+            {semconv.HTTP_REQUEST_METHOD: "POST", semconv.HTTP_ROUTE: "/jobs", semconv.HTTP_RESPONSE_STATUS_CODE: 202},
+        )
         metrics.force_flush()
     finally:
         spans.shutdown()
@@ -156,13 +196,32 @@ def _send_grpc_worker(grpc_port: int, trace_id: str, parent_span_id: str) -> Non
 
 def _send_js_protobuf(url: str) -> None:
     """The ground-truth JS SDK service (tests/js/emit.js) over OTLP/HTTP protobuf."""
-    subprocess.run([shutil.which("node") or "node", str(JS / "emit.js"), "--endpoint", url, "--protocol", "protobuf",
-                    "--service", "js-shop"], capture_output=True, text=True, timeout=60, check=True)
+    subprocess.run(
+        [
+            shutil.which("node") or "node",
+            str(JS / "emit.js"),
+            "--endpoint",
+            url,
+            "--protocol",
+            "protobuf",
+            "--service",
+            "js-shop",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
 
 
 def _send_js(url: str, parent: str) -> dict[str, Any]:
-    out = subprocess.run([shutil.which("node") or "node", str(JS / "workbench.js"), "--endpoint", url, "--parent", parent],
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [shutil.which("node") or "node", str(JS / "workbench.js"), "--endpoint", url, "--parent", parent],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -205,9 +264,17 @@ def browser(console) -> Iterator[Any]:
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield b
         b.close()
 
@@ -241,8 +308,11 @@ def _rendered(page, part: str) -> None:
 def _axe(page) -> list[dict[str, Any]]:
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
-            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 def _page_width(page) -> int:
@@ -291,8 +361,17 @@ def test_trace_details_panel_python_and_js_in_one_trace(page, console):
     # Logs of both services sit in the waterfall under their spans, by time, and in the trace's log table.
     assert page.locator("tr.wf-log").count() == len(api["logs"]) == 4
     first_cells = page.locator("[data-testid='waterfall'] tbody tr td:first-child").all_inner_texts()
-    expected = ["POST /checkout", "SELECT shop.db", "charging card", "checkout failed", "GET /stock/{sku}",
-                "SELECT inventory", "stock low for sku 42", "process order", "worker picked the order"]
+    expected = [
+        "POST /checkout",
+        "SELECT shop.db",
+        "charging card",
+        "checkout failed",
+        "GET /stock/{sku}",
+        "SELECT inventory",
+        "stock low for sku 42",
+        "process order",
+        "worker picked the order",
+    ]
     assert [next((e for e in expected if e in cell), cell) for cell in first_cells] == expected
     assert page.locator("[data-testid='trace-logs'] tbody tr").count() == 4
     assert {log["service"] for log in api["logs"]} == {"shop", "js-inventory", "worker"}
@@ -307,7 +386,8 @@ def test_trace_details_panel_python_and_js_in_one_trace(page, console):
     assert panel.locator("[data-testid='span-status']").inner_text() == "error"
     us = root["duration_us"]
     assert panel.locator("[data-testid='span-duration']").inner_text() == (
-        f"{us:.0f} µs" if us < 1000 else f"{us / 1000:.3f} ms")
+        f"{us:.0f} µs" if us < 1000 else f"{us / 1000:.3f} ms"
+    )
     assert "shop.cart" in panel.locator("[data-testid='span-attributes']").inner_text()
     assert "service.instance.id" in panel.locator("[data-testid='span-resource']").inner_text()
     assert truth["linked"][0][:16] in panel.locator("[data-testid='span-links']").inner_text()
@@ -397,15 +477,26 @@ def test_metrics_explorer_charts_by_kind_and_group(page, console):
     and the JS service in one view."""
     listed = get(f"{console.url}/api/metrics")["metrics"]
     names = {(m["service"], m["name"]) for m in listed}
-    assert {("shop", "shop.orders.placed"), ("shop", "shop.queue.depth"),
-            ("js-inventory", "http.server.request.duration")} <= names
-    _open(page, console, "metrics?name=shop.orders.placed&service=shop&group_by=shop.payment", "metrics", "metrics_counter")
+    assert {
+        ("shop", "shop.orders.placed"),
+        ("shop", "shop.queue.depth"),
+        ("js-inventory", "http.server.request.duration"),
+    } <= names
+    _open(
+        page,
+        console,
+        "metrics?name=shop.orders.placed&service=shop&group_by=shop.payment",
+        "metrics",
+        "metrics_counter",
+    )
     series = get(f"{console.url}/api/metrics/series?name=shop.orders.placed&service=shop&group_by=shop.payment")
     assert series["kind"] == "sum" and series["stat"] == "rate"
     assert [g["group"] for g in series["groups"]] == ["shop.payment=card", "shop.payment=cash"]
     rates = {g["group"]: [p["v"] for p in g["points"] if p["v"] is not None] for g in series["groups"]}
     assert rates == {"shop.payment=card": [5 / 60], "shop.payment=cash": [2 / 60]}
-    assert "2 series: shop.payment=card, shop.payment=cash" in page.locator("[data-testid='metric-groups']").inner_text()
+    assert (
+        "2 series: shop.payment=card, shop.payment=cash" in page.locator("[data-testid='metric-groups']").inner_text()
+    )
     assert page.locator("[data-testid='metric-svg'] path").count() == 2
     assert "rate per second" in page.locator("[data-testid='metric-chart'] h2").inner_text()
     # One metrics view, two SDKs: the HTTP duration histogram of both services.
@@ -456,12 +547,20 @@ def test_tables_sort_by_a_column(page, console):
     _open(page, console, "traces/recent?limit=100", "traces")
     header = page.locator("table[data-testid='traces'] th button", has_text="duration")
     header.click()
-    values = [float(v) for v in page.locator("table[data-testid='traces'] td[data-col='duration']").evaluate_all(
-        "cells => cells.map(c => c.dataset.sort)")]
+    values = [
+        float(v)
+        for v in page.locator("table[data-testid='traces'] td[data-col='duration']").evaluate_all(
+            "cells => cells.map(c => c.dataset.sort)"
+        )
+    ]
     assert values == sorted(values)
     header.click()
-    values = [float(v) for v in page.locator("table[data-testid='traces'] td[data-col='duration']").evaluate_all(
-        "cells => cells.map(c => c.dataset.sort)")]
+    values = [
+        float(v)
+        for v in page.locator("table[data-testid='traces'] td[data-col='duration']").evaluate_all(
+            "cells => cells.map(c => c.dataset.sort)"
+        )
+    ]
     assert values == sorted(values, reverse=True)
     assert page.locator("table[data-testid='traces'] th[aria-sort='descending']").count() == 1
     page.screenshot(path=str(SHOTS / "traces_sorted.png"), full_page=True)
@@ -484,7 +583,13 @@ def test_dark_mode_follows_the_system(browser, console):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark", bypass_csp=True)
     page = context.new_page()
     try:
-        _open(page, console, f"trace/{console.truth['trace_id']}?span={console.truth['root_span_id']}", "trace", "trace_dark")
+        _open(
+            page,
+            console,
+            f"trace/{console.truth['trace_id']}?span={console.truth['root_span_id']}",
+            "trace",
+            "trace_dark",
+        )
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(13, 17, 23)"
         assert _axe(page) == []
@@ -492,8 +597,20 @@ def test_dark_mode_follows_the_system(browser, console):
         context.close()
 
 
-@pytest.mark.parametrize("view", ["overview", "operations", "errors", "traces", "logs", "metrics?name=shop.orders.placed",
-                                  "resources", "alerts", "trace"])
+@pytest.mark.parametrize(
+    "view",
+    [
+        "overview",
+        "operations",
+        "errors",
+        "traces",
+        "logs",
+        "metrics?name=shop.orders.placed",
+        "resources",
+        "alerts",
+        "trace",
+    ],
+)
 def test_phone_width_scrolls_tables_not_the_page(browser, console, view):
     """At 390 px the page is 390 px wide: wide tables scroll inside their own box."""
     context = browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True)

@@ -27,18 +27,32 @@ OUR_RECORDING_NAME = re.compile(r"(?<![\w\-/])monitor:[a-z0-9_:]*[a-z0-9]")
 
 # How the collector's Prometheus exporter spells each of our metrics.
 HISTOGRAMS_IN_SECONDS = {semconv.METRIC_OPERATION_DURATION, semconv.METRIC_HEALTH_CHECK_DURATION}
-COUNTERS = {semconv.METRIC_CACHE_REQUESTS, semconv.METRIC_FALLBACKS, semconv.METRIC_JOURNEY_MILESTONES,
-            semconv.METRIC_SELF_DROPPED, semconv.METRIC_SELF_INTERNAL_ERRORS, semconv.METRIC_BUSINESS_EVENTS,
-            semconv.METRIC_BUSINESS_USERS}
+COUNTERS = {
+    semconv.METRIC_CACHE_REQUESTS,
+    semconv.METRIC_FALLBACKS,
+    semconv.METRIC_JOURNEY_MILESTONES,
+    semconv.METRIC_SELF_DROPPED,
+    semconv.METRIC_SELF_INTERNAL_ERRORS,
+    semconv.METRIC_BUSINESS_EVENTS,
+    semconv.METRIC_BUSINESS_USERS,
+}
 GAUGES = {semconv.METRIC_HEALTH_STATUS}
 # Histograms whose unit is an annotation ({amount}): no unit suffix.
 HISTOGRAMS_WITHOUT_UNIT = {semconv.METRIC_BUSINESS_AMOUNT}
 # Not ours, allowed: Prometheus' own series, the OTel target_info, the
 # collector's self-metrics, and the runtime metrics of
 # opentelemetry-instrumentation-system-metrics (process.cpu.time -> ...).
-STANDARD_METRICS = {"up", "target_info", "ALERTS", "ALERTS_FOR_STATE",
-                    "process_cpu_time_seconds_total", "process_memory_usage_bytes",
-                    "process_memory_virtual_bytes", "process_open_file_descriptor_count", "process_thread_count"}
+STANDARD_METRICS = {
+    "up",
+    "target_info",
+    "ALERTS",
+    "ALERTS_FOR_STATE",
+    "process_cpu_time_seconds_total",
+    "process_memory_usage_bytes",
+    "process_memory_virtual_bytes",
+    "process_open_file_descriptor_count",
+    "process_thread_count",
+}
 STANDARD_PREFIXES = ("otelcol_", "system_")  # the collector's own and its hostmetrics receiver's
 
 

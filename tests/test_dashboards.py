@@ -157,8 +157,11 @@ def test_every_promql_query_parses(tmp_path: Path):
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not found: apt-get install prometheus")
-    rules = [{"record": f"dashboard:query:{i}", "expr": substitute_variables(query)}
-             for i, (_, _, kind, query) in enumerate(dashboard_queries()) if kind == "prometheus"]
+    rules = [
+        {"record": f"dashboard:query:{i}", "expr": substitute_variables(query)}
+        for i, (_, _, kind, query) in enumerate(dashboard_queries())
+        if kind == "prometheus"
+    ]
     assert len(rules) > 20
     rule_file = tmp_path / "dashboards.rules.yaml"
     rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
@@ -175,8 +178,14 @@ ENDPOINTS = {"instant": "query", "stats": "stats_query", "statsRange": "stats_qu
 
 def _logsql(url: str, target: dict, now: int) -> list:
     endpoint = ENDPOINTS[target.get("queryType", "instant")]
-    params = {"query": substitute_variables(target["expr"], {"service_name": SERVICE}), "time": str(now),
-              "start": str(now - 3600), "end": str(now), "step": "60s", "limit": "1000"}
+    params = {
+        "query": substitute_variables(target["expr"], {"service_name": SERVICE}),
+        "time": str(now),
+        "start": str(now - 3600),
+        "end": str(now),
+        "step": "60s",
+        "limit": "1000",
+    }
     data = urllib.parse.urlencode(params).encode()
     try:
         with urllib.request.urlopen(f"{url}/select/logsql/{endpoint}", data=data, timeout=30) as response:
@@ -203,12 +212,19 @@ def victoria_logs(tmp_path_factory):
     logs = VictoriaLogs(tmp_path_factory.mktemp("victorialogs")).start()
     try:
         provider = LoggerProvider(resource=Resource.create({"service.name": SERVICE}))
-        provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(
-            endpoint=f"{logs.otlp_endpoint}/v1/logs")))
+        provider.add_log_record_processor(
+            SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{logs.otlp_endpoint}/v1/logs"))
+        )
         logger = provider.get_logger("test_dashboards.shop")
         logger.emit(LogRecord(body="cart is empty", severity_number=SeverityNumber.WARN, severity_text="WARNING"))
-        logger.emit(LogRecord(body="checkout failed", severity_number=SeverityNumber.ERROR, severity_text="ERROR",
-                              attributes={"monitor.error.fingerprint": "3f2a9c", "exception.type": "ValueError"}))
+        logger.emit(
+            LogRecord(
+                body="checkout failed",
+                severity_number=SeverityNumber.ERROR,
+                severity_text="ERROR",
+                attributes={"monitor.error.fingerprint": "3f2a9c", "exception.type": "ValueError"},
+            )
+        )
         provider.shutdown()
         wait_for(lambda: len(logs.query("*")) == 2, 30, "both records in VictoriaLogs", logs)
         yield logs
@@ -241,8 +257,12 @@ def test_the_logsql_check_fails_on_a_bad_query(victoria_logs):
 @pytest.mark.slow
 def test_service_name_variable_lists_the_services_that_sent_logs(victoria_logs):
     """The Errors dashboard's service_name variable asks VictoriaLogs for service.name values."""
-    (variable,) = [v for path in DASHBOARDS for v in dashboard_variables(load_dashboard(path))
-                   if v["datasource"]["type"] == LOGS_KIND]
+    (variable,) = [
+        v
+        for path in DASHBOARDS
+        for v in dashboard_variables(load_dashboard(path))
+        if v["datasource"]["type"] == LOGS_KIND
+    ]
     query = variable["query"]
     data = urllib.parse.urlencode({"query": query["query"], "field": query["field"]}).encode()
     with urllib.request.urlopen(f"{victoria_logs.url}/select/logsql/field_values", data=data, timeout=30) as r:
@@ -268,7 +288,9 @@ def test_jaeger_panel_search_finds_error_traces_only(tmp_path):
         provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=jaeger.otlp_grpc, insecure=True)))
         tracer = provider.get_tracer("test_dashboards")
         # The outcome otel-monitor's span processor sets on an operation's span.
-        with tracer.start_as_current_span("checkout", attributes={semconv.MONITOR_OPERATION_OUTCOME: "server_error"}) as failed:
+        with tracer.start_as_current_span(
+            "checkout", attributes={semconv.MONITOR_OPERATION_OUTCOME: "server_error"}
+        ) as failed:
             failed.set_status(Status(StatusCode.ERROR, "card declined"))
         with tracer.start_as_current_span("catalog_browse", attributes={semconv.MONITOR_OPERATION_OUTCOME: "success"}):
             pass
@@ -276,8 +298,14 @@ def test_jaeger_panel_search_finds_error_traces_only(tmp_path):
         wait_for(lambda: len(jaeger.traces(SERVICE)) == 2, 30, "both traces in Jaeger", jaeger)
         for name, title, target in dashboard_targets("jaeger"):
             tags = dict(pair.split("=", 1) for pair in target["tags"].split())
-            query = urllib.parse.urlencode({"service": substitute_variables(target["service"], {"service_name": SERVICE}),
-                                            "tags": json.dumps(tags), "limit": target["limit"], "lookback": "1h"})
+            query = urllib.parse.urlencode(
+                {
+                    "service": substitute_variables(target["service"], {"service_name": SERVICE}),
+                    "tags": json.dumps(tags),
+                    "limit": target["limit"],
+                    "lookback": "1h",
+                }
+            )
             with urllib.request.urlopen(f"{jaeger.url}/api/traces?{query}", timeout=30) as response:
                 traces = json.load(response)["data"] or []
             names = [span["operationName"] for trace in traces for span in trace["spans"]]

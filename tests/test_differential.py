@@ -37,7 +37,7 @@ from otel_monitor.pipeline.instruments import GuardedInstrument
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-scalars = (st.text(max_size=40) | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.booleans())
+scalars = st.text(max_size=40) | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.booleans()
 values = scalars | st.lists(st.text(max_size=10), max_size=4) | st.lists(st.integers(-5, 5), max_size=4) | st.none()
 keys = st.sampled_from(["a", "b", "http.route", "db.query.text", "x" * 30, "", "é", "k1", "k2"])
 attributes = st.dictionaries(st.sampled_from(["a", "b", "c", "route", "n"]), scalars, max_size=5)
@@ -58,24 +58,35 @@ class _Ids(IdGenerator):
         return 0xABC0000 + self.n
 
 
-operations = st.lists(st.one_of(
-    st.tuples(st.just("set_attribute"), keys, values),
-    st.tuples(st.just("set_attributes"), st.dictionaries(keys, values, max_size=4)),
-    st.tuples(st.just("add_event"), st.text(max_size=10), attributes),
-    st.tuples(st.just("add_link"), attributes),
-    st.tuples(st.just("update_name"), st.text(max_size=10)),
-    st.tuples(st.just("set_status"), st.sampled_from([StatusCode.OK, StatusCode.ERROR, StatusCode.UNSET]),
-              st.none() | st.text(max_size=10)),
-    st.tuples(st.just("record_exception"), st.text(max_size=10)),
-    st.tuples(st.just("child")),
-), max_size=12)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("set_attribute"), keys, values),
+        st.tuples(st.just("set_attributes"), st.dictionaries(keys, values, max_size=4)),
+        st.tuples(st.just("add_event"), st.text(max_size=10), attributes),
+        st.tuples(st.just("add_link"), attributes),
+        st.tuples(st.just("update_name"), st.text(max_size=10)),
+        st.tuples(
+            st.just("set_status"),
+            st.sampled_from([StatusCode.OK, StatusCode.ERROR, StatusCode.UNSET]),
+            st.none() | st.text(max_size=10),
+        ),
+        st.tuples(st.just("record_exception"), st.text(max_size=10)),
+        st.tuples(st.just("child")),
+    ),
+    max_size=12,
+)
 
 
 def _run(lean: bool, ops: list[tuple[Any, ...]], limits: SpanLimits) -> bytes:
     """The operations on one span (and its children), exported through the SDK's encoder."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ALWAYS_ON, span_limits=limits, id_generator=_Ids(), shutdown_on_exit=False,
-                              resource=Resource({"service.name": "diff"}))
+    provider = TracerProvider(
+        sampler=ALWAYS_ON,
+        span_limits=limits,
+        id_generator=_Ids(),
+        shutdown_on_exit=False,
+        resource=Resource({"service.name": "diff"}),
+    )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     if lean:
         assert spans.install(provider)
@@ -102,8 +113,9 @@ def _run(lean: bool, ops: list[tuple[Any, ...]], limits: SpanLimits) -> bytes:
         elif op[0] == "child":
             from opentelemetry import trace
 
-            child = tracer.start_span("child", context=trace.set_span_in_context(span), start_time=clock,
-                                      links=[Link(link_context)])
+            child = tracer.start_span(
+                "child", context=trace.set_span_in_context(span), start_time=clock, links=[Link(link_context)]
+            )
             child.set_attribute("db.query.text", "SELECT 1")
             child.end(end_time=clock + 10)
     span.end(end_time=clock + 1_000)
@@ -121,8 +133,9 @@ def _run(lean: bool, ops: list[tuple[Any, ...]], limits: SpanLimits) -> bytes:
 
 @SETTINGS
 @given(ops=operations, max_attributes=st.sampled_from([None, 3, 128]), max_length=st.sampled_from([None, 5]))
-def test_the_span_type_exports_what_the_sdks_span_exports(ops: list[tuple[Any, ...]], max_attributes: int | None,
-                                                           max_length: int | None) -> None:
+def test_the_span_type_exports_what_the_sdks_span_exports(
+    ops: list[tuple[Any, ...]], max_attributes: int | None, max_length: int | None
+) -> None:
     """Any sequence of span operations, within any limits, exports the same OTLP message from both span types."""
     limits = SpanLimits(max_span_attributes=max_attributes, max_span_attribute_length=max_length)
     assert _run(True, ops, limits) == _run(False, ops, limits)
@@ -137,20 +150,35 @@ def _readable_spans(draw: Any) -> list[Any]:
     scopes = [InstrumentationScope("s1"), InstrumentationScope("s2", "1.0"), InstrumentationScope("s1")]
     out = []
     for i in range(draw(st.integers(0, 6))):
-        out.append(ReadableSpan(
-            name=draw(st.text(max_size=12)),
-            context=SpanContext(draw(st.integers(1, 2**128 - 1)), draw(st.integers(1, 2**64 - 1)), is_remote=False,
-                                trace_flags=TraceFlags(draw(st.sampled_from([0, 1])))),
-            parent=draw(st.none() | st.builds(lambda s, r: SpanContext(1, s, is_remote=r), st.integers(1, 2**64 - 1),
-                                              st.booleans())),
-            resource=draw(st.sampled_from(resources)),
-            instrumentation_scope=draw(st.sampled_from(scopes)),
-            attributes=draw(attributes), kind=draw(st.sampled_from(list(SpanKind))),
-            events=[Event(draw(st.text(max_size=8)), draw(attributes), timestamp=i + 1)
-                    for _ in range(draw(st.integers(0, 2)))],
-            links=[Link(SpanContext(3, 4, is_remote=True), draw(attributes)) for _ in range(draw(st.integers(0, 2)))],
-            status=Status(draw(st.sampled_from([StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR]))),
-            start_time=draw(st.integers(0, 2**62)), end_time=draw(st.integers(0, 2**62))))
+        out.append(
+            ReadableSpan(
+                name=draw(st.text(max_size=12)),
+                context=SpanContext(
+                    draw(st.integers(1, 2**128 - 1)),
+                    draw(st.integers(1, 2**64 - 1)),
+                    is_remote=False,
+                    trace_flags=TraceFlags(draw(st.sampled_from([0, 1]))),
+                ),
+                parent=draw(
+                    st.none()
+                    | st.builds(lambda s, r: SpanContext(1, s, is_remote=r), st.integers(1, 2**64 - 1), st.booleans())
+                ),
+                resource=draw(st.sampled_from(resources)),
+                instrumentation_scope=draw(st.sampled_from(scopes)),
+                attributes=draw(attributes),
+                kind=draw(st.sampled_from(list(SpanKind))),
+                events=[
+                    Event(draw(st.text(max_size=8)), draw(attributes), timestamp=i + 1)
+                    for _ in range(draw(st.integers(0, 2)))
+                ],
+                links=[
+                    Link(SpanContext(3, 4, is_remote=True), draw(attributes)) for _ in range(draw(st.integers(0, 2)))
+                ],
+                status=Status(draw(st.sampled_from([StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR]))),
+                start_time=draw(st.integers(0, 2**62)),
+                end_time=draw(st.integers(0, 2**62)),
+            )
+        )
     return out
 
 
@@ -163,8 +191,12 @@ def test_the_encoder_writes_the_sdks_trace_message(data: Any) -> None:
 
 
 @SETTINGS
-@given(records=st.lists(st.tuples(st.sampled_from(["info", "warning", "error"]), st.text(max_size=20) | st.none(),
-                                  attributes), max_size=6))
+@given(
+    records=st.lists(
+        st.tuples(st.sampled_from(["info", "warning", "error"]), st.text(max_size=20) | st.none(), attributes),
+        max_size=6,
+    )
+)
 def test_the_encoder_writes_the_sdks_log_message(records: list[tuple[str, Any, dict[str, Any]]]) -> None:
     """Random log records from the SDK's logger encode to the SDK encoder's message."""
     from opentelemetry._logs import SeverityNumber
@@ -175,28 +207,48 @@ def test_the_encoder_writes_the_sdks_log_message(records: list[tuple[str, Any, d
     logger = provider.get_logger("diff")
     numbers = {"info": SeverityNumber.INFO, "warning": SeverityNumber.WARN, "error": SeverityNumber.ERROR}
     for i, (level, body, attrs) in enumerate(records):
-        logger.emit(timestamp=i + 1, observed_timestamp=i + 2, severity_text=level, severity_number=numbers[level],
-                    body=body, attributes=attrs)
+        logger.emit(
+            timestamp=i + 1,
+            observed_timestamp=i + 2,
+            severity_text=level,
+            severity_number=numbers[level],
+            body=body,
+            attributes=attrs,
+        )
     batch = exporter.get_finished_logs()
     assert ExportLogsServiceRequest.FromString(encode.encode_logs(batch)) == sdk_logs.encode_logs(batch)
 
 
 @SETTINGS
-@given(points=st.lists(st.tuples(st.sampled_from(["counter", "updown", "histogram", "gauge"]),
-                                 st.integers(0, 1000) | st.floats(0, 1e6), attributes), max_size=20),
-       exponential=st.booleans())
-def test_the_encoder_writes_the_sdks_metric_message(points: list[tuple[str, Any, dict[str, Any]]],
-                                                     exponential: bool) -> None:
+@given(
+    points=st.lists(
+        st.tuples(
+            st.sampled_from(["counter", "updown", "histogram", "gauge"]),
+            st.integers(0, 1000) | st.floats(0, 1e6),
+            attributes,
+        ),
+        max_size=20,
+    ),
+    exponential=st.booleans(),
+)
+def test_the_encoder_writes_the_sdks_metric_message(
+    points: list[tuple[str, Any, dict[str, Any]]], exponential: bool
+) -> None:
     """Random recordings of every instrument kind, collected by the SDK, encode to the SDK encoder's message."""
     from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
     reader = InMemoryMetricReader()
     views = [View(instrument_name="h", aggregation=ExponentialBucketHistogramAggregation())] if exponential else []
-    provider = MeterProvider(metric_readers=[reader], views=views, resource=Resource({"service.name": "diff"}),
-                             shutdown_on_exit=False)
+    provider = MeterProvider(
+        metric_readers=[reader], views=views, resource=Resource({"service.name": "diff"}), shutdown_on_exit=False
+    )
     meter = provider.get_meter("diff")
-    instruments = {"counter": meter.create_counter("c"), "updown": meter.create_up_down_counter("u"),
-                   "histogram": meter.create_histogram("h"), "gauge": meter.create_gauge("g")}
+    instruments = {
+        "counter": meter.create_counter("c"),
+        "updown": meter.create_up_down_counter("u"),
+        "histogram": meter.create_histogram("h"),
+        "gauge": meter.create_gauge("g"),
+    }
     for kind, value, attrs in points:
         instrument = instruments[kind]
         getattr(instrument, "add", None) and instrument.add(value, attrs)  # type: ignore[attr-defined]
@@ -247,10 +299,20 @@ def test_the_exporter_sends_the_body_the_sdks_exporter_sends(batch_size: int, da
 
 
 @SETTINGS
-@given(records=st.lists(st.tuples(st.floats(0, 100, allow_nan=False), st.sampled_from(
-    [{}, {"monitor.operation": "checkout"}, {"monitor.operation": "search", "error.type": "500"}])), max_size=40))
+@given(
+    records=st.lists(
+        st.tuples(
+            st.floats(0, 100, allow_nan=False),
+            st.sampled_from(
+                [{}, {"monitor.operation": "checkout"}, {"monitor.operation": "search", "error.type": "500"}]
+            ),
+        ),
+        max_size=40,
+    )
+)
 def test_the_direct_histogram_path_collects_what_the_sdks_record_collects(
-        records: list[tuple[float, dict[str, Any]]]) -> None:
+    records: list[tuple[float, dict[str, Any]]],
+) -> None:
     """Random recordings through the direct histogram path collect the same points as the SDK's own record."""
     collected = []
     for direct in (True, False):
@@ -261,9 +323,16 @@ def test_the_direct_histogram_path_collects_what_the_sdks_record_collects(
         for value, attrs in records:
             guarded.record(value, attrs)
         data = reader.get_metrics_data()
-        points = [] if data is None else [
-            (tuple(sorted(p.attributes.items())), p.count, p.sum, p.min, p.max, tuple(p.bucket_counts))
-            for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-            for p in m.data.data_points]
+        points = (
+            []
+            if data is None
+            else [
+                (tuple(sorted(p.attributes.items())), p.count, p.sum, p.min, p.max, tuple(p.bucket_counts))
+                for rm in data.resource_metrics
+                for sm in rm.scope_metrics
+                for m in sm.metrics
+                for p in m.data.data_points
+            ]
+        )
         collected.append(sorted(points))
     assert collected[0] == collected[1]

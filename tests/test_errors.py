@@ -31,16 +31,19 @@ def raised(exc: BaseException, cause: BaseException | None = None) -> BaseExcept
         return caught
 
 
-@pytest.mark.parametrize("exc, category", [
-    (TimeoutError("slow"), "timeout"),
-    (TimeoutError(), "timeout"),
-    (ConnectionRefusedError(), "network"),
-    (PermissionError(), "auth"),
-    (MemoryError(), "resource_exhausted"),
-    (KeyError("x"), "bug"),
-    (asyncio.CancelledError(), "cancelled"),
-    (Exception("what"), "unknown"),
-])
+@pytest.mark.parametrize(
+    "exc, category",
+    [
+        (TimeoutError("slow"), "timeout"),
+        (TimeoutError(), "timeout"),
+        (ConnectionRefusedError(), "network"),
+        (PermissionError(), "auth"),
+        (MemoryError(), "resource_exhausted"),
+        (KeyError("x"), "bug"),
+        (asyncio.CancelledError(), "cancelled"),
+        (Exception("what"), "unknown"),
+    ],
+)
 def test_builtin_exceptions_get_their_category(exc, category):
     """Builtin exceptions map to the taxonomy through their class hierarchy."""
     assert classify_error(exc) == category
@@ -84,10 +87,19 @@ def test_optional_library_classes_match_by_qualified_name():
     assert classify_error(httpx.ConnectError("refused")) == "network"
 
 
-@pytest.mark.parametrize("status, category", [
-    (401, "auth"), (403, "auth"), (429, "rate_limit"), (422, "validation"), (404, "validation"),
-    (504, "timeout"), (503, "dependency"), (500, "unknown"),
-])
+@pytest.mark.parametrize(
+    "status, category",
+    [
+        (401, "auth"),
+        (403, "auth"),
+        (429, "rate_limit"),
+        (422, "validation"),
+        (404, "validation"),
+        (504, "timeout"),
+        (503, "dependency"),
+        (500, "unknown"),
+    ],
+)
 def test_http_status_codes_follow_http_semantics(status, category):
     """HTTP statuses map to categories (4xx client, 5xx server)."""
     assert classify_error(status_code=status) == category
@@ -102,7 +114,8 @@ def test_http_exception_with_status_is_categorised_by_it():
 
 def test_config_rules_add_and_override_categories():
     """Rules from the config file add categories by class, status and message."""
-    config = parse_config_text(textwrap.dedent("""
+    config = parse_config_text(
+        textwrap.dedent("""
         errors:
           - category: billing
             class: "*.PaymentRequired"
@@ -110,7 +123,9 @@ def test_config_rules_add_and_override_categories():
             status_code: 402
           - category: dependency
             message: "upstream .* unavailable"
-    """), "c.yaml")
+    """),
+        "c.yaml",
+    )
     classifier = ErrorClassifier(load_error_rules(config))
 
     class PaymentRequired(Exception):
@@ -123,8 +138,9 @@ def test_config_rules_add_and_override_categories():
 
 def test_bad_error_rules_name_file_and_line(caplog):
     """A bad rule is reported with file:line and skipped; the good one is kept."""
-    config = parse_config_text("errors:\n  - category: x\n    status_code: 999\n  - category: y\n    class: A\n",
-                               "c.yaml")
+    config = parse_config_text(
+        "errors:\n  - category: x\n    status_code: 999\n  - category: y\n    class: A\n", "c.yaml"
+    )
     rules = load_error_rules(config)
     assert [r.category for r in rules] == ["y"]
     assert "c.yaml:2: status_code 999 is not an HTTP status" in caplog.text
@@ -134,14 +150,21 @@ def test_severity_defaults_by_category_and_rules_override_it():
     """Every category has a severity; a rule's severity wins; a 4xx is capped at warning."""
     classifier = ErrorClassifier()
     assert {c: classifier.severity(c) for c in ("timeout", "resource_exhausted", "cancelled", "auth")} == {
-        "timeout": "error", "resource_exhausted": "critical", "cancelled": "info", "auth": "warning"}
+        "timeout": "error",
+        "resource_exhausted": "critical",
+        "cancelled": "info",
+        "auth": "warning",
+    }
     assert all(classifier.severity(c) in semconv.ERROR_SEVERITIES for c in semconv.ERROR_CATEGORIES)
     assert classifier.severity("resource_exhausted", client_error=True) == "warning"
-    config = parse_config_text(textwrap.dedent("""
+    config = parse_config_text(
+        textwrap.dedent("""
         errors:
           - {category: payment_declined, class: "*.PaymentDeclined", severity: info}
           - {category: database, severity: critical}
-    """), "c.yaml")
+    """),
+        "c.yaml",
+    )
     classifier = ErrorClassifier(load_error_rules(config))
     assert classifier.severity("payment_declined") == "info"
     assert classifier.severity("database") == "critical"
@@ -155,11 +178,21 @@ def test_bad_severity_names_file_and_line(caplog):
     assert "c.yaml:2: severity 'fatal' is not one of info, warning, error, critical" in caplog.text
 
 
-@pytest.mark.parametrize(("failed", "status", "error_type", "outcome"), [
-    (False, 200, None, "success"), (False, None, None, "success"), (True, 500, "TimeoutError", "server_error"),
-    (True, None, "KeyError", "server_error"), (False, 401, "401", "unauthenticated"),
-    (False, 403, "403", "forbidden"), (False, 403, "app.CsrfError", "rejected"), (False, 422, "422", "rejected"),
-    (False, 404, "404", "client_error"), (False, 429, "429", "client_error")])
+@pytest.mark.parametrize(
+    ("failed", "status", "error_type", "outcome"),
+    [
+        (False, 200, None, "success"),
+        (False, None, None, "success"),
+        (True, 500, "TimeoutError", "server_error"),
+        (True, None, "KeyError", "server_error"),
+        (False, 401, "401", "unauthenticated"),
+        (False, 403, "403", "forbidden"),
+        (False, 403, "app.CsrfError", "rejected"),
+        (False, 422, "422", "rejected"),
+        (False, 404, "404", "client_error"),
+        (False, 429, "429", "client_error"),
+    ],
+)
 def test_call_outcome(failed, status, error_type, outcome):
     """Each call gets one bounded outcome; 401, 403, CSRF and 422 are told apart."""
     assert call_outcome(failed, status, error_type) == outcome
@@ -186,6 +219,7 @@ def fail_deep(n: int, user: str) -> None:
 
 def test_fingerprint_ignores_recursion_depth_and_message_values():
     """Recursion is folded and values in the message do not split a group."""
+
     def capture(n: int, user: str) -> BaseException:
         try:
             fail_deep(n, user)

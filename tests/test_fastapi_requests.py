@@ -26,8 +26,10 @@ from starlette.requests import ClientDisconnect
 from otel_monitor.fast import fastapi_requests
 from otel_monitor.fast.fastapi_requests import LeanRequestTelemetry, serve
 
-pytestmark = pytest.mark.skipif(fastapi_requests.unsupported_reason() is not None,
-                                reason=f"not served by otel-monitor's path: {fastapi_requests.unsupported_reason()}")
+pytestmark = pytest.mark.skipif(
+    fastapi_requests.unsupported_reason() is not None,
+    reason=f"not served by otel-monitor's path: {fastapi_requests.unsupported_reason()}",
+)
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_ID = "b7ad6b7169203331"
@@ -47,8 +49,14 @@ class Telemetry:
         self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.logs))
 
     def config(self, **overrides: Any) -> dict[str, Any]:
-        return {"tracer_provider": self.tracer_provider, "meter_provider": self.meter_provider,
-                "logger_provider": self.logger_provider, "metrics": True, "operation_spans": False, **overrides}
+        return {
+            "tracer_provider": self.tracer_provider,
+            "meter_provider": self.meter_provider,
+            "logger_provider": self.logger_provider,
+            "metrics": True,
+            "operation_spans": False,
+            **overrides,
+        }
 
     def seen(self) -> dict[str, Any]:
         """What was received, with ids and times left out and ids' relations kept."""
@@ -56,7 +64,7 @@ class Telemetry:
         ids = {span.context.span_id: index for index, span in enumerate(spans)}
         metrics: dict[str, list[Any]] = {}
         data = self.reader.get_metrics_data()
-        for resource_metrics in (data.resource_metrics if data else ()):
+        for resource_metrics in data.resource_metrics if data else ():
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
                     points = metrics.setdefault(metric.name, [])
@@ -65,25 +73,38 @@ class Telemetry:
         for points in metrics.values():
             points.sort(key=repr)
         return {
-            "spans": [{
-                "name": span.name, "kind": span.kind, "attributes": dict(span.attributes),
-                "status": span.status.status_code, "events": [event.name for event in span.events],
-                "parent": (ids.get(span.parent.span_id, format(span.parent.span_id, "016x"))
-                           if span.parent else None),
-                "remote_parent": bool(span.parent and span.parent.is_remote),
-                "trace": format(span.context.trace_id, "032x") if span.parent and span.parent.is_remote else None,
-                "scope": span.instrumentation_scope.name if span.instrumentation_scope else None,
-            } for span in spans],
+            "spans": [
+                {
+                    "name": span.name,
+                    "kind": span.kind,
+                    "attributes": dict(span.attributes),
+                    "status": span.status.status_code,
+                    "events": [event.name for event in span.events],
+                    "parent": (
+                        ids.get(span.parent.span_id, format(span.parent.span_id, "016x")) if span.parent else None
+                    ),
+                    "remote_parent": bool(span.parent and span.parent.is_remote),
+                    "trace": format(span.context.trace_id, "032x") if span.parent and span.parent.is_remote else None,
+                    "scope": span.instrumentation_scope.name if span.instrumentation_scope else None,
+                }
+                for span in spans
+            ],
             "metrics": metrics,
-            "logs": [{
-                "event": record.log_record.event_name, "body": record.log_record.body,
-                "severity": record.log_record.severity_number,
-                # The stack trace runs through whichever request path served: its last line is the exception.
-                "attributes": {key: (value.strip().splitlines()[-1] if key == "exception.stacktrace" else value)
-                               for key, value in (record.log_record.attributes or {}).items()},
-                "in_span": record.log_record.span_id in ids,
-                "exception": type(record.log_record.exception).__name__ if record.log_record.exception else None,
-            } for record in self.logs.get_finished_logs()],
+            "logs": [
+                {
+                    "event": record.log_record.event_name,
+                    "body": record.log_record.body,
+                    "severity": record.log_record.severity_number,
+                    # The stack trace runs through whichever request path served: its last line is the exception.
+                    "attributes": {
+                        key: (value.strip().splitlines()[-1] if key == "exception.stacktrace" else value)
+                        for key, value in (record.log_record.attributes or {}).items()
+                    },
+                    "in_span": record.log_record.span_id in ids,
+                    "exception": type(record.log_record.exception).__name__ if record.log_record.exception else None,
+                }
+                for record in self.logs.get_finished_logs()
+            ],
         }
 
 
@@ -95,13 +116,21 @@ def build(telemetry: Telemetry, **config: Any) -> FastAPI:
     def item(item_id: int) -> dict[str, Any]:
         span = trace.get_current_span()
         data = get_telemetry_data()
-        return {"id": item_id, "span_recording": span.is_recording(), "data": data is not None,
-                "request": data is not None and data.request is not None, "baggage": baggage.get_baggage("tenant")}
+        return {
+            "id": item_id,
+            "span_recording": span.is_recording(),
+            "data": data is not None,
+            "request": data is not None and data.request is not None,
+            "baggage": baggage.get_baggage("tenant"),
+        }
 
     @app.get("/async/{item_id}")
     async def async_item(item_id: int) -> dict[str, Any]:
-        return {"id": item_id, "span_recording": trace.get_current_span().is_recording(),
-                "data": get_telemetry_data() is not None}
+        return {
+            "id": item_id,
+            "span_recording": trace.get_current_span().is_recording(),
+            "data": get_telemetry_data() is not None,
+        }
 
     @app.get("/boom")
     def boom() -> None:
@@ -203,12 +232,15 @@ def _exchange(app: FastAPI, method: str, path: str, headers: dict[str, str]) -> 
         return response.status_code, response.content
 
 
-@pytest.mark.parametrize("config", [{}, {"operation_spans": True}, {"tracing": False}, {"metrics": False},
-                                    {"logs": False}],
-                         ids=["default", "operation-spans", "no-tracing", "no-metrics", "no-logs"])
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"operation_spans": True}, {"tracing": False}, {"metrics": False}, {"logs": False}],
+    ids=["default", "operation-spans", "no-tracing", "no-metrics", "no-logs"],
+)
 @pytest.mark.parametrize(("method", "path", "headers"), REQUESTS, ids=[f"{m} {p} {h}" for m, p, h in REQUESTS])
-def test_the_same_telemetry_and_response_as_fastapis_own(config: dict[str, Any], method: str, path: str,
-                                                         headers: dict[str, str]) -> None:
+def test_the_same_telemetry_and_response_as_fastapis_own(
+    config: dict[str, Any], method: str, path: str, headers: dict[str, str]
+) -> None:
     (native_app, native), (lean_app, lean) = native_and_lean(**config)
     assert _exchange(lean_app, method, path, headers) == _exchange(native_app, method, path, headers)
     expected, got = native.seen(), lean.seen()
@@ -223,8 +255,9 @@ def test_the_request_context_holds_what_fastapis_three_attaches_leave_current() 
     headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "baggage": "tenant=acme"}
     native_body = TestClient(native_app).get("/items/1", headers=headers).json()
     lean_body = TestClient(lean_app).get("/items/1", headers=headers).json()
-    assert lean_body == native_body == {"id": 1, "span_recording": True, "data": True, "request": True,
-                                        "baggage": "acme"}
+    assert (
+        lean_body == native_body == {"id": 1, "span_recording": True, "data": True, "request": True, "baggage": "acme"}
+    )
 
 
 def test_the_context_is_restored_after_each_request() -> None:
@@ -250,10 +283,21 @@ def test_the_context_is_restored_after_each_request() -> None:
 
 
 def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-            "headers": headers if headers is not None else [(b"host", b"testserver")],
-            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers if headers is not None else [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
 
 
 async def _receive_nothing() -> dict[str, Any]:
@@ -341,14 +385,16 @@ def test_any_other_propagator_is_always_run(monkeypatch: pytest.MonkeyPatch) -> 
     (_, _), (lean_app, lean) = native_and_lean()
     TestClient(lean_app).get("/items/1")
     assert calls == [1]
-    monkeypatch.setattr(propagate, "_HTTP_TEXT_FORMAT",
-                        CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
+    monkeypatch.setattr(
+        propagate, "_HTTP_TEXT_FORMAT", CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+    )
     TestClient(lean_app).get("/items/1", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
     assert lean.seen()["spans"][-1]["trace"] == TRACE_ID
 
 
 def test_a_propagator_installed_by_replacing_get_global_textmap_runs_on_every_request(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A replaced ``propagate.get_global_textmap`` is asked, as FastAPI asks it, even with no trace headers."""
     calls = []
 
@@ -395,9 +441,21 @@ async def _drive(app: FastAPI, path: str) -> None:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "headers": [],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "state": {}}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
     await app(scope, receive, send)
     assert sent[0]["status"] == 200
 
@@ -405,11 +463,20 @@ async def _drive(app: FastAPI, path: str) -> None:
 @pytest.mark.parametrize("switched_on", [(), ("tracing",), ("metrics",), ("logs",), ("tracing", "metrics", "logs")])
 def test_enabled_answers_as_fastapis_own(switched_on: tuple[str, ...]) -> None:
     """With no provider of the app's own, FastAPI asks the global ones (here: the API's unset proxies)."""
-    config = {"tracing": "tracing" in switched_on, "metrics": "metrics" in switched_on,
-              "logs": "logs" in switched_on, "tracer_provider": None, "meter_provider": None, "logger_provider": None}
+    config = {
+        "tracing": "tracing" in switched_on,
+        "metrics": "metrics" in switched_on,
+        "logs": "logs" in switched_on,
+        "tracer_provider": None,
+        "meter_provider": None,
+        "logger_provider": None,
+    }
     app = FastAPI(telemetry=config)
-    native = app._native_telemetry.native if isinstance(app._native_telemetry, LeanRequestTelemetry) else \
-        app._native_telemetry
+    native = (
+        app._native_telemetry.native
+        if isinstance(app._native_telemetry, LeanRequestTelemetry)
+        else app._native_telemetry
+    )
     lean = LeanRequestTelemetry(native)
     assert lean.enabled() == native.enabled()
     lean.config["tracer_provider"] = TracerProvider()  # the app's own provider: tracing, if switched on, is enabled

@@ -63,9 +63,17 @@ def export_warnings(output: str) -> list[str]:
             records.append(line)
         else:
             records[-1] += "\n" + line
-    return [record for record in records
-            if "export" in record.lower() and ("fail" in record.lower() or "error" in record.lower()
-                                                or "retry" in record.lower() or "timeout" in record.lower())]
+    return [
+        record
+        for record in records
+        if "export" in record.lower()
+        and (
+            "fail" in record.lower()
+            or "error" in record.lower()
+            or "retry" in record.lower()
+            or "timeout" in record.lower()
+        )
+    ]
 
 
 def assert_recovers(app, port: int) -> OTLPSink:
@@ -75,13 +83,16 @@ def assert_recovers(app, port: int) -> OTLPSink:
     marker = "/items/2"
     while time.monotonic() < deadline:
         assert app.get(marker)[0] == 200
-        if any(s["attributes"].get("http.route") == "/items/{item_id}" for s in sink.spans) and \
-                any(p["value"] > 0 for p in sink.metric_points("monitor.sdk.dropped")):
+        if any(s["attributes"].get("http.route") == "/items/{item_id}" for s in sink.spans) and any(
+            p["value"] > 0 for p in sink.metric_points("monitor.sdk.dropped")
+        ):
             return sink
         time.sleep(0.2)
     sink.stop()
-    raise AssertionError(f"telemetry did not resume within 15 s: {len(sink.spans)} spans, "
-                         f"dropped points {sink.metric_points('monitor.sdk.dropped')}")
+    raise AssertionError(
+        f"telemetry did not resume within 15 s: {len(sink.spans)} spans, "
+        f"dropped points {sink.metric_points('monitor.sdk.dropped')}"
+    )
 
 
 def warnings_per_signal(output: str) -> dict[str, int]:
@@ -89,8 +100,18 @@ def warnings_per_signal(output: str) -> dict[str, int]:
     for line in export_warnings(output):
         lowered = line.lower()
         # The SDK exporters' loggers name the signal (trace_exporter, metric_exporter, _log_exporter).
-        kind = next((k for k, words in (("spans", ("spans", "trace_exporter")), ("metrics", ("metrics", "metric_exporter")),
-                                        ("logs", ("logs", "log_exporter"))) if any(w in lowered for w in words)), "other")
+        kind = next(
+            (
+                k
+                for k, words in (
+                    ("spans", ("spans", "trace_exporter")),
+                    ("metrics", ("metrics", "metric_exporter")),
+                    ("logs", ("logs", "log_exporter")),
+                )
+                if any(w in lowered for w in words)
+            ),
+            "other",
+        )
         counts[kind] = counts.get(kind, 0) + 1
     return counts
 

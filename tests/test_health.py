@@ -126,7 +126,12 @@ def test_user_checks_sync_and_async():
     report = registry.run_once()
     by_name = {c.name: c for c in report.checks}
     assert {n: c.state for n, c in by_name.items()} == {
-        "flag_off": "down", "queue": "degraded", "broken": "down", "plain": "up", "bad_return": "down"}
+        "flag_off": "down",
+        "queue": "degraded",
+        "broken": "down",
+        "plain": "up",
+        "bad_return": "down",
+    }
     assert by_name["queue"].detail == "backlog 600"
     assert by_name["broken"].detail == "ConnectionError: no route to host"
     assert "must return None, a bool" in by_name["bad_return"].detail
@@ -135,6 +140,7 @@ def test_user_checks_sync_and_async():
 
 def test_async_check_timeout_is_down():
     """An async check that does not finish within its timeout is down."""
+
     async def slow() -> None:
         await asyncio.sleep(5)
 
@@ -174,11 +180,14 @@ def test_duplicate_check_name_rejected():
 
 def test_disk_thresholds(tmp_path):
     """Free disk below min_free_ratio is degraded, below down_free_ratio down."""
-    registry = HealthRegistry([
-        disk_check(str(tmp_path), name="roomy", min_free_ratio=0.0, down_free_ratio=0.0),
-        disk_check(str(tmp_path), name="tight", min_free_ratio=1.0, down_free_ratio=0.0),
-        disk_check(str(tmp_path), name="full", min_free_ratio=1.0, down_free_ratio=1.0),
-    ], interval=60)
+    registry = HealthRegistry(
+        [
+            disk_check(str(tmp_path), name="roomy", min_free_ratio=0.0, down_free_ratio=0.0),
+            disk_check(str(tmp_path), name="tight", min_free_ratio=1.0, down_free_ratio=0.0),
+            disk_check(str(tmp_path), name="full", min_free_ratio=1.0, down_free_ratio=1.0),
+        ],
+        interval=60,
+    )
     registry.run_once()
     assert states(registry) == {"roomy": "up", "tight": "degraded", "full": "down"}
 
@@ -188,11 +197,14 @@ def test_memory_thresholds():
     import psutil
 
     rss = psutil.Process(os.getpid()).memory_info().rss
-    registry = HealthRegistry([
-        memory_check(name="plenty", limit_bytes=rss * 100),
-        memory_check(name="near", limit_bytes=int(rss * 1.1), degraded_ratio=0.5, down_ratio=2.0),
-        memory_check(name="over", limit_bytes=rss // 2),
-    ], interval=60)
+    registry = HealthRegistry(
+        [
+            memory_check(name="plenty", limit_bytes=rss * 100),
+            memory_check(name="near", limit_bytes=int(rss * 1.1), degraded_ratio=0.5, down_ratio=2.0),
+            memory_check(name="over", limit_bytes=rss // 2),
+        ],
+        interval=60,
+    )
     registry.run_once()
     assert states(registry) == {"plenty": "up", "near": "degraded", "over": "down"}
 
@@ -223,34 +235,55 @@ def test_incident_events_and_metrics_arrive_over_otlp(otlp_sink, dependency):
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
     logger_provider = LoggerProvider()
-    logger_provider.add_log_record_processor(BatchLogRecordProcessor(
-        OTLPLogExporter(endpoint=f"{otlp_sink.endpoint}/v1/logs"), schedule_delay_millis=100))
-    meter_provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(
-        OTLPMetricExporter(endpoint=f"{otlp_sink.endpoint}/v1/metrics"), export_interval_millis=200)])
-    registry = HealthRegistry([http_check(dependency.url, name="payments", critical=True)], interval=60,
-                              meter_provider=meter_provider, logger_provider=logger_provider)
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{otlp_sink.endpoint}/v1/logs"), schedule_delay_millis=100)
+    )
+    meter_provider = MeterProvider(
+        metric_readers=[
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(endpoint=f"{otlp_sink.endpoint}/v1/metrics"), export_interval_millis=200
+            )
+        ]
+    )
+    registry = HealthRegistry(
+        [http_check(dependency.url, name="payments", critical=True)],
+        interval=60,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+    )
     try:
         for mode in ("ok", "fail"):
             dependency.mode = mode
             registry.run_once()
         # Predicates read s.metrics directly: wait_for holds the sink's lock (metric_points takes it too).
-        assert otlp_sink.wait_for(lambda s: any(p["name"] == semconv.METRIC_HEALTH_STATUS and p["value"] == 0.0 for p in s.metrics))
+        assert otlp_sink.wait_for(
+            lambda s: any(p["name"] == semconv.METRIC_HEALTH_STATUS and p["value"] == 0.0 for p in s.metrics)
+        )
         dependency.mode = "ok"
         registry.run_once()
-        assert otlp_sink.wait_for(lambda s: len([r for r in s.logs if r["event_name"] == semconv.EVENT_HEALTH_CHANGE]) >= 2)
-        assert otlp_sink.wait_for(lambda s: [p["value"] for p in s.metrics if p["name"] == semconv.METRIC_HEALTH_STATUS][-1] == 1.0)
+        assert otlp_sink.wait_for(
+            lambda s: len([r for r in s.logs if r["event_name"] == semconv.EVENT_HEALTH_CHANGE]) >= 2
+        )
+        assert otlp_sink.wait_for(
+            lambda s: [p["value"] for p in s.metrics if p["name"] == semconv.METRIC_HEALTH_STATUS][-1] == 1.0
+        )
     finally:
         meter_provider.shutdown()
         logger_provider.shutdown()
     events = [r for r in otlp_sink.logs if r["event_name"] == semconv.EVENT_HEALTH_CHANGE]
     # The first result was up: no event; then the incident opens (down) and closes (up).
-    assert [(e["attributes"][semconv.MONITOR_HEALTH_STATE], e["attributes"].get(semconv.MONITOR_HEALTH_PREVIOUS_STATE))
-            for e in events] == [("down", "up"), ("up", "down")]
+    assert [
+        (e["attributes"][semconv.MONITOR_HEALTH_STATE], e["attributes"].get(semconv.MONITOR_HEALTH_PREVIOUS_STATE))
+        for e in events
+    ] == [("down", "up"), ("up", "down")]
     assert events[0]["attributes"][semconv.MONITOR_HEALTH_CHECK] == "payments"
     assert events[0]["severity_text"] == "ERROR" and "HTTP 500" in events[0]["body"]
     status_points = otlp_sink.metric_points(semconv.METRIC_HEALTH_STATUS)
     assert status_points[0]["type"] == "gauge"
-    assert status_points[0]["attributes"] == {semconv.MONITOR_HEALTH_CHECK: "payments", semconv.MONITOR_HEALTH_CRITICAL: True}
+    assert status_points[0]["attributes"] == {
+        semconv.MONITOR_HEALTH_CHECK: "payments",
+        semconv.MONITOR_HEALTH_CRITICAL: True,
+    }
     durations = otlp_sink.latest_points(semconv.METRIC_HEALTH_CHECK_DURATION)
     assert durations and durations[0]["unit"] == "s" and durations[0]["count"] == 3
 
@@ -264,12 +297,19 @@ def test_two_registries_on_one_meter_provider_are_both_observed(tmp_path):
     provider = MeterProvider(metric_readers=[reader])
     engine = create_engine(f"sqlite:///{tmp_path / 'shop.db'}")
     first = HealthRegistry([sqlalchemy_check(engine)], interval=60, meter_provider=provider)
-    second = HealthRegistry([disk_check(str(tmp_path), min_free_ratio=0, down_free_ratio=0)], interval=60,
-                            meter_provider=provider)
+    second = HealthRegistry(
+        [disk_check(str(tmp_path), min_free_ratio=0, down_free_ratio=0)], interval=60, meter_provider=provider
+    )
     first.run_once()
     second.run_once()
     data = reader.get_metrics_data()
-    points = [point for rm in data.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics
-              if metric.name == semconv.METRIC_HEALTH_STATUS for point in metric.data.data_points]
+    points = [
+        point
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == semconv.METRIC_HEALTH_STATUS
+        for point in metric.data.data_points
+    ]
     assert sorted(p.attributes[semconv.MONITOR_HEALTH_CHECK] for p in points) == ["database", "disk"]
     provider.shutdown()

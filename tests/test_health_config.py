@@ -46,21 +46,35 @@ def test_valid_section_builds_each_check(tmp_path, monkeypatch):
     assert (health.interval, health.endpoints) == (5.0, True)
     database, payments, disk, memory = health.checks
     assert (database.name, database.kind, database.critical, database.timeout, database.degraded_after) == (
-        "database", "sqlalchemy", True, 2.0, 0.5)
+        "database",
+        "sqlalchemy",
+        True,
+        2.0,
+        0.5,
+    )
     assert (payments.kind, payments.critical, disk.kind, memory.kind) == ("http", False, "disk", "memory")
 
 
-@pytest.mark.parametrize(("entry", "message"), [
-    ("{name: db, type: mongodb}", "m.yaml:3: health check 'db': 'type' must be one of sqlalchemy"),
-    ("{name: db, type: sqlalchemy, url_env: NOT_SET_ANYWHERE}", "environment variable NOT_SET_ANYWHERE (url_env) is not set"),
-    ("{name: api, type: http, url: ftp://x}", "needs an http:// or https:// URL"),
-    ("{name: api, type: http, url: 'http://x', timeout: soon}", "'timeout' must be a non-negative number, got 'soon'"),
-    ("{name: api, type: http, url: 'http://x', critical: maybe}", "'critical' must be true or false"),
-    ("{name: d, type: disk, degraded_ms: 5}", "'degraded_ms' does not apply to a disk check"),
-    ("{name: d, type: disk, colour: red}", "unknown key 'colour' for a disk check"),
-    ("{name: db, type: sqlalchemy, url: 'nosuchdb://x'}", "cannot create an engine for this URL"),
-    ("just-a-string", "m.yaml:3: each check must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{name: db, type: mongodb}", "m.yaml:3: health check 'db': 'type' must be one of sqlalchemy"),
+        (
+            "{name: db, type: sqlalchemy, url_env: NOT_SET_ANYWHERE}",
+            "environment variable NOT_SET_ANYWHERE (url_env) is not set",
+        ),
+        ("{name: api, type: http, url: ftp://x}", "needs an http:// or https:// URL"),
+        (
+            "{name: api, type: http, url: 'http://x', timeout: soon}",
+            "'timeout' must be a non-negative number, got 'soon'",
+        ),
+        ("{name: api, type: http, url: 'http://x', critical: maybe}", "'critical' must be true or false"),
+        ("{name: d, type: disk, degraded_ms: 5}", "'degraded_ms' does not apply to a disk check"),
+        ("{name: d, type: disk, colour: red}", "unknown key 'colour' for a disk check"),
+        ("{name: db, type: sqlalchemy, url: 'nosuchdb://x'}", "cannot create an engine for this URL"),
+        ("just-a-string", "m.yaml:3: each check must be a mapping"),
+    ],
+)
 def test_bad_entries_are_reported_with_file_and_line(entry, message):
     """A bad check entry is one problem naming file, line and what is wrong; the others still load."""
     text = f"health:\n  checks:\n    - {entry}\n    - {{name: disk, type: disk}}\n"

@@ -44,8 +44,10 @@ def test_liveness_answers_ok_even_when_dependencies_are_down():
 
 def test_detailed_lists_each_check_and_maps_states_to_codes(dependency):
     """/health/detailed lists state, latency and last change per check; 200 healthy/degraded, 503 critical down."""
-    registry = HealthRegistry([http_check(dependency.url, name="payments", critical=False),
-                               HealthCheck("database", lambda: None)], interval=0.1)
+    registry = HealthRegistry(
+        [http_check(dependency.url, name="payments", critical=False), HealthCheck("database", lambda: None)],
+        interval=0.1,
+    )
     with serve(registry) as served:
         # A non-critical check with no result yet leaves the service healthy: wait for every check's first result.
         assert registry.wait_for(lambda r: r.status == "healthy" and all(c.state != "pending" for c in r.checks))

@@ -67,31 +67,44 @@ class _Seen(SpanProcessor):
 
 
 class Rig:
-    def __init__(self, tmp_path: Any, *, root_rule: Any = ALWAYS_OFF, rules: str = "", keep_errors: bool = True,
-                 slow_threshold_ms: float = 0.0, max_pending: int = 4096, limits: SpanLimits | None = None,
-                 own_processor: SpanProcessor | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Any,
+        *,
+        root_rule: Any = ALWAYS_OFF,
+        rules: str = "",
+        keep_errors: bool = True,
+        slow_threshold_ms: float = 0.0,
+        max_pending: int = 4096,
+        limits: SpanLimits | None = None,
+        own_processor: SpanProcessor | None = None,
+    ) -> None:
         lean_query_spans()
         self.exporter = InMemorySpanExporter()
         self.reader = InMemoryMetricReader()
-        self.provider = TracerProvider(sampler=RecordAllSampler(ParentBased(root_rule)), shutdown_on_exit=False,
-                                       span_limits=limits)
-        self.export = MonitorSpanExportProcessor(self.exporter, keep_errors=keep_errors,
-                                                 slow_threshold_ms=slow_threshold_ms, max_pending=max_pending)
+        self.provider = TracerProvider(
+            sampler=RecordAllSampler(ParentBased(root_rule)), shutdown_on_exit=False, span_limits=limits
+        )
+        self.export = MonitorSpanExportProcessor(
+            self.exporter, keep_errors=keep_errors, slow_threshold_ms=slow_threshold_ms, max_pending=max_pending
+        )
         self.provider.add_span_processor(self.export)
         if own_processor is not None:
             self.provider.add_span_processor(own_processor)
         instruments = metrics.create_instruments(MeterProvider(metric_readers=[self.reader]), DEFAULT_BUCKETS)
         config = parse_config_text(rules or "{}", "monitor.yaml")
-        operations = OperationSpanProcessor(load_operation_rules(config, strict=True), instruments,
-                                            errors.ErrorClassifier())
+        operations = OperationSpanProcessor(
+            load_operation_rules(config, strict=True), instruments, errors.ErrorClassifier()
+        )
         multi = self.provider._active_span_processor
         multi._span_processors = (GuardedSpanProcessor(operations), *multi._span_processors)  # as the configurator
         assert spans.install(self.provider)
         self.tracer = self.provider.get_tracer("tests")
         self.engine = create_engine(f"sqlite:///{tmp_path / 'held.db'}")  # one database: the same attributes
         usage = MeterProvider().get_meter("t").create_up_down_counter("db.client.connections.usage")
-        self.engine_tracer = EngineTracer(self.provider.get_tracer("opentelemetry.instrumentation.sqlalchemy"),
-                                          self.engine, usage)
+        self.engine_tracer = EngineTracer(
+            self.provider.get_tracer("opentelemetry.instrumentation.sqlalchemy"), self.engine, usage
+        )
         with self.engine.begin() as conn:  # outside any request: root query spans, decided at once
             conn.execute(text("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, name TEXT)"))
             conn.execute(text("INSERT OR REPLACE INTO t (id, name) VALUES (1, 'a'), (2, 'b')"))
@@ -157,12 +170,19 @@ def _as_exported(span: Any) -> dict[str, Any]:
     """What an exporter is given, but for the span id (drawn per span)."""
     context, parent = span.context, span.parent
     return {
-        "name": span.name, "kind": span.kind, "attributes": dict(span.attributes),
-        "status": (span.status.status_code, span.status.description), "flags": int(context.trace_flags),
-        "trace_state": context.trace_state, "remote": context.is_remote,
+        "name": span.name,
+        "kind": span.kind,
+        "attributes": dict(span.attributes),
+        "status": (span.status.status_code, span.status.description),
+        "flags": int(context.trace_flags),
+        "trace_state": context.trace_state,
+        "remote": context.is_remote,
         "parent is remote": parent.is_remote if parent else None,
-        "resource": span.resource, "scope": span.instrumentation_scope, "events": list(span.events),
-        "links": list(span.links), "dropped": (span.dropped_attributes, span.dropped_events, span.dropped_links),
+        "resource": span.resource,
+        "scope": span.instrumentation_scope,
+        "events": list(span.events),
+        "links": list(span.links),
+        "dropped": (span.dropped_attributes, span.dropped_events, span.dropped_links),
     }
 
 
@@ -175,8 +195,11 @@ def _failed_request(rig: Rig) -> tuple[Any, list[Any]]:
     return server, [s for s in exported if s.kind is SpanKind.CLIENT]
 
 
-@pytest.mark.parametrize("limits", [None, SpanLimits(max_span_attributes=2, max_span_attribute_length=5)],
-                         ids=["default limits", "tight limits"])
+@pytest.mark.parametrize(
+    "limits",
+    [None, SpanLimits(max_span_attributes=2, max_span_attribute_length=5)],
+    ids=["default limits", "tight limits"],
+)
 def test_a_kept_requests_held_queries_are_exported_as_the_spans_would_have_been(rigs: Any, limits: Any) -> None:
     """An unsampled request that failed: its query spans, from records, equal those an app's processor forces."""
     held = rigs(limits=limits)
@@ -336,8 +359,7 @@ def test_a_held_span_takes_status_as_the_sdks_span_does(rigs: Any) -> None:
         for step in sequence:
             for target in (held, span):
                 target.set_status(*step) if isinstance(step, tuple) else target.set_status(step)
-        assert (held.status.status_code, held.status.description) == (span.status.status_code,
-                                                                      span.status.description)
+        assert (held.status.status_code, held.status.description) == (span.status.status_code, span.status.description)
         assert held.is_recording()
         held.end()
         span.end()

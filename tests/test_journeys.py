@@ -60,11 +60,14 @@ def test_milestone_event_names_journey_and_step():
 
 def test_funnels_declare_steps_and_operation_triggers(caplog):
     """Funnels map steps to journeys and operations to steps; a bad step is reported with file:line."""
-    config = parse_config_text(textwrap.dedent("""
+    config = parse_config_text(
+        textwrap.dedent("""
         funnels:
           purchase:
             steps: [signup, {name: first_purchase, operation: checkout}, {bad: 1}]
-    """), "c.yaml")
+    """),
+        "c.yaml",
+    )
     funnels = load_funnels(config)
     assert funnels.steps == {"purchase": ["signup", "first_purchase"]}
     assert funnels.on_operation == {"checkout": [("purchase", "first_purchase")]}
@@ -74,12 +77,16 @@ def test_funnels_declare_steps_and_operation_triggers(caplog):
 def test_store_detects_first_time_across_processes(tmp_path):
     """A SQLite store shared by two processes says 'first' only once per user and step."""
     url = f"sqlite:///{tmp_path / 'journeys.db'}"
-    script = ("import sys; from otel_monitor.semantics.journeys import JourneyStore; "
-              "s = JourneyStore(sys.argv[1]); print(s.record('p1', 'purchase', 'first_purchase'))")
-    first = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, check=True,
-                           timeout=60).stdout.strip()
-    second = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, check=True,
-                            timeout=60).stdout.strip()
+    script = (
+        "import sys; from otel_monitor.semantics.journeys import JourneyStore; "
+        "s = JourneyStore(sys.argv[1]); print(s.record('p1', 'purchase', 'first_purchase'))"
+    )
+    first = subprocess.run(
+        [sys.executable, "-c", script, url], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    second = subprocess.run(
+        [sys.executable, "-c", script, url], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
     assert (first, second) == ("True", "False")
     store = JourneyStore(url)
     assert store.record("p2", "purchase", "first_purchase") is True

@@ -32,8 +32,9 @@ CONFIG = textwrap.dedent("""
 def test_kpis_are_read_with_their_defaults():
     """Each KPI keeps its sources, objective and severity; window 1h and for 15m by default."""
     kpis = {k.name: k for k in load_kpis(parse_config_text(CONFIG, "c.yaml"))}
-    assert kpis["conversion_rate"] == KPI("conversion_rate", Source("users", "buyer"), Source("users", "visitor"),
-                                          minimum=0.02)
+    assert kpis["conversion_rate"] == KPI(
+        "conversion_rate", Source("users", "buyer"), Source("users", "visitor"), minimum=0.02
+    )
     assert kpis["cart_abandonment"].complement and kpis["cart_abandonment"].severity == "info"
     assert kpis["hourly_revenue"].to is None and kpis["hourly_revenue"].of == Source("amount", "revenue", "EUR")
 
@@ -47,15 +48,18 @@ def test_kpi_values_and_objectives():
     assert conversion.value(0, 0) is None and conversion.missed(None) is None
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("kpis:\n  x:\n    total: {count: a}\n", "c.yaml:2: a KPI objective needs min: or max:"),
-    ("kpis:\n  x:\n    total: {amount: a}\n    min: 1\n", "c.yaml:3: an amount source needs currency"),
-    ("kpis:\n  x:\n    ratio: {of: {count: a}}\n    min: 1\n", "c.yaml:3: ratio is {of: <source>, to: <source>}"),
-    ("kpis:\n  x:\n    total: {count: a}\n    min: lots\n", "c.yaml:4: min must be a number"),
-    ("kpis:\n  x:\n    total: {count: a}\n    min: 1\n    severity: page\n", "c.yaml:5: severity is one of"),
-    ("kpis:\n  X-1:\n    total: {count: a}\n    min: 1\n", "c.yaml:2: KPI name 'X-1'"),
-    ("kpis:\n  x:\n    total: {count: a}\n    min: 1\n    window: hour\n", "c.yaml:5: window is a duration"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("kpis:\n  x:\n    total: {count: a}\n", "c.yaml:2: a KPI objective needs min: or max:"),
+        ("kpis:\n  x:\n    total: {amount: a}\n    min: 1\n", "c.yaml:3: an amount source needs currency"),
+        ("kpis:\n  x:\n    ratio: {of: {count: a}}\n    min: 1\n", "c.yaml:3: ratio is {of: <source>, to: <source>}"),
+        ("kpis:\n  x:\n    total: {count: a}\n    min: lots\n", "c.yaml:4: min must be a number"),
+        ("kpis:\n  x:\n    total: {count: a}\n    min: 1\n    severity: page\n", "c.yaml:5: severity is one of"),
+        ("kpis:\n  X-1:\n    total: {count: a}\n    min: 1\n", "c.yaml:2: KPI name 'X-1'"),
+        ("kpis:\n  x:\n    total: {count: a}\n    min: 1\n    window: hour\n", "c.yaml:5: window is a duration"),
+    ],
+)
 def test_bad_kpis_name_file_and_line(text, message, caplog):
     """A bad KPI is reported with its file and line and skipped; the others are kept."""
     assert load_kpis(parse_config_text(text, "c.yaml")) == []
@@ -68,8 +72,11 @@ def test_rules_record_each_kpi_and_alert_on_its_objective():
     groups = yaml.safe_load(generate(SLOs(), "c.yaml", kpis=kpis))["groups"]
     (group,) = [g for g in groups if g["name"] == "otel-monitor.kpis"]
     recorded = [r["labels"]["monitor_kpi"] for r in group["rules"] if "record" in r]
-    alerts = [(r["alert"], r["labels"]["monitor_kpi"], r["labels"]["severity"], r["expr"])
-              for r in group["rules"] if "alert" in r]
+    alerts = [
+        (r["alert"], r["labels"]["monitor_kpi"], r["labels"]["severity"], r["expr"])
+        for r in group["rules"]
+        if "alert" in r
+    ]
     assert recorded == ["conversion_rate", "cart_abandonment", "hourly_revenue"]
     assert alerts == [
         ("KpiBelowObjective", "conversion_rate", "warning", 'monitor:kpi_value{monitor_kpi="conversion_rate"} < 0.02'),
@@ -77,5 +84,7 @@ def test_rules_record_each_kpi_and_alert_on_its_objective():
         ("KpiBelowObjective", "hourly_revenue", "warning", 'monitor:kpi_value{monitor_kpi="hourly_revenue"} < 50'),
     ]
     total = next(r["expr"] for r in group["rules"] if r.get("labels", {}).get("monitor_kpi") == "hourly_revenue")
-    assert total == ('sum by (job) (increase(monitor_business_amount_sum{monitor_kpi="revenue", '
-                     'monitor_business_currency="EUR"}[1h]))')
+    assert total == (
+        'sum by (job) (increase(monitor_business_amount_sum{monitor_kpi="revenue", '
+        'monitor_business_currency="EUR"}[1h]))'
+    )

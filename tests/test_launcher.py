@@ -48,8 +48,10 @@ def test_one_server_span_per_request_with_route(basic_run):
     assert all(len(spans) == 1 for spans in by_trace.values())
     routes = sorted(s["attributes"]["http.route"] for s in server_spans(sink))
     assert routes == ["/boom", "/items/{item_id}", "/items/{item_id}", "/ping"]
-    assert not any(s["name"] in ("http send", "http receive") or s["name"].endswith((" http send", " http receive"))
-                   for s in sink.spans)
+    assert not any(
+        s["name"] in ("http send", "http receive") or s["name"].endswith((" http send", " http receive"))
+        for s in sink.spans
+    )
 
 
 def test_health_url_is_not_traced(basic_run):
@@ -105,8 +107,20 @@ def _old_fastapi_dir() -> Path:
     """FastAPI 0.115 (no native telemetry) with a matching Starlette, installed once."""
     target = Path(sys.prefix) / "old-fastapi"
     if not (target / "fastapi").exists():
-        subprocess.run([str(BIN / "pip"), "install", "--quiet", "--no-deps", "--target", str(target),
-                        "fastapi==0.115.14", "starlette==0.46.2"], check=True, timeout=300)
+        subprocess.run(
+            [
+                str(BIN / "pip"),
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(target),
+                "fastapi==0.115.14",
+                "starlette==0.46.2",
+            ],
+            check=True,
+            timeout=300,
+        )
     return target
 
 
@@ -114,8 +128,12 @@ def test_old_fastapi_gets_exactly_one_server_span_from_contrib(tmp_path):
     """On a FastAPI without native telemetry the contrib middleware serves: one server span per request."""
     old = _old_fastapi_dir()
     with OTLPSink() as sink:
-        env = {**sink.env(), "PYTHONPATH": f"{old}{os.pathsep}{ROOT}", "OTEL_SERVICE_NAME": "old",
-               "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}"}
+        env = {
+            **sink.env(),
+            "PYTHONPATH": f"{old}{os.pathsep}{ROOT}",
+            "OTEL_SERVICE_NAME": "old",
+            "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}",
+        }
         with launched("tests.apps.basic_app:app", env) as app:
             assert app.get("/ping")[0] == 200
             assert app.get("/items/2")[0] == 200
@@ -138,21 +156,40 @@ def test_third_party_receiver_rotel_accepts_our_otlp(tmp_path):
     rotel_port = free_port()
     with OTLPSink() as sink:
         relay = subprocess.Popen(
-            [str(agent), "start", "--otlp-http-endpoint", f"127.0.0.1:{rotel_port}",
-             "--otlp-grpc-endpoint", f"127.0.0.1:{free_port()}", "--exporter", "otlp",
-             "--otlp-exporter-endpoint", sink.endpoint, "--otlp-exporter-protocol", "http"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            [
+                str(agent),
+                "start",
+                "--otlp-http-endpoint",
+                f"127.0.0.1:{rotel_port}",
+                "--otlp-grpc-endpoint",
+                f"127.0.0.1:{free_port()}",
+                "--exporter",
+                "otlp",
+                "--otlp-exporter-endpoint",
+                sink.endpoint,
+                "--otlp-exporter-protocol",
+                "http",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         try:
             time.sleep(1.0)
-            env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{rotel_port}", "OTEL_BSP_SCHEDULE_DELAY": "100",
-                   "OTEL_METRIC_EXPORT_INTERVAL": "500", "OTEL_SERVICE_NAME": "via-rotel",
-                   "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}"}
+            env = {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{rotel_port}",
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+                "OTEL_METRIC_EXPORT_INTERVAL": "500",
+                "OTEL_SERVICE_NAME": "via-rotel",
+                "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}",
+            }
             with launched("tests.apps.basic_app:app", env) as app:
                 assert app.get("/ping")[0] == 200
-                assert sink.wait_for(lambda s: any(sp["attributes"].get("http.route") == "/ping" for sp in s.spans),
-                                     timeout=30)
-                assert sink.wait_for(lambda s: any(p["name"] == "monitor.operation.duration" for p in s.metrics),
-                                     timeout=30)
+                assert sink.wait_for(
+                    lambda s: any(sp["attributes"].get("http.route") == "/ping" for sp in s.spans), timeout=30
+                )
+                assert sink.wait_for(
+                    lambda s: any(p["name"] == "monitor.operation.duration" for p in s.metrics), timeout=30
+                )
         finally:
             relay.terminate()
             relay.wait(timeout=10)
@@ -161,8 +198,14 @@ def test_third_party_receiver_rotel_accepts_our_otlp(tmp_path):
 
 def test_no_receiver_app_serves_and_warns_at_most_once(tmp_path):
     """With nothing on the OTLP port every request succeeds and export failure is logged at most once."""
-    env = {"APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}", "OTEL_BSP_SCHEDULE_DELAY": "100",
-           "OTEL_BLRP_SCHEDULE_DELAY": "100", "OTEL_METRIC_EXPORT_INTERVAL": "300", "OTEL_EXPORTER_OTLP_TIMEOUT": "1"}
+    env = {
+        "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_BLRP_SCHEDULE_DELAY": "100",
+        "OTEL_METRIC_EXPORT_INTERVAL": "300",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+    }
     with launched("tests.apps.basic_app:app", env) as app:
         statuses = []
         deadline = time.monotonic() + 4
@@ -182,9 +225,18 @@ def test_strict_mode_stops_the_app_on_a_bad_setting():
     """With OTEL_MONITOR_STRICT=true a bad value exits non-zero naming the variable."""
     proc = subprocess.run(
         [str(BIN / "opentelemetry-instrument"), sys.executable, "-c", "print('app ran')"],
-        env={**os.environ, "OTEL_MONITOR_STRICT": "true", "OTEL_MONITOR_CARDINALITY_LIMIT": "many",
-             "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
-        capture_output=True, text=True, timeout=60)
+        env={
+            **os.environ,
+            "OTEL_MONITOR_STRICT": "true",
+            "OTEL_MONITOR_CARDINALITY_LIMIT": "many",
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode != 0
     assert "app ran" not in proc.stdout
     assert "OTEL_MONITOR_CARDINALITY_LIMIT" in proc.stderr
@@ -194,9 +246,17 @@ def test_bad_setting_without_strict_runs_on_default():
     """Without strict mode a bad value is one warning and the app runs."""
     proc = subprocess.run(
         [str(BIN / "opentelemetry-instrument"), sys.executable, "-c", "print('app ran')"],
-        env={**os.environ, "OTEL_MONITOR_CARDINALITY_LIMIT": "many",
-             "OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
-        capture_output=True, text=True, timeout=60)
+        env={
+            **os.environ,
+            "OTEL_MONITOR_CARDINALITY_LIMIT": "many",
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "app ran" in proc.stdout
     assert proc.stderr.count("OTEL_MONITOR_CARDINALITY_LIMIT='many' is invalid: expected an integer") == 1
 
@@ -206,24 +266,32 @@ def test_sigterm_flushes_what_is_pending(tmp_path):
     import signal
 
     with OTLPSink() as sink:
-        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint, "OTEL_SERVICE_NAME": "flush",
-               "OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_METRIC_EXPORT_INTERVAL": "60000",
-               "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}"}
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+            "OTEL_SERVICE_NAME": "flush",
+            "OTEL_BSP_SCHEDULE_DELAY": "60000",
+            "OTEL_METRIC_EXPORT_INTERVAL": "60000",
+            "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}",
+        }
         with launched("tests.apps.basic_app:app", env) as app:
             assert app.get("/items/1")[0] == 200
             assert not sink.spans  # nothing exported yet: the batch waits a minute
             app.process.send_signal(signal.SIGTERM)
             app.process.wait(timeout=30)
-        assert sink.wait_for(lambda s: any(sp["attributes"].get("http.route") == "/items/{item_id}"
-                                           for sp in s.spans), timeout=5)
+        assert sink.wait_for(
+            lambda s: any(sp["attributes"].get("http.route") == "/items/{item_id}" for sp in s.spans), timeout=5
+        )
         assert sink.wait_for(lambda s: bool(s.metric_points("monitor.operation.duration")), timeout=5)
 
 
 def test_an_unsampled_failed_requests_query_spans_are_exported_with_it(tmp_path):
     """No trace sampled: a failed request is exported with its query span (held as a record), a healthy one is not."""
     with OTLPSink() as sink:
-        env = {**sink.env(), "OTEL_TRACES_SAMPLER": "parentbased_always_off",
-               "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}"}
+        env = {
+            **sink.env(),
+            "OTEL_TRACES_SAMPLER": "parentbased_always_off",
+            "APP_DATABASE_URL": f"sqlite:///{tmp_path / 'items.db'}",
+        }
         with launched("tests.apps.basic_app:app", env) as app:
             assert app.get("/items/1")[0] == 200
             assert app.get("/items/2/broken")[0] == 500
@@ -235,10 +303,16 @@ def test_an_unsampled_failed_requests_query_spans_are_exported_with_it(tmp_path)
     assert query["trace_id"] == server["trace_id"] and query["parent_span_id"] == server["span_id"]
     assert query["span_id"] not in ("", "0" * 16, server["span_id"])
     assert query["name"].startswith("SELECT") and query["attributes"]["db.query.text"].startswith("SELECT id, name")
-    assert server["start_time_unix_nano"] <= query["start_time_unix_nano"] <= query["end_time_unix_nano"] \
+    assert (
+        server["start_time_unix_nano"]
+        <= query["start_time_unix_nano"]
+        <= query["end_time_unix_nano"]
         <= server["end_time_unix_nano"]
+    )
     # Metrics still count both requests.
-    counts = {p["attributes"]["monitor.operation"]: p["count"] for p in sink.metric_points("monitor.operation.duration")}
+    counts = {
+        p["attributes"]["monitor.operation"]: p["count"] for p in sink.metric_points("monitor.operation.duration")
+    }
     assert counts["GET /items/{item_id}"] >= 1 and counts["GET /items/{item_id}/broken"] >= 1
 
 

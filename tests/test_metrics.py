@@ -24,8 +24,14 @@ def reader():
 
 def points(reader: InMemoryMetricReader, name: str) -> list:
     data = reader.get_metrics_data()
-    return [p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics if m.name == name
-            for p in m.data.data_points]
+    return [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == name
+        for p in m.data.data_points
+    ]
 
 
 def test_cardinality_guard_keeps_at_most_the_limit_with_100000_values(reader):
@@ -56,8 +62,10 @@ def test_cache_lookup_counts_and_marks_the_span(reader):
     otel_monitor.cache_lookup("catalog", hit=False)
     otel_monitor.cache_lookup("catalog", hit=True)
     counts = {tuple(sorted(p.attributes.items())): p.value for p in points(reader, semconv.METRIC_CACHE_REQUESTS)}
-    assert counts == {((semconv.MONITOR_CACHE_HIT, True), (semconv.MONITOR_CACHE_NAME, "catalog")): 2,
-                      ((semconv.MONITOR_CACHE_HIT, False), (semconv.MONITOR_CACHE_NAME, "catalog")): 1}
+    assert counts == {
+        ((semconv.MONITOR_CACHE_HIT, True), (semconv.MONITOR_CACHE_NAME, "catalog")): 2,
+        ((semconv.MONITOR_CACHE_HIT, False), (semconv.MONITOR_CACHE_NAME, "catalog")): 1,
+    }
     assert span.attributes[semconv.MONITOR_CACHE_HIT] is True
     assert span.attributes[semconv.MONITOR_CACHE_NAME] == "catalog"
 
@@ -70,8 +78,10 @@ def test_served_by_counts_fallbacks_only(reader):
     otel_monitor.served_by("primary", operation="payment")
     otel_monitor.served_by("cache", operation="catalog")
     counts = {tuple(sorted(p.attributes.items())): p.value for p in points(reader, semconv.METRIC_FALLBACKS)}
-    assert counts == {((semconv.MONITOR_OPERATION, "payment"), (semconv.MONITOR_SERVICE_LAYER, "fallback")): 1,
-                      ((semconv.MONITOR_OPERATION, "catalog"), (semconv.MONITOR_SERVICE_LAYER, "cache")): 1}
+    assert counts == {
+        ((semconv.MONITOR_OPERATION, "payment"), (semconv.MONITOR_SERVICE_LAYER, "fallback")): 1,
+        ((semconv.MONITOR_OPERATION, "catalog"), (semconv.MONITOR_SERVICE_LAYER, "cache")): 1,
+    }
     assert span.attributes[semconv.MONITOR_SERVICE_LAYER] == "fallback"
 
 

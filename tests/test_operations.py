@@ -41,15 +41,18 @@ def rules():
     return load_operation_rules(parse_config_text(RULES, "ops.yaml"))
 
 
-@pytest.mark.parametrize("finished, expected", [
-    (span("POST /checkout", http_route="/checkout", http_request_method="POST"), "checkout"),
-    (span("GET /checkout", http_route="/checkout", http_request_method="GET"), "GET /checkout"),
-    (span("GET /orders/{id}", http_route="/orders/{id}", http_request_method="GET"), "order_pages"),
-    (span("POST", SpanKind.CLIENT, server_address="pay.eu.example.com"), "payment_api"),
-    (span("analyse photo", SpanKind.INTERNAL), "image_analysis"),
-    (span("GET", http_request_method="GET", url_path="/no/such/page/12345"), "GET"),
-    (span("SELECT", SpanKind.CLIENT, db_system_name="sqlite"), None),
-])
+@pytest.mark.parametrize(
+    "finished, expected",
+    [
+        (span("POST /checkout", http_route="/checkout", http_request_method="POST"), "checkout"),
+        (span("GET /checkout", http_route="/checkout", http_request_method="GET"), "GET /checkout"),
+        (span("GET /orders/{id}", http_route="/orders/{id}", http_request_method="GET"), "order_pages"),
+        (span("POST", SpanKind.CLIENT, server_address="pay.eu.example.com"), "payment_api"),
+        (span("analyse photo", SpanKind.INTERNAL), "image_analysis"),
+        (span("GET", http_request_method="GET", url_path="/no/such/page/12345"), "GET"),
+        (span("SELECT", SpanKind.CLIENT, db_system_name="sqlite"), None),
+    ],
+)
 def test_rules_name_spans(rules, finished, expected):
     """Rules match by route, method, kind, attributes and span name; server spans fall back to METHOD route."""
     assert rules.name_for(finished) == expected
@@ -76,16 +79,21 @@ def test_bad_rules_are_reported_with_file_and_line_and_skipped(caplog):
     """)
     rules = load_operation_rules(parse_config_text(text, "ops.yaml"))
     assert [r.name for r in rules.rules] == ["ok"]
-    for expected in ("ops.yaml:5: operation 'nothing' has no condition", "ops.yaml:7: kind 'sideways'",
-                     "ops.yaml:9: invalid regular expression", "ops.yaml:10: an operation rule needs a 'name'"):
+    for expected in (
+        "ops.yaml:5: operation 'nothing' has no condition",
+        "ops.yaml:7: kind 'sideways'",
+        "ops.yaml:9: invalid regular expression",
+        "ops.yaml:10: an operation rule needs a 'name'",
+    ):
         assert expected in caplog.text
 
 
 def test_strict_mode_raises_on_a_bad_rule():
     """With strict mode a bad rule stops configuration."""
     with pytest.raises(ConfigError, match=r"ops\.yaml:2: operation .x. has no condition"):
-        load_operation_rules(parse_config_text("operations:\n  - name: x\n  - name: y\n    kind: no\n", "ops.yaml"),
-                             strict=True)
+        load_operation_rules(
+            parse_config_text("operations:\n  - name: x\n  - name: y\n    kind: no\n", "ops.yaml"), strict=True
+        )
 
 
 @pytest.fixture
@@ -101,6 +109,7 @@ def operation_spans(sink) -> dict[str, dict]:
 
 def test_decorator_and_context_managers_sync_and_async(stack, otlp_sink):
     """@operation on sync and async functions, `with` and `async with` each export a named span."""
+
     @otel_monitor.operation("wardrobe_fetch")
     def fetch() -> int:
         return 1
@@ -126,6 +135,7 @@ def test_decorator_and_context_managers_sync_and_async(stack, otlp_sink):
 
 def test_failing_operation_records_category_and_reraises(stack, otlp_sink):
     """An exception inside an operation is re-raised and its span is classified."""
+
     @otel_monitor.operation("save")
     def save() -> None:
         raise PermissionError("read-only")
@@ -138,13 +148,20 @@ def test_failing_operation_records_category_and_reraises(stack, otlp_sink):
     assert attrs[semconv.MONITOR_ERROR_CATEGORY] == "auth"
     assert attrs[semconv.ERROR_TYPE] == "PermissionError"
     points = {tuple(sorted(p.attributes.items())): p.count for p in stack.points(semconv.METRIC_OPERATION_DURATION)}
-    assert points == {((semconv.ERROR_TYPE, "PermissionError"), (semconv.MONITOR_ERROR_CATEGORY, "auth"),
-                       (semconv.MONITOR_ERROR_SEVERITY, "warning"), (semconv.MONITOR_OPERATION, "save"),
-                       (semconv.MONITOR_OPERATION_OUTCOME, "server_error")): 1}
+    assert points == {
+        (
+            (semconv.ERROR_TYPE, "PermissionError"),
+            (semconv.MONITOR_ERROR_CATEGORY, "auth"),
+            (semconv.MONITOR_ERROR_SEVERITY, "warning"),
+            (semconv.MONITOR_OPERATION, "save"),
+            (semconv.MONITOR_OPERATION_OUTCOME, "server_error"),
+        ): 1
+    }
 
 
 def test_cancellation_is_not_an_error(stack, otlp_sink):
     """A cancelled async operation is not marked as failed."""
+
     async def slow() -> None:
         async with otel_monitor.operation("generation"):
             await asyncio.sleep(10)

@@ -30,23 +30,39 @@ FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCh
 CONTENT_TYPES = ["application/x-protobuf", "application/json", "application/protobuf; charset=x", "text/plain", ""]
 
 doubles = st.floats(allow_nan=True, allow_infinity=True)
-keys = st.sampled_from(["service.name", "monitor.operation", "http.response.status_code", "error.type",
-                        "monitor.health.check", "monitor.health.critical", "x", ""]) | st.text(max_size=8)
+keys = st.sampled_from(
+    [
+        "service.name",
+        "monitor.operation",
+        "http.response.status_code",
+        "error.type",
+        "monitor.health.check",
+        "monitor.health.critical",
+        "x",
+        "",
+    ]
+) | st.text(max_size=8)
 
 any_values: st.SearchStrategy[AnyValue] = st.recursive(
-    st.one_of(st.text(max_size=20).map(lambda v: AnyValue(string_value=v)),
-              st.binary(max_size=20).map(lambda v: AnyValue(bytes_value=v)),
-              st.integers(-(2**63), 2**63 - 1).map(lambda v: AnyValue(int_value=v)),
-              doubles.map(lambda v: AnyValue(double_value=v)),
-              st.booleans().map(lambda v: AnyValue(bool_value=v)),
-              st.just(AnyValue())),
+    st.one_of(
+        st.text(max_size=20).map(lambda v: AnyValue(string_value=v)),
+        st.binary(max_size=20).map(lambda v: AnyValue(bytes_value=v)),
+        st.integers(-(2**63), 2**63 - 1).map(lambda v: AnyValue(int_value=v)),
+        doubles.map(lambda v: AnyValue(double_value=v)),
+        st.booleans().map(lambda v: AnyValue(bool_value=v)),
+        st.just(AnyValue()),
+    ),
     lambda inner: st.one_of(
         st.lists(inner, max_size=4).map(lambda vs: AnyValue(array_value=ArrayValue(values=vs))),
         st.lists(st.tuples(keys, inner), max_size=4).map(
-            lambda kvs: AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=v) for k, v in kvs])))),
-    max_leaves=12)
+            lambda kvs: AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=k, value=v) for k, v in kvs]))
+        ),
+    ),
+    max_leaves=12,
+)
 attribute_lists = st.lists(st.tuples(keys, any_values), max_size=6).map(
-    lambda kvs: [KeyValue(key=k, value=v) for k, v in kvs])
+    lambda kvs: [KeyValue(key=k, value=v) for k, v in kvs]
+)
 ids = st.binary(min_size=0, max_size=17)
 nanos = st.integers(0, 2**64 - 1)
 
@@ -59,8 +75,14 @@ def trace_requests(draw: Any) -> ExportTraceServiceRequest:
         rs.resource.attributes.extend(draw(attribute_lists))
         for _ in range(draw(st.integers(0, 3))):
             span = rs.scope_spans.add().spans.add(
-                trace_id=draw(ids), span_id=draw(ids), parent_span_id=draw(ids), name=draw(st.text(max_size=20)),
-                kind=draw(st.integers(0, 5)), start_time_unix_nano=draw(nanos), end_time_unix_nano=draw(nanos))
+                trace_id=draw(ids),
+                span_id=draw(ids),
+                parent_span_id=draw(ids),
+                name=draw(st.text(max_size=20)),
+                kind=draw(st.integers(0, 5)),
+                start_time_unix_nano=draw(nanos),
+                end_time_unix_nano=draw(nanos),
+            )
             span.attributes.extend(draw(attribute_lists))
             span.status.code = draw(st.integers(0, 2))
             span.status.message = draw(st.text(max_size=10))
@@ -77,8 +99,11 @@ def metric_requests(draw: Any) -> ExportMetricsServiceRequest:
     rm.resource.attributes.extend(draw(attribute_lists))
     sm = rm.scope_metrics.add()
     for _ in range(draw(st.integers(0, 4))):
-        metric = sm.metrics.add(name=draw(st.sampled_from(["monitor.operation.duration", "monitor.health.status",
-                                                            "x"]) | st.text(max_size=8)))
+        metric = sm.metrics.add(
+            name=draw(
+                st.sampled_from(["monitor.operation.duration", "monitor.health.status", "x"]) | st.text(max_size=8)
+            )
+        )
         kind = draw(st.sampled_from(["gauge", "sum", "histogram", "exponential_histogram", "summary"]))
         data = getattr(metric, kind)
         point = data.data_points.add(time_unix_nano=draw(nanos), start_time_unix_nano=draw(nanos))
@@ -105,9 +130,13 @@ def log_requests(draw: Any) -> ExportLogsServiceRequest:
     rl.resource.attributes.extend(draw(attribute_lists))
     for _ in range(draw(st.integers(0, 3))):
         record = rl.scope_logs.add().log_records.add(
-            time_unix_nano=draw(nanos), severity_number=draw(st.integers(0, 24)),
-            severity_text=draw(st.text(max_size=8)), trace_id=draw(ids), span_id=draw(ids),
-            event_name=draw(st.text(max_size=10)))
+            time_unix_nano=draw(nanos),
+            severity_number=draw(st.integers(0, 24)),
+            severity_text=draw(st.text(max_size=8)),
+            trace_id=draw(ids),
+            span_id=draw(ids),
+            event_name=draw(st.text(max_size=10)),
+        )
         record.body.CopyFrom(draw(any_values))
         record.attributes.extend(draw(attribute_lists))
     return request
@@ -127,8 +156,9 @@ def _decoded_and_cleaned(signal: str, body: bytes, content_type: str) -> None:
 
 
 @FUZZ
-@given(signal=st.sampled_from(sorted(REQUESTS)), body=st.binary(max_size=4096),
-       content_type=st.sampled_from(CONTENT_TYPES))
+@given(
+    signal=st.sampled_from(sorted(REQUESTS)), body=st.binary(max_size=4096), content_type=st.sampled_from(CONTENT_TYPES)
+)
 def test_arbitrary_bytes_only_raise_the_decode_error(signal, body, content_type):
     """Random bytes in any content type: a decode error or a clean request, nothing else."""
     _decoded_and_cleaned(signal, body, content_type)
@@ -153,7 +183,7 @@ def test_truncated_and_mutated_requests_only_raise_the_decode_error(data, signal
     if body:
         for _ in range(data.draw(st.integers(0, 4))):
             body[data.draw(st.integers(0, len(body) - 1))] = data.draw(st.integers(0, 255))
-        body = body[:data.draw(st.integers(0, len(body)))]
+        body = body[: data.draw(st.integers(0, len(body)))]
     _decoded_and_cleaned(signal, bytes(body), "application/x-protobuf")
 
 
@@ -167,8 +197,24 @@ def test_deep_json_only_raises_the_decode_error(depth, signal):
 
 # --- the JSON API over fuzzed data and fuzzed queries --------------------------------------------
 
-QUERY_KEYS = ["service", "window", "kind", "name", "group_by", "q", "limit", "severity", "attribute", "status",
-              "operation", "trace_id", "since", "until", "min_duration_ms", "x"]
+QUERY_KEYS = [
+    "service",
+    "window",
+    "kind",
+    "name",
+    "group_by",
+    "q",
+    "limit",
+    "severity",
+    "attribute",
+    "status",
+    "operation",
+    "trace_id",
+    "since",
+    "until",
+    "min_duration_ms",
+    "x",
+]
 texts = st.text(max_size=12) | st.sampled_from(["", "0", "-1", "nan", "inf", "1e309", "15m", "shop", "%", "\x00"])
 
 
@@ -187,16 +233,19 @@ def test_the_api_never_answers_500(data):
     from otel_monitor.console.app import Console, create_app
 
     console = Console()
-    client = TestClient(create_app(console, evaluate_every=3600), base_url="http://127.0.0.1",
-                        raise_server_exceptions=False)
+    client = TestClient(
+        create_app(console, evaluate_every=3600), base_url="http://127.0.0.1", raise_server_exceptions=False
+    )
     for signal in sorted(REQUESTS):
         body = data.draw(REQUESTS[signal]).SerializeToString()
-        assert client.post(f"/v1/{signal}", content=body,
-                           headers={"Content-Type": "application/x-protobuf"}).status_code in (200, 400)
+        assert client.post(
+            f"/v1/{signal}", content=body, headers={"Content-Type": "application/x-protobuf"}
+        ).status_code in (200, 400)
     console.alerts.evaluate()
     for path in _api_paths():
         concrete = path.replace("{name:path}", quote(data.draw(texts), safe="") or "x").replace(
-            "{trace_id}", quote(data.draw(texts), safe="") or "x")
+            "{trace_id}", quote(data.draw(texts), safe="") or "x"
+        )
         params = data.draw(st.dictionaries(st.sampled_from(QUERY_KEYS), texts, max_size=3))
         answer = client.get(concrete, params=params)
         assert answer.status_code < 500, (concrete, params, answer.text[:300])

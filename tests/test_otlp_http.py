@@ -21,13 +21,17 @@ from otel_monitor.testing import OTLPSink
 from .test_otlp_encode import _log, recorded_metrics, recorded_spans
 from .test_transport import _launch
 
-PAIRS = [(OTLPSpanExporter, SDKSpanExporter), (OTLPMetricExporter, SDKMetricExporter),
-         (OTLPLogExporter, SDKLogExporter)]
+PAIRS = [
+    (OTLPSpanExporter, SDKSpanExporter),
+    (OTLPMetricExporter, SDKMetricExporter),
+    (OTLPLogExporter, SDKLogExporter),
+]
 
 
 @pytest.mark.parametrize(("ours", "sdk"), PAIRS)
 def test_constructors_take_the_sdks_arguments(ours, sdk):
     """Same parameters, kinds and defaults as the SDK's exporters: an exporter_args_map written for them fits."""
+
     def shape(cls):
         return [(p.name, p.kind, p.default) for p in inspect.signature(cls.__init__).parameters.values()]
 
@@ -48,8 +52,11 @@ _APP = """
 
 
 def _arrived(sink: OTLPSink) -> bool:
-    return (any(s["name"] == "shipped" for s in sink.spans) and any(r["body"] == "a log line" for r in sink.logs)
-            and bool(sink.metric_points("app.things")))
+    return (
+        any(s["name"] == "shipped" for s in sink.spans)
+        and any(r["body"] == "a log line" for r in sink.logs)
+        and bool(sink.metric_points("app.things"))
+    )
 
 
 def test_a_launched_app_exports_every_signal_without_loading_protobuf():
@@ -206,8 +213,12 @@ def test_certificate_arguments_reach_the_transport_as_in_the_sdks_exporter(signa
     """The CA and client certificate arguments configure the HTTP session as the SDK's exporter's do."""
     from otel_monitor.pipeline.otlp_exporters import EXPORTERS
 
-    exporter = EXPORTERS[signal](endpoint="http://127.0.0.1:1/v1/x", certificate_file="ca.pem",
-                                 client_key_file="client-key.pem", client_certificate_file="client-cert.pem")
+    exporter = EXPORTERS[signal](
+        endpoint="http://127.0.0.1:1/v1/x",
+        certificate_file="ca.pem",
+        client_key_file="client-key.pem",
+        client_certificate_file="client-cert.pem",
+    )
     session = exporter._client._transport._session
     assert session.verify == "ca.pem"
     assert session.cert == ("client-cert.pem", "client-key.pem")

@@ -38,8 +38,15 @@ def test_console_counts_outcomes_from_the_duration_metric(console):
         for outcome, n in (("success", 10), ("forbidden", 3), ("unauthenticated", 2), ("rejected", 1)):
             for _ in range(n):
                 hist.record(0.01, {semconv.MONITOR_OPERATION: "login", semconv.MONITOR_OPERATION_OUTCOME: outcome})
-        hist.record(0.01, {semconv.MONITOR_OPERATION: "login", semconv.MONITOR_OPERATION_OUTCOME: "server_error",
-                           semconv.MONITOR_ERROR_CATEGORY: "bug", semconv.ERROR_TYPE: "KeyError"})
+        hist.record(
+            0.01,
+            {
+                semconv.MONITOR_OPERATION: "login",
+                semconv.MONITOR_OPERATION_OUTCOME: "server_error",
+                semconv.MONITOR_ERROR_CATEGORY: "bug",
+                semconv.ERROR_TYPE: "KeyError",
+            },
+        )
         provider.force_flush()
     row = _row(console, "login")
     assert (row["calls"], row["errors"], row["client_errors"], row["auth_failures"]) == (17, 1, 6, 5)
@@ -54,9 +61,15 @@ def test_console_tells_a_plain_sdks_403_spans_apart(console):
     """Three 403 SERVER spans of an app without otel-monitor: three forbidden calls, no failure."""
     with tracer(console.url, service="legacy") as t:
         for _ in range(3):
-            with t.start_as_current_span("GET /admin", kind=SpanKind.SERVER, attributes={
-                    semconv.HTTP_REQUEST_METHOD: "GET", semconv.HTTP_ROUTE: "/admin",
-                    semconv.HTTP_RESPONSE_STATUS_CODE: 403}):
+            with t.start_as_current_span(
+                "GET /admin",
+                kind=SpanKind.SERVER,
+                attributes={
+                    semconv.HTTP_REQUEST_METHOD: "GET",
+                    semconv.HTTP_ROUTE: "/admin",
+                    semconv.HTTP_RESPONSE_STATUS_CODE: 403,
+                },
+            ):
                 pass
     row = _row(console, "GET /admin", service="legacy")
     assert (row["calls"], row["errors"], row["client_errors"], row["auth_failures"]) == (3, 0, 3, 3)
@@ -83,13 +96,14 @@ def test_dashboards_chart_client_errors_from_the_generated_rules():
     """The operations dashboard charts the client-error ratio and auth failures the rules record; errors by outcome."""
     rules = yaml.safe_load((ROOT / "collector" / "prometheus" / "rules" / "otel-monitor.rules.yaml").read_text())
     recorded = {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
-    queries = {p.name: [t["expr"] for panel in load_dashboard(p)["panels"] for t in panel.get("targets", [])
-                        if "expr" in t] for p in DASHBOARDS}
+    queries = {
+        p.name: [t["expr"] for panel in load_dashboard(p)["panels"] for t in panel.get("targets", []) if "expr" in t]
+        for p in DASHBOARDS
+    }
     for name in ("monitor:operation_client_error_ratio:rate5m", "monitor:operation_auth_failures:rate5m"):
         assert name in recorded
         assert any(q.startswith(name + "{") for q in queries["operations.json"]), name
     assert any("monitor_operation_outcome" in q for q in queries["errors.json"])
-
 
 
 def test_console_shows_cpu_and_memory_per_instance():
@@ -102,14 +116,27 @@ def test_console_shows_cpu_and_memory_per_instance():
     resource = {semconv.SERVICE_NAME: "shop", semconv.SERVICE_INSTANCE_ID: "w-1"}
 
     def point(name: str, t: int, value: float, **attrs: str) -> dict:
-        return {"name": name, "resource": resource, "time_unix_nano": t, "start_time_unix_nano": t0 - 10**9,
-                "type": "sum", "value": value, "attributes": attrs, "temporality": 2, "unit": "s",
-                "monotonic": True}
+        return {
+            "name": name,
+            "resource": resource,
+            "time_unix_nano": t,
+            "start_time_unix_nano": t0 - 10**9,
+            "type": "sum",
+            "value": value,
+            "attributes": attrs,
+            "temporality": 2,
+            "unit": "s",
+            "monotonic": True,
+        }
 
     for t, user, system, memory in ((t0, 10.0, 5.0, 200_000_000), (t0 + 10 * 10**9, 13.0, 6.0, 210_000_000)):
-        store.add_metric_points([point("process.cpu.time", t, user, type="user"),
-                                 point("process.cpu.time", t, system, type="system"),
-                                 point("process.memory.usage", t, memory)])
+        store.add_metric_points(
+            [
+                point("process.cpu.time", t, user, type="user"),
+                point("process.cpu.time", t, system, type="system"),
+                point("process.memory.usage", t, memory),
+            ]
+        )
     (instance,) = Queries(store).instances("shop")
     assert (instance["cpu_cores"], instance["memory_bytes"]) == (0.4, 210_000_000)
 
@@ -128,8 +155,9 @@ def test_an_acknowledgement_records_who(console):
     url = f"{console.url}/api/alerts/error_rate:shop:checkout/ack"
 
     def post(body: dict) -> int:
-        request = urllib.request.Request(url, method="POST", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url, method="POST", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         try:
             return urllib.request.urlopen(request).status
         except urllib.error.HTTPError as exc:
@@ -137,7 +165,8 @@ def test_an_acknowledgement_records_who(console):
 
     assert post({"by": "x" * 101}) == 400
     assert not {a["id"]: a for a in get(f"{console.url}/api/alerts")["firing"]}["error_rate:shop:checkout"][
-        "acknowledged"]
+        "acknowledged"
+    ]
     assert post({"by": "ada@example.com"}) == 200
     alert = {a["id"]: a for a in get(f"{console.url}/api/alerts")["firing"]}["error_rate:shop:checkout"]
     assert (alert["acknowledged"], alert["acknowledged_by"]) == (True, "ada@example.com")
@@ -152,8 +181,14 @@ def test_cache_hit_rate_only_on_operations_that_use_the_cache(console):
             hist.record(0.1, {semconv.MONITOR_OPERATION: operation})
         cache = m.create_counter(semconv.METRIC_CACHE_REQUESTS)
         for hit, n in ((True, 3), (False, 1)):
-            cache.add(n, {semconv.MONITOR_CACHE_NAME: "catalog", semconv.MONITOR_CACHE_HIT: hit,
-                          semconv.MONITOR_OPERATION: "browse"})
+            cache.add(
+                n,
+                {
+                    semconv.MONITOR_CACHE_NAME: "catalog",
+                    semconv.MONITOR_CACHE_HIT: hit,
+                    semconv.MONITOR_OPERATION: "browse",
+                },
+            )
         provider.force_flush()
     assert (_row(console, "browse")["cache_hit_rate"], _row(console, "checkout")["cache_hit_rate"]) == (0.75, None)
     (service,) = get(f"{console.url}/api/summary?service=shop")["services"]
@@ -175,6 +210,10 @@ def test_cache_lookup_counts_under_the_current_operation(otlp_sink):
     finally:
         stack.close()
     assert points == {
-        ((semconv.MONITOR_CACHE_HIT, True), (semconv.MONITOR_CACHE_NAME, "catalog"),
-         (semconv.MONITOR_OPERATION, "browse")): 1,
-        ((semconv.MONITOR_CACHE_HIT, False), (semconv.MONITOR_CACHE_NAME, "catalog")): 1}
+        (
+            (semconv.MONITOR_CACHE_HIT, True),
+            (semconv.MONITOR_CACHE_NAME, "catalog"),
+            (semconv.MONITOR_OPERATION, "browse"),
+        ): 1,
+        ((semconv.MONITOR_CACHE_HIT, False), (semconv.MONITOR_CACHE_NAME, "catalog")): 1,
+    }

@@ -32,8 +32,10 @@ def _export_picture(sink: OTLPSink) -> str:
     points = sink.metric_points("monitor.operation.duration")
     instances = sorted({p["resource"]["service.instance.id"] for p in points})
     pids = sorted({str(p["resource"].get("process.pid")) for p in points})
-    return (f"latest counts {request_counts(sink)}; metric points from instances {instances} and pids {pids}; "
-            f"/items spans per instance {spans_by_instance(sink)}")
+    return (
+        f"latest counts {request_counts(sink)}; metric points from instances {instances} and pids {pids}; "
+        f"/items spans per instance {spans_by_instance(sink)}"
+    )
 
 
 def spans_by_instance(sink: OTLPSink) -> dict[str, int]:
@@ -80,8 +82,9 @@ def test_every_worker_exports_as_its_own_instance_without_double_counting(server
             while sent < REQUESTS and time.monotonic() < deadline:
                 assert app.get("/items/1")[0] == 200
                 sent += 1
-            assert sink.wait_for(lambda s: sum(request_counts(s).values()) == REQUESTS, timeout=20), \
-                _export_picture(sink)
+            assert sink.wait_for(lambda s: sum(request_counts(s).values()) == REQUESTS, timeout=20), _export_picture(
+                sink
+            )
             assert sink.wait_for(lambda s: sum(spans_by_instance(s).values()) == REQUESTS, timeout=20)
             workers = find_both_workers(app)
             assert sink.wait_for(

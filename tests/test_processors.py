@@ -35,8 +35,14 @@ def stack(otlp_sink):
 
 
 def shop(stack: Stack) -> FastAPI:
-    app = FastAPI(telemetry={"tracer_provider": stack.tracer_provider, "meter_provider": stack.meter_provider,
-                             "logger_provider": stack.logger_provider, "auto_configure": False})
+    app = FastAPI(
+        telemetry={
+            "tracer_provider": stack.tracer_provider,
+            "meter_provider": stack.meter_provider,
+            "logger_provider": stack.logger_provider,
+            "auto_configure": False,
+        }
+    )
 
     @app.get("/items/{item_id}")
     def item(item_id: int) -> dict[str, int]:
@@ -74,8 +80,9 @@ def test_server_span_falls_back_to_method_and_route_template(stack, otlp_sink):
     """An unmatched server span is named `METHOD route-template`, never the raw path."""
     attrs = request(stack, otlp_sink, "GET", "/items/42", 200, "GET /items/{item_id}")
     assert attrs[semconv.MONITOR_OPERATION] == "GET /items/{item_id}"
-    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"),
-                                       (semconv.MONITOR_OPERATION_OUTCOME, "success")): 1}
+    assert duration_counts(stack) == {
+        ((semconv.MONITOR_OPERATION, "GET /items/{item_id}"), (semconv.MONITOR_OPERATION_OUTCOME, "success")): 1
+    }
 
 
 def test_failed_request_is_classified_and_fingerprinted(stack, otlp_sink):
@@ -93,9 +100,14 @@ def test_failed_request_is_classified_and_fingerprinted(stack, otlp_sink):
     assert attrs[semconv.MONITOR_ERROR_SEVERITY] == "error"
     assert log["attributes"][semconv.MONITOR_ERROR_SEVERITY] == "error"
     assert duration_counts(stack) == {
-        ((semconv.ERROR_TYPE, "TimeoutError"), (semconv.MONITOR_ERROR_CATEGORY, "timeout"),
-         (semconv.MONITOR_ERROR_SEVERITY, "error"), (semconv.MONITOR_OPERATION, "checkout"),
-         (semconv.MONITOR_OPERATION_OUTCOME, "server_error")): 1}
+        (
+            (semconv.ERROR_TYPE, "TimeoutError"),
+            (semconv.MONITOR_ERROR_CATEGORY, "timeout"),
+            (semconv.MONITOR_ERROR_SEVERITY, "error"),
+            (semconv.MONITOR_OPERATION, "checkout"),
+            (semconv.MONITOR_OPERATION_OUTCOME, "server_error"),
+        ): 1
+    }
 
 
 def test_a_failed_span_still_queued_at_shutdown_keeps_its_stack_based_group(otlp_sink):
@@ -124,13 +136,20 @@ def test_client_error_is_categorised_but_not_a_failure(stack, otlp_sink):
     assert attrs[semconv.MONITOR_OPERATION_OUTCOME] == "unauthenticated"
     assert len(attrs[semconv.MONITOR_ERROR_FINGERPRINT]) == 16
     assert semconv.ERROR_TYPE not in attrs
-    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /secret"),
-                                       (semconv.MONITOR_OPERATION_OUTCOME, "unauthenticated")): 1}
+    assert duration_counts(stack) == {
+        ((semconv.MONITOR_OPERATION, "GET /secret"), (semconv.MONITOR_OPERATION_OUTCOME, "unauthenticated")): 1
+    }
 
 
-@pytest.mark.parametrize(("path", "status", "outcome"), [
-    ("/forbidden", 403, "forbidden"), ("/csrf", 403, "rejected"), ("/items/x", 422, "rejected"),
-    ("/missing", 404, "client_error")])
+@pytest.mark.parametrize(
+    ("path", "status", "outcome"),
+    [
+        ("/forbidden", 403, "forbidden"),
+        ("/csrf", 403, "rejected"),
+        ("/items/x", 422, "rejected"),
+        ("/missing", 404, "client_error"),
+    ],
+)
 def test_client_errors_are_told_apart_on_the_duration_metric(stack, otlp_sink, path, status, outcome):
     """403, a CSRF 403, a 422 validation failure and a 404 each get their own outcome, no error.type."""
     app = shop(stack)
@@ -168,8 +187,9 @@ def test_counts_stay_exact_under_head_sampling(otlp_sink):
             for i in range(n):
                 assert client.get(f"/items/{i}").status_code == 200
         stack.flush()
-        assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"),
-                                           (semconv.MONITOR_OPERATION_OUTCOME, "success")): n}
+        assert duration_counts(stack) == {
+            ((semconv.MONITOR_OPERATION, "GET /items/{item_id}"), (semconv.MONITOR_OPERATION_OUTCOME, "success")): n
+        }
         assert 0 < len(exported(otlp_sink, "GET /items/{item_id}")) < n / 2
     finally:
         stack.close()
@@ -194,8 +214,9 @@ def test_rule_names_database_client_spans(stack, otlp_sink):
     """A span-kind + attribute rule names SQLite client spans `catalog_db`."""
     from opentelemetry.trace import SpanKind
 
-    with stack.tracer.start_as_current_span("SELECT shop", kind=SpanKind.CLIENT,
-                                            attributes={semconv.DB_SYSTEM_NAME: "sqlite"}):
+    with stack.tracer.start_as_current_span(
+        "SELECT shop", kind=SpanKind.CLIENT, attributes={semconv.DB_SYSTEM_NAME: "sqlite"}
+    ):
         pass
     stack.flush()
     assert otlp_sink.wait_for(lambda s: exported(s, "SELECT shop"))
@@ -217,9 +238,14 @@ def test_planted_secrets_do_not_reach_the_receiver(stack, otlp_sink):
     """Secrets in attributes, events, exception messages and log bodies are all scrubbed."""
     jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
     planted = ["hunter2-pass", jwt, "4111 1111 1111 1111", "bob@example.org", "sk_live_51Habcdefghijklmnop"]
-    with stack.tracer.start_as_current_span("login", attributes={
-            "http.request.header.authorization": (f"Bearer {jwt}",), "user.password": "hunter2-pass",
-            "note": "card 4111 1111 1111 1111 for bob@example.org"}) as span:
+    with stack.tracer.start_as_current_span(
+        "login",
+        attributes={
+            "http.request.header.authorization": (f"Bearer {jwt}",),
+            "user.password": "hunter2-pass",
+            "note": "card 4111 1111 1111 1111 for bob@example.org",
+        },
+    ) as span:
         span.add_event("retry", {"url": "https://api.test/pay?api_key=sk_live_51Habcdefghijklmnop"})
         try:
             raise ValueError("login failed for bob@example.org with password=hunter2-pass")
@@ -246,7 +272,8 @@ def test_journey_milestone_is_an_event_with_a_pseudonymous_id(stack, otlp_sink):
     assert len(log["attributes"][semconv.ENDUSER_PSEUDO_ID]) == 64
     points = stack.points(semconv.METRIC_JOURNEY_MILESTONES)
     assert [(dict(p.attributes), p.value) for p in points] == [
-        ({semconv.MONITOR_JOURNEY_NAME: "purchase", semconv.MONITOR_JOURNEY_STEP: "first_purchase"}, 1)]
+        ({semconv.MONITOR_JOURNEY_NAME: "purchase", semconv.MONITOR_JOURNEY_STEP: "first_purchase"}, 1)
+    ]
 
 
 def test_error_log_record_is_classified(stack, otlp_sink):
@@ -268,6 +295,7 @@ def test_processor_failure_does_not_reach_the_app(otlp_sink, monkeypatch, caplog
     monkeypatch.setenv("OTEL_MONITOR_RAISE_INTERNAL_ERRORS", "false")
     stack = make_stack(otlp_sink)
     try:
+
         def broken(span):
             raise RuntimeError("rule bug")
 
@@ -323,8 +351,10 @@ def test_excluded_urls_produce_no_operation_metric(stack, otlp_sink):
     stack.flush()
     # The patterns match the whole path, as they do for tracing (excluded_url_matcher).
     ok = (semconv.MONITOR_OPERATION_OUTCOME, "success")
-    assert duration_counts(stack) == {((semconv.MONITOR_OPERATION, "GET /items/{item_id}"), ok): 1,
-                                      ((semconv.MONITOR_OPERATION, "GET /healthy-recipes"), ok): 1}
+    assert duration_counts(stack) == {
+        ((semconv.MONITOR_OPERATION, "GET /items/{item_id}"), ok): 1,
+        ((semconv.MONITOR_OPERATION, "GET /healthy-recipes"), ok): 1,
+    }
 
 
 def test_late_bound_exporter_enriches_with_the_pipeline_built_afterwards(otlp_sink):
@@ -337,13 +367,20 @@ def test_late_bound_exporter_enriches_with_the_pipeline_built_afterwards(otlp_si
     from otel_monitor.pipeline.processors import LateBoundSpanExporter
 
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(
-        LateBoundSpanExporter(OTLPSpanExporter(endpoint=f"{otlp_sink.endpoint}/v1/traces"))))
+    provider.add_span_processor(
+        SimpleSpanProcessor(LateBoundSpanExporter(OTLPSpanExporter(endpoint=f"{otlp_sink.endpoint}/v1/traces")))
+    )
     stack = make_stack(otlp_sink, CONFIG)
     try:
-        with provider.get_tracer("t").start_as_current_span("POST /checkout", kind=SpanKind.SERVER, attributes={
-                semconv.HTTP_ROUTE: "/checkout", semconv.HTTP_REQUEST_METHOD: "POST",
-                "url.query": "contact=dee%40example.com"}):
+        with provider.get_tracer("t").start_as_current_span(
+            "POST /checkout",
+            kind=SpanKind.SERVER,
+            attributes={
+                semconv.HTTP_ROUTE: "/checkout",
+                semconv.HTTP_REQUEST_METHOD: "POST",
+                "url.query": "contact=dee%40example.com",
+            },
+        ):
             pass
         assert otlp_sink.wait_for(lambda s: exported(s, "POST /checkout"))
         attrs = exported(otlp_sink, "POST /checkout")[0]["attributes"]

@@ -39,24 +39,61 @@ from otel_monitor.semantics.redaction import REDACTED, Redactor
 MAX_LENGTH = 256  # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT in these tests
 MAX_ATTRIBUTES = 32  # OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT / OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT
 # What export-time enrichment may add to a span: operation, category, error.type, fingerprint, pseudo id.
-OURS = {semconv.MONITOR_OPERATION, semconv.MONITOR_ERROR_CATEGORY, semconv.ERROR_TYPE,
-        semconv.MONITOR_ERROR_FINGERPRINT, semconv.ENDUSER_PSEUDO_ID}
-CATEGORIES = {"timeout", "network", "database", "validation", "auth", "rate_limit", "dependency",
-              "resource_exhausted", "bug", "cancelled", "unknown"}
+OURS = {
+    semconv.MONITOR_OPERATION,
+    semconv.MONITOR_ERROR_CATEGORY,
+    semconv.ERROR_TYPE,
+    semconv.MONITOR_ERROR_FINGERPRINT,
+    semconv.ENDUSER_PSEUDO_ID,
+}
+CATEGORIES = {
+    "timeout",
+    "network",
+    "database",
+    "validation",
+    "auth",
+    "rate_limit",
+    "dependency",
+    "resource_exhausted",
+    "bug",
+    "cancelled",
+    "unknown",
+}
 RUNS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Text with every kind of odd unicode: controls, surrogates, combining marks, RTL, emoji, NUL.
-odd_text = st.text(st.characters(codec=None, categories=None), max_size=80) | st.sampled_from([
-    "\x00", "\ud800", "\u202eevil", "e\u0301\u0301\u0301", "\U0001f600" * 40, "\ufeffbom", "\r\n\t", "",
-    "password=\u00e9t\u00e9-s3cret", "token=\U0001f511\U0001f511\U0001f511",
-])
+odd_text = st.text(st.characters(codec=None, categories=None), max_size=80) | st.sampled_from(
+    [
+        "\x00",
+        "\ud800",
+        "\u202eevil",
+        "e\u0301\u0301\u0301",
+        "\U0001f600" * 40,
+        "\ufeffbom",
+        "\r\n\t",
+        "",
+        "password=\u00e9t\u00e9-s3cret",
+        "token=\U0001f511\U0001f511\U0001f511",
+    ]
+)
 huge_text = st.integers(1_000, 50_000).map(lambda n: "x" * (n - 9) + " token=ab") | st.builds(
-    lambda s, n: (s or "y") * n, odd_text, st.integers(50, 2_000))
-scalar = (odd_text | huge_text | st.binary(max_size=64) | st.integers(-(2**80), 2**80)
-          | st.floats(allow_nan=True, allow_infinity=True) | st.booleans() | st.none())
+    lambda s, n: (s or "y") * n, odd_text, st.integers(50, 2_000)
+)
+scalar = (
+    odd_text
+    | huge_text
+    | st.binary(max_size=64)
+    | st.integers(-(2**80), 2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.none()
+)
 attribute_value = scalar | st.lists(scalar, max_size=6) | st.tuples(odd_text, st.binary(max_size=8))
-attributes = st.dictionaries(odd_text | st.sampled_from([*sorted(OURS), "enduser.id", "http.route", "user.password"]),
-                             attribute_value, max_size=40)
+attributes = st.dictionaries(
+    odd_text | st.sampled_from([*sorted(OURS), "enduser.id", "http.route", "user.password"]),
+    attribute_value,
+    max_size=40,
+)
 
 
 class Stack:
@@ -67,16 +104,25 @@ class Stack:
         self.reader = InMemoryMetricReader()
         meters = MeterProvider(metric_readers=[self.reader])
         self.log_memory = InMemoryLogRecordExporter()
-        self.loggers = LoggerProvider(log_record_limits=LogRecordLimits(max_attributes=MAX_ATTRIBUTES,
-                                                                         max_attribute_length=MAX_LENGTH))
+        self.loggers = LoggerProvider(
+            log_record_limits=LogRecordLimits(max_attributes=MAX_ATTRIBUTES, max_attribute_length=MAX_LENGTH)
+        )
         self.pipeline = build_pipeline(self.settings, EMPTY, meters, self.loggers)
         for processor in self.pipeline.log_record_processors:
             self.loggers.add_log_record_processor(guard.GuardedLogRecordProcessor(processor))
-        self.loggers.add_log_record_processor(SimpleLogRecordProcessor(self.pipeline.wrap_log_exporter(self.log_memory)))
+        self.loggers.add_log_record_processor(
+            SimpleLogRecordProcessor(self.pipeline.wrap_log_exporter(self.log_memory))
+        )
         self.span_memory = InMemorySpanExporter()
-        self.tracers = TracerProvider(sampler=RecordAllSampler(ALWAYS_ON), span_limits=SpanLimits(
-            max_attributes=MAX_ATTRIBUTES, max_attribute_length=MAX_LENGTH, max_event_attributes=MAX_ATTRIBUTES,
-            max_span_attribute_length=MAX_LENGTH))
+        self.tracers = TracerProvider(
+            sampler=RecordAllSampler(ALWAYS_ON),
+            span_limits=SpanLimits(
+                max_attributes=MAX_ATTRIBUTES,
+                max_attribute_length=MAX_LENGTH,
+                max_event_attributes=MAX_ATTRIBUTES,
+                max_span_attribute_length=MAX_LENGTH,
+            ),
+        )
         for processor in self.pipeline.span_processors:
             self.tracers.add_span_processor(guard.GuardedSpanProcessor(processor))
         self.tracers.add_span_processor(SimpleSpanProcessor(self.pipeline.wrap_span_exporter(self.span_memory)))
@@ -111,8 +157,13 @@ def assert_within_limits(mapping: Any, extra: int = 0, skip: frozenset[str] = fr
 
 
 @RUNS
-@given(attrs=attributes, event_attrs=attributes, name=odd_text | huge_text, failed=st.booleans(),
-       kind=st.sampled_from(list(SpanKind)))
+@given(
+    attrs=attributes,
+    event_attrs=attributes,
+    name=odd_text | huge_text,
+    failed=st.booleans(),
+    kind=st.sampled_from(list(SpanKind)),
+)
 def test_arbitrary_span_content_is_exported_within_limits(stack, attrs, event_attrs, name, failed, kind):
     """Any span attributes, event attributes and names: nothing raises, the span is exported, sizes stay bounded."""
     stack.reset()

@@ -39,7 +39,9 @@ TRACERS: list[EngineTracer] = []
 CONNECTION_INFO: list[dict[str, Any]] = []
 
 
-def _spans(url: str, tracer_class: type[EngineTracer], vendor: str | None = None) -> list[tuple[str, Any, dict[str, Any]]]:
+def _spans(
+    url: str, tracer_class: type[EngineTracer], vendor: str | None = None
+) -> list[tuple[str, Any, dict[str, Any]]]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -70,8 +72,9 @@ def _compare(url: str) -> list[tuple[str, Any, dict[str, Any]]]:
     got = _spans(url, EngineTracer)
     assert got == expected
     cached = TRACERS[-1].__dict__.get("_otel_monitor_statements", {})
-    assert "SELECT name FROM t WHERE id = %(id)s" in {k[0] for k in cached} or \
-        "SELECT name FROM t WHERE id = ?" in {k[0] for k in cached}  # worked out once, then from the cache
+    assert "SELECT name FROM t WHERE id = %(id)s" in {k[0] for k in cached} or "SELECT name FROM t WHERE id = ?" in {
+        k[0] for k in cached
+    }  # worked out once, then from the cache
     assert len(got) == len(STATEMENTS)  # the insert's executemany is one span; the suppressed query none
     return got
 
@@ -79,10 +82,15 @@ def _compare(url: str) -> list[tuple[str, Any, dict[str, Any]]]:
 def test_sqlite_query_spans_have_the_contribs_names_and_attributes(tmp_path: Any) -> None:
     got = _compare(f"sqlite:///{tmp_path / 'q.db'}")
     database = str(tmp_path / "q.db")
-    assert [name for name, _, _ in got] == [f"{verb} {database}" for verb in
-                                            ("CREATE", "DELETE", "INSERT", "SELECT", "SELECT", "SELECT", "UPDATE")]
-    assert got[3][2] == {"db.name": database, "db.statement": "SELECT name FROM t WHERE id = ?",
-                         "db.system": "sqlite", "db.operation": f"SELECT {database}"}
+    assert [name for name, _, _ in got] == [
+        f"{verb} {database}" for verb in ("CREATE", "DELETE", "INSERT", "SELECT", "SELECT", "SELECT", "UPDATE")
+    ]
+    assert got[3][2] == {
+        "db.name": database,
+        "db.statement": "SELECT name FROM t WHERE id = ?",
+        "db.system": "sqlite",
+        "db.operation": f"SELECT {database}",
+    }
 
 
 def test_postgresql_query_spans_have_the_contribs_names_and_attributes(postgres_url: str) -> None:  # noqa: F811
@@ -90,8 +98,9 @@ def test_postgresql_query_spans_have_the_contribs_names_and_attributes(postgres_
     assert all("server.address" in attributes or "net.peer.name" in attributes for _, _, attributes in got)
 
 
-def test_a_connection_that_cannot_be_read_still_gets_the_engines_spans(tmp_path: Any,
-                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_connection_that_cannot_be_read_still_gets_the_engines_spans(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sqlalchemy.engine import Connection
 
     lean_query_spans()
@@ -159,7 +168,7 @@ def test_an_engine_sharing_a_traced_dialect_gets_one_span_per_query(tmp_path: An
     tracer, exporter, usage = _recorder()
     engine = create_engine(f"sqlite:///{tmp_path / 'o.db'}")
     options = engine.execution_options(isolation_level="AUTOCOMMIT")
-    for target in ((engine, options) if first == "engine" else (options, engine)):
+    for target in (engine, options) if first == "engine" else (options, engine):
         TRACERS.append(EngineTracer(tracer, target, usage))
     for target in (engine, options):
         with target.connect() as conn:

@@ -81,8 +81,11 @@ def test_bad_redaction_section_names_file_and_line(caplog):
 def test_log_bodies_are_scrubbed_recursively():
     """Mapping and list bodies are scrubbed at any depth."""
     body = {"event": "signup", "user": {"email": "z@example.net", "password": "pw-123456"}, "tags": ["a", "b@c.io"]}
-    assert Redactor().body(body) == {"event": "signup", "user": {"email": REDACTED, "password": REDACTED},
-                                     "tags": ["a", REDACTED]}
+    assert Redactor().body(body) == {
+        "event": "signup",
+        "user": {"email": REDACTED, "password": REDACTED},
+        "tags": ["a", REDACTED],
+    }
 
 
 def test_disabled_redactor_changes_nothing():

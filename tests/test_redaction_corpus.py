@@ -69,8 +69,9 @@ def _plant(samples: list[dict[str, Any]]) -> dict[str, dict[int, Any]]:
     metric_sink = _KeepMetrics()
     tracer_provider = TracerProvider(resource=resource)
     logger_provider = LoggerProvider(resource=resource)
-    reader = PeriodicExportingMetricReader(RedactingMetricExporter(metric_sink, lambda: pipeline.redactor),
-                                           export_interval_millis=3_600_000)
+    reader = PeriodicExportingMetricReader(
+        RedactingMetricExporter(metric_sink, lambda: pipeline.redactor), export_interval_millis=3_600_000
+    )
     meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
     pipeline = build_pipeline(resolve({}, environ={}), EMPTY, meter_provider, logger_provider)
     span_sink, log_sink = InMemorySpanExporter(), InMemoryLogRecordExporter()
@@ -103,11 +104,15 @@ def _plant(samples: list[dict[str, Any]]) -> dict[str, dict[int, Any]]:
             nested = {"request": {"form": [{"fields": {attr_key: text}}]}}
             if key is not None:
                 nested = {"request": {key: {"value": [text, {"again": text}]}}}
-            otel_logger.emit(body=text if key is None else {key: text}, attributes={"sample.id": i, "path": "body"},
-                             event_name=text if key is None else None)
+            otel_logger.emit(
+                body=text if key is None else {key: text},
+                attributes={"sample.id": i, "path": "body"},
+                event_name=text if key is None else None,
+            )
             otel_logger.emit(body=nested, attributes={"sample.id": i, "path": "nested body"})
-            std_logger.warning("sample %d", i, extra={"sample.id": i, "path": "extra",
-                                                    attr_key: text, "context": nested})
+            std_logger.warning(
+                "sample %d", i, extra={"sample.id": i, "path": "extra", attr_key: text, "context": nested}
+            )
         meter_provider.force_flush()
     finally:
         std_logger.removeHandler(handler)
@@ -188,8 +193,18 @@ def _leaks(secret: str, value: Any) -> bool:
 
 
 def _expected_paths(sample: dict[str, Any]) -> set[str]:
-    keyed = {"span attribute", "query string", "event attribute", "link attribute", "resource attribute",
-             "log body", "nested log body", "log attribute", "nested log attribute", "metric attribute"}
+    keyed = {
+        "span attribute",
+        "query string",
+        "event attribute",
+        "link attribute",
+        "resource attribute",
+        "log body",
+        "nested log body",
+        "log attribute",
+        "nested log attribute",
+        "metric attribute",
+    }
     if sample.get("key") is None:
         keyed |= {"span name", "event name", "status description", "log event name"}
     return keyed
@@ -205,8 +220,9 @@ def lookalikes_out() -> dict[str, dict[int, Any]]:
     return _plant(LOOKALIKES)
 
 
-def _pairs(samples: list[dict[str, Any]], out: dict[str, dict[int, Any]],
-           judge: Callable[[dict[str, Any], str, Any], bool]) -> tuple[int, list[str]]:
+def _pairs(
+    samples: list[dict[str, Any]], out: dict[str, dict[int, Any]], judge: Callable[[dict[str, Any], str, Any], bool]
+) -> tuple[int, list[str]]:
     total, bad = 0, []
     for i, sample in enumerate(samples):
         for path in sorted(_expected_paths(sample)):
@@ -230,9 +246,11 @@ def test_secret_recall_over_every_path(secrets_out):
     total, leaked = _pairs(SECRETS, secrets_out, lambda s, path, value: not _leaks(s["secret"], value))
     recall = 1 - len(leaked) / total
     kinds = sorted({line.split(": ")[1] for line in leaked})
-    print(f"\nredaction recall: {total - len(leaked)}/{total} secret/path pairs scrubbed = {recall:.1%}"
-          f" ({len(SECRETS)} secrets, {len({k for s in SECRETS for k in [s['kind']]})} kinds);"
-          f" leaking kinds: {kinds}")
+    print(
+        f"\nredaction recall: {total - len(leaked)}/{total} secret/path pairs scrubbed = {recall:.1%}"
+        f" ({len(SECRETS)} secrets, {len({k for s in SECRETS for k in [s['kind']]})} kinds);"
+        f" leaking kinds: {kinds}"
+    )
     for line in leaked[:40]:
         print("  leaked", line)
     assert recall >= RECALL_TARGET
@@ -248,8 +266,10 @@ def test_lookalike_precision_over_every_path(lookalikes_out):
 
     total, damaged = _pairs(LOOKALIKES, lookalikes_out, untouched)
     precision = 1 - len(damaged) / total
-    print(f"\nredaction precision: {total - len(damaged)}/{total} look-alike/path pairs untouched = {precision:.1%}"
-          f" ({len(LOOKALIKES)} look-alikes)")
+    print(
+        f"\nredaction precision: {total - len(damaged)}/{total} look-alike/path pairs untouched = {precision:.1%}"
+        f" ({len(LOOKALIKES)} look-alikes)"
+    )
     for line in damaged[:40]:
         print("  damaged", line)
     assert precision >= PRECISION_TARGET

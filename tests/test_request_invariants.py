@@ -60,8 +60,9 @@ def test_made_up_hosts_beyond_the_limit_are_worked_out_each_time(remembered: Any
 def test_a_missing_scheme_and_a_none_scheme_are_told_apart(remembered: Any) -> None:
     missing = {"type": "http", "server": ("s", 1), "headers": [(b"host", b"shop.example")]}
     none = {**missing, "scheme": None}
-    assert remembered(missing) == remembered.__wrapped__(missing) == {"server.address": "shop.example",
-                                                                       "server.port": 80}
+    assert (
+        remembered(missing) == remembered.__wrapped__(missing) == {"server.address": "shop.example", "server.port": 80}
+    )
     assert remembered(none) == remembered.__wrapped__(none) == {"server.address": "shop.example"}
 
 

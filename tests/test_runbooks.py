@@ -59,9 +59,14 @@ def test_runbook_queries_parse(tmp_path):
     queries = []
     for path in sorted(RUNBOOKS.glob("*.md")):
         for block in re.findall(r"```promql\n(.*?)```", path.read_text(), re.S):
-            queries += [q.replace("<op>", "checkout").replace("<category>", "timeout").replace("<kpi>", "refund_rate")
-                        .replace("<host>", "node-a")
-                        for q in block.splitlines() if q.strip()]
+            queries += [
+                q.replace("<op>", "checkout")
+                .replace("<category>", "timeout")
+                .replace("<kpi>", "refund_rate")
+                .replace("<host>", "node-a")
+                for q in block.splitlines()
+                if q.strip()
+            ]
     assert len(queries) > 20
     rules = [{"record": f"runbook:query:{i}", "expr": q} for i, q in enumerate(queries)]
     path = tmp_path / "runbooks.rules.yaml"
@@ -77,7 +82,8 @@ def test_the_base_url_comes_from_the_config_file(tmp_path, capsys):
     assert main(["rules", "--config", str(config)]) == 0
     alerts = _alerts(capsys.readouterr().out)
     assert {a["annotations"]["runbook_url"] for a in alerts if a["alert"] == "ServiceDown"} == {
-        "https://wiki.example.com/runbooks/ServiceDown.md"}
+        "https://wiki.example.com/runbooks/ServiceDown.md"
+    }
     config.write_text("alerting:\n  runbook_base_url: 'javascript:alert(1)'\n")
     assert main(["rules", "--config", str(config)]) == 1
     assert f"{config}:2: runbook_base_url must be an http(s) URL" in capsys.readouterr().err
@@ -93,8 +99,9 @@ def test_generated_rules_for_any_config_have_runbooks():
 def test_console_alerts_and_their_notifications_carry_the_runbook():
     """The console's alert list and its Alertmanager webhook payload give each alert's runbook_url."""
     book = AlertBook(Store())
-    book.runbook_base = load_runbook_base(parse_config_text(
-        "alerting: {runbook_base_url: 'https://wiki/rb'}\n", "c.yaml"))
+    book.runbook_base = load_runbook_base(
+        parse_config_text("alerting: {runbook_base_url: 'https://wiki/rb'}\n", "c.yaml")
+    )
     book.rules["k"] = RuleState("OperationLatencyHigh", "latency", "shop", "checkout", "warning", "pending", 1)
     (pending,) = book.as_json(None)["pending"]
     assert pending["runbook_url"] == "https://wiki/rb/OperationLatencyHigh.md"
@@ -109,17 +116,42 @@ def test_alertmanager_notifications_show_the_runbook(tmp_path):
         pytest.skip("amtool not found")
     config = yaml.safe_load((ROOT / "collector" / "alertmanager" / "alertmanager.yml").read_text())
     data = tmp_path / "data.json"
-    data.write_text(json.dumps({"Alerts": [{"Status": "firing", "Labels": {"alertname": "ServiceDown"},
-                                            "Annotations": {"summary": "s", "description": "d",
-                                                            "runbook_url": "docs/runbooks/ServiceDown.md"}}],
-                                "CommonAnnotations": {"summary": "s"}}))
+    data.write_text(
+        json.dumps(
+            {
+                "Alerts": [
+                    {
+                        "Status": "firing",
+                        "Labels": {"alertname": "ServiceDown"},
+                        "Annotations": {
+                            "summary": "s",
+                            "description": "d",
+                            "runbook_url": "docs/runbooks/ServiceDown.md",
+                        },
+                    }
+                ],
+                "CommonAnnotations": {"summary": "s"},
+            }
+        )
+    )
     empty = tmp_path / "none.tmpl"
     empty.write_text('{{ define "none" }}{{ end }}')
-    texts = [c["text"] for r in config["receivers"] for kind in ("slack_configs", "email_configs")
-             for c in r.get(kind, [])]
+    texts = [
+        c["text"] for r in config["receivers"] for kind in ("slack_configs", "email_configs") for c in r.get(kind, [])
+    ]
     assert len(texts) >= 3
     for text in texts:
-        result = subprocess.run([amtool, "template", "render", f"--template.glob={empty}", f"--template.text={text}",
-                                 f"--template.data={data}"], capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                amtool,
+                "template",
+                "render",
+                f"--template.glob={empty}",
+                f"--template.text={text}",
+                f"--template.data={data}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr
         assert "Runbook: docs/runbooks/ServiceDown.md" in result.stdout

@@ -23,8 +23,13 @@ def test_process_metrics_arrive_over_otlp(otlp_sink):
 
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-    provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(
-        OTLPMetricExporter(endpoint=f"{otlp_sink.endpoint}/v1/metrics"), export_interval_millis=200)])
+    provider = MeterProvider(
+        metric_readers=[
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(endpoint=f"{otlp_sink.endpoint}/v1/metrics"), export_interval_millis=200
+            )
+        ]
+    )
     start_runtime_metrics(provider, resolve(environ={}))
     try:
         assert otlp_sink.wait_for(lambda s: set(PROCESS_METRICS) <= {p["name"] for p in s.metrics})

@@ -77,17 +77,33 @@ def planted(tmp_path_factory):
     from .launch import BIN
 
     with OTLPSink() as sink:
-        env = {**sink.env(), "OTEL_SERVICE_NAME": "corpus", "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false",
-               "OTEL_MONITOR_USER_ID_KEY": "planted-user-id-key-0123", "OTEL_METRIC_EXPORT_INTERVAL": "60000",
-               "OTEL_BSP_MAX_QUEUE_SIZE": "10000", "OTEL_BLRP_MAX_QUEUE_SIZE": "10000",
-               "PYTHONPATH": str(ROOT)}
+        env = {
+            **sink.env(),
+            "OTEL_SERVICE_NAME": "corpus",
+            "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false",
+            "OTEL_MONITOR_USER_ID_KEY": "planted-user-id-key-0123",
+            "OTEL_METRIC_EXPORT_INTERVAL": "60000",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "10000",
+            "OTEL_BLRP_MAX_QUEUE_SIZE": "10000",
+            "PYTHONPATH": str(ROOT),
+        }
         import os
 
-        proc = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, "-m", "tests.apps.corpus_app"],
-                              env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, timeout=180)
+        proc = subprocess.run(
+            [str(BIN / "opentelemetry-instrument"), sys.executable, "-m", "tests.apps.corpus_app"],
+            env={**os.environ, **env},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert sink.wait_for(lambda s: len([x for x in s.spans if x["name"].startswith("sample-")]) >= len(SECRETS)
-                             and s.metric_points("corpus_app.requests"))
+        assert sink.wait_for(
+            lambda s: (
+                len([x for x in s.spans if x["name"].startswith("sample-")]) >= len(SECRETS)
+                and s.metric_points("corpus_app.requests")
+            )
+        )
         yield sink, proc.stdout + proc.stderr
 
 
@@ -99,7 +115,8 @@ def paths_out(sink) -> dict[str, str]:
         "span names and status": json.dumps([[s["name"], s.get("status")] for s in spans]),
         "span events": json.dumps([e for s in spans for e in s.get("events", []) if e["name"] != "exception"]),
         "exception events (message, stack trace)": json.dumps(
-            [e for s in spans for e in s.get("events", []) if e["name"] == "exception"]),
+            [e for s in spans for e in s.get("events", []) if e["name"] == "exception"]
+        ),
         "log bodies": json.dumps([r["body"] for r in sink.logs]),
         "log attributes (incl. exceptions)": json.dumps([r["attributes"] for r in sink.logs]),
         "metric attributes": json.dumps([p["attributes"] for p in sink.metric_points("corpus_app.requests")]),
@@ -114,11 +131,18 @@ def test_every_path_out_was_exercised(planted):
     assert "[REDACTED]" in paths_out(sink)["exception events (message, stack trace)"]
 
 
-@pytest.mark.parametrize("path", [
-    "span attributes", "span names and status", "span events", "exception events (message, stack trace)",
-    "log bodies", "log attributes (incl. exceptions)",
-    "metric attributes",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "span attributes",
+        "span names and status",
+        "span events",
+        "exception events (message, stack trace)",
+        "log bodies",
+        "log attributes (incl. exceptions)",
+        "metric attributes",
+    ],
+)
 def test_no_corpus_secret_leaves_on_any_path(planted, path):
     """No secret of tests/corpus/secrets.json reaches the receiver on this path."""
     sink, _ = planted
@@ -138,8 +162,10 @@ def test_csrf_tokens_are_scrubbed():
     from otel_monitor.semantics.redaction import REDACTED, Redactor
 
     redactor = Redactor()
-    assert redactor.text("cookie header csrftoken=AbCdEf123456; theme=dark") == \
-        f"cookie header csrftoken={REDACTED}; theme=dark"
+    assert (
+        redactor.text("cookie header csrftoken=AbCdEf123456; theme=dark")
+        == f"cookie header csrftoken={REDACTED}; theme=dark"
+    )
     assert redactor.value("http.request.header.x-csrf-token", "AbCdEf123456") == REDACTED
 
 
@@ -150,18 +176,24 @@ KNOWN_SECRET_FORMATS = re.compile(
     r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}"
     r"|\b[sr]k_live_[0-9A-Za-z]{10,}|\bxox[abposr]-[0-9A-Za-z-]{10,}|\bAIza[0-9A-Za-z_-]{35}"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"
-    r"|hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,}")
+    r"|hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,}"
+)
 # `key: value` / `KEY=value` lines of config files whose key names a secret.
 SECRET_ASSIGNMENT = re.compile(
     r"^\s*-?\s*[\"']?(?P<key>[\w.-]*(?:password|passwd|secret|token|api[_-]?key|id[_-]?key|integration[_-]?key|service[_-]?key|webhook|credential)"
-    r"[\w.-]*)[\"']?\s*[:=]\s*(?P<value>.+?)\s*$", re.IGNORECASE)
+    r"[\w.-]*)[\"']?\s*[:=]\s*(?P<value>.+?)\s*$",
+    re.IGNORECASE,
+)
 PLACEHOLDER = re.compile(r"placeholder|change-?me|example|dummy|your[-_]|<[^>]+>", re.IGNORECASE)
 CONFIG_SUFFIXES = {".yaml", ".yml", ".env", ".json", ".toml", ".ini", ".conf", ""}
 
 
 def shipped_files() -> list[Path]:
-    files = [ROOT / "docker-compose.yml", *sorted((ROOT / "collector").rglob("*")),
-             *sorted((ROOT / "examples").rglob("*"))]
+    files = [
+        ROOT / "docker-compose.yml",
+        *sorted((ROOT / "collector").rglob("*")),
+        *sorted((ROOT / "examples").rglob("*")),
+    ]
     files += sorted(ROOT.glob("docker-compose*.yml"))
     return [p for p in dict.fromkeys(files) if p.is_file() and "__pycache__" not in p.parts]
 
@@ -190,8 +222,12 @@ def test_shipped_files_hold_no_real_looking_secret():
             if KNOWN_SECRET_FORMATS.search(line):
                 found.append(f"{where}: {line.strip()}")
             match = SECRET_ASSIGNMENT.match(line)
-            if path.suffix in CONFIG_SUFFIXES and match and not match.group("key").lower().endswith(("_file", "file")) \
-                    and literal_secret(match.group("value")):
+            if (
+                path.suffix in CONFIG_SUFFIXES
+                and match
+                and not match.group("key").lower().endswith(("_file", "file"))
+                and literal_secret(match.group("value"))
+            ):
                 found.append(f"{where}: {line.strip()}")
     assert found == []
 
@@ -210,13 +246,21 @@ def test_config_report_hides_secret_settings_and_otlp_headers():
 
     from .launch import BIN
 
-    planted = {"OTEL_MONITOR_USER_ID_KEY": "planted-uid-key-4821", "OTEL_MONITOR_CONSOLE_TOKEN": "planted-console-7731",
-               "OTEL_MONITOR_HEALTH_TOKEN": "planted-health-9917",
-               "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer planted-otlp-5521",
-               "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-api-key=planted-otlp-traces-3391"}
+    planted = {
+        "OTEL_MONITOR_USER_ID_KEY": "planted-uid-key-4821",
+        "OTEL_MONITOR_CONSOLE_TOKEN": "planted-console-7731",
+        "OTEL_MONITOR_HEALTH_TOKEN": "planted-health-9917",
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer planted-otlp-5521",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-api-key=planted-otlp-traces-3391",
+    }
     for flag in ([], ["--json"]):
-        proc = subprocess.run([str(BIN / "otel-monitor"), "config", *flag], env={**os.environ, **planted},
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [str(BIN / "otel-monitor"), "config", *flag],
+            env={**os.environ, **planted},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         output = proc.stdout + proc.stderr
         assert "OTEL_MONITOR_USER_ID_KEY" in output and "OTEL_EXPORTER_OTLP_HEADERS" in output
         assert [v for v in planted.values() if v.split()[-1].split("=")[-1] in output] == []
@@ -230,22 +274,38 @@ def test_own_log_lines_never_print_secret_settings(tmp_path):
 
     config = tmp_path / "monitor.yaml"
     config.write_text("settings:\n  user_id_key: ''\n  cardinality_limit: lots\nredaction:\n  patterns: ['(bad']\n")
-    planted = {"OTEL_MONITOR_USER_ID_KEY": "planted-uid-key-4821", "OTEL_MONITOR_CONSOLE_TOKEN": "planted-console-7731",
-               "OTEL_MONITOR_HEALTH_TOKEN": "planted-health-9917",
-               "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer planted-otlp-5521",
-               "OTEL_MONITOR_CONFIG": str(config), "OTEL_MONITOR_SLOW_THRESHOLD_MS": "soon",
-               "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
-               "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "2", "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false"}
-    app = ("import logging; logging.basicConfig(level=logging.DEBUG)\n"
-           "from opentelemetry import trace\n"
-           "with trace.get_tracer('t').start_as_current_span('work'): pass\n"
-           "print('app ran')\n")
-    proc = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, "-c", app],
-                          env={**os.environ, **planted}, capture_output=True, text=True, timeout=120)
+    planted = {
+        "OTEL_MONITOR_USER_ID_KEY": "planted-uid-key-4821",
+        "OTEL_MONITOR_CONSOLE_TOKEN": "planted-console-7731",
+        "OTEL_MONITOR_HEALTH_TOKEN": "planted-health-9917",
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer planted-otlp-5521",
+        "OTEL_MONITOR_CONFIG": str(config),
+        "OTEL_MONITOR_SLOW_THRESHOLD_MS": "soon",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+        "OTEL_MONITOR_SHUTDOWN_TIMEOUT": "2",
+        "OTEL_MONITOR_RAISE_INTERNAL_ERRORS": "false",
+    }
+    app = (
+        "import logging; logging.basicConfig(level=logging.DEBUG)\n"
+        "from opentelemetry import trace\n"
+        "with trace.get_tracer('t').start_as_current_span('work'): pass\n"
+        "print('app ran')\n"
+    )
+    proc = subprocess.run(
+        [str(BIN / "opentelemetry-instrument"), sys.executable, "-c", app],
+        env={**os.environ, **planted},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = proc.stdout + proc.stderr
     assert "app ran" in output and "otel-monitor: " in output  # our warnings were printed
-    leaked = [v for v in ("planted-uid-key-4821", "planted-console-7731", "planted-health-9917", "planted-otlp-5521")
-              if v in output]
+    leaked = [
+        v
+        for v in ("planted-uid-key-4821", "planted-console-7731", "planted-health-9917", "planted-otlp-5521")
+        if v in output
+    ]
     assert leaked == []
 
 
@@ -259,8 +319,9 @@ def merged(base: dict, overlay: dict) -> dict:
     """What the collector does with two --config files: maps merged key by key, other values replaced."""
     result = dict(base)
     for key, value in overlay.items():
-        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) \
-            else value
+        result[key] = (
+            merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) else value
+        )
     return result
 
 
@@ -307,22 +368,34 @@ def test_secure_compose_overlay_wires_collector_and_apps():
         env = compose["services"][service]["environment"]
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("https://collector:4318")
         assert env["OTEL_EXPORTER_OTLP_HEADERS"].startswith("Authorization=Bearer%20${OTEL_COLLECTOR_BEARER_TOKEN")
-        assert env["OTEL_EXPORTER_OTLP_CERTIFICATE"] in {m.split(":")[1] for m in compose["services"][service]["volumes"]}
+        assert env["OTEL_EXPORTER_OTLP_CERTIFICATE"] in {
+            m.split(":")[1] for m in compose["services"][service]["volumes"]
+        }
 
 
 def test_readme_documents_the_secure_collector():
     """The security guide tells how to enable TLS and bearer-token auth on the collector."""
     readme = (ROOT / "docs" / "security.md").read_text()
-    for needle in ("otelcol-monitor validate --config=collector/otelcol-config.yaml --config=collector/otelcol-secure.yaml",
-                   "docker-compose.secure.yml", "OTEL_COLLECTOR_BEARER_TOKEN", "OTEL_EXPORTER_OTLP_CERTIFICATE"):
+    for needle in (
+        "otelcol-monitor validate --config=collector/otelcol-config.yaml --config=collector/otelcol-secure.yaml",
+        "docker-compose.secure.yml",
+        "OTEL_COLLECTOR_BEARER_TOKEN",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    ):
         assert needle in readme, needle
 
 
 # --- the console under a fuzz burst: 4xx answers, still serving, valid data kept -------------------
 
 
-def raw_request(url: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
-                declared_length: int | None = None) -> int:
+def raw_request(
+    url: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    declared_length: int | None = None,
+) -> int:
     """One HTTP request with full control of body and Content-Length (to send truncated bodies)."""
     import http.client
     from urllib.parse import urlsplit
@@ -363,11 +436,33 @@ def fuzz_bodies(seed: int, count: int) -> list[tuple[str, bytes, str, int | None
         lambda: (valid, "application/x-protobuf", len(valid) + rng.randint(1, 500)),  # truncated on the wire
         lambda: (b"x" * (64 * 1024 + rng.randint(1, 4096)), "application/x-protobuf", None),  # oversized
         lambda: (gzip.compress(b"\x00" * (8 * 1024 * 1024)), "application/x-protobuf", None),  # gzip bomb
-        lambda: (rng.choice([b"{", b"[]", b'{"resourceSpans": 7}', b'{"resourceSpans":[{"scopeSpans":[{"spans":'
-                                                                   b'[{"traceId":"zz","spanId":1}]}]}]}',
-                             b"null", "{\"\ud800\": 1}".encode("utf-8", "surrogatepass")]), "application/json", None),
-        lambda: (valid, rng.choice(["text/plain", "", "application/grpc", "multipart/form-data; boundary=x",
-                                    "application/x-protobuf; charset=\x7f"]), None),
+        lambda: (
+            rng.choice(
+                [
+                    b"{",
+                    b"[]",
+                    b'{"resourceSpans": 7}',
+                    b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz","spanId":1}]}]}]}',
+                    b"null",
+                    '{"\ud800": 1}'.encode("utf-8", "surrogatepass"),
+                ]
+            ),
+            "application/json",
+            None,
+        ),
+        lambda: (
+            valid,
+            rng.choice(
+                [
+                    "text/plain",
+                    "",
+                    "application/grpc",
+                    "multipart/form-data; boundary=x",
+                    "application/x-protobuf; charset=\x7f",
+                ]
+            ),
+            None,
+        ),
     ]
     bodies = []
     for _ in range(count):
@@ -426,17 +521,30 @@ def test_console_api_answers_bad_parameters_with_4xx():
 
     rng = random.Random(7)
     odd = ["", "x" * 5000, "%00", "\u202e", "../../etc/passwd", "1e309", "-1", "[]", "{}", "\ud800", "15m;drop"]
-    paths = ["/api/services", "/api/summary", "/api/operations", "/api/errors", "/api/traces", "/api/funnels",
-             "/api/health", "/api/alerts"]
+    paths = [
+        "/api/services",
+        "/api/summary",
+        "/api/operations",
+        "/api/errors",
+        "/api/traces",
+        "/api/funnels",
+        "/api/health",
+        "/api/alerts",
+    ]
     with serve(port=0, max_body=64 * 1024, evaluate_every=3600) as console:
         statuses: dict[int, int] = {}
         for _ in range(200):
             value = quote(rng.choice(odd), safe="", errors="surrogatepass")
-            target = rng.choice([
-                f"{rng.choice(paths)}?window={value}&service={value}&kind={value}",
-                f"/api/operations/{value}", f"/api/traces/{value}", f"/api/alerts/{value}/ack",
-                f"/static/{value}", f"/{value}",
-            ])
+            target = rng.choice(
+                [
+                    f"{rng.choice(paths)}?window={value}&service={value}&kind={value}",
+                    f"/api/operations/{value}",
+                    f"/api/traces/{value}",
+                    f"/api/alerts/{value}/ack",
+                    f"/static/{value}",
+                    f"/{value}",
+                ]
+            )
             method = rng.choice(["GET", "GET", "POST", "DELETE", "PUT"])
             status = raw_request(console.url, method, target, b"{}", {"Content-Type": "application/json"})
             statuses[status] = statuses.get(status, 0) + 1

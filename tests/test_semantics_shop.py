@@ -29,12 +29,20 @@ def shop_run(tmp_path_factory):
     db = tmp_path_factory.mktemp("shop") / "shop.db"
     with OTLPSink() as sink, BackgroundServer(create_payments_app(Behaviour(delay_ms=0), seed=7)) as payments:
         httpx.put(f"{payments.url}/admin/providers/primary", json={"failure_rate": 1}).raise_for_status()
-        env = {**sink.env(), "OTEL_SERVICE_NAME": "shop", "DATABASE_URL": f"sqlite:///{db}",
-               "SHOP_PAYMENTS_PRIMARY_URL": f"{payments.url}/primary",
-               "SHOP_PAYMENTS_FALLBACK_URL": f"{payments.url}/fallback", "SHOP_PASSWORD_ITERATIONS": "1000",
-               "OTEL_MONITOR_CONFIG": "examples/shop/otel-monitor.yaml", "OTEL_MONITOR_USER_ID_KEY": "test-key"}
-        with launched("examples.shop.app:app", env, health_path="/ping") as app, \
-                httpx.Client(base_url=app.base_url, timeout=10) as client:
+        env = {
+            **sink.env(),
+            "OTEL_SERVICE_NAME": "shop",
+            "DATABASE_URL": f"sqlite:///{db}",
+            "SHOP_PAYMENTS_PRIMARY_URL": f"{payments.url}/primary",
+            "SHOP_PAYMENTS_FALLBACK_URL": f"{payments.url}/fallback",
+            "SHOP_PASSWORD_ITERATIONS": "1000",
+            "OTEL_MONITOR_CONFIG": "examples/shop/otel-monitor.yaml",
+            "OTEL_MONITOR_USER_ID_KEY": "test-key",
+        }
+        with (
+            launched("examples.shop.app:app", env, health_path="/ping") as app,
+            httpx.Client(base_url=app.base_url, timeout=10) as client,
+        ):
             signup = client.post("/api/signup", json={"email": EMAIL, "password": PASSWORD, "name": "Ada"})
             token = signup.json()["token"]
             auth = {"Authorization": f"Bearer {token}"}
@@ -45,14 +53,17 @@ def shop_run(tmp_path_factory):
             client.post("/api/cart/items", json={"product_id": 1, "quantity": 1}, headers=auth)
             client.get(f"/api/products?note=card+4111111111111111&contact={EMAIL}&session_token=abc123secretvalue")
             # Last: uvicorn closes the connection after an unhandled error.
-            crashed = client.post("/api/checkout", json={"card_token": "tok_visa", "coupon": "LEGACY2019"},
-                                  headers=auth)
+            crashed = client.post(
+                "/api/checkout", json={"card_token": "tok_visa", "coupon": "LEGACY2019"}, headers=auth
+            )
             assert (signup.status_code, paid.status_code, crashed.status_code) == (201, 201, 500)
             sink.wait_for(lambda s: len([x for x in s.spans if x["name"] == "POST /api/checkout"]) >= 2)
-            sink.wait_for(lambda s: {semconv.METRIC_FALLBACKS, semconv.METRIC_CACHE_REQUESTS}
-                          <= {p["name"] for p in s.metrics})
-            sink.wait_for(lambda s: sum(1 for r in s.logs if r.get("event_name") == semconv.EVENT_JOURNEY_MILESTONE)
-                          >= 4)
+            sink.wait_for(
+                lambda s: {semconv.METRIC_FALLBACKS, semconv.METRIC_CACHE_REQUESTS} <= {p["name"] for p in s.metrics}
+            )
+            sink.wait_for(
+                lambda s: sum(1 for r in s.logs if r.get("event_name") == semconv.EVENT_JOURNEY_MILESTONE) >= 4
+            )
         yield sink, token
 
 

@@ -57,7 +57,8 @@ def exit_flush(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Callab
 def _logger_provider(exporter: _Exporter, **options: Any) -> LoggerProvider:
     provider = LoggerProvider(shutdown_on_exit=False)
     provider.add_log_record_processor(
-        exporters.CountingBatchLogRecordProcessor(exporters.CountingLogExporter(exporter), **options))
+        exporters.CountingBatchLogRecordProcessor(exporters.CountingLogExporter(exporter), **options)
+    )
     return provider
 
 

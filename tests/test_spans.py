@@ -29,7 +29,9 @@ from otel_monitor.fast import spans
 from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
 
 
-def _provider(lean: bool, sampler: Any = ALWAYS_ON, limits: SpanLimits | None = None) -> tuple[Any, InMemorySpanExporter]:
+def _provider(
+    lean: bool, sampler: Any = ALWAYS_ON, limits: SpanLimits | None = None
+) -> tuple[Any, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=sampler, span_limits=limits, shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -41,8 +43,12 @@ def _provider(lean: bool, sampler: Any = ALWAYS_ON, limits: SpanLimits | None = 
 def _exercise(tracer: Any) -> None:
     """The same calls on both span types, including values the SDK refuses."""
     link_context = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
-    with tracer.start_as_current_span("GET", kind=SpanKind.SERVER, attributes={"url.path": "/a/1", "n": 1},
-                                      links=[Link(link_context, {"why": "batch"})]) as span:
+    with tracer.start_as_current_span(
+        "GET",
+        kind=SpanKind.SERVER,
+        attributes={"url.path": "/a/1", "n": 1},
+        links=[Link(link_context, {"why": "batch"})],
+    ) as span:
         span.set_attribute("http.route", "/a/{id}")
         span.set_attribute("none", None)
         span.set_attribute("mapping", {"a": [1, 2]})  # copied, its list made a tuple
@@ -66,11 +72,14 @@ def _exercise(tracer: Any) -> None:
 
 def _view(span: ReadableSpan) -> dict[str, Any]:
     return {
-        "name": span.name, "kind": span.kind, "attributes": dict(span.attributes),
+        "name": span.name,
+        "kind": span.kind,
+        "attributes": dict(span.attributes),
         "dropped_attributes": span.dropped_attributes,
         "status": (span.status.status_code, span.status.description),
-        "events": [(e.name, {k: v for k, v in e.attributes.items() if k != "exception.stacktrace"})
-                   for e in span.events],
+        "events": [
+            (e.name, {k: v for k, v in e.attributes.items() if k != "exception.stacktrace"}) for e in span.events
+        ],
         "links": [(link.context.span_id, dict(link.attributes)) for link in span.links],
         "parent": span.parent.span_id if span.parent else None,
         "sampled": span.context.trace_flags.sampled,
@@ -98,16 +107,21 @@ def test_a_lean_span_exports_what_the_sdks_span_exports() -> None:
     assert root.attributes["mapping"] == {"a": (1, 2)}
 
 
-@pytest.mark.parametrize(("attributes", "kept_plain"), [
-    ({"a": "x" * 8, "b": 1, "c": 1.5, "d": True}, True),  # at both limits exactly
-    ({"a": "x" * 9}, False),  # a string over the length limit: cut
-    ({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}, False),  # over the count limit: the oldest dropped
-    ({"a": None}, False),
-    ({"a": b"bytes"}, False),
-    ({"a": (1, 2)}, False),
-], ids=["plain", "long string", "too many", "None", "bytes", "tuple"])
+@pytest.mark.parametrize(
+    ("attributes", "kept_plain"),
+    [
+        ({"a": "x" * 8, "b": 1, "c": 1.5, "d": True}, True),  # at both limits exactly
+        ({"a": "x" * 9}, False),  # a string over the length limit: cut
+        ({"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}, False),  # over the count limit: the oldest dropped
+        ({"a": None}, False),
+        ({"a": b"bytes"}, False),
+        ({"a": (1, 2)}, False),
+    ],
+    ids=["plain", "long string", "too many", "None", "bytes", "tuple"],
+)
 def test_a_sampled_span_keeps_its_plain_dict_only_where_the_bounded_mapping_would_change_nothing(
-        attributes: dict[str, Any], kept_plain: bool) -> None:
+    attributes: dict[str, Any], kept_plain: bool
+) -> None:
     limits = SpanLimits(max_span_attributes=4, max_span_attribute_length=8)
     views = []
     for lean in (False, True):
@@ -138,19 +152,33 @@ def test_attribute_count_limit_keeps_the_newest_and_counts_the_dropped_as_the_sd
     assert views[1][0] == {"f": "f", "g": 7, "h": 8}
 
 
-@pytest.mark.parametrize("writes", [
-    [{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}],  # past the limit in one call, at the start
-    [{"a": 1}, {"b": 2, "a": 9}, {"c": 3, "d": 4}],  # a key set again is the newest
-    [{"b": 1}, {"d": 2, "c": 3}],  # new keys only: appended in their order
-    [{"b": 1, "a": 2}, {"d": 3, "c": 4}],  # new keys only, past the limit: the newest kept
-    [{"a": 1, "b": [1, 2]}, {"c": (3,), "d": 4}],  # containers: the checked way
-    [{"a": 1, "": 2, "b": 3}],  # a key the SDK refuses
-    [{"a": 1, 5: 2, "b": 3}],
-    [MappingProxyType({"a": 1, "b": 2}), MappingProxyType({"b": 3, "": 4}), {"c": 5}],  # a read-only view
-    [OrderedDict(a=1, b=2), OrderedDict(c=3, a=4)],  # any other mapping
-    [{"a": 1, "b": 2}, OrderedDict([("b", 3), (7, 4)])],
-], ids=["over-limit", "set-again", "new-keys", "new-keys-over-limit", "containers", "empty-key", "int-key",
-        "mapping-proxy", "other-mapping", "other-mapping-int-key"])
+@pytest.mark.parametrize(
+    "writes",
+    [
+        [{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5}],  # past the limit in one call, at the start
+        [{"a": 1}, {"b": 2, "a": 9}, {"c": 3, "d": 4}],  # a key set again is the newest
+        [{"b": 1}, {"d": 2, "c": 3}],  # new keys only: appended in their order
+        [{"b": 1, "a": 2}, {"d": 3, "c": 4}],  # new keys only, past the limit: the newest kept
+        [{"a": 1, "b": [1, 2]}, {"c": (3,), "d": 4}],  # containers: the checked way
+        [{"a": 1, "": 2, "b": 3}],  # a key the SDK refuses
+        [{"a": 1, 5: 2, "b": 3}],
+        [MappingProxyType({"a": 1, "b": 2}), MappingProxyType({"b": 3, "": 4}), {"c": 5}],  # a read-only view
+        [OrderedDict(a=1, b=2), OrderedDict(c=3, a=4)],  # any other mapping
+        [{"a": 1, "b": 2}, OrderedDict([("b", 3), (7, 4)])],
+    ],
+    ids=[
+        "over-limit",
+        "set-again",
+        "new-keys",
+        "new-keys-over-limit",
+        "containers",
+        "empty-key",
+        "int-key",
+        "mapping-proxy",
+        "other-mapping",
+        "other-mapping-int-key",
+    ],
+)
 def test_attributes_written_together_end_as_the_sdks_do(writes: list[dict[Any, Any]]) -> None:
     views = []
     for lean in (False, True):
@@ -249,8 +277,13 @@ def test_attribute_writes_racing_with_end_neither_fail_nor_break_the_export() ->
 def test_a_child_follows_its_parent_as_the_sampler_would(remote: bool, parent_sampled: bool) -> None:
     """The tracer decides a child without calling the sampler; the outcome is the sampler's."""
     state = TraceState([("vendor", "x")])
-    parent = SpanContext(0x1234, 0x5678, is_remote=remote, trace_state=state,
-                         trace_flags=TraceFlags(TraceFlags.SAMPLED if parent_sampled else TraceFlags.DEFAULT))
+    parent = SpanContext(
+        0x1234,
+        0x5678,
+        is_remote=remote,
+        trace_state=state,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED if parent_sampled else TraceFlags.DEFAULT),
+    )
     ctx = trace.set_span_in_context(NonRecordingSpan(parent))
     sampler = RecordAllSampler(ParentBased(TraceIdRatioBased(0.5)))
     assert sampler.follows_parent
@@ -293,8 +326,11 @@ def test_an_unsampled_failed_request_is_exported_with_checked_attributes() -> No
     """Recorded-only spans carry unchecked values until they are kept for export."""
     exporter = InMemorySpanExporter()
     processor = MonitorSpanExportProcessor(exporter, keep_errors=True, schedule_delay_millis=60_000)
-    provider = TracerProvider(sampler=RecordAllSampler(ParentBased(ALWAYS_OFF)), shutdown_on_exit=False,
-                              span_limits=SpanLimits(max_span_attribute_length=20))
+    provider = TracerProvider(
+        sampler=RecordAllSampler(ParentBased(ALWAYS_OFF)),
+        shutdown_on_exit=False,
+        span_limits=SpanLimits(max_span_attribute_length=20),
+    )
     provider.add_span_processor(processor)
     spans.install(provider)
     tracer = provider.get_tracer("t")
@@ -411,6 +447,7 @@ class _FixedIds:
 
 def test_an_sdk_whose_span_moved_on_keeps_its_own_span_type(monkeypatch: pytest.MonkeyPatch) -> None:
     """A span of ours that fails the trial run through the SDK's methods is not installed."""
+
     def set_status_of_a_newer_sdk(self: Any, *args: Any, **kwargs: Any) -> None:
         return self._a_field_this_span_type_does_not_set  # type: ignore[no-any-return]
 
@@ -457,8 +494,14 @@ def test_every_hook_that_does_something_is_called_in_order_and_added_processors_
     provider.add_span_processor(GuardedSpanProcessor(_Recording(calls, "guarded")))
     tracer = provider.get_tracer("t")
     tracer.start_span("one").end()
-    assert calls == [("a", "start"), ("guarded", "start"), ("a", "ending"), ("guarded", "ending"),
-                     ("a", "end"), ("guarded", "end")]
+    assert calls == [
+        ("a", "start"),
+        ("guarded", "start"),
+        ("a", "ending"),
+        ("guarded", "ending"),
+        ("a", "end"),
+        ("guarded", "end"),
+    ]
     plan = spans._hooks(provider._active_span_processor)
     # The simple processor's empty on_start and _on_ending are left out; its on_end is not.
     assert len(plan[1]) == 2 and len(plan[2]) == 2 and len(plan[3]) == 3
@@ -480,8 +523,16 @@ def test_every_hook_that_does_something_is_called_in_order_and_added_processors_
     span = tracer.start_span("two")
     provider.add_span_processor(_Recording(calls, "late"))  # joins spans that end from now on, as in the SDK
     span.end()
-    assert calls == [("a", "start"), ("guarded", "start"), ("a", "ending"), ("guarded", "ending"),
-                     ("late", "ending"), ("a", "end"), ("guarded", "end"), ("late", "end")]
+    assert calls == [
+        ("a", "start"),
+        ("guarded", "start"),
+        ("a", "ending"),
+        ("guarded", "ending"),
+        ("late", "ending"),
+        ("a", "end"),
+        ("guarded", "end"),
+        ("late", "end"),
+    ]
     assert [s.name for s in exporter.get_finished_spans()] == ["two"]
 
 
@@ -499,8 +550,9 @@ def test_a_multi_processor_whose_methods_were_replaced_is_called_as_it_is(monkey
 
     ended: list[str] = []
     original = SynchronousMultiSpanProcessor.on_end
-    monkeypatch.setattr(SynchronousMultiSpanProcessor, "on_end",
-                        lambda self, span: (ended.append(span.name), original(self, span)))
+    monkeypatch.setattr(
+        SynchronousMultiSpanProcessor, "on_end", lambda self, span: (ended.append(span.name), original(self, span))
+    )
     provider, exporter = _provider(lean=True)
     provider.get_tracer("t").start_span("x").end()
     assert ended[-1] == "x" and [s.name for s in exporter.get_finished_spans()] == ["x"]  # (the trial run's first)
@@ -556,8 +608,9 @@ def test_what_export_adds_to_a_span_that_kept_its_dict_obeys_the_spans_value_len
     span.end()
     (finished,) = out.get_finished_spans()
     assert type(finished._attributes) is dict
-    operations = OperationSpanProcessor(OperationRules(), metrics.create_instruments(MeterProvider(), DEFAULT_BUCKETS),
-                                        errors.ErrorClassifier())
+    operations = OperationSpanProcessor(
+        OperationRules(), metrics.create_instruments(MeterProvider(), DEFAULT_BUCKETS), errors.ErrorClassifier()
+    )
     exported = SpanEnricher(operations, load_redactor(), None).enrich(finished)
     added = {key: value for key, value in exported.attributes.items() if key != "step"}
     assert "monitor.error.fingerprint" in added and "error.type" in added

@@ -79,10 +79,23 @@ def test_last_interval_gives_throughput_and_alerts(tapped, monkeypatch):
     provider.force_flush()
     document = status_document(tap, SLOs())
     (row,) = document["operations"]
-    assert row["last_interval"] == {"seconds": 10.0, "calls": 20, "errors": 4, "throughput_per_s": 2.0,
-                                    "success_rate": 0.8, "p95": pytest.approx(0.05, rel=0.15)}
-    assert document["alerts"] == [{"alert": "OperationSuccessRateLow", "operation": "search",
-                                   "severity": "critical", "value": 0.8, "threshold": 0.9}]
+    assert row["last_interval"] == {
+        "seconds": 10.0,
+        "calls": 20,
+        "errors": 4,
+        "throughput_per_s": 2.0,
+        "success_rate": 0.8,
+        "p95": pytest.approx(0.05, rel=0.15),
+    }
+    assert document["alerts"] == [
+        {
+            "alert": "OperationSuccessRateLow",
+            "operation": "search",
+            "severity": "critical",
+            "value": 0.8,
+            "threshold": 0.9,
+        }
+    ]
     assert document["status"] == "critical"
 
 
@@ -114,8 +127,9 @@ def test_health_checks_and_their_alerts_are_shown(tapped):
     with TestClient(_app(tap, None, registry)) as client:
         document = client.get("/monitoring").json()
     assert document["health"]["status"] == "unhealthy"
-    assert document["alerts"] == [{"alert": "HealthCheckFailing", "check": "database", "severity": "critical",
-                                   "value": "down"}]
+    assert document["alerts"] == [
+        {"alert": "HealthCheckFailing", "check": "database", "severity": "critical", "value": "down"}
+    ]
 
 
 def test_the_page_is_never_traced(otlp_sink):
@@ -125,9 +139,15 @@ def test_the_page_is_never_traced(otlp_sink):
     stack = make_stack(otlp_sink, status_path="/monitoring")
     excluded = excluded_url_matcher(settings.excluded_urls)
     try:
-        app = FastAPI(telemetry={"tracer_provider": stack.tracer_provider, "meter_provider": stack.meter_provider,
-                                 "logger_provider": stack.logger_provider, "auto_configure": False,
-                                 "exclude": lambda scope: excluded(scope.get("path", ""))})
+        app = FastAPI(
+            telemetry={
+                "tracer_provider": stack.tracer_provider,
+                "meter_provider": stack.meter_provider,
+                "logger_provider": stack.logger_provider,
+                "auto_configure": False,
+                "exclude": lambda scope: excluded(scope.get("path", "")),
+            }
+        )
 
         @app.get("/ping")
         def ping() -> dict[str, bool]:
@@ -139,8 +159,9 @@ def test_the_page_is_never_traced(otlp_sink):
             assert client.get("/ping").status_code == 200
         stack.flush()
         assert otlp_sink.wait_for(lambda s: any(span["name"] == "GET /ping" for span in s.spans))
-        operations = {dict(p.attributes)[semconv.MONITOR_OPERATION]
-                      for p in stack.points(semconv.METRIC_OPERATION_DURATION)}
+        operations = {
+            dict(p.attributes)[semconv.MONITOR_OPERATION] for p in stack.points(semconv.METRIC_OPERATION_DURATION)
+        }
     finally:
         stack.close()
     assert operations == {"GET /ping"}

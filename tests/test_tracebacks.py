@@ -179,8 +179,9 @@ def test_a_processor_of_the_apps_keeps_records_complete_at_emit(deferring: Any) 
 def test_deferred_stacktrace_is_the_one_at_emit(deferring: Any) -> None:
     """Frames the exception gathers after the record is emitted (re-raised further out) are not in it."""
     exported = InMemoryLogRecordExporter()
-    processor = BatchLogRecordProcessor(EnrichingLogExporter(exported, Redactor(), ErrorClassifier(), None),
-                                        schedule_delay_millis=60_000)
+    processor = BatchLogRecordProcessor(
+        EnrichingLogExporter(exported, Redactor(), ErrorClassifier(), None), schedule_delay_millis=60_000
+    )
     provider = LoggerProvider()
     provider.add_log_record_processor(processor)
     assert deferring(provider)
@@ -217,8 +218,12 @@ def test_a_repeated_stacktrace_is_scrubbed_once(monkeypatch: pytest.MonkeyPatch)
     secret = "password=hunter2hunter2"
     stacktrace = "".join(traceback.format_exception(error_sites.caught(error_sites.raise_timeout))) + secret
     for message in ("first", "second", "third"):
-        attributes = {"exception.type": "TimeoutError", "exception.message": message,
-                      "exception.stacktrace": stacktrace, "http.route": "/fail"}
+        attributes = {
+            "exception.type": "TimeoutError",
+            "exception.message": message,
+            "exception.stacktrace": stacktrace,
+            "http.route": "/fail",
+        }
         assert _scrubbed_with_stacktrace(redactor, attributes) == Redactor().attributes(attributes)
     assert scans.count(stacktrace) == 1
     assert "hunter2" not in str(_scrubbed_with_stacktrace(redactor, attributes))

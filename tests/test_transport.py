@@ -22,8 +22,19 @@ from otel_monitor.testing import OTLPSink
 
 from .launch import BIN, ROOT
 
-_PROXY_AND_AUTH = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-                   "NO_PROXY", "NETRC", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+_PROXY_AND_AUTH = (
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "NETRC",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
 
 # Spans, a metric and a log from a launched process; then whether it imported requests.
 _APP = """
@@ -39,14 +50,22 @@ _APP = """
 
 def _launch(env: dict[str, str], code: str = _APP) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in _PROXY_AND_AUTH}
-    return subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, "-c", textwrap.dedent(code)],
-                          env={**base, "OTEL_SERVICE_NAME": "transport", **env}, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(BIN / "opentelemetry-instrument"), sys.executable, "-c", textwrap.dedent(code)],
+        env={**base, "OTEL_SERVICE_NAME": "transport", **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _all_signals_arrived(sink: OTLPSink) -> bool:
-    return (any(s["name"] == "shipped" for s in sink.spans) and any(r["body"] == "a log line" for r in sink.logs)
-            and bool(sink.metric_points("app.things")))
+    return (
+        any(s["name"] == "shipped" for s in sink.spans)
+        and any(r["body"] == "a log line" for r in sink.logs)
+        and bool(sink.metric_points("app.things"))
+    )
 
 
 def _tls_settings(args: dict[str, object] | None) -> tuple[object, object]:
@@ -82,9 +101,29 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
         pytest.skip("openssl is not installed (apt-get install openssl; .ci/run installs it)")
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return str(cert), str(key)
 
 
@@ -107,8 +146,17 @@ def test_https_export_refuses_an_untrusted_certificate(certificate):
         assert "Failed to export spans" in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("exporter", [OTLPSpanExporter, OTLPMetricExporter, OTLPLogExporter,
-                                      lean.OTLPSpanExporter, lean.OTLPMetricExporter, lean.OTLPLogExporter])
+@pytest.mark.parametrize(
+    "exporter",
+    [
+        OTLPSpanExporter,
+        OTLPMetricExporter,
+        OTLPLogExporter,
+        lean.OTLPSpanExporter,
+        lean.OTLPMetricExporter,
+        lean.OTLPLogExporter,
+    ],
+)
 def test_each_otlp_http_exporter_gets_http_client_with_requests_default_ca_bundle(exporter):
     """Each OTLP/HTTP exporter (the SDK's and otel-monitor's) gets the light transport, verifying as `requests` would."""
     import certifi
@@ -120,17 +168,31 @@ def test_each_otlp_http_exporter_gets_http_client_with_requests_default_ca_bundl
 
 def test_certificates_follow_the_exporters_precedence():
     """The per-signal variable beats the general one, as in the exporter's own transport."""
-    env = {"OTEL_EXPORTER_OTLP_CERTIFICATE": "/general.pem", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": "/traces.pem",
-           "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "/client.pem", "OTEL_EXPORTER_OTLP_CLIENT_KEY": "/client.key",
-           "REQUESTS_CA_BUNDLE": "/bundle.pem"}
+    env = {
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": "/general.pem",
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE": "/traces.pem",
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "/client.pem",
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY": "/client.key",
+        "REQUESTS_CA_BUNDLE": "/bundle.pem",
+    }
     assert _tls_settings(light_transport_args(OTLPSpanExporter, environ=env)) == (
-        "/traces.pem", ("/client.pem", "/client.key"))
+        "/traces.pem",
+        ("/client.pem", "/client.key"),
+    )
     assert _tls_settings(light_transport_args(OTLPLogExporter, environ=env))[0] == "/general.pem"
 
 
-@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "http_proxy", "ALL_PROXY", "NETRC",
-                                      "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
-                                      "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER"])
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "HTTPS_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "NETRC",
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
+    ],
+)
 def test_what_only_requests_does_keeps_requests(variable):
     """Proxies, netrc and credential providers (which hand over a `requests` session) keep the default transport."""
     env = {variable: "x"}
@@ -158,6 +220,7 @@ def test_callers_arguments_win_and_other_exporters_are_untouched():
 
 
 # --- the light transport itself -------------------------------------------------
+
 
 def test_connections_are_kept_alive_between_exports():
     """Two requests to one receiver use one connection, returned to the idle list after each."""
@@ -211,8 +274,9 @@ class RawReceiver:
         while b"\r\n\r\n" not in data:
             data += sock.recv(65536)
         head, _, body = data.partition(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length"))
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
         while len(body) < length:
             body += sock.recv(65536)
         return body

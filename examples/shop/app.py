@@ -101,11 +101,13 @@ def create_app(settings: ShopSettings | None = None) -> FastAPI:
         payments=PaymentsClient(
             settings.payments_primary_url, settings.payments_fallback_url, settings.payments_timeout
         ),
-        health=otel_monitor.HealthRegistry([
-            otel_monitor.sqlalchemy_check(engine),
-            # Not critical: without the primary provider the shop still sells through the fallback.
-            otel_monitor.http_check(settings.payments_health, name="payments", critical=False),
-        ]),
+        health=otel_monitor.HealthRegistry(
+            [
+                otel_monitor.sqlalchemy_check(engine),
+                # Not critical: without the primary provider the shop still sells through the fallback.
+                otel_monitor.http_check(settings.payments_health, name="payments", critical=False),
+            ]
+        ),
     )
 
     @asynccontextmanager
@@ -201,7 +203,8 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
             raise HTTPException(409, f"{product.name}: {left}")
         # A cart that was empty starts now: the denominator of cart abandonment.
         cart_started = item is None and not session.scalar(
-            select(func.count()).select_from(CartItem).where(CartItem.user_id == user.id))
+            select(func.count()).select_from(CartItem).where(CartItem.user_id == user.id)
+        )
         if item is None:
             session.add(CartItem(user_id=user.id, product_id=product.id, quantity=wanted))
         else:
@@ -242,7 +245,12 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
         business.amount("revenue", euros(order.total_cents), currency=CURRENCY)
         business.count("order_placed")
         business.user("buyer", user_id=str(user.id))
-        return {"order_id": order.id, "status": order.status, "total_cents": order.total_cents, "provider": result.charge.layer}
+        return {
+            "order_id": order.id,
+            "status": order.status,
+            "total_cents": order.total_cents,
+            "provider": result.charge.layer,
+        }
 
     @app.post("/api/orders/{order_id}/refund")
     def refund_order(order_id: int, session: SessionDep, user: UserDep) -> dict[str, Any]:

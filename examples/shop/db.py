@@ -188,4 +188,3 @@ def create_schema(engine: Engine) -> None:
         session.add_all(
             Coupon(code=code, percent_off=percent, amount_off_cents=amount) for code, percent, amount in COUPONS
         )
-

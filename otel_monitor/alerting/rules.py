@@ -143,20 +143,30 @@ def recording_rules() -> dict[str, Any]:
     rules.append({"record": SUCCESS_RATIO, "expr": f"1 - {ERROR_RATIO.format(window='5m')}"})
     rules.append({"record": CALLS, "expr": f"sum by ({BY_OP}) (rate({DURATION_COUNT}[5m]))"})
     calls = f"sum by ({BY_OP}) (rate({DURATION_COUNT}[5m]))"
-    rules.append({"record": CLIENT_ERROR_RATIO, "expr": (
-        f"(\n  sum by ({BY_OP}) (rate({DURATION_COUNT}{{{CLIENT_ERRORS}}}[5m]))\n  or {calls} * 0\n)\n/ {calls}")})
-    rules.append({"record": AUTH_FAILURE_RATE,
-                  "expr": f"sum by ({BY_OP}) (rate({DURATION_COUNT}{{{AUTH_FAILURES}}}[5m]))"})
+    rules.append(
+        {
+            "record": CLIENT_ERROR_RATIO,
+            "expr": (
+                f"(\n  sum by ({BY_OP}) (rate({DURATION_COUNT}{{{CLIENT_ERRORS}}}[5m]))\n  or {calls} * 0\n)\n/ {calls}"
+            ),
+        }
+    )
+    rules.append(
+        {"record": AUTH_FAILURE_RATE, "expr": f"sum by ({BY_OP}) (rate({DURATION_COUNT}{{{AUTH_FAILURES}}}[5m]))"}
+    )
     for quantile in (0.5, 0.95, 0.99):
-        rules.append({
-            "record": LATENCY.format(percent=_percent(quantile)),
-            "expr": f"histogram_quantile({quantile}, sum by ({BY_OP}, le) (rate({DURATION_BUCKET}[5m])))",
-        })
+        rules.append(
+            {
+                "record": LATENCY.format(percent=_percent(quantile)),
+                "expr": f"histogram_quantile({quantile}, sum by ({BY_OP}, le) (rate({DURATION_BUCKET}[5m])))",
+            }
+        )
     return {"name": "otel-monitor.recording", "rules": rules}
 
 
-def _alert(name: str, expr: str, severity: str, for_: str, summary: str, description: str,
-           **labels: str) -> dict[str, Any]:
+def _alert(
+    name: str, expr: str, severity: str, for_: str, summary: str, description: str, **labels: str
+) -> dict[str, Any]:
     rule: dict[str, Any] = {"alert": name, "expr": expr, "for": for_}
     timing = TIMINGS.get(name)
     if timing is not None:
@@ -173,43 +183,71 @@ def _operation_alerts(operation: str, selector: str, t: Thresholds) -> list[dict
     on = "{{ $labels.monitor_operation }} on {{ $labels.job }}"
     budget = 1 - t.objective
     alerts = [
-        _alert("OperationSuccessRateCritical", f"{_select(SUCCESS_RATIO, selector)} < {_number(t.success_critical)}",
-               "critical", "5m", f"Success rate of {on} below {_percent(t.success_critical)}%",
-               "Success rate is {{ $value | humanizePercentage }} over 5m "
-               f"(critical below {_percent(t.success_critical)}% for {who})."),
-        _alert("OperationSuccessRateLow", f"{_select(SUCCESS_RATIO, selector)} < {_number(t.success_warning)}",
-               "warning", "5m", f"Success rate of {on} below {_percent(t.success_warning)}%",
-               "Success rate is {{ $value | humanizePercentage }} over 5m "
-               f"(warning below {_percent(t.success_warning)}% for {who})."),
-        _alert("OperationErrorRateHigh",
-               f"{_select(ERROR_RATIO.format(window='5m'), selector)} > {_number(t.error_rate_critical)}",
-               "critical", t.error_rate_for, f"Error rate of {on} above {_percent(t.error_rate_critical)}%",
-               "Error rate is {{ $value | humanizePercentage }} over 5m "
-               f"(critical above {_percent(t.error_rate_critical)}% for {t.error_rate_for})."),
+        _alert(
+            "OperationSuccessRateCritical",
+            f"{_select(SUCCESS_RATIO, selector)} < {_number(t.success_critical)}",
+            "critical",
+            "5m",
+            f"Success rate of {on} below {_percent(t.success_critical)}%",
+            "Success rate is {{ $value | humanizePercentage }} over 5m "
+            f"(critical below {_percent(t.success_critical)}% for {who}).",
+        ),
+        _alert(
+            "OperationSuccessRateLow",
+            f"{_select(SUCCESS_RATIO, selector)} < {_number(t.success_warning)}",
+            "warning",
+            "5m",
+            f"Success rate of {on} below {_percent(t.success_warning)}%",
+            "Success rate is {{ $value | humanizePercentage }} over 5m "
+            f"(warning below {_percent(t.success_warning)}% for {who}).",
+        ),
+        _alert(
+            "OperationErrorRateHigh",
+            f"{_select(ERROR_RATIO.format(window='5m'), selector)} > {_number(t.error_rate_critical)}",
+            "critical",
+            t.error_rate_for,
+            f"Error rate of {on} above {_percent(t.error_rate_critical)}%",
+            "Error rate is {{ $value | humanizePercentage }} over 5m "
+            f"(critical above {_percent(t.error_rate_critical)}% for {t.error_rate_for}).",
+        ),
     ]
     p = _percent(t.latency_percentile)
-    for severity, threshold, name in (("critical", t.latency_critical, "OperationLatencyCritical"),
-                                      ("warning", t.latency_warning, "OperationLatencyHigh")):
+    for severity, threshold, name in (
+        ("critical", t.latency_critical, "OperationLatencyCritical"),
+        ("warning", t.latency_warning, "OperationLatencyHigh"),
+    ):
         op_selector = f"{selector}, " if selector else ""
         within = f"sum by ({BY_OP}) (rate({DURATION_BUCKET}{{{op_selector}{le_matcher(threshold)}}}[5m]))"
         total = f"sum by ({BY_OP}) (rate({_select(DURATION_COUNT, selector)}[5m]))"
-        alerts.append(_alert(
-            name, f"1 - (\n  {within}\n  / {total}\n) > {_number(1 - t.latency_percentile)}", severity, "5m",
-            f"p{p} latency of {on} above {_number(threshold)}s",
-            "{{ $value | humanizePercentage }} of calls took longer than "
-            f"{_number(threshold)}s; the p{p} objective allows {_percent(1 - t.latency_percentile)}%."))
+        alerts.append(
+            _alert(
+                name,
+                f"1 - (\n  {within}\n  / {total}\n) > {_number(1 - t.latency_percentile)}",
+                severity,
+                "5m",
+                f"p{p} latency of {on} above {_number(threshold)}s",
+                "{{ $value | humanizePercentage }} of calls took longer than "
+                f"{_number(threshold)}s; the p{p} objective allows {_percent(1 - t.latency_percentile)}%.",
+            )
+        )
     for severity, rate, long_window, short_window in BURN_RATES:
         limit = _number(rate * budget)
         long_ratio = _select(ERROR_RATIO.format(window=long_window), selector)
         short_ratio = _select(ERROR_RATIO.format(window=short_window), selector)
-        alerts.append(_alert(
-            "ErrorBudgetBurn", f"{long_ratio} > {limit}\nand\n{short_ratio} > {limit}", severity,
-            "2m" if severity == "critical" else "15m",
-            f"{on} is burning its error budget {_number(rate)}x too fast",
-            f"Error ratio over {long_window} and {short_window} exceeds {_number(rate)}x the budget of a "
-            f"{_percent(t.objective)}% objective; at this rate the 30-day budget lasts "
-            f"{_number(round(30 / rate, 1))} days.",
-            long_window=long_window, short_window=short_window))
+        alerts.append(
+            _alert(
+                "ErrorBudgetBurn",
+                f"{long_ratio} > {limit}\nand\n{short_ratio} > {limit}",
+                severity,
+                "2m" if severity == "critical" else "15m",
+                f"{on} is burning its error budget {_number(rate)}x too fast",
+                f"Error ratio over {long_window} and {short_window} exceeds {_number(rate)}x the budget of a "
+                f"{_percent(t.objective)}% objective; at this rate the 30-day budget lasts "
+                f"{_number(round(30 / rate, 1))} days.",
+                long_window=long_window,
+                short_window=short_window,
+            )
+        )
     return _with_slo(alerts, operation)
 
 
@@ -224,15 +262,18 @@ def _with_slo(alerts: list[dict[str, Any]], operation: str) -> list[dict[str, An
 def operation_groups(slos: SLOs) -> list[dict[str, Any]]:
     groups = []
     for operation, thresholds in sorted(slos.operations.items()):
-        groups.append({"name": f"otel-monitor.operation.{operation}",
-                       "rules": _operation_alerts(operation, f'{OPERATION}="{operation}"', thresholds)})
+        groups.append(
+            {
+                "name": f"otel-monitor.operation.{operation}",
+                "rules": _operation_alerts(operation, f'{OPERATION}="{operation}"', thresholds),
+            }
+        )
     if slos.operations:
         others = "|".join(sorted(slos.operations))
         selector = f'{OPERATION}!~"{others}"'
     else:
         selector = ""
-    groups.append({"name": "otel-monitor.operation.defaults",
-                   "rules": _operation_alerts("", selector, slos.defaults)})
+    groups.append({"name": "otel-monitor.operation.defaults", "rules": _operation_alerts("", selector, slos.defaults)})
     return groups
 
 
@@ -251,45 +292,88 @@ def service_group(slos: SLOs) -> dict[str, Any]:
         else:
             selector = ""
         layer = f'{SERVICE_LAYER}!="primary"' + (f", {selector}" if selector else "")
-        fallback_rules += _with_slo([_alert(
-            "FallbackShareHigh",
-            f"sum by ({BY_OP}) (rate({FALLBACKS}{{{layer}}}[10m]))\n"
-            f"/ sum by ({BY_OP}) (rate({_select(DURATION_COUNT, selector)}[10m])) > {_number(t.fallback_warning)}",
-            "warning", "10m", "{{ $labels.monitor_operation }} on {{ $labels.job }} is served by fallbacks",
-            "{{ $value | humanizePercentage }} of calls were served by a fallback layer "
-            f"(warning above {_percent(t.fallback_warning)}%).")], operation)
-    return {"name": "otel-monitor.service", "rules": [
-        _alert("ServiceDown",
-               "group by (job) (max_over_time(target_info[1h]))\nunless\ngroup by (job) (target_info)",
-               "critical", "2m", "{{ $labels.job }} stopped sending telemetry",
-               "No instance of {{ $labels.job }} has reported metrics for 5 minutes (the collector's "
-               "metric_expiration) although it did within the last hour."),
-        _alert("ErrorCategorySpike",
-               f"{now} > {_number(SPIKE_MIN_PER_SECOND)}\nand\n{now}\n"
-               f"> {SPIKE_FACTOR} * ({before} or {now} * 0)",
-               "warning", "5m", "{{ $labels.monitor_error_category }} errors spiking on {{ $labels.job }}",
-               "{{ $value | humanize }} {{ $labels.monitor_error_category }} errors per second, more than "
-               f"{SPIKE_FACTOR}x the previous hour's rate."),
-        *client_error_alerts(),
-        _alert("CacheHitRateLow", f"({hits} or {lookups} * 0)\n/ {lookups} < {_number(d.cache_hit_warning)}",
-               "warning", "10m", "Cache {{ $labels.monitor_cache_name }} on {{ $labels.job }} mostly misses",
-               "Hit rate is {{ $value | humanizePercentage }} over 10m "
-               f"(warning below {_percent(d.cache_hit_warning)}%)."),
-        *fallback_rules,
-        _alert("HealthCheckFailing", f'min by (job, {HEALTH_CHECK}) ({HEALTH_STATUS}{{{HEALTH_CRITICAL}="true"}}) == 0',
-               "critical", "2m",
-               "Critical health check {{ $labels.monitor_health_check }} of {{ $labels.job }} is down",
-               "A dependency the service cannot work without has failed its health check for 2 minutes."),
-        _alert("HealthCheckDegraded", f"min by (job, {HEALTH_CHECK}) ({HEALTH_STATUS}) < 1",
-               "warning", "5m", "Health check {{ $labels.monitor_health_check }} of {{ $labels.job }} is not up",
-               "Status {{ $value }} (1 up, 0.5 degraded, 0 down) for 5 minutes."),
-        _alert("TelemetryDropped", f"sum by (job, {SIGNAL}) (rate({SELF_DROPPED}[10m])) > 0",
-               "warning", "10m", "{{ $labels.job }} drops {{ $labels.monitor_signal }} before export",
-               "The SDK's export queue overflowed: the collector is slow or unreachable."),
-        _alert("MonitoringInternalErrors", f"sum by (job, {COMPONENT}) (increase({SELF_INTERNAL_ERRORS}[10m])) > 0",
-               "warning", "0m", "otel-monitor component {{ $labels.monitor_component }} fails in {{ $labels.job }}",
-               "Failures were contained and counted; see the service log for the first traceback."),
-    ]}
+        fallback_rules += _with_slo(
+            [
+                _alert(
+                    "FallbackShareHigh",
+                    f"sum by ({BY_OP}) (rate({FALLBACKS}{{{layer}}}[10m]))\n"
+                    f"/ sum by ({BY_OP}) (rate({_select(DURATION_COUNT, selector)}[10m]))"
+                    f" > {_number(t.fallback_warning)}",
+                    "warning",
+                    "10m",
+                    "{{ $labels.monitor_operation }} on {{ $labels.job }} is served by fallbacks",
+                    "{{ $value | humanizePercentage }} of calls were served by a fallback layer "
+                    f"(warning above {_percent(t.fallback_warning)}%).",
+                )
+            ],
+            operation,
+        )
+    return {
+        "name": "otel-monitor.service",
+        "rules": [
+            _alert(
+                "ServiceDown",
+                "group by (job) (max_over_time(target_info[1h]))\nunless\ngroup by (job) (target_info)",
+                "critical",
+                "2m",
+                "{{ $labels.job }} stopped sending telemetry",
+                "No instance of {{ $labels.job }} has reported metrics for 5 minutes (the collector's "
+                "metric_expiration) although it did within the last hour.",
+            ),
+            _alert(
+                "ErrorCategorySpike",
+                f"{now} > {_number(SPIKE_MIN_PER_SECOND)}\nand\n{now}\n> {SPIKE_FACTOR} * ({before} or {now} * 0)",
+                "warning",
+                "5m",
+                "{{ $labels.monitor_error_category }} errors spiking on {{ $labels.job }}",
+                "{{ $value | humanize }} {{ $labels.monitor_error_category }} errors per second, more than "
+                f"{SPIKE_FACTOR}x the previous hour's rate.",
+            ),
+            *client_error_alerts(),
+            _alert(
+                "CacheHitRateLow",
+                f"({hits} or {lookups} * 0)\n/ {lookups} < {_number(d.cache_hit_warning)}",
+                "warning",
+                "10m",
+                "Cache {{ $labels.monitor_cache_name }} on {{ $labels.job }} mostly misses",
+                "Hit rate is {{ $value | humanizePercentage }} over 10m "
+                f"(warning below {_percent(d.cache_hit_warning)}%).",
+            ),
+            *fallback_rules,
+            _alert(
+                "HealthCheckFailing",
+                f'min by (job, {HEALTH_CHECK}) ({HEALTH_STATUS}{{{HEALTH_CRITICAL}="true"}}) == 0',
+                "critical",
+                "2m",
+                "Critical health check {{ $labels.monitor_health_check }} of {{ $labels.job }} is down",
+                "A dependency the service cannot work without has failed its health check for 2 minutes.",
+            ),
+            _alert(
+                "HealthCheckDegraded",
+                f"min by (job, {HEALTH_CHECK}) ({HEALTH_STATUS}) < 1",
+                "warning",
+                "5m",
+                "Health check {{ $labels.monitor_health_check }} of {{ $labels.job }} is not up",
+                "Status {{ $value }} (1 up, 0.5 degraded, 0 down) for 5 minutes.",
+            ),
+            _alert(
+                "TelemetryDropped",
+                f"sum by (job, {SIGNAL}) (rate({SELF_DROPPED}[10m])) > 0",
+                "warning",
+                "10m",
+                "{{ $labels.job }} drops {{ $labels.monitor_signal }} before export",
+                "The SDK's export queue overflowed: the collector is slow or unreachable.",
+            ),
+            _alert(
+                "MonitoringInternalErrors",
+                f"sum by (job, {COMPONENT}) (increase({SELF_INTERNAL_ERRORS}[10m])) > 0",
+                "warning",
+                "0m",
+                "otel-monitor component {{ $labels.monitor_component }} fails in {{ $labels.job }}",
+                "Failures were contained and counted; see the service log for the first traceback.",
+            ),
+        ],
+    }
 
 
 def client_error_alerts() -> list[dict[str, Any]]:
@@ -299,24 +383,36 @@ def client_error_alerts() -> list[dict[str, Any]]:
     client = f"sum by ({BY_OP}) (rate({DURATION_COUNT}{{{CLIENT_ERRORS}}}[5m]))"
     on = "{{ $labels.monitor_operation }} on {{ $labels.job }}"
     return [
-        _alert("AuthFailureSpike",
-               f"{now} > {_number(AUTH_SPIKE_MIN_PER_SECOND)}\nand\n{now}\n> {SPIKE_FACTOR} * ({before} or {now} * 0)",
-               "warning", "5m", f"Auth failures (401, 403) spiking on {on}",
-               "{{ $value | humanize }} rejected logins or forbidden calls per second, more than "
-               f"{SPIKE_FACTOR}x the previous hour's rate: a broken client, expired credentials, or someone "
-               "trying passwords."),
-        _alert("ClientErrorRateHigh",
-               f"{CLIENT_ERROR_RATIO} > {_number(CLIENT_ERROR_INFO)}\nand\n{client} > "
-               f"{_number(CLIENT_ERROR_MIN_PER_SECOND)}",
-               "info", "15m", f"Many calls of {on} are client errors",
-               "{{ $value | humanizePercentage }} of calls were answered with a 4xx over 5m "
-               f"(info above {_percent(CLIENT_ERROR_INFO)}%); the success rate does not count them."),
+        _alert(
+            "AuthFailureSpike",
+            f"{now} > {_number(AUTH_SPIKE_MIN_PER_SECOND)}\nand\n{now}\n> {SPIKE_FACTOR} * ({before} or {now} * 0)",
+            "warning",
+            "5m",
+            f"Auth failures (401, 403) spiking on {on}",
+            "{{ $value | humanize }} rejected logins or forbidden calls per second, more than "
+            f"{SPIKE_FACTOR}x the previous hour's rate: a broken client, expired credentials, or someone "
+            "trying passwords.",
+        ),
+        _alert(
+            "ClientErrorRateHigh",
+            f"{CLIENT_ERROR_RATIO} > {_number(CLIENT_ERROR_INFO)}\nand\n{client} > "
+            f"{_number(CLIENT_ERROR_MIN_PER_SECOND)}",
+            "info",
+            "15m",
+            f"Many calls of {on} are client errors",
+            "{{ $value | humanizePercentage }} of calls were answered with a 4xx over 5m "
+            f"(info above {_percent(CLIENT_ERROR_INFO)}%); the success rate does not count them.",
+        ),
     ]
 
 
 def _kpi_series(source: Source) -> str:
-    metric = {"count": BUSINESS_EVENTS, "users": BUSINESS_USERS, "amount": BUSINESS_AMOUNT + "_sum",
-              "amounts": BUSINESS_AMOUNT + "_count"}[source.kind]
+    metric = {
+        "count": BUSINESS_EVENTS,
+        "users": BUSINESS_USERS,
+        "amount": BUSINESS_AMOUNT + "_sum",
+        "amounts": BUSINESS_AMOUNT + "_count",
+    }[source.kind]
     selector = f'{KPI_LABEL}="{source.name}"'
     if source.currency:
         selector += f', {CURRENCY}="{source.currency}"'
@@ -344,17 +440,29 @@ def kpi_group(kpis: list[KPI]) -> dict[str, Any]:
         value = "{{ $value | humanize }}"
         selector = f'{KPI_VALUE}{{{KPI_LABEL}="{kpi.name}"}}'
         if kpi.minimum is not None:
-            rules.append(_alert(
-                "KpiBelowObjective", f"{selector} < {_number(kpi.minimum)}", kpi.severity, kpi.for_,
-                f"KPI {kpi.name} of {{{{ $labels.job }}}} below {_number(kpi.minimum)}",
-                f"{what}: {value} over {kpi.window}, objective at least {_number(kpi.minimum)}.",
-                **{KPI_LABEL: kpi.name}))
+            rules.append(
+                _alert(
+                    "KpiBelowObjective",
+                    f"{selector} < {_number(kpi.minimum)}",
+                    kpi.severity,
+                    kpi.for_,
+                    f"KPI {kpi.name} of {{{{ $labels.job }}}} below {_number(kpi.minimum)}",
+                    f"{what}: {value} over {kpi.window}, objective at least {_number(kpi.minimum)}.",
+                    **{KPI_LABEL: kpi.name},
+                )
+            )
         if kpi.maximum is not None:
-            rules.append(_alert(
-                "KpiAboveObjective", f"{selector} > {_number(kpi.maximum)}", kpi.severity, kpi.for_,
-                f"KPI {kpi.name} of {{{{ $labels.job }}}} above {_number(kpi.maximum)}",
-                f"{what}: {value} over {kpi.window}, objective at most {_number(kpi.maximum)}.",
-                **{KPI_LABEL: kpi.name}))
+            rules.append(
+                _alert(
+                    "KpiAboveObjective",
+                    f"{selector} > {_number(kpi.maximum)}",
+                    kpi.severity,
+                    kpi.for_,
+                    f"KPI {kpi.name} of {{{{ $labels.job }}}} above {_number(kpi.maximum)}",
+                    f"{what}: {value} over {kpi.window}, objective at most {_number(kpi.maximum)}.",
+                    **{KPI_LABEL: kpi.name},
+                )
+            )
     return {"name": "otel-monitor.kpis", "rules": rules}
 
 
@@ -372,20 +480,43 @@ def host_group() -> dict[str, Any]:
     cpu = '1 - avg by (job, instance) (system_cpu_utilization_ratio{state="idle"})'
     memory = 'sum by (job, instance) (system_memory_utilization_ratio{state="used"})'
     disk = "max by (job, instance, mountpoint) (system_filesystem_utilization_ratio)"
-    return {"name": "otel-monitor.host", "rules": [
-        _alert("HostCpuHigh", f"{cpu} > {_number(HOST_CPU_HIGH)}", "warning", "15m",
-               f"CPU of {on} above {_percent(HOST_CPU_HIGH)}%",
-               "{{ $value | humanizePercentage }} of the CPU busy, averaged over its cores, for 15 minutes."),
-        _alert("HostMemoryHigh", f"{memory} > {_number(HOST_MEMORY_HIGH)}", "warning", "10m",
-               f"Memory of {on} above {_percent(HOST_MEMORY_HIGH)}%",
-               "{{ $value | humanizePercentage }} of the memory used for 10 minutes."),
-        _alert("HostDiskFillingUp", f"{disk} > {_number(HOST_DISK_HIGH)}", "warning", "10m",
-               f"Disk {{{{ $labels.mountpoint }}}} of {on} above {_percent(HOST_DISK_HIGH)}%",
-               "{{ $value | humanizePercentage }} of the filesystem used."),
-        _alert("HostDiskFull", f"{disk} > {_number(HOST_DISK_FULL)}", "critical", "5m",
-               f"Disk {{{{ $labels.mountpoint }}}} of {on} above {_percent(HOST_DISK_FULL)}%",
-               "{{ $value | humanizePercentage }} of the filesystem used: writes fail soon."),
-    ]}
+    return {
+        "name": "otel-monitor.host",
+        "rules": [
+            _alert(
+                "HostCpuHigh",
+                f"{cpu} > {_number(HOST_CPU_HIGH)}",
+                "warning",
+                "15m",
+                f"CPU of {on} above {_percent(HOST_CPU_HIGH)}%",
+                "{{ $value | humanizePercentage }} of the CPU busy, averaged over its cores, for 15 minutes.",
+            ),
+            _alert(
+                "HostMemoryHigh",
+                f"{memory} > {_number(HOST_MEMORY_HIGH)}",
+                "warning",
+                "10m",
+                f"Memory of {on} above {_percent(HOST_MEMORY_HIGH)}%",
+                "{{ $value | humanizePercentage }} of the memory used for 10 minutes.",
+            ),
+            _alert(
+                "HostDiskFillingUp",
+                f"{disk} > {_number(HOST_DISK_HIGH)}",
+                "warning",
+                "10m",
+                f"Disk {{{{ $labels.mountpoint }}}} of {on} above {_percent(HOST_DISK_HIGH)}%",
+                "{{ $value | humanizePercentage }} of the filesystem used.",
+            ),
+            _alert(
+                "HostDiskFull",
+                f"{disk} > {_number(HOST_DISK_FULL)}",
+                "critical",
+                "5m",
+                f"Disk {{{{ $labels.mountpoint }}}} of {on} above {_percent(HOST_DISK_FULL)}%",
+                "{{ $value | humanizePercentage }} of the filesystem used: writes fail soon.",
+            ),
+        ],
+    }
 
 
 def _rate_by_name_pattern(pattern: str) -> str:
@@ -398,25 +529,46 @@ def _rate_by_name_pattern(pattern: str) -> str:
 def collector_group() -> dict[str, Any]:
     # The collector's own names (not ours); matched by pattern so the rules hold
     # across collector versions that add or drop the _total suffix.
-    return {"name": "otel-monitor.collector", "rules": [
-        _alert("CollectorDown", 'up{job="otel-collector"} == 0', "critical", "2m",
-               "Collector {{ $labels.instance }} is down", "Prometheus cannot scrape the collector's own metrics."),
-        _alert("CollectorRefusingData",
-               f'sum by (instance, receiver) ({_rate_by_name_pattern("otelcol_receiver_refused_.+")}) > 0',
-               "critical", "5m", "Collector {{ $labels.instance }} refuses data on {{ $labels.receiver }}",
-               "Usually the memory_limiter pushing back: the collector needs more memory or replicas."),
-        _alert("CollectorDroppingData",
-               "sum by (instance, exporter) "
-               f'({_rate_by_name_pattern("otelcol_exporter_(send|enqueue)_failed_.+")}) > 0',
-               "critical", "5m", "Collector {{ $labels.instance }} drops data at {{ $labels.exporter }}",
-               "Sends fail after retries, or the sending queue is full: the backend is down or too slow."),
-        _alert("CollectorQueueNearlyFull",
-               "max by (instance, exporter) (otelcol_exporter_queue_size)\n"
-               "/ on (instance, exporter) max by (instance, exporter) (otelcol_exporter_queue_capacity)\n"
-               f"> {_number(QUEUE_NEAR_FULL)}",
-               "warning", "5m", "Exporter {{ $labels.exporter }} queue on {{ $labels.instance }} is nearly full",
-               "{{ $value | humanizePercentage }} of the sending queue is used; data is dropped at 100%."),
-    ]}
+    return {
+        "name": "otel-monitor.collector",
+        "rules": [
+            _alert(
+                "CollectorDown",
+                'up{job="otel-collector"} == 0',
+                "critical",
+                "2m",
+                "Collector {{ $labels.instance }} is down",
+                "Prometheus cannot scrape the collector's own metrics.",
+            ),
+            _alert(
+                "CollectorRefusingData",
+                f"sum by (instance, receiver) ({_rate_by_name_pattern('otelcol_receiver_refused_.+')}) > 0",
+                "critical",
+                "5m",
+                "Collector {{ $labels.instance }} refuses data on {{ $labels.receiver }}",
+                "Usually the memory_limiter pushing back: the collector needs more memory or replicas.",
+            ),
+            _alert(
+                "CollectorDroppingData",
+                "sum by (instance, exporter) "
+                f"({_rate_by_name_pattern('otelcol_exporter_(send|enqueue)_failed_.+')}) > 0",
+                "critical",
+                "5m",
+                "Collector {{ $labels.instance }} drops data at {{ $labels.exporter }}",
+                "Sends fail after retries, or the sending queue is full: the backend is down or too slow.",
+            ),
+            _alert(
+                "CollectorQueueNearlyFull",
+                "max by (instance, exporter) (otelcol_exporter_queue_size)\n"
+                "/ on (instance, exporter) max by (instance, exporter) (otelcol_exporter_queue_capacity)\n"
+                f"> {_number(QUEUE_NEAR_FULL)}",
+                "warning",
+                "5m",
+                "Exporter {{ $labels.exporter }} queue on {{ $labels.instance }} is nearly full",
+                "{{ $value | humanizePercentage }} of the sending queue is used; data is dropped at 100%.",
+            ),
+        ],
+    }
 
 
 def regenerate_command(source: str, output: str | None) -> str:
@@ -433,22 +585,26 @@ def with_runbooks(groups: list[dict[str, Any]], base: str) -> list[dict[str, Any
     return groups
 
 
-def generate(slos: SLOs, source: str, runbook_base: str = DEFAULT_RUNBOOK_BASE_URL,
-             kpis: list[KPI] | None = None) -> str:
+def generate(
+    slos: SLOs, source: str, runbook_base: str = DEFAULT_RUNBOOK_BASE_URL, kpis: list[KPI] | None = None
+) -> str:
     """The rule file for ``slos`` (and the KPI objectives) as YAML text."""
     missing = slos.missing_buckets()
     if missing:
         raise ValueError(
             f"{source}: latency thresholds {', '.join(_number(m) for m in missing)} are not histogram bucket "
-            "boundaries; add them to slos.buckets (an alert between boundaries would be an interpolation)")
+            "boundaries; add them to slos.buckets (an alert between boundaries would be an interpolation)"
+        )
     groups = [recording_rules(), *operation_groups(slos), service_group(slos), host_group(), collector_group()]
     if kpis:
         groups.insert(-1, kpi_group(kpis))
     document = {"groups": with_runbooks(groups, runbook_base)}
     name = os.path.basename(source)
-    header = (f"# Generated by `otel-monitor rules` from the slos: section of {name}.\n"
-              f"# Do not edit: change the SLOs there and run "
-              f"`{regenerate_command(name, None)}`.\n")
+    header = (
+        f"# Generated by `otel-monitor rules` from the slos: section of {name}.\n"
+        f"# Do not edit: change the SLOs there and run "
+        f"`{regenerate_command(name, None)}`.\n"
+    )
     return header + _dump(document)
 
 
@@ -467,11 +623,17 @@ def _dump(document: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=os.environ.get("OTEL_MONITOR_CONFIG"),
-                        help="the otel-monitor config file with the slos: section (default: $OTEL_MONITOR_CONFIG)")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("OTEL_MONITOR_CONFIG"),
+        help="the otel-monitor config file with the slos: section (default: $OTEL_MONITOR_CONFIG)",
+    )
     parser.add_argument("--output", help="write the rules here instead of stdout")
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 if the file at --output differs from what would be generated")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="do not write; exit 1 if the file at --output differs from what would be generated",
+    )
 
 
 def run(args: argparse.Namespace, config: ConfigFile | None = None) -> int:
@@ -502,8 +664,11 @@ def run(args: argparse.Namespace, config: ConfigFile | None = None) -> int:
             print(f"otel-monitor rules: cannot read {args.output}: {exc}", file=sys.stderr)
             return 1
         if current != text:
-            print(f"otel-monitor rules: {args.output} is out of date with {args.config}; run "
-                  f"`{regenerate_command(args.config, args.output)}`", file=sys.stderr)
+            print(
+                f"otel-monitor rules: {args.output} is out of date with {args.config}; run "
+                f"`{regenerate_command(args.config, args.output)}`",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if args.output:

@@ -169,14 +169,16 @@ def parse_config_text(text: str, path: str) -> ConfigFile:
         return ConfigFile(path=path)
     if not isinstance(data, dict):
         raise ConfigFileError(
-            f"{path}:1: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}")
+            f"{path}:1: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(data).__name__}"
+        )
     lines: dict[Path, int] = {}
     _index(node, (), lines, set())
     config = ConfigFile(path=path, data=data, lines=lines)
     unknown = [key for key in data if key not in SECTIONS]
     if unknown:
         raise ConfigFileError(
-            f"{config.where(unknown[0])}: unknown section {unknown[0]!r}; expected one of {', '.join(SECTIONS)}")
+            f"{config.where(unknown[0])}: unknown section {unknown[0]!r}; expected one of {', '.join(SECTIONS)}"
+        )
     return config
 
 
@@ -196,12 +198,21 @@ def load_config_file(path: str) -> ConfigFile:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) \
-                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file"
+            kind = (
+                "a directory"
+                if stat.S_ISDIR(info.st_mode)
+                else "a FIFO"
+                if stat.S_ISFIFO(info.st_mode)
+                else "a device"
+                if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+                else "not a regular file"
+            )
             raise ConfigFileError(f"{path}: cannot read the config file: it is {kind}, not a regular file")
         if info.st_size > MAX_CONFIG_BYTES:
-            raise ConfigFileError(f"{path}: cannot read the config file: it is {info.st_size:,} bytes, "
-                                  f"over the limit of {MAX_CONFIG_BYTES:,}")
+            raise ConfigFileError(
+                f"{path}: cannot read the config file: it is {info.st_size:,} bytes, "
+                f"over the limit of {MAX_CONFIG_BYTES:,}"
+            )
         with os.fdopen(fd, "rb", closefd=True) as handle:
             fd = -1
             raw = handle.read(MAX_CONFIG_BYTES + 1)

@@ -142,100 +142,218 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("OTEL_MONITOR_CONFIG", text, None,
-            "Path of the YAML file with operation, error, funnel, SLO and health rules."),
-    Setting("OTEL_MONITOR_STRICT", parse_bool, "false",
-            "Fail fast: a bad setting or config file stops the process instead of falling back to defaults."),
-    Setting("OTEL_MONITOR_ENVIRONMENT", text, None,
-            "Sets the deployment.environment.name resource attribute (e.g. production, staging)."),
-    Setting("OTEL_MONITOR_EXCLUDED_URLS", regex_list,
-            "/health,/health/detailed,/healthz,/readyz,/livez,/metrics,/favicon.ico",
-            "Comma-separated URL path patterns (regular expressions matched against the whole path: `/static/.*` "
-            "for a prefix) that produce no traces or operation metrics."),
-    Setting("OTEL_MONITOR_OPERATION_SPANS", parse_bool, "false",
-            "Also trace FastAPI's internal steps (dependencies, endpoint, serialization) as child spans."),
-    Setting("OTEL_MONITOR_HTTP_METRICS", parse_bool, "false",
-            "Also record FastAPI's http.server.request.duration and http.server.active_requests; "
-            "monitor.operation.duration already times every request, by operation."),
-    Setting("OTEL_MONITOR_LOG_LEVEL", log_level, "INFO",
-            "Lowest level of stdlib log records sent as OTLP logs."),
-    Setting("OTEL_MONITOR_LOG_CORRELATION", parse_bool, "true",
-            "Add trace_id and span_id to stdlib log records (for formatters) as well as to OTLP logs."),
-    Setting("OTEL_MONITOR_KEEP_ERRORS", parse_bool, "true",
-            "Export a failed request's local spans even when its trace was not sampled."),
-    Setting("OTEL_MONITOR_SLOW_THRESHOLD_MS", number(0, 3_600_000), "2000",
-            "Export a request's local spans when it took longer than this, even when its trace was not sampled "
-            "(0 disables)."),
-    Setting("OTEL_MONITOR_CARDINALITY_LIMIT", integer(1, 1_000_000), "2000",
-            "Attribute sets kept per instrument of ours; further ones go to the otel.metric.overflow=true series."),
-    Setting("OTEL_MONITOR_USER_ID_KEY", secret, None,
-            "HMAC-SHA256 key used to pseudonymise user ids (enduser.pseudo.id). Required for journey milestones "
-            "with user ids.",
-            secret=True),
-    Setting("OTEL_MONITOR_JOURNEY_STORE", text, None,
-            "SQLAlchemy URL of a store recording the first time each pseudonymous user reached each journey step."),
-    Setting("OTEL_MONITOR_REDACT", parse_bool, "true",
-            "Scrub secrets and personal data from spans, events, logs and metric attributes before export."),
-    Setting("OTEL_MONITOR_REDACT_PATTERNS", regex_list, "",
-            "Extra comma-separated regular expressions whose matches are scrubbed."),
-    Setting("OTEL_MONITOR_SAFE_KEYS", csv, "",
-            "Comma-separated attribute keys that are never scrubbed."),
-    Setting("OTEL_MONITOR_RUNTIME_METRICS", parse_bool, "true",
-            "Report process CPU, memory, GC, thread and file-descriptor metrics."),
-    Setting("OTEL_MONITOR_LEAN_SPANS", parse_bool, "true",
-            "Record spans with otel-monitor's span type: the SDK's, with attributes checked once on the way to export "
-            "instead of on every write, and no lock per write (false: the SDK's own span type)."),
-    Setting("OTEL_MONITOR_LEAN_OTLP", parse_bool, "true",
-            "Export OTLP/HTTP through otel-monitor's encoder: the SDK's OTLP/HTTP exporters' settings, HTTP client, "
-            "retries and transport, without loading the protobuf runtime (false: the SDK's own exporters)."),
-    Setting("OTEL_MONITOR_LEAN_REQUESTS", parse_bool, "true",
-            "Serve FastAPI's native request telemetry through otel-monitor's shorter per-request path: the same span, "
-            "metrics and logs, with provider checks kept and one context attached per request (false: FastAPI's own "
-            "path)."),
-    Setting("OTEL_MONITOR_LEAN_QUERIES", parse_bool, "true",
-            "Make SQLAlchemy query spans with their name and attributes worked out once per statement, from the "
-            "engine's dialect methods, and hold an unsampled request's queries as small records until it is kept "
-            "(false: the contrib instrumentation's own query spans)."),
-    Setting("OTEL_MONITOR_DIRECT_HISTOGRAMS", parse_bool, "true",
-            "Record monitor.operation.duration straight into the SDK's aggregation once an attribute set is known "
-            "(false: every point through the SDK's Histogram.record)."),
-    Setting("OTEL_MONITOR_LEAN_TRACEBACKS", parse_bool, "true",
-            "Format exceptions' tracebacks for spans and log records once per error and once per error site: the "
-            "same text as the traceback module's, shared by the log record and the span's exception event (false: the "
-            "SDK formats each one itself)."),
-    Setting("OTEL_MONITOR_GC_FREEZE", parse_bool, "true",
-            "Under opentelemetry-instrument, move the objects that exist once otel-monitor has set up (the SDK and its "
-            "exporters, ours, the modules loaded before the app) out of the garbage collector's scans (gc.freeze)."),
-    Setting("OTEL_MONITOR_SHUTDOWN_TIMEOUT", number(0, 600), "5",
-            "Seconds that flushing telemetry may take at process exit, even when the receiver is down."),
-    Setting("OTEL_MONITOR_EXPORT_WARNING_INTERVAL", number(0, 86_400), "30",
-            "At most one export-failure warning per this many seconds."),
-    Setting("OTEL_MONITOR_CONSOLE_TOKEN", secret, None,
-            "Token the local console requires (Bearer header or cookie) on UI, API and OTLP; needed to listen "
-            "beyond loopback.",
-            secret=True),
-    Setting("OTEL_MONITOR_CONSOLE_STALE_AFTER", number(1, 86_400), "180",
-            "Seconds without any data (spans, metrics or logs) after which the console shows a service or instance "
-            "as stale (no data), drops that instance's health checks, and `otel-monitor status` fails; the default "
-            "is three of the SDKs' default 60 s metric export intervals."),
-    Setting("OTEL_MONITOR_CONSOLE_ALERT_WEBHOOK", webhook_url, None,
-            "URL the local console POSTs each alert that fires or resolves to, in Alertmanager's webhook format "
-            "(a chat or paging hook; `otel-monitor console --alert-webhook`). Kept out of reports: such URLs "
-            "often carry a token.",
-            secret=True),
-    Setting("OTEL_MONITOR_HEALTH_INTERVAL", number(0.1, 86_400), "15",
-            "Seconds between runs of the health checks (in the background, never on a request)."),
-    Setting("OTEL_MONITOR_HEALTH_ENDPOINTS", parse_bool, "false",
-            "Add /health and /health/detailed to every FastAPI app (also `endpoints: true` under `health:` in the "
-            "config file)."),
-    Setting("OTEL_MONITOR_HEALTH_TOKEN", secret, None,
-            "Token required (Authorization: Bearer or ?token=) to read /health/detailed, which reveals the "
-            "service's dependencies.",
-            secret=True),
-    Setting("OTEL_MONITOR_STATUS_PATH", url_path, None,
-            "Serve a status page at this path of every FastAPI app (e.g. `/monitoring`): per-operation calls, "
-            "errors and latency from the metrics the SDK exports, health and active alerts. Off when unset; "
-            "protected by OTEL_MONITOR_HEALTH_TOKEN as /health/detailed is, and never traced."),
+    Setting(
+        "OTEL_MONITOR_CONFIG", text, None, "Path of the YAML file with operation, error, funnel, SLO and health rules."
+    ),
+    Setting(
+        "OTEL_MONITOR_STRICT",
+        parse_bool,
+        "false",
+        "Fail fast: a bad setting or config file stops the process instead of falling back to defaults.",
+    ),
+    Setting(
+        "OTEL_MONITOR_ENVIRONMENT",
+        text,
+        None,
+        "Sets the deployment.environment.name resource attribute (e.g. production, staging).",
+    ),
+    Setting(
+        "OTEL_MONITOR_EXCLUDED_URLS",
+        regex_list,
+        "/health,/health/detailed,/healthz,/readyz,/livez,/metrics,/favicon.ico",
+        "Comma-separated URL path patterns (regular expressions matched against the whole path: `/static/.*` "
+        "for a prefix) that produce no traces or operation metrics.",
+    ),
+    Setting(
+        "OTEL_MONITOR_OPERATION_SPANS",
+        parse_bool,
+        "false",
+        "Also trace FastAPI's internal steps (dependencies, endpoint, serialization) as child spans.",
+    ),
+    Setting(
+        "OTEL_MONITOR_HTTP_METRICS",
+        parse_bool,
+        "false",
+        "Also record FastAPI's http.server.request.duration and http.server.active_requests; "
+        "monitor.operation.duration already times every request, by operation.",
+    ),
+    Setting("OTEL_MONITOR_LOG_LEVEL", log_level, "INFO", "Lowest level of stdlib log records sent as OTLP logs."),
+    Setting(
+        "OTEL_MONITOR_LOG_CORRELATION",
+        parse_bool,
+        "true",
+        "Add trace_id and span_id to stdlib log records (for formatters) as well as to OTLP logs.",
+    ),
+    Setting(
+        "OTEL_MONITOR_KEEP_ERRORS",
+        parse_bool,
+        "true",
+        "Export a failed request's local spans even when its trace was not sampled.",
+    ),
+    Setting(
+        "OTEL_MONITOR_SLOW_THRESHOLD_MS",
+        number(0, 3_600_000),
+        "2000",
+        "Export a request's local spans when it took longer than this, even when its trace was not sampled "
+        "(0 disables).",
+    ),
+    Setting(
+        "OTEL_MONITOR_CARDINALITY_LIMIT",
+        integer(1, 1_000_000),
+        "2000",
+        "Attribute sets kept per instrument of ours; further ones go to the otel.metric.overflow=true series.",
+    ),
+    Setting(
+        "OTEL_MONITOR_USER_ID_KEY",
+        secret,
+        None,
+        "HMAC-SHA256 key used to pseudonymise user ids (enduser.pseudo.id). Required for journey milestones "
+        "with user ids.",
+        secret=True,
+    ),
+    Setting(
+        "OTEL_MONITOR_JOURNEY_STORE",
+        text,
+        None,
+        "SQLAlchemy URL of a store recording the first time each pseudonymous user reached each journey step.",
+    ),
+    Setting(
+        "OTEL_MONITOR_REDACT",
+        parse_bool,
+        "true",
+        "Scrub secrets and personal data from spans, events, logs and metric attributes before export.",
+    ),
+    Setting(
+        "OTEL_MONITOR_REDACT_PATTERNS",
+        regex_list,
+        "",
+        "Extra comma-separated regular expressions whose matches are scrubbed.",
+    ),
+    Setting("OTEL_MONITOR_SAFE_KEYS", csv, "", "Comma-separated attribute keys that are never scrubbed."),
+    Setting(
+        "OTEL_MONITOR_RUNTIME_METRICS",
+        parse_bool,
+        "true",
+        "Report process CPU, memory, GC, thread and file-descriptor metrics.",
+    ),
+    Setting(
+        "OTEL_MONITOR_LEAN_SPANS",
+        parse_bool,
+        "true",
+        "Record spans with otel-monitor's span type: the SDK's, with attributes checked once on the way to export "
+        "instead of on every write, and no lock per write (false: the SDK's own span type).",
+    ),
+    Setting(
+        "OTEL_MONITOR_LEAN_OTLP",
+        parse_bool,
+        "true",
+        "Export OTLP/HTTP through otel-monitor's encoder: the SDK's OTLP/HTTP exporters' settings, HTTP client, "
+        "retries and transport, without loading the protobuf runtime (false: the SDK's own exporters).",
+    ),
+    Setting(
+        "OTEL_MONITOR_LEAN_REQUESTS",
+        parse_bool,
+        "true",
+        "Serve FastAPI's native request telemetry through otel-monitor's shorter per-request path: the same span, "
+        "metrics and logs, with provider checks kept and one context attached per request (false: FastAPI's own "
+        "path).",
+    ),
+    Setting(
+        "OTEL_MONITOR_LEAN_QUERIES",
+        parse_bool,
+        "true",
+        "Make SQLAlchemy query spans with their name and attributes worked out once per statement, from the "
+        "engine's dialect methods, and hold an unsampled request's queries as small records until it is kept "
+        "(false: the contrib instrumentation's own query spans).",
+    ),
+    Setting(
+        "OTEL_MONITOR_DIRECT_HISTOGRAMS",
+        parse_bool,
+        "true",
+        "Record monitor.operation.duration straight into the SDK's aggregation once an attribute set is known "
+        "(false: every point through the SDK's Histogram.record).",
+    ),
+    Setting(
+        "OTEL_MONITOR_LEAN_TRACEBACKS",
+        parse_bool,
+        "true",
+        "Format exceptions' tracebacks for spans and log records once per error and once per error site: the "
+        "same text as the traceback module's, shared by the log record and the span's exception event (false: the "
+        "SDK formats each one itself).",
+    ),
+    Setting(
+        "OTEL_MONITOR_GC_FREEZE",
+        parse_bool,
+        "true",
+        "Under opentelemetry-instrument, move the objects that exist once otel-monitor has set up (the SDK and its "
+        "exporters, ours, the modules loaded before the app) out of the garbage collector's scans (gc.freeze).",
+    ),
+    Setting(
+        "OTEL_MONITOR_SHUTDOWN_TIMEOUT",
+        number(0, 600),
+        "5",
+        "Seconds that flushing telemetry may take at process exit, even when the receiver is down.",
+    ),
+    Setting(
+        "OTEL_MONITOR_EXPORT_WARNING_INTERVAL",
+        number(0, 86_400),
+        "30",
+        "At most one export-failure warning per this many seconds.",
+    ),
+    Setting(
+        "OTEL_MONITOR_CONSOLE_TOKEN",
+        secret,
+        None,
+        "Token the local console requires (Bearer header or cookie) on UI, API and OTLP; needed to listen "
+        "beyond loopback.",
+        secret=True,
+    ),
+    Setting(
+        "OTEL_MONITOR_CONSOLE_STALE_AFTER",
+        number(1, 86_400),
+        "180",
+        "Seconds without any data (spans, metrics or logs) after which the console shows a service or instance "
+        "as stale (no data), drops that instance's health checks, and `otel-monitor status` fails; the default "
+        "is three of the SDKs' default 60 s metric export intervals.",
+    ),
+    Setting(
+        "OTEL_MONITOR_CONSOLE_ALERT_WEBHOOK",
+        webhook_url,
+        None,
+        "URL the local console POSTs each alert that fires or resolves to, in Alertmanager's webhook format "
+        "(a chat or paging hook; `otel-monitor console --alert-webhook`). Kept out of reports: such URLs "
+        "often carry a token.",
+        secret=True,
+    ),
+    Setting(
+        "OTEL_MONITOR_HEALTH_INTERVAL",
+        number(0.1, 86_400),
+        "15",
+        "Seconds between runs of the health checks (in the background, never on a request).",
+    ),
+    Setting(
+        "OTEL_MONITOR_HEALTH_ENDPOINTS",
+        parse_bool,
+        "false",
+        "Add /health and /health/detailed to every FastAPI app (also `endpoints: true` under `health:` in the "
+        "config file).",
+    ),
+    Setting(
+        "OTEL_MONITOR_HEALTH_TOKEN",
+        secret,
+        None,
+        "Token required (Authorization: Bearer or ?token=) to read /health/detailed, which reveals the "
+        "service's dependencies.",
+        secret=True,
+    ),
+    Setting(
+        "OTEL_MONITOR_STATUS_PATH",
+        url_path,
+        None,
+        "Serve a status page at this path of every FastAPI app (e.g. `/monitoring`): per-operation calls, "
+        "errors and latency from the metrics the SDK exports, health and active alerts. Off when unset; "
+        "protected by OTEL_MONITOR_HEALTH_TOKEN as /health/detailed is, and never traced.",
+    ),
 )
 
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
@@ -316,7 +434,9 @@ def resolve(
         if name not in BY_KEY:
             report_problem(
                 f"configure() got an unknown setting {name!r}; known: {', '.join(sorted(BY_KEY))}",
-                strict=strict, problems=result.problems)
+                strict=strict,
+                problems=result.problems,
+            )
     for setting in SETTINGS:
         candidates: list[tuple[str, Any]] = []
         if setting.key in overrides:
@@ -328,8 +448,11 @@ def resolve(
             candidates.append((where, value))
         chosen: Resolved | None = None
         for source, raw in candidates:
-            label = setting.env if source == "environment" else (
-                f"configure({setting.key}=...)" if source == "argument" else f"{source}: {setting.key}")
+            label = (
+                setting.env
+                if source == "environment"
+                else (f"configure({setting.key}=...)" if source == "argument" else f"{source}: {setting.key}")
+            )
             # Code and YAML may give typed values; validate them through the parser.
             raw = _as_text(raw)
             try:
@@ -340,7 +463,9 @@ def resolve(
                 report_problem(
                     f"{label}={shown} is invalid: {exc}; using the default"
                     + (f" ({setting.default})" if setting.default not in (None, "") else ""),
-                    strict=strict, problems=result.problems)
+                    strict=strict,
+                    problems=result.problems,
+                )
         if chosen is None:
             value = setting.parse(setting.default) if setting.default is not None else None
             chosen = Resolved(setting, value, "default", setting.default)
@@ -349,8 +474,9 @@ def resolve(
     excluded = result.resolved["excluded_urls"]
     if status_path and re.escape(status_path) not in excluded.value:
         # The status page is monitoring itself: never traced nor counted as an operation.
-        result.resolved["excluded_urls"] = Resolved(excluded.setting, (*excluded.value, re.escape(status_path)),
-                                                    excluded.source, excluded.raw)
+        result.resolved["excluded_urls"] = Resolved(
+            excluded.setting, (*excluded.value, re.escape(status_path)), excluded.source, excluded.raw
+        )
     return result
 
 

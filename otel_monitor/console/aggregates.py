@@ -72,8 +72,11 @@ class Queries:
         first = self._first_minute(window)
         out: dict[tuple[str, str], tuple[str, Histogram]] = {}
         with self.store.lock:
-            services = [service] if service else sorted(
-                {k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
+            services = (
+                [service]
+                if service
+                else sorted({k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
+            )
             for svc in services:
                 source, table = self._op_tables(svc, first)
                 for (s, op, minute), hist in table.items():
@@ -83,8 +86,9 @@ class Queries:
                     merged.merge(hist)
         return out
 
-    def _counter_sums(self, metric: str, service: str | None,
-                      window: str) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
+    def _counter_sums(
+        self, metric: str, service: str | None, window: str
+    ) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
         first = self._first_minute(window)
         out: dict[tuple[str, tuple[tuple[str, Any], ...]], float] = defaultdict(float)
         with self.store.lock:
@@ -93,8 +97,9 @@ class Queries:
                     out[(svc, attrs)] += value
         return out
 
-    def cache_hit_rates(self, service: str | None, window: str,
-                        by: str = semconv.MONITOR_CACHE_NAME) -> dict[tuple[str, str], dict[str, float]]:
+    def cache_hit_rates(
+        self, service: str | None, window: str, by: str = semconv.MONITOR_CACHE_NAME
+    ) -> dict[tuple[str, str], dict[str, float]]:
         """(service, cache name) -> {requests, hits, hit_rate}; ``by`` another attribute (the operation)
         groups by it instead, leaving out lookups without it."""
         out: dict[tuple[str, str], dict[str, float]] = {}
@@ -130,13 +135,26 @@ class Queries:
             if a.get(semconv.MONITOR_BUSINESS_RETURNING) in (True, "true"):
                 entry["returning"] += value
         return {
-            "amounts": [{"kpi": k, "currency": c, "total": _round(v["total"]), "count": v["count"],
-                         "average": _round(v["total"] / v["count"]) if v["count"] else None}
-                        for (k, c), v in sorted(amounts.items())],
+            "amounts": [
+                {
+                    "kpi": k,
+                    "currency": c,
+                    "total": _round(v["total"]),
+                    "count": v["count"],
+                    "average": _round(v["total"] / v["count"]) if v["count"] else None,
+                }
+                for (k, c), v in sorted(amounts.items())
+            ],
             "counts": dict(sorted(counts.items())),
-            "users": [{"kpi": k, "users": v["users"], "returning": v["returning"],
-                       "return_rate": _round(v["returning"] / v["users"]) if v["users"] else None}
-                      for k, v in sorted(users.items())],
+            "users": [
+                {
+                    "kpi": k,
+                    "users": v["users"],
+                    "returning": v["returning"],
+                    "return_rate": _round(v["returning"] / v["users"]) if v["users"] else None,
+                }
+                for k, v in sorted(users.items())
+            ],
         }
 
     def fallbacks(self, service: str | None, window: str) -> dict[tuple[str, str], float]:
@@ -149,19 +167,25 @@ class Queries:
             out[key] += value if a.get(semconv.MONITOR_SERVICE_LAYER, "fallback") != "primary" else 0.0
         return out
 
-    def operation_row(self, service: str, operation: str, source: str, hist: Histogram,
-                      fallbacks: float | None, window: str) -> dict[str, Any]:
+    def operation_row(
+        self, service: str, operation: str, source: str, hist: Histogram, fallbacks: float | None, window: str
+    ) -> dict[str, Any]:
         t = self.slos.for_operation(operation)
         calls = hist.count
         success = (calls - hist.errors) / calls if calls else None
         latency = hist.percentile(t.latency_percentile)
         row = {
-            "service": service, "operation": operation, "source": source, "calls": calls,
-            "errors": hist.errors, "success_rate": _round(success),
+            "service": service,
+            "operation": operation,
+            "source": source,
+            "calls": calls,
+            "errors": hist.errors,
+            "success_rate": _round(success),
             **self.throughput(service, operation, source),
             **latency_fields(hist),
             "mean": _round(hist.sum / calls if calls else None),
-            "slo_percentile": t.latency_percentile, "slo_latency": _round(latency),
+            "slo_percentile": t.latency_percentile,
+            "slo_latency": _round(latency),
             "fallback_share": _round(fallbacks / calls) if calls and fallbacks is not None else None,
             "error_categories": dict(hist.categories),
             **client_error_fields(hist),
@@ -179,8 +203,9 @@ class Queries:
         ``throughput_window`` gives the span counted, in ms since the epoch.
         """
         with self.store.lock:
-            mine = [(op, t) for (svc, src, op, _), t in self.store.timelines.items()
-                    if svc == service and src == source]
+            mine = [
+                (op, t) for (svc, src, op, _), t in self.store.timelines.items() if svc == service and src == source
+            ]
             if not mine:
                 return {"throughput_per_s": None, "throughput_window": None}
             end = max(t.last_ns for _, t in mine)
@@ -193,8 +218,10 @@ class Queries:
             # A rate from less than a second of data says little: count at least one.
             span = max(min(THROUGHPUT_WINDOW_NS, end - first), 1_000_000_000)
             calls = sum(t.at(end) - t.at(end - span) for t in timelines)
-        return {"throughput_per_s": _round(calls / (span / 1e9)),
-                "throughput_window": {"start": (end - span) // 1_000_000, "end": end // 1_000_000}}
+        return {
+            "throughput_per_s": _round(calls / (span / 1e9)),
+            "throughput_window": {"start": (end - span) // 1_000_000, "end": end // 1_000_000},
+        }
 
     @staticmethod
     def operation_state(t: Thresholds, row: dict[str, Any]) -> str:
@@ -228,8 +255,11 @@ class Queries:
         first = self._first_minute(window)
         buckets: dict[int, Histogram] = defaultdict(Histogram)
         with self.store.lock:
-            services = [service] if service else sorted(
-                {k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
+            services = (
+                [service]
+                if service
+                else sorted({k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
+            )
             for svc in services:
                 _, table = self._op_tables(svc, first)
                 for (s, op, minute), hist in table.items():
@@ -238,8 +268,14 @@ class Queries:
         out = []
         for i in range(-(-minutes // step)):
             hist = buckets.get(i) or Histogram()
-            out.append({"t": (first + i * step) * MINUTE_NS // 1_000_000, "calls": hist.count,
-                        "errors": hist.errors, "p95": _round(hist.percentile(0.95))})
+            out.append(
+                {
+                    "t": (first + i * step) * MINUTE_NS // 1_000_000,
+                    "calls": hist.count,
+                    "errors": hist.errors,
+                    "p95": _round(hist.percentile(0.95)),
+                }
+            )
         return out
 
     # --- services ------------------------------------------------------------
@@ -247,28 +283,32 @@ class Queries:
         rows = self.operations(service, window)
         health = self.health(service, window)
         out = []
-        for svc in ([service] if service else self.services()):
+        for svc in [service] if service else self.services():
             mine = [r for r in rows if r["service"] == svc]
             total = Histogram()
             for _source, hist in self.operation_histograms(svc, window).values():
                 total.merge(hist)
             checks = [c for c in health if c["service"] == svc]
             status = worst(*(r["status"] for r in mine), *(_check_state(c) for c in checks))
-            out.append({
-                "service": svc, "status": status,
-                "source": mine[0]["source"] if mine else None,
-                "calls": total.count, "errors": total.errors,
-                **self.throughput(svc, None, mine[0]["source"] if mine else "spans"),
-                "error_rate": _round(total.errors / total.count) if total.count else None,
-                **client_error_fields(total),
-                "cache_hit_rate": _service_hit_rate(self.cache_hit_rates(svc, window), svc),
-                **latency_fields(total),
-                "operations": len(mine),
-                "unhealthy_operations": [r["operation"] for r in mine if r["status"] != "ok"],
-                "failing_checks": [c["check"] for c in checks if c["state"] != "up"],
-                "series": self.operation_series(svc, None, window),
-                "business": self.business(svc, window),
-            })
+            out.append(
+                {
+                    "service": svc,
+                    "status": status,
+                    "source": mine[0]["source"] if mine else None,
+                    "calls": total.count,
+                    "errors": total.errors,
+                    **self.throughput(svc, None, mine[0]["source"] if mine else "spans"),
+                    "error_rate": _round(total.errors / total.count) if total.count else None,
+                    **client_error_fields(total),
+                    "cache_hit_rate": _service_hit_rate(self.cache_hit_rates(svc, window), svc),
+                    **latency_fields(total),
+                    "operations": len(mine),
+                    "unhealthy_operations": [r["operation"] for r in mine if r["status"] != "ok"],
+                    "failing_checks": [c["check"] for c in checks if c["state"] != "up"],
+                    "series": self.operation_series(svc, None, window),
+                    "business": self.business(svc, window),
+                }
+            )
         for row in out:
             self._add_liveness(row)
         return out
@@ -287,9 +327,15 @@ class Queries:
             with self.store.lock:
                 usage = self.store.instance_usage.get((service, i))
             # CPU in cores busy (user + system) and resident memory, from the instance's runtime metrics.
-            rows.append({"instance": i, "last_seen": t // 1_000_000, "stale": self._silent(t),
-                         "cpu_cores": _round(usage.cpu_cores, 4) if usage else None,
-                         "memory_bytes": usage.memory_bytes if usage else None})
+            rows.append(
+                {
+                    "instance": i,
+                    "last_seen": t // 1_000_000,
+                    "stale": self._silent(t),
+                    "cpu_cores": _round(usage.cpu_cores, 4) if usage else None,
+                    "memory_bytes": usage.memory_bytes if usage else None,
+                }
+            )
         return rows
 
     def _add_liveness(self, row: dict[str, Any]) -> None:
@@ -311,14 +357,27 @@ class Queries:
         """Every metric received in the window (ours and the app's own): kind, unit and last value."""
         since = self._first_minute(window) * MINUTE_NS
         with self.store.lock:
-            entries = [dict(e, series=len(e["series"])) for e in self.store.metric_catalog.values()
-                       if (not service or e["service"] == service) and e.get("time_unix_nano", 0) >= since]
-        return [{
-            "service": e["service"], "name": e["name"], "kind": e["kind"], "unit": e["unit"],
-            "temporality": e.get("temporality"), "monotonic": e.get("monotonic"),
-            "series": e["series"], "points": e["points"], "last_value": e["value"],
-            "last_attributes": e["attributes"], "last_seen": e["time_unix_nano"] // 1_000_000,
-        } for e in sorted(entries, key=lambda e: (e["service"], e["name"]))]
+            entries = [
+                dict(e, series=len(e["series"]))
+                for e in self.store.metric_catalog.values()
+                if (not service or e["service"] == service) and e.get("time_unix_nano", 0) >= since
+            ]
+        return [
+            {
+                "service": e["service"],
+                "name": e["name"],
+                "kind": e["kind"],
+                "unit": e["unit"],
+                "temporality": e.get("temporality"),
+                "monotonic": e.get("monotonic"),
+                "series": e["series"],
+                "points": e["points"],
+                "last_value": e["value"],
+                "last_attributes": e["attributes"],
+                "last_seen": e["time_unix_nano"] // 1_000_000,
+            }
+            for e in sorted(entries, key=lambda e: (e["service"], e["name"]))
+        ]
 
     # --- errors ----------------------------------------------------------------
     def errors(self, service: str | None, window: str) -> list[dict[str, Any]]:
@@ -338,16 +397,26 @@ class Queries:
                 count = sum(c for m, c in group.per_minute.items() if m >= first)
                 if count <= 0:
                     continue
-                out.append({
-                    "service": group.service, "fingerprint": group.fingerprint, "category": group.category,
-                    "error_type": group.error_type, "operation": group.operation, "count": count,
-                    "requests": count, "users": sum(1 for t in group.users.values() if t >= since_ns),
-                    "occurrences": sum(c for m, c in group.occurrences_per_minute.items() if m >= first),
-                    "total": group.count, "first_seen": group.first_seen_ns // 1_000_000,
-                    "last_seen": group.last_seen_ns // 1_000_000, "message": group.message,
-                    "stacktrace": group.stacktrace, "app_frames": app_frames(group.stacktrace),
-                    "trace_ids": list(group.trace_ids),
-                })
+                out.append(
+                    {
+                        "service": group.service,
+                        "fingerprint": group.fingerprint,
+                        "category": group.category,
+                        "error_type": group.error_type,
+                        "operation": group.operation,
+                        "count": count,
+                        "requests": count,
+                        "users": sum(1 for t in group.users.values() if t >= since_ns),
+                        "occurrences": sum(c for m, c in group.occurrences_per_minute.items() if m >= first),
+                        "total": group.count,
+                        "first_seen": group.first_seen_ns // 1_000_000,
+                        "last_seen": group.last_seen_ns // 1_000_000,
+                        "message": group.message,
+                        "stacktrace": group.stacktrace,
+                        "app_frames": app_frames(group.stacktrace),
+                        "trace_ids": list(group.trace_ids),
+                    }
+                )
         # Impact first: failed requests, then users failed, then how often it shows.
         out.sort(key=lambda g: (-g["requests"], -g["users"], -g["occurrences"], -g["last_seen"]))
         return out
@@ -358,14 +427,25 @@ class Queries:
             raise ValueError(f"unknown trace list {kind!r}; use recent, slow or failed")
         since = (self._first_minute(window)) * MINUTE_NS
         with self.store.lock:
-            found = [t for t in reversed(self.store.traces.values())
-                     if t.end_ns >= since and (not service or service in t.services)
-                     and (kind != "failed" or t.error)]
+            found = [
+                t
+                for t in reversed(self.store.traces.values())
+                if t.end_ns >= since and (not service or service in t.services) and (kind != "failed" or t.error)
+            ]
             if kind == "slow":
                 found.sort(key=lambda t: t.start_ns - t.end_ns)
-            return [{"trace_id": t.trace_id, "name": t.root_name, "services": sorted(t.services),
-                     "start": t.start_ns // 1_000_000, "duration_ms": (t.end_ns - t.start_ns) / 1e6,
-                     "spans": len(t.spans), "error": t.error} for t in found[:limit]]
+            return [
+                {
+                    "trace_id": t.trace_id,
+                    "name": t.root_name,
+                    "services": sorted(t.services),
+                    "start": t.start_ns // 1_000_000,
+                    "duration_ms": (t.end_ns - t.start_ns) / 1e6,
+                    "spans": len(t.spans),
+                    "error": t.error,
+                }
+                for t in found[:limit]
+            ]
 
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         with self.store.lock:
@@ -379,17 +459,34 @@ class Queries:
             "trace_id": trace_id.lower(),
             "start": start // 1_000_000,
             "duration_ms": (max((s["end_time_unix_nano"] for s in spans), default=start) - start) / 1e6,
-            "spans": [{
-                "span_id": s["span_id"], "parent_span_id": s["parent_span_id"], "name": s["name"],
-                "service": s["service"], "kind": s["kind"],
-                "offset_ms": (s["start_time_unix_nano"] - start) / 1e6,
-                "duration_ms": (s["end_time_unix_nano"] - s["start_time_unix_nano"]) / 1e6,
-                "status_code": s["status_code"], "status_message": s["status_message"],
-                "attributes": s["attributes"], "events": s["events"],
-            } for s in spans],
-            "logs": [{"time": r["time_unix_nano"] // 1_000_000, "service": r["service"],
-                      "severity": r["severity_text"], "body": r["body"], "span_id": r["span_id"],
-                      "event_name": r["event_name"], "attributes": r["attributes"]} for r in logs],
+            "spans": [
+                {
+                    "span_id": s["span_id"],
+                    "parent_span_id": s["parent_span_id"],
+                    "name": s["name"],
+                    "service": s["service"],
+                    "kind": s["kind"],
+                    "offset_ms": (s["start_time_unix_nano"] - start) / 1e6,
+                    "duration_ms": (s["end_time_unix_nano"] - s["start_time_unix_nano"]) / 1e6,
+                    "status_code": s["status_code"],
+                    "status_message": s["status_message"],
+                    "attributes": s["attributes"],
+                    "events": s["events"],
+                }
+                for s in spans
+            ],
+            "logs": [
+                {
+                    "time": r["time_unix_nano"] // 1_000_000,
+                    "service": r["service"],
+                    "severity": r["severity_text"],
+                    "body": r["body"],
+                    "span_id": r["span_id"],
+                    "event_name": r["event_name"],
+                    "attributes": r["attributes"],
+                }
+                for r in logs
+            ],
         }
 
     # --- journeys ----------------------------------------------------------------
@@ -411,9 +508,14 @@ class Queries:
                 rows = []
                 for i, (step, users_at) in enumerate(zip(steps, counts, strict=True)):
                     previous = counts[i - 1] if i else None
-                    rows.append({"step": step, "users": users_at,
-                                 "conversion_from_previous": _round(users_at / previous, 4) if previous else None,
-                                 "conversion_from_first": _round(users_at / counts[0], 4) if counts[0] else None})
+                    rows.append(
+                        {
+                            "step": step,
+                            "users": users_at,
+                            "conversion_from_previous": _round(users_at / previous, 4) if previous else None,
+                            "conversion_from_first": _round(users_at / counts[0], 4) if counts[0] else None,
+                        }
+                    )
                 out.append({"journey": journey, "declared": journey in declared, "steps": rows})
         return out
 
@@ -429,27 +531,38 @@ class Queries:
                 last_seen = max(t for _, _, t in instances.values())
                 # A check's state lives as long as its instance: a stopped or
                 # restarted process leaves no ghost value behind.
-                instances = {i: v for i, v in instances.items()
-                             if not self._silent(self.store.instances.get((svc, i), v[2]))}
+                instances = {
+                    i: v for i, v in instances.items() if not self._silent(self.store.instances.get((svc, i), v[2]))
+                }
                 value: float | None = min((v for v, _, _ in instances.values()), default=None)  # the worst instance
                 samples = up = 0
                 for (s, c, minute), (n, ok) in self.store.health_minutes.items():
                     if s == svc and c == check and minute >= first:
                         samples += n
                         up += ok
-                out.append({
-                    "service": svc, "check": check, "critical": critical,
-                    "state": STALE if value is None else "up" if value >= 1 else ("degraded" if value > 0 else "down"),
-                    "value": value, "instances": len(instances),
-                    "last_seen": last_seen // 1_000_000,
-                    "uptime": _round(up / samples, 4) if samples else None,
-                })
+                out.append(
+                    {
+                        "service": svc,
+                        "check": check,
+                        "critical": critical,
+                        "state": STALE
+                        if value is None
+                        else "up"
+                        if value >= 1
+                        else ("degraded" if value > 0 else "down"),
+                        "value": value,
+                        "instances": len(instances),
+                        "last_seen": last_seen // 1_000_000,
+                        "uptime": _round(up / samples, 4) if samples else None,
+                    }
+                )
             incidents = [i for i in self.store.incidents if not service or i["service"] == service]
         for row in out:
-            row["incidents"] = [{"time": i["time_unix_nano"] // 1_000_000, "state": i["state"],
-                                 "previous_state": i["previous_state"]}
-                                for i in incidents
-                                if i["service"] == row["service"] and i["check"] == row["check"]][-20:]
+            row["incidents"] = [
+                {"time": i["time_unix_nano"] // 1_000_000, "state": i["state"], "previous_state": i["previous_state"]}
+                for i in incidents
+                if i["service"] == row["service"] and i["check"] == row["check"]
+            ][-20:]
         return out
 
 
@@ -463,7 +576,8 @@ def latency_fields(hist: Histogram) -> dict[str, Any]:
         "p50": _round(found[0][0]) if found[0] else None,
         "p95": _round(found[1][0]) if found[1] else None,
         "p99": _round(found[2][0]) if found[2] else None,
-        "min": _round(hist.min), "max": _round(hist.max),
+        "min": _round(hist.min),
+        "max": _round(hist.max),
         "percentile_error": _round(max(known), 4) if known and len(known) == len(bounds) else None,
     }
 
@@ -477,8 +591,12 @@ def client_error_fields(hist: Histogram) -> dict[str, Any]:
     client = {k: v for k, v in hist.outcomes.items() if k != "server_error"}
     count = sum(client.values())
     auth = sum(v for k, v in client.items() if k in semconv.AUTH_FAILURE_OUTCOMES)
-    return {"client_errors": count, "client_error_rate": _round(count / hist.count) if hist.count else None,
-            "auth_failures": auth, "outcomes": dict(hist.outcomes)}
+    return {
+        "client_errors": count,
+        "client_error_rate": _round(count / hist.count) if hist.count else None,
+        "auth_failures": auth,
+        "outcomes": dict(hist.outcomes),
+    }
 
 
 def _service_hit_rate(caches: dict[tuple[str, str], dict[str, float]], service: str) -> float | None:

@@ -158,8 +158,11 @@ def share_above(hist: Histogram, bound: float) -> float | None:
 
 
 def _op_labels(queries: Queries, service: str, operation: str) -> dict[str, str]:
-    return {"job": service, "monitor_operation": operation,
-            "slo": operation if operation in queries.slos.operations else "default"}
+    return {
+        "job": service,
+        "monitor_operation": operation,
+        "slo": operation if operation in queries.slos.operations else "default",
+    }
 
 
 def conditions(queries: Queries) -> list[Condition]:
@@ -173,25 +176,57 @@ def conditions(queries: Queries) -> list[Condition]:
         t = q.slos.for_operation(op)
         labels = _op_labels(q, svc, op)
         success = (hist.count - hist.errors) / hist.count
-        for name, limit in (("OperationSuccessRateCritical", t.success_critical),
-                            ("OperationSuccessRateLow", t.success_warning)):
+        for name, limit in (
+            ("OperationSuccessRateCritical", t.success_critical),
+            ("OperationSuccessRateLow", t.success_warning),
+        ):
             if success < limit:
-                found.append(Condition(name, "success_rate", svc, op, success, limit,
-                                       f"{op}: success rate {success:.1%} below {limit:.0%}", labels))
+                found.append(
+                    Condition(
+                        name,
+                        "success_rate",
+                        svc,
+                        op,
+                        success,
+                        limit,
+                        f"{op}: success rate {success:.1%} below {limit:.0%}",
+                        labels,
+                    )
+                )
         error_rate = hist.errors / hist.count
         if error_rate > t.error_rate_critical:
-            found.append(Condition("OperationErrorRateHigh", "error_rate", svc, op, error_rate, t.error_rate_critical,
-                                   f"{op}: error rate {error_rate:.1%} above {t.error_rate_critical:.0%} "
-                                   f"for {t.error_rate_for}", labels))
+            found.append(
+                Condition(
+                    "OperationErrorRateHigh",
+                    "error_rate",
+                    svc,
+                    op,
+                    error_rate,
+                    t.error_rate_critical,
+                    f"{op}: error rate {error_rate:.1%} above {t.error_rate_critical:.0%} for {t.error_rate_for}",
+                    labels,
+                )
+            )
         p = f"p{t.latency_percentile * 100:g}"
-        for name, limit in (("OperationLatencyCritical", t.latency_critical),
-                            ("OperationLatencyHigh", t.latency_warning)):
+        for name, limit in (
+            ("OperationLatencyCritical", t.latency_critical),
+            ("OperationLatencyHigh", t.latency_warning),
+        ):
             share = share_above(hist, limit)
             # "p95 above 1 s" is "more than 5 % of the calls above 1 s": exact on a bucket boundary.
             if share is not None and share > 1 - t.latency_percentile + 1e-12:
-                found.append(Condition(name, "latency", svc, op, share, limit,
-                                       f"{op}: {share:.1%} of calls took longer than {limit:g}s "
-                                       f"({p} above {limit:g}s)", labels))
+                found.append(
+                    Condition(
+                        name,
+                        "latency",
+                        svc,
+                        op,
+                        share,
+                        limit,
+                        f"{op}: {share:.1%} of calls took longer than {limit:g}s ({p} above {limit:g}s)",
+                        labels,
+                    )
+                )
     ten = _window("FallbackShareHigh")
     fallbacks = q.fallbacks(None, ten)
     for (svc, op), (_, hist) in sorted(q.operation_histograms(None, ten).items()):
@@ -199,24 +234,63 @@ def conditions(queries: Queries) -> list[Condition]:
         t = q.slos.for_operation(op)
         if hist.count >= MIN_CALLS and served is not None and served / hist.count > t.fallback_warning:
             share = served / hist.count
-            found.append(Condition("FallbackShareHigh", "fallback_share", svc, op, share, t.fallback_warning,
-                                   f"{op}: {share:.0%} of calls served by a fallback", _op_labels(q, svc, op)))
+            found.append(
+                Condition(
+                    "FallbackShareHigh",
+                    "fallback_share",
+                    svc,
+                    op,
+                    share,
+                    t.fallback_warning,
+                    f"{op}: {share:.0%} of calls served by a fallback",
+                    _op_labels(q, svc, op),
+                )
+            )
     limit = q.slos.defaults.cache_hit_warning
     for (svc, cache), c in sorted(q.cache_hit_rates(None, _window("CacheHitRateLow")).items()):
         if c["requests"] >= MIN_CALLS and c["hit_rate"] is not None and c["hit_rate"] < limit:
-            found.append(Condition("CacheHitRateLow", "cache_hit_rate", svc, cache, c["hit_rate"], limit,
-                                   f"cache {cache}: hit rate {c['hit_rate']:.0%} below {limit:.0%}",
-                                   {"job": svc, "monitor_cache_name": cache}))
+            found.append(
+                Condition(
+                    "CacheHitRateLow",
+                    "cache_hit_rate",
+                    svc,
+                    cache,
+                    c["hit_rate"],
+                    limit,
+                    f"cache {cache}: hit rate {c['hit_rate']:.0%} below {limit:.0%}",
+                    {"job": svc, "monitor_cache_name": cache},
+                )
+            )
     for check in q.health(None, "5m"):
         if check["value"] is None:
             continue  # no current report (an expired instance): no series, as in Prometheus
         labels = {"job": check["service"], "monitor_health_check": check["check"]}
         if check["critical"] and check["value"] == 0:
-            found.append(Condition("HealthCheckFailing", "health", check["service"], check["check"], check["value"],
-                                   1.0, f"critical check {check['check']} is down", labels))
+            found.append(
+                Condition(
+                    "HealthCheckFailing",
+                    "health",
+                    check["service"],
+                    check["check"],
+                    check["value"],
+                    1.0,
+                    f"critical check {check['check']} is down",
+                    labels,
+                )
+            )
         if check["value"] < 1:
-            found.append(Condition("HealthCheckDegraded", "health", check["service"], check["check"], check["value"],
-                                   1.0, f"check {check['check']} is {check['state']}", labels))
+            found.append(
+                Condition(
+                    "HealthCheckDegraded",
+                    "health",
+                    check["service"],
+                    check["check"],
+                    check["value"],
+                    1.0,
+                    f"check {check['check']} is {check['state']}",
+                    labels,
+                )
+            )
     return found
 
 
@@ -229,8 +303,9 @@ def _rfc3339(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def alertmanager_payload(states: list[tuple[RuleState, str, int | None]], generator_url: str,
-                         runbook_base: str = DEFAULT_RUNBOOK_BASE_URL) -> dict[str, Any]:
+def alertmanager_payload(
+    states: list[tuple[RuleState, str, int | None]], generator_url: str, runbook_base: str = DEFAULT_RUNBOOK_BASE_URL
+) -> dict[str, Any]:
     """Alertmanager's webhook body (version 4) for (alert, "firing"|"resolved", ended at ms)."""
     alerts: list[dict[str, Any]] = []
     label_sets: list[set[tuple[str, str]]] = []
@@ -238,18 +313,35 @@ def alertmanager_payload(states: list[tuple[RuleState, str, int | None]], genera
         labels = {"alertname": s.alertname, "severity": s.severity, **s.labels}
         label_sets.append(set(labels.items()))
         fingerprint = hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
-        alerts.append({"status": status, "labels": labels,
-                       "annotations": {"summary": s.summary,
-                                       "description": f"value {s.value!r}, threshold {s.threshold!r}",
-                                       "runbook_url": runbook_url(s.alertname, runbook_base)},
-                       "startsAt": _rfc3339(s.fired_at or s.active_at),
-                       "endsAt": _rfc3339(ended if status == "resolved" else None),
-                       "generatorURL": generator_url, "fingerprint": fingerprint})
+        alerts.append(
+            {
+                "status": status,
+                "labels": labels,
+                "annotations": {
+                    "summary": s.summary,
+                    "description": f"value {s.value!r}, threshold {s.threshold!r}",
+                    "runbook_url": runbook_url(s.alertname, runbook_base),
+                },
+                "startsAt": _rfc3339(s.fired_at or s.active_at),
+                "endsAt": _rfc3339(ended if status == "resolved" else None),
+                "generatorURL": generator_url,
+                "fingerprint": fingerprint,
+            }
+        )
     common = set.intersection(*label_sets) if label_sets else set()
     status = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
-    return {"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": status,
-            "receiver": "otel-monitor-console", "groupLabels": {}, "commonLabels": dict(sorted(common)),
-            "commonAnnotations": {}, "externalURL": generator_url.split("/#", 1)[0], "alerts": alerts}
+    return {
+        "version": "4",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "otel-monitor-console",
+        "groupLabels": {},
+        "commonLabels": dict(sorted(common)),
+        "commonAnnotations": {},
+        "externalURL": generator_url.split("/#", 1)[0],
+        "alerts": alerts,
+    }
 
 
 class WebhookNotifier:
@@ -293,9 +385,12 @@ class WebhookNotifier:
 
     def _post(self, payload: dict[str, Any]) -> None:
         body = json.dumps(payload).encode()
-        request = urllib.request.Request(self.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  "User-Agent": "otel-monitor-console"})
+        request = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "otel-monitor-console"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
@@ -318,9 +413,15 @@ class WebhookNotifier:
 class AlertBook:
     """Rule states, firing and resolved alerts; acknowledgements survive until the alert resolves."""
 
-    def __init__(self, store: Store, on_ack: Callable[[str, int], None] | None = None,
-                 keep_resolved: int = 200, journal: Journal | None = None,
-                 notifier: WebhookNotifier | None = None, generator_url: str = "") -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_ack: Callable[[str, int], None] | None = None,
+        keep_resolved: int = 200,
+        journal: Journal | None = None,
+        notifier: WebhookNotifier | None = None,
+        generator_url: str = "",
+    ) -> None:
         self.store = store
         self.rules: dict[str, RuleState] = {}  # Prometheus' active alerts, by rule and subject
         self.firing: dict[str, Alert] = {}
@@ -343,8 +444,10 @@ class AlertBook:
             self.resolved.extend(Alert(**a) for a in resolved[: self.resolved.maxlen])
 
     def _state(self) -> dict[str, Any]:
-        return {"rules": {k: asdict(v) for k, v in self.rules.items()},
-                "firing": {k: asdict(v) for k, v in self.firing.items()}}
+        return {
+            "rules": {k: asdict(v) for k, v in self.rules.items()},
+            "firing": {k: asdict(v) for k, v in self.firing.items()},
+        }
 
     # --- evaluation ----------------------------------------------------------------
     def evaluate(self, now_ns: int | None = None) -> None:
@@ -373,8 +476,9 @@ class AlertBook:
                 if existing is not None:
                     s = existing
                 else:
-                    s = self.rules[key] = RuleState(c.alertname, c.family, c.service, c.subject,
-                                                    TIMINGS[c.alertname].severity, "pending", now)
+                    s = self.rules[key] = RuleState(
+                        c.alertname, c.family, c.service, c.subject, TIMINGS[c.alertname].severity, "pending", now
+                    )
                     changes.append((s, "pending", None))
                 s.value, s.threshold, s.summary, s.labels = c.value, c.threshold, c.summary, c.labels
                 hold = seconds(pending_period(c.alertname, error_rate_for.get(c.subject, default_for))) * 1000
@@ -384,8 +488,16 @@ class AlertBook:
             resolved_now = self._families(now)
             state = self._state() if changes or resolved_now else None
         for s, change, _ in changes:
-            _log.info("otel-monitor console: alert %s %s/%s %s (%s, value %s, threshold %s)", s.alertname, s.service,
-                      s.subject, change, s.severity, _short(s.value), _short(s.threshold))
+            _log.info(
+                "otel-monitor console: alert %s %s/%s %s (%s, value %s, threshold %s)",
+                s.alertname,
+                s.service,
+                s.subject,
+                change,
+                s.severity,
+                _short(s.value),
+                _short(s.threshold),
+            )
         if self.journal is not None and state is not None:
             self.journal.save_alert_state(state)
             for alert in resolved_now:
@@ -404,18 +516,31 @@ class AlertBook:
             top = min(states, key=lambda s: _SEVERITY_ORDER.get(s.severity, 3))
             alert = self.firing.get(family_id)
             if alert is None:
-                alert = self.firing[family_id] = Alert(family_id, top.family, top.service, top.subject, top.severity,
-                                                       top.summary, top.value, top.threshold,
-                                                       started=min(s.fired_at or now for s in states))
+                alert = self.firing[family_id] = Alert(
+                    family_id,
+                    top.family,
+                    top.service,
+                    top.subject,
+                    top.severity,
+                    top.summary,
+                    top.value,
+                    top.threshold,
+                    started=min(s.fired_at or now for s in states),
+                )
                 if family_id in self.acknowledged:
                     alert.acknowledged, alert.acknowledged_at = True, self.acknowledged[family_id]
                 _log.info("otel-monitor console: alert %s firing (%s): %s", family_id, top.severity, top.summary)
             elif alert.severity != top.severity:
-                _log.info("otel-monitor console: alert %s %s -> %s: %s", family_id, alert.severity, top.severity,
-                          top.summary)
+                _log.info(
+                    "otel-monitor console: alert %s %s -> %s: %s", family_id, alert.severity, top.severity, top.summary
+                )
             # Severity, value and threshold follow the most severe rule firing now (an escalation too).
-            alert.severity, alert.summary, alert.value, alert.threshold = (top.severity, top.summary, top.value,
-                                                                           top.threshold)
+            alert.severity, alert.summary, alert.value, alert.threshold = (
+                top.severity,
+                top.summary,
+                top.value,
+                top.threshold,
+            )
             alert.alertname = top.alertname
         resolved = []
         for family_id in [f for f in self.firing if f not in by_family]:
@@ -447,11 +572,21 @@ class AlertBook:
         with self._lock:
             firing = [asdict(a) for a in self.firing.values() if not service or a.service == service]
             resolved = [asdict(a) for a in self.resolved if not service or a.service == service]
-            pending = [{"alertname": s.alertname, "id": s.family_id, "service": s.service, "subject": s.subject,
-                        "severity": s.severity, "summary": s.summary, "value": s.value, "threshold": s.threshold,
-                        "active_since": s.active_at}
-                       for s in self.rules.values()
-                       if s.state == "pending" and (not service or s.service == service)]
+            pending = [
+                {
+                    "alertname": s.alertname,
+                    "id": s.family_id,
+                    "service": s.service,
+                    "subject": s.subject,
+                    "severity": s.severity,
+                    "summary": s.summary,
+                    "value": s.value,
+                    "threshold": s.threshold,
+                    "active_since": s.active_at,
+                }
+                for s in self.rules.values()
+                if s.state == "pending" and (not service or s.service == service)
+            ]
         for entry in (*firing, *resolved, *pending):
             entry["runbook_url"] = runbook_url(entry["alertname"], self.runbook_base) if entry["alertname"] else None
         firing.sort(key=lambda a: (_SEVERITY_ORDER.get(a["severity"], 3), a["started"]))

@@ -33,6 +33,7 @@ class Console(Protocol):
     replaying: bool
     replay_progress: dict[str, int]
 
+
 DEFAULT_WINDOW = "15m"
 
 
@@ -82,13 +83,19 @@ async def services(request: Request) -> JSONResponse:
     with console.store.lock:
         received, evicted = dict(console.store.received), dict(console.store.evicted)
         spans, logs = console.store.span_count, len(console.store.logs)
-    return JSONResponse({
-        "services": Queries(console.store).services(), "windows": list(WINDOWS),
-        "received": received, "evicted": evicted,
-        "kept": {"spans": spans, "logs": logs}, "limits": console.store.limits.__dict__,
-        "persistent": console.request_log is not None,
-        "replaying": console.replaying, "replay": dict(console.replay_progress),
-    })
+    return JSONResponse(
+        {
+            "services": Queries(console.store).services(),
+            "windows": list(WINDOWS),
+            "received": received,
+            "evicted": evicted,
+            "kept": {"spans": spans, "logs": logs},
+            "limits": console.store.limits.__dict__,
+            "persistent": console.request_log is not None,
+            "replaying": console.replaying,
+            "replay": dict(console.replay_progress),
+        }
+    )
 
 
 async def summary(request: Request) -> JSONResponse:
@@ -102,10 +109,17 @@ async def summary(request: Request) -> JSONResponse:
       200: {$ref: '#/components/responses/Summary'}
       400: {$ref: '#/components/responses/BadParameter'}
     """
-    return _answer(request, lambda c, q, s, w: {
-        "window": w, "services": q.summary(s, w),
-        "note": ("Percentiles are interpolated within a histogram bucket narrowed to the observed min and max; "
-                 "throughput is the rate over the last minute.")})
+    return _answer(
+        request,
+        lambda c, q, s, w: {
+            "window": w,
+            "services": q.summary(s, w),
+            "note": (
+                "Percentiles are interpolated within a histogram bucket narrowed to the observed min and max; "
+                "throughput is the rate over the last minute."
+            ),
+        },
+    )
 
 
 async def operations(request: Request) -> JSONResponse:
@@ -142,11 +156,16 @@ async def operation(request: Request) -> JSONResponse:
         if not rows:
             return None
         thresholds = q.slos.for_operation(name)
-        return {"window": w, "operation": name, "rows": rows,
-                "thresholds": thresholds.__dict__,
-                "series": q.operation_series(s, name, w),
-                "errors": [g for g in q.errors(s, w) if g["operation"] == name],
-                "traces": explore.recent_traces_with(c.store, name, s, _since_ns(q, w))}
+        return {
+            "window": w,
+            "operation": name,
+            "rows": rows,
+            "thresholds": thresholds.__dict__,
+            "series": q.operation_series(s, name, w),
+            "errors": [g for g in q.errors(s, w) if g["operation"] == name],
+            "traces": explore.recent_traces_with(c.store, name, s, _since_ns(q, w)),
+        }
+
     return _answer(request, build)
 
 
@@ -205,6 +224,7 @@ async def traces(request: Request) -> JSONResponse:
         # kind=slow: the slowest of every match, then paged
         found = explore.search_traces(c.store, f, _since_ns(q, w), order="slow" if kind == "slow" else "recent")
         return {"window": w, "kind": kind, **found}
+
     return _answer(request, build)
 
 
@@ -255,8 +275,13 @@ async def logs(request: Request) -> JSONResponse:
       200: {$ref: '#/components/responses/Logs'}
       400: {$ref: '#/components/responses/BadParameter'}
     """
-    return _answer(request, lambda c, q, s, w: {
-        "window": w, **explore.search_logs(c.store, explore.parse_filters(request.query_params), _since_ns(q, w))})
+    return _answer(
+        request,
+        lambda c, q, s, w: {
+            "window": w,
+            **explore.search_logs(c.store, explore.parse_filters(request.query_params), _since_ns(q, w)),
+        },
+    )
 
 
 async def metrics(request: Request) -> JSONResponse:
@@ -271,12 +296,14 @@ async def metrics(request: Request) -> JSONResponse:
       200: {$ref: '#/components/responses/Metrics'}
       400: {$ref: '#/components/responses/BadParameter'}
     """
+
     def build(c: Console, q: Queries, s: str | None, w: str) -> dict[str, Any]:
         rows = q.metrics(s, w)
         keys = explore.metric_attribute_keys(c.store)
         for row in rows:
             row["attribute_keys"] = keys.get((row["service"], row["name"]), [])
         return {"window": w, "metrics": rows}
+
     return _answer(request, build)
 
 
@@ -308,6 +335,7 @@ async def metric_series(request: Request) -> JSONResponse:
         minutes = window_minutes(w)
         chart = explore.metric_chart(c.store, name, s, group_by, q.now_ns // explore.MINUTE_NS - minutes + 1, minutes)
         return None if chart is None else {"window": w, **chart}
+
     return _answer(request, build)
 
 
@@ -321,8 +349,9 @@ async def resources(request: Request) -> JSONResponse:
     """
     console = _console(request)
     q = Queries(console.store)
-    return JSONResponse({"stale_after_s": console.store.stale_after_ns / 1e9,
-                         "services": explore.resources(console.store, q.now_ns)})
+    return JSONResponse(
+        {"stale_after_s": console.store.stale_after_ns / 1e9, "services": explore.resources(console.store, q.now_ns)}
+    )
 
 
 async def funnels(request: Request) -> JSONResponse:
@@ -379,13 +408,14 @@ async def _acknowledged_by(request: Request) -> str | JSONResponse | None:
         try:
             body = json.loads(await request.body())
         except ValueError:
-            return JSONResponse({"error": "the body must be JSON: {\"by\": \"<name>\"}"}, status_code=400)
+            return JSONResponse({"error": 'the body must be JSON: {"by": "<name>"}'}, status_code=400)
         by = body.get("by") if isinstance(body, dict) else None
     if by is None or by == "":
         return None
     if not isinstance(by, str) or len(by) > _MAX_NAME or not by.isprintable():
-        return JSONResponse({"error": f"by must be a name of at most {_MAX_NAME} printable characters"},
-                            status_code=400)
+        return JSONResponse(
+            {"error": f"by must be a name of at most {_MAX_NAME} printable characters"}, status_code=400
+        )
     return by.strip()
 
 
@@ -459,8 +489,9 @@ async def events(request: Request) -> StreamingResponse:
             await asyncio.sleep(interval)
             quiet += interval
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
 
 
 ROUTES = [

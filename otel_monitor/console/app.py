@@ -66,8 +66,11 @@ _log = logging.getLogger("otel_monitor.console")
 STATIC = Path(__file__).parent / "static"
 COOKIE = "otel_monitor_console_token"
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
-_RESPONSES = {"traces": ExportTraceServiceResponse, "metrics": ExportMetricsServiceResponse,
-              "logs": ExportLogsServiceResponse}
+_RESPONSES = {
+    "traces": ExportTraceServiceResponse,
+    "metrics": ExportMetricsServiceResponse,
+    "logs": ExportLogsServiceResponse,
+}
 _ADD = {"traces": Store.add_spans, "metrics": Store.add_metric_points, "logs": Store.add_logs}
 # The partial_success field counting what a request had refused, per signal.
 _REJECTED_FIELD = {"traces": "rejected_spans", "metrics": "rejected_data_points", "logs": "rejected_log_records"}
@@ -122,9 +125,15 @@ class Receipt:
 class Console:
     """One console: its store, alerts, persistence and limits."""
 
-    def __init__(self, config: ConfigFile = EMPTY, limits: Limits | None = None, db: str | None = None,
-                 token: str | None = None, max_body: int = DEFAULT_MAX_BODY,
-                 alert_webhook: str | None = None) -> None:
+    def __init__(
+        self,
+        config: ConfigFile = EMPTY,
+        limits: Limits | None = None,
+        db: str | None = None,
+        token: str | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        alert_webhook: str | None = None,
+    ) -> None:
         self.config = config
         self.store = Store(load_slos(config), limits)
         self.funnels = declared_funnels(config)
@@ -133,8 +142,12 @@ class Console:
         self.request_log = RequestLog(db) if db else None
         self.rejections = Rejections()
         notifier = WebhookNotifier(alert_webhook) if alert_webhook else None
-        self.alerts = AlertBook(self.store, self.request_log.acknowledge if self.request_log else None,
-                                journal=self.request_log, notifier=notifier)
+        self.alerts = AlertBook(
+            self.store,
+            self.request_log.acknowledge if self.request_log else None,
+            journal=self.request_log,
+            notifier=notifier,
+        )
         self.alerts.runbook_base = load_runbook_base(config)
         if self.request_log is not None:
             # Pending and firing alerts keep their start, and the history its entries, across a restart.
@@ -192,8 +205,12 @@ class Console:
             _log.exception("otel-monitor console: replay of %s stopped after %d requests", log.path, replayed)
         finally:
             self.replaying = False
-        _log.info("otel-monitor console: replayed %d stored requests from %s%s", replayed, log.path,
-                  f" ({skipped} no longer decode, skipped)" if skipped else "")
+        _log.info(
+            "otel-monitor console: replayed %d stored requests from %s%s",
+            replayed,
+            log.path,
+            f" ({skipped} no longer decode, skipped)" if skipped else "",
+        )
 
     def start_replay(self) -> threading.Thread | None:
         """:meth:`replay` in a background thread (the server is already listening)."""
@@ -270,11 +287,15 @@ _grpc_hint_logged = threading.Event()
 def grpc_hint(console: Console) -> str:
     """Where a gRPC client should go instead; logged once per console run."""
     if console.grpc_port:
-        hint = (f"this is the console's OTLP/HTTP port: send OTLP/gRPC to port {console.grpc_port}, "
-                f"or OTLP/HTTP here (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)")
+        hint = (
+            f"this is the console's OTLP/HTTP port: send OTLP/gRPC to port {console.grpc_port}, "
+            f"or OTLP/HTTP here (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)"
+        )
     else:
-        hint = ("this is the console's OTLP/HTTP port and OTLP/gRPC is off (--grpc-port 0): "
-                "send OTLP/HTTP here (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)")
+        hint = (
+            "this is the console's OTLP/HTTP port and OTLP/gRPC is off (--grpc-port 0): "
+            "send OTLP/HTTP here (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)"
+        )
     if not _grpc_hint_logged.is_set():
         _grpc_hint_logged.set()
         _log.warning("otel-monitor console: a gRPC client reached the OTLP/HTTP port; %s", hint)
@@ -288,8 +309,11 @@ def _ingest_endpoint(signal: str) -> Any:
         kind = media_type(content_type)
         protobuf = kind in _PROTOBUF_TYPES
         if not protobuf and kind != "application/json":
-            message = (grpc_hint(console) if kind.startswith("application/grpc") else
-                       f"unsupported Content-Type {content_type!r}; use application/x-protobuf or application/json")
+            message = (
+                grpc_hint(console)
+                if kind.startswith("application/grpc")
+                else f"unsupported Content-Type {content_type!r}; use application/x-protobuf or application/json"
+            )
             return _status(415, _INVALID_ARGUMENT, message, protobuf=False)
         try:
             body = await _read_body(request, console.max_body)
@@ -310,11 +334,17 @@ def _ingest_endpoint(signal: str) -> Any:
 
 
 async def _index(request: Request) -> Response:
-    return FileResponse(STATIC / "index.html", headers={
-        "Cache-Control": "no-store",
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                                   "frame-ancestors 'none'",
-        "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+    return FileResponse(
+        STATIC / "index.html",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+            "frame-ancestors 'none'",
+            "X-Frame-Options": "DENY",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 class TokenGate:
@@ -340,8 +370,12 @@ class TokenGate:
             return
         headers = dict(scope["headers"])
         if scope.get("method", "GET") not in _SAFE_METHODS and not _same_origin(scope, headers):
-            await _deny(send, 403, "cross-origin request refused: state-changing requests must come from "
-                                   "the console's own pages or from a non-browser client")
+            await _deny(
+                send,
+                403,
+                "cross-origin request refused: state-changing requests must come from "
+                "the console's own pages or from a non-browser client",
+            )
             return
         if self.token is None:
             raw = headers.get(b"host", b"").decode("latin-1")
@@ -356,10 +390,17 @@ class TokenGate:
             # Trade the token in the URL for a cookie, and drop it from the address bar.
             expires = int(time.time() + self.cookie_lifetime)
             secure = "; Secure" if scope.get("scheme") == "https" else ""
-            cookie = (f"{COOKIE}={self.cookie_value(expires)}; HttpOnly; SameSite=Strict; Path=/; "
-                      f"Max-Age={int(self.cookie_lifetime)}{secure}")
-            await send({"type": "http.response.start", "status": 303, "headers": [
-                (b"location", b"/"), (b"set-cookie", cookie.encode())]})
+            cookie = (
+                f"{COOKIE}={self.cookie_value(expires)}; HttpOnly; SameSite=Strict; Path=/; "
+                f"Max-Age={int(self.cookie_lifetime)}{secure}"
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [(b"location", b"/"), (b"set-cookie", cookie.encode())],
+                }
+            )
             await send({"type": "http.response.body", "body": b""})
             return
         if self._matches(self._bearer(headers)) or self._cookie_matches(headers):
@@ -404,8 +445,13 @@ def _same_origin(scope: Scope, headers: dict[bytes, bytes]) -> bool:
 
 async def _deny(send: Send, status: int, message: str) -> None:
     body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -101,28 +101,47 @@ def _load_config(config_path: str | None) -> ConfigFile:
     return load_config_file(config_path)
 
 
-def build_console(host: str = DEFAULT_HOST, db: str | None = None, config_path: str | None = None,
-                  token: str | None = None, limits: Limits | None = None,
-                  max_body: int = DEFAULT_MAX_BODY, alert_webhook: str | None = None) -> Console:
+def build_console(
+    host: str = DEFAULT_HOST,
+    db: str | None = None,
+    config_path: str | None = None,
+    token: str | None = None,
+    limits: Limits | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    alert_webhook: str | None = None,
+) -> Console:
     """A :class:`Console`, after the start-up checks (token required off loopback)."""
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:
         raise ConsoleStartError(
             f"refusing to listen on {host}: the console is open to anyone who can reach it. "
             f"Set {TOKEN_ENV} to a long random value (clients then send 'Authorization: Bearer <token>'), "
-            f"or listen on 127.0.0.1.")
+            f"or listen on 127.0.0.1."
+        )
     if token and len(token) < MIN_TOKEN_LENGTH:
-        raise ConsoleStartError(f"{TOKEN_ENV} is {len(token)} characters long: use at least {MIN_TOKEN_LENGTH} "
-                                f"random ones (python -c 'import secrets; print(secrets.token_urlsafe(24))')")
-    return Console(_load_config(config_path), limits=limits, db=db, token=token, max_body=max_body,
-                   alert_webhook=alert_webhook)
+        raise ConsoleStartError(
+            f"{TOKEN_ENV} is {len(token)} characters long: use at least {MIN_TOKEN_LENGTH} "
+            f"random ones (python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
+    return Console(
+        _load_config(config_path), limits=limits, db=db, token=token, max_body=max_body, alert_webhook=alert_webhook
+    )
 
 
-def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = None,
-          config_path: str | None = None, token: str | None = None, limits: Limits | None = None,
-          max_body: int = DEFAULT_MAX_BODY, evaluate_every: float = 10.0,
-          on_replay_batch: Callable[[], None] | None = None, alert_webhook: str | None = None,
-          grpc_port: int | None = None, grpc_optional: bool = False) -> ServerHandle:
+def serve(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    db: str | None = None,
+    config_path: str | None = None,
+    token: str | None = None,
+    limits: Limits | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    evaluate_every: float = 10.0,
+    on_replay_batch: Callable[[], None] | None = None,
+    alert_webhook: str | None = None,
+    grpc_port: int | None = None,
+    grpc_optional: bool = False,
+) -> ServerHandle:
     """Start a console in a background thread; returns once it accepts connections.
 
     With ``db``, the stored requests are replayed after that, in the
@@ -145,8 +164,14 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, db: str | None = N
         raise ConsoleStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     receiver = _grpc_receiver(console, host, grpc_port, sock, grpc_optional) if grpc_port is not None else None
     options = {**server_options(), "http": protocol_for(console)}
-    config = uvicorn.Config(create_app(console, evaluate_every), log_level="warning", access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=2, **options)
+    config = uvicorn.Config(
+        create_app(console, evaluate_every),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        **options,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="otel-monitor-console", daemon=True)
     thread.start()
@@ -172,7 +197,8 @@ def _grpc_receiver(console: Console, host: str, port: int, http_socket: socket.s
     except GrpcStartError as exc:
         if optional:
             logging.getLogger("otel_monitor.console").warning(
-                "otel-monitor console: %s; serving OTLP/HTTP only (--grpc-port chooses another port)", exc)
+                "otel-monitor console: %s; serving OTLP/HTTP only (--grpc-port chooses another port)", exc
+            )
             return None
         http_socket.close()
         raise ConsoleStartError(f"{exc}; choose another --grpc-port, or 0 to serve OTLP/HTTP only") from None
@@ -181,27 +207,44 @@ def _grpc_receiver(console: Console, host: str, port: int, http_socket: socket.s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default 127.0.0.1; "
-                        f"any other needs {TOKEN_ENV})")
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to listen on (default 127.0.0.1; any other needs {TOKEN_ENV})"
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port for OTLP/HTTP, UI and API (default 4318)")
-    parser.add_argument("--grpc-port", type=int, default=None,
-                        help=f"port for OTLP/gRPC (default {DEFAULT_GRPC_PORT}, or a free one with --port 0, "
-                             "skipped with a warning when in use; 0 turns it off)")
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help=f"port for OTLP/gRPC (default {DEFAULT_GRPC_PORT}, or a free one with --port 0, "
+        "skipped with a warning when in use; 0 turns it off)",
+    )
     parser.add_argument("--db", help="SQLite file keeping everything received, so a restart loses nothing")
-    parser.add_argument("--alert-webhook", default=os.environ.get(ALERT_WEBHOOK_ENV) or None, metavar="URL",
-                        help="POST every alert that fires or resolves there, in Alertmanager's webhook format "
-                             f"(default ${ALERT_WEBHOOK_ENV})")
-    parser.add_argument("--config", default=os.environ.get("OTEL_MONITOR_CONFIG"),
-                        help="the otel-monitor YAML file with SLOs and funnels (default $OTEL_MONITOR_CONFIG)")
+    parser.add_argument(
+        "--alert-webhook",
+        default=os.environ.get(ALERT_WEBHOOK_ENV) or None,
+        metavar="URL",
+        help="POST every alert that fires or resolves there, in Alertmanager's webhook format "
+        f"(default ${ALERT_WEBHOOK_ENV})",
+    )
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("OTEL_MONITOR_CONFIG"),
+        help="the otel-monitor YAML file with SLOs and funnels (default $OTEL_MONITOR_CONFIG)",
+    )
     defaults = Limits()
-    parser.add_argument("--stale-after", type=_seconds, metavar="SECONDS",
-                        help="seconds without data before a service or instance shows as stale and its checks "
-                             f"expire (default ${STALE_AFTER.env}, else {STALE_AFTER.default}: three 60 s metric "
-                             "export intervals)")
+    parser.add_argument(
+        "--stale-after",
+        type=_seconds,
+        metavar="SECONDS",
+        help="seconds without data before a service or instance shows as stale and its checks "
+        f"expire (default ${STALE_AFTER.env}, else {STALE_AFTER.default}: three 60 s metric "
+        "export intervals)",
+    )
     parser.add_argument("--max-spans", type=int, default=defaults.max_spans, help="spans kept in memory")
     parser.add_argument("--max-logs", type=int, default=defaults.max_logs, help="log records kept in memory")
-    parser.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY,
-                        help="largest request body in bytes (413 beyond)")
+    parser.add_argument(
+        "--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes (413 beyond)"
+    )
 
 
 def grpc_port(argument: int | None, http_port: int) -> int | None:
@@ -231,16 +274,27 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     limits = Limits(max_spans=args.max_spans, max_logs=args.max_logs)
     try:
-        handle = serve(args.host, args.port, args.db, args.config, None, limits, args.max_body,
-                       alert_webhook=args.alert_webhook, grpc_port=grpc_port(args.grpc_port, args.port),
-                       grpc_optional=args.grpc_port is None)
+        handle = serve(
+            args.host,
+            args.port,
+            args.db,
+            args.config,
+            None,
+            limits,
+            args.max_body,
+            alert_webhook=args.alert_webhook,
+            grpc_port=grpc_port(args.grpc_port, args.port),
+            grpc_optional=args.grpc_port is None,
+        )
     except (ConsoleStartError, ValueError) as exc:
         print(f"otel-monitor console: {exc}", file=sys.stderr)
         return 2
     handle.console.store.stale_after_ns = int(stale_after_seconds(args.stale_after) * 1e9)
     grpc_note = f"; OTLP/gRPC on {handle.host}:{handle.grpc_port}" if handle.grpc_port else ""
-    print(f"otel-monitor console: {handle.url}  (OTLP/HTTP on {handle.url}/v1/traces, /v1/metrics, /v1/logs"
-          f"{grpc_note})", flush=True)
+    print(
+        f"otel-monitor console: {handle.url}  (OTLP/HTTP on {handle.url}/v1/traces, /v1/metrics, /v1/logs{grpc_note})",
+        flush=True,
+    )
     # Ctrl-C (KeyboardInterrupt) and SIGTERM (kill, systemd, a container's stop) both stop it cleanly.
     stopping = threading.Event()
     previous = None

@@ -84,8 +84,9 @@ def _status(attrs: dict[str, Any]) -> int | None:
 class ErrorGrouper:
     """Adds failed spans to ``groups`` ((service, fingerprint) -> group), one request per trace."""
 
-    def __init__(self, groups: OrderedDict[tuple[str, str], ErrorGroup], max_groups: int,
-                 evicted: dict[str, int]) -> None:
+    def __init__(
+        self, groups: OrderedDict[tuple[str, str], ErrorGroup], max_groups: int, evicted: dict[str, int]
+    ) -> None:
         self.groups = groups
         self.max_groups = max_groups
         self.evicted = evicted
@@ -109,8 +110,9 @@ class ErrorGrouper:
                 self.traces.popitem(last=False)
         return failure
 
-    def add(self, service: str, span: dict[str, Any], attrs: dict[str, Any],
-            operation: Any) -> tuple[tuple[str, str], bool]:
+    def add(
+        self, service: str, span: dict[str, Any], attrs: dict[str, Any], operation: Any
+    ) -> tuple[tuple[str, str], bool]:
         """Count one failed span; returns the key of the group it counts for, and whether it is that root cause."""
         exception: dict[str, Any] = next((e["attributes"] for e in span["events"] if e["name"] == "exception"), {})
         error_type = str(attrs.get(semconv.ERROR_TYPE) or exception.get(semconv.EXCEPTION_TYPE) or "error")
@@ -129,12 +131,16 @@ class ErrorGrouper:
             group = self.groups.get(key)
             if group is None:
                 group = self.groups[key] = ErrorGroup(
-                    service=service, fingerprint=str(fingerprint),
+                    service=service,
+                    fingerprint=str(fingerprint),
                     category=str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown"),
-                    error_type=error_type, operation=str(operation or span["name"]),
+                    error_type=error_type,
+                    operation=str(operation or span["name"]),
                     message=str(exception.get(semconv.EXCEPTION_MESSAGE) or span["status_message"] or ""),
                     stacktrace=str(exception.get(semconv.EXCEPTION_STACKTRACE) or ""),
-                    first_seen_ns=t, last_seen_ns=t)
+                    first_seen_ns=t,
+                    last_seen_ns=t,
+                )
                 self._evict()
             self._credit(failure, key, rank, t, span["trace_id"])
         failure.occurrences.append(t // MINUTE_NS)
@@ -150,8 +156,9 @@ class ErrorGrouper:
                 credited.category = failure.call_category
         return failure.key or key, failure.key == key
 
-    def _credit(self, failure: _TraceFailure, key: tuple[str, str], rank: tuple[int, int], t: int,
-                trace_id: str) -> None:
+    def _credit(
+        self, failure: _TraceFailure, key: tuple[str, str], rank: tuple[int, int], t: int, trace_id: str
+    ) -> None:
         """Count the trace's request for ``key``, moving it (and its occurrences) from the group it was in."""
         if failure.key == key:  # the same root cause, seen on an earlier span
             failure.rank = rank
@@ -211,7 +218,13 @@ def app_frames(stacktrace: str, limit: int = 20) -> list[dict[str, Any]]:
         if not match or any(lib in match.group("path") for lib in _LIBRARY):
             continue
         code = lines[i + 1].strip() if i + 1 < len(lines) and not _FRAME.match(lines[i + 1]) else ""
-        frames.append({"file": match.group("path"), "line": int(match.group("line")),
-                       "function": match.group("func").strip(), "code": code})
+        frames.append(
+            {
+                "file": match.group("path"),
+                "line": int(match.group("line")),
+                "function": match.group("func").strip(),
+                "code": code,
+            }
+        )
     frames.reverse()
     return frames[:limit]

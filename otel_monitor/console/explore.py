@@ -25,8 +25,11 @@ _SPAN_KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "pr
 # An absolute path inside a database span's name ("SELECT /tmp/x/shop.db", SQLite's
 # database is its file): shown by its last part.  HTTP routes keep their slashes.
 _PATH = re.compile(r"(?<![\w.])/(?:[^\s/]+/)+([^\s/]+)")
-_SQL_VERB = re.compile(r"^\s*(select|insert|update|delete|begin|commit|rollback|create|drop|alter|pragma|with|"
-                       r"replace|connect|savepoint|release)\b", re.IGNORECASE)
+_SQL_VERB = re.compile(
+    r"^\s*(select|insert|update|delete|begin|commit|rollback|create|drop|alter|pragma|with|"
+    r"replace|connect|savepoint|release)\b",
+    re.IGNORECASE,
+)
 
 
 def display_name(name: str, attributes: dict[str, Any] | None = None) -> str:
@@ -76,8 +79,9 @@ def _number(params: Any, name: str, kind: type = float) -> Any:
 def parse_filters(params: Any) -> Filters:
     """Filters from query parameters (a Starlette ``QueryParams`` or a plain mapping of lists)."""
     getlist = params.getlist if hasattr(params, "getlist") else (lambda k: list(params.get(k) or []))
-    f = Filters(service=params.get("service") or None, operation=params.get("operation") or None,
-                text=params.get("q") or None)
+    f = Filters(
+        service=params.get("service") or None, operation=params.get("operation") or None, text=params.get("q") or None
+    )
     status = params.get("status") or None
     if status not in (None, "ok", "error"):
         raise BadFilter(f"status={status!r} is not one of ok, error")
@@ -95,8 +99,9 @@ def parse_filters(params: Any) -> Filters:
     f.level = SEVERITIES[level] if level else None
     for name in ("trace_id", "span_id"):
         raw = (params.get(name) or "").lower() or None
-        if raw is not None and (len(raw) != (32 if name == "trace_id" else 16)
-                                or any(c not in "0123456789abcdef" for c in raw)):
+        if raw is not None and (
+            len(raw) != (32 if name == "trace_id" else 16) or any(c not in "0123456789abcdef" for c in raw)
+        ):
             raise BadFilter(f"{name}={raw!r} is not a hexadecimal id of the right length")
         setattr(f, name, raw)
     f.after_seq = _number(params, "after", int)
@@ -158,36 +163,56 @@ def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent"
             found = [t for t in found if (t.end_ns - t.start_ns) / 1e6 <= f.max_ms]
         if f.operation:
             op = f.operation
-            found = [t for t in found
-                     if op in t.names or (t.slashed and op in (t.display_names or _display_names(t)))]
+            found = [t for t in found if op in t.names or (t.slashed and op in (t.display_names or _display_names(t)))]
         if f.attributes:
             wanted = f.attributes
-            found = [t for t in found if any(_has_attributes(wanted, s["attributes"], s["resource"])
-                                             for s in t.spans)]
+            found = [t for t in found if any(_has_attributes(wanted, s["attributes"], s["resource"]) for s in t.spans)]
         if order == "slow":
-            page = heapq.nlargest(f.offset + f.limit, found, key=lambda t: t.end_ns - t.start_ns)[f.offset:]
+            page = heapq.nlargest(f.offset + f.limit, found, key=lambda t: t.end_ns - t.start_ns)[f.offset :]
         else:
-            page = found[f.offset:f.offset + f.limit]
-        rows = [{"trace_id": t.trace_id, "name": display_name(t.root_name), "services": sorted(t.services),
-                 "start": t.start_ns // 1_000_000, "duration_ms": (t.end_ns - t.start_ns) / 1e6,
-                 "spans": len(t.spans), "error": t.error,
-                 "errors": sum(1 for s in t.spans if s["status_code"] == 2)} for t in page]
+            page = found[f.offset : f.offset + f.limit]
+        rows = [
+            {
+                "trace_id": t.trace_id,
+                "name": display_name(t.root_name),
+                "services": sorted(t.services),
+                "start": t.start_ns // 1_000_000,
+                "duration_ms": (t.end_ns - t.start_ns) / 1e6,
+                "spans": len(t.spans),
+                "error": t.error,
+                "errors": sum(1 for s in t.spans if s["status_code"] == 2),
+            }
+            for t in page
+        ]
     return {"total": len(found), "offset": f.offset, "limit": f.limit, "traces": rows}
 
 
-def recent_traces_with(store: Store, operation: str, service: str | None, since_ns: int,
-                       limit: int = 20) -> list[dict[str, Any]]:
+def recent_traces_with(
+    store: Store, operation: str, service: str | None, since_ns: int, limit: int = 20
+) -> list[dict[str, Any]]:
     """The newest traces (at most ``limit``) with a span of this operation: its monitor.operation,
     HTTP operation or name.  Stops at the limit, so a busy operation costs a few traces' reading."""
     rows: list[dict[str, Any]] = []
     with store.lock:
         for t in reversed(store.trace_order):
-            if t.end_ns < since_ns or operation not in t.names or not t.root_name or (
-                    service and service not in t.services):
+            if (
+                t.end_ns < since_ns
+                or operation not in t.names
+                or not t.root_name
+                or (service and service not in t.services)
+            ):
                 continue
-            rows.append({"trace_id": t.trace_id, "name": t.root_name, "services": sorted(t.services),
-                         "start": t.start_ns // 1_000_000, "duration_ms": (t.end_ns - t.start_ns) / 1e6,
-                         "spans": len(t.spans), "error": t.error})
+            rows.append(
+                {
+                    "trace_id": t.trace_id,
+                    "name": t.root_name,
+                    "services": sorted(t.services),
+                    "start": t.start_ns // 1_000_000,
+                    "duration_ms": (t.end_ns - t.start_ns) / 1e6,
+                    "spans": len(t.spans),
+                    "error": t.error,
+                }
+            )
             if len(rows) >= limit:
                 break
     return rows
@@ -201,32 +226,50 @@ def trace_detail(store: Store, trace_id: str) -> dict[str, Any] | None:
         if t is None and not logs:
             return None
         spans = sorted(t.spans if t else [], key=lambda s: s["start_time_unix_nano"])
-    start = min((s["start_time_unix_nano"] for s in spans),
-                default=min((r["time_unix_nano"] for r in logs), default=0))
+    start = min((s["start_time_unix_nano"] for s in spans), default=min((r["time_unix_nano"] for r in logs), default=0))
     end = max((s["end_time_unix_nano"] for s in spans), default=start)
     out_spans = []
     for s in spans:
         attrs = s["attributes"]
         statement = attrs.get(semconv.DB_QUERY_TEXT, attrs.get(semconv.DB_STATEMENT_OLD))
         duration_ns = s["end_time_unix_nano"] - s["start_time_unix_nano"]
-        out_spans.append({
-            "span_id": s["span_id"], "parent_span_id": s["parent_span_id"], "name": s["name"],
-            "display_name": display_name(s["name"], attrs), "service": s["service"],
-            "kind": s["kind"], "kind_name": _SPAN_KINDS.get(s["kind"], str(s["kind"])),
-            "start": s["start_time_unix_nano"] // 1_000_000,
-            "offset_ms": (s["start_time_unix_nano"] - start) / 1e6,
-            "duration_ms": duration_ns / 1e6, "duration_us": duration_ns / 1e3,
-            "status_code": s["status_code"], "status": {0: "unset", 1: "ok", 2: "error"}.get(s["status_code"], "unset"),
-            "status_message": s["status_message"], "attributes": attrs,
-                "events": [{"name": e["name"], "time": e["time_unix_nano"] // 1_000_000,
+        out_spans.append(
+            {
+                "span_id": s["span_id"],
+                "parent_span_id": s["parent_span_id"],
+                "name": s["name"],
+                "display_name": display_name(s["name"], attrs),
+                "service": s["service"],
+                "kind": s["kind"],
+                "kind_name": _SPAN_KINDS.get(s["kind"], str(s["kind"])),
+                "start": s["start_time_unix_nano"] // 1_000_000,
+                "offset_ms": (s["start_time_unix_nano"] - start) / 1e6,
+                "duration_ms": duration_ns / 1e6,
+                "duration_us": duration_ns / 1e3,
+                "status_code": s["status_code"],
+                "status": {0: "unset", 1: "ok", 2: "error"}.get(s["status_code"], "unset"),
+                "status_message": s["status_message"],
+                "attributes": attrs,
+                "events": [
+                    {
+                        "name": e["name"],
+                        "time": e["time_unix_nano"] // 1_000_000,
                         "time_unix_nano": e["time_unix_nano"],
-                        "offset_ms": (e["time_unix_nano"] - start) / 1e6, "attributes": e["attributes"]}
-                       for e in s["events"]],
-            "links": s.get("links", []), "resource": s["resource"], "scope": s.get("scope", ""),
-            "db_statement": None if statement is None else _text(statement),
-        })
+                        "offset_ms": (e["time_unix_nano"] - start) / 1e6,
+                        "attributes": e["attributes"],
+                    }
+                    for e in s["events"]
+                ],
+                "links": s.get("links", []),
+                "resource": s["resource"],
+                "scope": s.get("scope", ""),
+                "db_statement": None if statement is None else _text(statement),
+            }
+        )
     return {
-        "trace_id": trace_id, "start": start // 1_000_000, "duration_ms": (end - start) / 1e6,
+        "trace_id": trace_id,
+        "start": start // 1_000_000,
+        "duration_ms": (end - start) / 1e6,
         "services": sorted({s["service"] for s in spans} | {r["service"] for r in logs}),
         "spans": out_spans,
         "logs": [_log_row(r, start) for r in sorted(logs, key=lambda r: r["time_unix_nano"])],
@@ -252,15 +295,22 @@ def _severity_number(record: dict[str, Any]) -> int:
 
 
 def _log_row(r: dict[str, Any], start_ns: int = 0) -> dict[str, Any]:
-    return {"seq": r.get("seq"), "time": r["time_unix_nano"] // 1_000_000,
-            "time_unix_nano": r["time_unix_nano"],
-            "offset_ms": (r["time_unix_nano"] - start_ns) / 1e6 if start_ns else None,
-            "service": r["service"], "severity": _severity_name(r), "severity_number": _severity_number(r),
-            "body": r["body"], "event_name": r["event_name"],
-            "trace_id": r["trace_id"] if r["trace_id"].strip("0") else "",
-            "span_id": r["span_id"] if r["span_id"].strip("0") else "", "attributes": r["attributes"],
-            "scope": r.get("scope", ""),
-            "instance": str(r["resource"].get(semconv.SERVICE_INSTANCE_ID, ""))}
+    return {
+        "seq": r.get("seq"),
+        "time": r["time_unix_nano"] // 1_000_000,
+        "time_unix_nano": r["time_unix_nano"],
+        "offset_ms": (r["time_unix_nano"] - start_ns) / 1e6 if start_ns else None,
+        "service": r["service"],
+        "severity": _severity_name(r),
+        "severity_number": _severity_number(r),
+        "body": r["body"],
+        "event_name": r["event_name"],
+        "trace_id": r["trace_id"] if r["trace_id"].strip("0") else "",
+        "span_id": r["span_id"] if r["span_id"].strip("0") else "",
+        "attributes": r["attributes"],
+        "scope": r.get("scope", ""),
+        "instance": str(r["resource"].get(semconv.SERVICE_INSTANCE_ID, "")),
+    }
 
 
 def search_logs(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
@@ -296,7 +346,7 @@ def search_logs(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
         if f.attributes:
             wanted = f.attributes
             found = [r for r in found if _has_attributes(wanted, r["attributes"], r["resource"])]
-        page = [_log_row(r) for r in found[f.offset:f.offset + f.limit]]
+        page = [_log_row(r) for r in found[f.offset : f.offset + f.limit]]
     return {"total": len(found), "offset": f.offset, "limit": f.limit, "last_seq": last_seq, "logs": page}
 
 
@@ -310,8 +360,9 @@ def metric_attribute_keys(store: Store) -> dict[tuple[str, str], list[str]]:
     return {k: sorted(v | {semconv.SERVICE_INSTANCE_ID}) for k, v in keys.items()}
 
 
-def metric_chart(store: Store, name: str, service: str | None, group_by: str | None, first_minute: int,
-                 minutes: int) -> dict[str, Any] | None:
+def metric_chart(
+    store: Store, name: str, service: str | None, group_by: str | None, first_minute: int, minutes: int
+) -> dict[str, Any] | None:
     """One metric per time step, by kind: a sum's rate per second, a gauge's value (summed over
     the series of a group), a histogram's p50/p95/p99 (p95 per group when grouped)."""
     step = max(1, minutes // 60)
@@ -342,18 +393,30 @@ def metric_chart(store: Store, name: str, service: str | None, group_by: str | N
                 points.append({"t": t, **_step_value(kind, values, members, lo, hi, step, group_by)})
             out.append({"group": label, "points": points})
     stat = {"sum": "rate", "gauge": "value", "histogram": "percentiles"}.get(kind, "rate")
-    return {"name": name, "service": service, "kind": kind, "unit": unit, "stat": stat,
-            "group_by": group_by, "step_s": step * 60, "groups": out}
+    return {
+        "name": name,
+        "service": service,
+        "kind": kind,
+        "unit": unit,
+        "stat": stat,
+        "group_by": group_by,
+        "step_s": step * 60,
+        "groups": out,
+    }
 
 
-def _step_value(kind: str, values: list[Any], members: list[Series], lo: int, hi: int, step: int,
-                group_by: str | None) -> dict[str, Any]:
+def _step_value(
+    kind: str, values: list[Any], members: list[Series], lo: int, hi: int, step: int, group_by: str | None
+) -> dict[str, Any]:
     if kind == "sum":
         return {"v": sum(values) / (step * 60) if values else None}
     if kind == "gauge":
         # Each series' last value in the step, added up over the group.
-        last = [s.minutes[max(m for m in s.minutes if lo <= m < hi)] for s in members
-                if s.kind == "gauge" and any(lo <= m < hi for m in s.minutes)]
+        last = [
+            s.minutes[max(m for m in s.minutes if lo <= m < hi)]
+            for s in members
+            if s.kind == "gauge" and any(lo <= m < hi for m in s.minutes)
+        ]
         return {"v": sum(last) if last else None}
     if kind == "histogram":
         hist = Histogram()
@@ -370,6 +433,7 @@ def _step_value(kind: str, values: list[Any], members: list[Series], lo: int, hi
 # --- resources ------------------------------------------------------------------------
 def resources(store: Store, now_ns: int) -> list[dict[str, Any]]:
     """Services and their instances: resource attributes, SDK and distro, first and last seen, staleness."""
+
     def stale(t: int) -> bool:
         return now_ns - t > store.stale_after_ns
 
@@ -377,21 +441,41 @@ def resources(store: Store, now_ns: int) -> list[dict[str, Any]]:
     with store.lock:
         for (service, instance), last in store.instances.items():
             resource = store.instance_resources.get((service, instance), {})
-            sdk = " ".join(_text(resource[k]) for k in (semconv.TELEMETRY_SDK_NAME, semconv.TELEMETRY_SDK_LANGUAGE,
-                                                         semconv.TELEMETRY_SDK_VERSION) if k in resource)
-            distro = " ".join(_text(resource[k]) for k in (semconv.TELEMETRY_DISTRO_NAME,
-                                                            semconv.TELEMETRY_DISTRO_VERSION) if k in resource)
-            by_service[service].append({
-                "instance": instance,
-                "first_seen": store.instance_first_seen.get((service, instance), last) // 1_000_000,
-                "last_seen": last // 1_000_000, "stale": stale(last), "silent_s": round(max(0, now_ns - last) / 1e9, 3),
-                "sdk": sdk or None, "distro": distro or None,
-                "service_version": resource.get(semconv.SERVICE_VERSION), "resource": dict(resource)})
+            sdk = " ".join(
+                _text(resource[k])
+                for k in (semconv.TELEMETRY_SDK_NAME, semconv.TELEMETRY_SDK_LANGUAGE, semconv.TELEMETRY_SDK_VERSION)
+                if k in resource
+            )
+            distro = " ".join(
+                _text(resource[k])
+                for k in (semconv.TELEMETRY_DISTRO_NAME, semconv.TELEMETRY_DISTRO_VERSION)
+                if k in resource
+            )
+            by_service[service].append(
+                {
+                    "instance": instance,
+                    "first_seen": store.instance_first_seen.get((service, instance), last) // 1_000_000,
+                    "last_seen": last // 1_000_000,
+                    "stale": stale(last),
+                    "silent_s": round(max(0, now_ns - last) / 1e9, 3),
+                    "sdk": sdk or None,
+                    "distro": distro or None,
+                    "service_version": resource.get(semconv.SERVICE_VERSION),
+                    "resource": dict(resource),
+                }
+            )
         services = dict(store.services)
     out = []
     for service in sorted(services):
         instances = sorted(by_service.get(service, []), key=lambda i: (i["stale"], -i["last_seen"]))
-        out.append({"service": service, "last_seen": services[service] // 1_000_000, "stale": stale(services[service]),
-                    "first_seen": min((i["first_seen"] for i in instances), default=services[service] // 1_000_000),
-                    "instances": instances, "live_instances": sum(1 for i in instances if not i["stale"])})
+        out.append(
+            {
+                "service": service,
+                "last_seen": services[service] // 1_000_000,
+                "stale": stale(services[service]),
+                "first_seen": min((i["first_seen"] for i in instances), default=services[service] // 1_000_000),
+                "instances": instances,
+                "live_instances": sum(1 for i in instances if not i["stale"]),
+            }
+        )
     return out

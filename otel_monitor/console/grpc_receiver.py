@@ -67,14 +67,23 @@ class GrpcReceiver:
         self._token = console.token.encode() if console.token else None
         limit = console.max_body
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otel-monitor-console-grpc")
-        handlers = [grpc.method_handlers_generic_handler(service, {
-            "Export": grpc.unary_unary_rpc_method_handler(self._export_handler(signal))})
-            for signal, service in SERVICES.items()]
+        handlers = [
+            grpc.method_handlers_generic_handler(
+                service, {"Export": grpc.unary_unary_rpc_method_handler(self._export_handler(signal))}
+            )
+            for signal, service in SERVICES.items()
+        ]
         self._server = grpc.server(
-            self._pool, handlers=handlers, maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
-            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
-                     # One console per port: never share it with another process by accident.
-                     ("grpc.so_reuseport", 0)])
+            self._pool,
+            handlers=handlers,
+            maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                # One console per port: never share it with another process by accident.
+                ("grpc.so_reuseport", 0),
+            ],
+        )
         address = f"[{host.strip('[]')}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             self.port = self._server.add_insecure_port(address)
@@ -101,9 +110,11 @@ class GrpcReceiver:
             if self._token is not None:
                 supplied = _bearer(context.invocation_metadata())
                 if supplied is None or not hmac.compare_digest(supplied, self._token):
-                    context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                  "missing or wrong token: send metadata 'authorization: Bearer <token>' "
-                                  "(OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>)")
+                    context.abort(
+                        grpc.StatusCode.UNAUTHENTICATED,
+                        "missing or wrong token: send metadata 'authorization: Bearer <token>' "
+                        "(OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>)",
+                    )
             try:
                 outcome = console.receive(signal, body, "application/x-protobuf", None)
             except OTLPDecodeError as exc:

@@ -85,8 +85,15 @@ class MetricSeries:
                 hist = series.minutes[minute] = self.histogram()
             # Extremes are exact only for a delta point or a series' first point.
             exact = delta is value
-            hist.add(delta[3], delta[2], delta[1], delta[0], None,
-                     point.get("min") if exact else None, point.get("max") if exact else None)
+            hist.add(
+                delta[3],
+                delta[2],
+                delta[1],
+                delta[0],
+                None,
+                point.get("min") if exact else None,
+                point.get("max") if exact else None,
+            )
             return
         count_sum: tuple[Any, ...] = (point["count"], point["sum"], [], ())
         delta = self._increase(series, point, count_sum, started_ns)
@@ -114,8 +121,12 @@ class MetricSeries:
             return value - last_value
         if value[3] != last_value[3] or len(value[2]) != len(last_value[2]):
             return value
-        return (value[0] - last_value[0], value[1] - last_value[1],
-                [a - b for a, b in zip(value[2], last_value[2], strict=True)], value[3])
+        return (
+            value[0] - last_value[0],
+            value[1] - last_value[1],
+            [a - b for a, b in zip(value[2], last_value[2], strict=True)],
+            value[3],
+        )
 
     def trim(self, oldest_minute: int) -> None:
         for key in list(self.series):

@@ -30,8 +30,10 @@ def _path(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]
 
 def _json(description: str, required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
     """A JSON answer: an object with these keys (more may come: additional properties are allowed)."""
-    return {"description": description, "content": {"application/json": {"schema": {
-        "type": "object", "required": required, "properties": properties}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"type": "object", "required": required, "properties": properties}}},
+    }
 
 
 _TEXT: dict[str, Any] = {"type": "string"}
@@ -48,83 +50,156 @@ COMPONENTS: dict[str, Any] = {
         "service": _query("service", _TEXT, "only this service (omit for all)"),
         "window": _query("window", _WINDOW, "how far back the figures look"),
         "operation": _query("operation", _TEXT, "a span name, its monitor.operation or its HTTP route"),
-        "attr": {**_query("attr", {"type": "array", "items": {"type": "string", "pattern": "^[^=]+=.*$"}},
-                          "key=value on the item or its resource; repeat for several"), "explode": True},
+        "attr": {
+            **_query(
+                "attr",
+                {"type": "array", "items": {"type": "string", "pattern": "^[^=]+=.*$"}},
+                "key=value on the item or its resource; repeat for several",
+            ),
+            "explode": True,
+        },
         "start": _query("start", _MS, "from (ms since the epoch)"),
         "end": _query("end", _MS, "until (ms since the epoch)"),
-        "limit": _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-                        "page size (at most 500)"),
+        "limit": _query(
+            "limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size (at most 500)"
+        ),
         "offset": _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows skipped"),
-        "trace_kind": _query("kind", {"type": "string", "enum": ["recent", "slow", "failed"], "default": "recent"},
-                             "newest first, longest first, or failed only"),
+        "trace_kind": _query(
+            "kind",
+            {"type": "string", "enum": ["recent", "slow", "failed"], "default": "recent"},
+            "newest first, longest first, or failed only",
+        ),
         "status": _query("status", {"type": "string", "enum": ["ok", "error"]}, "only traces with(out) an error"),
         "min_ms": _query("min_ms", {"type": "number", "minimum": 0}, "shortest duration (ms)"),
         "max_ms": _query("max_ms", {"type": "number", "minimum": 0}, "longest duration (ms)"),
-        "level": _query("level", {"type": "string", "enum": ["trace", "debug", "info", "warn", "error", "fatal"]},
-                        "the lowest severity shown"),
+        "level": _query(
+            "level",
+            {"type": "string", "enum": ["trace", "debug", "info", "warn", "error", "fatal"]},
+            "the lowest severity shown",
+        ),
         "q": _query("q", _TEXT, "text in the body or event name"),
         "trace_id": _query("trace_id", {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "only this trace's"),
         "span_id": _query("span_id", {"type": "string", "pattern": "^[0-9a-f]{16}$"}, "only this span's"),
-        "after": _query("after", {"type": "integer", "minimum": 0},
-                        "only records numbered above it (the live tail sends the last_seq it has)"),
+        "after": _query(
+            "after",
+            {"type": "integer", "minimum": 0},
+            "only records numbered above it (the live tail sends the last_seq it has)",
+        ),
         "metric_name": _query("name", {"type": "string", "minLength": 1}, "the metric", required=True),
         "group_by": _query("group_by", _TEXT, "an attribute key (or service.instance.id) to group by"),
-        "interval": _query("interval", {"type": "number", "minimum": 0.1, "default": 1},
-                           "seconds between checks for new data"),
+        "interval": _query(
+            "interval", {"type": "number", "minimum": 0.1, "default": 1}, "seconds between checks for new data"
+        ),
         "max_events": _query("max", {"type": "integer", "minimum": 0}, "events before the stream ends (0: none)"),
         "operation_name": _path("name", _TEXT, "the operation"),
         "trace_id_path": _path("trace_id", {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}, "the trace"),
         "alert_id": _path("alert_id", _TEXT, "the alert, as /api/alerts lists it"),
     },
     "schemas": {
-        "Error": {"type": "object", "required": ["error"],
-                  "properties": {"error": {"type": "string", "description": "what was wrong, naming the parameter"}}},
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string", "description": "what was wrong, naming the parameter"}},
+        },
     },
     "responses": {
         "BadParameter": {"description": "a parameter is invalid; the message names it", "content": _ERROR_BODY},
         "NotFound": {"description": "nothing by that name or id", "content": _ERROR_BODY},
-        "Services": _json("services seen; counts received, evicted and kept; the limits",
-                          ["services", "windows", "received", "evicted", "kept", "limits", "persistent", "replaying"],
-                          services={"type": "array", "items": _TEXT}, windows={"type": "array", "items": _TEXT},
-                          received=_COUNTS, evicted=_COUNTS, kept=_COUNTS, limits=_COUNTS,
-                          persistent={"type": "boolean"}, replaying={"type": "boolean"}),
+        "Services": _json(
+            "services seen; counts received, evicted and kept; the limits",
+            ["services", "windows", "received", "evicted", "kept", "limits", "persistent", "replaying"],
+            services={"type": "array", "items": _TEXT},
+            windows={"type": "array", "items": _TEXT},
+            received=_COUNTS,
+            evicted=_COUNTS,
+            kept=_COUNTS,
+            limits=_COUNTS,
+            persistent={"type": "boolean"},
+            replaying={"type": "boolean"},
+        ),
         "Summary": _json("one row per service", ["window", "services"], window=_TEXT, services=_ROWS, note=_TEXT),
-        "Operations": _json("one row per service and operation", ["window", "operations"],
-                            window=_TEXT, operations=_ROWS),
-        "Operation": _json("the operation in each service, its series, error groups and example traces",
-                           ["window", "operation", "rows", "thresholds", "series", "errors", "traces"],
-                           window=_TEXT, operation=_TEXT, rows=_ROWS, thresholds={"type": "object"},
-                           series={"type": "object"}, errors=_ROWS, traces=_ROWS),
+        "Operations": _json(
+            "one row per service and operation", ["window", "operations"], window=_TEXT, operations=_ROWS
+        ),
+        "Operation": _json(
+            "the operation in each service, its series, error groups and example traces",
+            ["window", "operation", "rows", "thresholds", "series", "errors", "traces"],
+            window=_TEXT,
+            operation=_TEXT,
+            rows=_ROWS,
+            thresholds={"type": "object"},
+            series={"type": "object"},
+            errors=_ROWS,
+            traces=_ROWS,
+        ),
         "Errors": _json("one row per error group", ["window", "errors"], window=_TEXT, errors=_ROWS),
-        "Traces": _json("a page of matching traces", ["window", "kind", "total", "offset", "limit", "traces"],
-                        window=_TEXT, kind=_TEXT, traces=_ROWS, **_PAGE),
-        "Trace": _json("the trace", ["trace_id", "spans"], trace_id=_TEXT, start=_INT, duration_ms=_NUMBER,
-                       services={"type": "array", "items": _TEXT}, spans=_ROWS),
-        "Logs": _json("a page of matching log records, newest first",
-                      ["window", "total", "offset", "limit", "last_seq", "logs"],
-                      window=_TEXT, last_seq=_INT, logs=_ROWS, **_PAGE),
+        "Traces": _json(
+            "a page of matching traces",
+            ["window", "kind", "total", "offset", "limit", "traces"],
+            window=_TEXT,
+            kind=_TEXT,
+            traces=_ROWS,
+            **_PAGE,
+        ),
+        "Trace": _json(
+            "the trace",
+            ["trace_id", "spans"],
+            trace_id=_TEXT,
+            start=_INT,
+            duration_ms=_NUMBER,
+            services={"type": "array", "items": _TEXT},
+            spans=_ROWS,
+        ),
+        "Logs": _json(
+            "a page of matching log records, newest first",
+            ["window", "total", "offset", "limit", "last_seq", "logs"],
+            window=_TEXT,
+            last_seq=_INT,
+            logs=_ROWS,
+            **_PAGE,
+        ),
         "Metrics": _json("one row per service and metric", ["window", "metrics"], window=_TEXT, metrics=_ROWS),
-        "MetricSeries": _json("the chart: groups of points {t (ms), v}", ["window", "kind", "groups"],
-                              window=_TEXT, kind=_TEXT, unit=_TEXT, stat=_TEXT, step_s=_NUMBER, groups=_ROWS),
-        "Resources": _json("one row per service, with its instances", ["stale_after_s", "services"],
-                           stale_after_s=_NUMBER, services=_ROWS),
+        "MetricSeries": _json(
+            "the chart: groups of points {t (ms), v}",
+            ["window", "kind", "groups"],
+            window=_TEXT,
+            kind=_TEXT,
+            unit=_TEXT,
+            stat=_TEXT,
+            step_s=_NUMBER,
+            groups=_ROWS,
+        ),
+        "Resources": _json(
+            "one row per service, with its instances",
+            ["stale_after_s", "services"],
+            stale_after_s=_NUMBER,
+            services=_ROWS,
+        ),
         "Funnels": _json("one funnel per journey", ["window", "funnels"], window=_TEXT, funnels=_ROWS),
         "Health": _json("one row per check", ["window", "checks"], window=_TEXT, checks=_ROWS),
-        "Alerts": _json("alerts by state", ["firing", "pending", "resolved"],
-                        firing=_ROWS, pending=_ROWS, resolved=_ROWS),
+        "Alerts": _json(
+            "alerts by state", ["firing", "pending", "resolved"], firing=_ROWS, pending=_ROWS, resolved=_ROWS
+        ),
         "Acknowledged": _json("acknowledged", ["acknowledged"], acknowledged=_TEXT),
-        "Events": {"description": "a text/event-stream of 'update' events; it ends after 10 minutes",
-                   "content": {"text/event-stream": {"schema": _TEXT}}},
+        "Events": {
+            "description": "a text/event-stream of 'update' events; it ends after 10 minutes",
+            "content": {"text/event-stream": {"schema": _TEXT}},
+        },
     },
 }
 
-SCHEMAS = SchemaGenerator({
-    "openapi": "3.0.3",
-    "info": {"title": "otel-monitor console API", "version": "1",
-             "description": "The JSON API behind every view of the console. With a token, send "
-                            "'Authorization: Bearer <token>'."},
-    "components": COMPONENTS,
-})
+SCHEMAS = SchemaGenerator(
+    {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "otel-monitor console API",
+            "version": "1",
+            "description": "The JSON API behind every view of the console. With a token, send "
+            "'Authorization: Bearer <token>'.",
+        },
+        "components": COMPONENTS,
+    }
+)
 
 
 def document(routes: list[Any]) -> dict[str, Any]:

@@ -61,8 +61,9 @@ class RequestLog:
 
     def append(self, signal: str, body: bytes) -> None:
         with self._lock:
-            self._db.execute("INSERT INTO requests (received_ns, signal, body) VALUES (?, ?, ?)",
-                             (time.time_ns(), signal, body))
+            self._db.execute(
+                "INSERT INTO requests (received_ns, signal, body) VALUES (?, ?, ?)", (time.time_ns(), signal, body)
+            )
             self._bytes += len(body)
             self._writes += 1
             if self._bytes > self.max_bytes or self._writes % 1000 == 0:
@@ -84,8 +85,9 @@ class RequestLog:
         meanwhile come in later batches.
         """
         with self._lock:
-            return self._db.execute("SELECT id, received_ns, signal, body FROM requests WHERE id > ? ORDER BY id "
-                                    "LIMIT ?", (last_id, limit)).fetchall()
+            return self._db.execute(
+                "SELECT id, received_ns, signal, body FROM requests WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+            ).fetchall()
 
     def count(self) -> int:
         with self._lock:
@@ -120,8 +122,9 @@ class RequestLog:
     def append_resolved_alert(self, alert: dict[str, Any]) -> None:
         with self._lock:
             self._db.execute("INSERT INTO resolved_alerts (body) VALUES (?)", (json.dumps(alert),))
-            self._db.execute("DELETE FROM resolved_alerts WHERE id <= (SELECT MAX(id) FROM resolved_alerts) - ?",
-                             (KEEP_RESOLVED,))
+            self._db.execute(
+                "DELETE FROM resolved_alerts WHERE id <= (SELECT MAX(id) FROM resolved_alerts) - ?", (KEEP_RESOLVED,)
+            )
 
     def resolved_alerts(self, limit: int = KEEP_RESOLVED) -> list[dict[str, Any]]:
         """Resolved alerts, newest first."""

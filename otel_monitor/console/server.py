@@ -54,8 +54,11 @@ class ReadDeadlineProtocol(H11Protocol):
             self.transport.close()
 
     def _close_longest_waiting(self) -> None:
-        waiting = [c for c in self.connections if isinstance(c, ReadDeadlineProtocol) and c is not self
-                   and c.reading() and not c.transport.is_closing()]
+        waiting = [
+            c
+            for c in self.connections
+            if isinstance(c, ReadDeadlineProtocol) and c is not self and c.reading() and not c.transport.is_closing()
+        ]
         if waiting:
             min(waiting, key=lambda c: c.waiting_since).transport.close()
 
@@ -73,5 +76,8 @@ class ReadDeadlineProtocol(H11Protocol):
 
 def server_options() -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.Config``."""
-    return {"http": ReadDeadlineProtocol, "timeout_keep_alive": KEEP_ALIVE_S,
-            "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
+    return {
+        "http": ReadDeadlineProtocol,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+    }

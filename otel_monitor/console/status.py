@@ -54,12 +54,26 @@ def from_console(url: str, window: str, service: str | None, token: str | None) 
     summary = _fetch(f"{url.rstrip('/')}/api/summary?{query}", token)
     if summary.get("replaying"):  # a console restarted with --db, still reading what it had stored
         progress = summary.get("replay") or {}
-        print(f"otel-monitor status: the console is still replaying its stored data ({progress.get('replayed', '?')} "
-              f"of {progress.get('total', '?')} requests): the figures below are partial", file=sys.stderr)
-    return [{"service": s["service"], "status": s["status"], "calls": s["calls"], "error_rate": s["error_rate"],
-             "p95": s["p95"], "problems": [*_silence(s), *(f"operation {o}" for o in s["unhealthy_operations"]),
-                                           *(f"check {c}" for c in s["failing_checks"])]}
-            for s in summary["services"]]
+        print(
+            f"otel-monitor status: the console is still replaying its stored data ({progress.get('replayed', '?')} "
+            f"of {progress.get('total', '?')} requests): the figures below are partial",
+            file=sys.stderr,
+        )
+    return [
+        {
+            "service": s["service"],
+            "status": s["status"],
+            "calls": s["calls"],
+            "error_rate": s["error_rate"],
+            "p95": s["p95"],
+            "problems": [
+                *_silence(s),
+                *(f"operation {o}" for o in s["unhealthy_operations"]),
+                *(f"check {c}" for c in s["failing_checks"]),
+            ],
+        }
+        for s in summary["services"]
+    ]
 
 
 def _silence(service: dict[str, Any]) -> list[str]:
@@ -81,10 +95,14 @@ def from_prometheus(base: str, window: str, service: str | None, slos: SLOs) -> 
     """The same rows, computed from Prometheus with the config file's thresholds."""
     metric = "monitor_operation_duration_seconds"
     by = "job, monitor_operation"
-    calls = {(r["metric"].get("job", ""), r["metric"].get("monitor_operation", "")): float(r["value"][1])
-             for r in _prom(base, f"sum by ({by}) (increase({metric}_count[{window}]))")}
-    errors = {(r["metric"].get("job", ""), r["metric"].get("monitor_operation", "")): float(r["value"][1])
-              for r in _prom(base, f'sum by ({by}) (increase({metric}_count{{monitor_error_category!=""}}[{window}]))')}
+    calls = {
+        (r["metric"].get("job", ""), r["metric"].get("monitor_operation", "")): float(r["value"][1])
+        for r in _prom(base, f"sum by ({by}) (increase({metric}_count[{window}]))")
+    }
+    errors = {
+        (r["metric"].get("job", ""), r["metric"].get("monitor_operation", "")): float(r["value"][1])
+        for r in _prom(base, f'sum by ({by}) (increase({metric}_count{{monitor_error_category!=""}}[{window}]))')
+    }
     latency: dict[tuple[str, str], float] = {}
     percentiles = {slos.defaults.latency_percentile, *(t.latency_percentile for t in slos.operations.values())}
     for q in percentiles:
@@ -134,10 +152,15 @@ def format_row(row: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default="http://127.0.0.1:4318", help="the console to ask (default http://127.0.0.1:4318)")
+    parser.add_argument(
+        "--url", default="http://127.0.0.1:4318", help="the console to ask (default http://127.0.0.1:4318)"
+    )
     parser.add_argument("--prometheus", metavar="URL", help="ask this Prometheus server instead of a console")
-    parser.add_argument("--config", default=os.environ.get("OTEL_MONITOR_CONFIG"),
-                        help="config file with the SLO thresholds (for --prometheus; default $OTEL_MONITOR_CONFIG)")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("OTEL_MONITOR_CONFIG"),
+        help="config file with the SLO thresholds (for --prometheus; default $OTEL_MONITOR_CONFIG)",
+    )
     parser.add_argument("--window", default="15m", choices=list(WINDOWS), help="how far back to judge (default 15m)")
     parser.add_argument("--service", help="only this service")
     parser.add_argument("--strict", action="store_true", help="also exit 1 when a service is in warning")

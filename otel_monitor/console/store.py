@@ -76,9 +76,17 @@ class Histogram:
         self.min: float | None = None
         self.max: float | None = None
 
-    def add(self, bounds: tuple[float, ...], buckets: Sequence[int] | Mapping[int, int], total: float, count: int,
-            category: str | None, low: float | None = None, high: float | None = None,
-            outcome: str | None = None) -> None:
+    def add(
+        self,
+        bounds: tuple[float, ...],
+        buckets: Sequence[int] | Mapping[int, int],
+        total: float,
+        count: int,
+        category: str | None,
+        low: float | None = None,
+        high: float | None = None,
+        outcome: str | None = None,
+    ) -> None:
         self.count += count
         self.sum += total
         if outcome is not None and outcome != "success":
@@ -94,7 +102,7 @@ class Histogram:
             self.bounds = bounds
         mine, target = self.buckets, self.bounds
         same = bounds is target or bounds == target
-        for i, c in (buckets.items() if isinstance(buckets, Mapping) else enumerate(buckets)):
+        for i, c in buckets.items() if isinstance(buckets, Mapping) else enumerate(buckets):
             if not c:
                 continue
             # Different boundaries (another process, another config): each source
@@ -439,11 +447,21 @@ class Store:
                 hist = self.op_spans[key] = Histogram()
             bounds = self._span_bounds
             seconds = (end - span["start_time_unix_nano"]) / 1e9
-            hist.add(bounds, {bisect_left(bounds, seconds): 1}, seconds, 1, category, seconds, seconds,
-                     _outcome(attrs, category is not None))
+            hist.add(
+                bounds,
+                {bisect_left(bounds, seconds): 1},
+                seconds,
+                1,
+                category,
+                seconds,
+                seconds,
+                _outcome(attrs, category is not None),
+            )
             self._count_call(
                 (service, "spans", str(operation), span["resource"].get(semconv.SERVICE_INSTANCE_ID, "")),
-                span["start_time_unix_nano"], end)
+                span["start_time_unix_nano"],
+                end,
+            )
         user = attrs.get(semconv.ENDUSER_PSEUDO_ID)
         if user:
             self.error_grouper.note_user(span["trace_id"], str(user))
@@ -499,15 +517,20 @@ class Store:
         if event == semconv.EVENT_JOURNEY_MILESTONE:
             self._add_milestone(service, record, attrs)
         elif event == semconv.EVENT_HEALTH_CHANGE:
-            self.incidents.append({
-                "service": service, "time_unix_nano": record["time_unix_nano"],
-                "check": attrs.get(semconv.MONITOR_HEALTH_CHECK),
-                "state": attrs.get(semconv.MONITOR_HEALTH_STATE),
-                "previous_state": attrs.get(semconv.MONITOR_HEALTH_PREVIOUS_STATE)})
+            self.incidents.append(
+                {
+                    "service": service,
+                    "time_unix_nano": record["time_unix_nano"],
+                    "check": attrs.get(semconv.MONITOR_HEALTH_CHECK),
+                    "state": attrs.get(semconv.MONITOR_HEALTH_STATE),
+                    "previous_state": attrs.get(semconv.MONITOR_HEALTH_PREVIOUS_STATE),
+                }
+            )
         stacktrace = attrs.get(semconv.EXCEPTION_STACKTRACE)
         if stacktrace and record["span_id"].strip("0"):
-            self._add_logged_exception(record["span_id"], str(attrs.get(semconv.EXCEPTION_MESSAGE) or ""),
-                                       str(stacktrace))
+            self._add_logged_exception(
+                record["span_id"], str(attrs.get(semconv.EXCEPTION_MESSAGE) or ""), str(stacktrace)
+            )
         self.log_seq += 1
         record["seq"] = self.log_seq
         self.logs.append(record)
@@ -573,12 +596,17 @@ class Store:
             count, s, buckets, bounds = value[:4]
             if bounds != last_value[3]:
                 return value
-            return (count - last_value[0], s - last_value[1],
-                    [a - b for a, b in zip(buckets, last_value[2], strict=True)], bounds)
+            return (
+                count - last_value[0],
+                s - last_value[1],
+                [a - b for a, b in zip(buckets, last_value[2], strict=True)],
+                bounds,
+            )
         return value - last_value
 
-    def _count_reported(self, service: str, instance: Any, operation: str, attrs_key: Any,
-                        point: dict[str, Any], delta: Any) -> None:
+    def _count_reported(
+        self, service: str, instance: Any, operation: str, attrs_key: Any, point: dict[str, Any], delta: Any
+    ) -> None:
         """A duration point's calls on the timeline of its series (one per process start)."""
         t = point["time_unix_nano"]
         if point.get("temporality") == _DELTA:
@@ -660,15 +688,22 @@ class Store:
             if delta:
                 self.counters[(name, service, minute, attrs_key)] += delta
 
-    def _add_http_point(self, service: str, key: tuple[Any, ...], point: dict[str, Any], attrs: dict[str, Any],
-                        minute: int) -> None:
+    def _add_http_point(
+        self, service: str, key: tuple[Any, ...], point: dict[str, Any], attrs: dict[str, Any], minute: int
+    ) -> None:
         """``http.server.request.duration`` from any SDK: an operation named by its route, 5xx failing."""
         # The stable convention is in seconds; older instrumentations recorded milliseconds.
         scale = 1e-3 if point["unit"] == "ms" else 1.0
         bounds = tuple(b * scale for b in point["explicit_bounds"])
         low_seen, high_seen = point.get("min"), point.get("max")
-        totals = (point["count"], point["sum"] * scale, point["bucket_counts"], bounds,
-                  None if low_seen is None else low_seen * scale, None if high_seen is None else high_seen * scale)
+        totals = (
+            point["count"],
+            point["sum"] * scale,
+            point["bucket_counts"],
+            bounds,
+            None if low_seen is None else low_seen * scale,
+            None if high_seen is None else high_seen * scale,
+        )
         previous = self._last.get(key)
         delta = self._delta(key, point, totals)
         operation = http_operation(attrs, "")
@@ -721,8 +756,13 @@ class Store:
         entry = self.metric_catalog.get(key)
         if entry is None:
             entry = self.metric_catalog[key] = {
-                "service": service, "name": point["name"], "kind": point["type"], "unit": point["unit"],
-                "series": set(), "points": 0}
+                "service": service,
+                "name": point["name"],
+                "kind": point["type"],
+                "unit": point["unit"],
+                "series": set(),
+                "points": 0,
+            }
             if len(self.metric_catalog) > self.limits.max_metrics:
                 self.metric_catalog.popitem(last=False)
                 self.evicted["metrics"] += 1
@@ -740,8 +780,9 @@ class Store:
         if point["time_unix_nano"] >= entry.get("time_unix_nano", 0):
             entry["time_unix_nano"] = point["time_unix_nano"]
             entry["attributes"] = point["attributes"]
-            entry["value"] = (point["value"] if "value" in point
-                              else {"count": point.get("count"), "sum": point.get("sum")})
+            entry["value"] = (
+                point["value"] if "value" in point else {"count": point.get("count"), "sum": point.get("sum")}
+            )
 
     def trim(self, now_ns: int | None = None) -> None:
         """Drop per-minute roll-ups older than the longest window."""
@@ -763,8 +804,9 @@ class Store:
                 del self.timelines[key]
 
 
-def _interval_extremes(buckets: Sequence[int], bounds: tuple[float, ...], previous: tuple[Any, ...],
-                       value: tuple[Any, ...]) -> tuple[float | None, float | None]:
+def _interval_extremes(
+    buckets: Sequence[int], bounds: tuple[float, ...], previous: tuple[Any, ...], value: tuple[Any, ...]
+) -> tuple[float | None, float | None]:
     """The smallest and largest call between two cumulative points.
 
     A cumulative point's min and max cover the whole series: when one moved, the
@@ -787,11 +829,20 @@ def _interval_extremes(buckets: Sequence[int], bounds: tuple[float, ...], previo
         high = top if high_now is None else (high_now if top is None else min(top, high_now))
     return low, high
 
-_WATCHED = frozenset({
-    semconv.METRIC_OPERATION_DURATION, semconv.METRIC_CACHE_REQUESTS, semconv.METRIC_FALLBACKS,
-    semconv.METRIC_JOURNEY_MILESTONES, semconv.METRIC_HEALTH_STATUS, semconv.HTTP_SERVER_REQUEST_DURATION,
-    semconv.METRIC_BUSINESS_AMOUNT, semconv.METRIC_BUSINESS_EVENTS, semconv.METRIC_BUSINESS_USERS,
-})
+
+_WATCHED = frozenset(
+    {
+        semconv.METRIC_OPERATION_DURATION,
+        semconv.METRIC_CACHE_REQUESTS,
+        semconv.METRIC_FALLBACKS,
+        semconv.METRIC_JOURNEY_MILESTONES,
+        semconv.METRIC_HEALTH_STATUS,
+        semconv.HTTP_SERVER_REQUEST_DURATION,
+        semconv.METRIC_BUSINESS_AMOUNT,
+        semconv.METRIC_BUSINESS_EVENTS,
+        semconv.METRIC_BUSINESS_USERS,
+    }
+)
 # The runtime metrics (otel_monitor.pipeline.runtime_metrics) the console shows per instance.
 _CPU_TIME = "process.cpu.time"
 _MEMORY_USAGE = "process.memory.usage"

@@ -48,13 +48,28 @@ MAX_DEPTH = 8
 MAX_ITEM_CHARS = 64 * 1024
 
 # Keys the console reads as text, as whole numbers, or as flags.
-_TEXT_KEYS = frozenset({
-    semconv.SERVICE_NAME, semconv.SERVICE_INSTANCE_ID, semconv.MONITOR_OPERATION, semconv.ERROR_TYPE,
-    semconv.MONITOR_ERROR_CATEGORY, semconv.MONITOR_ERROR_FINGERPRINT, semconv.HTTP_ROUTE,
-    semconv.HTTP_REQUEST_METHOD, semconv.HTTP_METHOD_OLD, semconv.ENDUSER_PSEUDO_ID, semconv.MONITOR_JOURNEY_NAME,
-    semconv.MONITOR_JOURNEY_STEP, semconv.EXCEPTION_MESSAGE, semconv.EXCEPTION_STACKTRACE, semconv.EXCEPTION_TYPE,
-    semconv.MONITOR_HEALTH_CHECK, semconv.MONITOR_HEALTH_STATE, semconv.MONITOR_HEALTH_PREVIOUS_STATE,
-})
+_TEXT_KEYS = frozenset(
+    {
+        semconv.SERVICE_NAME,
+        semconv.SERVICE_INSTANCE_ID,
+        semconv.MONITOR_OPERATION,
+        semconv.ERROR_TYPE,
+        semconv.MONITOR_ERROR_CATEGORY,
+        semconv.MONITOR_ERROR_FINGERPRINT,
+        semconv.HTTP_ROUTE,
+        semconv.HTTP_REQUEST_METHOD,
+        semconv.HTTP_METHOD_OLD,
+        semconv.ENDUSER_PSEUDO_ID,
+        semconv.MONITOR_JOURNEY_NAME,
+        semconv.MONITOR_JOURNEY_STEP,
+        semconv.EXCEPTION_MESSAGE,
+        semconv.EXCEPTION_STACKTRACE,
+        semconv.EXCEPTION_TYPE,
+        semconv.MONITOR_HEALTH_CHECK,
+        semconv.MONITOR_HEALTH_STATE,
+        semconv.MONITOR_HEALTH_PREVIOUS_STATE,
+    }
+)
 _INT_KEYS = frozenset({semconv.HTTP_RESPONSE_STATUS_CODE, semconv.HTTP_STATUS_CODE_OLD})
 _FLAG_KEYS = frozenset({semconv.MONITOR_HEALTH_CRITICAL})
 
@@ -85,7 +100,7 @@ def _traceback_text(value: Any) -> str:
     """A stack trace cut to :data:`MAX_STRING` from its start: the innermost frames, the app's own, and the
     exception line are at its end, and a deep framework stack in a venv with long paths runs past the limit."""
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return text if len(text) <= MAX_STRING else "…\n" + text[len(text) - MAX_STRING + 2:]
+    return text if len(text) <= MAX_STRING else "…\n" + text[len(text) - MAX_STRING + 2 :]
 
 
 class _Budget:
@@ -97,7 +112,7 @@ class _Budget:
         self.left = MAX_ITEM_CHARS
 
     def take(self, text: str) -> str:
-        kept = text if len(text) <= self.left else text[:max(self.left, 0)]
+        kept = text if len(text) <= self.left else text[: max(self.left, 0)]
         self.left -= len(kept)
         return kept
 
@@ -115,8 +130,10 @@ def _json_safe(value: Any, budget: _Budget, depth: int = 0) -> Any:
     if depth >= MAX_DEPTH:
         return None
     if isinstance(value, dict):
-        return {budget.take(_text(k, MAX_NAME)): _json_safe(v, budget, depth + 1)
-                for k, v in list(value.items())[:MAX_ATTRIBUTES]}
+        return {
+            budget.take(_text(k, MAX_NAME)): _json_safe(v, budget, depth + 1)
+            for k, v in list(value.items())[:MAX_ATTRIBUTES]
+        }
     if isinstance(value, (list, tuple)):
         return [_json_safe(v, budget, depth + 1) for v in value[:MAX_LIST]]
     return budget.take(_text(value))
@@ -171,7 +188,7 @@ def clean_attributes(attributes: Any, budget: _Budget | None = None) -> dict[str
                 continue
         elif value.__class__ is str:
             if len(value) > MAX_STRING or len(value) > left:
-                value = value[:max(0, min(MAX_STRING, left))]
+                value = value[: max(0, min(MAX_STRING, left))]
             left -= len(value)
         elif value.__class__ is not int and value.__class__ is not bool and value is not None:
             budget.left = left
@@ -209,7 +226,7 @@ def _id(value: Any, size: int) -> str:
     """An id as the decoder writes it (``bytes.hex()``), cut to its size; anything else is no id."""
     if value.__class__ is not str:
         return ""
-    return value if len(value) <= 2 * size else value[:2 * size]
+    return value if len(value) <= 2 * size else value[: 2 * size]
 
 
 def _span(span: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
@@ -219,27 +236,46 @@ def _span(span: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
     for event in (span.get("events") or [])[:MAX_EVENTS]:
         if budget.left <= 0:
             break
-        events.append({"name": budget.take(_short(event.get("name", ""), MAX_NAME)),
-                       "time_unix_nano": event.get("time_unix_nano", 0),
-                       "attributes": clean_attributes(event.get("attributes"), budget)})
-    span["links"] = [{"trace_id": _id(link.get("trace_id", ""), 16), "span_id": _id(link.get("span_id", ""), 8),
-                      "attributes": clean_attributes(link.get("attributes"), budget)}
-                     for link in (span.get("links") or [])[:MAX_EVENTS]]
-    span.update(resource=resource, events=events, scope=_short(span.get("scope", ""), MAX_NAME),
-                trace_id=_id(span.get("trace_id", ""), 16), span_id=_id(span.get("span_id", ""), 8),
-                parent_span_id=_id(span.get("parent_span_id", ""), 8), name=_short(span.get("name", ""), MAX_NAME),
-                status_message=_short(span.get("status_message", ""), MAX_STRING))
+        events.append(
+            {
+                "name": budget.take(_short(event.get("name", ""), MAX_NAME)),
+                "time_unix_nano": event.get("time_unix_nano", 0),
+                "attributes": clean_attributes(event.get("attributes"), budget),
+            }
+        )
+    span["links"] = [
+        {
+            "trace_id": _id(link.get("trace_id", ""), 16),
+            "span_id": _id(link.get("span_id", ""), 8),
+            "attributes": clean_attributes(link.get("attributes"), budget),
+        }
+        for link in (span.get("links") or [])[:MAX_EVENTS]
+    ]
+    span.update(
+        resource=resource,
+        events=events,
+        scope=_short(span.get("scope", ""), MAX_NAME),
+        trace_id=_id(span.get("trace_id", ""), 16),
+        span_id=_id(span.get("span_id", ""), 8),
+        parent_span_id=_id(span.get("parent_span_id", ""), 8),
+        name=_short(span.get("name", ""), MAX_NAME),
+        status_message=_short(span.get("status_message", ""), MAX_STRING),
+    )
     return span
 
 
 def _log(record: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
     budget = _Budget()
-    record.update(resource=resource, body=_json_safe(record.get("body"), budget),
-                  attributes=clean_attributes(record.get("attributes"), budget),
-                  scope=_short(record.get("scope", ""), MAX_NAME),
-                  severity_text=_short(record.get("severity_text", ""), MAX_NAME),
-                  event_name=_short(record.get("event_name", ""), MAX_NAME),
-                  trace_id=_id(record.get("trace_id", ""), 16), span_id=_id(record.get("span_id", ""), 8))
+    record.update(
+        resource=resource,
+        body=_json_safe(record.get("body"), budget),
+        attributes=clean_attributes(record.get("attributes"), budget),
+        scope=_short(record.get("scope", ""), MAX_NAME),
+        severity_text=_short(record.get("severity_text", ""), MAX_NAME),
+        event_name=_short(record.get("event_name", ""), MAX_NAME),
+        trace_id=_id(record.get("trace_id", ""), 16),
+        span_id=_id(record.get("span_id", ""), 8),
+    )
     return record
 
 
@@ -267,14 +303,21 @@ def _point(point: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
                 raise Rejected("bucket counts do not add up to the count")
     else:
         raise Rejected("unknown point type")
-    point.update(resource=resource, scope=_short(point.get("scope", ""), MAX_NAME),
-                 name=_short(point.get("name", ""), MAX_NAME), unit=_short(point.get("unit", ""), MAX_NAME),
-                 attributes=clean_attributes(point.get("attributes")))
+    point.update(
+        resource=resource,
+        scope=_short(point.get("scope", ""), MAX_NAME),
+        name=_short(point.get("name", ""), MAX_NAME),
+        unit=_short(point.get("unit", ""), MAX_NAME),
+        attributes=clean_attributes(point.get("attributes")),
+    )
     return point
 
 
 _CLEAN: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
-    "traces": _span, "metrics": _point, "logs": _log}
+    "traces": _span,
+    "metrics": _point,
+    "logs": _log,
+}
 
 
 def clean_items(signal: str, items: list[dict[str, Any]], rejections: Rejections | None = None) -> list[dict[str, Any]]:

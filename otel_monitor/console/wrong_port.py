@@ -62,10 +62,16 @@ class GrpcAwareProtocol(ReadDeadlineProtocol):
         answered = False
         for event in events:
             if isinstance(event, h2.events.RequestReceived):
-                conn.send_headers(event.stream_id, [
-                    (":status", "200"), ("content-type", "application/grpc"),
-                    ("grpc-status", _UNIMPLEMENTED), ("grpc-message", _grpc_message(self._hint()))],
-                    end_stream=True)
+                conn.send_headers(
+                    event.stream_id,
+                    [
+                        (":status", "200"),
+                        ("content-type", "application/grpc"),
+                        ("grpc-status", _UNIMPLEMENTED),
+                        ("grpc-message", _grpc_message(self._hint())),
+                    ],
+                    end_stream=True,
+                )
                 answered = True
         if answered:
             conn.close_connection()

@@ -88,8 +88,13 @@ def direct_histograms_unsupported() -> str | None:
         if histogram.direct_sets != 1:
             return "the SDK's metric storage is not where the direct path looks for it"
         data = reader.get_metrics_data()
-        points: list[Any] = [point for rm in (data.resource_metrics if data else ()) for sm in rm.scope_metrics
-                             for metric in sm.metrics for point in metric.data.data_points]
+        points: list[Any] = [
+            point
+            for rm in (data.resource_metrics if data else ())
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+            for point in metric.data.data_points
+        ]
         if len(points) != 1 or points[0].count != 3 or points[0].sum != 2.75:
             return "points recorded on the direct path did not add up as the SDK's own"
         return None
@@ -100,9 +105,15 @@ def direct_histograms_unsupported() -> str | None:
 
 
 # The contrib functions and EngineTracer members that lean_query_spans and the dialect tracing use.
-_CONTRIB_FUNCTIONS = ("_get_attributes_from_url", "_get_attributes_from_cursor_or_conn",
-                      "_get_db_name_from_cursor_or_conn", "_set_db_statement", "_set_db_system",
-                      "_set_db_operation", "_get_attributes_from_engine")
+_CONTRIB_FUNCTIONS = (
+    "_get_attributes_from_url",
+    "_get_attributes_from_cursor_or_conn",
+    "_get_db_name_from_cursor_or_conn",
+    "_set_db_statement",
+    "_set_db_system",
+    "_set_db_operation",
+    "_get_attributes_from_engine",
+)
 _ENGINE_TRACER_MEMBERS = ("_before_cur_exec", "_register_event_listener", "remove_all_event_listeners")
 _DIALECT_METHODS = ("do_execute", "do_executemany", "do_execute_no_params")
 
@@ -137,25 +148,52 @@ _SDK = {"opentelemetry-sdk": ">=1.45.1,<1.46"}
 # that took less than 3% off the production profile's added cost per request would go, unless it buys
 # something a request count cannot show (as lean_otlp also does, below).
 FAST_PATHS: tuple[FastPath, ...] = (
-    FastPath("lean_spans", "otel-monitor's span type (fast/spans)", "lean_spans", ("opentelemetry-sdk",), _SDK,
-             _lean_spans_unsupported),
-    FastPath("lean_requests", "FastAPI's request path (fast/fastapi_requests)", "lean_requests", ("fastapi",),
-             {"fastapi": ">=0.165,<0.166"}, _lean_requests_unsupported),
+    FastPath(
+        "lean_spans",
+        "otel-monitor's span type (fast/spans)",
+        "lean_spans",
+        ("opentelemetry-sdk",),
+        _SDK,
+        _lean_spans_unsupported,
+    ),
+    FastPath(
+        "lean_requests",
+        "FastAPI's request path (fast/fastapi_requests)",
+        "lean_requests",
+        ("fastapi",),
+        {"fastapi": ">=0.165,<0.166"},
+        _lean_requests_unsupported,
+    ),
     # Under review: a record alone is much cheaper on it, but a count of the whole app does not tell its gain
     # from the noise. Recount the whole app with more requests; if the gain stays under the bar, it goes and
     # its switch stays, as off.
-    FastPath("direct_histograms", "direct histogram records (pipeline/instruments)", "direct_histograms",
-             ("opentelemetry-sdk",), _SDK, direct_histograms_unsupported),
-    FastPath("lean_queries", "held query records and dialect tracing (launcher/instrumentations)", "lean_queries",
-             ("opentelemetry-instrumentation-sqlalchemy", "sqlalchemy"),
-             {"opentelemetry-instrumentation-sqlalchemy": "==0.66b1", "sqlalchemy": ">=2.0,<2.2"},
-             query_records_unsupported),
+    FastPath(
+        "direct_histograms",
+        "direct histogram records (pipeline/instruments)",
+        "direct_histograms",
+        ("opentelemetry-sdk",),
+        _SDK,
+        direct_histograms_unsupported,
+    ),
+    FastPath(
+        "lean_queries",
+        "held query records and dialect tracing (launcher/instrumentations)",
+        "lean_queries",
+        ("opentelemetry-instrumentation-sqlalchemy", "sqlalchemy"),
+        {"opentelemetry-instrumentation-sqlalchemy": "==0.66b1", "sqlalchemy": ">=2.0,<2.2"},
+        query_records_unsupported,
+    ),
     # Its work is off the request path: items are encoded on the export thread without building protobuf
     # message objects, and no process imports google.protobuf, which is start-up time and memory in every
     # worker that a per-request count sees only in part.
-    FastPath("lean_otlp", "lean OTLP/HTTP exporters (pipeline/otlp_exporters)", "lean_otlp",
-             ("opentelemetry-exporter-otlp-proto-http",), {"opentelemetry-exporter-otlp-proto-http": ">=1.45.1,<1.46"},
-             _lean_otlp_unsupported),
+    FastPath(
+        "lean_otlp",
+        "lean OTLP/HTTP exporters (pipeline/otlp_exporters)",
+        "lean_otlp",
+        ("opentelemetry-exporter-otlp-proto-http",),
+        {"opentelemetry-exporter-otlp-proto-http": ">=1.45.1,<1.46"},
+        _lean_otlp_unsupported,
+    ),
 )
 
 
@@ -206,8 +244,9 @@ def lines(statuses: list[PathStatus]) -> list[str]:
     """The table as text, one line per fast path and its installed versions against the tested ranges."""
     out = []
     for s in statuses:
-        versions = ", ".join(f"{name} {version or '-'} (tested {s.tested[name]})"
-                             for name, version in s.versions.items())
+        versions = ", ".join(
+            f"{name} {version or '-'} (tested {s.tested[name]})" for name, version in s.versions.items()
+        )
         out.append(f"  {s.name:<18} {'on' if s.active else 'OFF':<4} {s.reason}")
         out.append(f"  {'':<18}      {versions}; switch {s.switch}")
     return out

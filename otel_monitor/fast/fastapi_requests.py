@@ -51,9 +51,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 # mirrored_digest() of the FastAPI releases this module mirrors: 0.165.0.
-KNOWN_SOURCES = frozenset({
-    "16196d16599cdb85ed9119ce90cf43ac78504cd9fd8949babda2bb6b050f4f32",
-})
+KNOWN_SOURCES = frozenset(
+    {
+        "16196d16599cdb85ed9119ce90cf43ac78504cd9fd8949babda2bb6b050f4f32",
+    }
+)
 # Header names the default propagators (W3C trace context, then W3C baggage) read.
 _DEFAULT_PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 
@@ -85,8 +87,14 @@ def mirrored_functions() -> list[Callable[..., Any]]:
     from fastapi.telemetry import _asgi
 
     native = _asgi.NativeTelemetry
-    return [native.__call__, native.enabled, native._instruments, native._get_tracer, _asgi._HeadersGetter.get,  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
-            applications.FastAPI.__call__]
+    return [
+        native.__call__,
+        native.enabled,
+        native._instruments,  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+        native._get_tracer,  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+        _asgi._HeadersGetter.get,  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+        applications.FastAPI.__call__,
+    ]
 
 
 def mirrored_digest() -> str | None:
@@ -119,9 +127,20 @@ def _check() -> str | None:
     if hasattr(native.__call__, "__wrapped__"):
         # Someone wraps FastAPI's request path (an APM agent, a test): it must keep running.
         return "FastAPI's NativeTelemetry.__call__ is wrapped by other code"
-    needed = ((_asgi, ("_server_attributes", "_exception", "_HEADERS_GETTER", "_SENSITIVE_QUERY_PARAMETERS",
-                       "_SCHEMA_URL", "Headers")),
-              (_api, ("_RequestTelemetry", "_REQUEST_TELEMETRY_KEY", "_exception_type", "_unconfigured")))
+    needed = (
+        (
+            _asgi,
+            (
+                "_server_attributes",
+                "_exception",
+                "_HEADERS_GETTER",
+                "_SENSITIVE_QUERY_PARAMETERS",
+                "_SCHEMA_URL",
+                "Headers",
+            ),
+        ),
+        (_api, ("_RequestTelemetry", "_REQUEST_TELEMETRY_KEY", "_exception_type", "_unconfigured")),
+    )
     missing = [name for module, names in needed for name in names if not hasattr(module, name)]
     if missing:
         return f"FastAPI's telemetry lacks {', '.join(missing)}"
@@ -190,12 +209,17 @@ class LeanRequestTelemetry:
     def _providers(self) -> tuple[Any, Any, Any]:
         # What get_tracer_provider() & co. return: the set provider, read off the API module when there is one.
         config = self.config
-        return (config["tracer_provider"] or getattr(self._trace, "_TRACER_PROVIDER", None)
-                or self._trace.get_tracer_provider(),
-                config["meter_provider"] or getattr(self._metrics_internal, "_METER_PROVIDER", None)
-                or self._metrics.get_meter_provider(),
-                config["logger_provider"] or getattr(self._logs_internal, "_LOGGER_PROVIDER", None)
-                or self._logs.get_logger_provider())
+        return (
+            config["tracer_provider"]
+            or getattr(self._trace, "_TRACER_PROVIDER", None)
+            or self._trace.get_tracer_provider(),
+            config["meter_provider"]
+            or getattr(self._metrics_internal, "_METER_PROVIDER", None)
+            or self._metrics.get_meter_provider(),
+            config["logger_provider"]
+            or getattr(self._logs_internal, "_LOGGER_PROVIDER", None)
+            or self._logs.get_logger_provider(),
+        )
 
     def _providers_state(self) -> tuple[Any, ...]:
         """(key, enabled, tracing, metering, logging, tracer, logger).
@@ -207,8 +231,14 @@ class LeanRequestTelemetry:
         state = self._state
         if state is not None:
             kept = state[0]
-            if (kept[0] is tracer_provider and kept[1] is meter_provider and kept[2] is logger_provider
-                    and kept[3] is config["tracing"] and kept[4] is config["metrics"] and kept[5] is config["logs"]):
+            if (
+                kept[0] is tracer_provider
+                and kept[1] is meter_provider
+                and kept[2] is logger_provider
+                and kept[3] is config["tracing"]
+                and kept[4] is config["metrics"]
+                and kept[5] is config["logs"]
+            ):
                 return state
         key = (tracer_provider, meter_provider, logger_provider, config["tracing"], config["metrics"], config["logs"])
         unconfigured = self._unconfigured
@@ -216,19 +246,31 @@ class LeanRequestTelemetry:
         enabled = bool(
             (config["tracing"] and (config["tracer_provider"] is not None or not unconfigured(tracer_provider)))
             or (config["metrics"] and (config["meter_provider"] is not None or not unconfigured(meter_provider)))
-            or (config["logs"] and (config["logger_provider"] is not None or not unconfigured(logger_provider))))
+            or (config["logs"] and (config["logger_provider"] is not None or not unconfigured(logger_provider)))
+        )
         tracing = bool(config["tracing"]) and not (
             (config["tracer_provider"] is None and unconfigured(tracer_provider))
-            or isinstance(tracer_provider, self._trace.NoOpTracerProvider))
+            or isinstance(tracer_provider, self._trace.NoOpTracerProvider)
+        )
         metering = bool(config["metrics"]) and not (
             (config["meter_provider"] is None and unconfigured(meter_provider))
-            or isinstance(meter_provider, self._metrics.NoOpMeterProvider))
+            or isinstance(meter_provider, self._metrics.NoOpMeterProvider)
+        )
         logging = bool(config["logs"]) and not (
             (config["logger_provider"] is None and unconfigured(logger_provider))
-            or isinstance(logger_provider, self._logs.NoOpLoggerProvider))
+            or isinstance(logger_provider, self._logs.NoOpLoggerProvider)
+        )
         tracer = self.native._get_tracer(provider=tracer_provider) if tracing else None  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
-        logger = self._logs.get_logger("fastapi", self._version, config["logger_provider"],
-                                       schema_url=self._asgi._SCHEMA_URL) if logging else None  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+        logger = (
+            self._logs.get_logger(
+                "fastapi",
+                self._version,
+                config["logger_provider"],
+                schema_url=self._asgi._SCHEMA_URL,  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+            )
+            if logging
+            else None
+        )
         state = self._state = (key, enabled, tracing, metering, logging, tracer, logger)
         return state
 
@@ -300,21 +342,25 @@ class LeanRequestTelemetry:
                 span_attributes["url.query"] = _redacted_query(scope["query_string"], asgi._SENSITIVE_QUERY_PARAMETERS)  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
             if original_method != method:
                 span_attributes["http.request.method_original"] = original_method
-            span = tracer.start_span(span_method, context=parent, kind=self._server,
-                                     attributes=span_attributes)
+            span = tracer.start_span(span_method, context=parent, kind=self._server, attributes=span_attributes)
             values = dict(parent)
             values[self._span_key] = span
         else:
             values = dict(self._context_api.get_current())
         request = self._request_telemetry(
-            span=span, span_method=span_method, tracer=tracer if config["operation_spans"] else None,
-            logger=logger, _mount_prefix=scope.get("app_root_path", scope.get("root_path", "")).rstrip("/"))
+            span=span,
+            span_method=span_method,
+            tracer=tracer if config["operation_spans"] else None,
+            logger=logger,
+            _mount_prefix=scope.get("app_root_path", scope.get("root_path", "")).rstrip("/"),
+        )
         scope["fastapi.telemetry"] = request
         values[self._key] = request
         # What FastAPI's three attaches leave current (parent, request record, span), made current at once.
         token = self._context_api.attach(self._context(values))
-        exchange = _Exchange(self, request, span, attributes, duration, active, active_attributes, started, send,
-                             receive)
+        exchange = _Exchange(
+            self, request, span, attributes, duration, active, active_attributes, started, send, receive
+        )
         try:
             try:
                 await app(scope, exchange.receive, exchange.send)
@@ -324,8 +370,11 @@ class LeanRequestTelemetry:
                 raise
             finally:
                 if not exchange.finished:
-                    exchange.finish(ConnectionError("Client disconnected") if exchange.disconnected
-                                    else RuntimeError("Incomplete ASGI response"))
+                    exchange.finish(
+                        ConnectionError("Client disconnected")
+                        if exchange.disconnected
+                        else RuntimeError("Incomplete ASGI response")
+                    )
         finally:
             request.data = None
             request._exceptions.clear()  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
@@ -357,9 +406,19 @@ class _Exchange:
         "trailers",
     )
 
-    def __init__(self, telemetry: LeanRequestTelemetry, request: Any, span: Any, attributes: dict[str, Any],
-                 duration: Any, active: Any, active_attributes: Any, started: float, send: Any,
-                 receive: Any) -> None:
+    def __init__(
+        self,
+        telemetry: LeanRequestTelemetry,
+        request: Any,
+        span: Any,
+        attributes: dict[str, Any],
+        duration: Any,
+        active: Any,
+        active_attributes: Any,
+        started: float,
+        send: Any,
+        receive: Any,
+    ) -> None:
         self.telemetry = telemetry
         self.request = request
         self.span = span
@@ -388,8 +447,11 @@ class _Exchange:
         if failed:
             errors = request._exceptions  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
             failure = error or (errors[-1] if errors else None)
-            attributes["error.type"] = (self.telemetry._exception_type(failure) if failure  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
-                                        else str(status or "incomplete_response"))
+            attributes["error.type"] = (
+                self.telemetry._exception_type(failure)  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+                if failure
+                else str(status or "incomplete_response")
+            )
         if span is not None:
             span.set_attributes(attributes)
             if failed:
@@ -408,9 +470,11 @@ class _Exchange:
             self.request.status_code = message["status"]
             self.trailers = message.get("trailers", False)
         await self._send(message)
-        if ((kind == "http.response.body" and not message.get("more_body", False) and not self.trailers)
-                or (kind == "http.response.trailers" and not message.get("more_trailers", False))
-                or kind == "http.response.pathsend"):
+        if (
+            (kind == "http.response.body" and not message.get("more_body", False) and not self.trailers)
+            or (kind == "http.response.trailers" and not message.get("more_trailers", False))
+            or kind == "http.response.pathsend"
+        ):
             self.finish()
 
     async def receive(self) -> Any:
@@ -425,8 +489,12 @@ def _redacted_query(query_string: bytes, sensitive: Any) -> str:
 
     A function of its own, so that the request path keeps no closure cell for it.
     """
-    return urlencode([(key, "REDACTED" if key in sensitive else value)
-                      for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)])
+    return urlencode(
+        [
+            (key, "REDACTED" if key in sensitive else value)
+            for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        ]
+    )
 
 
 def _api_get_global_textmap() -> Any:

@@ -79,8 +79,9 @@ _NO_LIMIT = 1 << 62
 
 
 def _bounded(attributes: Any, limits: Any) -> BoundedAttributes:
-    return BoundedAttributes(limits.max_span_attributes, attributes, immutable=True,
-                             max_value_len=limits.max_span_attribute_length)
+    return BoundedAttributes(
+        limits.max_span_attributes, attributes, immutable=True, max_value_len=limits.max_span_attribute_length
+    )
 
 
 # Values the SDK's bounded mapping keeps as they are, in every SDK version we support
@@ -228,8 +229,11 @@ class MonitorSpan(Span):
                 ended = False
                 if self._attributes.__class__ is dict:
                     self._attributes = BoundedAttributes(
-                        self._max_attributes, self._attributes, immutable=False,
-                        max_value_len=self._limits.max_span_attribute_length)
+                        self._max_attributes,
+                        self._attributes,
+                        immutable=False,
+                        max_value_len=self._limits.max_span_attribute_length,
+                    )
                 if items is not None:
                     set_items = getattr(self._attributes, "_set_items", None)
                     if set_items is not None:
@@ -309,10 +313,19 @@ class MonitorSpan(Span):
         if self._end_time is None or attributes.__class__ is not BoundedAttributes:
             attributes = _bounded(dict(attributes), self._limits)
         return ReadableSpan(
-            name=self._name, context=self._context, parent=self._parent, resource=self._resource,
-            attributes=attributes, events=self._events, links=self._links, kind=self._kind,
-            status=self._status, start_time=self._start_time, end_time=self._end_time,
-            instrumentation_info=self._instrumentation_info, instrumentation_scope=self._instrumentation_scope,
+            name=self._name,
+            context=self._context,
+            parent=self._parent,
+            resource=self._resource,
+            attributes=attributes,
+            events=self._events,
+            links=self._links,
+            kind=self._kind,
+            status=self._status,
+            start_time=self._start_time,
+            end_time=self._end_time,
+            instrumentation_info=self._instrumentation_info,
+            instrumentation_scope=self._instrumentation_scope,
         )
 
 
@@ -322,8 +335,11 @@ def _does_nothing(function: Any) -> bool:
 
     if getattr(function, "__code__", None) is None:
         return False
-    steps = [(step.opname, step.argval) for step in dis.get_instructions(function)
-             if step.opname not in ("RESUME", "NOP", "CACHE")]
+    steps = [
+        (step.opname, step.argval)
+        for step in dis.get_instructions(function)
+        if step.opname not in ("RESUME", "NOP", "CACHE")
+    ]
     return steps in ([("LOAD_CONST", None), ("RETURN_VALUE", None)], [("RETURN_CONST", None)])
 
 
@@ -357,9 +373,12 @@ def _plan(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any,
 
     processors = getattr(multi, "_span_processors", None)
     cls = type(multi)
-    if (cls is not SynchronousMultiSpanProcessor or not isinstance(processors, tuple)
-            or any(getattr(cls, name) is not getattr(_SDK_MULTI, name) for name in ("on_start", "_on_ending", "on_end"))
-            or any(name in vars(multi) for name in ("on_start", "_on_ending", "on_end"))):
+    if (
+        cls is not SynchronousMultiSpanProcessor
+        or not isinstance(processors, tuple)
+        or any(getattr(cls, name) is not getattr(_SDK_MULTI, name) for name in ("on_start", "_on_ending", "on_end"))
+        or any(name in vars(multi) for name in ("on_start", "_on_ending", "on_end"))
+    ):
         return (None, (multi,), (multi,), (multi,), None)
     starts, endings = [], []
     for processor in processors:
@@ -406,7 +425,8 @@ def _holding_plan(processors: tuple[Any, ...]) -> Any:
 def _hooks(multi: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...], Any]:
     """:func:`_plan`, kept on the multi-processor until its processor list changes (a processor added)."""
     plan: tuple[Any, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...], Any] | None = getattr(
-        multi, "_otel_monitor_hooks", None)
+        multi, "_otel_monitor_hooks", None
+    )
     if plan is not None and plan[0] is getattr(multi, "_span_processors", None):
         return plan
     return _plan(multi)
@@ -416,8 +436,11 @@ def _sdk_multi() -> Any:
     from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
 
     # Its methods as the SDK defines them, taken when this module loads.
-    return type("SDKMultiSpanProcessor", (), {name: getattr(SynchronousMultiSpanProcessor, name)
-                                              for name in ("on_start", "_on_ending", "on_end")})
+    return type(
+        "SDKMultiSpanProcessor",
+        (),
+        {name: getattr(SynchronousMultiSpanProcessor, name) for name in ("on_start", "_on_ending", "on_end")},
+    )
 
 
 _SDK_MULTI = _sdk_multi()
@@ -459,8 +482,15 @@ class HeldSpan:
 
     __slots__ = ("_attributes", "_holders", "_tracer", "end_time", "kind", "name", "parent", "start_time", "status")
 
-    def __init__(self, tracer: Any, name: str, kind: SpanKind, attributes: Mapping[str, Any], parent: SpanContext,
-                 holders: tuple[Any, ...]) -> None:
+    def __init__(
+        self,
+        tracer: Any,
+        name: str,
+        kind: SpanKind,
+        attributes: Mapping[str, Any],
+        parent: SpanContext,
+        holders: tuple[Any, ...],
+    ) -> None:
         self._tracer = tracer
         self.name = name
         self.kind = kind
@@ -501,13 +531,21 @@ class HeldSpan:
         parent = self.parent
         span_id = tracer.id_generator.generate_span_id()  # only for a kept request: the generator's own call
         flags = _NOT_SAMPLED_RANDOM if parent.trace_flags.random_trace_id else _NOT_SAMPLED
-        context = SpanContext(parent.trace_id, span_id, is_remote=False, trace_flags=flags,
-                              trace_state=parent.trace_state)
+        context = SpanContext(
+            parent.trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=parent.trace_state
+        )
         return ReadableSpan(
-            name=self.name, context=context, parent=parent, resource=tracer.resource,
-            attributes=_bounded(dict(self._attributes), tracer._span_limits), kind=self.kind,  # noqa: SLF001 - SDK span internals (compat: lean_spans)
-            status=self.status, start_time=self.start_time, end_time=self.end_time,
-            instrumentation_info=tracer.instrumentation_info, instrumentation_scope=tracer._instrumentation_scope,  # noqa: SLF001 - SDK span internals (compat: lean_spans)
+            name=self.name,
+            context=context,
+            parent=parent,
+            resource=tracer.resource,
+            attributes=_bounded(dict(self._attributes), tracer._span_limits),  # noqa: SLF001 - SDK span internals (compat: lean_spans)
+            kind=self.kind,
+            status=self.status,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            instrumentation_info=tracer.instrumentation_info,
+            instrumentation_scope=tracer._instrumentation_scope,  # noqa: SLF001 - SDK span internals (compat: lean_spans)
         )
 
 
@@ -577,14 +615,26 @@ class MonitorTracer(Tracer):
         span_context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags, trace_state=trace_state)
         tracer_metrics = self._tracer_metrics
         # The SDK's span self-metrics, unless they are off (its default): then there is nothing to call.
-        record_end_metrics = (None if tracer_metrics.__class__ is NoOpTracerMetrics
-                              else tracer_metrics.start_span(parent, decision))
+        record_end_metrics = (
+            None if tracer_metrics.__class__ is NoOpTracerMetrics else tracer_metrics.start_span(parent, decision)
+        )
         if not decision.is_recording():
             return NonRecordingSpan(context=span_context)
         span = MonitorSpan(
-            name, span_context, parent, self.resource, attributes, self.span_processor, kind,
-            links or (), self.instrumentation_info, record_exception, set_status_on_exception,
-            self._span_limits, self._instrumentation_scope, record_end_metrics,
+            name,
+            span_context,
+            parent,
+            self.resource,
+            attributes,
+            self.span_processor,
+            kind,
+            links or (),
+            self.instrumentation_info,
+            record_exception,
+            set_status_on_exception,
+            self._span_limits,
+            self._instrumentation_scope,
+            record_end_metrics,
         )
         span.start(start_time=start_time, parent_context=context)
         return span
@@ -605,8 +655,11 @@ class MonitorTracer(Tracer):
         parent = _get_current_span().get_span_context()
         if not parent.is_valid or parent.is_remote or parent.trace_flags.sampled:
             return None
-        if (not getattr(self.sampler, "follows_parent", False) or not self._tracer_config.is_enabled
-                or self._tracer_metrics.__class__ is not NoOpTracerMetrics):
+        if (
+            not getattr(self.sampler, "follows_parent", False)
+            or not self._tracer_config.is_enabled
+            or self._tracer_metrics.__class__ is not NoOpTracerMetrics
+        ):
             return None
         held = _hooks(self.span_processor)[4]
         if held is None:
@@ -660,11 +713,20 @@ def trial_run() -> bool:
     try:
         # Limits and meter of its own: the app's OTEL_SPAN_* limits and SDK metrics are not the trial's.
         # An empty resource: the app's resource detectors run once, for the app's provider, not for the trial.
-        trial = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False, meter_provider=NoOpMeterProvider(),
-                               resource=Resource.get_empty(),
-                               span_limits=SpanLimits(max_span_attributes=128, max_events=128, max_links=128,
-                                                      max_attributes=128, max_event_attributes=128,
-                                                      max_link_attributes=128))
+        trial = TracerProvider(
+            sampler=ALWAYS_ON,
+            shutdown_on_exit=False,
+            meter_provider=NoOpMeterProvider(),
+            resource=Resource.get_empty(),
+            span_limits=SpanLimits(
+                max_span_attributes=128,
+                max_events=128,
+                max_links=128,
+                max_attributes=128,
+                max_event_attributes=128,
+                max_link_attributes=128,
+            ),
+        )
         tracer = trial.get_tracer("otel_monitor.fast.spans")
         tracer.__class__ = MonitorTracer
         with tracer.start_as_current_span("trial", attributes={"a": 1}) as span:
@@ -679,9 +741,13 @@ def trial_run() -> bool:
             if not isinstance(child, MonitorSpan):
                 return False
             readable = child._readable_span()  # noqa: SLF001 - the SDK's own snapshot of a span
-            return (readable.name == "renamed" and len(readable.events) == 2 and len(readable.links) == 2
-                    and (readable.attributes or {}).get("d") == "e"
-                    and readable.status.status_code is trace_api.StatusCode.ERROR)
+            return (
+                readable.name == "renamed"
+                and len(readable.events) == 2
+                and len(readable.links) == 2
+                and (readable.attributes or {}).get("d") == "e"
+                and readable.status.status_code is trace_api.StatusCode.ERROR
+            )
     except Exception as exc:  # noqa: BLE001 - any failure means: keep the SDK's span type
         logger.debug("otel-monitor keeps the SDK's span type: %r", exc)
         return False

@@ -46,8 +46,9 @@ class _TracebackModule:
         return getattr(traceback, name)
 
     @staticmethod
-    def format_exception(exc: Any, /, value: Any = _SENTINEL, tb: Any = _SENTINEL, limit: int | None = None,
-                         chain: bool = True) -> list[str]:
+    def format_exception(
+        exc: Any, /, value: Any = _SENTINEL, tb: Any = _SENTINEL, limit: int | None = None, chain: bool = True
+    ) -> list[str]:
         if value is _SENTINEL and tb is _SENTINEL and isinstance(exc, BaseException):
             if limit is None and chain:
                 return [_format_once(exc)]
@@ -70,8 +71,10 @@ def _exception_attributes(exception: BaseException) -> dict[str, Any]:
     remember_traceback(exception)  # formatted at export as it stands now, where the record is emitted
     cls = type(exception)
     module, name = cls.__module__, cls.__qualname__
-    return {"exception.type": f"{module}.{name}" if module and module != "builtins" else name,
-            "exception.message": str(exception)}
+    return {
+        "exception.type": f"{module}.{name}" if module and module != "builtins" else name,
+        "exception.message": str(exception),
+    }
 
 
 _SDK_EXCEPTION_ATTRIBUTES: Any = None

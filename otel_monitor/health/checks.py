@@ -30,8 +30,12 @@ from otel_monitor.health.registry import DEGRADED, DOWN, UP, CheckOutcome, Healt
 
 
 def sqlalchemy_check(
-    engine: Any, *, name: str = "database", timeout: float = 2.0,
-    degraded_after: float | None = 0.5, critical: bool = True,
+    engine: Any,
+    *,
+    name: str = "database",
+    timeout: float = 2.0,
+    degraded_after: float | None = 0.5,
+    critical: bool = True,
 ) -> HealthCheck:
     """``SELECT 1`` on a SQLAlchemy ``Engine`` or ``AsyncEngine``."""
     from sqlalchemy import text
@@ -52,8 +56,12 @@ def sqlalchemy_check(
 
 
 def redis_check(
-    client: Any, *, name: str = "cache", timeout: float = 1.0,
-    degraded_after: float | None = 0.1, critical: bool = False,
+    client: Any,
+    *,
+    name: str = "cache",
+    timeout: float = 1.0,
+    degraded_after: float | None = 0.1,
+    critical: bool = False,
 ) -> HealthCheck:
     """``PING`` on a ``redis.Redis`` or ``redis.asyncio.Redis`` client."""
     import inspect
@@ -68,8 +76,14 @@ def redis_check(
 
 
 def http_check(
-    url: str, *, name: str | None = None, timeout: float = 2.0, degraded_after: float | None = 1.0,
-    critical: bool = False, method: str = "GET", expect_status: Callable[[int], bool] | None = None,
+    url: str,
+    *,
+    name: str | None = None,
+    timeout: float = 2.0,
+    degraded_after: float | None = 1.0,
+    critical: bool = False,
+    method: str = "GET",
+    expect_status: Callable[[int], bool] | None = None,
     headers: dict[str, str] | None = None,
 ) -> HealthCheck:
     """An HTTP dependency: up on a 2xx/3xx answer (or ``expect_status(code)``), down otherwise."""
@@ -98,8 +112,13 @@ def http_check(
 
 
 def disk_check(
-    path: str = "/", *, name: str = "disk", min_free_ratio: float = 0.2, down_free_ratio: float = 0.05,
-    critical: bool = False, timeout: float = 2.0,
+    path: str = "/",
+    *,
+    name: str = "disk",
+    min_free_ratio: float = 0.2,
+    down_free_ratio: float = 0.05,
+    critical: bool = False,
+    timeout: float = 2.0,
 ) -> HealthCheck:
     """Free space at ``path``: degraded below ``min_free_ratio``, down below ``down_free_ratio``."""
     if not 0 <= down_free_ratio <= min_free_ratio <= 1:
@@ -132,8 +151,13 @@ def _memory_limit() -> int:
 
 
 def memory_check(
-    *, name: str = "memory", limit_bytes: int | None = None, degraded_ratio: float = 0.8,
-    down_ratio: float = 0.95, critical: bool = False, timeout: float = 2.0,
+    *,
+    name: str = "memory",
+    limit_bytes: int | None = None,
+    degraded_ratio: float = 0.8,
+    down_ratio: float = 0.95,
+    critical: bool = False,
+    timeout: float = 2.0,
 ) -> HealthCheck:
     """This process's resident memory against ``limit_bytes`` (default: container limit or RAM)."""
     import psutil
@@ -265,8 +289,10 @@ def load_health_config(config: ConfigFile) -> HealthConfig:
         return result
     for key in section:
         if key not in _SECTION_KEYS:
-            result.problems.append(f"{config.where('health', key)}: unknown key {key!r} under health; "
-                                   f"expected {', '.join(sorted(_SECTION_KEYS))}")
+            result.problems.append(
+                f"{config.where('health', key)}: unknown key {key!r} under health; "
+                f"expected {', '.join(sorted(_SECTION_KEYS))}"
+            )
     if "interval" in section:
         try:
             result.interval = _number(section, "interval", None)

@@ -71,15 +71,19 @@ def add_health_endpoints(
             if given is None:
                 return JSONResponse({"status": report.status}, status_code=report.http_status, headers=_NO_STORE)
             if not hmac.compare_digest(given.encode(), expected):
-                return JSONResponse({"error": "invalid health token"}, status_code=401,
-                                    headers={**_NO_STORE, "WWW-Authenticate": "Bearer"})
+                return JSONResponse(
+                    {"error": "invalid health token"},
+                    status_code=401,
+                    headers={**_NO_STORE, "WWW-Authenticate": "Bearer"},
+                )
         return JSONResponse(report.to_dict(), status_code=report.http_status, headers=_NO_STORE)
 
     # FastAPI injects the request by its annotation; FastAPI is optional, so set it here.
     detailed.__annotations__["request"] = Request
     app.add_api_route(path, liveness, methods=["GET", "HEAD"], include_in_schema=False, name="otel_monitor_liveness")
-    app.add_api_route(detailed_path, detailed, methods=["GET", "HEAD"], include_in_schema=False,
-                      name="otel_monitor_health_detailed")
+    app.add_api_route(
+        detailed_path, detailed, methods=["GET", "HEAD"], include_in_schema=False, name="otel_monitor_health_detailed"
+    )
     setattr(app, _MARK, (path, detailed_path))
     registry.start()
     return registry
@@ -110,8 +114,13 @@ def _add_on_build(wrapped: Any, app: Any, args: Any, kwargs: Any) -> Any:
             if options["path"] in taken or options["detailed_path"] in taken:
                 setattr(app, _MARK, ())
             else:
-                add_health_endpoints(app, options["registry"], path=options["path"],
-                                     detailed_path=options["detailed_path"], token=options["token"])
+                add_health_endpoints(
+                    app,
+                    options["registry"],
+                    path=options["path"],
+                    detailed_path=options["detailed_path"],
+                    token=options["token"],
+                )
     return wrapped(*args, **kwargs)
 
 

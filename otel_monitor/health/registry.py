@@ -82,7 +82,8 @@ class HealthCheck:
             raise ValueError("a health check needs a name")
         if not callable(self.function):
             raise TypeError(
-                f"health check {self.name!r}: function must be callable, got {type(self.function).__name__}")
+                f"health check {self.name!r}: function must be callable, got {type(self.function).__name__}"
+            )
         if not self.timeout > 0:
             raise ValueError(f"health check {self.name!r}: timeout must be positive, got {self.timeout!r}")
         if self.degraded_after is not None and not 0 <= self.degraded_after:
@@ -417,8 +418,15 @@ class HealthRegistry:
         with guarded("health status gauge"):
             for status in self.report().checks:
                 if status.state in semconv.HEALTH_STATUS_VALUE:
-                    observations.append(Observation(semconv.HEALTH_STATUS_VALUE[status.state], {
-                        semconv.MONITOR_HEALTH_CHECK: status.name, semconv.MONITOR_HEALTH_CRITICAL: status.critical}))
+                    observations.append(
+                        Observation(
+                            semconv.HEALTH_STATUS_VALUE[status.state],
+                            {
+                                semconv.MONITOR_HEALTH_CHECK: status.name,
+                                semconv.MONITOR_HEALTH_CRITICAL: status.critical,
+                            },
+                        )
+                    )
         return observations
 
     def _record(self, check: HealthCheck, outcome: CheckOutcome, latency: float) -> None:
@@ -429,12 +437,19 @@ class HealthRegistry:
             previous = self._status[check.name]
             changed = previous.state != outcome.state
             self._status[check.name] = CheckStatus(
-                check.name, outcome.state, check.critical, latency, outcome.detail, now,
-                now if changed else previous.changed_at)
+                check.name,
+                outcome.state,
+                check.critical,
+                latency,
+                outcome.detail,
+                now,
+                now if changed else previous.changed_at,
+            )
             self._changed.notify_all()
         if self._instruments is not None:
-            self._instruments[1].record(latency, {
-                semconv.MONITOR_HEALTH_CHECK: check.name, semconv.MONITOR_HEALTH_CRITICAL: check.critical})
+            self._instruments[1].record(
+                latency, {semconv.MONITOR_HEALTH_CHECK: check.name, semconv.MONITOR_HEALTH_CRITICAL: check.critical}
+            )
         # The first result opens an incident only when it is not up; later, every change is an event.
         if changed and not (previous.state == PENDING and outcome.state == UP):
             self._emit_change(check, outcome, previous.state)
@@ -460,8 +475,13 @@ class HealthRegistry:
             body += f": {outcome.detail}"
         _log.log(logging.INFO if outcome.state == UP else logging.WARNING, "otel-monitor: %s", body)
         if self._logger is not None:
-            self._logger.emit(event_name=semconv.EVENT_HEALTH_CHANGE, severity_number=severity,
-                              severity_text=text, body=body, attributes=attributes)
+            self._logger.emit(
+                event_name=semconv.EVENT_HEALTH_CHANGE,
+                severity_number=severity,
+                severity_text=text,
+                body=body,
+                attributes=attributes,
+            )
 
 
 class _SharedInstruments:
@@ -478,11 +498,16 @@ class _SharedInstruments:
         self.registries: weakref.WeakSet[HealthRegistry] = weakref.WeakSet()
         meter = metrics.get_meter("otel_monitor.health", meter_provider=provider)
         self.gauge = meter.create_observable_gauge(
-            semconv.METRIC_HEALTH_STATUS, callbacks=[self._observe],
-            description="Health check state: 1 up, 0.5 degraded, 0 down.")  # no unit: no Prometheus suffix
+            semconv.METRIC_HEALTH_STATUS,
+            callbacks=[self._observe],
+            description="Health check state: 1 up, 0.5 degraded, 0 down.",
+        )  # no unit: no Prometheus suffix
         self.histogram = meter.create_histogram(
-            semconv.METRIC_HEALTH_CHECK_DURATION, unit="s", description="Duration of each health check run.",
-            explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS))
+            semconv.METRIC_HEALTH_CHECK_DURATION,
+            unit="s",
+            description="Duration of each health check run.",
+            explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS),
+        )
 
     def _observe(self, options: Any) -> Iterable[Any]:
         return [observation for registry in list(self.registries) for observation in registry.observations()]

@@ -43,8 +43,9 @@ def _quiet() -> Iterator[None]:
         logger.disabled = previous
 
 
-def check_configuration(config_path: str | None = None, environ: Mapping[str, str] | None = None,
-                        skip: tuple[str, ...] = ()) -> CheckedConfiguration:
+def check_configuration(
+    config_path: str | None = None, environ: Mapping[str, str] | None = None, skip: tuple[str, ...] = ()
+) -> CheckedConfiguration:
     """Settings, config file and every section, checked as the launcher checks them.
 
     ``config_path`` overrides ``OTEL_MONITOR_CONFIG`` (``otel-monitor rules
@@ -68,8 +69,14 @@ def check_configuration(config_path: str | None = None, environ: Mapping[str, st
         if "errors" not in skip:
             load_error_rules(config, strict=strict, problems=problems)
         if "redaction" not in skip:
-            load_redactor(settings.redact, settings.redact_patterns or (), settings.safe_keys or (), config,
-                          strict=strict, problems=problems)
+            load_redactor(
+                settings.redact,
+                settings.redact_patterns or (),
+                settings.safe_keys or (),
+                config,
+                strict=strict,
+                problems=problems,
+            )
         if "funnels" not in skip:
             load_funnels(config, strict=strict, problems=problems)
         if "operations" not in skip:

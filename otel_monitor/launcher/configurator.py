@@ -55,8 +55,7 @@ def current() -> State | None:
     return _state
 
 
-def load_configuration(overrides: dict[str, Any] | None = None,
-                       environ: Any = None) -> tuple[Settings, ConfigFile]:
+def load_configuration(overrides: dict[str, Any] | None = None, environ: Any = None) -> tuple[Settings, ConfigFile]:
     """Resolve settings and read the config file; report problems (strict: raise)."""
     overrides = dict(overrides or {})
     environ = os.environ if environ is None else environ
@@ -119,8 +118,11 @@ def _fresh_metric_state(meter_provider: Any) -> None:
         return
     consumer._lock = threading.Lock()  # noqa: SLF001 - SDK metric state renewed after fork
     consumer._reader_storages = {  # noqa: SLF001 - SDK metric state renewed after fork
-        reader: MetricReaderStorage(consumer._sdk_config, reader._instrument_class_temporality,  # noqa: SLF001 - SDK metric state renewed after fork
-                                    reader._instrument_class_aggregation)  # noqa: SLF001 - SDK metric state renewed after fork
+        reader: MetricReaderStorage(
+            consumer._sdk_config,  # noqa: SLF001 - SDK metric state renewed after fork
+            reader._instrument_class_temporality,  # noqa: SLF001 - SDK metric state renewed after fork
+            reader._instrument_class_aggregation,  # noqa: SLF001 - SDK metric state renewed after fork
+        )
         for reader in consumer._reader_storages  # noqa: SLF001 - SDK metric state renewed after fork
     }
     for reader in consumer._reader_storages:  # noqa: SLF001 - SDK metric state renewed after fork
@@ -205,17 +207,24 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     # until then, so nothing ever leaves unredacted).
     def export_span_processor(span_exporter: Any, *args: Any, **kwargs: Any) -> Any:
         processor = MonitorSpanExportProcessor(
-            LateBoundSpanExporter(export.CountingSpanExporter(
-                export.FastSpanExporter.wrap(span_exporter) if settings.lean_otlp
-                else export.speed_up_exporter(span_exporter))),
-            keep_errors=settings.keep_errors, slow_threshold_ms=settings.slow_threshold_ms)
+            LateBoundSpanExporter(
+                export.CountingSpanExporter(
+                    export.FastSpanExporter.wrap(span_exporter)
+                    if settings.lean_otlp
+                    else export.speed_up_exporter(span_exporter)
+                )
+            ),
+            keep_errors=settings.keep_errors,
+            slow_threshold_ms=settings.slow_threshold_ms,
+        )
         export.watch("traces", processor)  # what its queue still holds at exit is counted
         return processor
 
     def export_log_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:  # the SDK's parameter names
         # Counts what its bounded queue drops in an error storm, and what is left at exit.
         return export.CountingBatchLogRecordProcessor(
-            LateBoundLogExporter(export.CountingLogExporter(export.speed_up_exporter(exporter))))
+            LateBoundLogExporter(export.CountingLogExporter(export.speed_up_exporter(exporter)))
+        )
 
     # Our span/log processors need the meter and logger providers, which the SDK
     # builds after the tracer provider: add them to the providers afterwards.
@@ -324,8 +333,13 @@ def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
         ordered: list[dict[str, Any]] = []
         for names, signal, classes in zip((traces, metrics, logs), ("traces", "metrics", "logs"), found, strict=True):
             # In the order configured, as the SDK would build them.
-            ordered.append({name: EXPORTERS[signal] if name == "otlp_proto_http" else classes[name]
-                            for name in names if name == "otlp_proto_http" or name in classes})
+            ordered.append(
+                {
+                    name: EXPORTERS[signal] if name == "otlp_proto_http" else classes[name]
+                    for name in names
+                    if name == "otlp_proto_http" or name in classes
+                }
+            )
         return tuple(ordered)
 
     _configuration._import_exporters = import_exporters  # type: ignore[assignment]  # noqa: SLF001 - the SDK configurator's exporter lookup
@@ -351,8 +365,7 @@ def _cache_loggers(provider: Any) -> None:
     original = provider.get_logger
     known: dict[tuple[Any, ...], Any] = {}
 
-    def get_logger(name: str, version: str | None = None, schema_url: str | None = None,
-                   attributes: Any = None) -> Any:
+    def get_logger(name: str, version: str | None = None, schema_url: str | None = None, attributes: Any = None) -> Any:
         if attributes is not None:
             return original(name, version, schema_url, attributes)
         key = (name, version, schema_url)
@@ -378,7 +391,8 @@ def _wrap_metric_exporters(meter_provider: Any) -> None:
         inner = getattr(reader, "_exporter", None)
         if inner is not None and not isinstance(inner, export.CountingMetricExporter):
             reader._exporter = export.CountingMetricExporter(  # noqa: SLF001 - the SDK reader's exporter, wrapped
-                export.RedactingMetricExporter(export.speed_up_exporter(inner), redactor))
+                export.RedactingMetricExporter(export.speed_up_exporter(inner), redactor)
+            )
 
 
 def _prepend_processors(tracer_provider: Any, logger_provider: Any, pipeline: Any) -> None:
@@ -400,8 +414,10 @@ class MonitorConfigurator(_OTelSDKConfigurator):
 
     def _configure(self, **kwargs: Any) -> None:
         if os.environ.get("OTEL_CONFIG_FILE"):
-            _log.warning("otel-monitor: OTEL_CONFIG_FILE is set, so the SDK is configured from that file "
-                         "and otel-monitor's processors, sampling and exporters are not installed")
+            _log.warning(
+                "otel-monitor: OTEL_CONFIG_FILE is set, so the SDK is configured from that file "
+                "and otel-monitor's processors, sampling and exporters are not installed"
+            )
             super()._configure(**kwargs)
             return
         try:

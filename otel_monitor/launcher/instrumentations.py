@@ -123,7 +123,8 @@ def _dependency_conflict(entry_point: Any) -> str | None:
         match = re.search(r"(\d+)\.(\d+)", found)
         if match and (int(match.group(1)), int(match.group(2))) <= verified:
             REPORT[library] = Decision(
-                library, "loaded", f"{found} is outside the declared range ({required}) but verified by otel-monitor")
+                library, "loaded", f"{found} is outside the declared range ({required}) but verified by otel-monitor"
+            )
             return None
     return f"installed {found or 'nothing'} does not satisfy {required}"
 
@@ -321,8 +322,9 @@ def lean_query_spans() -> None:
     connection_key = "otel_monitor.query_span_connection"
     statements_key = "_otel_monitor_statements"
 
-    def _before_cur_exec(self: Any, conn: Any, cursor: Any, statement: Any, params: Any, context: Any,
-                         executemany: Any) -> Any:
+    def _before_cur_exec(
+        self: Any, conn: Any, cursor: Any, statement: Any, params: Any, context: Any, executemany: Any
+    ) -> Any:
         if self.enable_commenter or not isinstance(statement, str):
             return original(self, conn, cursor, statement, params, context, executemany)
         if not is_instrumentation_enabled():
@@ -347,11 +349,15 @@ def lean_query_spans() -> None:
             return None
         connection = info.get(connection_key)
         if connection is None or connection[0] is not url or connection[1] is not self:
-            attrs, found = contrib._get_attributes_from_url(url, self._sem_conv_opt_in_mode_db,  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
-                                                            self._sem_conv_opt_in_mode_http)
+            attrs, found = contrib._get_attributes_from_url(  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
+                url,
+                self._sem_conv_opt_in_mode_db,
+                self._sem_conv_opt_in_mode_http,
+            )
             if not found:
                 attrs = contrib._get_attributes_from_cursor_or_conn(  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
-                    self.vendor, conn, cursor, attrs, self._sem_conv_opt_in_mode_db, self._sem_conv_opt_in_mode_http)
+                    self.vendor, conn, cursor, attrs, self._sem_conv_opt_in_mode_db, self._sem_conv_opt_in_mode_http
+                )
             db_name = contrib._get_db_name_from_cursor_or_conn(self.vendor, conn, cursor)  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
             signature: Any = (db_name, tuple(attrs.items()))
             try:
@@ -378,8 +384,11 @@ def lean_query_spans() -> None:
             contrib._set_db_operation(span_attrs, name, self._sem_conv_opt_in_mode_db)  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
             # Shared (a sampler cannot change it); whether every key and value is
             # plain, as a held record's must be.
-            known = (name, MappingProxyType(span_attrs), all(
-                k.__class__ is str and k and v.__class__ in KEPT_AS_THEY_ARE for k, v in span_attrs.items()))
+            known = (
+                name,
+                MappingProxyType(span_attrs),
+                all(k.__class__ is str and k and v.__class__ in KEPT_AS_THEY_ARE for k, v in span_attrs.items()),
+            )
             if key is not None and len(statements) < _STATEMENTS_CACHED:
                 statements[key] = known
         if hold and known[2]:
@@ -469,16 +478,17 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
             return result
 
         def do_execute(cursor: Any, statement: Any, parameters: Any, context: Any = None) -> Any:
-            return run(begin(cursor, statement, context), originals["do_execute"], cursor, statement, parameters,
-                       context)
+            return run(
+                begin(cursor, statement, context), originals["do_execute"], cursor, statement, parameters, context
+            )
 
         def do_executemany(cursor: Any, statement: Any, parameters: Any, context: Any = None) -> Any:
-            return run(begin(cursor, statement, context), originals["do_executemany"], cursor, statement,
-                       parameters, context)
+            return run(
+                begin(cursor, statement, context), originals["do_executemany"], cursor, statement, parameters, context
+            )
 
         def do_execute_no_params(cursor: Any, statement: Any, context: Any = None) -> Any:
-            return run(begin(cursor, statement, context), originals["do_execute_no_params"], cursor, statement,
-                       context)
+            return run(begin(cursor, statement, context), originals["do_execute_no_params"], cursor, statement, context)
 
         dialect.do_execute = do_execute
         dialect.do_executemany = do_executemany
@@ -492,10 +502,14 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
         try:
             if identifier == "before_cursor_execute":
                 tracer = getattr(func, "__self__", None)
-                lean = (isinstance(target, Engine) and getattr(func, "__func__", None) is lean_hook
-                        and tracer is not None and not tracer.enable_commenter
-                        # an app's own statement rewriting runs first on the events: the span shows its result
-                        and not len(target.dispatch.before_cursor_execute))
+                lean = (
+                    isinstance(target, Engine)
+                    and getattr(func, "__func__", None) is lean_hook
+                    and tracer is not None
+                    and not tracer.enable_commenter
+                    # an app's own statement rewriting runs first on the events: the span shows its result
+                    and not len(target.dispatch.before_cursor_execute)
+                )
                 if lean and target.dialect in dialects:  # already traced through its shared dialect
                     taken.add(target)
                     return
@@ -574,8 +588,11 @@ def observe_pool_usage() -> None:
         return observations
 
     metrics.get_meter("otel_monitor.sqlalchemy").create_observable_up_down_counter(
-        "db.client.connections.usage", callbacks=[observe], unit="connections",
-        description="The number of connections that are currently in state described by the state attribute.")
+        "db.client.connections.usage",
+        callbacks=[observe],
+        unit="connections",
+        description="The number of connections that are currently in state described by the state attribute.",
+    )
 
 
 def instrument_existing_engines() -> None:
@@ -599,7 +616,8 @@ def instrument_existing_engines() -> None:
 
     t = trace.get_tracer("opentelemetry.instrumentation.sqlalchemy")
     usage = metrics.get_meter("opentelemetry.instrumentation.sqlalchemy").create_up_down_counter(
-        "db.client.connections.usage", unit="connections")
+        "db.client.connections.usage", unit="connections"
+    )
     for engine in engines:
         if getattr(engine, "_otel_monitor_traced", False):
             continue
@@ -663,8 +681,9 @@ def _report_request_path(settings: Any) -> bool:
 
     reason = unsupported_reason()
     served = "through otel-monitor's shorter request path" if reason is None else f"on its own path: {reason}"
-    REPORT["fastapi"] = Decision("fastapi", "native", f"FastAPI's own telemetry serves requests (one server span), "
-                                                      f"{served}")
+    REPORT["fastapi"] = Decision(
+        "fastapi", "native", f"FastAPI's own telemetry serves requests (one server span), {served}"
+    )
     return reason is None
 
 

@@ -48,15 +48,18 @@ def distro_clash() -> list[str]:
     from opentelemetry.util._importlib_metadata import entry_points
 
     warnings = []
-    for group, env in (("opentelemetry_distro", "OTEL_PYTHON_DISTRO"),
-                       ("opentelemetry_configurator", "OTEL_PYTHON_CONFIGURATOR")):
+    for group, env in (
+        ("opentelemetry_distro", "OTEL_PYTHON_DISTRO"),
+        ("opentelemetry_configurator", "OTEL_PYTHON_CONFIGURATOR"),
+    ):
         names = [ep.name for ep in entry_points(group=group)]
         others = [n for n in names if n != "otel_monitor"]
         chosen = os.environ.get(env)
         if others and chosen != "otel_monitor":
             warnings.append(
                 f"{group} entry points {', '.join(others)} are installed besides otel_monitor; the launcher takes "
-                f"{'the first one found' if chosen is None else chosen!r}. Set {env}=otel_monitor to use otel-monitor.")
+                f"{'the first one found' if chosen is None else chosen!r}. Set {env}=otel_monitor to use otel-monitor."
+            )
     return warnings
 
 
@@ -105,8 +108,7 @@ def instrumentations_not_installed() -> list[dict[str, str]]:
             continue
         extra = extras.get(name)
         command = f'pip install "otel-monitor[{extra}]"' if extra else f'pip install "{instrumentation}"'
-        out.append({"library": f"{library.name} {found}", "instrumentation": str(instrumentation),
-                    "install": command})
+        out.append({"library": f"{library.name} {found}", "instrumentation": str(instrumentation), "install": command})
     return out
 
 
@@ -145,8 +147,9 @@ def collect() -> dict[str, Any]:
         shown = "<set, hidden>" if s.secret and r.value else ("" if r.raw is None else r.raw)
         ours.append({"name": s.env, "value": shown, "source": r.source})
     standard = []
-    names = sorted(set(STANDARD)
-                   | {k for k in os.environ if k.startswith("OTEL_") and not k.startswith("OTEL_MONITOR_")})
+    names = sorted(
+        set(STANDARD) | {k for k in os.environ if k.startswith("OTEL_") and not k.startswith("OTEL_MONITOR_")}
+    )
     for name in names:
         if name in os.environ:
             value, source = os.environ[name], "environment"

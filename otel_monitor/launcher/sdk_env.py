@@ -63,8 +63,10 @@ def _entry_points(group: str, *also: str) -> Callable[[str], str | None]:
         unknown = [name for name in names if name not in installed]
         if not unknown:
             return None
-        return (f"no {group.removeprefix('opentelemetry_').replace('_', ' ')} named "
-                f"{', '.join(map(repr, unknown))} is installed (installed: {', '.join(sorted(installed))})")
+        return (
+            f"no {group.removeprefix('opentelemetry_').replace('_', ' ')} named "
+            f"{', '.join(map(repr, unknown))} is installed (installed: {', '.join(sorted(installed))})"
+        )
 
     return check
 
@@ -111,19 +113,23 @@ RULES: tuple[_Rule, ...] = (
 )
 
 # A batch larger than the queue is refused by the SDK as well.
-_BATCH_WITHIN_QUEUE = (("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE", 512, 2048),
-                       ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "OTEL_BLRP_MAX_QUEUE_SIZE", 512, 2048))
+_BATCH_WITHIN_QUEUE = (
+    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE", 512, 2048),
+    ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "OTEL_BLRP_MAX_QUEUE_SIZE", 512, 2048),
+)
 
 
-def _fall_back(environ: MutableMapping[str, str], variable: str, sdk_default: str,
-               defaults: Mapping[str, str]) -> str:
+def _fall_back(environ: MutableMapping[str, str], variable: str, sdk_default: str, defaults: Mapping[str, str]) -> str:
     """Put ``variable`` back to its default; return that default in words."""
     if variable in defaults:
         environ[variable] = defaults[variable]
         return f"otel-monitor's default {defaults[variable]!r}"
     environ.pop(variable, None)
-    return f"the SDK's default ({sdk_default})" if sdk_default == _UNLIMITED or sdk_default.endswith("'s") \
+    return (
+        f"the SDK's default ({sdk_default})"
+        if sdk_default == _UNLIMITED or sdk_default.endswith("'s")
         else f"the SDK's default {sdk_default!r}"
+    )
 
 
 def _int_or(value: str | None, default: int) -> int:
@@ -133,8 +139,13 @@ def _int_or(value: str | None, default: int) -> int:
         return default
 
 
-def check_sdk_environment(environ: MutableMapping[str, str], *, strict: bool, problems: list[str] | None = None,
-                          defaults: Mapping[str, str] | None = None) -> None:
+def check_sdk_environment(
+    environ: MutableMapping[str, str],
+    *,
+    strict: bool,
+    problems: list[str] | None = None,
+    defaults: Mapping[str, str] | None = None,
+) -> None:
     """Report each standard variable the SDK would refuse, and reset it (strict: raise ``ConfigError``).
 
     ``defaults`` are the distro's (``otel_monitor.launcher.distro.DEFAULTS``): a
@@ -153,8 +164,10 @@ def check_sdk_environment(environ: MutableMapping[str, str], *, strict: bool, pr
         fallback = _fall_back(environ, rule.variable, rule.sdk_default, defaults or {})
         report_problem(f"{message}; using {fallback}", strict=False, problems=problems)
     for batch_variable, queue_variable, batch_default, queue_default in _BATCH_WITHIN_QUEUE:
-        batch, queue = _int_or(environ.get(batch_variable), batch_default), _int_or(environ.get(queue_variable),
-                                                                                    queue_default)
+        batch, queue = (
+            _int_or(environ.get(batch_variable), batch_default),
+            _int_or(environ.get(queue_variable), queue_default),
+        )
         if batch <= queue:
             continue
         message = f"{batch_variable}={batch} is invalid: it must not exceed {queue_variable} ({queue})"

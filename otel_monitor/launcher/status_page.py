@@ -50,8 +50,16 @@ class Totals:
     bounds: tuple[float, ...] = ()
     buckets: list[float] = field(default_factory=list)
 
-    def add(self, count: float, total: float, high: float | None, bounds: tuple[float, ...], buckets: Any,
-            outcome: str, failed: bool) -> None:
+    def add(
+        self,
+        count: float,
+        total: float,
+        high: float | None,
+        bounds: tuple[float, ...],
+        buckets: Any,
+        outcome: str,
+        failed: bool,
+    ) -> None:
         self.calls += count
         self.sum += total
         if failed:
@@ -69,9 +77,15 @@ class Totals:
         """The figures between ``earlier`` and this (the last export interval)."""
         if earlier is None or earlier.calls > self.calls or earlier.bounds != self.bounds:
             return self
-        return Totals(self.calls - earlier.calls, self.errors - earlier.errors,
-                      self.client_errors - earlier.client_errors, self.sum - earlier.sum, None, self.bounds,
-                      [a - b for a, b in zip(self.buckets, earlier.buckets, strict=True)])
+        return Totals(
+            self.calls - earlier.calls,
+            self.errors - earlier.errors,
+            self.client_errors - earlier.client_errors,
+            self.sum - earlier.sum,
+            None,
+            self.bounds,
+            [a - b for a, b in zip(self.buckets, earlier.buckets, strict=True)],
+        )
 
     def percentile(self, q: float) -> float | None:
         """The q-quantile, interpolated linearly inside its bucket (capped at the observed max)."""
@@ -128,8 +142,14 @@ class StatusTap:
                         operation = str(attrs.get(semconv.MONITOR_OPERATION, ""))
                         outcome = str(attrs.get(semconv.MONITOR_OPERATION_OUTCOME, "success"))
                         current.setdefault(operation, Totals()).add(
-                            point.count, point.sum, point.max, tuple(point.explicit_bounds), point.bucket_counts,
-                            outcome, semconv.ERROR_TYPE in attrs)
+                            point.count,
+                            point.sum,
+                            point.max,
+                            tuple(point.explicit_bounds),
+                            point.bucket_counts,
+                            outcome,
+                            semconv.ERROR_TYPE in attrs,
+                        )
         with self._lock:
             if delta:
                 for operation, totals in current.items():
@@ -149,8 +169,9 @@ class StatusTap:
 
 
 def _copy(totals: Totals) -> Totals:
-    return Totals(totals.calls, totals.errors, totals.client_errors, totals.sum, totals.max, totals.bounds,
-                  list(totals.buckets))
+    return Totals(
+        totals.calls, totals.errors, totals.client_errors, totals.sum, totals.max, totals.bounds, list(totals.buckets)
+    )
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -167,37 +188,57 @@ def status_document(tap: StatusTap, slos: SLOs, health: Any = None, now: float |
         recent = totals.minus(previous[1].get(operation) if previous else None) if previous else None
         t = slos.for_operation(operation)
         row: dict[str, Any] = {
-            "operation": operation, "calls": totals.calls, "errors": totals.errors,
+            "operation": operation,
+            "calls": totals.calls,
+            "errors": totals.errors,
             "client_errors": totals.client_errors,
             "success_rate": _round((totals.calls - totals.errors) / totals.calls) if totals.calls else None,
             "mean": _round(totals.sum / totals.calls) if totals.calls else None,
-            "p50": _round(totals.percentile(0.5)), "p95": _round(totals.percentile(0.95)),
-            "p99": _round(totals.percentile(0.99)), "max": _round(totals.max),
+            "p50": _round(totals.percentile(0.5)),
+            "p95": _round(totals.percentile(0.95)),
+            "p99": _round(totals.percentile(0.99)),
+            "max": _round(totals.max),
         }
         if recent is not None and interval:
             success = (recent.calls - recent.errors) / recent.calls if recent.calls else None
             latency = recent.percentile(t.latency_percentile)
             row["last_interval"] = {
-                "seconds": round(interval, 3), "calls": recent.calls, "errors": recent.errors,
-                "throughput_per_s": _round(recent.calls / interval), "success_rate": _round(success),
+                "seconds": round(interval, 3),
+                "calls": recent.calls,
+                "errors": recent.errors,
+                "throughput_per_s": _round(recent.calls / interval),
+                "success_rate": _round(success),
                 f"p{round(t.latency_percentile * 100)}": _round(latency),
             }
             if success is not None and t.success_state(success) != "ok":
-                alerts.append({"alert": "OperationSuccessRateLow", "operation": operation,
-                               "severity": t.success_state(success), "value": _round(success),
-                               "threshold": t.success_warning if t.success_state(success) == "warning"
-                               else t.success_critical})
+                alerts.append(
+                    {
+                        "alert": "OperationSuccessRateLow",
+                        "operation": operation,
+                        "severity": t.success_state(success),
+                        "value": _round(success),
+                        "threshold": t.success_warning if t.success_state(success) == "warning" else t.success_critical,
+                    }
+                )
             if latency is not None and t.latency_state(latency) != "ok":
-                alerts.append({"alert": "OperationLatencyHigh", "operation": operation,
-                               "severity": t.latency_state(latency), "value": _round(latency),
-                               "threshold": t.latency_warning if t.latency_state(latency) == "warning"
-                               else t.latency_critical})
+                alerts.append(
+                    {
+                        "alert": "OperationLatencyHigh",
+                        "operation": operation,
+                        "severity": t.latency_state(latency),
+                        "value": _round(latency),
+                        "threshold": t.latency_warning if t.latency_state(latency) == "warning" else t.latency_critical,
+                    }
+                )
         operations.append(row)
     document: dict[str, Any] = {
         "updated": last[0] if last else None,
-        "note": ("Figures from the last metric export (calls, errors, latency since the process started; "
-                 "last_interval: between the last two exports)." if last
-                 else "No metric export yet: figures appear after the first one (OTEL_METRIC_EXPORT_INTERVAL)."),
+        "note": (
+            "Figures from the last metric export (calls, errors, latency since the process started; "
+            "last_interval: between the last two exports)."
+            if last
+            else "No metric export yet: figures appear after the first one (OTEL_METRIC_EXPORT_INTERVAL)."
+        ),
         "operations": operations,
     }
     if health is not None:
@@ -207,11 +248,18 @@ def status_document(tap: StatusTap, slos: SLOs, health: Any = None, now: float |
             if check.state not in ("down", "degraded"):
                 continue  # up, or no result yet
             failing = check.critical and check.state == "down"
-            alerts.append({"alert": "HealthCheckFailing" if failing else "HealthCheckDegraded", "check": check.name,
-                           "severity": "critical" if failing else "warning", "value": check.state})
+            alerts.append(
+                {
+                    "alert": "HealthCheckFailing" if failing else "HealthCheckDegraded",
+                    "check": check.name,
+                    "severity": "critical" if failing else "warning",
+                    "value": check.state,
+                }
+            )
     document["alerts"] = alerts
-    document["status"] = ("critical" if any(a["severity"] == "critical" for a in alerts)
-                          else "warning" if alerts else "ok")
+    document["status"] = (
+        "critical" if any(a["severity"] == "critical" for a in alerts) else "warning" if alerts else "ok"
+    )
     return document
 
 
@@ -223,8 +271,9 @@ def _token_given(request: Any) -> str | None:
     return request.query_params.get("token")
 
 
-def add_status_endpoint(app: Any, tap: StatusTap, path: str, *, token: str | None = None,
-                        slos: SLOs | None = None, health: Any = None) -> None:
+def add_status_endpoint(
+    app: Any, tap: StatusTap, path: str, *, token: str | None = None, slos: SLOs | None = None, health: Any = None
+) -> None:
     """Serve :func:`status_document` at ``path`` of a FastAPI app."""
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -239,8 +288,9 @@ def add_status_endpoint(app: Any, tap: StatusTap, path: str, *, token: str | Non
             if given is None:
                 return JSONResponse({"status": document["status"]}, headers=_NO_STORE)
             if not hmac.compare_digest(given.encode(), expected):
-                return JSONResponse({"error": "invalid token"}, status_code=401,
-                                    headers={**_NO_STORE, "WWW-Authenticate": "Bearer"})
+                return JSONResponse(
+                    {"error": "invalid token"}, status_code=401, headers={**_NO_STORE, "WWW-Authenticate": "Bearer"}
+                )
         return JSONResponse(document, headers=_NO_STORE)
 
     status.__annotations__["request"] = Request  # FastAPI injects the request by its annotation
@@ -273,8 +323,13 @@ def install(settings: Any, config: ConfigFile = EMPTY, meter_provider: Any = Non
     from otel_monitor.health.registry import default_registry
 
     with _hook_lock:
-        _options = {"tap": tap, "path": path, "token": settings.health_token,
-                    "slos": load_slos_or_defaults(config), "health": default_registry()}
+        _options = {
+            "tap": tap,
+            "path": path,
+            "token": settings.health_token,
+            "slos": load_slos_or_defaults(config),
+            "health": default_registry(),
+        }
         first, _hooked = not _hooked, True
     if first:
         import wrapt
@@ -301,8 +356,14 @@ def _add_on_build(wrapped: Any, app: Any, args: Any, kwargs: Any) -> Any:
             if options["path"] in taken:
                 setattr(app, _MARK, None)
             else:
-                add_status_endpoint(app, options["tap"], options["path"], token=options["token"],
-                                    slos=options["slos"], health=options["health"])
+                add_status_endpoint(
+                    app,
+                    options["tap"],
+                    options["path"],
+                    token=options["token"],
+                    slos=options["slos"],
+                    health=options["health"],
+                )
     return wrapped(*args, **kwargs)
 
 

@@ -72,19 +72,25 @@ def parse_request(signal: str, body: bytes, content_type: str | None) -> Any:
                 raise ValueError(f"expected a JSON object, got {type(document).__name__}")
             hex_ids_to_base64(document)
             json_format.ParseDict(document, message, ignore_unknown_fields=True)
-        except (json_format.ParseError, UnicodeDecodeError, ValueError, TypeError, AttributeError,
-                RecursionError) as exc:
+        except (
+            json_format.ParseError,
+            UnicodeDecodeError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
             raise OTLPDecodeError(f"body is not valid OTLP/JSON for {message.DESCRIPTOR.name}: {exc}") from None
     else:
         raise OTLPDecodeError(
-            f"unsupported Content-Type {content_type!r}; use application/x-protobuf or application/json")
+            f"unsupported Content-Type {content_type!r}; use application/x-protobuf or application/json"
+        )
     return message
 
 
 # OTLP/JSON writes trace and span ids as hex strings (not base64, which is what
 # protobuf's own JSON mapping expects of a bytes field): id field -> its size in bytes.
-_ID_FIELDS = {"traceId": 16, "trace_id": 16, "spanId": 8, "span_id": 8,
-              "parentSpanId": 8, "parent_span_id": 8}
+_ID_FIELDS = {"traceId": 16, "trace_id": 16, "spanId": 8, "span_id": 8, "parentSpanId": 8, "parent_span_id": 8}
 
 
 def _id_as_base64(value: str, size: int) -> str:
@@ -144,24 +150,34 @@ def flatten_spans(req: ExportTraceServiceRequest) -> list[dict[str, Any]]:
         resource = _resource(rs)
         for ss in rs.scope_spans:
             for s in ss.spans:
-                out.append({
-                    "resource": resource,
-                    "scope": ss.scope.name,
-                    "trace_id": s.trace_id.hex(),
-                    "span_id": s.span_id.hex(),
-                    "parent_span_id": s.parent_span_id.hex(),
-                    "name": s.name,
-                    "kind": s.kind,
-                    "start_time_unix_nano": s.start_time_unix_nano,
-                    "end_time_unix_nano": s.end_time_unix_nano,
-                    "attributes": attributes(s.attributes),
-                    "events": [{"name": e.name, "time_unix_nano": e.time_unix_nano,
-                                "attributes": attributes(e.attributes)} for e in s.events],
-                    "status_code": s.status.code,
-                    "status_message": s.status.message,
-                    "links": [{"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(),
-                               "attributes": attributes(link.attributes)} for link in s.links],
-                })
+                out.append(
+                    {
+                        "resource": resource,
+                        "scope": ss.scope.name,
+                        "trace_id": s.trace_id.hex(),
+                        "span_id": s.span_id.hex(),
+                        "parent_span_id": s.parent_span_id.hex(),
+                        "name": s.name,
+                        "kind": s.kind,
+                        "start_time_unix_nano": s.start_time_unix_nano,
+                        "end_time_unix_nano": s.end_time_unix_nano,
+                        "attributes": attributes(s.attributes),
+                        "events": [
+                            {"name": e.name, "time_unix_nano": e.time_unix_nano, "attributes": attributes(e.attributes)}
+                            for e in s.events
+                        ],
+                        "status_code": s.status.code,
+                        "status_message": s.status.message,
+                        "links": [
+                            {
+                                "trace_id": link.trace_id.hex(),
+                                "span_id": link.span_id.hex(),
+                                "attributes": attributes(link.attributes),
+                            }
+                            for link in s.links
+                        ],
+                    }
+                )
     return out
 
 
@@ -172,18 +188,20 @@ def flatten_logs(req: ExportLogsServiceRequest) -> list[dict[str, Any]]:
         resource = _resource(rl)
         for sl in rl.scope_logs:
             for r in sl.log_records:
-                out.append({
-                    "resource": resource,
-                    "scope": sl.scope.name,
-                    "time_unix_nano": r.time_unix_nano or r.observed_time_unix_nano,
-                    "severity_number": r.severity_number,
-                    "severity_text": r.severity_text,
-                    "body": any_value(r.body),
-                    "attributes": attributes(r.attributes),
-                    "event_name": r.event_name,
-                    "trace_id": r.trace_id.hex(),
-                    "span_id": r.span_id.hex(),
-                })
+                out.append(
+                    {
+                        "resource": resource,
+                        "scope": sl.scope.name,
+                        "time_unix_nano": r.time_unix_nano or r.observed_time_unix_nano,
+                        "severity_number": r.severity_number,
+                        "severity_text": r.severity_text,
+                        "body": any_value(r.body),
+                        "attributes": attributes(r.attributes),
+                        "event_name": r.event_name,
+                        "trace_id": r.trace_id.hex(),
+                        "span_id": r.span_id.hex(),
+                    }
+                )
     return out
 
 
@@ -215,11 +233,15 @@ def flatten_metrics(req: ExportMetricsServiceRequest) -> list[dict[str, Any]]:
                             point["monotonic"] = data.is_monotonic
                             point["temporality"] = data.aggregation_temporality
                     elif kind == "histogram":
-                        point.update(count=p.count, sum=p.sum, bucket_counts=list(p.bucket_counts),
-                                     explicit_bounds=list(p.explicit_bounds),
-                                     temporality=data.aggregation_temporality,
-                                     min=p.min if p.HasField("min") else None,
-                                     max=p.max if p.HasField("max") else None)
+                        point.update(
+                            count=p.count,
+                            sum=p.sum,
+                            bucket_counts=list(p.bucket_counts),
+                            explicit_bounds=list(p.explicit_bounds),
+                            temporality=data.aggregation_temporality,
+                            min=p.min if p.HasField("min") else None,
+                            max=p.max if p.HasField("max") else None,
+                        )
                     elif kind == "exponential_histogram":
                         point.update(count=p.count, sum=p.sum, temporality=data.aggregation_temporality)
                     elif kind == "summary":
@@ -229,7 +251,10 @@ def flatten_metrics(req: ExportMetricsServiceRequest) -> list[dict[str, Any]]:
 
 
 FLATTEN: dict[str, Callable[[Any], list[dict[str, Any]]]] = {
-    "traces": flatten_spans, "metrics": flatten_metrics, "logs": flatten_logs}
+    "traces": flatten_spans,
+    "metrics": flatten_metrics,
+    "logs": flatten_logs,
+}
 
 __all__ = [
     "FLATTEN",

@@ -206,8 +206,12 @@ def _span(span: ReadableSpan) -> bytes:
     if span.dropped_events:
         out.append(b"\x60" + _varint(span.dropped_events))
     for link in span.links:
-        body = (b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big")
-                + b"\x12\x08" + link.context.span_id.to_bytes(8, "big"))
+        body = (
+            b"\x0a\x10"
+            + link.context.trace_id.to_bytes(16, "big")
+            + b"\x12\x08"
+            + link.context.span_id.to_bytes(8, "big")
+        )
         body += _attributes(4, link.attributes)
         if link.dropped_attributes:
             body += b"\x28" + _varint(link.dropped_attributes)
@@ -219,7 +223,8 @@ def _span(span: ReadableSpan) -> bytes:
     status = span.status
     code = status.status_code.value
     status_body = (_string(2, status.description) if status.description else b"") + (
-        b"\x18" + _varint(code) if code else b"")
+        b"\x18" + _varint(code) if code else b""
+    )
     out.append(_field(15, status_body))
     flags = _FLAGS_HAS_IS_REMOTE | (_FLAGS_IS_REMOTE if parent is not None and parent.is_remote else 0)
     out.append(b"\x85\x01" + _pack_fixed32(flags))
@@ -295,6 +300,7 @@ def gzip_fast(data: bytes) -> bytes:
 
 # --- metrics --------------------------------------------------------------
 
+
 def _fixed64(number: int, value: int | None) -> bytes:
     """A fixed64 field (wire type 1), e.g. a timestamp or a count; left out when zero (or None) as proto3 does."""
     return _varint(number << 3 | 1) + _pack_fixed64(value) if value else b""
@@ -330,8 +336,9 @@ def _exemplars(number: int, exemplars: Sequence[Any]) -> bytes:
             continue
         body = _attributes(7, exemplar.filtered_attributes) + _fixed64(2, exemplar.time_unix_nano)
         if exemplar.span_id is not None and exemplar.trace_id is not None:
-            body += (b"\x22\x08" + exemplar.span_id.to_bytes(8, "big")
-                     + b"\x2a\x10" + exemplar.trace_id.to_bytes(16, "big"))
+            body += (
+                b"\x22\x08" + exemplar.span_id.to_bytes(8, "big") + b"\x2a\x10" + exemplar.trace_id.to_bytes(16, "big")
+            )
         body += _number_value(value, 3, 6)
         out.append(_field(number, body))
     return b"".join(out)
@@ -439,10 +446,19 @@ def metric_batches(metrics_data: Any, max_points: int | None = None) -> list[tup
     splits.
     """
     if not max_points or max_points <= 0:
-        resources = [(rm, [(sm, [_metric(m, getattr(m.data, "data_points", ())) for m in sm.metrics])
-                           for sm in rm.scope_metrics]) for rm in metrics_data.resource_metrics]
-        count = sum(len(getattr(m.data, "data_points", ())) for rm in metrics_data.resource_metrics
-                    for sm in rm.scope_metrics for m in sm.metrics)
+        resources = [
+            (
+                rm,
+                [(sm, [_metric(m, getattr(m.data, "data_points", ())) for m in sm.metrics]) for sm in rm.scope_metrics],
+            )
+            for rm in metrics_data.resource_metrics
+        ]
+        count = sum(
+            len(getattr(m.data, "data_points", ()))
+            for rm in metrics_data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        )
         return [(_metrics_request(resources), count)]
     batches: list[tuple[bytes, int]] = []
     current: list[tuple[Any, list[tuple[Any, list[bytes]]]]] = []
@@ -452,7 +468,7 @@ def metric_batches(metrics_data: Any, max_points: int | None = None) -> list[tup
             for metric in scope_metrics.metrics:
                 points = list(getattr(metric.data, "data_points", ()))
                 while points:
-                    chunk, points = points[:max_points - count], points[max_points - count:]
+                    chunk, points = points[: max_points - count], points[max_points - count :]
                     if not current or current[-1][0] is not resource_metrics:
                         current.append((resource_metrics, []))
                     scopes = current[-1][1]
@@ -479,6 +495,7 @@ def encode_metrics(metrics_data: Any) -> bytes:
 
 
 # --- logs -----------------------------------------------------------------
+
 
 def _log_record(readable: Any) -> bytes:
     record = readable.log_record

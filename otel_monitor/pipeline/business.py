@@ -99,8 +99,9 @@ def amount(kpi: str, value: float, *, currency: str) -> None:
             _problem(f"amount({kpi!r}, currency={currency!r}): a currency is an ISO 4217 code such as EUR")
             return
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            _problem(f"amount({kpi!r}, {value!r}): an amount is a finite number, 0 or more (record refunds "
-                     "as their own KPI)")
+            _problem(
+                f"amount({kpi!r}, {value!r}): an amount is a finite number, 0 or more (record refunds as their own KPI)"
+            )
             return
         key, labels = _attributes((semconv.MONITOR_KPI, kpi), (semconv.MONITOR_BUSINESS_CURRENCY, currency))
         metrics.current().business_amounts.record(float(value), labels, key=("amount", *key))
@@ -116,7 +117,9 @@ def count(kpi: str, n: int = 1) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             _problem(f"count({kpi!r}, {n!r}): a count is a whole number, 0 or more")
             return
-        key, labels = _attributes((semconv.MONITOR_KPI, kpi),)
+        key, labels = _attributes(
+            (semconv.MONITOR_KPI, kpi),
+        )
         metrics.current().business_events.add(n, labels, key=("count", *key))
 
 
@@ -172,8 +175,9 @@ def distinct_users() -> DistinctUsers:
         return _distinct
 
 
-def user(kpi: str, *, user_id: str | int | None = None, pseudo_id: str | None = None,
-         now: float | None = None) -> bool | None:
+def user(
+    kpi: str, *, user_id: str | int | None = None, pseudo_id: str | None = None, now: float | None = None
+) -> bool | None:
     """Count ``user_id`` once per UTC day for ``kpi`` (daily active users, visitors, buyers).
 
     Returns True when it was the user's first time today (counted), False when

@@ -62,8 +62,10 @@ class DropCounter:
 
     def bind_meter(self, meter: Any) -> None:
         self._counter = meter.create_counter(
-            semconv.METRIC_SELF_DROPPED, unit="{item}",
-            description="Spans, log records and metric points otel-monitor could not deliver.")
+            semconv.METRIC_SELF_DROPPED,
+            unit="{item}",
+            description="Spans, log records and metric points otel-monitor could not deliver.",
+        )
 
     def add(self, signal: str, n: int) -> None:
         if n <= 0:
@@ -178,8 +180,10 @@ class CountingBatchLogRecordProcessor(BatchLogRecordProcessor):
 
 class CountingMetricExporter(MetricExporter):
     def __init__(self, inner: MetricExporter) -> None:
-        super().__init__(preferred_temporality=inner._preferred_temporality,  # noqa: SLF001 - the SDK's MetricExporter keeps these private
-                         preferred_aggregation=inner._preferred_aggregation)  # noqa: SLF001 - the SDK's MetricExporter keeps these private
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,  # noqa: SLF001 - the SDK's MetricExporter keeps these private
+            preferred_aggregation=inner._preferred_aggregation,  # noqa: SLF001 - the SDK's MetricExporter keeps these private
+        )
         self.inner = inner
 
     def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
@@ -200,8 +204,12 @@ class CountingMetricExporter(MetricExporter):
 
 def _count_points(metrics_data: Any) -> int:
     try:
-        return sum(len(m.data.data_points) for rm in metrics_data.resource_metrics
-                   for sm in rm.scope_metrics for m in sm.metrics)
+        return sum(
+            len(m.data.data_points)
+            for rm in metrics_data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        )
     except Exception:  # noqa: BLE001
         return 0
 
@@ -257,8 +265,9 @@ def install_warning_limit(interval: float) -> EveryIntervalFilter:
             handler = _OwnStderrHandler(sys.stderr)
             handler.setLevel(logging.WARNING)
             # Our own lines already say "otel-monitor: ..."; the SDK's say where they come from.
-            handler.setFormatter(logging.Formatter(
-                "%(message)s" if name == "otel_monitor" else "otel-monitor: %(name)s: %(message)s"))
+            handler.setFormatter(
+                logging.Formatter("%(message)s" if name == "otel_monitor" else "otel-monitor: %(name)s: %(message)s")
+            )
             logger.addHandler(handler)
         logger.propagate = False
     return limiter
@@ -296,8 +305,10 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> Callable[[],
         # All at once: a slow span or metric flush must not use up the logs' time (error logs come last
         # in the providers' order, and matter most when the process is failing).
         deadline = time.monotonic() + timeout_s
-        workers = [threading.Thread(target=shut_down, args=(provider,), name="otel-monitor-shutdown", daemon=True)
-                   for provider in providers]
+        workers = [
+            threading.Thread(target=shut_down, args=(provider,), name="otel-monitor-shutdown", daemon=True)
+            for provider in providers
+        ]
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -323,8 +334,12 @@ def report_undelivered(timeout_s: float) -> dict[str, int]:
     names = {"logs": "log records", "traces": "spans"}
     what = ", ".join(f"{n} {names.get(signal, signal)}" for signal, n in sorted(lost.items()))
     # Straight to stderr: the rate-limited export warnings must not hold back this one line.
-    print(f"otel-monitor: telemetry flush at exit took longer than {timeout_s:g}s; exiting without "
-          f"{what or 'the rest'} (counted in {semconv.METRIC_SELF_DROPPED})", file=sys.stderr, flush=True)
+    print(
+        f"otel-monitor: telemetry flush at exit took longer than {timeout_s:g}s; exiting without "
+        f"{what or 'the rest'} (counted in {semconv.METRIC_SELF_DROPPED})",
+        file=sys.stderr,
+        flush=True,
+    )
     return lost
 
 
@@ -560,7 +575,12 @@ _SIGNAL_OF_EXPORTER = {"OTLPSpanExporter": "TRACES", "OTLPMetricExporter": "METR
 # What `requests` honours and http.client alone does not: with any of these set, the
 # exporters keep their default `requests` transport, so nothing changes for them.
 _REQUESTS_ONLY_ENVIRONMENT = (
-    "http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
     "NETRC",
     "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
 )
@@ -632,11 +652,15 @@ def light_transport_args(exporter_class: Any, environ: Any = None) -> dict[str, 
             return None
     except Exception:  # noqa: BLE001 - an SDK without pluggable transports: its default it is
         return None
-    verify: str | bool = (env.get(f"OTEL_EXPORTER_OTLP_{signal}_CERTIFICATE")
-                          or env.get("OTEL_EXPORTER_OTLP_CERTIFICATE") or _default_ca_bundle(env))
+    verify: str | bool = (
+        env.get(f"OTEL_EXPORTER_OTLP_{signal}_CERTIFICATE")
+        or env.get("OTEL_EXPORTER_OTLP_CERTIFICATE")
+        or _default_ca_bundle(env)
+    )
     key = env.get(f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_KEY") or env.get("OTEL_EXPORTER_OTLP_CLIENT_KEY")
-    certificate = (env.get(f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_CERTIFICATE")
-                   or env.get("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"))
+    certificate = env.get(f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_CERTIFICATE") or env.get(
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
+    )
     cert: str | tuple[str, str] | None = (certificate, key) if certificate and key else certificate
     return {"_transport": HTTPClientTransport(verify=verify, cert=cert)}
 
@@ -655,8 +679,9 @@ class ExporterArguments(dict[Any, Any]):
         if getattr(exporter_class, "__module__", "") == "otel_monitor.pipeline.otlp_exporters":
             # Arguments given for the SDK's exporter of that signal are for ours, which stands in for it.
             for given, args in self.items():
-                if (getattr(given, "__name__", None) == exporter_class.__name__
-                        and getattr(given, "__module__", "").startswith("opentelemetry.exporter.otlp.proto.http")):
+                if getattr(given, "__name__", None) == exporter_class.__name__ and getattr(
+                    given, "__module__", ""
+                ).startswith("opentelemetry.exporter.otlp.proto.http"):
                     return args
         try:
             args = light_transport_args(exporter_class)
@@ -678,8 +703,10 @@ class RedactingMetricExporter(MetricExporter):
     """
 
     def __init__(self, inner: Any, redactor: Redactor | Callable[[], Redactor]) -> None:
-        super().__init__(preferred_temporality=inner._preferred_temporality,  # noqa: SLF001 - the SDK's MetricExporter keeps these private
-                         preferred_aggregation=inner._preferred_aggregation)  # noqa: SLF001 - the SDK's MetricExporter keeps these private
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,  # noqa: SLF001 - the SDK's MetricExporter keeps these private
+            preferred_aggregation=inner._preferred_aggregation,  # noqa: SLF001 - the SDK's MetricExporter keeps these private
+        )
         self.inner = inner
         self._redactor: Callable[[], Redactor] = (lambda: redactor) if isinstance(redactor, Redactor) else redactor
 

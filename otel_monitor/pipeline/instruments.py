@@ -221,7 +221,7 @@ class Instruments:
 
 
 # Money amounts in currency units: 1-2-5 steps from 1 to 10 000 (an order of 0.50 lands in the first).
-AMOUNT_BUCKETS: tuple[float, ...] = tuple(m * 10.0 ** e for e in range(5) for m in (1, 2, 5) if m * 10 ** e <= 10_000)
+AMOUNT_BUCKETS: tuple[float, ...] = tuple(m * 10.0**e for e in range(5) for m in (1, 2, 5) if m * 10**e <= 10_000)
 
 
 def create_instruments(
@@ -238,27 +238,36 @@ def create_instruments(
     """
     meter = metrics_api.get_meter(METER_NAME, meter_provider=meter_provider)
     duration = meter.create_histogram(
-        semconv.METRIC_OPERATION_DURATION, unit="s",
+        semconv.METRIC_OPERATION_DURATION,
+        unit="s",
         description="Duration of each operation; failures carry monitor.error.category and error.type.",
-        explicit_bucket_boundaries_advisory=list(buckets))
+        explicit_bucket_boundaries_advisory=list(buckets),
+    )
     cache = meter.create_counter(
-        semconv.METRIC_CACHE_REQUESTS, unit="{request}",
-        description="Cache lookups by cache name and hit or miss.")
+        semconv.METRIC_CACHE_REQUESTS, unit="{request}", description="Cache lookups by cache name and hit or miss."
+    )
     fallbacks = meter.create_counter(
-        semconv.METRIC_FALLBACKS, unit="{request}",
-        description="Requests served by a layer other than the primary one.")
+        semconv.METRIC_FALLBACKS, unit="{request}", description="Requests served by a layer other than the primary one."
+    )
     milestones = meter.create_counter(
-        semconv.METRIC_JOURNEY_MILESTONES, unit="{milestone}",
-        description="User journey milestones reached, by journey and step.")
+        semconv.METRIC_JOURNEY_MILESTONES,
+        unit="{milestone}",
+        description="User journey milestones reached, by journey and step.",
+    )
     amounts = meter.create_histogram(
-        semconv.METRIC_BUSINESS_AMOUNT, unit="{amount}",
+        semconv.METRIC_BUSINESS_AMOUNT,
+        unit="{amount}",
         description="Business amounts (revenue, refunds...) by KPI and currency: sum, count and distribution.",
-        explicit_bucket_boundaries_advisory=list(AMOUNT_BUCKETS))
+        explicit_bucket_boundaries_advisory=list(AMOUNT_BUCKETS),
+    )
     events = meter.create_counter(
-        semconv.METRIC_BUSINESS_EVENTS, unit="{event}", description="Business events counted, by KPI.")
+        semconv.METRIC_BUSINESS_EVENTS, unit="{event}", description="Business events counted, by KPI."
+    )
     users = meter.create_counter(
-        semconv.METRIC_BUSINESS_USERS, unit="{user}",
-        description="Distinct users per UTC day, by KPI: one the first time a user is seen on a day.")
+        semconv.METRIC_BUSINESS_USERS,
+        unit="{user}",
+        description="Distinct users per UTC day, by KPI: one the first time a user is seen on a day.",
+    )
     return Instruments(
         operation_duration=GuardedInstrument(duration, cardinality_limit, direct),
         cache_requests=GuardedInstrument(cache, cardinality_limit),
@@ -279,9 +288,15 @@ def after_fork() -> None:
     global _bound_lock
     _bound_lock = threading.Lock()
     if _bound is not None:
-        for instrument in (_bound.operation_duration, _bound.cache_requests, _bound.fallbacks,
-                           _bound.journey_milestones, _bound.business_amounts, _bound.business_events,
-                           _bound.business_users):
+        for instrument in (
+            _bound.operation_duration,
+            _bound.cache_requests,
+            _bound.fallbacks,
+            _bound.journey_milestones,
+            _bound.business_amounts,
+            _bound.business_events,
+            _bound.business_users,
+        ):
             instrument.after_fork()
 
 
@@ -364,8 +379,11 @@ def served_by(layer: str, operation: str | None = None) -> None:
             if operation is None:
                 namer = _operation_namer
                 attributes = getattr(span, "attributes", None) or {}
-                operation = namer(span) if namer is not None else (
-                    attributes.get(semconv.MONITOR_OPERATION) or _fallback_operation(attributes))
+                operation = (
+                    namer(span)
+                    if namer is not None
+                    else (attributes.get(semconv.MONITOR_OPERATION) or _fallback_operation(attributes))
+                )
         if layer == "primary":
             return
         key = (operation or "unknown", layer)
@@ -407,13 +425,15 @@ def journey_recorder() -> JourneyRecorder:
 
         from otel_monitor.semantics.journeys import JourneyRecorder
 
-        _journey_recorder = JourneyRecorder(get_logger("otel_monitor"), current().journey_milestones,
-                                            os.environ.get("OTEL_MONITOR_USER_ID_KEY") or None)
+        _journey_recorder = JourneyRecorder(
+            get_logger("otel_monitor"), current().journey_milestones, os.environ.get("OTEL_MONITOR_USER_ID_KEY") or None
+        )
     return _journey_recorder
 
 
-def journey_milestone(step: str, *, user_id: str | int | None = None, journey: str | None = None,
-                      **attributes: Any) -> bool | None:
+def journey_milestone(
+    step: str, *, user_id: str | int | None = None, journey: str | None = None, **attributes: Any
+) -> bool | None:
     """Record that a user reached ``step``: a log-based event plus ``monitor.journey.milestones``.
 
     Returns whether it was the user's first time when a journey store is

@@ -57,37 +57,76 @@ class _Sender:
     _component: Any = None
     _logger_name = ""  # the logger of the SDK's exporter for this signal
 
-    def __init__(self, endpoint: str | None = None, certificate_file: str | None = None,
-                 client_key_file: str | None = None, client_certificate_file: str | None = None,
-                 headers: Mapping[str, str] | None = None, timeout: float | None = None,
-                 compression: Any = None, session: Any = None, *, max_request_size: int | None = None,
-                 meter_provider: Any = None, _transport: Any = None) -> None:
-        self._configure(endpoint, certificate_file, client_key_file, client_certificate_file, headers, timeout,
-                        compression, session, max_request_size, meter_provider, _transport)
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        certificate_file: str | None = None,
+        client_key_file: str | None = None,
+        client_certificate_file: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        compression: Any = None,
+        session: Any = None,
+        *,
+        max_request_size: int | None = None,
+        meter_provider: Any = None,
+        _transport: Any = None,
+    ) -> None:
+        self._configure(
+            endpoint,
+            certificate_file,
+            client_key_file,
+            client_certificate_file,
+            headers,
+            timeout,
+            compression,
+            session,
+            max_request_size,
+            meter_provider,
+            _transport,
+        )
 
-    def _configure(self, endpoint: str | None, certificate_file: str | None, client_key_file: str | None,
-                   client_certificate_file: str | None, headers: Mapping[str, str] | None, timeout: float | None,
-                   compression: Any, session: Any, max_request_size: int | None, meter_provider: Any,
-                   transport: Any) -> None:
+    def _configure(
+        self,
+        endpoint: str | None,
+        certificate_file: str | None,
+        client_key_file: str | None,
+        client_certificate_file: str | None,
+        headers: Mapping[str, str] | None,
+        timeout: float | None,
+        compression: Any,
+        session: Any,
+        max_request_size: int | None,
+        meter_provider: Any,
+        transport: Any,
+    ) -> None:
         signal = self._signal
         # The SDK exporter's own logger: silencing opentelemetry.exporter.otlp silences these too.
         self._logger = logging.getLogger(self._logger_name)
         self._endpoint = endpoint or _resolve_endpoint(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", self._path)  # type: ignore[arg-type]
         self._compression = _normalize_compression(compression) or _resolve_compression(
-            f"OTEL_EXPORTER_OTLP_{signal}_COMPRESSION")
+            f"OTEL_EXPORTER_OTLP_{signal}_COMPRESSION"
+        )
         if transport is None:
             transport = _build_transport(
-                certificate_file, client_key_file, client_certificate_file,
-                f"OTEL_EXPORTER_OTLP_{signal}_CERTIFICATE", f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_KEY",
+                certificate_file,
+                client_key_file,
+                client_certificate_file,
+                f"OTEL_EXPORTER_OTLP_{signal}_CERTIFICATE",
+                f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_KEY",
                 f"OTEL_EXPORTER_OTLP_{signal}_CLIENT_CERTIFICATE",
-                session=session or _load_session_from_envvar(
-                    f"OTEL_PYTHON_EXPORTER_OTLP_HTTP_{signal}_CREDENTIAL_PROVIDER"))  # type: ignore[arg-type]
+                session=session
+                or _load_session_from_envvar(f"OTEL_PYTHON_EXPORTER_OTLP_HTTP_{signal}_CREDENTIAL_PROVIDER"),  # type: ignore[arg-type]
+            )
         self._client = _http._OTLPHTTPClient(  # noqa: SLF001 - the SDK OTLP exporter's HTTP client (compat: lean_otlp)
-            transport=transport, endpoint=self._endpoint, kind=self._items,  # type: ignore[arg-type]
+            transport=transport,
+            endpoint=self._endpoint,
+            kind=self._items,  # type: ignore[arg-type]
             timeout=timeout if timeout is not None else _resolve_timeout(f"OTEL_EXPORTER_OTLP_{signal}_TIMEOUT"),
             compression=self._compression,
             headers=_resolve_headers(headers, f"OTEL_EXPORTER_OTLP_{signal}_HEADERS"),
-            logger=self._logger)
+            logger=self._logger,
+        )
         if self._compression is _http.Compression.GZIP:
             self._client._compress = otlp_encode.gzip_fast  # type: ignore[assignment]  # noqa: SLF001 - the SDK OTLP exporter's HTTP client (compat: lean_otlp)
         self._max_request_size = _DEFAULT_MAX_REQUEST_SIZE if max_request_size is None else max_request_size
@@ -97,8 +136,7 @@ class _Sender:
     def set_meter_provider(self, meter_provider: Any) -> None:
         """The exporter's own metrics (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``), as the SDK's exporters."""
         enabled = os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower() == "true"
-        self._metrics = create_exporter_metrics(self._component, self._kind, self._endpoint, meter_provider,
-                                                enabled)
+        self._metrics = create_exporter_metrics(self._component, self._kind, self._endpoint, meter_provider, enabled)
 
     def _send(self, count: int, encode: Callable[[], bytes]) -> bool:
         with self._metrics.export_operation(count) as result:
@@ -109,17 +147,23 @@ class _Sender:
                 result.error = error
                 return False
             if _is_request_too_large(data, self._max_request_size):
-                self._logger.warning("Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
-                                     self._items, len(data), self._max_request_size)
+                self._logger.warning(
+                    "Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                    self._items,
+                    len(data),
+                    self._max_request_size,
+                )
                 result.error = RequestPayloadTooLargeError(
                     f"Serialized {self._items} request size {len(data)} bytes exceeds max_request_size "
-                    f"{self._max_request_size} bytes.")
+                    f"{self._max_request_size} bytes."
+                )
                 return False
             outcome = self._client.export(data)
             if not outcome.success:
                 result.error = outcome.error
-                result.error_attrs = ({_HTTP_RESPONSE_STATUS_CODE: outcome.status_code}
-                                      if outcome.status_code is not None else None)
+                result.error_attrs = (
+                    {_HTTP_RESPONSE_STATUS_CODE: outcome.status_code} if outcome.status_code is not None else None
+                )
                 return False
         return True
 
@@ -175,17 +219,43 @@ class OTLPMetricExporter(_Sender, MetricExporter):
     _component = OtelComponentTypeValues.OTLP_HTTP_METRIC_EXPORTER
     _logger_name = "opentelemetry.exporter.otlp.proto.http.metric_exporter"
 
-    def __init__(self, endpoint: str | None = None, certificate_file: str | None = None,
-                 client_key_file: str | None = None, client_certificate_file: str | None = None,
-                 headers: Mapping[str, str] | None = None, timeout: float | None = None,
-                 compression: Any = None, session: Any = None, preferred_temporality: Any = None,
-                 preferred_aggregation: Any = None, max_export_batch_size: int | None = None, *,
-                 max_request_size: int | None = None, meter_provider: Any = None, _transport: Any = None) -> None:
-        MetricExporter.__init__(self, preferred_temporality=_get_temporality(preferred_temporality),
-                                preferred_aggregation=_get_aggregation(preferred_aggregation))
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        certificate_file: str | None = None,
+        client_key_file: str | None = None,
+        client_certificate_file: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        compression: Any = None,
+        session: Any = None,
+        preferred_temporality: Any = None,
+        preferred_aggregation: Any = None,
+        max_export_batch_size: int | None = None,
+        *,
+        max_request_size: int | None = None,
+        meter_provider: Any = None,
+        _transport: Any = None,
+    ) -> None:
+        MetricExporter.__init__(
+            self,
+            preferred_temporality=_get_temporality(preferred_temporality),
+            preferred_aggregation=_get_aggregation(preferred_aggregation),
+        )
         self._max_export_batch_size = max_export_batch_size
-        self._configure(endpoint, certificate_file, client_key_file, client_certificate_file, headers, timeout,
-                        compression, session, max_request_size, meter_provider, _transport)
+        self._configure(
+            endpoint,
+            certificate_file,
+            client_key_file,
+            client_certificate_file,
+            headers,
+            timeout,
+            compression,
+            session,
+            max_request_size,
+            meter_provider,
+            _transport,
+        )
 
     def export(self, metrics_data: Any, timeout_millis: float | None = 10_000, **kwargs: Any) -> MetricExportResult:
         if self._refuse_after_shutdown():

@@ -87,7 +87,8 @@ class ExceptionCaptureProcessor(LogRecordProcessor):
             if not isinstance(exc, BaseException) or not record.span_id:
                 return
             self.by_span[record.span_id] = CapturedError(
-                self.classifier.classify(exc), errors.qualified_name(type(exc)), errors.error_fingerprint(exc))
+                self.classifier.classify(exc), errors.qualified_name(type(exc)), errors.error_fingerprint(exc)
+            )
             if len(self.by_span) > _MAX_PENDING:
                 _evict_oldest(self.by_span)
 
@@ -116,14 +117,16 @@ def _exception_event(span: Any) -> Any:
     return None
 
 
-def failure_of(span: Any, classifier: errors.ErrorClassifier, captured: CapturedError | None = None,
-               attributes: Any = None) -> tuple[bool, str | None, str | None]:
+def failure_of(
+    span: Any, classifier: errors.ErrorClassifier, captured: CapturedError | None = None, attributes: Any = None
+) -> tuple[bool, str | None, str | None]:
     """``(failed, category, error.type)``; a 4xx server span is categorised but not failed."""
     if attributes is None:
         attributes = plain_attributes(span)
     status = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
     failed = span.status.status_code is StatusCode.ERROR or (
-        span.kind is SpanKind.SERVER and isinstance(status, int) and status >= 500)
+        span.kind is SpanKind.SERVER and isinstance(status, int) and status >= 500
+    )
     client_error = span.kind is SpanKind.SERVER and isinstance(status, int) and 400 <= status < 500
     if not failed and not client_error:
         return False, None, None
@@ -138,8 +141,9 @@ def failure_of(span: Any, classifier: errors.ErrorClassifier, captured: Captured
         exc_type = str(ev.get(semconv.EXCEPTION_TYPE, ""))
         error_type = error_type or exc_type or None
         if category is None and exc_type:
-            category = classifier.classify_text(exc_type, ev.get(semconv.EXCEPTION_STACKTRACE),
-                                                str(ev.get(semconv.EXCEPTION_MESSAGE, "")))
+            category = classifier.classify_text(
+                exc_type, ev.get(semconv.EXCEPTION_STACKTRACE), str(ev.get(semconv.EXCEPTION_MESSAGE, ""))
+            )
     if category is None and isinstance(error_type, str) and error_type and not error_type.isdigit():
         category = classifier.classify_text(error_type)
     if category in (None, "unknown") and isinstance(status, int) and status >= 400:
@@ -152,9 +156,15 @@ def failure_of(span: Any, classifier: errors.ErrorClassifier, captured: Captured
 class OperationSpanProcessor(SpanProcessor):
     """Records ``monitor.operation.duration`` for every span that is an operation."""
 
-    def __init__(self, rules: OperationRules, instruments: metrics.Instruments,
-                 classifier: errors.ErrorClassifier, recorder: JourneyRecorder | None = None,
-                 excluded_urls: Sequence[str] = (), capture: ExceptionCaptureProcessor | None = None) -> None:
+    def __init__(
+        self,
+        rules: OperationRules,
+        instruments: metrics.Instruments,
+        classifier: errors.ErrorClassifier,
+        recorder: JourneyRecorder | None = None,
+        excluded_urls: Sequence[str] = (),
+        capture: ExceptionCaptureProcessor | None = None,
+    ) -> None:
         self.rules = rules
         self.captured = capture.by_span if capture is not None else {}
         self.histogram = instruments.operation_duration
@@ -212,10 +222,17 @@ class OperationSpanProcessor(SpanProcessor):
         captured = self.captured.pop(span.context.span_id, None) if self.captured else None
         failed, category, error_type = failure_of(span, self.classifier, captured, attributes)
         # A success has no category: the common case costs no status lookup.
-        outcome = "success" if category is None else errors.call_outcome(
-            failed, attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE),
-            "csrf" if self._csrf_parents and self._csrf_parents.pop(span.context.span_id, False) else error_type,
-            span.status.description, attributes.get(semconv.MONITOR_OPERATION_OUTCOME))
+        outcome = (
+            "success"
+            if category is None
+            else errors.call_outcome(
+                failed,
+                attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE),
+                "csrf" if self._csrf_parents and self._csrf_parents.pop(span.context.span_id, False) else error_type,
+                span.status.description,
+                attributes.get(semconv.MONITOR_OPERATION_OUTCOME),
+            )
+        )
         key = (operation, category, error_type) if failed else (operation, outcome)
         labels = self._labels.get(key)
         if labels is None:
@@ -231,8 +248,13 @@ class OperationSpanProcessor(SpanProcessor):
         if span.context.trace_flags.sampled:
             pending = self.pending
             # A success needs only its name; a bare string keeps the hot path allocation-free.
-            pending[span.context.span_id] = operation if category is None else SpanResult(
-                operation, failed, category, error_type, captured.fingerprint if captured else None, outcome)
+            pending[span.context.span_id] = (
+                operation
+                if category is None
+                else SpanResult(
+                    operation, failed, category, error_type, captured.fingerprint if captured else None, outcome
+                )
+            )
             if len(pending) > _MAX_PENDING:
                 _evict_oldest(pending)
         if not failed and self.recorder is not None and self.recorder.funnels.on_operation.get(operation):
@@ -264,7 +286,7 @@ def _cut(value: str, limit: int) -> str:
     cut = value[:limit]
     if REDACTED in value and REDACTED not in cut and limit > len(REDACTED):
         # Keep the sign that something was scrubbed.
-        cut = value[:limit - len(REDACTED)] + REDACTED
+        cut = value[: limit - len(REDACTED)] + REDACTED
     return cut
 
 
@@ -315,7 +337,8 @@ class SpanEnricher:
                 extra[semconv.MONITOR_ERROR_SEVERITY] = processor.classifier.severity(category, client_error=not failed)
             if semconv.MONITOR_OPERATION_OUTCOME not in attributes and operation is not None:
                 extra[semconv.MONITOR_OPERATION_OUTCOME] = outcome or errors.call_outcome(
-                    failed, attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE), error_type, span.status.description)
+                    failed, attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE), error_type, span.status.description
+                )
         if failed:
             if semconv.ERROR_TYPE not in attributes and error_type:
                 extra[semconv.ERROR_TYPE] = error_type
@@ -355,8 +378,14 @@ class SpanEnricher:
         description = span.status.description
         new_description = redact.text(description) if description else description
         name = redact.text(span.name)
-        if scrubbed is attributes and new_events is None and new_description is description and name is span.name \
-                and new_links is None and resource is span.resource:
+        if (
+            scrubbed is attributes
+            and new_events is None
+            and new_description is description
+            and name is span.name
+            and new_links is None
+            and resource is span.resource
+        ):
             return span
         copied = ReadableSpan.__new__(ReadableSpan)
         copied.__dict__.update(span.__dict__)  # a light copy: the SDK span stays untouched
@@ -375,9 +404,11 @@ class SpanEnricher:
         event = _exception_event(span)
         if event is not None:
             ev = event.attributes or {}
-            return errors.fingerprint_from_text(str(ev.get(semconv.EXCEPTION_TYPE, error_type or "")),
-                                                ev.get(semconv.EXCEPTION_STACKTRACE),
-                                                str(ev.get(semconv.EXCEPTION_MESSAGE, "")))
+            return errors.fingerprint_from_text(
+                str(ev.get(semconv.EXCEPTION_TYPE, error_type or "")),
+                ev.get(semconv.EXCEPTION_STACKTRACE),
+                str(ev.get(semconv.EXCEPTION_MESSAGE, "")),
+            )
         return errors.fingerprint_from_text(error_type or "_OTHER", None, span.status.description or "")
 
 
@@ -396,6 +427,7 @@ class EnrichingSpanExporter(_DelegatingExporter, SpanExporter):
             except Exception as exc:  # noqa: BLE001 - never export a span we could not scrub
                 internal_error("span export enrichment", exc)
         return self.exporter.export(out) if out else SpanExportResult.SUCCESS
+
 
 # What the logging instrumentation adds to stdlib records for log formatters.
 _CORRELATION_COPIES = ("otelSpanID", "otelTraceID", "otelTraceSampled", "otelServiceName")
@@ -435,8 +467,13 @@ def _scrubbed_with_stacktrace(redactor: Redactor, attributes: Any) -> Any:
 class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
     """Export-time wrapper for logs: error records classified and fingerprinted, secrets scrubbed."""
 
-    def __init__(self, exporter: LogRecordExporter, redactor: Redactor, classifier: errors.ErrorClassifier,
-                 user_id_key: str | None) -> None:
+    def __init__(
+        self,
+        exporter: LogRecordExporter,
+        redactor: Redactor,
+        classifier: errors.ErrorClassifier,
+        user_id_key: str | None,
+    ) -> None:
         self.exporter = exporter
         self.redactor = redactor
         self.classifier = classifier
@@ -456,10 +493,12 @@ class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
             else:
                 trace_text = attributes.get(semconv.EXCEPTION_STACKTRACE)
                 message = str(attributes.get(semconv.EXCEPTION_MESSAGE, ""))
-                extra[semconv.MONITOR_ERROR_CATEGORY] = self.classifier.classify_text(str(exc_type), trace_text,
-                                                                                      message)
-                extra[semconv.MONITOR_ERROR_FINGERPRINT] = errors.fingerprint_from_text(str(exc_type), trace_text,
-                                                                                        message)
+                extra[semconv.MONITOR_ERROR_CATEGORY] = self.classifier.classify_text(
+                    str(exc_type), trace_text, message
+                )
+                extra[semconv.MONITOR_ERROR_FINGERPRINT] = errors.fingerprint_from_text(
+                    str(exc_type), trace_text, message
+                )
                 extra.setdefault(semconv.ERROR_TYPE, str(exc_type))
         if (exc is not None or exc_type) and semconv.MONITOR_ERROR_SEVERITY not in attributes:
             category = extra.get(semconv.MONITOR_ERROR_CATEGORY, attributes.get(semconv.MONITOR_ERROR_CATEGORY))
@@ -483,8 +522,7 @@ class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
         body = self.redactor.body(log.body)
         event_name = log.event_name and self.redactor.text(log.event_name)
         resource = self.redactor.resource(record.resource)
-        if scrubbed is attributes and body is log.body and event_name is log.event_name \
-                and resource is record.resource:
+        if scrubbed is attributes and body is log.body and event_name is log.event_name and resource is record.resource:
             return record
         new_log = copy.copy(log)
         new_log.attributes = scrubbed
@@ -500,6 +538,7 @@ class EnrichingLogExporter(_DelegatingExporter, LogRecordExporter):
             except Exception as exc:  # noqa: BLE001 - never export a record we could not scrub
                 internal_error("log export enrichment", exc)
         return self.exporter.export(out) if out else LogRecordExportResult.SUCCESS
+
 
 @dataclass
 class Pipeline:
@@ -553,6 +592,7 @@ class LateBoundSpanExporter(_DelegatingExporter, SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return EnrichingSpanExporter(self.exporter, active_or_default().enricher).export(spans)  # type: ignore[arg-type]
 
+
 class LateBoundLogExporter(_DelegatingExporter, LogRecordExporter):
     """The log counterpart of :class:`LateBoundSpanExporter`."""
 
@@ -561,6 +601,7 @@ class LateBoundLogExporter(_DelegatingExporter, LogRecordExporter):
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         return active_or_default().wrap_log_exporter(self.exporter).export(batch)
+
 
 def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logger_provider: Any) -> Pipeline:
     """Build our processors and wrappers from resolved settings and the config file.
@@ -573,13 +614,20 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
     strict = bool(getattr(settings, "strict", False))
     problems: list[str] = []  # each bad config entry, also logged (or raised in strict mode)
     buckets = load_slos_or_defaults(config, strict=strict, problems=problems).buckets
-    instruments = metrics.create_instruments(meter_provider, buckets, settings.cardinality_limit,
-                                             bool(getattr(settings, "direct_histograms", True)))
+    instruments = metrics.create_instruments(
+        meter_provider, buckets, settings.cardinality_limit, bool(getattr(settings, "direct_histograms", True))
+    )
     metrics.bind(instruments)
     classifier = errors.ErrorClassifier(errors.load_error_rules(config, strict=strict, problems=problems))
     errors.bind(classifier)
-    redactor = load_redactor(settings.redact, settings.redact_patterns or (), settings.safe_keys or (),
-                             config, strict=strict, problems=problems)
+    redactor = load_redactor(
+        settings.redact,
+        settings.redact_patterns or (),
+        settings.safe_keys or (),
+        config,
+        strict=strict,
+        problems=problems,
+    )
     store = None
     if settings.journey_store:
         try:
@@ -587,15 +635,21 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
         except Exception as exc:  # noqa: BLE001 - a bad store URL must not stop the app
             from otel_monitor.config.settings import report_problem
 
-            report_problem(f"OTEL_MONITOR_JOURNEY_STORE: cannot open the journey store: {exc}", strict=strict,
-                           problems=problems)
+            report_problem(
+                f"OTEL_MONITOR_JOURNEY_STORE: cannot open the journey store: {exc}", strict=strict, problems=problems
+            )
     logger = logger_provider.get_logger("otel_monitor") if logger_provider is not None else None
     if logger is None:
         from opentelemetry._logs import get_logger
 
         logger = get_logger("otel_monitor")
-    recorder = JourneyRecorder(logger, instruments.journey_milestones, settings.user_id_key, store,
-                               journeys.load_funnels(config, strict=strict, problems=problems))
+    recorder = JourneyRecorder(
+        logger,
+        instruments.journey_milestones,
+        settings.user_id_key,
+        store,
+        journeys.load_funnels(config, strict=strict, problems=problems),
+    )
     metrics.bind_journey_recorder(recorder)
     rules = load_operation_rules(config, strict=strict, problems=problems)
     metrics.bind_operation_namer(rules.name_for)

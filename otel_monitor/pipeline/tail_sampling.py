@@ -96,11 +96,15 @@ def _follows_parent(sampler: Sampler) -> bool:
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, ParentBasedTraceIdRatio
 
     # The SDK's own classes only: a subclass may decide otherwise.
-    return isinstance(sampler, ParentBased) and type(sampler) in (ParentBased, ParentBasedTraceIdRatio) and (
-        sampler._remote_parent_sampled is ALWAYS_ON  # noqa: SLF001 - the SDK keeps its rules private
-        and sampler._local_parent_sampled is ALWAYS_ON  # noqa: SLF001 - the SDK keeps its rules private
-        and sampler._remote_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001 - the SDK keeps its rules private
-        and sampler._local_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001 - the SDK keeps its rules private
+    return (
+        isinstance(sampler, ParentBased)
+        and type(sampler) in (ParentBased, ParentBasedTraceIdRatio)
+        and (
+            sampler._remote_parent_sampled is ALWAYS_ON  # noqa: SLF001 - the SDK keeps its rules private
+            and sampler._local_parent_sampled is ALWAYS_ON  # noqa: SLF001 - the SDK keeps its rules private
+            and sampler._remote_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001 - the SDK keeps its rules private
+            and sampler._local_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001 - the SDK keeps its rules private
+        )
     )
 
 

@@ -71,8 +71,7 @@ class HTTPClientTransport(BaseHTTPTransport):
 
     _MAX_IDLE = 4  # per origin: exports of one exporter run one at a time, a force_flush may add one
 
-    def __init__(self, *, verify: bool | str = True, cert: str | tuple[str, str] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, verify: bool | str = True, cert: str | tuple[str, str] | None = None, **kwargs: Any) -> None:
         self.verify = verify
         self.cert = cert
         self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
@@ -107,8 +106,7 @@ class HTTPClientTransport(BaseHTTPTransport):
         scheme, host, port = origin
         try:
             if scheme == "https":
-                connection = http.client.HTTPSConnection(
-                    host, port, timeout=timeout, context=self._context())
+                connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context())
             else:
                 connection = http.client.HTTPConnection(host, port, timeout=timeout)
             connection.connect()
@@ -116,8 +114,14 @@ class HTTPClientTransport(BaseHTTPTransport):
             raise ConnectFailed(f"{type(error).__name__}: {error}") from error
         return connection
 
-    def _exchange(self, connection: http.client.HTTPConnection, method: str, target: str,
-                  headers: dict[str, str], data: bytes | None) -> tuple[http.client.HTTPResponse, bytes]:
+    def _exchange(
+        self,
+        connection: http.client.HTTPConnection,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        data: bytes | None,
+    ) -> tuple[http.client.HTTPResponse, bytes]:
         try:
             connection.request(method, target, body=data, headers=headers)
         except (BrokenPipeError, ConnectionResetError) as error:
@@ -130,8 +134,15 @@ class HTTPClientTransport(BaseHTTPTransport):
         response = connection.getresponse()
         return response, response.read()
 
-    def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
-                timeout: float | None = None, data: bytes | None = None) -> BaseHTTPResult:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        data: bytes | None = None,
+    ) -> BaseHTTPResult:
         try:
             parts = urlsplit(url)
             scheme = parts.scheme.lower()
@@ -165,8 +176,9 @@ class HTTPClientTransport(BaseHTTPTransport):
                     kept = True
         if not kept:
             connection.close()
-        return HTTPClientResult(status_code=response.status, reason=response.reason, body=body,
-                                response_headers=response.headers)
+        return HTTPClientResult(
+            status_code=response.status, reason=response.reason, body=body, response_headers=response.headers
+        )
 
     def is_connection_error(self, exception: Exception | None) -> bool:
         """What the SDK's client retries: the receiver not reached, or the connection lost before an answer."""

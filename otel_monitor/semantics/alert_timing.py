@@ -51,17 +51,20 @@ class AlertTiming:
 
 
 # The alerts both evaluators have, by Prometheus name.
-TIMINGS: dict[str, AlertTiming] = {t.alert: t for t in (
-    AlertTiming("OperationSuccessRateCritical", "critical", "5m", "5m"),
-    AlertTiming("OperationSuccessRateLow", "warning", "5m", "5m"),
-    AlertTiming("OperationErrorRateHigh", "critical", "", "5m"),
-    AlertTiming("OperationLatencyCritical", "critical", "5m", "5m"),
-    AlertTiming("OperationLatencyHigh", "warning", "5m", "5m"),
-    AlertTiming("FallbackShareHigh", "warning", "10m", "10m"),
-    AlertTiming("CacheHitRateLow", "warning", "10m", "10m"),
-    AlertTiming("HealthCheckFailing", "critical", "2m", "5m"),
-    AlertTiming("HealthCheckDegraded", "warning", "5m", "5m"),
-)}
+TIMINGS: dict[str, AlertTiming] = {
+    t.alert: t
+    for t in (
+        AlertTiming("OperationSuccessRateCritical", "critical", "5m", "5m"),
+        AlertTiming("OperationSuccessRateLow", "warning", "5m", "5m"),
+        AlertTiming("OperationErrorRateHigh", "critical", "", "5m"),
+        AlertTiming("OperationLatencyCritical", "critical", "5m", "5m"),
+        AlertTiming("OperationLatencyHigh", "warning", "5m", "5m"),
+        AlertTiming("FallbackShareHigh", "warning", "10m", "10m"),
+        AlertTiming("CacheHitRateLow", "warning", "10m", "10m"),
+        AlertTiming("HealthCheckFailing", "critical", "2m", "5m"),
+        AlertTiming("HealthCheckDegraded", "warning", "5m", "5m"),
+    )
+}
 
 
 def pending_period(alert: str, error_rate_for: str) -> str:
@@ -84,23 +87,31 @@ def runbook_url(alertname: str, base: str = DEFAULT_RUNBOOK_BASE_URL) -> str:
     return f"{base.rstrip('/')}/{alertname}.md"
 
 
-def load_runbook_base(config: ConfigFile = EMPTY, *, strict: bool = False,
-                      problems: list[str] | None = None) -> str:
+def load_runbook_base(config: ConfigFile = EMPTY, *, strict: bool = False, problems: list[str] | None = None) -> str:
     """``alerting.runbook_base_url`` of the config file, else the default; a bad value is reported."""
     section = config.section("alerting")
     if section is None:
         return DEFAULT_RUNBOOK_BASE_URL
     if not isinstance(section, dict) or set(section) - {"runbook_base_url"}:
-        report_problem(f"{config.where('alerting')}: 'alerting' takes only runbook_base_url",
-                       strict=strict, problems=problems)
+        report_problem(
+            f"{config.where('alerting')}: 'alerting' takes only runbook_base_url", strict=strict, problems=problems
+        )
         return DEFAULT_RUNBOOK_BASE_URL
     base = section.get("runbook_base_url", DEFAULT_RUNBOOK_BASE_URL)
-    scheme = base.split("/")[0].partition(":")[0].lower() if isinstance(base, str) and ":" in base.split("/")[0] \
-        else None
-    if not isinstance(base, str) or not base.strip() or any(c.isspace() or c in "{}<>\"'" for c in base) \
-            or scheme not in (None, "http", "https"):
-        report_problem(f"{config.where('alerting', 'runbook_base_url')}: runbook_base_url must be an http(s) URL "
-                       f"or a relative path, without spaces, quotes or braces, got {base!r}",
-                       strict=strict, problems=problems)
+    scheme = (
+        base.split("/")[0].partition(":")[0].lower() if isinstance(base, str) and ":" in base.split("/")[0] else None
+    )
+    if (
+        not isinstance(base, str)
+        or not base.strip()
+        or any(c.isspace() or c in "{}<>\"'" for c in base)
+        or scheme not in (None, "http", "https")
+    ):
+        report_problem(
+            f"{config.where('alerting', 'runbook_base_url')}: runbook_base_url must be an http(s) URL "
+            f"or a relative path, without spaces, quotes or braces, got {base!r}",
+            strict=strict,
+            problems=problems,
+        )
         return DEFAULT_RUNBOOK_BASE_URL
     return base.strip()

@@ -42,64 +42,123 @@ from otel_monitor.config.file import EMPTY, ConfigFile
 from otel_monitor.config.settings import report_problem
 
 # Most specific first: picks the category when one class hierarchy matches several.
-_PRIORITY = ("cancelled", "timeout", "rate_limit", "auth", "resource_exhausted", "network",
-             "validation", "database", "dependency", "bug", "unknown")
+_PRIORITY = (
+    "cancelled",
+    "timeout",
+    "rate_limit",
+    "auth",
+    "resource_exhausted",
+    "network",
+    "validation",
+    "database",
+    "dependency",
+    "bug",
+    "unknown",
+)
 _GENERIC = frozenset({"database", "dependency", "bug", "unknown"})
 
 # Qualified class names (as ``module.QualName``; builtins bare) -> category.
 BUILTIN_CLASSES: dict[str, str] = {
     # cancellation is not an error
-    "asyncio.exceptions.CancelledError": "cancelled", "concurrent.futures._base.CancelledError": "cancelled",
-    "KeyboardInterrupt": "cancelled", "GeneratorExit": "cancelled",
+    "asyncio.exceptions.CancelledError": "cancelled",
+    "concurrent.futures._base.CancelledError": "cancelled",
+    "KeyboardInterrupt": "cancelled",
+    "GeneratorExit": "cancelled",
     # timeouts
-    "TimeoutError": "timeout", "socket.timeout": "timeout",
-    "asyncio.exceptions.TimeoutError": "timeout", "concurrent.futures._base.TimeoutError": "timeout",
-    "requests.exceptions.Timeout": "timeout", "urllib3.exceptions.TimeoutError": "timeout",
-    "httpx.TimeoutException": "timeout", "httpcore.TimeoutException": "timeout",
-    "aiohttp.client_exceptions.ServerTimeoutError": "timeout", "redis.exceptions.TimeoutError": "timeout",
-    "psycopg.errors.QueryCanceled": "timeout", "psycopg2.errors.QueryCanceled": "timeout",
+    "TimeoutError": "timeout",
+    "socket.timeout": "timeout",
+    "asyncio.exceptions.TimeoutError": "timeout",
+    "concurrent.futures._base.TimeoutError": "timeout",
+    "requests.exceptions.Timeout": "timeout",
+    "urllib3.exceptions.TimeoutError": "timeout",
+    "httpx.TimeoutException": "timeout",
+    "httpcore.TimeoutException": "timeout",
+    "aiohttp.client_exceptions.ServerTimeoutError": "timeout",
+    "redis.exceptions.TimeoutError": "timeout",
+    "psycopg.errors.QueryCanceled": "timeout",
+    "psycopg2.errors.QueryCanceled": "timeout",
     "grpc.FutureTimeoutError": "timeout",
     # network
-    "ConnectionError": "network", "socket.gaierror": "network", "ssl.SSLError": "network",
-    "requests.exceptions.ConnectionError": "network", "urllib3.exceptions.ProtocolError": "network",
-    "urllib3.exceptions.NewConnectionError": "network", "httpx.NetworkError": "network",
-    "httpx.RemoteProtocolError": "network", "httpcore.NetworkError": "network",
-    "aiohttp.client_exceptions.ClientConnectionError": "network", "redis.exceptions.ConnectionError": "network",
+    "ConnectionError": "network",
+    "socket.gaierror": "network",
+    "ssl.SSLError": "network",
+    "requests.exceptions.ConnectionError": "network",
+    "urllib3.exceptions.ProtocolError": "network",
+    "urllib3.exceptions.NewConnectionError": "network",
+    "httpx.NetworkError": "network",
+    "httpx.RemoteProtocolError": "network",
+    "httpcore.NetworkError": "network",
+    "aiohttp.client_exceptions.ClientConnectionError": "network",
+    "redis.exceptions.ConnectionError": "network",
     "urllib.error.URLError": "network",
     # database
-    "sqlalchemy.exc.DBAPIError": "database", "sqlalchemy.exc.SQLAlchemyError": "database",
-    "sqlite3.Error": "database", "psycopg.Error": "database", "psycopg2.Error": "database",
-    "asyncpg.exceptions._base.PostgresError": "database", "pymysql.err.Error": "database",
-    "sqlalchemy.exc.IntegrityError": "validation", "sqlalchemy.exc.DataError": "validation",
-    "sqlalchemy.exc.NoResultFound": "validation", "sqlalchemy.orm.exc.StaleDataError": "database",
+    "sqlalchemy.exc.DBAPIError": "database",
+    "sqlalchemy.exc.SQLAlchemyError": "database",
+    "sqlite3.Error": "database",
+    "psycopg.Error": "database",
+    "psycopg2.Error": "database",
+    "asyncpg.exceptions._base.PostgresError": "database",
+    "pymysql.err.Error": "database",
+    "sqlalchemy.exc.IntegrityError": "validation",
+    "sqlalchemy.exc.DataError": "validation",
+    "sqlalchemy.exc.NoResultFound": "validation",
+    "sqlalchemy.orm.exc.StaleDataError": "database",
     # the connection pool ran dry: sqlalchemy's TimeoutError is exhaustion, not a slow call
     "sqlalchemy.exc.TimeoutError": "resource_exhausted",
     # validation
-    "pydantic_core._pydantic_core.ValidationError": "validation", "pydantic.ValidationError": "validation",
-    "fastapi.exceptions.RequestValidationError": "validation", "fastapi.exceptions.ValidationException": "validation",
-    "marshmallow.exceptions.ValidationError": "validation", "jsonschema.exceptions.ValidationError": "validation",
-    "json.decoder.JSONDecodeError": "validation", "UnicodeDecodeError": "validation",
+    "pydantic_core._pydantic_core.ValidationError": "validation",
+    "pydantic.ValidationError": "validation",
+    "fastapi.exceptions.RequestValidationError": "validation",
+    "fastapi.exceptions.ValidationException": "validation",
+    "marshmallow.exceptions.ValidationError": "validation",
+    "jsonschema.exceptions.ValidationError": "validation",
+    "json.decoder.JSONDecodeError": "validation",
+    "UnicodeDecodeError": "validation",
     # auth
-    "PermissionError": "auth", "jwt.exceptions.PyJWTError": "auth", "jose.exceptions.JOSEError": "auth",
+    "PermissionError": "auth",
+    "jwt.exceptions.PyJWTError": "auth",
+    "jose.exceptions.JOSEError": "auth",
     "botocore.exceptions.NoCredentialsError": "auth",
     # resource exhaustion
-    "MemoryError": "resource_exhausted", "RecursionError": "resource_exhausted",
+    "MemoryError": "resource_exhausted",
+    "RecursionError": "resource_exhausted",
     # dependencies: errors raised about a remote service's answer
-    "httpx.HTTPStatusError": "dependency", "requests.exceptions.HTTPError": "dependency",
-    "aiohttp.client_exceptions.ClientResponseError": "dependency", "botocore.exceptions.ClientError": "dependency",
+    "httpx.HTTPStatusError": "dependency",
+    "requests.exceptions.HTTPError": "dependency",
+    "aiohttp.client_exceptions.ClientResponseError": "dependency",
+    "botocore.exceptions.ClientError": "dependency",
     "grpc.RpcError": "dependency",
     # programming errors
-    "AttributeError": "bug", "KeyError": "bug", "IndexError": "bug", "TypeError": "bug", "ValueError": "bug",
-    "NameError": "bug", "AssertionError": "bug", "NotImplementedError": "bug", "ZeroDivisionError": "bug",
-    "LookupError": "bug", "ArithmeticError": "bug", "ImportError": "bug", "RuntimeError": "bug",
+    "AttributeError": "bug",
+    "KeyError": "bug",
+    "IndexError": "bug",
+    "TypeError": "bug",
+    "ValueError": "bug",
+    "NameError": "bug",
+    "AssertionError": "bug",
+    "NotImplementedError": "bug",
+    "ZeroDivisionError": "bug",
+    "LookupError": "bug",
+    "ArithmeticError": "bug",
+    "ImportError": "bug",
+    "RuntimeError": "bug",
 }
 
 # PostgreSQL SQLSTATE codes and classes (first two characters) -> category.
 SQLSTATE: dict[str, str] = {
-    "57014": "timeout", "55P03": "timeout", "25P03": "timeout",
-    "42501": "auth", "28": "auth",
-    "08": "network", "53": "resource_exhausted", "54": "resource_exhausted",
-    "22": "validation", "23": "validation", "42": "bug", "40": "database", "57": "database",
+    "57014": "timeout",
+    "55P03": "timeout",
+    "25P03": "timeout",
+    "42501": "auth",
+    "28": "auth",
+    "08": "network",
+    "53": "resource_exhausted",
+    "54": "resource_exhausted",
+    "22": "validation",
+    "23": "validation",
+    "42": "bug",
+    "40": "database",
+    "57": "database",
 }
 
 
@@ -126,9 +185,17 @@ def status_category(status_code: int) -> str | None:
 # A failure the service can do nothing about right now (pool or memory gone)
 # is critical; the caller's own mistakes and cancellations are not paged on.
 DEFAULT_SEVERITY: dict[str, str] = {
-    "timeout": "error", "network": "error", "database": "error", "validation": "warning",
-    "auth": "warning", "rate_limit": "warning", "dependency": "error", "resource_exhausted": "critical",
-    "bug": "error", "cancelled": "info", "unknown": "error",
+    "timeout": "error",
+    "network": "error",
+    "database": "error",
+    "validation": "warning",
+    "auth": "warning",
+    "rate_limit": "warning",
+    "dependency": "error",
+    "resource_exhausted": "critical",
+    "bug": "error",
+    "cancelled": "info",
+    "unknown": "error",
 }
 # A 4xx answer is the caller's mistake: at most this severe, whatever its category.
 CLIENT_ERROR_SEVERITY_CAP = "warning"
@@ -140,8 +207,9 @@ def names_csrf(text: Any) -> bool:
     return "csrf" in lowered or "xsrf" in lowered
 
 
-def call_outcome(failed: bool, status: Any = None, error_type: Any = None, description: Any = None,
-                 declared: Any = None) -> str:
+def call_outcome(
+    failed: bool, status: Any = None, error_type: Any = None, description: Any = None, declared: Any = None
+) -> str:
     """``monitor.operation.outcome`` of a call (one of ``semconv.OPERATION_OUTCOMES``).
 
     ``failed``: the service failed it (5xx, an error status, an exception).
@@ -296,8 +364,11 @@ class ErrorClassifier:
             if link is exc and status_code is not None:
                 status = status_code
             sqlstate = getattr(link, "sqlstate", None) or getattr(link, "pgcode", None)
-            categories.append(self._for_class(type(link), "", _message_of(link), status,
-                                              sqlstate if isinstance(sqlstate, str) else None))
+            categories.append(
+                self._for_class(
+                    type(link), "", _message_of(link), status, sqlstate if isinstance(sqlstate, str) else None
+                )
+            )
         return _pick(categories)
 
     def classify_text(self, exception_type: str, stacktrace: str | None = None, message: str = "") -> str:
@@ -408,7 +479,7 @@ def _module_of(path: str) -> str:
         entry = entry or os.getcwd()
         if path.startswith(entry.rstrip("/") + "/") and len(entry) > len(best):
             best = entry.rstrip("/") + "/"
-    rel = path[len(best):] if best else path.rsplit("/", 2)[-1] if "/" in path else path
+    rel = path[len(best) :] if best else path.rsplit("/", 2)[-1] if "/" in path else path
     return rel.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
 
 
@@ -449,7 +520,7 @@ def fingerprint_from_text(exception_type: str, stacktrace: str | None, message: 
     """The fingerprint of an exported exception (``exception.*`` attributes)."""
     parts: list[str] = []
     frames_seen = False
-    for block in (_blocks(stacktrace) if stacktrace else []):
+    for block in _blocks(stacktrace) if stacktrace else []:
         frames = _in_app_frames(block)
         frames_seen = frames_seen or bool(frames)
         types = _types_in_trace("\n".join(block))
@@ -634,8 +705,9 @@ def set_error_fingerprint(value: str, exc: BaseException | None = None) -> None:
         span.set_attribute(semconv.MONITOR_ERROR_FINGERPRINT, value)
 
 
-def load_error_rules(config: ConfigFile = EMPTY, *, strict: bool = False,
-                     problems: list[str] | None = None) -> list[ErrorRule]:
+def load_error_rules(
+    config: ConfigFile = EMPTY, *, strict: bool = False, problems: list[str] | None = None
+) -> list[ErrorRule]:
     """The ``errors:`` section as rules; a bad entry is reported and skipped."""
     section = config.section("errors")
     if section is None:
@@ -647,8 +719,11 @@ def load_error_rules(config: ConfigFile = EMPTY, *, strict: bool = False,
     for i, entry in enumerate(section):
         where = config.where("errors", i)
         if not isinstance(entry, dict) or not isinstance(entry.get("category"), str) or not entry["category"]:
-            report_problem(f"{where}: an error rule needs 'category' and one of 'class', 'status_code', 'message'",
-                           strict=strict, problems=problems)
+            report_problem(
+                f"{where}: an error rule needs 'category' and one of 'class', 'status_code', 'message'",
+                strict=strict,
+                problems=problems,
+            )
             continue
         unknown = set(entry) - {"category", "class", "status_code", "message", "severity"}
         status = entry.get("status_code")
@@ -658,18 +733,28 @@ def load_error_rules(config: ConfigFile = EMPTY, *, strict: bool = False,
             report_problem(f"{where}: {what}", strict=strict, problems=problems)
             continue
         if severity is not None and severity not in semconv.ERROR_SEVERITIES:
-            report_problem(f"{config.where('errors', i, 'severity')}: severity {severity!r} is not one of "
-                           f"{', '.join(semconv.ERROR_SEVERITIES)}", strict=strict, problems=problems)
+            report_problem(
+                f"{config.where('errors', i, 'severity')}: severity {severity!r} is not one of "
+                f"{', '.join(semconv.ERROR_SEVERITIES)}",
+                strict=strict,
+                problems=problems,
+            )
             continue
         try:
             message = re.compile(entry["message"]) if entry.get("message") else None
         except re.error as exc:
-            report_problem(f"{config.where('errors', i, 'message')}: invalid regular expression: {exc}",
-                           strict=strict, problems=problems)
+            report_problem(
+                f"{config.where('errors', i, 'message')}: invalid regular expression: {exc}",
+                strict=strict,
+                problems=problems,
+            )
             continue
         if entry.get("class") is None and status is None and message is None and severity is None:
-            report_problem(f"{where}: an error rule needs one of 'class', 'status_code', 'message' (or only "
-                           "'severity')", strict=strict, problems=problems)
+            report_problem(
+                f"{where}: an error rule needs one of 'class', 'status_code', 'message' (or only 'severity')",
+                strict=strict,
+                problems=problems,
+            )
             continue
         rules.append(ErrorRule(entry["category"], entry.get("class"), status, message, severity))
     return rules

@@ -43,8 +43,9 @@ ENDUSER_ID = "enduser.id"  # semconv: the raw id some apps set on spans; we pseu
 def pseudonymize(user_id: str | int, key: str) -> str:
     """``enduser.pseudo.id`` of ``user_id``: hex HMAC-SHA256 under ``key``."""
     # surrogatepass: an id with a lone surrogate (from a bad client) still hashes instead of failing the span.
-    return hmac.new(key.encode("utf-8", "surrogatepass"), str(user_id).encode("utf-8", "surrogatepass"),
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        key.encode("utf-8", "surrogatepass"), str(user_id).encode("utf-8", "surrogatepass"), hashlib.sha256
+    ).hexdigest()
 
 
 @dataclass
@@ -63,23 +64,40 @@ def load_funnels(config: ConfigFile = EMPTY, *, strict: bool = False, problems: 
     if section is None:
         return funnels
     if not isinstance(section, dict):
-        report_problem(f"{config.where('funnels')}: 'funnels' must map funnel names to {{steps: [...]}}",
-                       strict=strict, problems=problems)
+        report_problem(
+            f"{config.where('funnels')}: 'funnels' must map funnel names to {{steps: [...]}}",
+            strict=strict,
+            problems=problems,
+        )
         return funnels
     for journey, spec in section.items():
         steps = spec.get("steps") if isinstance(spec, dict) else None
         if not isinstance(steps, list) or not steps:
-            report_problem(f"{config.where('funnels', journey)}: funnel {journey!r} needs a non-empty 'steps' list",
-                           strict=strict, problems=problems)
+            report_problem(
+                f"{config.where('funnels', journey)}: funnel {journey!r} needs a non-empty 'steps' list",
+                strict=strict,
+                problems=problems,
+            )
             continue
         names: list[str] = []
         for i, step in enumerate(steps):
-            name, op = (step, None) if isinstance(step, str) else (
-                (step.get("name"), step.get("operation")) if isinstance(step, dict) else (None, None))
-            if not isinstance(name, str) or not name or (op is not None and not isinstance(op, str)) or (
-                    isinstance(step, dict) and set(step) - {"name", "operation"}):
-                report_problem(f"{config.where('funnels', journey, 'steps', i)}: a step is a name or "
-                               f"{{name: ..., operation: ...}}", strict=strict, problems=problems)
+            name, op = (
+                (step, None)
+                if isinstance(step, str)
+                else ((step.get("name"), step.get("operation")) if isinstance(step, dict) else (None, None))
+            )
+            if (
+                not isinstance(name, str)
+                or not name
+                or (op is not None and not isinstance(op, str))
+                or (isinstance(step, dict) and set(step) - {"name", "operation"})
+            ):
+                report_problem(
+                    f"{config.where('funnels', journey, 'steps', i)}: a step is a name or "
+                    f"{{name: ..., operation: ...}}",
+                    strict=strict,
+                    problems=problems,
+                )
                 continue
             names.append(name)
             funnels.journey_of_step.setdefault(name, str(journey))
@@ -96,13 +114,15 @@ class JourneyStore:
         try:
             import sqlalchemy as sa
         except ImportError:
-            raise RuntimeError('OTEL_MONITOR_JOURNEY_STORE needs SQLAlchemy: pip install "otel-monitor[sqlalchemy]"'
-                               ) from None
+            raise RuntimeError(
+                'OTEL_MONITOR_JOURNEY_STORE needs SQLAlchemy: pip install "otel-monitor[sqlalchemy]"'
+            ) from None
         self._sa = sa
         self.engine = sa.create_engine(url, pool_pre_ping=True)
         metadata = sa.MetaData()
         self.table = sa.Table(
-            "otel_monitor_journey_firsts", metadata,
+            "otel_monitor_journey_firsts",
+            metadata,
             sa.Column("pseudo_id", sa.String(64), primary_key=True),
             sa.Column("journey", sa.String(200), primary_key=True),
             sa.Column("step", sa.String(200), primary_key=True),
@@ -116,8 +136,9 @@ class JourneyStore:
         # The primary key makes the first insert win, even with racing processes.
         try:
             with self.engine.begin() as conn:
-                conn.execute(self.table.insert().values(
-                    pseudo_id=pseudo_id, journey=journey, step=step, first_seen=time.time()))
+                conn.execute(
+                    self.table.insert().values(pseudo_id=pseudo_id, journey=journey, step=step, first_seen=time.time())
+                )
             return True
         except sa.exc.IntegrityError:
             return False
@@ -129,8 +150,14 @@ class JourneyStore:
 class JourneyRecorder:
     """Emits milestone events and counts them."""
 
-    def __init__(self, logger: Any, counter: Any, key: str | None = None,
-                 store: JourneyStore | None = None, funnels: Funnels | None = None) -> None:
+    def __init__(
+        self,
+        logger: Any,
+        counter: Any,
+        key: str | None = None,
+        store: JourneyStore | None = None,
+        funnels: Funnels | None = None,
+    ) -> None:
         self.logger = logger
         self.counter = counter
         self.key = key
@@ -139,16 +166,24 @@ class JourneyRecorder:
         self._missing_key_reported = False
         self._counter_keys: dict[tuple[str, str, bool | None], dict[str, Any]] = {}
 
-    def milestone(self, step: str, user_id: str | int | None = None, journey: str | None = None,
-                  pseudo_id: str | None = None, **attributes: Any) -> bool | None:
+    def milestone(
+        self,
+        step: str,
+        user_id: str | int | None = None,
+        journey: str | None = None,
+        pseudo_id: str | None = None,
+        **attributes: Any,
+    ) -> bool | None:
         journey = journey or self.funnels.journey_of_step.get(step, DEFAULT_JOURNEY)
         if pseudo_id is None and user_id is not None:
             if self.key:
                 pseudo_id = pseudonymize(user_id, self.key)
             elif not self._missing_key_reported:
                 self._missing_key_reported = True
-                _log.error("otel-monitor: journey_milestone(user_id=...) needs OTEL_MONITOR_USER_ID_KEY to "
-                           "pseudonymise user ids; milestones are counted without a user id until it is set")
+                _log.error(
+                    "otel-monitor: journey_milestone(user_id=...) needs OTEL_MONITOR_USER_ID_KEY to "
+                    "pseudonymise user ids; milestones are counted without a user id until it is set"
+                )
         first: bool | None = None
         if self.store is not None and pseudo_id is not None:
             try:
@@ -164,8 +199,9 @@ class JourneyRecorder:
             event[semconv.ENDUSER_PSEUDO_ID] = pseudo_id
         if first is not None:
             event[semconv.MONITOR_JOURNEY_FIRST] = first
-        self.logger.emit(event_name=semconv.EVENT_JOURNEY_MILESTONE, attributes=event,
-                         body=f"journey {journey}: {step}")
+        self.logger.emit(
+            event_name=semconv.EVENT_JOURNEY_MILESTONE, attributes=event, body=f"journey {journey}: {step}"
+        )
         # With a store, first=true points count each user once per step: the funnel of distinct users.
         counter_key = (journey, step, first)
         labels = self._counter_keys.get(counter_key)
@@ -182,5 +218,9 @@ class JourneyRecorder:
         """Emit the milestones the funnels tie to ``operation`` succeeding."""
         for journey, step in self.funnels.on_operation.get(operation, ()):
             pseudo = attributes.get(semconv.ENDUSER_PSEUDO_ID)
-            self.milestone(step, user_id=attributes.get(ENDUSER_ID), journey=journey,
-                           pseudo_id=str(pseudo) if pseudo is not None else None)
+            self.milestone(
+                step,
+                user_id=attributes.get(ENDUSER_ID),
+                journey=journey,
+                pseudo_id=str(pseudo) if pseudo is not None else None,
+            )

@@ -95,8 +95,10 @@ def _source(config: ConfigFile, where: tuple[str | int, ...], raw: object, probl
     kinds = [k for k in SOURCE_KINDS if k in raw]
     extra = set(raw) - {*SOURCE_KINDS, "currency"}
     if len(kinds) != 1 or extra:
-        problems.append(f"{config.where(*where)}: a source names exactly one of {', '.join(SOURCE_KINDS)}"
-                        + (f" (unknown key {sorted(extra)[0]!r})" if extra else ""))
+        problems.append(
+            f"{config.where(*where)}: a source names exactly one of {', '.join(SOURCE_KINDS)}"
+            + (f" (unknown key {sorted(extra)[0]!r})" if extra else "")
+        )
         return None
     kind = kinds[0]
     name = raw[kind]
@@ -145,8 +147,9 @@ def _kpi(config: ConfigFile, name: str, raw: object, problems: list[str]) -> KPI
     bounds: dict[str, float | None] = {}
     for key in ("min", "max"):
         value = raw.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not math.isfinite(value)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        ):
             problems.append(f"{config.where(*where, key)}: {key} must be a number, got {value!r}")
             return None
         bounds[key] = None if value is None else float(value)
@@ -160,16 +163,27 @@ def _kpi(config: ConfigFile, name: str, raw: object, problems: list[str]) -> KPI
             return None
     severity = raw.get("severity", "warning")
     if severity not in SEVERITIES:
-        problems.append(f"{config.where(*where, 'severity')}: severity is one of {', '.join(SEVERITIES)}, "
-                        f"got {severity!r}")
+        problems.append(
+            f"{config.where(*where, 'severity')}: severity is one of {', '.join(SEVERITIES)}, got {severity!r}"
+        )
         return None
     complement = raw.get("complement", False)
     if not isinstance(complement, bool) or (complement and to is None):
         problems.append(f"{config.where(*where, 'complement')}: complement is true or false, on a ratio only")
         return None
     description = raw.get("description", "")
-    return KPI(name, of, to, complement, str(raw.get("window", "1h")), str(raw.get("for", "15m")),
-               bounds["min"], bounds["max"], str(severity), str(description) if description else "")
+    return KPI(
+        name,
+        of,
+        to,
+        complement,
+        str(raw.get("window", "1h")),
+        str(raw.get("for", "15m")),
+        bounds["min"],
+        bounds["max"],
+        str(severity),
+        str(description) if description else "",
+    )
 
 
 def load_kpis(config: ConfigFile = EMPTY, *, strict: bool = False, problems: list[str] | None = None) -> list[KPI]:

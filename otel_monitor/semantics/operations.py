@@ -124,15 +124,17 @@ class OperationRules:
         return name
 
 
-def load_operation_rules(config: ConfigFile = EMPTY, *, strict: bool = False,
-                         problems: list[str] | None = None) -> OperationRules:
+def load_operation_rules(
+    config: ConfigFile = EMPTY, *, strict: bool = False, problems: list[str] | None = None
+) -> OperationRules:
     """The ``operations:`` section as rules; a bad entry is reported and skipped."""
     section = config.section("operations")
     if section is None:
         return OperationRules()
     if not isinstance(section, list):
-        report_problem(f"{config.where('operations')}: 'operations' must be a list of rules",
-                       strict=strict, problems=problems)
+        report_problem(
+            f"{config.where('operations')}: 'operations' must be a list of rules", strict=strict, problems=problems
+        )
         return OperationRules()
     rules: list[OperationRule] = []
     for i, entry in enumerate(section):
@@ -142,46 +144,68 @@ def load_operation_rules(config: ConfigFile = EMPTY, *, strict: bool = False,
     return OperationRules(rules)
 
 
-def _parse_rule(entry: Any, config: ConfigFile, i: int, strict: bool,
-                problems: list[str] | None) -> OperationRule | None:
+def _parse_rule(
+    entry: Any, config: ConfigFile, i: int, strict: bool, problems: list[str] | None
+) -> OperationRule | None:
     where = config.where("operations", i)
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"].strip():
-        report_problem(f"{where}: an operation rule needs a 'name' and at least one condition "
-                       f"(route, method, span_name, kind, attributes)", strict=strict, problems=problems)
+        report_problem(
+            f"{where}: an operation rule needs a 'name' and at least one condition "
+            f"(route, method, span_name, kind, attributes)",
+            strict=strict,
+            problems=problems,
+        )
         return None
     unknown = sorted(set(entry) - _RULE_KEYS)
     if unknown:
-        report_problem(f"{config.where('operations', i, unknown[0])}: unknown key {unknown[0]!r}; "
-                       f"expected one of {', '.join(sorted(_RULE_KEYS))}", strict=strict, problems=problems)
+        report_problem(
+            f"{config.where('operations', i, unknown[0])}: unknown key {unknown[0]!r}; "
+            f"expected one of {', '.join(sorted(_RULE_KEYS))}",
+            strict=strict,
+            problems=problems,
+        )
         return None
     if len(entry) == 1:
-        report_problem(f"{where}: operation {entry['name']!r} has no condition, it would match every span",
-                       strict=strict, problems=problems)
+        report_problem(
+            f"{where}: operation {entry['name']!r} has no condition, it would match every span",
+            strict=strict,
+            problems=problems,
+        )
         return None
     kind = None
     if "kind" in entry:
         kind = _KINDS.get(str(entry["kind"]).lower())
         if kind is None:
-            report_problem(f"{config.where('operations', i, 'kind')}: kind {entry['kind']!r} is not one of "
-                           f"{', '.join(_KINDS)}", strict=strict, problems=problems)
+            report_problem(
+                f"{config.where('operations', i, 'kind')}: kind {entry['kind']!r} is not one of {', '.join(_KINDS)}",
+                strict=strict,
+                problems=problems,
+            )
             return None
     span_name = None
     if "span_name" in entry:
         try:
             span_name = re.compile(str(entry["span_name"]))
         except re.error as exc:
-            report_problem(f"{config.where('operations', i, 'span_name')}: invalid regular expression: {exc}",
-                           strict=strict, problems=problems)
+            report_problem(
+                f"{config.where('operations', i, 'span_name')}: invalid regular expression: {exc}",
+                strict=strict,
+                problems=problems,
+            )
             return None
     attributes = entry.get("attributes") or {}
     if not isinstance(attributes, dict):
-        report_problem(f"{config.where('operations', i, 'attributes')}: 'attributes' must be a mapping",
-                       strict=strict, problems=problems)
+        report_problem(
+            f"{config.where('operations', i, 'attributes')}: 'attributes' must be a mapping",
+            strict=strict,
+            problems=problems,
+        )
         return None
     method = str(entry["method"]).upper() if "method" in entry else None
     route = str(entry["route"]) if "route" in entry else None
-    return OperationRule(entry["name"].strip(), route, method, span_name, kind,
-                         {str(k): str(v) for k, v in attributes.items()})
+    return OperationRule(
+        entry["name"].strip(), route, method, span_name, kind, {str(k): str(v) for k, v in attributes.items()}
+    )
 
 
 # --- naming operations in code ----------------------------------------------------------
@@ -197,11 +221,13 @@ def _record_failure(span: Any, exc: BaseException) -> None:
         return
     span.record_exception(exc)
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-    span.set_attributes({
-        semconv.ERROR_TYPE: qualified_name(type(exc)),
-        semconv.MONITOR_ERROR_CATEGORY: category,
-        semconv.MONITOR_ERROR_FINGERPRINT: error_fingerprint(exc),
-    })
+    span.set_attributes(
+        {
+            semconv.ERROR_TYPE: qualified_name(type(exc)),
+            semconv.MONITOR_ERROR_CATEGORY: category,
+            semconv.MONITOR_ERROR_FINGERPRINT: error_fingerprint(exc),
+        }
+    )
 
 
 class operation:  # lower case: used as a decorator and a context manager, like contextlib's
@@ -218,7 +244,8 @@ class operation:  # lower case: used as a decorator and a context manager, like 
 
     def __enter__(self) -> Any:
         manager = _tracer.start_as_current_span(
-            self.name, attributes=self.attributes, record_exception=False, set_status_on_exception=False)
+            self.name, attributes=self.attributes, record_exception=False, set_status_on_exception=False
+        )
         span = manager.__enter__()
         self._stack.append((manager, span))
         return span
@@ -243,14 +270,17 @@ class operation:  # lower case: used as a decorator and a context manager, like 
     def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
         name, attributes = self.name, {k: v for k, v in self.attributes.items() if k != semconv.MONITOR_OPERATION}
         if inspect.iscoroutinefunction(func):
+
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 async with operation(name, **attributes):
                     return await func(*args, **kwargs)
+
             return async_wrapper
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with operation(name, **attributes):
                 return func(*args, **kwargs)
+
         return wrapper

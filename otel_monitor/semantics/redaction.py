@@ -53,6 +53,7 @@ def _compile_bounded(pattern: str) -> Any:
 
     return regex.compile(pattern)
 
+
 # One list of words naming a secret, for attribute keys, mapping keys at any
 # depth, URL query parameters and ``key=value`` pairs in text alike.  Long
 # words count anywhere in a key; short ones only as a whole segment
@@ -61,16 +62,31 @@ _KEY_WORDS = (
     r"password|passwd|passphrase|secret|credential|cookie|authorization|api[-_.]?key|apikey|[cx]srf"
     r"|access[-_.]?key|private[-_.]?key|account[-_.]?key|sess(?:ion)?[-_.]?(?:id|key|token)"
     r"|(?<![a-z0-9])(?:token|pwd|pass|auth|sid|session|signature|sig|otp|pin|ssn|cvv|cvc|iban"
-    r"|card[-_.]?(?:number|num|no)|cc[-_.]?num)(?![a-z0-9])")
+    r"|card[-_.]?(?:number|num|no)|cc[-_.]?num)(?![a-z0-9])"
+)
 SENSITIVE_KEY = re.compile(_KEY_WORDS, re.IGNORECASE)
 
 # Keys of ours and of the semantic conventions whose values are ids or names, never secrets.
-DEFAULT_SAFE_KEYS = frozenset({
-    "monitor.error.fingerprint", "enduser.pseudo.id", "monitor.operation", "monitor.journey.step",
-    "monitor.journey.name", "http.route", "http.request.method", "error.type", "exception.type",
-    "monitor.error.category", "monitor.cache.name", "monitor.service.layer", "code.function.name",
-    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "service.name",
-})
+DEFAULT_SAFE_KEYS = frozenset(
+    {
+        "monitor.error.fingerprint",
+        "enduser.pseudo.id",
+        "monitor.operation",
+        "monitor.journey.step",
+        "monitor.journey.name",
+        "http.route",
+        "http.request.method",
+        "error.type",
+        "exception.type",
+        "monitor.error.category",
+        "monitor.cache.name",
+        "monitor.service.layer",
+        "code.function.name",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.usage.output_tokens",
+        "service.name",
+    }
+)
 
 # ``key=value`` and ``key: value`` in text: every key is judged by the very
 # function that judges attribute keys.  A value runs to white space, a quote,
@@ -79,8 +95,28 @@ DEFAULT_SAFE_KEYS = frozenset({
 _KV_KEY = re.compile(r"(?<![\w.-])([\w.-]{1,64})[\"']?\s*[=:]\s*[\"']?")
 _KV_VALUE = re.compile(r"(?!\d+\b)(?:[^\s&\"'<>;]|;(?!\s*[\w.-]+=)){3,}")
 # Stems of the key words: unless one occurs in the lower-cased value, no key in it can be sensitive.
-_KV_STEMS = ("pass", "pwd", "secret", "credential", "cookie", "auth", "key", "srf", "sess", "sid", "token", "sig",
-             "otp", "pin", "ssn", "cvv", "cvc", "iban", "card", "cc")
+_KV_STEMS = (
+    "pass",
+    "pwd",
+    "secret",
+    "credential",
+    "cookie",
+    "auth",
+    "key",
+    "srf",
+    "sess",
+    "sid",
+    "token",
+    "sig",
+    "otp",
+    "pin",
+    "ssn",
+    "cvv",
+    "cvc",
+    "iban",
+    "card",
+    "cc",
+)
 
 # Each pattern runs only when its literal guard occurs in the value (a C-speed
 # substring test), and patterns that could start anywhere are anchored at word
@@ -93,18 +129,25 @@ _ALWAYS = [
     r"(?P<ssn>(?<![\w%-])\d{3}-\d{2}-\d{4}(?![\w-]))",
 ]
 _GUARDED: list[tuple[tuple[str, ...], str]] = [
-    (("PRIVATE KEY",), r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
-                       r"(?:-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----|$))"),
+    (
+        ("PRIVATE KEY",),
+        r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+        r"(?:-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----|$))",
+    ),
     (("eyJ",), r"(?P<jwt>\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*)"),
-    (("AKIA", "ASIA", "gh", "_pat_", "k_live_", "k_test_", "xox", "AIza", "sk-", "whsec_", "GOCSPX-", "SG.", "npm_"),
-     r"(?P<apikey>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{30,}"
-     r"|\b[sr]k_(?:live|test)_[0-9A-Za-z]{10,}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}|\bAIza[0-9A-Za-z_-]{35}"
-     r"|\bsk-[A-Za-z0-9_-]{20,}\b|\bwhsec_[A-Za-z0-9+/=]{20,}|\bGOCSPX-[A-Za-z0-9_-]{20,}"
-     r"|\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}|\bnpm_[A-Za-z0-9]{36}\b)"),
+    (
+        ("AKIA", "ASIA", "gh", "_pat_", "k_live_", "k_test_", "xox", "AIza", "sk-", "whsec_", "GOCSPX-", "SG.", "npm_"),
+        r"(?P<apikey>\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bgithub_pat_[A-Za-z0-9_]{30,}"
+        r"|\b[sr]k_(?:live|test)_[0-9A-Za-z]{10,}\b|\bxox[abposr]-[0-9A-Za-z-]{10,}|\bAIza[0-9A-Za-z_-]{35}"
+        r"|\bsk-[A-Za-z0-9_-]{20,}\b|\bwhsec_[A-Za-z0-9+/=]{20,}|\bGOCSPX-[A-Za-z0-9_-]{20,}"
+        r"|\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}|\bnpm_[A-Za-z0-9]{36}\b)",
+    ),
     (("hooks.slack.com",), r"(?P<hook>hooks\.slack\.com/(?:services|workflows|triggers)/)(?P<hook_path>[\w/-]{10,})"),
     # An AWS secret access key (40 characters of base64) within a few words after its name.
-    (("aws", "AWS", "Aws", "ecret", "ECRET"),
-     r"(?P<aws_name>(?i:aws|secret)[^\n]{0,30}?)(?P<aws_secret>(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]))"),
+    (
+        ("aws", "AWS", "Aws", "ecret", "ECRET"),
+        r"(?P<aws_name>(?i:aws|secret)[^\n]{0,30}?)(?P<aws_secret>(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]))",
+    ),
     # Azure storage account keys: 64 random bytes in base64.
     (("==",), r"(?P<b64key>(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{86}==)"),
     ((" ",), r"(?P<scheme>\b(?:[Bb]earer|[Bb]asic|[Tt]oken|Digest)\s+)(?P<scheme_value>[A-Za-z0-9._~+/=-]{8,})"),
@@ -112,8 +155,11 @@ _GUARDED: list[tuple[tuple[str, ...], str]] = [
     # SQLAlchemy echoes bind parameters (a password column's value too) in its error messages.
     (("[parameters: ",), r"(?P<sql_params>\[parameters: )(?P<sql_params_value>[^\n]*)"),
     # Emails, also URL-encoded (%40) as in a recorded query string; not git's user@host:path.
-    (("@", "%40"), r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+?(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-                   r"\.[A-Za-z]{2,}(?![\w-]|\.[\w-])(?![:/][\w~]|%3[Aa]))"),
+    (
+        ("@", "%40"),
+        r"(?P<email>(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+?(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+        r"\.[A-Za-z]{2,}(?![\w-]|\.[\w-])(?![:/][\w~]|%3[Aa]))",
+    ),
 ]
 # Cards, IBANs and SSNs all hold a run of seven digits (separators allowed): a
 # value without one skips their scan (a pattern that starts with a digit is a fast C scan).
@@ -190,8 +236,13 @@ def _replace(match: re.Match[str]) -> str:
 class Redactor:
     """Scrubs attribute mappings, strings and log bodies; returns its input unchanged when clean."""
 
-    def __init__(self, enabled: bool = True, extra_patterns: Iterable[str] = (),
-                 safe_keys: Iterable[str] = (), extra_keys: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        enabled: bool = True,
+        extra_patterns: Iterable[str] = (),
+        safe_keys: Iterable[str] = (),
+        extra_keys: Iterable[str] = (),
+    ) -> None:
         self.enabled = enabled
         self._always = re.compile("|".join(_ALWAYS))
         # Patterns users write may backtrack catastrophically: they run on the
@@ -205,8 +256,7 @@ class Redactor:
         self._guarded = [(guards, re.compile(pattern)) for guards, pattern in _GUARDED]
         self._safe = DEFAULT_SAFE_KEYS | frozenset(safe_keys)
         keys = [re.escape(k) for k in extra_keys]
-        self._key_pattern = re.compile(SENSITIVE_KEY.pattern + ("|" + "|".join(keys) if keys else ""),
-                                       re.IGNORECASE)
+        self._key_pattern = re.compile(SENSITIVE_KEY.pattern + ("|" + "|".join(keys) if keys else ""), re.IGNORECASE)
         self._key_verdicts: dict[str, bool] = {}
         self._clean: set[str] = set()
         self._resources: dict[int, tuple[Any, Any]] = {}
@@ -244,7 +294,7 @@ class Redactor:
             value = _KV_VALUE.match(text, key.end())
             if value is None:
                 continue
-            parts += (text[last:key.end()], REDACTED)
+            parts += (text[last : key.end()], REDACTED)
             last = value.end()
         return "".join(parts) + text[last:] if parts else text
 
@@ -354,30 +404,43 @@ class Redactor:
         if cached is not None and cached[0] is resource:
             return cached[1]
         attributes = self.attributes(resource.attributes)
-        scrubbed = resource if attributes is resource.attributes else \
-            type(resource)(attributes, getattr(resource, "schema_url", None))
+        scrubbed = (
+            resource
+            if attributes is resource.attributes
+            else type(resource)(attributes, getattr(resource, "schema_url", None))
+        )
         if len(self._resources) >= 64:
             self._resources.clear()
         self._resources[id(resource)] = (resource, scrubbed)
         return scrubbed
 
 
-def load_redactor(enabled: bool = True, patterns: Iterable[str] = (), safe_keys: Iterable[str] = (),
-                  config: ConfigFile = EMPTY, *, strict: bool = False,
-                  problems: list[str] | None = None) -> Redactor:
+def load_redactor(
+    enabled: bool = True,
+    patterns: Iterable[str] = (),
+    safe_keys: Iterable[str] = (),
+    config: ConfigFile = EMPTY,
+    *,
+    strict: bool = False,
+    problems: list[str] | None = None,
+) -> Redactor:
     """A redactor from the settings plus the config file's ``redaction:`` section."""
     patterns, safe_keys = list(patterns), list(safe_keys)
     keys: list[str] = []
     section = config.section("redaction")
     if section is not None and not isinstance(section, dict):
-        report_problem(f"{config.where('redaction')}: 'redaction' must be a mapping with patterns, keys, safe_keys",
-                       strict=strict, problems=problems)
+        report_problem(
+            f"{config.where('redaction')}: 'redaction' must be a mapping with patterns, keys, safe_keys",
+            strict=strict,
+            problems=problems,
+        )
         section = None
     for name, value in (section or {}).items():
         where = config.where("redaction", name)
         if name not in ("patterns", "keys", "safe_keys"):
-            report_problem(f"{where}: unknown key {name!r}; expected patterns, keys or safe_keys",
-                           strict=strict, problems=problems)
+            report_problem(
+                f"{where}: unknown key {name!r}; expected patterns, keys or safe_keys", strict=strict, problems=problems
+            )
             continue
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             report_problem(f"{where}: {name!r} must be a list of non-empty strings", strict=strict, problems=problems)
@@ -387,8 +450,11 @@ def load_redactor(enabled: bool = True, patterns: Iterable[str] = (), safe_keys:
                 try:
                     _compile_bounded(item)
                 except Exception as exc:  # noqa: BLE001 - the engine's own error type
-                    report_problem(f"{config.where('redaction', name, i)}: invalid regular expression {item!r}: {exc}",
-                                   strict=strict, problems=problems)
+                    report_problem(
+                        f"{config.where('redaction', name, i)}: invalid regular expression {item!r}: {exc}",
+                        strict=strict,
+                        problems=problems,
+                    )
                     continue
                 patterns.append(item)
             else:
@@ -410,16 +476,23 @@ def _merge_points(first: Any, second: Any, data: Any) -> Any | None:
     if hasattr(first, "bucket_counts"):
         if list(first.explicit_bounds) != list(second.explicit_bounds):
             return None
-        return replace(first, start_time_unix_nano=start, time_unix_nano=later.time_unix_nano,
-                       count=first.count + second.count, sum=first.sum + second.sum,
-                       bucket_counts=[a + b for a, b in zip(first.bucket_counts, second.bucket_counts, strict=True)],
-                       min=min(first.min, second.min), max=max(first.max, second.max),
-                       exemplars=[*first.exemplars, *second.exemplars])
+        return replace(
+            first,
+            start_time_unix_nano=start,
+            time_unix_nano=later.time_unix_nano,
+            count=first.count + second.count,
+            sum=first.sum + second.sum,
+            bucket_counts=[a + b for a, b in zip(first.bucket_counts, second.bucket_counts, strict=True)],
+            min=min(first.min, second.min),
+            max=max(first.max, second.max),
+            exemplars=[*first.exemplars, *second.exemplars],
+        )
     if not hasattr(first, "value"):
         return None  # exponential histograms: kept as separate points
     if hasattr(data, "is_monotonic"):  # a sum: the two series add up
-        return replace(first, start_time_unix_nano=start, time_unix_nano=later.time_unix_nano,
-                       value=first.value + second.value)
+        return replace(
+            first, start_time_unix_nano=start, time_unix_nano=later.time_unix_nano, value=first.value + second.value
+        )
     return later  # a gauge: the latest value stands
 
 
@@ -459,8 +532,9 @@ def scrub_metrics_data(redactor: Redactor, metrics_data: Any) -> Any:
             if any(new is not old for new, old in zip(metrics, scope_metrics.metrics, strict=True)):
                 scopes[j] = replace(scope_metrics, metrics=metrics)
         resource = redactor.resource(resource_metrics.resource)
-        if resource is not resource_metrics.resource or \
-                any(new is not old for new, old in zip(scopes, resource_metrics.scope_metrics, strict=True)):
+        if resource is not resource_metrics.resource or any(
+            new is not old for new, old in zip(scopes, resource_metrics.scope_metrics, strict=True)
+        ):
             resources[i] = replace(resource_metrics, scope_metrics=scopes, resource=resource)
             changed = True
     return replace(metrics_data, resource_metrics=resources) if changed else metrics_data

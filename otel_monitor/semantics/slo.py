@@ -42,11 +42,29 @@ from otel_monitor.config.settings import report_problem
 # is within PERCENTILE_RELATIVE_ERROR of the true value.  Decimal numbers keep
 # Prometheus' ``le`` labels readable; 0.5, 1, 2, 2.5, 5 and 10 are among them.
 _R20: tuple[str, ...] = (
-    "1", "1.12", "1.25", "1.4", "1.6", "1.8", "2", "2.24", "2.5", "2.8",
-    "3.15", "3.55", "4", "4.5", "5", "5.6", "6.3", "7.1", "8", "9",
+    "1",
+    "1.12",
+    "1.25",
+    "1.4",
+    "1.6",
+    "1.8",
+    "2",
+    "2.24",
+    "2.5",
+    "2.8",
+    "3.15",
+    "3.55",
+    "4",
+    "4.5",
+    "5",
+    "5.6",
+    "6.3",
+    "7.1",
+    "8",
+    "9",
 )
 _SMALLEST_EXPONENT = -5  # 10 µs: an in-process database call still lands in a narrow bucket
-_LARGEST = 60.0          # a minute; slower calls share the overflow bucket, bounded by the observed max
+_LARGEST = 60.0  # a minute; slower calls share the overflow bucket, bounded by the observed max
 
 
 def _preferred_numbers() -> tuple[float, ...]:
@@ -146,8 +164,9 @@ def _thresholds(raw: Any, base: Thresholds, config: ConfigFile, path: tuple[str,
         raise ValueError(f"{where}: expected a mapping of thresholds")
     for key in raw:
         if key not in _KNOWN:
-            raise ValueError(f"{config.where(*path, key)}: unknown SLO key {key!r}; "
-                             f"expected one of {', '.join(sorted(_KNOWN))}")
+            raise ValueError(
+                f"{config.where(*path, key)}: unknown SLO key {key!r}; expected one of {', '.join(sorted(_KNOWN))}"
+            )
     t = base
     if "objective" in raw:
         t = replace(t, objective=_fraction(raw["objective"], config.where(*path, "objective"), "objective"))
@@ -167,11 +186,14 @@ def _thresholds(raw: Any, base: Thresholds, config: ConfigFile, path: tuple[str,
     if "warning" in sr:
         t = replace(t, success_warning=_fraction(sr["warning"], at("success_rate", "warning"), "success_rate.warning"))
     if "critical" in sr:
-        t = replace(t, success_critical=_fraction(sr["critical"], at("success_rate", "critical"),
-                                                  "success_rate.critical"))
+        t = replace(
+            t, success_critical=_fraction(sr["critical"], at("success_rate", "critical"), "success_rate.critical")
+        )
     if t.success_critical > t.success_warning:
-        raise ValueError(f"{at('success_rate')}: success_rate.critical ({t.success_critical}) "
-                         f"must not exceed warning ({t.success_warning})")
+        raise ValueError(
+            f"{at('success_rate')}: success_rate.critical ({t.success_critical}) "
+            f"must not exceed warning ({t.success_warning})"
+        )
     lat = sub("latency")
     if "percentile" in lat:
         p = _fraction(lat["percentile"], at("latency", "percentile"), "latency.percentile")
@@ -183,25 +205,28 @@ def _thresholds(raw: Any, base: Thresholds, config: ConfigFile, path: tuple[str,
     if "critical" in lat:
         t = replace(t, latency_critical=_seconds(lat["critical"], at("latency", "critical"), "latency.critical"))
     if t.latency_critical < t.latency_warning:
-        raise ValueError(f"{at('latency')}: latency.critical ({t.latency_critical}) "
-                         f"must not be below warning ({t.latency_warning})")
+        raise ValueError(
+            f"{at('latency')}: latency.critical ({t.latency_critical}) must not be below warning ({t.latency_warning})"
+        )
     er = sub("error_rate")
     if "critical" in er:
-        t = replace(t, error_rate_critical=_fraction(er["critical"], at("error_rate", "critical"),
-                                                     "error_rate.critical"))
+        t = replace(
+            t, error_rate_critical=_fraction(er["critical"], at("error_rate", "critical"), "error_rate.critical")
+        )
     if "for" in er:
         if not isinstance(er["for"], str) or not _DURATION.match(er["for"]):
-            raise ValueError(f"{at('error_rate', 'for')}: error_rate.for must be a duration like 3m, "
-                             f"got {er['for']!r}")
+            raise ValueError(f"{at('error_rate', 'for')}: error_rate.for must be a duration like 3m, got {er['for']!r}")
         t = replace(t, error_rate_for=er["for"])
     ch = sub("cache_hit_rate")
     if "warning" in ch:
-        t = replace(t, cache_hit_warning=_fraction(ch["warning"], at("cache_hit_rate", "warning"),
-                                                   "cache_hit_rate.warning"))
+        t = replace(
+            t, cache_hit_warning=_fraction(ch["warning"], at("cache_hit_rate", "warning"), "cache_hit_rate.warning")
+        )
     fb = sub("fallback_share")
     if "warning" in fb:
-        t = replace(t, fallback_warning=_fraction(fb["warning"], at("fallback_share", "warning"),
-                                                  "fallback_share.warning"))
+        t = replace(
+            t, fallback_warning=_fraction(fb["warning"], at("fallback_share", "warning"), "fallback_share.warning")
+        )
     return t
 
 
@@ -214,14 +239,16 @@ def load_slos(config: ConfigFile = EMPTY) -> SLOs:
         raise ValueError(f"{config.where('slos')}: 'slos' must be a mapping with defaults, operations, buckets")
     for key in raw:
         if key not in ("defaults", "operations", "buckets"):
-            raise ValueError(f"{config.where('slos', key)}: unknown key {key!r} under slos; "
-                             "expected defaults, operations or buckets")
+            raise ValueError(
+                f"{config.where('slos', key)}: unknown key {key!r} under slos; expected defaults, operations or buckets"
+            )
     defaults = _thresholds(raw.get("defaults") or {}, Thresholds(), config, ("slos", "defaults"))
     operations: dict[str, Thresholds] = {}
     ops = raw.get("operations") or {}
     if not isinstance(ops, dict):
         raise ValueError(
-            f"{config.where('slos', 'operations')}: slos.operations must map operation names to thresholds")
+            f"{config.where('slos', 'operations')}: slos.operations must map operation names to thresholds"
+        )
     for name, value in ops.items():
         operations[str(name)] = _thresholds(value or {}, defaults, config, ("slos", "operations", name))
     buckets = None
@@ -237,8 +264,9 @@ def load_slos(config: ConfigFile = EMPTY) -> SLOs:
     return SLOs(defaults=defaults, operations=operations, explicit_buckets=buckets)
 
 
-def load_slos_or_defaults(config: ConfigFile = EMPTY, *, strict: bool = False,
-                          problems: list[str] | None = None) -> SLOs:
+def load_slos_or_defaults(
+    config: ConfigFile = EMPTY, *, strict: bool = False, problems: list[str] | None = None
+) -> SLOs:
     """:func:`load_slos` for the running app: a bad ``slos:`` section is reported
     (raised in strict mode) and the default thresholds and buckets are used, so
     one impossible threshold never costs the app its other monitoring."""

@@ -113,7 +113,9 @@ def raise_long_cause_chain() -> None:
 
 _GENERATED = compile(
     "def generated(n):\n    if n == 0:\n        raise ValueError('from generated code 5')\n    generated(n - 1)\n",
-    "<generated>", "exec")
+    "<generated>",
+    "exec",
+)
 
 
 def raise_in_generated_code() -> None:
@@ -149,10 +151,26 @@ def unraised() -> BaseException:
 
 
 SITES = [
-    raise_timeout, raise_bare, raise_from, raise_during_handling, raise_suppressed, raise_recursive,
-    raise_recursive_short, raise_multiline, raise_wrapped_driver_error, raise_app_error, raise_in_library,
-    raise_lambda, raise_empty_message, raise_in_comprehension, raise_long_cause_chain, raise_in_generated_code,
-    raise_in_generated_recursion, raise_with_note, raise_group, raise_syntax_error,
+    raise_timeout,
+    raise_bare,
+    raise_from,
+    raise_during_handling,
+    raise_suppressed,
+    raise_recursive,
+    raise_recursive_short,
+    raise_multiline,
+    raise_wrapped_driver_error,
+    raise_app_error,
+    raise_in_library,
+    raise_lambda,
+    raise_empty_message,
+    raise_in_comprehension,
+    raise_long_cause_chain,
+    raise_in_generated_code,
+    raise_in_generated_recursion,
+    raise_with_note,
+    raise_group,
+    raise_syntax_error,
 ]
 
 

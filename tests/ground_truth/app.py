@@ -44,8 +44,9 @@ class _TimedConnection(sqlite3.Connection):
 
 # A file, not ":memory:": each pooled connection to an in-memory SQLite is a database of its own.
 _DEFAULT_DB = Path(tempfile.gettempdir()) / f"ground-truth-{os.getpid()}.db"
-engine = create_engine(os.environ.get("GT_DATABASE_URL", f"sqlite:///{_DEFAULT_DB}"),
-                       connect_args={"factory": _TimedConnection})
+engine = create_engine(
+    os.environ.get("GT_DATABASE_URL", f"sqlite:///{_DEFAULT_DB}"), connect_args={"factory": _TimedConnection}
+)
 with engine.begin() as conn:
     conn.execute(text("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)"))
     conn.execute(text("INSERT OR REPLACE INTO items (id, name) VALUES (1, 'hat'), (2, 'scarf'), (3, 'glove')"))
@@ -88,10 +89,15 @@ def item(item_id: int) -> Response:
         execute = time.perf_counter() - before
         query = getattr(_last_query, "seconds", 0.0)
     if row is None:
-        return JSONResponse({"detail": "no such item"}, status_code=404,
-                            headers=_timing(work=time.perf_counter() - started, query=query, execute=execute))
-    return JSONResponse({"id": row.id, "name": row.name},
-                        headers=_timing(work=time.perf_counter() - started, query=query, execute=execute))
+        return JSONResponse(
+            {"detail": "no such item"},
+            status_code=404,
+            headers=_timing(work=time.perf_counter() - started, query=query, execute=execute),
+        )
+    return JSONResponse(
+        {"id": row.id, "name": row.name},
+        headers=_timing(work=time.perf_counter() - started, query=query, execute=execute),
+    )
 
 
 @app.get("/private")
@@ -99,6 +105,7 @@ def private(request: Request) -> Response:
     """401 without a token, as a login wall would."""
     started = time.perf_counter()
     if request.headers.get("authorization") != "Bearer ok":
-        return JSONResponse({"detail": "unauthorized"}, status_code=401,
-                            headers=_timing(work=time.perf_counter() - started))
+        return JSONResponse(
+            {"detail": "unauthorized"}, status_code=401, headers=_timing(work=time.perf_counter() - started)
+        )
     return JSONResponse({"ok": True}, headers=_timing(work=time.perf_counter() - started))

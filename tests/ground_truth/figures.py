@@ -32,15 +32,18 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.3f}"
 
 
-def _row(label: str, calls: Sequence[Call], row: dict[str, Any], inner: Sequence[float],
-         outer: Sequence[float]) -> list[str]:
+def _row(
+    label: str, calls: Sequence[Call], row: dict[str, Any], inner: Sequence[float], outer: Sequence[float]
+) -> list[str]:
     window = row.get("throughput_window")
     seconds = (window["end"] - window["start"]) / 1000 if window else 0
     truth_rate = calls_within(calls, window) / seconds if window and seconds else None
     ok = sum(not c.failed for c in calls) / len(calls)
-    lines = [f"{label}",
-             f"  {'':<10}{'calls':>8}{'success':>10}{'rate/s':>10}{'p50 ms':>22}{'p95 ms':>22}{'p99 ms':>22}"
-             f"{'min ms':>22}{'max ms':>22}"]
+    lines = [
+        f"{label}",
+        f"  {'':<10}{'calls':>8}{'success':>10}{'rate/s':>10}{'p50 ms':>22}{'p95 ms':>22}{'p99 ms':>22}"
+        f"{'min ms':>22}{'max ms':>22}",
+    ]
 
     def span(q: float | str) -> str:
         if q == "min":
@@ -50,12 +53,16 @@ def _row(label: str, calls: Sequence[Call], row: dict[str, Any], inner: Sequence
         return f"{_ms(nearest_rank(inner, float(q)))}..{_ms(nearest_rank(outer, float(q)))}"
 
     rate = "-" if truth_rate is None else f"{truth_rate:.2f}"
-    lines.append(f"  {'truth':<10}{len(calls):>8}{ok:>10.4f}{rate:>10}" + "".join(
-        f"{span(q):>22}" for q in (0.5, 0.95, 0.99, "min", "max")))
+    lines.append(
+        f"  {'truth':<10}{len(calls):>8}{ok:>10.4f}{rate:>10}"
+        + "".join(f"{span(q):>22}" for q in (0.5, 0.95, 0.99, "min", "max"))
+    )
     console_rate = "-" if row.get("throughput_per_s") is None else f"{row['throughput_per_s']:.2f}"
-    lines.append(f"  {'console':<10}{row['calls']:>8}{row['success_rate']:>10.4f}{console_rate:>10}" + "".join(
-        f"{_ms(row.get(k)):>22}" for k in ("p50", "p95", "p99", "min", "max"))
-        + f"   (percentiles within {row.get('percentile_error')}, source {row['source']})")
+    lines.append(
+        f"  {'console':<10}{row['calls']:>8}{row['success_rate']:>10.4f}{console_rate:>10}"
+        + "".join(f"{_ms(row.get(k)):>22}" for k in ("p50", "p95", "p99", "min", "max"))
+        + f"   (percentiles within {row.get('percentile_error')}, source {row['source']})"
+    )
     return lines
 
 
@@ -73,18 +80,35 @@ def main() -> int:
                 out += _row(route, calls, row, [c.server["work"] for c in calls], [c.latency for c in calls])
             items = client.of("GET /items/{item_id}")
             row = wait_for_operation(handle, "figures", "item_query", len(items), source="metrics")
-            out += _row("item_query (one SQLite query per request)", items, row,
-                        [c.server["query"] for c in items], [c.server["execute"] for c in items])
-        with monitored_app(handle.url, "figures-4xx", OTEL_METRIC_EXPORT_INTERVAL="600000") as app, \
-                Recorder(app.base_url) as client:
+            out += _row(
+                "item_query (one SQLite query per request)",
+                items,
+                row,
+                [c.server["query"] for c in items],
+                [c.server["execute"] for c in items],
+            )
+        with (
+            monitored_app(handle.url, "figures-4xx", OTEL_METRIC_EXPORT_INTERVAL="600000") as app,
+            Recorder(app.base_url) as client,
+        ):
             client.burst(60, 4, lambda i: ("GET /items/{item_id}", "/items/999" if i % 2 else "/items/1"))
             calls = client.of("GET /items/{item_id}")
             row = wait_for_operation(handle, "figures-4xx", "GET /items/{item_id}", len(calls))
-            out += _row("4xx storm, before the first metric export", calls, row,
-                        [c.server["work"] for c in calls], [c.latency for c in calls])
+            out += _row(
+                "4xx storm, before the first metric export",
+                calls,
+                row,
+                [c.server["work"] for c in calls],
+                [c.latency for c in calls],
+            )
         row = wait_for_operation(handle, "figures-4xx", "GET /items/{item_id}", len(calls), source="metrics")
-        out += _row("4xx storm, after the metric export", calls, row,
-                    [c.server["work"] for c in calls], [c.latency for c in calls])
+        out += _row(
+            "4xx storm, after the metric export",
+            calls,
+            row,
+            [c.server["work"] for c in calls],
+            [c.latency for c in calls],
+        )
     print("\n".join(out))
     return 0
 

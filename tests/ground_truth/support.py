@@ -75,8 +75,9 @@ class ConsoleProcess:
 
     def status(self, *args: str) -> tuple[int, str]:
         """``otel-monitor status --url <console> args``: exit code and output."""
-        done = subprocess.run([str(BIN / "otel-monitor"), "status", "--url", self.url, *args],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [str(BIN / "otel-monitor"), "status", "--url", self.url, *args], capture_output=True, text=True, timeout=60
+        )
         return done.returncode, done.stdout + done.stderr
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -177,8 +178,9 @@ class Recorder:
 
     def __init__(self, base_url: str, timeout: float = 30.0) -> None:
         self.base_url = base_url
-        self.client = httpx.Client(base_url=base_url, timeout=timeout,
-                                   limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        self.client = httpx.Client(
+            base_url=base_url, timeout=timeout, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        )
         self.calls: list[Call] = []
         self._lock = threading.Lock()
 
@@ -191,8 +193,15 @@ class Recorder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, route: str, path: str, *, headers: Mapping[str, str] | None = None,
-             user: str | None = None, step: str | None = None) -> Call:
+    def call(
+        self,
+        route: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        user: str | None = None,
+        step: str | None = None,
+    ) -> Call:
         started_ns = time.time_ns()
         started = time.perf_counter()
         status: int | None
@@ -253,14 +262,17 @@ def nearest_rank(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-def wait_for_operation(handle: ConsoleProcess, service: str, operation: str, calls: int,
-                       source: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+def wait_for_operation(
+    handle: ConsoleProcess, service: str, operation: str, calls: int, source: str | None = None, timeout: float = 30.0
+) -> dict[str, Any]:
     """The operation's row once it counts ``calls`` (from ``source`` when given)."""
+
     def ready() -> dict[str, Any] | None:
         row = handle.operations(service).get(operation)
         if row and row["calls"] == calls and (source is None or row["source"] == source):
             return row
         return None
+
     return wait_for(ready, timeout, f"{service}/{operation} counting {calls} calls")
 
 
@@ -290,7 +302,8 @@ def check_latency(row: Mapping[str, Any], inner: Sequence[float], outer: Sequenc
         value = row[name]
         assert row["min"] - slack <= value <= row["max"] + slack, f"{name} {value} outside [{row['min']}, {row['max']}]"
         assert low * (1 - error) - slack <= value <= high * (1 + error) + slack, (
-            f"{name} {value} not within {error:.1%} of the truth [{low}, {high}]")
+            f"{name} {value} not within {error:.1%} of the truth [{low}, {high}]"
+        )
 
 
 def calls_within(calls: Iterable[Call], window: Mapping[str, int]) -> int:
@@ -310,11 +323,16 @@ def check_throughput(row: Mapping[str, Any], calls: Sequence[Call]) -> None:
         assert abs(window["start"] - first) <= 1000, (window, first)
     truth = calls_within(calls, window) / seconds
     assert abs(row["throughput_per_s"] - truth) <= THROUGHPUT_TOLERANCE * truth, (
-        row["throughput_per_s"], truth, window)
+        row["throughput_per_s"],
+        truth,
+        window,
+    )
 
 
-STATUS_LINE = re.compile(r"^(?P<service>\S+)\s+(?P<status>[A-Z]+)\s+calls=(?P<calls>\d+)\s+errors=(?P<errors>\S+)"
-                         r"(?:\s+p95=(?P<p95>\d+)ms)?")
+STATUS_LINE = re.compile(
+    r"^(?P<service>\S+)\s+(?P<status>[A-Z]+)\s+calls=(?P<calls>\d+)\s+errors=(?P<errors>\S+)"
+    r"(?:\s+p95=(?P<p95>\d+)ms)?"
+)
 
 
 def status_row(handle: ConsoleProcess, service: str) -> dict[str, str]:

@@ -41,8 +41,9 @@ def node() -> str:
         pytest.skip("the plain-SDK ground truth needs Node.js: install node and npm, then `npm install` in tests/js")
     installed = JS / "node_modules" / ".package-lock.json"
     if not installed.exists() or installed.stat().st_mtime < (JS / "package-lock.json").stat().st_mtime:
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS, capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=JS, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, f"npm ci in {JS} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
     return node
 
@@ -56,16 +57,22 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleProcess]:
 
 def emit(node: str, url: str, protocol: str, service: str, *args: str) -> dict[str, Any]:
     """Run the JS SDK script against the console; the truth it prints."""
-    done = subprocess.run([node, str(JS / "emit.js"), "--endpoint", url, "--protocol", protocol,
-                           "--service", service, *args], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [node, str(JS / "emit.js"), "--endpoint", url, "--protocol", protocol, "--service", service, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, f"emit.js failed:\n{done.stderr[-3000:]}"
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
 def expected_rows(truth: dict[str, Any]) -> dict[str, tuple[int, int, float]]:
     """Per operation (named by route): calls, errors (5xx only) and success rate, from the script's own record."""
-    return {op: (o["calls"], o["errors"], round((o["calls"] - o["errors"]) / o["calls"], 6))
-            for op, o in truth["operations"].items()}
+    return {
+        op: (o["calls"], o["errors"], round((o["calls"] - o["errors"]) / o["calls"], 6))
+        for op, o in truth["operations"].items()
+    }
 
 
 def console_rows(handle: ConsoleProcess, service: str) -> dict[str, tuple[int, int, float]]:
@@ -80,6 +87,7 @@ def wait_for_truth(handle: ConsoleProcess, service: str, truth: dict[str, Any], 
         if {op: r["calls"] for op, r in rows.items()} == {op: e[0] for op, e in expected.items()}:
             return rows
         return None
+
     rows = wait_for(counted, 30, f"{service}'s {sum(e[0] for e in expected.values())} calls")
     assert {r["source"] for r in rows.values()} == {source}
     return rows  # type: ignore[no-any-return]
@@ -151,9 +159,11 @@ def test_a_json_trace_opens_by_its_hex_id_and_joins_a_protobuf_one(node, console
 def test_custom_metrics_are_kept_and_listed(node, console_process):
     """The app's own metrics are listed by service with their kind and last value."""
     truth = emit(node, console_process.url, "protobuf", "js-metrics")
+
     def shop_metrics() -> dict[str, Any] | None:
         rows = console_process.api("/api/metrics", service="js-metrics")["metrics"]
         return {m["name"]: m for m in rows if m["name"].startswith("shop.")} or None
+
     listed = wait_for(shop_metrics, 15, "the custom metrics")
     for name, expected in truth["custom_metrics"].items():
         assert (listed[name]["kind"], listed[name]["last_value"]) == (expected["kind"], expected["value"]), name
@@ -194,11 +204,13 @@ def test_a_restarted_instance_leaves_no_ghost(live):
 
     report("before-restart", 0)
     wait_for(lambda: disk()["state"] == "down", 15, "the first instance's disk check down")
+
     # The new process reports healthy, again and again, while the old one is gone.
     def healthy_and_alone() -> dict[str, Any] | None:
         report("after-restart", 1)
         row = disk()
         return row if row["instances"] == 1 and row["state"] == "up" else None
+
     row = wait_for(healthy_and_alone, STALE_AFTER_S + 15, "the disk check up on the new instance alone")
     assert row["value"] == 1
     summary = live.summary(service)

@@ -21,6 +21,7 @@ ITEM, PRIVATE, WORK = "GET /items/{item_id}", "GET /private", "GET /work"
 
 def _storm(client: Recorder) -> None:
     """404s, 401s and a few 500s among successes."""
+
     def plan(i: int) -> tuple[str, str]:
         kind = i % 8
         if kind in (0, 1, 2):
@@ -30,6 +31,7 @@ def _storm(client: Recorder) -> None:
         if kind == 5:
             return WORK, "/work?status=500"
         return ITEM, f"/items/{i % 3 + 1}"
+
     client.burst(80, 4, plan)
 
 
@@ -57,8 +59,10 @@ def test_4xx_storm_counts_as_success_from_spans_and_from_metrics(console_process
     """404 and 401 are successes whether the figures come from spans (before the first metric export) or metrics."""
     service = "gt-4xx"
     # No metric export until the app stops: first the console only has spans.
-    with monitored_app(console_process.url, service, OTEL_METRIC_EXPORT_INTERVAL="600000") as app, \
-            Recorder(app.base_url) as client:
+    with (
+        monitored_app(console_process.url, service, OTEL_METRIC_EXPORT_INTERVAL="600000") as app,
+        Recorder(app.base_url) as client,
+    ):
         _storm(client)
         from_spans = _check(console_process, service, client, "spans")
     # The app's last metric export, at shutdown, makes metrics the source: the same figures.
