@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench bench-faults rules lint typecheck clean test-lower-bounds audit collector backends canary
+.PHONY: demo test test-unit test-integration test-e2e install bench bench-faults rules lint typecheck clean test-lower-bounds audit collector backends canary
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 ## make test: the whole suite
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make test-unit / test-integration / test-e2e: one group of tests/ (see tests/README.md)
+test-unit test-integration test-e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/$(subst test-,,$@) $(PYTEST_ARGS)
 
 ## make collector: the collector distribution of collector/builder-config.yaml (ocb; needs Go),
 ## cached outside the repository by the manifest's sha256, linked at .collector/otelcol-monitor
@@ -62,7 +66,7 @@ rules: $(STAMP)
 
 ## make test-lower-bounds: a fresh venv with every dependency at its declared lower bound, and a fast subset
 LOWER_VENV ?= .venv-lower-bounds
-LOWER_TESTS ?= tests/test_settings.py tests/test_configurator.py tests/test_launcher.py tests/test_config_corpus.py
+LOWER_TESTS ?= tests/unit/test_settings.py tests/integration/test_configurator.py tests/integration/test_launcher.py tests/integration/test_config_corpus.py
 LOWER_DESELECT ?=
 test-lower-bounds:
 	rm -rf $(LOWER_VENV)

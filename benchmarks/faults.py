@@ -5,7 +5,7 @@ fast export intervals) on one core; wrk loads it from the other while the
 receiver is healthy, absent, hung, slow, answering 503/429 with Retry-After,
 or answering garbage. Each fault's p99 and throughput are printed as ratios to
 the healthy run, with the export warnings the app logged and the telemetry it
-counted as dropped. ``tests/test_faults.py`` proves the behaviour (every
+counted as dropped. ``tests/integration/test_faults.py`` proves the behaviour (every
 request served, telemetry resumes); this measures the cost.
 """
 

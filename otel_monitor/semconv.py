@@ -1,7 +1,7 @@
 """The telemetry contract: every attribute, metric and event name otel-monitor emits.
 
 The collector configuration, the Prometheus rules, the Grafana dashboards, the
-console and the tests all use these names; ``tests/test_contract.py`` fails when
+console and the tests all use these names; ``tests/unit/test_contract.py`` fails when
 a name used under ``collector/`` is not defined here.
 
 Semantic-convention names come first; our own live under ``monitor.``.

@@ -20,6 +20,6 @@ def otlp_sink():
 @pytest.fixture(scope="session")
 def otelcol():
     """The project's collector (`make collector`); skips, naming `make collector`, without it."""
-    from .otelcol import require_collector
+    from tests.support.otelcol import require_collector
 
     return require_collector()

@@ -26,7 +26,7 @@ the three steps leave current.  The span (name, kind, attributes, status,
 parent), the metrics, the log records and the request record are
 FastAPI's, and FastAPI's own functions still do everything outside this
 path (``_server_attributes``, ``_exception``, ``_instruments``,
-``_get_tracer``); ``tests/test_fastapi_requests.py`` compares the telemetry
+``_get_tracer``); ``tests/unit/test_fastapi_requests.py`` compares the telemetry
 of both for the same requests.
 
 WebSocket connections and apps that also carry the contrib's ASGI

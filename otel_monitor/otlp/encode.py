@@ -7,7 +7,7 @@ importing the protobuf runtime and the generated modules costs every process
 about 15 ms at start. This module writes the same bytes directly (protobuf
 wire format) and caches what repeats from span to span: attribute keys,
 common small key/value pairs, the encoded resource and scope.
-``tests/test_otlp_encode.py`` checks that what it writes parses, with
+``tests/unit/test_otlp_encode.py`` checks that what it writes parses, with
 ``opentelemetry-proto``, to exactly the message the SDK's own encoders build.
 
 Where the SDK's encoders would fail a whole batch, these keep it: an

@@ -99,7 +99,7 @@ def undelivered(claim: bool = False) -> dict[str, int]:
         if item is None:
             continue
         batch = getattr(item, "_batch_processor", None)
-        queue = getattr(batch, "_queue", None)  # the SDK's BatchProcessor deque (compat: tests/test_shutdown_drops.py)
+        queue = getattr(batch, "_queue", None)  # the SDK's BatchProcessor deque (compat: tests/unit/test_shutdown_drops.py)
         n = len(queue) if queue is not None else int(getattr(item, "in_flight", 0))
         if claim and queue is None and n:
             item.in_flight = 0
@@ -172,7 +172,7 @@ class CountingBatchLogRecordProcessor(BatchLogRecordProcessor):
 
     def on_emit(self, log_record: Any) -> None:
         batch = self._batch_processor
-        # The SDK's BatchProcessor drops exactly then (compat: tests/test_shutdown_drops.py).
+        # The SDK's BatchProcessor drops exactly then (compat: tests/unit/test_shutdown_drops.py).
         if batch._shutdown or len(batch._queue) >= batch._max_queue_size:  # noqa: SLF001 - the SDK batch processor's queue
             DROPPED.add("logs", 1)
         super().on_emit(log_record)
