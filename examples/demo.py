@@ -190,6 +190,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(report.summary(), flush=True)
         if with_console:
             print(side_by_side(report, f"http://127.0.0.1:{args.console_port}"), flush=True)
+            print(refunds_side_by_side(report, f"http://127.0.0.1:{args.console_port}"), flush=True)
         if with_console and not args.exit and sys.stdin.isatty():
             print(f"The console stays up at http://127.0.0.1:{args.console_port}/ - press Ctrl-C to stop.", flush=True)
             signal.pause()
@@ -279,6 +280,30 @@ def side_by_side(report: TrafficReport, console_url: str, service: str = "shop",
     if errors:
         lines.append(f"  the console's percentiles are within {max(errors):.1%} of its spans' true durations")
     return "\n".join(lines)
+
+
+def console_refunds(console_url: str, service: str = "shop", window: str = "1h") -> tuple[float, float] | None:
+    """(refunds, amount) of the service's ``refund`` KPI in the console's business figures; None before any."""
+    try:
+        answer = httpx.get(
+            f"{console_url}/api/summary", params={"service": service, "window": window}, timeout=5
+        ).json()
+        amounts = answer["services"][0]["business"]["amounts"]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError):
+        return None
+    found = [a for a in amounts if a["kpi"] == "refund"]
+    return (sum(a["count"] for a in found), sum(a["total"] for a in found)) if found else None
+
+
+def refunds_side_by_side(report: TrafficReport, console_url: str, timeout: float = 20.0) -> str:
+    """Refunds the generator was granted beside the console's refund figures (waits, bounded, for them)."""
+    deadline = time.monotonic() + timeout
+    seen = console_refunds(console_url)
+    while (seen is None or seen[0] < report.refunds) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        seen = console_refunds(console_url)
+    console = "-" if seen is None else f"{seen[0]:g} ({seen[1]:.2f} EUR)"
+    return f"refunds: the traffic generator / the console: {report.refunds} ({report.refunded_cents / 100:.2f} EUR) / {console}"
 
 
 def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:

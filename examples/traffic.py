@@ -5,7 +5,8 @@ customers, load-balancer probes) and walk through the shop as people do.  About
 3% of requests fail the way production requests fail: wrong passwords (401),
 invalid input (422), sold-out products (409), declined cards (402), and a rare
 server error from the LEGACY2019 coupon bug (500).  Payment timeouts and the
-fallback provider come from the payments service's behaviour.
+fallback provider come from the payments service's behaviour.  Some returning
+customers look at their orders and get one refunded (the refund figures).
 
 Always bounded: it stops at ``--requests`` requests or ``--duration`` seconds,
 whichever comes first::
@@ -32,6 +33,8 @@ import httpx
 PASSWORD = "correct horse battery"
 GOOD_CARD, DECLINED_CARD = "tok_visa", "tok_declined"
 CATEGORIES = ("clothing", "shoes", "accessories", "home")
+# A returning customer who looks at their orders asks for a refund of a paid one this often.
+REFUND_CHANCE = 0.25
 
 
 MAX_SAMPLES = 200_000
@@ -60,6 +63,9 @@ class TrafficReport:
     # (wall-clock end in ns, latency in s, endpoint) of each answered request, the latest MAX_SAMPLES
     # of them: the generator's own rate and percentiles, to set beside what the monitoring shows.
     samples: deque[tuple[int, float, str]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
+    # Refunds the shop granted (200), and their amount: what its refund KPI should count.
+    refunds: int = 0
+    refunded_cents: int = 0
 
     def rate(self, start_ns: int, end_ns: int, endpoint: str | None = None) -> float | None:
         """Answered requests (to ``endpoint``, or any) per second that ended within (start, end]."""
@@ -91,6 +97,8 @@ class TrafficReport:
             lines.append("transport errors: " + ", ".join(f"{k}: {n}" for k, n in self.transport_errors.items()))
         if self.resent:
             lines.append("resent on a new connection: " + ", ".join(f"{k}: {n}" for k, n in self.resent.items()))
+        if self.refunds:
+            lines.append(f"refunds: {self.refunds} ({self.refunded_cents / 100:.2f} EUR)")
         lines += [f"  {n:6d}  {endpoint}" for endpoint, n in self.by_endpoint.most_common()]
         return "\n".join(lines)
 
@@ -164,6 +172,19 @@ class Visitor:
         await self.call("GET", "/api/cart", "/api/cart")
         await self.checkout()
 
+    async def refund_one(self, orders: httpx.Response | None) -> None:
+        """Ask for a refund of one of the paid orders listed, now and then (as a customer returning an item)."""
+        if orders is None or orders.status_code != 200:
+            return
+        paid = [o for o in orders.json()["orders"] if o["status"] == "paid"]
+        if not paid or self.chance.random() >= REFUND_CHANCE:
+            return
+        order_id = self.chance.choice(paid)["order_id"]
+        response = await self.call("POST", "/api/orders/{id}/refund", f"/api/orders/{order_id}/refund")
+        if response is not None and response.status_code == 200:
+            self.traffic.report.refunds += 1
+            self.traffic.report.refunded_cents += int(response.json()["refunded_cents"])
+
     async def checkout(self) -> None:
         roll = self.chance.random()
         body: dict[str, Any] = {"card_token": DECLINED_CARD if roll < 0.04 else GOOD_CARD}
@@ -210,7 +231,7 @@ async def returning_customer(visitor: Visitor) -> None:
         return
     visitor.sign_in(response.json()["token"])
     if visitor.chance.random() < 0.3:
-        await visitor.call("GET", "/api/orders", "/api/orders")
+        await visitor.refund_one(await visitor.call("GET", "/api/orders", "/api/orders"))
     await visitor.shop_and_maybe_buy(buy_chance=0.4)
 
 
