@@ -131,6 +131,13 @@ def test_kubernetes_configmap_validates_with_its_workloads_environment(otelcol, 
     assert config_args and all(a.startswith(mount["mountPath"] + "/") for a in config_args), container["args"]
     files = [tmp_path / a[len(mount["mountPath"]) + 1 :] for a in config_args]
     env = _container_env(workload)
+    # A variable naming a hostPath mount (the agent's /hostfs for hostmetrics'
+    # root_path, which validate stats) points at a folder standing for it.
+    host_mounts = {m["mountPath"] for m in container["volumeMounts"] if "hostPath" in volumes.get(m["name"], {})}
+    for variable, value in env.items():
+        if value in host_mounts:
+            env[variable] = str(tmp_path / value.strip("/"))
+            Path(env[variable]).mkdir(parents=True, exist_ok=True)
     missing = _required_env(*files) - set(env)
     name = workload["metadata"]["name"]
     assert not missing, f"{configmap}: the config needs {sorted(missing)}, which {name} does not set"
