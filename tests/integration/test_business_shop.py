@@ -82,3 +82,30 @@ def test_shop_records_its_kpis(shop):
     assert events == {"cart_started": 2, "order_placed": 1}  # cart abandonment 1 - 1/2
     users = {k: p.value for k, p in _by_kpi(stack, semconv.METRIC_BUSINESS_USERS).items()}
     assert users == {"visitor": 2, "buyer": 1}  # ada's login the same day is no second visitor
+
+
+def test_the_demo_traffic_refunds_orders_and_the_refund_figures_count_them_exactly(tmp_path: Path, otlp_sink):
+    """The traffic generator's returning customers get paid orders refunded: the shop's refund KPI counts
+    exactly the refunds granted (200) and their amount."""
+    from examples.traffic import run_traffic
+
+    stack = make_stack(otlp_sink, user_id_key="k")
+    try:
+        with BackgroundServer(create_payments_app(Behaviour(delay_ms=0), seed=3)) as payments:
+            settings = ShopSettings(
+                database_url=f"sqlite:///{tmp_path / 'shop.db'}",
+                payments_primary_url=f"{payments.url}/primary",
+                payments_fallback_url=f"{payments.url}/fallback",
+                password_iterations=1000,
+            )
+            with BackgroundServer(create_shop_app(settings)) as shop_server:
+                report = run_traffic(shop_server.url, requests=1500, duration=120, concurrency=1, seed=5)
+        assert report.refunds >= 3, report.summary()
+        assert report.answered_by_endpoint["POST /api/orders/{id}/refund"] >= report.refunds
+        refunds = [
+            p for p in stack.points(semconv.METRIC_BUSINESS_AMOUNT) if p.attributes[semconv.MONITOR_KPI] == "refund"
+        ]
+        assert sum(p.count for p in refunds) == report.refunds
+        assert round(sum(p.sum for p in refunds) * 100) == report.refunded_cents
+    finally:
+        stack.close()

@@ -29,6 +29,7 @@ ALL_ENDPOINTS = {
     "GET /api/cart",
     "POST /api/checkout",
     "GET /api/orders",
+    "POST /api/orders/{id}/refund",
 }
 
 
