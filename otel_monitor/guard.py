@@ -22,8 +22,7 @@ from typing import Any
 
 _log = logging.getLogger("otel_monitor")
 _lock = threading.Lock()
-COUNTS: Counter[str] = Counter()
-_counter: Any = None
+COUNTS: Counter[str] = Counter()  # contained failures by component, also those before configuration
 # Our objects' locks that a thread of a pre-fork master may hold at the instant of fork.
 _RENEWED_AFTER_FORK: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
@@ -50,12 +49,11 @@ def _raise_in_tests() -> bool:
     return os.environ.get("OTEL_MONITOR_RAISE_INTERNAL_ERRORS", "").lower() == "true"
 
 
-def bind_meter(meter: Any) -> None:
-    """Report failures as ``monitor.sdk.internal_errors`` on this meter from now on."""
-    global _counter
+def internal_errors_counter(meter: Any) -> Any:
+    """The ``monitor.sdk.internal_errors`` counter on ``meter``; failures are counted on the runtime's."""
     from otel_monitor import semconv
 
-    _counter = meter.create_counter(
+    return meter.create_counter(
         semconv.METRIC_SELF_INTERNAL_ERRORS,
         unit="{error}",
         description="Failures inside otel-monitor that were contained and not raised into the app.",
@@ -73,7 +71,9 @@ def internal_error(component: str, exc: BaseException) -> None:
             component,
             exc_info=(type(exc), exc, exc.__traceback__),
         )
-    counter = _counter
+    from otel_monitor import runtime
+
+    counter = runtime.current().internal_errors
     if counter is not None:
         try:
             from otel_monitor import semconv
@@ -107,12 +107,39 @@ def reset_for_tests() -> None:
         COUNTS.clear()
 
 
+class PendingProcessor:
+    """Does nothing: what a guarded processor runs until the pipeline it was made for exists."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: Any) -> None:
+        pass
+
+    def on_emit(self, log_record: Any) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
 class _Guarded:
     """Shared part of the guarded processors: identity, shutdown and flush."""
 
     kind = "processor"
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any = None) -> None:
+        self.run(PendingProcessor() if inner is None else inner)
+
+    def run(self, inner: Any) -> None:
+        """Run ``inner`` from now on.
+
+        The configurator hands the SDK guarded processors before the providers
+        our processors need exist, and gives each its processor once they do.
+        """
         self.inner = inner
         self._name = f"{self.kind} {type(inner).__name__}"
 

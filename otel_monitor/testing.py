@@ -262,3 +262,20 @@ def faulty_receiver(kind: str, port: int) -> Iterator[None]:
             elif kind == "garbage":
                 sink.garbage = True
             yield
+
+
+def reset() -> None:
+    """Forget otel-monitor's state in this process, between tests that configure or record.
+
+    The runtime (instruments, classifier, pipeline, journey recorder, health
+    registry, what the status page and health endpoints add) starts afresh and
+    the guard's failure counts are cleared. The SDK's global providers are the
+    SDK's: a test that needs its own passes them in.
+    """
+    from otel_monitor import guard, runtime
+
+    registry = runtime.current().health_registry
+    if registry is not None:
+        registry.stop()
+    runtime.reset()
+    guard.reset_for_tests()

@@ -18,6 +18,7 @@ import hmac
 import threading
 from typing import Any
 
+from otel_monitor import runtime
 from otel_monitor.config.file import ConfigFile
 from otel_monitor.config.settings import Settings, report_problem
 from otel_monitor.health.registry import HealthRegistry, default_registry
@@ -92,8 +93,7 @@ def add_health_endpoints(
 # --- by configuration, under the launcher ----------------------------------------------
 
 _hook_lock = threading.Lock()
-_hook_options: dict[str, Any] | None = None
-_hook_registered = False
+_hook_registered = False  # the import hook is registered once per process; what it adds is the runtime's
 
 
 def _routed_paths(app: Any) -> set[str]:
@@ -105,7 +105,7 @@ def _add_on_build(wrapped: Any, app: Any, args: Any, kwargs: Any) -> Any:
     # Called when Starlette builds the middleware stack: on the first request
     # or lifespan event, after the app's own routes exist, so a /health of the
     # app's own wins over ours instead of being shadowed.
-    options = _hook_options
+    options = runtime.current().health_endpoints
     if options is not None and not hasattr(app, _MARK):
         from otel_monitor.guard import guarded
 
@@ -158,10 +158,11 @@ def install_from_config(config: ConfigFile, settings: Settings) -> HealthRegistr
 
 
 def _install_hook(registry: HealthRegistry, path: str, detailed_path: str, token: str | None) -> None:
-    global _hook_options, _hook_registered
+    global _hook_registered
     with _hook_lock:
         first, _hook_registered = not _hook_registered, True
-        _hook_options = {"registry": registry, "path": path, "detailed_path": detailed_path, "token": token}
+        options = {"registry": registry, "path": path, "detailed_path": detailed_path, "token": token}
+        runtime.current().health_endpoints = options
     if first:
         import wrapt
 
@@ -171,6 +172,5 @@ def _install_hook(registry: HealthRegistry, path: str, detailed_path: str, token
 
 def uninstall_for_tests() -> None:
     """Stop adding endpoints to new apps (the class patch stays, inert)."""
-    global _hook_options
     with _hook_lock:
-        _hook_options = None
+        runtime.current().health_endpoints = None

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_monitor import semconv
+from otel_monitor import runtime, semconv
 from otel_monitor.guard import guarded
 
 # A logger of its own so a log bridge can tell these lines from the change events.
@@ -525,21 +525,18 @@ def _instruments_for(provider: Any) -> _SharedInstruments:
         return shared
 
 
-_default: HealthRegistry | None = None
-_default_lock = threading.Lock()
-
-
 def default_registry() -> HealthRegistry:
-    """The process's registry: the one the config file fills and the endpoints use by default."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = HealthRegistry()
-        return _default
+    """The process's registry (in the runtime): the one the config file fills and the endpoints use by default."""
+    state = runtime.current()
+    with state.lock:
+        registry = state.health_registry
+        if registry is None:
+            registry = state.health_registry = HealthRegistry()
+        return registry
 
 
 def set_default_registry(registry: HealthRegistry | None) -> None:
-    """Replace the process's registry (the configurator and tests use this)."""
-    global _default
-    with _default_lock:
-        _default = registry
+    """Replace the process's registry (tests use this)."""
+    state = runtime.current()
+    with state.lock:
+        state.health_registry = registry

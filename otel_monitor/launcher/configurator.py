@@ -23,36 +23,24 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
-from otel_monitor import semconv
+from otel_monitor import runtime, semconv
 from otel_monitor.config.file import EMPTY, ConfigFile, ConfigFileError, file_settings, load_config_file
 from otel_monitor.config.settings import ConfigError, Settings, report_problem, resolve
+from otel_monitor.runtime import Runtime
 
 _log = logging.getLogger("otel_monitor")
 
 
-@dataclass
-class State:
-    """What one configuration built; kept so a second call is harmless."""
-
-    settings: Settings
-    config: ConfigFile
-    providers: dict[str, Any] = field(default_factory=dict)
-    pipeline: Any = None
-    problems: list[str] = field(default_factory=list)
-
-
-_state: State | None = None
 _lock = threading.Lock()
 
 
-def current() -> State | None:
-    """The active configuration, if otel-monitor configured the SDK in this process."""
-    return _state
+def current() -> Runtime | None:
+    """The runtime the configuration installed, if otel-monitor configured the SDK in this process."""
+    return runtime.configured()
 
 
 def load_configuration(overrides: dict[str, Any] | None = None, environ: Any = None) -> tuple[Settings, ConfigFile]:
@@ -149,6 +137,7 @@ def _after_fork_in_child(providers: dict[str, Any]) -> None:
     from otel_monitor.pipeline import exporters as export
 
     guard.renew_locks()  # first: internal_error, below too, takes the guard's
+    runtime.after_fork()
     with guard.guarded("fork handling"):
         _renew_instance_id(providers)
         export.fresh_connections_after_fork()
@@ -163,14 +152,14 @@ def _build_pipeline(settings: Settings, config: ConfigFile) -> Any:
     return build_pipeline(settings, config, metrics.get_meter_provider(), _logs.get_logger_provider())
 
 
-def configure_sdk(overrides: dict[str, Any] | None = None, **sdk_kwargs: Any) -> State:
+def configure_sdk(overrides: dict[str, Any] | None = None, **sdk_kwargs: Any) -> Runtime:
     """Configure the SDK once per process; later calls return the first result."""
-    global _state
     with _lock:
-        if _state is not None:
+        configured = runtime.configured()
+        if configured is not None:
             if overrides:
                 _log.debug("otel-monitor: already configured; ignoring %s", sorted(overrides))
-            return _state
+            return configured
         from otel_monitor.launcher.distro import apply_defaults
 
         apply_defaults()
@@ -184,11 +173,10 @@ def configure_sdk(overrides: dict[str, Any] | None = None, **sdk_kwargs: Any) ->
             # Strict mode: stop the process with the message, not a traceback.
             print(f"otel-monitor: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-        _state = _initialize(settings, config, sdk_kwargs)
-        return _state
+        return _initialize(settings, config, sdk_kwargs)
 
 
-def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, Any]) -> State:
+def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, Any]) -> Runtime:
     from opentelemetry import _logs, metrics, trace
     from opentelemetry.sdk._configuration import _initialize_components
     from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
@@ -197,7 +185,8 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     from otel_monitor.pipeline import exporters as export
     from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
 
-    state = State(settings=settings, config=config, problems=list(settings.problems))
+    # Installed first: what the SDK calls back into while it is being built reads it.
+    state = runtime.install(Runtime(settings=settings, config=config, problems=list(settings.problems)))
     export.install_warning_limit(settings.export_warning_interval)
     from otel_monitor.pipeline.processors import LateBoundLogExporter, LateBoundSpanExporter
 
@@ -216,7 +205,6 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
             ),
             keep_errors=settings.keep_errors,
             slow_threshold_ms=settings.slow_threshold_ms,
-            client_errors_fail=settings.client_errors_fail,
         )
         export.watch("traces", processor)  # what its queue still holds at exit is counted
         return processor
@@ -227,8 +215,14 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
             LateBoundLogExporter(export.CountingLogExporter(export.speed_up_exporter(exporter)))
         )
 
-    # Our span/log processors need the meter and logger providers, which the SDK
-    # builds after the tracer provider: add them to the providers afterwards.
+    # Our span and log processors go first, through the SDK's span_processors= and
+    # log_record_processors=. They need the meter and logger providers, which the SDK
+    # builds after the tracer provider: the guards are handed over now and given
+    # their processors once the pipeline is built (until then, and if building it
+    # fails, they do nothing).
+    span_slot, log_slot = guard.GuardedSpanProcessor(), guard.GuardedLogRecordProcessor()
+    sdk_kwargs["span_processors"] = [span_slot, *(sdk_kwargs.get("span_processors") or ())]
+    sdk_kwargs["log_record_processors"] = [log_slot, *(sdk_kwargs.get("log_record_processors") or ())]
     sdk_kwargs.setdefault("resource_attributes", {}).update(_resource_attributes(settings))
     sdk_kwargs["exporter_args_map"] = export.ExporterArguments(sdk_kwargs.get("exporter_args_map") or {})
     with _lean_otlp_exporters(settings.lean_otlp):
@@ -262,14 +256,16 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
             install_status_page(settings, config, meter_provider)
 
     self_meter = meter_provider.get_meter("otel_monitor")
-    guard.bind_meter(self_meter)
+    state.internal_errors = guard.internal_errors_counter(self_meter)
     export.DROPPED.bind_meter(self_meter)
 
     try:
         with guard.guarded("processor pipeline setup"):
             pipeline = _build_pipeline(settings, config)
-            state.pipeline = pipeline
-            _prepend_processors(tracer_provider, logger_provider, pipeline)
+            (span_processor,) = pipeline.span_processors
+            (log_processor,) = pipeline.log_record_processors
+            span_slot.run(span_processor)
+            log_slot.run(log_processor)
             if settings.lean_tracebacks:
                 from otel_monitor.fast import tracebacks
 
@@ -394,20 +390,6 @@ def _wrap_metric_exporters(meter_provider: Any) -> None:
             reader._exporter = export.CountingMetricExporter(  # noqa: SLF001 - the SDK reader's exporter, wrapped
                 export.RedactingMetricExporter(export.speed_up_exporter(inner), redactor)
             )
-
-
-def _prepend_processors(tracer_provider: Any, logger_provider: Any, pipeline: Any) -> None:
-    """Put our processors before the export processor, each behind the guard."""
-    from otel_monitor.guard import GuardedLogRecordProcessor, GuardedSpanProcessor
-
-    span_multi = tracer_provider._active_span_processor  # noqa: SLF001 - the SDK's processor lists: ours go first
-    existing = list(span_multi._span_processors)  # noqa: SLF001 - the SDK's processor lists: ours go first
-    ours = [GuardedSpanProcessor(p) for p in pipeline.span_processors]
-    span_multi._span_processors = tuple(ours + existing)  # noqa: SLF001 - the SDK's processor lists: ours go first
-    log_multi = logger_provider._multi_log_record_processor  # noqa: SLF001 - the SDK's processor lists: ours go first
-    existing_logs = list(log_multi._log_record_processors)  # noqa: SLF001 - the SDK's processor lists: ours go first
-    ours_logs = [GuardedLogRecordProcessor(p) for p in pipeline.log_record_processors]
-    log_multi._log_record_processors = tuple(ours_logs + existing_logs)  # noqa: SLF001 - the SDK's processor lists: ours go first
 
 
 class MonitorConfigurator(_OTelSDKConfigurator):

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_monitor import semconv
+from otel_monitor import runtime, semconv
 from otel_monitor.config.file import EMPTY, ConfigFile
 from otel_monitor.semantics.slo import SLOs, load_slos_or_defaults
 
@@ -300,14 +300,13 @@ def add_status_endpoint(
 
 # --- under the launcher ----------------------------------------------------------------
 
-_options: dict[str, Any] | None = None
 _hook_lock = threading.Lock()
-_hooked = False
+_hooked = False  # the import hook is registered once per process; what it adds is the runtime's
 
 
 def install(settings: Any, config: ConfigFile = EMPTY, meter_provider: Any = None) -> StatusTap | None:
     """Tap the meter provider's exporters and add the page to every FastAPI app (``status_path`` set)."""
-    global _options, _hooked
+    global _hooked
     path = settings.status_path
     if not path:
         return None
@@ -323,7 +322,7 @@ def install(settings: Any, config: ConfigFile = EMPTY, meter_provider: Any = Non
     from otel_monitor.health.registry import default_registry
 
     with _hook_lock:
-        _options = {
+        runtime.current().status_page = {
             "tap": tap,
             "path": path,
             "token": settings.health_token,
@@ -347,7 +346,7 @@ def _patch_fastapi(module: Any) -> None:
 def _add_on_build(wrapped: Any, app: Any, args: Any, kwargs: Any) -> Any:
     # As the health endpoints: added when the app builds its middleware stack, after its own routes,
     # so a route of the app's own at the same path wins.
-    options = _options
+    options = runtime.current().status_page
     if options is not None and not hasattr(app, _MARK):
         from otel_monitor.guard import guarded
 
@@ -369,6 +368,5 @@ def _add_on_build(wrapped: Any, app: Any, args: Any, kwargs: Any) -> Any:
 
 def uninstall_for_tests() -> None:
     """Stop adding the page to new apps (the class patch stays, inert)."""
-    global _options
     with _hook_lock:
-        _options = None
+        runtime.current().status_page = None

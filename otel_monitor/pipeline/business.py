@@ -48,7 +48,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from otel_monitor import semconv
+from otel_monitor import runtime, semconv
 from otel_monitor.pipeline import instruments as metrics
 from otel_monitor.semantics.journeys import pseudonymize
 
@@ -104,7 +104,7 @@ def amount(kpi: str, value: float, *, currency: str) -> None:
             )
             return
         key, labels = _attributes((semconv.MONITOR_KPI, kpi), (semconv.MONITOR_BUSINESS_CURRENCY, currency))
-        metrics.current().business_amounts.record(float(value), labels, key=("amount", *key))
+        metrics.instruments_in_use().business_amounts.record(float(value), labels, key=("amount", *key))
 
 
 def count(kpi: str, n: int = 1) -> None:
@@ -120,7 +120,7 @@ def count(kpi: str, n: int = 1) -> None:
         key, labels = _attributes(
             (semconv.MONITOR_KPI, kpi),
         )
-        metrics.current().business_events.add(n, labels, key=("count", *key))
+        metrics.instruments_in_use().business_events.add(n, labels, key=("count", *key))
 
 
 class DistinctUsers:
@@ -161,18 +161,15 @@ class DistinctUsers:
         return True, returning
 
 
-_distinct: DistinctUsers | None = None
-_distinct_lock = threading.Lock()
-
-
 def distinct_users() -> DistinctUsers:
-    """The one tracker, on the journey store of the bound journey recorder (if any)."""
-    global _distinct
+    """The one tracker, on the journey store of the runtime's journey recorder (if any)."""
     recorder = metrics.journey_recorder()
-    with _distinct_lock:
-        if _distinct is None or _distinct.store is not recorder.store:
-            _distinct = DistinctUsers(recorder.store)
-        return _distinct
+    state = runtime.current()
+    with state.lock:
+        tracker = state.distinct_users
+        if tracker is None or tracker.store is not recorder.store:
+            tracker = state.distinct_users = DistinctUsers(recorder.store)
+        return tracker
 
 
 def user(
@@ -204,6 +201,6 @@ def user(
             return None
         if first:
             key_, labels = _attributes((semconv.MONITOR_KPI, kpi), (semconv.MONITOR_BUSINESS_RETURNING, returning))
-            metrics.current().business_users.add(1, labels, key=("user", *key_))
+            metrics.instruments_in_use().business_users.add(1, labels, key=("user", *key_))
         return first
     return None

@@ -8,8 +8,8 @@ and every further one is recorded on the single overflow series
 ``{otel.metric.overflow: true}``, as the metrics specification prescribes.
 
 :func:`create_instruments` builds the four contract instruments on a meter
-provider; :func:`bind` makes them the ones the public helpers
-(``cache_lookup``, ``served_by``, ``journey_milestone``) record on.
+provider; the ones in the runtime (:mod:`otel_monitor.runtime`) are those the
+public helpers (``cache_lookup``, ``served_by``, ``journey_milestone``) record on.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics as metrics_api
 
-from otel_monitor import semconv
+from otel_monitor import runtime, semconv
 from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
 if TYPE_CHECKING:
@@ -279,54 +279,36 @@ def create_instruments(
     )
 
 
-_bound: Instruments | None = None
-_bound_lock = threading.Lock()
-
-
 def after_fork() -> None:
     """Fresh locks in a forked child: a parent thread may have held one at the instant of fork."""
-    global _bound_lock
-    _bound_lock = threading.Lock()
-    if _bound is not None:
+    bound = runtime.current().instruments
+    if bound is not None:
         for instrument in (
-            _bound.operation_duration,
-            _bound.cache_requests,
-            _bound.fallbacks,
-            _bound.journey_milestones,
-            _bound.business_amounts,
-            _bound.business_events,
-            _bound.business_users,
+            bound.operation_duration,
+            bound.cache_requests,
+            bound.fallbacks,
+            bound.journey_milestones,
+            bound.business_amounts,
+            bound.business_events,
+            bound.business_users,
         ):
             instrument.after_fork()
 
 
-def bind(instruments: Instruments) -> None:
-    """Make ``instruments`` the ones the public helpers record on."""
-    global _bound
-    _bound = instruments
-
-
-def current() -> Instruments:
-    """The bound instruments; before configuration, ones on the global meter
+def instruments_in_use() -> Instruments:
+    """The runtime's instruments; before configuration, ones on the global meter
     provider (a proxy that starts recording once an SDK provider is set)."""
-    global _bound
-    if _bound is None:
-        with _bound_lock:
-            if _bound is None:
-                _bound = create_instruments()
-    return _bound
+    state = runtime.current()
+    bound = state.instruments
+    if bound is None:
+        with state.lock:
+            bound = state.instruments
+            if bound is None:
+                bound = state.instruments = create_instruments()
+    return bound
 
 
 # --- helpers the app calls ------------------------------------------------------------
-_operation_namer: Any = None
-
-
-def bind_operation_namer(namer: Any) -> None:
-    """``namer(span) -> str | None``: how served_by() names the current span's operation."""
-    global _operation_namer
-    _operation_namer = namer
-
-
 _cache_labels: dict[tuple[str, bool, str | None], dict[str, Any]] = {}
 _fallback_labels: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -353,14 +335,14 @@ def cache_lookup(cache: str, hit: bool) -> None:
                 labels[semconv.MONITOR_OPERATION] = operation
             if len(_cache_labels) < 10_000:
                 _cache_labels[key] = labels
-        current().cache_requests.add(1, labels, key=key)
+        instruments_in_use().cache_requests.add(1, labels, key=key)
         if recording:
             span.set_attributes({semconv.MONITOR_CACHE_NAME: cache, semconv.MONITOR_CACHE_HIT: bool(hit)})
 
 
 def _current_operation(span: Any) -> str | None:
     """The operation ``span`` belongs to: its monitor.operation, the rules' name, or METHOD route."""
-    namer = _operation_namer
+    namer = runtime.current().operation_namer
     attributes = getattr(span, "attributes", None) or {}
     named = attributes.get(semconv.MONITOR_OPERATION) or (namer(span) if namer is not None else None)
     return str(named) if named else _fallback_operation(attributes)
@@ -377,7 +359,7 @@ def served_by(layer: str, operation: str | None = None) -> None:
         if span.is_recording():
             span.set_attribute(semconv.MONITOR_SERVICE_LAYER, layer)
             if operation is None:
-                namer = _operation_namer
+                namer = runtime.current().operation_namer
                 attributes = getattr(span, "attributes", None) or {}
                 operation = (
                     namer(span)
@@ -392,7 +374,7 @@ def served_by(layer: str, operation: str | None = None) -> None:
             labels = {semconv.MONITOR_OPERATION: key[0], semconv.MONITOR_SERVICE_LAYER: layer}
             if len(_fallback_labels) < 10_000:
                 _fallback_labels[key] = labels
-        current().fallbacks.add(1, labels, key=key)
+        instruments_in_use().fallbacks.add(1, labels, key=key)
 
 
 def _fallback_operation(attributes: Mapping[str, Any]) -> str | None:
@@ -406,29 +388,25 @@ def _fallback_operation(attributes: Mapping[str, Any]) -> str | None:
 
 # The journey recorder lives here, beside the counter it records on: semantics.journeys holds
 # the rules (funnels, pseudonyms, the store) and imports nothing of the pipeline.
-_journey_recorder: JourneyRecorder | None = None
-
-
-def bind_journey_recorder(recorder: JourneyRecorder) -> None:
-    """Make ``recorder`` the one :func:`journey_milestone` uses."""
-    global _journey_recorder
-    _journey_recorder = recorder
-
-
 def journey_recorder() -> JourneyRecorder:
-    """The bound recorder; before configuration one on the global providers."""
-    global _journey_recorder
-    if _journey_recorder is None:
+    """The runtime's recorder; before configuration one on the global providers."""
+    state = runtime.current()
+    recorder = state.journey_recorder
+    if recorder is None:
         import os
 
         from opentelemetry._logs import get_logger
 
         from otel_monitor.semantics.journeys import JourneyRecorder
 
-        _journey_recorder = JourneyRecorder(
-            get_logger("otel_monitor"), current().journey_milestones, os.environ.get("OTEL_MONITOR_USER_ID_KEY") or None
-        )
-    return _journey_recorder
+        counter = instruments_in_use().journey_milestones  # before the lock: creating them takes it
+        with state.lock:
+            recorder = state.journey_recorder
+            if recorder is None:
+                recorder = state.journey_recorder = JourneyRecorder(
+                    get_logger("otel_monitor"), counter, os.environ.get("OTEL_MONITOR_USER_ID_KEY") or None
+                )
+    return recorder
 
 
 def journey_milestone(

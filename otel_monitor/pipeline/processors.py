@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from otel_monitor import semconv
+from otel_monitor import runtime, semconv
 from otel_monitor.config.file import ConfigFile
 from otel_monitor.guard import guarded, internal_error
 from otel_monitor.pipeline import instruments as metrics
@@ -110,18 +110,6 @@ class SpanResult(NamedTuple):
     outcome: str | None = None
 
 
-def _client_error_only(span: Any, attributes: Any) -> bool:
-    """A server span failed by its 4xx answer alone (``OTEL_MONITOR_CLIENT_ERRORS_FAIL``): its outcome still says
-    which client error it was (client_error, unauthenticated...), and ``error.type`` makes it a failure."""
-    status = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
-    return (
-        span.kind is SpanKind.SERVER
-        and isinstance(status, int)
-        and 400 <= status < 500
-        and span.status.status_code is not StatusCode.ERROR
-    )
-
-
 def _exception_event(span: Any) -> Any:
     for event in reversed(span.events or ()):
         if event.name == "exception":
@@ -130,14 +118,9 @@ def _exception_event(span: Any) -> Any:
 
 
 def failure_of(
-    span: Any,
-    classifier: errors.ErrorClassifier,
-    captured: CapturedError | None = None,
-    attributes: Any = None,
-    client_errors_fail: bool = False,
+    span: Any, classifier: errors.ErrorClassifier, captured: CapturedError | None = None, attributes: Any = None
 ) -> tuple[bool, str | None, str | None]:
-    """``(failed, category, error.type)``; a 4xx server span is categorised but not failed,
-    unless ``client_errors_fail`` (``OTEL_MONITOR_CLIENT_ERRORS_FAIL``) says a 4xx fails."""
+    """``(failed, category, error.type)``; a 4xx server span is categorised but not failed."""
     if attributes is None:
         attributes = plain_attributes(span)
     status = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
@@ -145,8 +128,6 @@ def failure_of(
         span.kind is SpanKind.SERVER and isinstance(status, int) and status >= 500
     )
     client_error = span.kind is SpanKind.SERVER and isinstance(status, int) and 400 <= status < 500
-    if client_error and client_errors_fail:
-        failed = True
     if not failed and not client_error:
         return False, None, None
     category = attributes.get(semconv.MONITOR_ERROR_CATEGORY)
@@ -183,10 +164,8 @@ class OperationSpanProcessor(SpanProcessor):
         recorder: JourneyRecorder | None = None,
         excluded_urls: Sequence[str] = (),
         capture: ExceptionCaptureProcessor | None = None,
-        client_errors_fail: bool = False,
     ) -> None:
         self.rules = rules
-        self.client_errors_fail = client_errors_fail
         self.captured = capture.by_span if capture is not None else {}
         self.histogram = instruments.operation_duration
         self.classifier = classifier
@@ -241,13 +220,13 @@ class OperationSpanProcessor(SpanProcessor):
         if span.kind is SpanKind.SERVER and self._excluded is not None and self._is_excluded(attributes):
             return
         captured = self.captured.pop(span.context.span_id, None) if self.captured else None
-        failed, category, error_type = failure_of(span, self.classifier, captured, attributes, self.client_errors_fail)
+        failed, category, error_type = failure_of(span, self.classifier, captured, attributes)
         # A success has no category: the common case costs no status lookup.
         outcome = (
             "success"
             if category is None
             else errors.call_outcome(
-                failed and not _client_error_only(span, attributes),
+                failed,
                 attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE),
                 "csrf" if self._csrf_parents and self._csrf_parents.pop(span.context.span_id, False) else error_type,
                 span.status.description,
@@ -344,9 +323,7 @@ class SpanEnricher:
         outcome = None
         if result is None:
             operation = processor.rules.name_for(span, attributes)
-            failed, category, error_type = failure_of(
-                span, processor.classifier, None, attributes, processor.client_errors_fail
-            )
+            failed, category, error_type = failure_of(span, processor.classifier, None, attributes)
         elif isinstance(result, str):
             operation, failed, category, error_type = result, False, None, None
         else:
@@ -360,10 +337,7 @@ class SpanEnricher:
                 extra[semconv.MONITOR_ERROR_SEVERITY] = processor.classifier.severity(category, client_error=not failed)
             if semconv.MONITOR_OPERATION_OUTCOME not in attributes and operation is not None:
                 extra[semconv.MONITOR_OPERATION_OUTCOME] = outcome or errors.call_outcome(
-                    failed and not _client_error_only(span, attributes),
-                    attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE),
-                    error_type,
-                    span.status.description,
+                    failed, attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE), error_type, span.status.description
                 )
         if failed:
             if semconv.ERROR_TYPE not in attributes and error_type:
@@ -403,8 +377,6 @@ class SpanEnricher:
         resource = redact.resource(span.resource)
         description = span.status.description
         new_description = redact.text(description) if description else description
-        # A call failed by its 4xx answer alone (OTEL_MONITOR_CLIENT_ERRORS_FAIL) is exported as an error.
-        errored = failed and processor.client_errors_fail and _client_error_only(span, attributes)
         name = redact.text(span.name)
         if (
             scrubbed is attributes
@@ -592,20 +564,19 @@ class Pipeline:
         return EnrichingLogExporter(exporter, self.redactor, self.classifier, self.user_id_key)
 
 
-_active: Pipeline | None = None
-_default: Pipeline | None = None
-
-
 def active_or_default() -> Pipeline:
-    """The pipeline build_pipeline bound, or a default one: built-in redaction and classification only."""
-    global _default
-    if _active is not None:
-        return _active
-    if _default is None:
+    """The pipeline build_pipeline put in the runtime, or a default one: built-in redaction and classification only."""
+    state = runtime.current()
+    pipeline = state.pipeline
+    if pipeline is not None:
+        return pipeline
+    default = state.default_pipeline
+    if default is None:
         classifier, redactor = errors.ErrorClassifier(), Redactor()
-        processor = OperationSpanProcessor(OperationRules(), metrics.current(), classifier)
-        _default = Pipeline([], [], SpanEnricher(processor, redactor, None), redactor, classifier, None)
-    return _default
+        processor = OperationSpanProcessor(OperationRules(), metrics.instruments_in_use(), classifier)
+        default = Pipeline([], [], SpanEnricher(processor, redactor, None), redactor, classifier, None)
+        state.default_pipeline = default
+    return default
 
 
 class LateBoundSpanExporter(_DelegatingExporter, SpanExporter):
@@ -637,8 +608,8 @@ class LateBoundLogExporter(_DelegatingExporter, LogRecordExporter):
 def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logger_provider: Any) -> Pipeline:
     """Build our processors and wrappers from resolved settings and the config file.
 
-    Also binds the instruments, classifier and journey recorder that the
-    public helpers (``cache_lookup``, ``classify_error``, ``journey_milestone``...) use.
+    Also puts the instruments, classifier and journey recorder in the runtime:
+    the public helpers (``cache_lookup``, ``classify_error``, ``journey_milestone``...) use.
     """
     from otel_monitor.semantics.slo import load_slos_or_defaults
 
@@ -648,9 +619,10 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
     instruments = metrics.create_instruments(
         meter_provider, buckets, settings.cardinality_limit, bool(getattr(settings, "direct_histograms", True))
     )
-    metrics.bind(instruments)
+    state = runtime.current()
+    state.instruments = instruments
     classifier = errors.ErrorClassifier(errors.load_error_rules(config, strict=strict, problems=problems))
-    errors.bind(classifier)
+    state.classifier = classifier
     redactor = load_redactor(
         settings.redact,
         settings.redact_patterns or (),
@@ -685,15 +657,7 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
     rules = load_operation_rules(config, strict=strict, problems=problems)
     metrics.bind_operation_namer(rules.name_for)
     capture = ExceptionCaptureProcessor(classifier)
-    processor = OperationSpanProcessor(
-        rules,
-        instruments,
-        classifier,
-        recorder,
-        settings.excluded_urls or (),
-        capture,
-        bool(getattr(settings, "client_errors_fail", False)),
-    )
+    processor = OperationSpanProcessor(rules, instruments, classifier, recorder, settings.excluded_urls or (), capture)
     enricher = SpanEnricher(processor, redactor, settings.user_id_key)
     global _active
     _active = Pipeline([processor], [capture], enricher, redactor, classifier, settings.user_id_key, problems)

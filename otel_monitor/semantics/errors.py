@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from otel_monitor import semconv
+from otel_monitor import runtime, semconv
 from otel_monitor.config.file import EMPTY, ConfigFile
 from otel_monitor.config.settings import report_problem
 
@@ -760,19 +760,16 @@ def load_error_rules(
     return rules
 
 
-_classifier = ErrorClassifier()
+# The classifier without rules of a config file: what classify_error uses before configuration.
+BUILTIN_CLASSIFIER = ErrorClassifier()
 
 
-def bind(classifier: ErrorClassifier) -> None:
-    """Make ``classifier`` (with the config file's rules) the one :func:`classify_error` uses."""
-    global _classifier
-    _classifier = classifier
-
-
-def current() -> ErrorClassifier:
-    return _classifier
+def active_classifier() -> ErrorClassifier:
+    """The configured classifier (with the config file's rules), else the built-in one."""
+    classifier = runtime.current().classifier
+    return BUILTIN_CLASSIFIER if classifier is None else classifier
 
 
 def classify_error(exc: BaseException | None = None, *, status_code: int | None = None) -> str:
     """The category of an exception (its chain) or an HTTP status: timeout, network, ..."""
-    return _classifier.classify(exc, status_code=status_code)
+    return active_classifier().classify(exc, status_code=status_code)

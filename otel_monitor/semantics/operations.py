@@ -214,9 +214,9 @@ _tracer = trace.get_tracer("otel_monitor")
 
 
 def _record_failure(span: Any, exc: BaseException) -> None:
-    from otel_monitor.semantics.errors import current, error_fingerprint, qualified_name
+    from otel_monitor.semantics.errors import active_classifier, error_fingerprint, qualified_name
 
-    category = current().classify_in_span(exc, span.get_span_context().span_id)
+    category = active_classifier().classify_in_span(exc, span.get_span_context().span_id)
     if category == "cancelled":
         return
     span.record_exception(exc)

@@ -100,6 +100,35 @@ def test_configure_twice_is_harmless_and_exports():
     assert len([r for r in sink.logs if r["body"] == "inside job"]) == 1
 
 
+def test_our_processors_go_first_through_the_sdks_own_arguments():
+    """The SDK gets our guarded processors by span_processors= and log_record_processors=; they run first."""
+    proc = run_python(
+        """
+        from opentelemetry.sdk import _configuration
+        given = {}
+        original = _configuration._initialize_components
+        def spy(**kwargs):
+            given.update(kwargs)
+            return original(**kwargs)
+        _configuration._initialize_components = spy
+        import otel_monitor
+        otel_monitor.configure()
+        from opentelemetry import _logs, trace
+        spans = trace.get_tracer_provider()._active_span_processor._span_processors
+        logs = _logs.get_logger_provider()._multi_log_record_processor._log_record_processors
+        print("given", [type(p.inner).__name__ for p in given["span_processors"]],
+              [type(p.inner).__name__ for p in given["log_record_processors"]])
+        print("first", spans[0] is given["span_processors"][0], logs[0] is given["log_record_processors"][0])
+        print("last", type(spans[-1]).__name__, type(logs[-1]).__name__)
+    """,
+        {"OTEL_SERVICE_NAME": "prog", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "given ['OperationSpanProcessor'] ['ExceptionCaptureProcessor']" in proc.stdout
+    assert "first True True" in proc.stdout
+    assert "last MonitorSpanExportProcessor CountingBatchLogRecordProcessor" in proc.stdout
+
+
 FREEZE_PROBE = """
     import gc, weakref
     from opentelemetry import trace

@@ -20,6 +20,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / "otel_monitor"
 LAYER_OF = {
     "semconv": "base",
     "guard": "base",
+    "runtime": "base",
     "config": "base",
     "semantics": "semantics",
     "otlp": "codec",

@@ -74,7 +74,7 @@ def _recorded_directly(direct_histograms: bool) -> tuple[int, int]:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter(), shutdown_on_exit=False)
     build_pipeline(resolve({"direct_histograms": direct_histograms}, environ={}), EMPTY, provider, None)
-    histogram = instruments.current().operation_duration
+    histogram = instruments.instruments_in_use().operation_duration
     for _ in range(3):
         histogram.record(0.1, {"monitor.operation": "checkout"})
     data = reader.get_metrics_data()

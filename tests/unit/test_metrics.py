@@ -8,7 +8,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_monitor
-from otel_monitor import semconv
+from otel_monitor import runtime, semconv, testing
 from otel_monitor.pipeline import instruments as metrics
 from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
@@ -17,9 +17,10 @@ from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 def reader():
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    metrics.bind(metrics.create_instruments(provider, DEFAULT_BUCKETS, cardinality_limit=2000))
+    runtime.current().instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS, cardinality_limit=2000)
     yield reader
     provider.shutdown()
+    testing.reset()
 
 
 def points(reader: InMemoryMetricReader, name: str) -> list:
@@ -36,7 +37,7 @@ def points(reader: InMemoryMetricReader, name: str) -> list:
 
 def test_cardinality_guard_keeps_at_most_the_limit_with_100000_values(reader):
     """100,000 distinct values give at most 2000 series; the rest land on otel.metric.overflow=true."""
-    counter = metrics.current().cache_requests
+    counter = metrics.instruments_in_use().cache_requests
     for i in range(100_000):
         counter.add(1, {semconv.MONITOR_CACHE_NAME: f"cache-{i}"})
     series = points(reader, semconv.METRIC_CACHE_REQUESTS)
@@ -49,7 +50,7 @@ def test_cardinality_guard_keeps_at_most_the_limit_with_100000_values(reader):
 
 def test_histogram_uses_the_slo_buckets(reader):
     """monitor.operation.duration is a histogram in seconds with the SLO bucket boundaries."""
-    metrics.current().operation_duration.record(0.3, {semconv.MONITOR_OPERATION: "checkout"})
+    metrics.instruments_in_use().operation_duration.record(0.3, {semconv.MONITOR_OPERATION: "checkout"})
     (point,) = points(reader, semconv.METRIC_OPERATION_DURATION)
     assert tuple(point.explicit_bounds) == DEFAULT_BUCKETS
 
@@ -196,7 +197,7 @@ def test_values_of_different_types_stay_different_series() -> None:
 
 def test_a_list_attribute_value_is_counted_not_raised(reader) -> None:
     """Attribute values may be sequences: a list is one series, and never an error in the app."""
-    counter = metrics.current().cache_requests
+    counter = metrics.instruments_in_use().cache_requests
     counter.add(1, {semconv.MONITOR_CACHE_NAME: "catalog", "tags": ["a", "b"]})
     counter.add(1, {semconv.MONITOR_CACHE_NAME: "catalog", "tags": ["a", "b"]})
     (point,) = points(reader, semconv.METRIC_CACHE_REQUESTS)
