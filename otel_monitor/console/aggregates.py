@@ -18,7 +18,7 @@ from typing import Any
 
 from otel_monitor import semconv
 from otel_monitor.console.error_groups import app_frames
-from otel_monitor.console.store import AMOUNT_COUNT, AMOUNT_SUM, MINUTE_NS, Histogram, Store
+from otel_monitor.console.store import AMOUNT_COUNT, AMOUNT_SUM, MINUTE_NS, Histogram, ServiceRollups, Store
 from otel_monitor.semantics.slo import SLOs, Thresholds
 
 # Throughput is a rate over the last minute, whatever the window of the counts.
@@ -60,30 +60,35 @@ class Queries:
     def services(self) -> list[str]:
         return sorted(self.store.services)
 
+    def _rollups(self, service: str | None) -> list[tuple[str, ServiceRollups]]:
+        """One service's roll-ups (none when unknown), or every service's; call under the store's lock."""
+        if service:
+            found = self.store.rollups.get(service)
+            return [] if found is None else [(service, found)]
+        return list(self.store.rollups.items())
+
     # --- operations --------------------------------------------------------
-    def _op_tables(self, service: str, first: int) -> tuple[str, dict[tuple[str, str, int], Histogram]]:
+    @staticmethod
+    def _op_table(rollups: ServiceRollups, first: int) -> tuple[str, dict[tuple[str, int], Histogram]]:
         """Metrics when the service sent the duration histogram in the window, else spans."""
-        if any(k[0] == service and k[2] >= first for k in self.store.op_metrics):
-            return "metrics", self.store.op_metrics
-        return "spans", self.store.op_spans
+        if rollups.metrics_minute >= first:
+            return "metrics", rollups.op_metrics
+        return "spans", rollups.op_spans
 
     def operation_histograms(self, service: str | None, window: str) -> dict[tuple[str, str], tuple[str, Histogram]]:
         """(service, operation) -> (source, histogram merged over the window)."""
         first = self._first_minute(window)
         out: dict[tuple[str, str], tuple[str, Histogram]] = {}
         with self.store.lock:
-            services = (
-                [service]
-                if service
-                else sorted({k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
-            )
-            for svc in services:
-                source, table = self._op_tables(svc, first)
-                for (s, op, minute), hist in table.items():
-                    if s != svc or minute < first:
+            for svc, rollups in self._rollups(service):
+                source, table = self._op_table(rollups, first)
+                for (op, minute), hist in table.items():
+                    if minute < first:
                         continue
-                    merged = out.setdefault((s, op), (source, Histogram()))[1]
-                    merged.merge(hist)
+                    merged = out.get((svc, op))
+                    if merged is None:
+                        merged = out[(svc, op)] = (source, Histogram())
+                    merged[1].merge(hist)
         return out
 
     def _counter_sums(
@@ -92,9 +97,10 @@ class Queries:
         first = self._first_minute(window)
         out: dict[tuple[str, tuple[tuple[str, Any], ...]], float] = defaultdict(float)
         with self.store.lock:
-            for (name, svc, minute, attrs), value in self.store.counters.items():
-                if name == metric and minute >= first and (service is None or svc == service):
-                    out[(svc, attrs)] += value
+            for svc, rollups in self._rollups(service):
+                for (name, minute, attrs), value in rollups.counters.items():
+                    if name == metric and minute >= first:
+                        out[(svc, attrs)] += value
         return out
 
     def cache_hit_rates(
@@ -203,9 +209,9 @@ class Queries:
         ``throughput_window`` gives the span counted, in ms since the epoch.
         """
         with self.store.lock:
-            mine = [
-                (op, t) for (svc, src, op, _), t in self.store.timelines.items() if svc == service and src == source
-            ]
+            rollups = self.store.rollups.get(service)
+            table = rollups.timelines if rollups is not None else {}
+            mine = [(op, t) for (src, op, _), t in table.items() if src == source]
             if not mine:
                 return {"throughput_per_s": None, "throughput_window": None}
             end = max(t.last_ns for _, t in mine)
@@ -236,10 +242,10 @@ class Queries:
         fallbacks = self.fallbacks(service, window)
         caches = self.cache_hit_rates(service, window)
         by_operation = self.cache_hit_rates(service, window, by=semconv.MONITOR_OPERATION)
+        reporting = {s for s, _ in fallbacks}
         rows = []
         for (svc, op), (source, hist) in sorted(self.operation_histograms(service, window).items()):
-            reporting = any(s == svc for s, _ in fallbacks)
-            fallback_count = fallbacks.get((svc, op), 0.0) if reporting else None
+            fallback_count = fallbacks.get((svc, op), 0.0) if svc in reporting else None
             row = self.operation_row(svc, op, source, hist, fallback_count, window)
             # Only operations that use a cache get a hit rate: the lookups made in the
             # operation (the counter's monitor.operation), else a cache named after it.
@@ -255,15 +261,10 @@ class Queries:
         first = self._first_minute(window)
         buckets: dict[int, Histogram] = defaultdict(Histogram)
         with self.store.lock:
-            services = (
-                [service]
-                if service
-                else sorted({k[0] for k in self.store.op_metrics} | {k[0] for k in self.store.op_spans})
-            )
-            for svc in services:
-                _, table = self._op_tables(svc, first)
-                for (s, op, minute), hist in table.items():
-                    if s == svc and minute >= first and (operation is None or op == operation):
+            for _, rollups in self._rollups(service):
+                _, table = self._op_table(rollups, first)
+                for (op, minute), hist in table.items():
+                    if minute >= first and (operation is None or op == operation):
                         buckets[(minute - first) // step].merge(hist)
         out = []
         for i in range(-(-minutes // step)):
@@ -282,13 +283,19 @@ class Queries:
     def summary(self, service: str | None, window: str) -> list[dict[str, Any]]:
         rows = self.operations(service, window)
         health = self.health(service, window)
+        rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            rows_of[r["service"]].append(r)
+        checks_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for c in health:
+            checks_of[c["service"]].append(c)
         out = []
         for svc in [service] if service else self.services():
-            mine = [r for r in rows if r["service"] == svc]
+            mine = rows_of.get(svc, [])
             total = Histogram()
             for _source, hist in self.operation_histograms(svc, window).values():
                 total.merge(hist)
-            checks = [c for c in health if c["service"] == svc]
+            checks = checks_of.get(svc, [])
             status = worst(*(r["status"] for r in mine), *(_check_state(c) for c in checks))
             out.append(
                 {
@@ -320,7 +327,9 @@ class Queries:
     def instances(self, service: str) -> list[dict[str, Any]]:
         """The service's instances (service.instance.id), live first, newest first."""
         with self.store.lock:
-            seen = [(i, t) for (s, i), t in self.store.instances.items() if s == service]
+            rollups = self.store.rollups.get(service)
+            kept = self.store.instances
+            seen = [(i, kept[(service, i)]) for i in (rollups.instances if rollups else ()) if (service, i) in kept]
         seen.sort(key=lambda it: (self._silent(it[1]), -it[1]))
         rows = []
         for i, t in seen[:_MAX_INSTANCES_SHOWN]:
@@ -501,8 +510,9 @@ class Queries:
                 counts = []
                 for step in steps:
                     users: set[str] = set()
-                    for (svc, j, s), seen in self.store.journeys.items():
-                        if j == journey and s == step and (not service or svc == service):
+                    for _, rollups in self._rollups(service):
+                        seen = rollups.journeys.get((journey, step))
+                        if seen:
                             users.update(u for u, t in seen.items() if t >= since)
                     counts.append(len(users))
                 rows = []
@@ -524,9 +534,19 @@ class Queries:
         first = self._first_minute(window)
         out = []
         with self.store.lock:
-            for (svc, check), instances in sorted(self.store.health.items()):
-                if service and svc != service:
-                    continue
+            checks = sorted(
+                ((svc, check, instances) for svc, r in self._rollups(service) for check, instances in r.health.items()),
+                key=lambda c: (c[0], c[1]),
+            )
+            # Samples per check in the window, summed once for all checks.
+            samples_of: dict[tuple[str, str], list[int]] = {}
+            for svc, rollups in self._rollups(service):
+                for (c, minute), (n, ok) in rollups.health_minutes.items():
+                    if minute >= first:
+                        sample = samples_of.setdefault((svc, c), [0, 0])
+                        sample[0] += n
+                        sample[1] += ok
+            for svc, check, instances in checks:
                 critical = any(c for _, c, _ in instances.values())
                 last_seen = max(t for _, _, t in instances.values())
                 # A check's state lives as long as its instance: a stopped or
@@ -535,11 +555,7 @@ class Queries:
                     i: v for i, v in instances.items() if not self._silent(self.store.instances.get((svc, i), v[2]))
                 }
                 value: float | None = min((v for v, _, _ in instances.values()), default=None)  # the worst instance
-                samples = up = 0
-                for (s, c, minute), (n, ok) in self.store.health_minutes.items():
-                    if s == svc and c == check and minute >= first:
-                        samples += n
-                        up += ok
+                samples, up = samples_of.get((svc, check), (0, 0))
                 out.append(
                     {
                         "service": svc,
@@ -556,13 +572,15 @@ class Queries:
                         "uptime": _round(up / samples, 4) if samples else None,
                     }
                 )
-            incidents = [i for i in self.store.incidents if not service or i["service"] == service]
+            incidents_of: dict[tuple[Any, Any], list[dict[str, Any]]] = defaultdict(list)
+            for i in self.store.incidents:
+                if not service or i["service"] == service:
+                    incidents_of[(i["service"], i["check"])].append(i)
         for row in out:
             row["incidents"] = [
                 {"time": i["time_unix_nano"] // 1_000_000, "state": i["state"], "previous_state": i["previous_state"]}
-                for i in incidents
-                if i["service"] == row["service"] and i["check"] == row["check"]
-            ][-20:]
+                for i in incidents_of.get((row["service"], row["check"]), ())[-20:]
+            ]
         return out
 
 

@@ -21,6 +21,7 @@ webhook format (:class:`WebhookNotifier`) from a thread of its own.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -36,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from otel_monitor.console.aggregates import Queries
-from otel_monitor.console.store import MINUTE_NS, Histogram, Store
+from otel_monitor.console.store import MINUTE_NS, Histogram, ServiceRollups, Store
 from otel_monitor.semantics.alert_timing import (
     DEFAULT_RUNBOOK_BASE_URL,
     TIMINGS,
@@ -49,6 +50,9 @@ _log = logging.getLogger("otel_monitor.console.alerts")
 
 # Fewer calls than this in the window say too little about a rate to page anyone.
 MIN_CALLS = 5
+# An evaluation from the event loop works out this many services' conditions between checks of
+# the time it has taken (see AlertBook.evaluate_in_steps).
+_SERVICES_PER_STEP = 20
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -135,10 +139,19 @@ class Journal(Protocol):
 
 
 class _Window(Queries):
-    """Queries over any whole number of minutes, like the rules' range selectors."""
+    """Queries over any whole number of minutes, like the rules' range selectors; "every service"
+    means those of ``only`` when it is set (an evaluation a few services at a time)."""
+
+    only: list[str] | None = None
 
     def _first_minute(self, window: str) -> int:
         return self.now_ns // MINUTE_NS - int(window.removesuffix("m")) + 1
+
+    def _rollups(self, service: str | None) -> list[tuple[str, ServiceRollups]]:
+        if service or self.only is None:
+            return super()._rollups(service)
+        kept = self.store.rollups
+        return [(s, kept[s]) for s in self.only if s in kept]
 
 
 def _window(timing_alert: str) -> str:
@@ -165,9 +178,10 @@ def _op_labels(queries: Queries, service: str, operation: str) -> dict[str, str]
     }
 
 
-def conditions(queries: Queries) -> list[Condition]:
-    """Every rule condition that holds at ``queries.now_ns``."""
+def conditions(queries: Queries, services: list[str] | None = None) -> list[Condition]:
+    """Every rule condition that holds at ``queries.now_ns`` (for ``services`` only, when given)."""
     q = _Window(queries.store, queries.now_ns)
+    q.only = services
     found: list[Condition] = []
     five = q.operation_histograms(None, _window("OperationSuccessRateLow"))
     for (svc, op), (_, hist) in sorted(five.items()):
@@ -450,10 +464,30 @@ class AlertBook:
         }
 
     # --- evaluation ----------------------------------------------------------------
-    def evaluate(self, now_ns: int | None = None) -> None:
+    async def evaluate_in_steps(self, now_ns: int | None = None, budget_s: float = 0.01) -> None:
+        """:meth:`evaluate` from the event loop: the conditions are worked out a few services at a
+        time, and the loop gets control back every ``budget_s`` seconds, so requests are answered
+        meanwhile however many services there are."""
+        now_ns = now_ns or time.time_ns()
+        with self.store.lock:
+            services = list(self.store.rollups)
+        queries = Queries(self.store, now_ns)
+        found: list[Condition] = []
+        since = time.perf_counter()
+        for i in range(0, len(services), _SERVICES_PER_STEP):
+            found.extend(conditions(queries, services[i : i + _SERVICES_PER_STEP]))
+            if time.perf_counter() - since >= budget_s:
+                await asyncio.sleep(0)
+                since = time.perf_counter()
+        self.evaluate(now_ns, found)
+
+    def evaluate(self, now_ns: int | None = None, found: list[Condition] | None = None) -> None:
+        """Update rule states and alerts from the conditions holding now (``found``: already worked out)."""
         now_ns = now_ns or time.time_ns()
         now = now_ns // 1_000_000
-        holding = {c.key: c for c in conditions(Queries(self.store, now_ns))}
+        if found is None:
+            found = conditions(Queries(self.store, now_ns))
+        holding = {c.key: c for c in found}
         error_rate_for = {op: t.error_rate_for for op, t in self.store.slos.operations.items()}
         default_for = self.store.slos.defaults.error_rate_for
         changes: list[tuple[RuleState, str, int | None]] = []

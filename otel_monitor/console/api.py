@@ -393,7 +393,7 @@ async def alerts(request: Request) -> JSONResponse:
     """
     console = _console(request)
     if not console.replaying:  # alerts judge complete data only
-        console.alerts.evaluate()
+        await console.alerts.evaluate_in_steps()
     service = request.query_params.get("service") or None
     return JSONResponse(_flag_replay(console, console.alerts.as_json(service)))
 

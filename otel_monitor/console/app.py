@@ -455,6 +455,17 @@ async def _deny(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _trim_in_steps(store: Store, per_step: int = 200) -> None:
+    """:meth:`Store.trim` a few services at a time, handing the event loop back in between."""
+    now_ns = time.time_ns()
+    with store.lock:
+        services = list(store.rollups)
+    for i in range(0, len(services), per_step):
+        store.trim(now_ns, services[i : i + per_step])
+        await asyncio.sleep(0)
+    store.trim_shared(now_ns)
+
+
 def create_app(console: Console, evaluate_every: float = 10.0) -> ASGIApp:
     """The ASGI app serving OTLP ingest, the API and the UI for ``console``."""
 
@@ -466,8 +477,8 @@ def create_app(console: Console, evaluate_every: float = 10.0) -> ASGIApp:
                 if console.replaying:  # alerts judge complete data only
                     continue
                 try:
-                    console.alerts.evaluate()
-                    console.store.trim()
+                    await console.alerts.evaluate_in_steps()
+                    await _trim_in_steps(console.store)
                 except Exception:  # noqa: BLE001 - the console keeps serving; the log says what broke
                     _log.exception("otel-monitor console: alert evaluation failed")
 

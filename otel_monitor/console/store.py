@@ -19,7 +19,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,9 @@ class Limits:
     # Span ids remembered to recognise one received again (an exporter's retry).
     max_span_ids: int = 20_000
     max_metrics: int = 2_000  # (service, metric name) entries of the metric list
+    # Services (service.name) and instances (service, service.instance.id) kept: the least recently
+    # heard from goes first, a service with everything the store kept of it.
+    max_services: int = 10_000
     max_instances: int = 10_000
     # Series (metric, instance, attribute set) the metrics explorer keeps per-minute values of.
     max_metric_series: int = 5_000
@@ -274,6 +277,43 @@ def _outcome(attrs: dict[str, Any], failed: bool) -> str:
     return call_outcome(failed, status, attrs.get(semconv.ERROR_TYPE))
 
 
+class ServiceRollups:
+    """What the store keeps of one service, indexed by it: queries read only their service's own
+    roll-ups, and evicting the service drops them whole."""
+
+    __slots__ = (
+        "counters",
+        "health",
+        "health_minutes",
+        "instances",
+        "journeys",
+        "metrics_minute",
+        "op_metrics",
+        "op_spans",
+        "timelines",
+    )
+
+    def __init__(self) -> None:
+        # (operation, minute) -> Histogram, from the duration metric and from operation spans
+        self.op_metrics: dict[tuple[str, int], Histogram] = {}
+        self.op_spans: dict[tuple[str, int], Histogram] = {}
+        # The newest minute of ``op_metrics``: whether the service sent the metric in a window.
+        self.metrics_minute = -1
+        # (source, operation, series) -> calls over the last minutes, for throughput;
+        # source is "metrics" or "spans", as for the histograms above.
+        self.timelines: dict[tuple[str, str, Any], CallTimeline] = {}
+        # (metric, minute, attrs) -> delta sum
+        self.counters: dict[tuple[str, int, tuple[tuple[str, Any], ...]], float] = defaultdict(float)
+        # check -> {instance: (value, critical, time_ns)}
+        self.health: dict[str, dict[str, tuple[float, bool, int]]] = {}
+        # (check, minute) -> [samples, samples not down]
+        self.health_minutes: dict[tuple[str, int], list[int]] = {}
+        # (journey, step) -> {pseudo id: last time reached (ns)}
+        self.journeys: dict[tuple[str, str], OrderedDict[str, int]] = {}
+        # service.instance.id of the instances kept ("" when the sender sets none)
+        self.instances: set[str] = set()
+
+
 # Spans and log records waiting for their counterpart (see Store._logged_exceptions).
 _MAX_WAITING = 1000
 
@@ -302,6 +342,8 @@ class Store:
         self.received: dict[str, int] = defaultdict(int)
         self.evicted: dict[str, int] = defaultdict(int)
         self.services: dict[str, int] = {}  # service -> last seen (ns)
+        # service -> its roll-ups, the most recently heard from last (evicted from the front)
+        self.rollups: OrderedDict[str, ServiceRollups] = OrderedDict()
         # (service, service.instance.id) -> last seen (ns); "" when the sender sets no instance id
         self.instances: OrderedDict[tuple[str, str], int] = OrderedDict()
         # (service, instance) -> CPU (cores busy, from process.cpu.time) and memory (process.memory.usage)
@@ -329,24 +371,10 @@ class Store:
         self.span_count = 0
         self.logs: deque[dict[str, Any]] = deque()
         self.logs_by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        # (service, operation, minute) -> Histogram
-        self.op_metrics: dict[tuple[str, str, int], Histogram] = {}
-        self.op_spans: dict[tuple[str, str, int], Histogram] = {}
-        # (service, source, operation, series) -> calls over the last minutes, for throughput;
-        # source is "metrics" or "spans", as for the histograms above.
-        self.timelines: dict[tuple[str, str, str, Any], CallTimeline] = {}
-        # (metric, service, minute, attrs) -> delta sum
-        self.counters: dict[tuple[str, str, int, tuple[tuple[str, Any], ...]], float] = defaultdict(float)
         self._last: OrderedDict[tuple[Any, ...], tuple[int, Any]] = OrderedDict()
         self.errors: OrderedDict[tuple[str, str], ErrorGroup] = OrderedDict()
         self.error_grouper = ErrorGrouper(self.errors, self.limits.max_error_groups, self.evicted)
-        # (service, check) -> {instance: (value, critical, time_ns)}
-        self.health: dict[tuple[str, str], dict[str, tuple[float, bool, int]]] = defaultdict(dict)
-        # (service, check, minute) -> [samples, samples not down]
-        self.health_minutes: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
         self.incidents: deque[dict[str, Any]] = deque(maxlen=self.limits.max_incidents)
-        # (service, journey, step) -> {pseudo id: last time reached (ns)}
-        self.journeys: dict[tuple[str, str, str], OrderedDict[str, int]] = defaultdict(OrderedDict)
         self.journey_step_order: dict[str, list[str]] = defaultdict(list)
         # FastAPI's native telemetry puts only error.type on a failed server span and
         # logs the exception in the span's context: an error group takes its stack
@@ -373,6 +401,7 @@ class Store:
                 self.span_count -= len(old.spans)
                 self.evicted["spans"] += len(old.spans)
                 self.logs_by_trace.pop(old.trace_id, None)
+            self._evict_services()
 
     def _already_received(self, span: dict[str, Any]) -> bool:
         """True for a span whose trace and span id came before (bounded memory: the last ``max_span_ids``)."""
@@ -386,15 +415,25 @@ class Store:
             self._span_ids.popitem(last=False)
         return False
 
-    def _seen(self, service: str, resource: dict[str, Any], t: int) -> None:
-        """Note data from a service and its instance: the data's own time, never later than its receipt."""
+    def _seen(self, service: str, resource: dict[str, Any], t: int) -> ServiceRollups:
+        """Note data from a service and its instance: the data's own time, never later than its receipt.
+
+        Returns the service's roll-ups, now the most recently heard from (the last evicted).
+        """
         t = min(t, self._receipt_ns or t)
+        rollups = self.rollups.get(service)
+        if rollups is None:
+            rollups = self.rollups[service] = ServiceRollups()
+        else:
+            self.rollups.move_to_end(service)
         if t > self.services.get(service, 0):
             self.services[service] = t
-        key = (service, str(resource.get(semconv.SERVICE_INSTANCE_ID, "")))
+        instance = str(resource.get(semconv.SERVICE_INSTANCE_ID, ""))
+        key = (service, instance)
         self.instance_resources[key] = resource
         if key not in self.instance_first_seen:
             self.instance_first_seen[key] = t
+            rollups.instances.add(instance)
         elif t < self.instance_first_seen[key]:
             self.instance_first_seen[key] = t
         if t >= self.instances.get(key, 0):
@@ -402,15 +441,58 @@ class Store:
             self.instances.move_to_end(key)
             if len(self.instances) > self.limits.max_instances:
                 gone, _ = self.instances.popitem(last=False)
-                self.instance_first_seen.pop(gone, None)
-                self.instance_resources.pop(gone, None)
+                self._forget_instance(gone)
                 self.evicted["instances"] += 1
+        return rollups
+
+    def _forget_instance(self, key: tuple[str, str]) -> None:
+        """Drop what the store keeps of one instance (evicted): its resource, usage and check states."""
+        service, instance = key
+        self.instance_first_seen.pop(key, None)
+        self.instance_resources.pop(key, None)
+        self.instance_usage.pop(key, None)
+        rollups = self.rollups.get(service)
+        if rollups is not None:
+            rollups.instances.discard(instance)
+            for check in [c for c, states in rollups.health.items() if states.pop(instance, None) and not states]:
+                del rollups.health[check]
+
+    def _evict_services(self) -> None:
+        """Over ``max_services``: drop the least recently heard from, with everything kept of them.
+
+        Called once per batch: the tables bounded on their own (error groups, the metric list and
+        series, counter baselines) are swept once for all the services evicted by it.
+        """
+        over = len(self.rollups) - self.limits.max_services
+        if over <= 0:
+            return
+        gone: set[str] = set()
+        for _ in range(over):
+            service, rollups = self.rollups.popitem(last=False)
+            gone.add(service)
+            self.services.pop(service, None)
+            self.monitored_services.discard(service)
+            for instance in rollups.instances:
+                key = (service, instance)
+                self.instances.pop(key, None)
+                self.instance_first_seen.pop(key, None)
+                self.instance_resources.pop(key, None)
+                self.instance_usage.pop(key, None)
+        self.evicted["services"] += len(gone)
+        tables: tuple[dict[Any, Any], ...] = (self.errors, self.metric_catalog, self.metric_series.series, self._last)
+        for table in tables:
+            for key in [k for k in table if k[0] in gone]:
+                del table[key]
+        if any(i["service"] in gone for i in self.incidents):
+            kept = [i for i in self.incidents if i["service"] not in gone]
+            self.incidents.clear()
+            self.incidents.extend(kept)
 
     def _add_span(self, span: dict[str, Any]) -> None:
         service = span["resource"].get(semconv.SERVICE_NAME, "unknown_service")
         span["service"] = service
         end = span["end_time_unix_nano"]
-        self._seen(service, span["resource"], end)
+        rollups = self._seen(service, span["resource"], end)
         attrs = span["attributes"]
         trace = self.traces.get(span["trace_id"])
         if trace is None:
@@ -441,10 +523,10 @@ class Store:
             # A 4xx answer is categorised (validation, auth) but not failed: the
             # same call counts as a success here as in the duration metric.
             category = str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown") if failed else None
-            key = (service, str(operation), end // MINUTE_NS)
-            hist = self.op_spans.get(key)
+            key = (str(operation), end // MINUTE_NS)
+            hist = rollups.op_spans.get(key)
             if hist is None:
-                hist = self.op_spans[key] = Histogram()
+                hist = rollups.op_spans[key] = Histogram()
             bounds = self._span_bounds
             seconds = (end - span["start_time_unix_nano"]) / 1e9
             hist.add(
@@ -458,7 +540,8 @@ class Store:
                 _outcome(attrs, category is not None),
             )
             self._count_call(
-                (service, "spans", str(operation), span["resource"].get(semconv.SERVICE_INSTANCE_ID, "")),
+                rollups.timelines,
+                ("spans", str(operation), span["resource"].get(semconv.SERVICE_INSTANCE_ID, "")),
                 span["start_time_unix_nano"],
                 end,
             )
@@ -470,10 +553,12 @@ class Store:
 
     _SPAN_STEP_NS = 250_000_000
 
-    def _count_call(self, key: tuple[str, str, str, Any], start_ns: int, end_ns: int) -> None:
-        timeline = self.timelines.get(key)
+    def _count_call(
+        self, timelines: dict[tuple[str, str, Any], CallTimeline], key: tuple[str, str, Any], start_ns: int, end_ns: int
+    ) -> None:
+        timeline = timelines.get(key)
         if timeline is None:
-            timeline = self.timelines[key] = CallTimeline(start_ns)
+            timeline = timelines[key] = CallTimeline(start_ns)
         elif start_ns < timeline.start_ns and timeline.floor[1] == 0:
             # Spans of one batch end in order but may have started out of order.
             timeline.start_ns, timeline.floor = start_ns, (start_ns, 0.0)
@@ -507,15 +592,16 @@ class Store:
                     same.remove(old)
                     if not same:
                         del self.logs_by_trace[old["trace_id"]]
+            self._evict_services()
 
     def _add_log(self, record: dict[str, Any]) -> None:
         service = record["resource"].get(semconv.SERVICE_NAME, "unknown_service")
         record["service"] = service
-        self._seen(service, record["resource"], record["time_unix_nano"])
+        rollups = self._seen(service, record["resource"], record["time_unix_nano"])
         attrs = record["attributes"]
         event = record["event_name"] or attrs.get("event.name")
         if event == semconv.EVENT_JOURNEY_MILESTONE:
-            self._add_milestone(service, record, attrs)
+            self._add_milestone(rollups, record, attrs)
         elif event == semconv.EVENT_HEALTH_CHANGE:
             self.incidents.append(
                 {
@@ -546,7 +632,7 @@ class Store:
         else:
             _remember(self._logged_exceptions, span_id, (message, stacktrace))
 
-    def _add_milestone(self, service: str, record: dict[str, Any], attrs: dict[str, Any]) -> None:
+    def _add_milestone(self, rollups: ServiceRollups, record: dict[str, Any], attrs: dict[str, Any]) -> None:
         journey = str(attrs.get(semconv.MONITOR_JOURNEY_NAME) or "")
         step = str(attrs.get(semconv.MONITOR_JOURNEY_STEP) or "")
         user = attrs.get(semconv.ENDUSER_PSEUDO_ID)
@@ -554,7 +640,9 @@ class Store:
             return
         if step not in self.journey_step_order[journey]:
             self.journey_step_order[journey].append(step)
-        users = self.journeys[(service, journey, step)]
+        users = rollups.journeys.get((journey, step))
+        if users is None:
+            users = rollups.journeys[(journey, step)] = OrderedDict()
         users[str(user)] = record["time_unix_nano"]
         users.move_to_end(str(user))
         if len(users) > self.limits.max_users_per_step:
@@ -574,6 +662,7 @@ class Store:
             while len(self._last) > self.limits.max_series:
                 self._last.popitem(last=False)
                 self.evicted["series"] += 1
+            self._evict_services()
 
     def _delta(self, key: tuple[Any, ...], point: dict[str, Any], value: Any) -> Any:
         """The increase since the previous point of this series (None: just a baseline)."""
@@ -604,27 +693,28 @@ class Store:
             )
         return value - last_value
 
+    @staticmethod
     def _count_reported(
-        self, service: str, instance: Any, operation: str, attrs_key: Any, point: dict[str, Any], delta: Any
+        rollups: ServiceRollups, instance: Any, operation: str, attrs_key: Any, point: dict[str, Any], delta: Any
     ) -> None:
         """A duration point's calls on the timeline of its series (one per process start)."""
         t = point["time_unix_nano"]
+        timelines = rollups.timelines
         if point.get("temporality") == _DELTA:
             series: tuple[Any, ...] = (instance, attrs_key)
-            timeline = self.timelines.get((service, "metrics", operation, series))
+            timeline = timelines.get(("metrics", operation, series))
             if timeline is None:
-                timeline = CallTimeline(point["start_time_unix_nano"])
-                self.timelines[(service, "metrics", operation, series)] = timeline
+                timeline = timelines[("metrics", operation, series)] = CallTimeline(point["start_time_unix_nano"])
             timeline.add(t, point["count"])
             return
-        key = (service, "metrics", operation, (instance, attrs_key, point["start_time_unix_nano"]))
-        timeline = self.timelines.get(key)
+        key = ("metrics", operation, (instance, attrs_key, point["start_time_unix_nano"]))
+        timeline = timelines.get(key)
         if timeline is None:
             if delta is None:  # began before the console: known from this point on
-                self.timelines[key] = CallTimeline(t, point["count"])
+                timelines[key] = CallTimeline(t, point["count"])
                 return
             # The SDK starts a series at its first call: the rate counts from there.
-            timeline = self.timelines[key] = CallTimeline(point["start_time_unix_nano"])
+            timeline = timelines[key] = CallTimeline(point["start_time_unix_nano"])
         timeline.set_total(t, point["count"])
 
     def _add_point(self, point: dict[str, Any]) -> None:
@@ -632,7 +722,7 @@ class Store:
         resource = point["resource"]
         service = resource.get(semconv.SERVICE_NAME, "unknown_service")
         t = point["time_unix_nano"]
-        self._seen(service, resource, t)
+        rollups = self._seen(service, resource, t)
         self._list_metric(service, point)
         self.metric_series.add(service, point, self.started_ns)
         if name in _PROCESS_METRICS:
@@ -649,8 +739,10 @@ class Store:
             check = str(attrs.get(semconv.MONITOR_HEALTH_CHECK) or "")
             critical = attrs.get(semconv.MONITOR_HEALTH_CRITICAL) in (True, "true")
             value = float(point["value"])
-            self.health[(service, check)][str(instance)] = (value, critical, t)
-            sample = self.health_minutes[(service, check, minute)]
+            rollups.health.setdefault(check, {})[str(instance)] = (value, critical, t)
+            sample = rollups.health_minutes.get((check, minute))
+            if sample is None:
+                sample = rollups.health_minutes[(check, minute)] = [0, 0]
             sample[0] += 1
             sample[1] += value > 0
         elif kind == "histogram" and name == semconv.METRIC_OPERATION_DURATION:
@@ -659,7 +751,7 @@ class Store:
             previous = self._last.get(key)
             delta = self._delta(key, point, totals)
             operation = str(attrs.get(semconv.MONITOR_OPERATION, ""))
-            self._count_reported(service, instance, operation, attrs_key, point, delta)
+            self._count_reported(rollups, instance, operation, attrs_key, point, delta)
             if delta is None or delta[0] <= 0:
                 return
             if delta is totals or previous is None:  # the series' first point, a restart, or a delta point
@@ -668,28 +760,26 @@ class Store:
                 low, high = _interval_extremes(delta[2], bounds, previous[1], totals)
             failed = semconv.MONITOR_ERROR_CATEGORY in attrs or semconv.ERROR_TYPE in attrs
             category = str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown") if failed else None
-            hkey = (service, operation, minute)
-            hist = self.op_metrics.get(hkey)
-            if hist is None:
-                hist = self.op_metrics[hkey] = Histogram()
-            hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high, _outcome(attrs, failed))
+            _metrics_histogram(rollups, operation, minute).add(
+                delta[3], delta[2], delta[1], delta[0], category, low, high, _outcome(attrs, failed)
+            )
         elif kind == "histogram" and name == semconv.METRIC_BUSINESS_AMOUNT:
             # Only the sum (e.g. revenue) and the count (orders) are shown: kept as two counters.
             amount_totals = (point["count"], point["sum"], point["bucket_counts"], tuple(point["explicit_bounds"]))
             delta = self._delta(key, point, amount_totals)
             if delta is not None and delta[0] > 0:
-                self.counters[(AMOUNT_COUNT, service, minute, attrs_key)] += delta[0]
-                self.counters[(AMOUNT_SUM, service, minute, attrs_key)] += delta[1]
+                rollups.counters[(AMOUNT_COUNT, minute, attrs_key)] += delta[0]
+                rollups.counters[(AMOUNT_SUM, minute, attrs_key)] += delta[1]
         elif kind == "histogram" and name == semconv.HTTP_SERVER_REQUEST_DURATION:
             if service not in self.monitored_services:
-                self._add_http_point(service, key, point, attrs, minute)
+                self._add_http_point(rollups, key, point, attrs, minute)
         elif kind == "sum":
             delta = self._delta(key, point, point["value"])
             if delta:
-                self.counters[(name, service, minute, attrs_key)] += delta
+                rollups.counters[(name, minute, attrs_key)] += delta
 
     def _add_http_point(
-        self, service: str, key: tuple[Any, ...], point: dict[str, Any], attrs: dict[str, Any], minute: int
+        self, rollups: ServiceRollups, key: tuple[Any, ...], point: dict[str, Any], attrs: dict[str, Any], minute: int
     ) -> None:
         """``http.server.request.duration`` from any SDK: an operation named by its route, 5xx failing."""
         # The stable convention is in seconds; older instrumentations recorded milliseconds.
@@ -707,7 +797,7 @@ class Store:
         previous = self._last.get(key)
         delta = self._delta(key, point, totals)
         operation = http_operation(attrs, "")
-        self._count_reported(service, key[1], operation, key[3], point, delta)
+        self._count_reported(rollups, key[1], operation, key[3], point, delta)
         if delta is None or delta[0] <= 0:
             return
         if delta is totals or previous is None:
@@ -716,11 +806,9 @@ class Store:
             low, high = _interval_extremes(delta[2], bounds, previous[1], totals)
         failed = http_failed(attrs, semconv.ERROR_TYPE in attrs)
         category = str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown") if failed else None
-        hkey = (service, operation, minute)
-        hist = self.op_metrics.get(hkey)
-        if hist is None:
-            hist = self.op_metrics[hkey] = Histogram()
-        hist.add(delta[3], delta[2], delta[1], delta[0], category, low, high, _outcome(attrs, failed))
+        _metrics_histogram(rollups, operation, minute).add(
+            delta[3], delta[2], delta[1], delta[0], category, low, high, _outcome(attrs, failed)
+        )
 
     def _add_usage(self, service: str, instance: str, name: str, point: dict[str, Any]) -> None:
         """An instance's CPU (the rate of its CPU seconds over their last two points) and memory."""
@@ -730,8 +818,6 @@ class Store:
             if key not in self.instances:
                 return  # an instance the store no longer keeps (bounded like the instances)
             usage = self.instance_usage[key] = InstanceUsage()
-        for gone in [k for k in self.instance_usage if k not in self.instances]:
-            del self.instance_usage[gone]
         t, value = point["time_unix_nano"], point.get("value")
         if not isinstance(value, (int, float)):
             return
@@ -784,24 +870,55 @@ class Store:
                 point["value"] if "value" in point else {"count": point.get("count"), "sum": point.get("sum")}
             )
 
-    def trim(self, now_ns: int | None = None) -> None:
-        """Drop per-minute roll-ups older than the longest window."""
+    def trim(self, now_ns: int | None = None, services: Iterable[str] | None = None) -> None:
+        """Drop per-minute roll-ups older than the longest window.
+
+        ``services``: only those services' roll-ups (a few at a time, so that a large store is
+        trimmed without holding the lock long); None: every service and the shared tables.
+        """
+        now_ns = now_ns or time.time_ns()
+        oldest = now_ns // MINUTE_NS - RETENTION_MINUTES
+        # Throughput looks one minute back: a series idle for ten is done with.
+        idle = now_ns - 10 * MINUTE_NS
+        with self.lock:
+            for service in list(self.rollups) if services is None else services:
+                rollups = self.rollups.get(service)
+                if rollups is None:
+                    continue
+                tables: tuple[dict[Any, Any], ...] = (
+                    rollups.op_metrics,
+                    rollups.op_spans,
+                    rollups.counters,
+                    rollups.health_minutes,
+                )
+                for table in tables:
+                    old = [k for k in table if k[1] < oldest]
+                    for k in old:
+                        del table[k]
+                    self.evicted["minutes"] += len(old)
+                timelines = rollups.timelines
+                for key in [k for k, t in timelines.items() if t.last_ns < idle]:
+                    del timelines[key]
+            if services is None:
+                self.trim_shared(now_ns)
+
+    def trim_shared(self, now_ns: int | None = None) -> None:
+        """Drop the minutes older than the longest window from the tables of no one service."""
         oldest = (now_ns or time.time_ns()) // MINUTE_NS - RETENTION_MINUTES
         with self.lock:
-            tables: tuple[dict[Any, Any], ...] = (self.op_metrics, self.op_spans, self.counters, self.health_minutes)
-            for table in tables:
-                old = [k for k in table if k[2] < oldest]
-                for k in old:
-                    del table[k]
-                self.evicted["minutes"] += len(old)
             self.metric_series.trim(oldest)
             for group in self.errors.values():
                 for minute in [m for m in group.per_minute if m < oldest]:
                     del group.per_minute[minute]
-            # Throughput looks one minute back: a series idle for ten is done with.
-            idle = (now_ns or time.time_ns()) - 10 * MINUTE_NS
-            for key in [k for k, t in self.timelines.items() if t.last_ns < idle]:
-                del self.timelines[key]
+
+
+def _metrics_histogram(rollups: ServiceRollups, operation: str, minute: int) -> Histogram:
+    """The service's duration-metric roll-up of one operation and minute (made when first needed)."""
+    hist = rollups.op_metrics.get((operation, minute))
+    if hist is None:
+        hist = rollups.op_metrics[(operation, minute)] = Histogram()
+        rollups.metrics_minute = max(rollups.metrics_minute, minute)
+    return hist
 
 
 def _interval_extremes(
