@@ -159,6 +159,10 @@ class Call:
         """A failure as the product defines it: no answer or a 5xx; a 4xx is the caller's problem."""
         return self.status is None or self.status >= 500
 
+    def fails(self, client_errors_fail: bool = False) -> bool:
+        """:attr:`failed`, and with ``OTEL_MONITOR_CLIENT_ERRORS_FAIL`` (``--client-errors-fail``) a 4xx too."""
+        return self.failed or (client_errors_fail and self.status is not None and 400 <= self.status < 500)
+
 
 def _server_timing(header: str) -> dict[str, float]:
     parts = {}
@@ -276,9 +280,9 @@ def wait_for_operation(
     return wait_for(ready, timeout, f"{service}/{operation} counting {calls} calls")
 
 
-def check_counts(row: Mapping[str, Any], calls: Sequence[Call]) -> None:
-    """Calls, errors and success rate exact."""
-    failed = sum(c.failed for c in calls)
+def check_counts(row: Mapping[str, Any], calls: Sequence[Call], client_errors_fail: bool = False) -> None:
+    """Calls, errors and success rate exact (a 4xx failing with ``client_errors_fail``)."""
+    failed = sum(c.fails(client_errors_fail) for c in calls)
     assert row["calls"] == len(calls), (row["calls"], len(calls))
     assert row["errors"] == failed, (row["errors"], failed)
     assert row["success_rate"] == round((len(calls) - failed) / len(calls), 6), (row["success_rate"], failed)
