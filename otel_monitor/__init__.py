@@ -22,6 +22,7 @@ _LAZY = {
     "served_by": "pipeline.instruments",
     "journey_milestone": "pipeline.instruments",
     "business": "pipeline.business",  # the module itself: business.amount(), .count(), .user()
+    "queues": "pipeline.queues",  # the module itself: queues.watch_queue(), .unwatch_queue()
     "classify_error": "semantics.errors",
     "error_fingerprint": "semantics.errors",
     "set_error_fingerprint": "semantics.errors",
@@ -44,7 +45,7 @@ def configure(**overrides: Any) -> None:
     ``config="monitor.yaml"``, …: see the README's settings table); they win
     over the environment. Calling it again, or under the launcher, is harmless.
     """
-    from otel_monitor.launcher.distro import DEFAULTS
+    from otel_monitor.launcher.env_defaults import DEFAULTS
     from otel_monitor.launcher.sdk_env import check_before_sdk_import
 
     check_before_sdk_import(DEFAULTS, overrides)  # the SDK reads some variables as it is imported

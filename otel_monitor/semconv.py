@@ -72,6 +72,9 @@ METRIC_JOURNEY_MILESTONES: Final = "monitor.journey.milestones"
 METRIC_BUSINESS_AMOUNT: Final = "monitor.business.amount"
 METRIC_BUSINESS_EVENTS: Final = "monitor.business.events"
 METRIC_BUSINESS_USERS: Final = "monitor.business.users"
+# Items waiting in an app's queue (an outbox, a job queue), observed at each export, per queue name.
+METRIC_QUEUE_DEPTH: Final = "monitor.queue.depth"
+MONITOR_QUEUE_NAME: Final = "monitor.queue.name"
 METRIC_HEALTH_STATUS: Final = "monitor.health.status"
 METRIC_HEALTH_CHECK_DURATION: Final = "monitor.health.check.duration"
 # The HTTP server duration of the semantic conventions, read from any SDK (not emitted by us).

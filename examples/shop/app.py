@@ -32,6 +32,7 @@ from otel_monitor import business
 from .auth import current_user, get_session, hash_password, issue_token, optional_user, verify_password
 from .catalog import CatalogCache
 from .db import CartItem, Order, Product, User, create_schema, make_engine, make_session_factory, utcnow
+from .mailer import Outbox
 from .orders import CheckoutRefused, cart_lines, checkout
 from .payments import PaymentDeclined, PaymentsClient, PaymentUnavailable
 from .settings import ShopSettings
@@ -50,6 +51,7 @@ class Shop:
     catalog: CatalogCache
     payments: PaymentsClient
     health: otel_monitor.HealthRegistry
+    outbox: Outbox
 
 
 class SignupIn(BaseModel):
@@ -108,13 +110,18 @@ def create_app(settings: ShopSettings | None = None) -> FastAPI:
                 otel_monitor.http_check(settings.payments_health, name="payments", critical=False),
             ]
         ),
+        outbox=Outbox(),
     )
+    # The order e-mails not sent yet: monitor.queue.depth{monitor.queue.name="order_emails"}.
+    otel_monitor.queues.watch_queue("order_emails", shop.outbox.depth)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         create_schema(engine)
         shop.health.start()
+        shop.outbox.start()
         yield
+        shop.outbox.stop()
         shop.health.stop()
         shop.payments.close()
         engine.dispose()
@@ -245,6 +252,7 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
         business.amount("revenue", euros(order.total_cents), currency=CURRENCY)
         business.count("order_placed")
         business.user("buyer", user_id=str(user.id))
+        shop.outbox.enqueue("confirmation", order.id)
         return {
             "order_id": order.id,
             "status": order.status,
@@ -262,6 +270,7 @@ def _add_routes(app: FastAPI, shop: Shop) -> None:
         order.status = "refunded"
         session.commit()
         business.amount("refund", euros(order.total_cents), currency=CURRENCY)
+        shop.outbox.enqueue("refund", order.id)
         return {"order_id": order.id, "status": order.status, "refunded_cents": order.total_cents}
 
     @app.get("/api/orders")

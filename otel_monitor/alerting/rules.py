@@ -519,6 +519,30 @@ def host_group() -> dict[str, Any]:
     }
 
 
+# Items waiting in an app queue (otel_monitor.queues.watch_queue) above which work is piling up.
+QUEUE_DEPTH_CRITICAL = 500
+QUEUE_DEPTH = prom_name(semconv.METRIC_QUEUE_DEPTH)
+QUEUE_NAME = prom_name(semconv.MONITOR_QUEUE_NAME)
+
+
+def queue_group() -> dict[str, Any]:
+    """The app queues' depth (``monitor.queue.depth``), summed over a service's instances."""
+    depth = f"sum by (job, {QUEUE_NAME}) ({QUEUE_DEPTH})"
+    return {
+        "name": "otel-monitor.queues",
+        "rules": [
+            _alert(
+                "QueueDepthHigh",
+                f"{depth} > {_number(QUEUE_DEPTH_CRITICAL)}",
+                "critical",
+                "5m",
+                f"Queue {{{{ $labels.{QUEUE_NAME} }}}} of {{{{ $labels.job }}}} above {QUEUE_DEPTH_CRITICAL} items",
+                "{{ $value }} items waiting for 5 minutes: the consumer is stuck or slower than the producers.",
+            ),
+        ],
+    }
+
+
 def _rate_by_name_pattern(pattern: str) -> str:
     """rate() of every counter whose name matches: each keeps its name in a ``metric`` label first,
     since rate() drops __name__ and the spans/metric points/log records counters of one receiver or
@@ -595,7 +619,8 @@ def generate(
             f"{source}: latency thresholds {', '.join(_number(m) for m in missing)} are not histogram bucket "
             "boundaries; add them to slos.buckets (an alert between boundaries would be an interpolation)"
         )
-    groups = [recording_rules(), *operation_groups(slos), service_group(slos), host_group(), collector_group()]
+    groups = [recording_rules(), *operation_groups(slos), service_group(slos), host_group(), queue_group()]
+    groups.append(collector_group())
     if kpis:
         groups.insert(-1, kpi_group(kpis))
     document = {"groups": with_runbooks(groups, runbook_base)}

@@ -36,7 +36,7 @@ COUNTERS = {
     semconv.METRIC_BUSINESS_EVENTS,
     semconv.METRIC_BUSINESS_USERS,
 }
-GAUGES = {semconv.METRIC_HEALTH_STATUS}
+GAUGES = {semconv.METRIC_HEALTH_STATUS, semconv.METRIC_QUEUE_DEPTH}
 # Histograms whose unit is an annotation ({amount}): no unit suffix.
 HISTOGRAMS_WITHOUT_UNIT = {semconv.METRIC_BUSINESS_AMOUNT}
 # Not ours, allowed: Prometheus' own series, the OTel target_info, the
