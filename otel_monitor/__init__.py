@@ -45,7 +45,7 @@ def configure(**overrides: Any) -> None:
     ``config="monitor.yaml"``, …: see the README's settings table); they win
     over the environment. Calling it again, or under the launcher, is harmless.
     """
-    from otel_monitor.launcher.distro import DEFAULTS
+    from otel_monitor.launcher.env_defaults import DEFAULTS
     from otel_monitor.launcher.sdk_env import check_before_sdk_import
 
     check_before_sdk_import(DEFAULTS, overrides)  # the SDK reads some variables as it is imported

@@ -393,6 +393,8 @@ STALLS = [
             "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
         )
     ),
+    # Read by the instrumentation package as it is first imported: configure() checks it before that.
+    "OTEL_PROPAGATORS=bogus",
 ]
 
 
