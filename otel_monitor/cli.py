@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("otel_monitor.launcher.rules_command", "generate Prometheus rules from the SLOs in the config file"),
     "console": ("otel_monitor.console.cli", "run the local OTLP receiver and web console"),
     "status": ("otel_monitor.console.status", "print health per service and exit non-zero when any is unhealthy"),
+    "probe": (
+        "otel_monitor.launcher.probe_command",
+        "probe the config file's uptime URLs from outside and send httpcheck metrics over OTLP",
+    ),
 }
 
 

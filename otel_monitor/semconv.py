@@ -77,6 +77,17 @@ METRIC_QUEUE_DEPTH: Final = "monitor.queue.depth"
 MONITOR_QUEUE_NAME: Final = "monitor.queue.name"
 METRIC_HEALTH_STATUS: Final = "monitor.health.status"
 METRIC_HEALTH_CHECK_DURATION: Final = "monitor.health.check.duration"
+# External probes: the collector's httpcheck receiver's names, which `otel-monitor probe`
+# emits too, so the uptime rules read either.
+METRIC_HTTPCHECK_STATUS: Final = "httpcheck.status"  # 1 on the point of the answer's status class
+METRIC_HTTPCHECK_DURATION: Final = "httpcheck.duration"  # ms
+METRIC_HTTPCHECK_ERROR: Final = "httpcheck.error"  # 1 when no answer came
+HTTPCHECK_URL: Final = "http.url"
+HTTPCHECK_METHOD: Final = "http.method"
+HTTPCHECK_STATUS_CODE: Final = "http.status_code"
+HTTPCHECK_STATUS_CLASS: Final = "http.status_class"
+HTTPCHECK_STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
+HTTPCHECK_ERROR_MESSAGE: Final = "error.message"
 # The HTTP server duration of the semantic conventions, read from any SDK (not emitted by us).
 HTTP_SERVER_REQUEST_DURATION: Final = "http.server.request.duration"
 # Self-observability: what otel-monitor itself dropped or failed at.

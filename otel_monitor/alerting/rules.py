@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from decimal import Decimal
 from typing import Any
@@ -32,6 +33,7 @@ from otel_monitor.config.file import ConfigFile, ConfigFileError, load_config_fi
 from otel_monitor.semantics.alert_timing import DEFAULT_RUNBOOK_BASE_URL, TIMINGS, load_runbook_base, runbook_url
 from otel_monitor.semantics.kpis import KPI, Source, load_kpis
 from otel_monitor.semantics.slo import SLOs, Thresholds, load_slos
+from otel_monitor.semantics.uptime import OBJECTIVE_WINDOW, Uptime, load_uptime
 
 # --- Prometheus names of the contract ------------------------------------------------
 
@@ -47,6 +49,9 @@ DURATION_BUCKET = DURATION + "_bucket"
 CACHE_REQUESTS = prom_name(semconv.METRIC_CACHE_REQUESTS) + "_total"
 FALLBACKS = prom_name(semconv.METRIC_FALLBACKS) + "_total"
 HEALTH_STATUS = prom_name(semconv.METRIC_HEALTH_STATUS)
+HTTPCHECK_STATUS = prom_name(semconv.METRIC_HTTPCHECK_STATUS)
+HTTP_URL = prom_name(semconv.HTTPCHECK_URL)
+HTTP_STATUS_CLASS = prom_name(semconv.HTTPCHECK_STATUS_CLASS)
 SELF_DROPPED = prom_name(semconv.METRIC_SELF_DROPPED) + "_total"
 SELF_INTERNAL_ERRORS = prom_name(semconv.METRIC_SELF_INTERNAL_ERRORS) + "_total"
 BUSINESS_EVENTS = prom_name(semconv.METRIC_BUSINESS_EVENTS) + "_total"
@@ -83,6 +88,10 @@ CLIENT_ERROR_RATIO = "monitor:operation_client_error_ratio:rate5m"
 AUTH_FAILURE_RATE = "monitor:operation_auth_failures:rate5m"
 LATENCY = "monitor:operation_latency_seconds:p{percent}_5m"
 KPI_VALUE = "monitor:kpi_value"
+PROBE_UP = "monitor:probe_up"
+HEALTH_CHECK_UP = "monitor:health_check_up"
+PROBE_UPTIME = "monitor:probe_uptime:ratio_{window}"
+HEALTH_CHECK_UPTIME = "monitor:health_check_uptime:ratio_{window}"
 
 # Multi-window, multi-burn-rate alerts (Google SRE workbook, chapter 5):
 # (severity, burn rate, long window, short window, for)
@@ -466,6 +475,91 @@ def kpi_group(kpis: list[KPI]) -> dict[str, Any]:
     return {"name": "otel-monitor.kpis", "rules": rules}
 
 
+def _uptime_alerts(
+    kind: str, target: str, uptime_metric: str, selector: str, objective: float, what: str
+) -> list[dict[str, Any]]:
+    """Burn-rate alerts on an uptime objective, and an alert when the 30-day uptime is below it.
+
+    ``target`` (the URL, the check, or "default") labels them, as ``slo`` does the SLOs' alerts:
+    the copies for each target stay distinct rules."""
+    budget = 1 - objective
+    alerts = []
+    for severity, rate, long_window, short_window in BURN_RATES:
+        limit = _number(rate * budget)
+        long_down = f"1 - {uptime_metric.format(window=long_window)}{{{selector}}}"
+        short_down = f"1 - {uptime_metric.format(window=short_window)}{{{selector}}}"
+        alerts.append(
+            _alert(
+                "UptimeBudgetBurn",
+                f"{long_down} > {limit}\nand\n{short_down} > {limit}",
+                severity,
+                "2m" if severity == "critical" else "15m",
+                f"{what} is burning its downtime budget {_number(rate)}x too fast",
+                f"Down {{{{ $value | humanizePercentage }}}} of the last {long_window} (and of the last "
+                f"{short_window}): {_number(rate)}x the budget of a {_percent(objective)}% uptime objective; at "
+                f"this rate the {OBJECTIVE_WINDOW} budget lasts {_number(round(30 / rate, 1))} days.",
+                uptime_of=kind,
+                uptime_target=target,
+                long_window=long_window,
+                short_window=short_window,
+            )
+        )
+    alerts.append(
+        _alert(
+            "UptimeBelowObjective",
+            f"{uptime_metric.format(window=OBJECTIVE_WINDOW)}{{{selector}}} < {_number(objective)}",
+            "warning",
+            "5m",
+            f"{what} is below its {_percent(objective)}% uptime objective",
+            f"Up {{{{ $value | humanizePercentage }}}} of the last {OBJECTIVE_WINDOW}; "
+            f"the objective is {_percent(objective)}%.",
+            uptime_of=kind,
+            uptime_target=target,
+        )
+    )
+    return alerts
+
+
+def uptime_group(uptime: Uptime) -> dict[str, Any]:
+    """Uptime of probed URLs (``httpcheck.status``) and health checks, and alerts on their objectives."""
+    windows = (*WINDOWS, OBJECTIVE_WINDOW)
+    # A URL is up when its last probe answered 2xx. The collector drops http.status_code from
+    # httpcheck.status, so one series per URL and method holds the latest answer.
+    rules: list[dict[str, Any]] = [
+        {
+            "record": PROBE_UP,
+            "expr": f'max by (job, {HTTP_URL}) ({HTTPCHECK_STATUS}{{{HTTP_STATUS_CLASS}="2xx"}})',
+        },
+        # A health check is up while it is not down (degraded still serves), on every instance.
+        {"record": HEALTH_CHECK_UP, "expr": f"min by (job, {HEALTH_CHECK}) ({HEALTH_STATUS}) > bool 0"},
+    ]
+    for window in windows:
+        rules.append({"record": PROBE_UPTIME.format(window=window), "expr": f"avg_over_time({PROBE_UP}[{window}])"})
+        rules.append(
+            {"record": HEALTH_CHECK_UPTIME.format(window=window), "expr": f"avg_over_time({HEALTH_CHECK_UP}[{window}])"}
+        )
+    for probe in uptime.probes:
+        url = probe.url.replace("\\", "\\\\").replace('"', '\\"')
+        rules += _uptime_alerts(
+            "probe", probe.url, PROBE_UPTIME, f'{HTTP_URL}="{url}"', probe.objective, "{{ $labels.http_url }}"
+        )
+    what = "Health check {{ $labels.monitor_health_check }} of {{ $labels.job }}"
+    for check, objective in sorted(uptime.health_checks.items()):
+        selector = f'{HEALTH_CHECK}="{check}"'
+        rules += _uptime_alerts("health_check", check, HEALTH_CHECK_UPTIME, selector, objective, what)
+    # Check names may hold regex characters (".", "-"); escaped for RE2, then for the PromQL string.
+    others = "|".join(re.escape(check).replace("\\", "\\\\") for check in sorted(uptime.health_checks))
+    rules += _uptime_alerts(
+        "health_check",
+        "default",
+        HEALTH_CHECK_UPTIME,
+        f'{HEALTH_CHECK}!~"{others}"' if others else f'{HEALTH_CHECK}!=""',
+        uptime.objective,
+        what,
+    )
+    return {"name": "otel-monitor.uptime", "rules": rules}
+
+
 # Host metrics (the collector's hostmetrics receiver, reported as job="host", one
 # instance per machine): utilization above these for the rules' `for` alerts.
 HOST_CPU_HIGH = 0.9
@@ -610,7 +704,11 @@ def with_runbooks(groups: list[dict[str, Any]], base: str) -> list[dict[str, Any
 
 
 def generate(
-    slos: SLOs, source: str, runbook_base: str = DEFAULT_RUNBOOK_BASE_URL, kpis: list[KPI] | None = None
+    slos: SLOs,
+    source: str,
+    runbook_base: str = DEFAULT_RUNBOOK_BASE_URL,
+    kpis: list[KPI] | None = None,
+    uptime: Uptime | None = None,
 ) -> str:
     """The rule file for ``slos`` (and the KPI objectives) as YAML text."""
     missing = slos.missing_buckets()
@@ -623,6 +721,8 @@ def generate(
     groups.append(collector_group())
     if kpis:
         groups.insert(-1, kpi_group(kpis))
+    if uptime is not None and uptime.configured:
+        groups.insert(-1, uptime_group(uptime))
     document = {"groups": with_runbooks(groups, runbook_base)}
     name = os.path.basename(source)
     header = (
@@ -672,9 +772,10 @@ def run(args: argparse.Namespace, config: ConfigFile | None = None) -> int:
         problems: list[str] = []
         base = load_runbook_base(config, problems=problems)
         kpis = load_kpis(config, problems=problems)
+        uptime = load_uptime(config, problems=problems)
         if problems:
             raise ValueError(problems[0])
-        text = generate(slos, args.config, base, kpis)
+        text = generate(slos, args.config, base, kpis, uptime)
     except (ConfigFileError, ValueError) as exc:
         print(f"otel-monitor rules: {exc}", file=sys.stderr)
         return 1

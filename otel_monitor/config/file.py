@@ -12,6 +12,7 @@ section        read by
 ``redaction``  :mod:`otel_monitor.semantics.redaction`
 ``slos``       :mod:`otel_monitor.semantics.slo`
 ``health``     :mod:`otel_monitor.health.registry`
+``uptime``     :mod:`otel_monitor.semantics.uptime`
 =============  ==============================================
 
 Problems are reported as ``path:line: what is wrong`` so a user can jump to it.
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SECTIONS = ("settings", "operations", "errors", "funnels", "redaction", "slos", "health", "alerting", "kpis")
+SECTIONS = ("settings", "operations", "errors", "funnels", "redaction", "slos", "health", "alerting", "kpis", "uptime")
 
 Path = tuple[str | int, ...]
 

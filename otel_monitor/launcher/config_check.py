@@ -21,7 +21,7 @@ from otel_monitor.config.file import ConfigFile
 from otel_monitor.config.settings import Settings, report_problem
 
 # The sections whose loaders the configurator runs, in its order.
-SECTIONS = ("slos", "errors", "redaction", "funnels", "operations", "health", "kpis", "alerting")
+SECTIONS = ("slos", "errors", "redaction", "funnels", "operations", "health", "kpis", "uptime", "alerting")
 
 
 @dataclass
@@ -85,6 +85,10 @@ def check_configuration(
             from otel_monitor.semantics.kpis import load_kpis
 
             load_kpis(config, strict=strict, problems=problems)
+        if "uptime" not in skip:
+            from otel_monitor.semantics.uptime import load_uptime
+
+            load_uptime(config, strict=strict, problems=problems)
         if "alerting" not in skip:
             from otel_monitor.semantics.alert_timing import load_runbook_base
 

@@ -37,6 +37,10 @@ COUNTERS = {
     semconv.METRIC_BUSINESS_USERS,
 }
 GAUGES = {semconv.METRIC_HEALTH_STATUS, semconv.METRIC_QUEUE_DEPTH}
+# The httpcheck receiver's names (`otel-monitor probe` emits them): status and error are
+# non-monotonic sums, gauges without a suffix in Prometheus; duration is in ms.
+GAUGES |= {semconv.METRIC_HTTPCHECK_STATUS, semconv.METRIC_HTTPCHECK_ERROR}
+GAUGES_IN_MILLISECONDS = {semconv.METRIC_HTTPCHECK_DURATION}
 # Histograms whose unit is an annotation ({amount}): no unit suffix.
 HISTOGRAMS_WITHOUT_UNIT = {semconv.METRIC_BUSINESS_AMOUNT}
 # Not ours, allowed: Prometheus' own series, the OTel target_info, the
@@ -67,6 +71,7 @@ def prometheus_names() -> set[str]:
         names |= {base, base + "_bucket", base + "_count", base + "_sum"}
     names |= {prom_name(m) + "_total" for m in COUNTERS}
     names |= {prom_name(m) for m in GAUGES}
+    names |= {prom_name(m) + "_milliseconds" for m in GAUGES_IN_MILLISECONDS}
     return names
 
 
@@ -78,7 +83,7 @@ def allowed_names() -> set[str]:
 def test_every_metric_is_classified():
     """Each metric constant of the contract has a known Prometheus spelling."""
     metrics = {v for k, v in vars(semconv).items() if k.startswith("METRIC_")}
-    assert metrics == HISTOGRAMS_IN_SECONDS | HISTOGRAMS_WITHOUT_UNIT | COUNTERS | GAUGES
+    assert metrics == HISTOGRAMS_IN_SECONDS | HISTOGRAMS_WITHOUT_UNIT | COUNTERS | GAUGES | GAUGES_IN_MILLISECONDS
 
 
 @pytest.mark.parametrize("path", COLLECTOR_FILES, ids=[str(p.relative_to(ROOT)) for p in COLLECTOR_FILES])
