@@ -18,6 +18,8 @@ from typing import Any
 
 from otel_monitor import semconv
 from otel_monitor.console.error_groups import app_frames
+from otel_monitor.console.queues import queue_depths
+from otel_monitor.console.rollups import HOUR_NS, LONG_WINDOWS, MEMORY_HOURS, HourlyRollups, long_window_hours
 from otel_monitor.console.store import AMOUNT_COUNT, AMOUNT_SUM, MINUTE_NS, Histogram, ServiceRollups, Store
 from otel_monitor.semantics.slo import SLOs, Thresholds
 
@@ -31,11 +33,14 @@ _MAX_INSTANCES_SHOWN = 50
 
 
 def window_minutes(window: str) -> int:
-    """Minutes of a window name; ``ValueError`` naming the choices."""
+    """Minutes of a window name (the long ones too); ``ValueError`` naming the choices."""
+    hours = long_window_hours(window)
+    if hours is not None:
+        return hours * 60
     try:
         return WINDOWS[window]
     except KeyError:
-        raise ValueError(f"unknown window {window!r}; use one of {', '.join(WINDOWS)}") from None
+        raise ValueError(f"unknown window {window!r}; use one of {', '.join([*WINDOWS, *LONG_WINDOWS])}") from None
 
 
 def worst(*states: str) -> str:
@@ -49,13 +54,40 @@ def _round(value: float | None, digits: int = 6) -> float | None:
 class Queries:
     """Read-only views over a :class:`Store` for one moment (``now_ns``)."""
 
-    def __init__(self, store: Store, now_ns: int | None = None) -> None:
+    def __init__(self, store: Store, now_ns: int | None = None, rollups: HourlyRollups | None = None) -> None:
         self.store = store
         self.slos: SLOs = store.slos
         self.now_ns = now_ns or time.time_ns()
+        self.rollups = rollups
 
     def _first_minute(self, window: str) -> int:
+        span = self._long(window)
+        if span is not None:
+            return span[0] * 60
         return self.now_ns // MINUTE_NS - window_minutes(window) + 1
+
+    def _long(self, window: str) -> tuple[int, int] | None:
+        """(first hour, cut hour) of a 7- or 30-day window: hourly roll-ups before the cut, the
+        store's minutes from it (the last day, complete in memory); None for the other windows."""
+        hours = long_window_hours(window)
+        if hours is None:
+            return None
+        if self.rollups is None:
+            raise ValueError(f"window={window} needs the hourly roll-ups: start the console with --db")
+        now_hour = self.now_ns // HOUR_NS
+        first = now_hour - hours + 1
+        return first, max(first, now_hour - MEMORY_HOURS)
+
+    def _memory_first(self, window: str) -> int:
+        """The first minute the store answers for: the window's, or the cut of a long one."""
+        span = self._long(window)
+        return span[1] * 60 if span is not None else self._first_minute(window)
+
+    def _rolled_operations(self, service: str | None, window: str) -> list[tuple[str, str, int, str, Histogram]]:
+        span = self._long(window)
+        if span is None or self.rollups is None:
+            return []
+        return self.rollups.operation_hours(service, span[0], span[1])
 
     def services(self) -> list[str]:
         return sorted(self.store.services)
@@ -77,8 +109,13 @@ class Queries:
 
     def operation_histograms(self, service: str | None, window: str) -> dict[tuple[str, str], tuple[str, Histogram]]:
         """(service, operation) -> (source, histogram merged over the window)."""
-        first = self._first_minute(window)
+        first = self._memory_first(window)
         out: dict[tuple[str, str], tuple[str, Histogram]] = {}
+        for svc, op, _hour, source, hist in self._rolled_operations(service, window):
+            kept, rolled = out.get((svc, op), (source, Histogram()))
+            # Hours of either source: "metrics" when any of them is.
+            out[(svc, op)] = ("metrics" if "metrics" in (kept, source) else source, rolled)
+            rolled.merge(hist)
         with self.store.lock:
             for svc, rollups in self._rollups(service):
                 source, table = self._op_table(rollups, first)
@@ -94,8 +131,12 @@ class Queries:
     def _counter_sums(
         self, metric: str, service: str | None, window: str
     ) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
-        first = self._first_minute(window)
+        first = self._memory_first(window)
         out: dict[tuple[str, tuple[tuple[str, Any], ...]], float] = defaultdict(float)
+        span = self._long(window)
+        if span is not None and self.rollups is not None:
+            for svc, _hour, attrs, value in self.rollups.counter_hours(metric, service, span[0], span[1]):
+                out[(svc, attrs)] += value
         with self.store.lock:
             for svc, rollups in self._rollups(service):
                 for (name, minute, attrs), value in rollups.counters.items():
@@ -258,13 +299,19 @@ class Queries:
         """Per-time-step calls, errors and p95 (steps of 1 minute up to 1h, then coarser)."""
         minutes = window_minutes(window)
         step = max(1, minutes // 60)
+        if self._long(window) is not None:
+            step = -(-step // 60) * 60  # whole hours: the roll-ups are hourly
         first = self._first_minute(window)
         buckets: dict[int, Histogram] = defaultdict(Histogram)
+        for _svc, op, hour, _source, hist in self._rolled_operations(service, window):
+            if operation is None or op == operation:
+                buckets[(hour * 60 - first) // step].merge(hist)
+        memory_first = self._memory_first(window)
         with self.store.lock:
             for _, rollups in self._rollups(service):
-                _, table = self._op_table(rollups, first)
+                _, table = self._op_table(rollups, memory_first)
                 for (op, minute), hist in table.items():
-                    if minute >= first and (operation is None or op == operation):
+                    if minute >= memory_first and (operation is None or op == operation):
                         buckets[(minute - first) // step].merge(hist)
         out = []
         for i in range(-(-minutes // step)):
@@ -282,7 +329,8 @@ class Queries:
     # --- services ------------------------------------------------------------
     def summary(self, service: str | None, window: str) -> list[dict[str, Any]]:
         rows = self.operations(service, window)
-        health = self.health(service, window)
+        # Checks' state is now; their uptime over a long window is the last day's (kept in memory).
+        health = self.health(service, "24h" if self._long(window) else window)
         rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             rows_of[r["service"]].append(r)
@@ -314,6 +362,8 @@ class Queries:
                     "failing_checks": [c["check"] for c in checks if c["state"] != "up"],
                     "series": self.operation_series(svc, None, window),
                     "business": self.business(svc, window),
+                    # Queue depths are gauges kept per minute for the last day: a long window shows that day.
+                    "queues": queue_depths(self.store, svc, self._memory_first(window)),
                 }
             )
         for row in out:

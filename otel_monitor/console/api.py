@@ -1,7 +1,8 @@
 """The console's JSON API: one endpoint behind every view.
 
 Every list endpoint takes ``service`` (omit for all services) and ``window``
-(``15m``, ``1h``, ``4h``, ``24h``; default ``15m``).  Bad parameters get a 400
+(``15m``, ``1h``, ``4h``, ``24h``; default ``15m``); the summary and the
+operations also take ``7d`` and ``30d`` when the console keeps a ``--db``.  Bad parameters get a 400
 naming the parameter.
 """
 
@@ -21,6 +22,7 @@ from otel_monitor.console import explore
 from otel_monitor.console.aggregates import WINDOWS, Queries, window_minutes
 from otel_monitor.console.alerts import AlertBook
 from otel_monitor.console.persist import RequestLog
+from otel_monitor.console.rollups import LONG_WINDOWS, HourlyRollups
 from otel_monitor.console.store import Store
 
 
@@ -30,6 +32,7 @@ class Console(Protocol):
     store: Store
     alerts: AlertBook
     request_log: RequestLog | None
+    hourly: HourlyRollups | None
     replaying: bool
     replay_progress: dict[str, int]
 
@@ -41,11 +44,18 @@ class BadParameter(ValueError):
     pass
 
 
-def _params(request: Request) -> tuple[str | None, str]:
+def _params(request: Request, long_windows: bool = False) -> tuple[str | None, str]:
+    """``service`` and ``window``; the 7- and 30-day windows only where ``long_windows`` (the
+    summary and the operations, answered from the hourly roll-ups of ``--db``)."""
     service = request.query_params.get("service") or None
     window = request.query_params.get("window") or DEFAULT_WINDOW
+    if window in LONG_WINDOWS and long_windows:
+        if _console(request).hourly is None:
+            raise BadParameter(f"window={window} needs the hourly roll-ups: start the console with --db")
+        return service, window
     if window not in WINDOWS:
-        raise BadParameter(f"window={window!r} is not one of {', '.join(WINDOWS)}")
+        more = f" ({', '.join(LONG_WINDOWS)} only for the summary and the operations)" if window in LONG_WINDOWS else ""
+        raise BadParameter(f"window={window!r} is not one of {', '.join(WINDOWS)}{more}")
     return service, window
 
 
@@ -53,10 +63,11 @@ def _console(request: Request) -> Console:
     return request.app.state.console
 
 
-def _answer(request: Request, build: Any) -> JSONResponse:
+def _answer(request: Request, build: Any, long_windows: bool = False) -> JSONResponse:
     try:
-        service, window = _params(request)
-        body = build(_console(request), Queries(_console(request).store), service, window)
+        service, window = _params(request, long_windows)
+        console = _console(request)
+        body = build(console, Queries(console.store, rollups=console.hourly), service, window)
     except (BadParameter, ValueError) as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
     if body is None:
@@ -87,6 +98,8 @@ async def services(request: Request) -> JSONResponse:
         {
             "services": Queries(console.store).services(),
             "windows": list(WINDOWS),
+            # The summary and the operations also take these, with --db (hourly roll-ups).
+            "long_windows": list(LONG_WINDOWS) if console.hourly is not None else [],
             "received": received,
             "evicted": evicted,
             "kept": {"spans": spans, "logs": logs},
@@ -119,6 +132,7 @@ async def summary(request: Request) -> JSONResponse:
                 "throughput is the rate over the last minute."
             ),
         },
+        long_windows=True,
     )
 
 
@@ -133,7 +147,7 @@ async def operations(request: Request) -> JSONResponse:
       200: {$ref: '#/components/responses/Operations'}
       400: {$ref: '#/components/responses/BadParameter'}
     """
-    return _answer(request, lambda c, q, s, w: {"window": w, "operations": q.operations(s, w)})
+    return _answer(request, lambda c, q, s, w: {"window": w, "operations": q.operations(s, w)}, long_windows=True)
 
 
 async def operation(request: Request) -> JSONResponse:

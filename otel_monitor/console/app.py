@@ -56,6 +56,7 @@ from otel_monitor.config.file import EMPTY, ConfigFile
 from otel_monitor.console import api, openapi
 from otel_monitor.console.alerts import AlertBook, WebhookNotifier
 from otel_monitor.console.persist import RequestLog
+from otel_monitor.console.rollups import HourlyRollups
 from otel_monitor.console.store import Limits, Store
 from otel_monitor.console.validate import Rejections, clean_items
 from otel_monitor.otlp.decode import FLATTEN, OTLPDecodeError, decompress, media_type, parse_request
@@ -140,6 +141,8 @@ class Console:
         self.token = token or None
         self.max_body = max_body
         self.request_log = RequestLog(db) if db else None
+        # The 7- and 30-day views: complete hours compacted into the same file.
+        self.hourly = HourlyRollups(db) if db else None
         self.rejections = Rejections()
         notifier = WebhookNotifier(alert_webhook) if alert_webhook else None
         self.alerts = AlertBook(
@@ -254,6 +257,8 @@ class Console:
             self.alerts.notifier.close()
         if self.request_log is not None:
             self.request_log.close()
+        if self.hourly is not None:
+            self.hourly.close()
 
 
 class _TooLarge(Exception):
@@ -478,6 +483,8 @@ def create_app(console: Console, evaluate_every: float = 10.0) -> ASGIApp:
                     continue
                 try:
                     await console.alerts.evaluate_in_steps()
+                    if console.hourly is not None:  # before trim: an hour is compacted long before it goes
+                        console.hourly.compact(console.store, time.time_ns())
                     await _trim_in_steps(console.store)
                 except Exception:  # noqa: BLE001 - the console keeps serving; the log says what broke
                     _log.exception("otel-monitor console: alert evaluation failed")

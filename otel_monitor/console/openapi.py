@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
-_WINDOW = {"type": "string", "enum": ["15m", "1h", "4h", "24h"], "default": "15m"}
+_WINDOW = {"type": "string", "enum": ["15m", "1h", "4h", "24h", "7d", "30d"], "default": "15m"}
 
 
 def _query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
@@ -48,7 +48,9 @@ _ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Err
 COMPONENTS: dict[str, Any] = {
     "parameters": {
         "service": _query("service", _TEXT, "only this service (omit for all)"),
-        "window": _query("window", _WINDOW, "how far back the figures look"),
+        "window": _query(
+            "window", _WINDOW, "how far back the figures look (7d and 30d: the summary and operations, with --db)"
+        ),
         "operation": _query("operation", _TEXT, "a span name, its monitor.operation or its HTTP route"),
         "attr": {
             **_query(
@@ -110,6 +112,7 @@ COMPONENTS: dict[str, Any] = {
             ["services", "windows", "received", "evicted", "kept", "limits", "persistent", "replaying"],
             services={"type": "array", "items": _TEXT},
             windows={"type": "array", "items": _TEXT},
+            long_windows={"type": "array", "items": _TEXT},
             received=_COUNTS,
             evicted=_COUNTS,
             kept=_COUNTS,

@@ -63,10 +63,27 @@ function route() {
     query: new URLSearchParams(search || "") };
 }
 
-function params(extra) {
+// 7d and 30d come from the hourly roll-ups (--db), which hold operations only: other views show the last day.
+const LONG_WINDOWS = new Set(["7d", "30d"]);
+const LONG_WINDOW_PATHS = new Set(["/api/summary", "/api/operations"]);
+function windowFor(path) {
+  const w = $("window").value;
+  return LONG_WINDOWS.has(w) && !LONG_WINDOW_PATHS.has(path) ? "24h" : w;
+}
+
+function longWindowNote(name) {
+  const w = $("window").value;
+  if (!LONG_WINDOWS.has(w)) return null;
+  const text = ["overview", "operations"].includes(name)
+    ? `Over ${w}: hourly roll-ups kept in the --db file, the last day from memory. Health and throughput are the last day's.`
+    : `This page shows the last 24h: ${w} covers the overview and the operations list.`;
+  return h("p", { class: "note", "data-testid": "long-window-note" }, text);
+}
+
+function params(extra, path) {
   const q = new URLSearchParams();
   if ($("service").value) q.set("service", $("service").value);
-  q.set("window", $("window").value);
+  q.set("window", windowFor(path));
   for (const [k, v] of Object.entries(extra || {})) {
     if (Array.isArray(v)) v.forEach((x) => q.append(k, x));
     else if (v !== null && v !== undefined && v !== "") q.set(k, v);
@@ -76,7 +93,7 @@ function params(extra) {
 
 async function api(path, extra) {
   const sep = path.includes("?") ? "&" : "?";
-  const r = await fetch(path + sep + params(extra), { credentials: "same-origin" });
+  const r = await fetch(path + sep + params(extra, path), { credentials: "same-origin" });
   const body = await r.json();
   if (!r.ok) throw new Error(body.error || r.statusText);
   return body;
@@ -218,6 +235,16 @@ function figuresNote(svc) {
 }
 
 // Business KPIs the service records with otel_monitor.business (amounts, counts, distinct users).
+// The app's queues (monitor.queue.depth): items waiting now, and the peak in the window.
+function queueSection(queues) {
+  if (!queues || !queues.length) return null;
+  return h("div", { "data-testid": "queues" }, h("h3", {}, "Queues"),
+    table([["queue"], ["waiting now", "num"], ["peak", "num"], ["instances", "num"]],
+      queues.map((q) => h("tr", { "data-testid": "queue-" + q.queue }, h("td", {}, q.queue),
+        h("td", { class: "num", "data-col": "depth" }, fmt.num(q.depth)), h("td", { class: "num", "data-col": "peak" }, fmt.num(q.peak)),
+        h("td", { class: "num" }, q.instances))), "queues"));
+}
+
 function businessSection(b) {
   if (!b || !(b.amounts.length || Object.keys(b.counts).length || b.users.length)) return null;
   const money = (v, c) => `${fmt.num(v)} ${c}`;
@@ -284,6 +311,7 @@ const views = {
           svc.unhealthy_operations.map((op, i) => [i ? ", " : "", link("#/operation/" + encodeURIComponent(op), op)])) : null,
         svc.failing_checks.length ? h("p", {}, "Failing checks: " + svc.failing_checks.join(", ")) : null,
         businessSection(svc.business),
+        queueSection(svc.queues),
         charts(svc.series)))];
   },
 
@@ -512,7 +540,9 @@ const views = {
       h("td", {}, firing ? (a.acknowledged ? acknowledgedBy(a) : h("button", { type: "button", onclick: () => ack(a.id) }, "Acknowledge")) : (a.acknowledged ? acknowledgedBy(a) : "")));
     const cols = [["severity"], ["service"], ["alert"], ["since"], ["resolved"], ["", null, false]];
     return [h("h1", {}, "Alerts"), h("p", { class: "note" }, "Evaluated in the console every few seconds with the thresholds, pending periods (for:) and keep_firing_for of the generated Prometheus rules."),
-      h("h2", {}, `Firing (${data.firing.length})`), table(cols, data.firing.map((a) => row(a, true)), "firing"),
+      h("h2", {}, `Firing (${data.firing.length})`),
+      data.firing.some((a) => !a.acknowledged) ? ackNameField() : null,
+      table(cols, data.firing.map((a) => row(a, true)), "firing"),
       h("h2", {}, `Pending (${(data.pending || []).length})`), h("p", { class: "note" }, "Conditions that hold but not yet for the rule's pending period (for:)."),
       table([["severity"], ["service"], ["rule"], ["alert"], ["since"]], (data.pending || []).map((p) => h("tr", { "data-testid": "pending-" + p.alertname + "-" + p.id },
         h("td", {}, status(p.severity)), h("td", {}, p.service), h("td", {}, p.alertname), h("td", {}, p.summary), h("td", { "data-sort": p.active_since }, fmt.datetime(p.active_since)))), "pending"),
@@ -706,8 +736,31 @@ function spanDetails(sp, data) {
     h("h3", {}, "Resource"), h("div", { "data-testid": "span-resource" }, kvTable(sp.resource)));
 }
 
+// Who acknowledges: asked once, remembered in this browser, sent with every acknowledgement.
+const ACK_NAME_KEY = "otel-monitor-ack-name";
+function ackNameField() {
+  return h("p", {}, h("label", {}, "Acknowledge as ",
+    h("input", { id: "ack-name", "data-testid": "ack-name", maxlength: "100", autocomplete: "name",
+      placeholder: "your name", value: localStorage.getItem(ACK_NAME_KEY) || "" })),
+    " ", h("span", { class: "error-box", id: "ack-error", "data-testid": "ack-error", role: "alert", hidden: true }));
+}
+
 async function ack(id) {
-  await fetch("/api/alerts/" + encodeURIComponent(id) + "/ack", { method: "POST", credentials: "same-origin" });
+  const field = $("ack-name"), error = $("ack-error");
+  const by = field ? field.value.trim() : "";
+  if (!by) {
+    if (error) { error.textContent = "Enter your name first: the acknowledgement records who."; error.hidden = false; }
+    if (field) field.focus();
+    return;
+  }
+  localStorage.setItem(ACK_NAME_KEY, by);
+  const r = await fetch("/api/alerts/" + encodeURIComponent(id) + "/ack", { method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify({ by }) });
+  if (!r.ok && error) {
+    error.textContent = (await r.json().catch(() => ({}))).error || r.statusText;
+    error.hidden = false;
+    return;
+  }
   render();
 }
 
@@ -720,6 +773,7 @@ async function refreshServices() {
     const known = new Set([...select.options].map((o) => o.value));
     for (const svc of data.services) if (!known.has(svc)) select.append(h("option", { value: svc }, svc));
     select.value = current;
+    for (const o of $("window").options) if (LONG_WINDOWS.has(o.value)) o.disabled = !(data.long_windows || []).includes(o.value);
     const evicted = Object.entries(data.evicted).map(([k, v]) => `${k} ${v}`).join(", ");
     $("footer").textContent = `kept: ${data.kept.spans} spans, ${data.kept.logs} logs` +
       (evicted ? ` · evicted (oldest first): ${evicted}` : "") + (data.persistent ? " · persisted in SQLite" : " · in memory") +
@@ -746,7 +800,7 @@ async function render(live) {
     if (ticket !== rendering) return;  // a newer render started meanwhile
     const scroll = [window.scrollX, window.scrollY];
     const scrollers = [...document.querySelectorAll("#view .table-wrap")].map((el) => el.scrollLeft);
-    $("view").replaceChildren(...[content].flat(3).filter(Boolean));
+    $("view").replaceChildren(...[longWindowNote(name), content].flat(3).filter(Boolean));
     if (live) {  // where the user was stays where it was
       document.querySelectorAll("#view .table-wrap").forEach((el, i) => { if (scrollers[i]) el.scrollLeft = scrollers[i]; });
       window.scrollTo(...scroll);

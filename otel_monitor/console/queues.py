@@ -1,0 +1,40 @@
+"""The depth of each app queue (``monitor.queue.depth``) as the overview shows it.
+
+Read from the metrics explorer's per-minute series (a gauge keeps each
+minute's last value), per queue name over the service's instances: the depth
+now is the sum of the live instances' latest values, the peak the highest
+per-minute sum in the window.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from otel_monitor import semconv
+from otel_monitor.console.store import Store
+
+# An instance whose last depth is older than this many minutes behind the newest no longer counts now.
+_LIVE_MINUTES = 3
+
+
+def queue_depths(store: Store, service: str, first_minute: int) -> list[dict[str, Any]]:
+    """[{queue, depth, peak, instances}] of ``service`` from ``first_minute`` on, by queue name."""
+    per_queue: dict[str, list[dict[int, float]]] = defaultdict(list)
+    with store.lock:
+        for (svc, metric, _instance, attrs), series in store.metric_series.series.items():
+            if svc != service or metric != semconv.METRIC_QUEUE_DEPTH or series.kind != "gauge":
+                continue
+            minutes = {m: float(v) for m, v in series.minutes.items() if m >= first_minute}
+            if minutes:
+                per_queue[str(dict(attrs).get(semconv.MONITOR_QUEUE_NAME, ""))].append(minutes)
+    out = []
+    for name, instances in sorted(per_queue.items()):
+        newest = max(max(minutes) for minutes in instances)
+        live = [minutes[max(minutes)] for minutes in instances if max(minutes) >= newest - _LIVE_MINUTES]
+        totals: dict[int, float] = defaultdict(float)
+        for minutes in instances:
+            for minute, value in minutes.items():
+                totals[minute] += value
+        out.append({"queue": name, "depth": sum(live), "peak": max(totals.values()), "instances": len(live)})
+    return out
