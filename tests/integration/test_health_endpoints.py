@@ -73,7 +73,8 @@ def test_detailed_answers_at_once_while_a_dependency_hangs(dependency):
         # The client gives up after 0.5 s, well inside the check's 1.5 s timeout: every answer is from the cache.
         while not registry.wait_for(lambda r: r.status == "unhealthy", timeout=0.05) and len(seen) < 200:
             seen.append(served.get("/health/detailed", timeout=0.5)[0])
-        assert seen and set(seen) <= {200}
+        # The check may time out between the wait and the request: only the last answer can be that 503.
+        assert seen and set(seen[:-1]) <= {200} and seen[-1] in (200, 503)
         code, body = served.get("/health/detailed", timeout=0.5)
         assert code == 503 and body["checks"][0]["detail"] in ("timed out after 1.5s", "TimeoutError: timed out")
         dependency.mode = "ok"
