@@ -50,6 +50,8 @@ from time import perf_counter
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from otel_monitor import patching
+
 # mirrored_digest() of the FastAPI releases this module mirrors: 0.165.0.
 KNOWN_SOURCES = frozenset(
     {
@@ -156,7 +158,7 @@ def serve(app: Any) -> bool:
     # Only FastAPI's own class with its own __call__: a subclass or a request path patched since is left alone.
     if type(native).__name__ != "NativeTelemetry" or type(native).__call__ is not _NATIVE_CALL:
         return False
-    app._native_telemetry = LeanRequestTelemetry(native)  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+    patching.replace(app, "_native_telemetry", LeanRequestTelemetry(native))  # compat: lean_requests
     return True
 
 

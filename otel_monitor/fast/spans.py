@@ -62,6 +62,7 @@ from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
+from otel_monitor import patching
 from otel_monitor.pipeline import tail_sampling
 
 if TYPE_CHECKING:
@@ -695,7 +696,7 @@ def install(provider: Any) -> bool:
             tracer.__class__ = MonitorTracer
         return tracer
 
-    provider.get_tracer = get_tracer  # type: ignore[method-assign]
+    patching.replace(provider, "get_tracer", get_tracer)
     with provider._tracers_lock:  # noqa: SLF001 - SDK provider's tracers (compat: lean_spans)
         for tracer in provider._tracers.values():  # noqa: SLF001 - SDK provider's tracers (compat: lean_spans)
             if type(tracer) is Tracer:

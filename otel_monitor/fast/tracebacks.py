@@ -27,6 +27,7 @@ import threading
 import traceback
 from typing import Any
 
+from otel_monitor import patching
 from otel_monitor.pipeline.tracebacks import format_exception as _format_once
 from otel_monitor.pipeline.tracebacks import remember_traceback
 
@@ -115,7 +116,7 @@ def defer_log_stacktraces(provider: Any, exported_by_us: Any = exported_by_us) -
         return False
     if original is not _exception_attributes:
         _SDK_EXCEPTION_ATTRIBUTES = original
-        exceptions._get_exception_attributes = _exception_attributes  # noqa: SLF001
+        patching.replace(exceptions, "_get_exception_attributes", _exception_attributes)
     verdict: list[Any] = [None, False]  # (the processors tuple judged, the verdict)
 
     def deferring() -> bool:
@@ -143,10 +144,10 @@ def defer_log_stacktraces(provider: Any, exported_by_us: Any = exported_by_us) -
                 _emitting.defer = False
 
         emit_deferring.__dict__["otel_monitor_defers"] = True
-        logger.emit = emit_deferring
+        patching.replace(logger, "emit", emit_deferring)
         return logger
 
-    provider.get_logger = get_deferring_logger
+    patching.replace(provider, "get_logger", get_deferring_logger)
     return True
 
 
@@ -159,7 +160,7 @@ def install() -> list[str]:
         except ImportError:
             continue
         if getattr(module, "traceback", None) is traceback:
-            module.traceback = STANDIN  # type: ignore[attr-defined]
+            patching.replace(module, "traceback", STANDIN)
             changed.append(name)
     return changed
 
@@ -168,4 +169,4 @@ def uninstall() -> None:
     for name in SDK_MODULES:
         module = importlib.import_module(name)
         if getattr(module, "traceback", None) is STANDIN:
-            module.traceback = traceback  # type: ignore[attr-defined]
+            patching.restore(module, "traceback")

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hmac
 import threading
+import types
 from typing import Any
 
-from otel_monitor import runtime
+from otel_monitor import patching, runtime
 from otel_monitor.config.file import ConfigFile
 from otel_monitor.config.settings import Settings, report_problem
 from otel_monitor.health.registry import HealthRegistry, default_registry
@@ -125,9 +126,12 @@ def _add_on_build(wrapped: Any, app: Any, args: Any, kwargs: Any) -> Any:
 
 
 def _patch_fastapi(module: Any) -> None:
-    import wrapt
+    build = module.FastAPI.build_middleware_stack
 
-    wrapt.wrap_function_wrapper(module, "FastAPI.build_middleware_stack", _add_on_build)
+    def build_middleware_stack(app: Any, *args: Any, **kwargs: Any) -> Any:
+        return _add_on_build(types.MethodType(build, app), app, args, kwargs)
+
+    patching.replace(module.FastAPI, "build_middleware_stack", build_middleware_stack)
 
 
 def install_from_config(config: ConfigFile, settings: Settings) -> HealthRegistry:

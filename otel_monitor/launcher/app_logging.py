@@ -27,6 +27,8 @@ import logging.config
 from collections.abc import Callable
 from typing import Any
 
+from otel_monitor import patching
+
 _DEFAULT_ROOT_LEVEL = logging.WARNING
 
 
@@ -145,9 +147,9 @@ class InfoRouting:
             logging.setLogRecordFactory(self._record_factory(logging.getLogRecordFactory()))
             root.setLevel(self.lowered)
         for name in ("basicConfig",):
-            setattr(logging, name, self._around_config(getattr(logging, name)))
+            patching.replace(logging, name, self._around_config(getattr(logging, name)))
         for name in ("dictConfig", "fileConfig"):
-            setattr(logging.config, name, self._around_config(getattr(logging.config, name)))
+            patching.replace(logging.config, name, self._around_config(getattr(logging.config, name)))
 
     def _around_config(self, config: Callable[..., Any]) -> Callable[..., Any]:
         """The app's logging configuration runs as if neither handler of ours were there; its handlers filtered."""

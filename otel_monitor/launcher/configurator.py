@@ -27,7 +27,7 @@ from typing import Any
 
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
-from otel_monitor import runtime, semconv
+from otel_monitor import patching, runtime, semconv
 from otel_monitor.config.file import EMPTY, ConfigFile, ConfigFileError, file_settings, load_config_file
 from otel_monitor.config.settings import ConfigError, Settings, report_problem, resolve
 from otel_monitor.runtime import Runtime
@@ -306,13 +306,17 @@ def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
     ``http/protobuf`` protocol) names its own exporters, whose modules load
     the protobuf runtime. Any other exporter, and OTLP/HTTP when the SDK's
     HTTP exporter package is not installed, is the SDK's to resolve.
+
+    The one patch of the SDK's configurator (compat: lean_otlp):
+    ``_initialize_components`` takes exporter names, not exporter classes,
+    so no argument of it can name ours; the lookup is replaced while it runs.
     """
     from opentelemetry.sdk import _configuration
 
-    original = _configuration._import_exporters  # noqa: SLF001 - the SDK configurator's exporter lookup
     if not enabled:
         yield
         return
+    original = _configuration._import_exporters  # noqa: SLF001 - the SDK configurator's exporter lookup (compat: lean_otlp)
 
     def import_exporters(traces: Sequence[str], metrics: Sequence[str], logs: Sequence[str]) -> Any:
         if not any("otlp_proto_http" in names for names in (traces, metrics, logs)):
@@ -339,11 +343,11 @@ def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
             )
         return tuple(ordered)
 
-    _configuration._import_exporters = import_exporters  # type: ignore[assignment]  # noqa: SLF001 - the SDK configurator's exporter lookup
+    patching.replace(_configuration, "_import_exporters", import_exporters)
     try:
         yield
     finally:
-        _configuration._import_exporters = original  # noqa: SLF001 - the SDK configurator's exporter lookup
+        patching.restore(_configuration, "_import_exporters")
 
 
 def _cache_loggers(provider: Any) -> None:
@@ -373,7 +377,7 @@ def _cache_loggers(provider: Any) -> None:
                 known[key] = logger
         return logger
 
-    provider.get_logger = get_logger  # type: ignore[method-assign]  # one instance's cache in front of its method
+    patching.replace(provider, "get_logger", get_logger)  # one instance's cache in front of its method
 
 
 def _wrap_metric_exporters(meter_provider: Any) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from otel_monitor import patching
 from otel_monitor.guard import guarded
 from otel_monitor.semantics.operations import excluded_url_matcher
 
@@ -401,7 +402,7 @@ def lean_query_spans() -> None:
 
     _before_cur_exec._otel_monitor_lean = True  # type: ignore[attr-defined]  # noqa: SLF001 - our marker on a dependency's object
     _before_cur_exec.__wrapped__ = original  # type: ignore[attr-defined]
-    contrib.EngineTracer._before_cur_exec = _before_cur_exec  # type: ignore[method-assign]  # noqa: SLF001 - contrib sqlalchemy internals (compat: query_records)
+    patching.replace(contrib.EngineTracer, "_before_cur_exec", _before_cur_exec)  # compat: query_records
     _trace_from_the_dialect(contrib, _before_cur_exec, _start)
 
 
@@ -490,12 +491,10 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
         def do_execute_no_params(cursor: Any, statement: Any, context: Any = None) -> Any:
             return run(begin(cursor, statement, context), originals["do_execute_no_params"], cursor, statement, context)
 
-        dialect.do_execute = do_execute
-        dialect.do_executemany = do_executemany
-        dialect.do_execute_no_params = do_execute_no_params
         wrapper: Any
         for wrapper in (do_execute, do_executemany, do_execute_no_params):
             wrapper._otel_monitor_query_span = True  # noqa: SLF001 - our marker on a dependency's object
+            patching.replace(dialect, wrapper.__name__, wrapper)
         dialects.add(dialect)
 
     def register_from_dialect(cls: Any, target: Any, identifier: str, func: Any, *args: Any, **kw: Any) -> None:
@@ -531,13 +530,14 @@ def _trace_from_the_dialect(contrib: Any, lean_hook: Any, start: Any) -> None:
             for dialect in list(dialects):
                 for name in _DIALECT_METHODS:  # ours only, not something set over ours since
                     if getattr(vars(dialect).get(name), "_otel_monitor_query_span", False):
-                        delattr(dialect, name)
+                        patching.restore(dialect, name)
             dialects.clear()
             taken.clear()
 
     register_from_dialect._otel_monitor_dialect = True  # type: ignore[attr-defined]  # noqa: SLF001 - our marker on a dependency's object
-    contrib.EngineTracer._register_event_listener = classmethod(register_from_dialect)  # noqa: SLF001 - contrib EngineTracer internals (compat: dialect_tracing)
-    contrib.EngineTracer.remove_all_event_listeners = classmethod(remove_all_event_listeners)
+    # compat: dialect_tracing
+    patching.replace(contrib.EngineTracer, "_register_event_listener", classmethod(register_from_dialect))
+    patching.replace(contrib.EngineTracer, "remove_all_event_listeners", classmethod(remove_all_event_listeners))
 
 
 _POOL_EVENTS = frozenset({"connect", "close", "checkin", "checkout"})
@@ -573,7 +573,8 @@ def observe_pool_usage() -> None:
             return
         register(cls, target, identifier, func, *args, **kw)
 
-    contrib.EngineTracer._register_event_listener = classmethod(register_without_pool_events)  # type: ignore[assignment]  # noqa: SLF001 - contrib EngineTracer internals (compat: dialect_tracing)
+    # compat: dialect_tracing
+    patching.replace(contrib.EngineTracer, "_register_event_listener", classmethod(register_without_pool_events))
 
     def observe(options: CallbackOptions) -> list[Observation]:
         observations = []
@@ -627,8 +628,6 @@ def instrument_existing_engines() -> None:
 
 # --- FastAPI native telemetry ---------------------------------------------------
 
-_FASTAPI_PATCHED = False
-
 
 def install_fastapi_native_defaults(settings: Any) -> None:
     """Give every ``FastAPI()`` our telemetry defaults unless the app set its own.
@@ -637,10 +636,10 @@ def install_fastapi_native_defaults(settings: Any) -> None:
     ``telemetry=`` argument; we fill in the keys the app did not pass:
     ``exclude`` (health and metrics URLs), ``operation_spans`` and ``metrics``.
     """
-    global _FASTAPI_PATCHED
-    if _FASTAPI_PATCHED:
-        return
     import fastapi
+
+    if patching.is_patched(fastapi.FastAPI, "__init__"):
+        return
 
     excluded = excluded_url_matcher(settings.excluded_urls)
     defaults = {
@@ -668,8 +667,7 @@ def install_fastapi_native_defaults(settings: Any) -> None:
                 serve(self)
 
     __init__.__wrapped__ = original_init  # type: ignore[attr-defined]
-    fastapi.FastAPI.__init__ = __init__  # type: ignore[method-assign]
-    _FASTAPI_PATCHED = True
+    patching.replace(fastapi.FastAPI, "__init__", __init__)
     remember_request_invariants()
 
 
@@ -738,7 +736,7 @@ def remember_request_invariants() -> None:
 
         _server_attributes.__wrapped__ = server_attributes  # type: ignore[attr-defined]
         _server_attributes.kept = addresses  # type: ignore[attr-defined]
-        _asgi._server_attributes = _server_attributes  # noqa: SLF001 - FastAPI telemetry internals (compat: lean_requests)
+        patching.replace(_asgi, "_server_attributes", _server_attributes)  # compat: lean_requests
     if callable(legacy_otel) and not hasattr(legacy_otel, "__wrapped__"):
         last: list[tuple[Any, bool]] = [(None, False)]
 
@@ -750,4 +748,4 @@ def remember_request_invariants() -> None:
             return answer
 
         _legacy_otel.__wrapped__ = legacy_otel  # type: ignore[attr-defined]
-        applications._legacy_otel = _legacy_otel  # noqa: SLF001 - FastAPI's legacy-telemetry check, memoised
+        patching.replace(applications, "_legacy_otel", _legacy_otel)  # FastAPI's legacy-telemetry check, memoised

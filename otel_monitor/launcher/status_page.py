@@ -26,10 +26,11 @@ import hmac
 import math
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_monitor import runtime, semconv
+from otel_monitor import patching, runtime, semconv
 from otel_monitor.config.file import EMPTY, ConfigFile
 from otel_monitor.semantics.slo import SLOs, load_slos_or_defaults
 
@@ -338,9 +339,12 @@ def install(settings: Any, config: ConfigFile = EMPTY, meter_provider: Any = Non
 
 
 def _patch_fastapi(module: Any) -> None:
-    import wrapt
+    build = module.FastAPI.build_middleware_stack
 
-    wrapt.wrap_function_wrapper(module, "FastAPI.build_middleware_stack", _add_on_build)
+    def build_middleware_stack(app: Any, *args: Any, **kwargs: Any) -> Any:
+        return _add_on_build(types.MethodType(build, app), app, args, kwargs)
+
+    patching.replace(module.FastAPI, "build_middleware_stack", build_middleware_stack)
 
 
 def _add_on_build(wrapped: Any, app: Any, args: Any, kwargs: Any) -> Any:

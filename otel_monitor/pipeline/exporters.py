@@ -30,7 +30,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_monitor import semconv
+from otel_monitor import patching, semconv
 from otel_monitor.guard import internal_error, renew_after_fork
 from otel_monitor.semantics.redaction import Redactor, scrub_metrics_data
 
@@ -319,7 +319,7 @@ def bounded_shutdown(providers: Sequence[Any], timeout_s: float) -> Callable[[],
         # logging handler's flush would wait on the exporter again.
         for handler in logging.getLogger().handlers:
             if type(handler).__name__ == "LoggingHandler":
-                handler.flush = lambda: None  # type: ignore[method-assign]
+                patching.replace(handler, "flush", lambda: None)
 
     atexit.register(at_exit)
     _flush_on_sigterm(at_exit)
@@ -469,17 +469,16 @@ def remember_new_clients() -> None:
         from opentelemetry.exporter.otlp.common.http import _OTLPHTTPClient
     except ImportError:
         return
-    original = _OTLPHTTPClient.__init__
-    if getattr(original, "_otel_monitor_remembers", False):
+    if patching.is_patched(_OTLPHTTPClient, "__init__"):
         return
+    original = _OTLPHTTPClient.__init__
 
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         _remember_client(self)
 
-    __init__._otel_monitor_remembers = True  # type: ignore[attr-defined]  # noqa: SLF001 - our marker on a dependency's object
-    _OTLPHTTPClient.__init__ = __init__  # type: ignore[method-assign]
+    patching.replace(_OTLPHTTPClient, "__init__", __init__)
 
 
 def known_clients() -> list[Any]:
@@ -498,7 +497,7 @@ def known_clients() -> list[Any]:
     client_class = getattr(module, "_OTLPHTTPClient", None)
     if client_class is None:
         return []
-    if not getattr(client_class.__init__, "_otel_monitor_remembers", False):
+    if not patching.is_patched(client_class, "__init__"):
         import gc
 
         remember_new_clients()

@@ -21,6 +21,7 @@ LAYER_OF = {
     "semconv": "base",
     "guard": "base",
     "runtime": "base",
+    "patching": "base",
     "config": "base",
     "semantics": "semantics",
     "otlp": "codec",

@@ -83,7 +83,6 @@ ALLOWED_GLOBALS = {
     ("guard", "_lock"): "the guard's lock, renewed after fork",
     ("pipeline.tail_sampling", "exportable"): "the span conversion a fast span type registers once",
     ("launcher.instrumentations", "_pooled_engines"): "engines whose pools are observed: the patch's own record",
-    ("launcher.instrumentations", "_FASTAPI_PATCHED"): "whether FastAPI.__init__ is patched: a patch record",
     ("launcher.status_page", "_hooked"): "the import hook is registered once per process",
     ("health.endpoints", "_hook_registered"): "the import hook is registered once per process",
     ("fast.spans", "_new_lock"): "the fast span type's lock, renewed after fork",
