@@ -162,19 +162,28 @@ def test_journeys_page_matches_the_funnel(page, console):
 
 
 def test_alerts_page_lists_firing_alerts_and_acknowledges(page, console):
-    """Firing alerts are listed; the Acknowledge button marks one in the API."""
+    """Firing alerts are listed; Acknowledge asks who first, then records the name in the API and the list."""
     # Three minutes on (the error-rate alert's for), the failures still in the window.
     now = time.time_ns()
     console.console.alerts.evaluate(now)
     console.console.alerts.evaluate(now + 181 * 10**9)
+    page.goto(f"{console.url}/#/overview")
+    page.evaluate("localStorage.removeItem('otel-monitor-ack-name')")
     _open(page, console, "alerts", "alerts")
     firing = get(f"{console.url}/api/alerts")["firing"]
     assert page.locator("[data-testid='firing'] tbody tr").count() == len(firing) > 0
     target = "error_rate:shop:checkout"
+    page.locator(f"[data-testid='alert-{target}'] button").click()  # no name yet: asked for, nothing sent
+    page.wait_for_selector("[data-testid='ack-error'] >> text=Enter your name first")
+    assert not next(a for a in get(f"{console.url}/api/alerts")["firing"] if a["id"] == target)["acknowledged"]
+    page.fill("[data-testid='ack-name']", "Ada Lovelace")
     page.locator(f"[data-testid='alert-{target}'] button").click()
-    page.wait_for_selector(f"[data-testid='alert-{target}'] >> text=acknowledged")
-    assert next(a for a in get(f"{console.url}/api/alerts")["firing"] if a["id"] == target)["acknowledged"]
+    page.wait_for_selector(f"[data-testid='alert-{target}'] >> text=acknowledged by Ada Lovelace")
+    alert = next(a for a in get(f"{console.url}/api/alerts")["firing"] if a["id"] == target)
+    assert (alert["acknowledged"], alert["acknowledged_by"]) == (True, "Ada Lovelace")
     page.screenshot(path=str(ARTIFACTS / "alerts_acknowledged.png"), full_page=True)
+    # The name is remembered in this browser for the next acknowledgement.
+    assert page.evaluate("localStorage.getItem('otel-monitor-ack-name')") == "Ada Lovelace"
 
 
 def test_health_page_matches_the_checks(page, console):
