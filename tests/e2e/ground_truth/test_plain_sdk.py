@@ -176,13 +176,16 @@ def test_custom_metrics_are_kept_and_listed(node, console_process):
 
 
 def test_a_stopped_service_turns_stale_and_status_fails(node, live):
-    """Live while it exports, "stale" once silent past --stale-after: the API says so and status exits 1."""
+    """Live while it exports, "stale" once silent past three of its own export intervals (learnt from its
+    exports): the API says so and status exits 1."""
     service = "js-stopping"
     # Metrics every 200 ms for 1.5 s: the console sees a live service, then silence.
     emit(node, live.url, "json", service, "--linger-ms", "1500")
     summary = wait_for(lambda: (s := live.summary(service))["stale"] and s, STALE_AFTER_S + 15, f"{service} stale")
     assert summary["status"] == "stale"
-    assert summary["silent_s"] > STALE_AFTER_S and summary["stale_after_s"] == STALE_AFTER_S
+    (interval,) = [i["export_interval_s"] for i in summary["instances"]]
+    assert 0.2 <= interval < 1.0, interval  # the SDK's 200 ms, plus each export's own time
+    assert summary["stale_after_s"] == pytest.approx(3 * interval) and summary["silent_s"] > summary["stale_after_s"]
     assert summary["live_instances"] == 0 and [i["stale"] for i in summary["instances"]] == [True]
     code, output = live.status("--service", service)
     assert code == 1, output
