@@ -191,6 +191,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Export a failed request's local spans even when its trace was not sampled.",
     ),
     Setting(
+        "OTEL_MONITOR_CLIENT_ERRORS_FAIL",
+        parse_bool,
+        "false",
+        "Count a server's 4xx answers (404, 401, 422...) as failures: the exported span gets an error status and "
+        "error.type, monitor.operation.duration counts the call as failed, so success rates, error groups, kept "
+        "error traces and the generated alert rules all count it (false: a 4xx is the caller's mistake, a "
+        "success). `otel-monitor console --client-errors-fail` applies the same rule to plain OpenTelemetry SDKs.",
+    ),
+    Setting(
         "OTEL_MONITOR_SLOW_THRESHOLD_MS",
         number(0, 3_600_000),
         "2000",
@@ -313,8 +322,18 @@ SETTINGS: tuple[Setting, ...] = (
         number(1, 86_400),
         "180",
         "Seconds without any data (spans, metrics or logs) after which the console shows a service or instance "
-        "as stale (no data), drops that instance's health checks, and `otel-monitor status` fails; the default "
-        "is three of the SDKs' default 60 s metric export intervals.",
+        "as stale (no data), drops that instance's health checks, and `otel-monitor status` fails, for a sender "
+        "whose metric export interval the console has not learnt yet (see OTEL_MONITOR_CONSOLE_STALE_INTERVALS); "
+        "the default is three of the SDKs' default 60 s metric export intervals.",
+    ),
+    Setting(
+        "OTEL_MONITOR_CONSOLE_STALE_INTERVALS",
+        number(0, 1000),
+        "3",
+        "Number of its own metric export intervals a sender may stay silent before the console shows it as "
+        "stale; the console learns each instance's interval from the times of its metric exports (after three "
+        "exports). 0: every sender gets OTEL_MONITOR_CONSOLE_STALE_AFTER (`otel-monitor console "
+        "--stale-intervals`).",
     ),
     Setting(
         "OTEL_MONITOR_CONSOLE_ALERT_WEBHOOK",

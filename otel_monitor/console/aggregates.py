@@ -18,6 +18,7 @@ from typing import Any
 
 from otel_monitor import semconv
 from otel_monitor.console.error_groups import app_frames
+from otel_monitor.console.liveness import instance_stale, service_liveness
 from otel_monitor.console.queues import queue_depths
 from otel_monitor.console.rollups import HOUR_NS, LONG_WINDOWS, MEMORY_HOURS, HourlyRollups, long_window_hours
 from otel_monitor.console.store import AMOUNT_COUNT, AMOUNT_SUM, MINUTE_NS, Histogram, ServiceRollups, Store
@@ -27,7 +28,7 @@ from otel_monitor.semantics.slo import SLOs, Thresholds
 THROUGHPUT_WINDOW_NS = MINUTE_NS
 WINDOWS: dict[str, int] = {"5m": 5, "15m": 15, "1h": 60, "4h": 240, "24h": 1440}
 STATES = ("ok", "warning", "critical")
-# A service or check with no data for longer than the store's ``stale_after_ns``.
+# A service or check with no data for longer than its stale-after (otel_monitor.console.liveness).
 STALE = "stale"
 _MAX_INSTANCES_SHOWN = 50
 
@@ -371,8 +372,11 @@ class Queries:
         return out
 
     # --- liveness --------------------------------------------------------------
-    def _silent(self, last_seen_ns: int) -> bool:
-        return self.now_ns - last_seen_ns > self.store.stale_after_ns
+    def _silent(self, last_seen_ns: int, service: str | None = None, instance: str | None = None) -> bool:
+        """Silent for longer than the instance's stale-after (a number of its export intervals, once known)."""
+        if service is None or instance is None:
+            return self.now_ns - last_seen_ns > self.store.stale_after_ns
+        return instance_stale(self.store, service, instance, last_seen_ns, self.now_ns)
 
     def instances(self, service: str) -> list[dict[str, Any]]:
         """The service's instances (service.instance.id), live first, newest first."""
@@ -380,7 +384,7 @@ class Queries:
             rollups = self.store.rollups.get(service)
             kept = self.store.instances
             seen = [(i, kept[(service, i)]) for i in (rollups.instances if rollups else ()) if (service, i) in kept]
-        seen.sort(key=lambda it: (self._silent(it[1]), -it[1]))
+        seen.sort(key=lambda it: (self._silent(it[1], service, it[0]), -it[1]))
         rows = []
         for i, t in seen[:_MAX_INSTANCES_SHOWN]:
             with self.store.lock:
@@ -390,7 +394,8 @@ class Queries:
                 {
                     "instance": i,
                     "last_seen": t // 1_000_000,
-                    "stale": self._silent(t),
+                    "stale": self._silent(t, service, i),
+                    "export_interval_s": _seconds_or_none(self.store.export_cadence.interval_ns(service, i)),
                     "cpu_cores": _round(usage.cpu_cores, 4) if usage else None,
                     "memory_bytes": usage.memory_bytes if usage else None,
                 }
@@ -401,10 +406,11 @@ class Queries:
         """Last seen, silence and instances of a summary row; a silent service is "stale", never OK."""
         with self.store.lock:
             seen = self.store.services.get(row["service"])
+            stale, stale_after_ns = service_liveness(self.store, row["service"], self.now_ns)
         row["last_seen"] = None if seen is None else seen // 1_000_000
         row["silent_s"] = None if seen is None else _round(max(0, self.now_ns - seen) / 1e9, 3)
-        row["stale_after_s"] = self.store.stale_after_ns / 1e9
-        row["stale"] = seen is None or self._silent(seen)
+        row["stale_after_s"] = stale_after_ns / 1e9
+        row["stale"] = stale
         instances = self.instances(row["service"])
         row["instances"] = instances
         row["live_instances"] = sum(1 for i in instances if not i["stale"])
@@ -602,7 +608,9 @@ class Queries:
                 # A check's state lives as long as its instance: a stopped or
                 # restarted process leaves no ghost value behind.
                 instances = {
-                    i: v for i, v in instances.items() if not self._silent(self.store.instances.get((svc, i), v[2]))
+                    i: v
+                    for i, v in instances.items()
+                    if not self._silent(self.store.instances.get((svc, i), v[2]), svc, i)
                 }
                 value: float | None = min((v for v, _, _ in instances.values()), default=None)  # the worst instance
                 samples, up = samples_of.get((svc, check), (0, 0))
@@ -648,6 +656,10 @@ def latency_fields(hist: Histogram) -> dict[str, Any]:
         "max": _round(hist.max),
         "percentile_error": _round(max(known), 4) if known and len(known) == len(bounds) else None,
     }
+
+
+def _seconds_or_none(ns: int | None) -> float | None:
+    return None if ns is None else _round(ns / 1e9, 3)
 
 
 def client_error_fields(hist: Histogram) -> dict[str, Any]:

@@ -16,7 +16,8 @@ the current minute and the four before it.  Fewer than :data:`MIN_CALLS` calls
 in a window say too little about a rate to page anyone.
 
 Every state change is logged, and, with a webhook URL, posted in Alertmanager's
-webhook format (:class:`WebhookNotifier`) from a thread of its own.
+webhook format (:class:`~otel_monitor.console.webhook.WebhookNotifier`), from a
+thread of its own, with bounded retries.
 """
 
 from __future__ import annotations
@@ -25,11 +26,8 @@ import asyncio
 import hashlib
 import json
 import logging
-import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -38,6 +36,7 @@ from typing import Any, Protocol
 
 from otel_monitor.console.aggregates import Queries
 from otel_monitor.console.store import MINUTE_NS, Histogram, ServiceRollups, Store
+from otel_monitor.console.webhook import WebhookNotifier
 from otel_monitor.semantics.alert_timing import (
     DEFAULT_RUNBOOK_BASE_URL,
     TIMINGS,
@@ -358,69 +357,6 @@ def alertmanager_payload(
     }
 
 
-class WebhookNotifier:
-    """Posts payloads to a URL from a thread of its own: a slow receiver never blocks the console.
-
-    The queue is bounded (the oldest notification is dropped when full) and each
-    post has a timeout; failures are logged, at most one line a minute.
-    """
-
-    def __init__(self, url: str, timeout: float = 5.0, max_queued: int = 100) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"alert webhook {url!r}: expected an http:// or https:// URL")
-        self.url = url
-        self.timeout = timeout
-        self.sent = 0
-        self.failed = 0
-        self.dropped = 0
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(max_queued)
-        self._last_warning = 0.0
-        self._thread = threading.Thread(target=self._run, name="otel-monitor-alert-webhook", daemon=True)
-        self._thread.start()
-
-    def notify(self, payload: dict[str, Any]) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(payload)
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
-
-    def _run(self) -> None:
-        while True:
-            payload = self._queue.get()
-            if payload is None:
-                return
-            self._post(payload)
-
-    def _post(self, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
-        request = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "otel-monitor-console"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-            self.sent += 1
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            self.failed += 1
-            now = time.monotonic()
-            if now - self._last_warning >= 60:
-                self._last_warning = now
-                _log.warning("otel-monitor console: alert webhook %s failed: %s", self.url, exc)
-
-    def close(self, timeout: float = 2.0) -> None:
-        self.notify(None)  # type: ignore[arg-type]
-        self._thread.join(timeout)
-
-
 # --- the book ----------------------------------------------------------------------------------
 
 
@@ -625,7 +561,8 @@ class AlertBook:
             entry["runbook_url"] = runbook_url(entry["alertname"], self.runbook_base) if entry["alertname"] else None
         firing.sort(key=lambda a: (_SEVERITY_ORDER.get(a["severity"], 3), a["started"]))
         pending.sort(key=lambda a: (a["active_since"], a["alertname"]))
-        return {"firing": firing, "pending": pending, "resolved": resolved}
+        webhook = self.notifier.stats() if self.notifier is not None else None
+        return {"firing": firing, "pending": pending, "resolved": resolved, "webhook": webhook}
 
     def timeline_entry(self) -> dict[str, str]:
         """Rule key -> "pending" or "firing" (what Prometheus' ALERTS series would hold)."""

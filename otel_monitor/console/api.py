@@ -107,6 +107,8 @@ async def services(request: Request) -> JSONResponse:
             "persistent": console.request_log is not None,
             "replaying": console.replaying,
             "replay": dict(console.replay_progress),
+            # The console's own notifications: delivered, retried and failed posts (None: no webhook).
+            "alert_webhook": console.alerts.notifier.stats() if console.alerts.notifier is not None else None,
         }
     )
 

@@ -36,6 +36,8 @@ DEFAULT_GRPC_PORT = 4317  # the OTLP/gRPC default
 TOKEN_ENV = BY_KEY["console_token"].env
 ALERT_WEBHOOK_ENV = BY_KEY["console_alert_webhook"].env
 STALE_AFTER = BY_KEY["console_stale_after"]
+STALE_INTERVALS = BY_KEY["console_stale_intervals"]
+CLIENT_ERRORS_FAIL = BY_KEY["client_errors_fail"]
 
 
 class ConsoleStartError(RuntimeError):
@@ -141,6 +143,7 @@ def serve(
     alert_webhook: str | None = None,
     grpc_port: int | None = None,
     grpc_optional: bool = False,
+    prepare: Callable[[Console], None] | None = None,
 ) -> ServerHandle:
     """Start a console in a background thread; returns once it accepts connections.
 
@@ -149,11 +152,14 @@ def serve(
     ``grpc_port`` (0 picks a free one) also serves OTLP/gRPC there; None: off.
     With ``grpc_optional``, a gRPC port that cannot be opened is logged and
     the console serves OTLP/HTTP only (the default port, not one asked for).
+    ``prepare`` is called with the console before anything is received or replayed.
     """
     import uvicorn
 
     console = build_console(host, db, config_path, token, limits, max_body, alert_webhook)
     console.replay_hook = on_replay_batch
+    if prepare is not None:
+        prepare(console)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -237,8 +243,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_seconds,
         metavar="SECONDS",
         help="seconds without data before a service or instance shows as stale and its checks "
-        f"expire (default ${STALE_AFTER.env}, else {STALE_AFTER.default}: three 60 s metric "
-        "export intervals)",
+        f"expire, while its metric export interval is unknown (default ${STALE_AFTER.env}, else "
+        f"{STALE_AFTER.default}: three 60 s metric export intervals)",
+    )
+    parser.add_argument(
+        "--stale-intervals",
+        type=_setting_type(STALE_INTERVALS),
+        metavar="N",
+        help="number of its own metric export intervals (learnt from its exports) a sender may stay silent "
+        f"before it shows as stale; 0 uses --stale-after for all (default ${STALE_INTERVALS.env}, else "
+        f"{STALE_INTERVALS.default})",
+    )
+    parser.add_argument(
+        "--client-errors-fail",
+        action="store_true",
+        default=None,
+        help="count 4xx answers of services sending plain OpenTelemetry SDK data as failures, as "
+        f"{CLIENT_ERRORS_FAIL.env}=true does in apps under otel-monitor (default ${CLIENT_ERRORS_FAIL.env}, "
+        "else false: a 4xx is a success)",
     )
     parser.add_argument("--max-spans", type=int, default=defaults.max_spans, help="spans kept in memory")
     parser.add_argument("--max-logs", type=int, default=defaults.max_logs, help="log records kept in memory")
@@ -263,11 +285,34 @@ def _seconds(raw: str) -> float:
 
 def stale_after_seconds(argument: float | None, environ: Mapping[str, str] | None = None) -> float:
     """``--stale-after``, else the setting's variable, else its default (a bad variable is reported by name)."""
+    return float(_setting_value(STALE_AFTER, argument, environ))
+
+
+def _setting_type(setting: Any) -> Any:
+    def parse(raw: str) -> Any:
+        try:
+            return setting.parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _setting_value(setting: Any, argument: Any, environ: Mapping[str, str] | None = None) -> Any:
+    """The command-line value, else the setting's variable, else its default (a bad variable is reported by name)."""
     if argument is not None:
         return argument
     env = os.environ if environ is None else environ
-    known = {STALE_AFTER.env: env[STALE_AFTER.env]} if STALE_AFTER.env in env else {}
-    return float(resolve(environ=known).resolved[STALE_AFTER.key].value)
+    known = {setting.env: env[setting.env]} if setting.env in env else {}
+    return resolve(environ=known).resolved[setting.key].value
+
+
+def judge_as_asked(console: Console, args: argparse.Namespace) -> None:
+    """Staleness and the 4xx rule from the command line, else their settings."""
+    store = console.store
+    store.stale_after_ns = int(stale_after_seconds(args.stale_after) * 1e9)
+    store.export_cadence.intervals = float(_setting_value(STALE_INTERVALS, args.stale_intervals))
+    store.client_errors_fail = bool(_setting_value(CLIENT_ERRORS_FAIL, args.client_errors_fail))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -285,11 +330,11 @@ def run(args: argparse.Namespace) -> int:
             alert_webhook=args.alert_webhook,
             grpc_port=grpc_port(args.grpc_port, args.port),
             grpc_optional=args.grpc_port is None,
+            prepare=lambda console: judge_as_asked(console, args),
         )
     except (ConsoleStartError, ValueError) as exc:
         print(f"otel-monitor console: {exc}", file=sys.stderr)
         return 2
-    handle.console.store.stale_after_ns = int(stale_after_seconds(args.stale_after) * 1e9)
     grpc_note = f"; OTLP/gRPC on {handle.host}:{handle.grpc_port}" if handle.grpc_port else ""
     print(
         f"otel-monitor console: {handle.url}  (OTLP/HTTP on {handle.url}/v1/traces, /v1/metrics, /v1/logs{grpc_note})",

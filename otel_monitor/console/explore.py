@@ -16,6 +16,7 @@ from itertools import takewhile
 from typing import Any
 
 from otel_monitor import semconv
+from otel_monitor.console.liveness import instance_stale, service_liveness
 from otel_monitor.console.metric_series import Series
 from otel_monitor.console.store import MINUTE_NS, Histogram, Store, TraceSummary
 
@@ -431,11 +432,12 @@ def _step_value(
 
 
 # --- resources ------------------------------------------------------------------------
+def _interval_s(ns: int | None) -> float | None:
+    return None if ns is None else round(ns / 1e9, 3)
+
+
 def resources(store: Store, now_ns: int) -> list[dict[str, Any]]:
     """Services and their instances: resource attributes, SDK and distro, first and last seen, staleness."""
-
-    def stale(t: int) -> bool:
-        return now_ns - t > store.stale_after_ns
 
     by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
     with store.lock:
@@ -456,7 +458,8 @@ def resources(store: Store, now_ns: int) -> list[dict[str, Any]]:
                     "instance": instance,
                     "first_seen": store.instance_first_seen.get((service, instance), last) // 1_000_000,
                     "last_seen": last // 1_000_000,
-                    "stale": stale(last),
+                    "stale": instance_stale(store, service, instance, last, now_ns),
+                    "export_interval_s": _interval_s(store.export_cadence.interval_ns(service, instance)),
                     "silent_s": round(max(0, now_ns - last) / 1e9, 3),
                     "sdk": sdk or None,
                     "distro": distro or None,
@@ -465,6 +468,7 @@ def resources(store: Store, now_ns: int) -> list[dict[str, Any]]:
                 }
             )
         services = dict(store.services)
+        liveness = {service: service_liveness(store, service, now_ns) for service in services}
     out = []
     for service in sorted(services):
         instances = sorted(by_service.get(service, []), key=lambda i: (i["stale"], -i["last_seen"]))
@@ -472,7 +476,8 @@ def resources(store: Store, now_ns: int) -> list[dict[str, Any]]:
             {
                 "service": service,
                 "last_seen": services[service] // 1_000_000,
-                "stale": stale(services[service]),
+                "stale": liveness[service][0],
+                "stale_after_s": liveness[service][1] / 1e9,
                 "first_seen": min((i["first_seen"] for i in instances), default=services[service] // 1_000_000),
                 "instances": instances,
                 "live_instances": sum(1 for i in instances if not i["stale"]),

@@ -43,6 +43,12 @@ _MS: dict[str, Any] = {"type": "integer", "minimum": 0}
 _ROWS: dict[str, Any] = {"type": "array", "items": {"type": "object"}}
 _COUNTS: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "integer"}}
 _PAGE: dict[str, Any] = {"total": _INT, "offset": _INT, "limit": _INT}
+_WEBHOOK: dict[str, Any] = {
+    "type": "object",
+    "nullable": True,
+    "description": "the alert webhook's notifications: sent, failed (given up), failed_attempts, retries, dropped, "
+    "queued, last_error, last_error_at (ms); null without a webhook",
+}
 _ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 COMPONENTS: dict[str, Any] = {
@@ -119,6 +125,7 @@ COMPONENTS: dict[str, Any] = {
             limits=_COUNTS,
             persistent={"type": "boolean"},
             replaying={"type": "boolean"},
+            alert_webhook=_WEBHOOK,
         ),
         "Summary": _json("one row per service", ["window", "services"], window=_TEXT, services=_ROWS, note=_TEXT),
         "Operations": _json(
@@ -181,7 +188,12 @@ COMPONENTS: dict[str, Any] = {
         "Funnels": _json("one funnel per journey", ["window", "funnels"], window=_TEXT, funnels=_ROWS),
         "Health": _json("one row per check", ["window", "checks"], window=_TEXT, checks=_ROWS),
         "Alerts": _json(
-            "alerts by state", ["firing", "pending", "resolved"], firing=_ROWS, pending=_ROWS, resolved=_ROWS
+            "alerts by state",
+            ["firing", "pending", "resolved"],
+            firing=_ROWS,
+            pending=_ROWS,
+            resolved=_ROWS,
+            webhook=_WEBHOOK,
         ),
         "Acknowledged": _json("acknowledged", ["acknowledged"], acknowledged=_TEXT),
         "Events": {

@@ -3,7 +3,8 @@
 Reads a running console's ``/api/summary`` (default) or a Prometheus server
 (``--prometheus URL``, judged with the SLO thresholds of ``--config``), prints
 one line per service and exits 1 when any service is critical or stale (sent
-nothing for longer than the console's ``--stale-after``; ``--strict``: also when
+nothing for longer than ``--stale-intervals`` of its own metric export
+intervals, or the console's ``--stale-after`` while those are unknown; ``--strict``: also when
 one is in warning), 2 when the source cannot be read.
 
 Prometheus names follow the collector's translation of the contract:
@@ -80,8 +81,10 @@ def _silence(service: dict[str, Any]) -> list[str]:
     """A stale service's problem: how long it has sent nothing."""
     if not service.get("stale"):
         return []
-    silent = service.get("silent_s")
-    return ["no data" if silent is None else f"no data for {silent:.0f} s"]
+    silent, limit = service.get("silent_s"), service.get("stale_after_s")
+    if silent is None:
+        return ["no data"]
+    return [f"no data for {silent:.0f} s" + (f", stale after {limit:g} s" if limit else "")]
 
 
 def _prom(base: str, promql: str) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from otel_monitor import semconv
 from otel_monitor.console.error_groups import ErrorGroup, ErrorGrouper
+from otel_monitor.console.liveness import ExportCadence
 from otel_monitor.console.metric_series import MetricSeries
 from otel_monitor.semantics.errors import call_outcome
 from otel_monitor.semantics.slo import SLOs
@@ -255,11 +256,12 @@ def http_operation(attrs: dict[str, Any], name: str) -> str:
     return name or str(method or "HTTP")
 
 
-def http_failed(attrs: dict[str, Any], otherwise: bool) -> bool:
-    """A server's 5xx fails, any other status code (4xx included) succeeds; without one, ``otherwise``."""
+def http_failed(attrs: dict[str, Any], otherwise: bool, client_errors_fail: bool = False) -> bool:
+    """A server's 5xx fails, any other status code (4xx included, unless ``client_errors_fail``) succeeds;
+    without one, ``otherwise``."""
     code: Any = attrs.get(semconv.HTTP_RESPONSE_STATUS_CODE, attrs.get(semconv.HTTP_STATUS_CODE_OLD))
     try:
-        return int(code) >= 500
+        return int(code) >= (400 if client_errors_fail else 500)
     except (TypeError, ValueError):
         return otherwise
 
@@ -274,7 +276,9 @@ def _outcome(attrs: dict[str, Any], failed: bool) -> str:
         status = int(code)
     except (TypeError, ValueError):
         status = None
-    return call_outcome(failed, status, attrs.get(semconv.ERROR_TYPE))
+    # A 4xx answer keeps its client outcome even when it counts as a failure (--client-errors-fail).
+    client_error = status is not None and 400 <= status < 500
+    return call_outcome(failed and not client_error, status, attrs.get(semconv.ERROR_TYPE))
 
 
 class ServiceRollups:
@@ -357,6 +361,11 @@ class Store:
         # Silent for longer than this, a service or instance is stale: its checks
         # no longer count and the service shows "stale" (the console sets it).
         self.stale_after_ns = DEFAULT_STALE_AFTER_NS
+        # Each sender's metric export interval, learnt from its points: the stale-after of a sender
+        # whose interval is known is that many of its intervals (the console sets the number).
+        self.export_cadence = ExportCadence()
+        # --client-errors-fail: a plain SDK's 4xx answers fail, as OTEL_MONITOR_CLIENT_ERRORS_FAIL does in apps.
+        self.client_errors_fail = False
         # Services that send otel-monitor's own operations: their standard HTTP
         # spans and metrics describe the same requests and are not counted again.
         self.monitored_services: set[str] = set()
@@ -518,7 +527,7 @@ class Store:
             # A standard SERVER span from any SDK: an operation named by its route,
             # failed by a 5xx only (some SDKs mark a 4xx answer as an error too).
             operation = http_operation(attrs, span["name"])
-            failed = http_failed(attrs, failed)
+            failed = http_failed(attrs, failed, self.client_errors_fail)
         if operation is not None:
             # A 4xx answer is categorised (validation, auth) but not failed: the
             # same call counts as a success here as in the duration metric.
@@ -654,6 +663,7 @@ class Store:
         with self.lock:
             self._receipt_ns = time.time_ns()
             self.received["metric_points"] += len(points)
+            self.export_cadence.note_batch(points)
             for point in points:
                 if point["name"] == semconv.METRIC_OPERATION_DURATION:
                     self.monitored_services.add(point["resource"].get(semconv.SERVICE_NAME, "unknown_service"))
@@ -804,7 +814,7 @@ class Store:
             low, high = totals[4], totals[5]
         else:
             low, high = _interval_extremes(delta[2], bounds, previous[1], totals)
-        failed = http_failed(attrs, semconv.ERROR_TYPE in attrs)
+        failed = http_failed(attrs, semconv.ERROR_TYPE in attrs, self.client_errors_fail)
         category = str(attrs.get(semconv.MONITOR_ERROR_CATEGORY) or "unknown") if failed else None
         _metrics_histogram(rollups, operation, minute).add(
             delta[3], delta[2], delta[1], delta[0], category, low, high, _outcome(attrs, failed)

@@ -205,6 +205,7 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
             ),
             keep_errors=settings.keep_errors,
             slow_threshold_ms=settings.slow_threshold_ms,
+            client_errors_fail=settings.client_errors_fail,
         )
         export.watch("traces", processor)  # what its queue still holds at exit is counted
         return processor

@@ -110,6 +110,18 @@ class SpanResult(NamedTuple):
     outcome: str | None = None
 
 
+def _client_error_only(span: Any, attributes: Any) -> bool:
+    """A server span failed by its 4xx answer alone (``OTEL_MONITOR_CLIENT_ERRORS_FAIL``): its outcome still says
+    which client error it was (client_error, unauthenticated...), and ``error.type`` makes it a failure."""
+    status = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
+    return (
+        span.kind is SpanKind.SERVER
+        and isinstance(status, int)
+        and 400 <= status < 500
+        and span.status.status_code is not StatusCode.ERROR
+    )
+
+
 def _exception_event(span: Any) -> Any:
     for event in reversed(span.events or ()):
         if event.name == "exception":
@@ -118,9 +130,14 @@ def _exception_event(span: Any) -> Any:
 
 
 def failure_of(
-    span: Any, classifier: errors.ErrorClassifier, captured: CapturedError | None = None, attributes: Any = None
+    span: Any,
+    classifier: errors.ErrorClassifier,
+    captured: CapturedError | None = None,
+    attributes: Any = None,
+    client_errors_fail: bool = False,
 ) -> tuple[bool, str | None, str | None]:
-    """``(failed, category, error.type)``; a 4xx server span is categorised but not failed."""
+    """``(failed, category, error.type)``; a 4xx server span is categorised but not failed,
+    unless ``client_errors_fail`` (``OTEL_MONITOR_CLIENT_ERRORS_FAIL``) says a 4xx fails."""
     if attributes is None:
         attributes = plain_attributes(span)
     status = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
@@ -128,6 +145,8 @@ def failure_of(
         span.kind is SpanKind.SERVER and isinstance(status, int) and status >= 500
     )
     client_error = span.kind is SpanKind.SERVER and isinstance(status, int) and 400 <= status < 500
+    if client_error and client_errors_fail:
+        failed = True
     if not failed and not client_error:
         return False, None, None
     category = attributes.get(semconv.MONITOR_ERROR_CATEGORY)
@@ -164,8 +183,10 @@ class OperationSpanProcessor(SpanProcessor):
         recorder: JourneyRecorder | None = None,
         excluded_urls: Sequence[str] = (),
         capture: ExceptionCaptureProcessor | None = None,
+        client_errors_fail: bool = False,
     ) -> None:
         self.rules = rules
+        self.client_errors_fail = client_errors_fail
         self.captured = capture.by_span if capture is not None else {}
         self.histogram = instruments.operation_duration
         self.classifier = classifier
@@ -220,13 +241,13 @@ class OperationSpanProcessor(SpanProcessor):
         if span.kind is SpanKind.SERVER and self._excluded is not None and self._is_excluded(attributes):
             return
         captured = self.captured.pop(span.context.span_id, None) if self.captured else None
-        failed, category, error_type = failure_of(span, self.classifier, captured, attributes)
+        failed, category, error_type = failure_of(span, self.classifier, captured, attributes, self.client_errors_fail)
         # A success has no category: the common case costs no status lookup.
         outcome = (
             "success"
             if category is None
             else errors.call_outcome(
-                failed,
+                failed and not _client_error_only(span, attributes),
                 attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE),
                 "csrf" if self._csrf_parents and self._csrf_parents.pop(span.context.span_id, False) else error_type,
                 span.status.description,
@@ -323,7 +344,9 @@ class SpanEnricher:
         outcome = None
         if result is None:
             operation = processor.rules.name_for(span, attributes)
-            failed, category, error_type = failure_of(span, processor.classifier, None, attributes)
+            failed, category, error_type = failure_of(
+                span, processor.classifier, None, attributes, processor.client_errors_fail
+            )
         elif isinstance(result, str):
             operation, failed, category, error_type = result, False, None, None
         else:
@@ -337,7 +360,10 @@ class SpanEnricher:
                 extra[semconv.MONITOR_ERROR_SEVERITY] = processor.classifier.severity(category, client_error=not failed)
             if semconv.MONITOR_OPERATION_OUTCOME not in attributes and operation is not None:
                 extra[semconv.MONITOR_OPERATION_OUTCOME] = outcome or errors.call_outcome(
-                    failed, attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE), error_type, span.status.description
+                    failed and not _client_error_only(span, attributes),
+                    attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE),
+                    error_type,
+                    span.status.description,
                 )
         if failed:
             if semconv.ERROR_TYPE not in attributes and error_type:
@@ -377,6 +403,8 @@ class SpanEnricher:
         resource = redact.resource(span.resource)
         description = span.status.description
         new_description = redact.text(description) if description else description
+        # A call failed by its 4xx answer alone (OTEL_MONITOR_CLIENT_ERRORS_FAIL) is exported as an error.
+        errored = failed and processor.client_errors_fail and _client_error_only(span, attributes)
         name = redact.text(span.name)
         if (
             scrubbed is attributes
@@ -653,12 +681,19 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
         store,
         journeys.load_funnels(config, strict=strict, problems=problems),
     )
-    metrics.bind_journey_recorder(recorder)
+    state.journey_recorder = recorder
     rules = load_operation_rules(config, strict=strict, problems=problems)
-    metrics.bind_operation_namer(rules.name_for)
+    state.operation_namer = rules.name_for
     capture = ExceptionCaptureProcessor(classifier)
-    processor = OperationSpanProcessor(rules, instruments, classifier, recorder, settings.excluded_urls or (), capture)
+    processor = OperationSpanProcessor(
+        rules,
+        instruments,
+        classifier,
+        recorder,
+        settings.excluded_urls or (),
+        capture,
+        bool(getattr(settings, "client_errors_fail", False)),
+    )
     enricher = SpanEnricher(processor, redactor, settings.user_id_key)
-    global _active
-    _active = Pipeline([processor], [capture], enricher, redactor, classifier, settings.user_id_key, problems)
-    return _active
+    state.pipeline = Pipeline([processor], [capture], enricher, redactor, classifier, settings.user_id_key, problems)
+    return state.pipeline

@@ -24,6 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from otel_monitor import semconv
 from otel_monitor.guard import internal_error, renew_after_fork
 
 
@@ -137,10 +138,12 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
         keep_errors: bool = True,
         slow_threshold_ms: float = 0.0,
         max_pending: int = 4096,
+        client_errors_fail: bool = False,
         **batch_options: Any,
     ) -> None:
         super().__init__(exporter, **batch_options)
         self._keep_errors = keep_errors
+        self._client_errors_fail = client_errors_fail
         self._slow_ns = int(slow_threshold_ms * 1e6)
         self._tail = keep_errors or self._slow_ns > 0
         self._pending: OrderedDict[int, list[ReadableSpan]] = OrderedDict()
@@ -208,6 +211,11 @@ class MonitorSpanExportProcessor(BatchSpanProcessor):
         if self._keep_errors:
             if root.status.status_code is StatusCode.ERROR:
                 return True
+            if self._client_errors_fail and root.kind is SpanKind.SERVER:
+                # OTEL_MONITOR_CLIENT_ERRORS_FAIL: a 4xx answer is a failed request too.
+                status = (root.attributes or {}).get(semconv.HTTP_RESPONSE_STATUS_CODE)
+                if isinstance(status, int) and 400 <= status < 500:
+                    return True
             return any(child.status.status_code is StatusCode.ERROR for child in children)
         return False
 

@@ -178,6 +178,40 @@ def test_client_errors_are_told_apart_on_the_duration_metric(stack, otlp_sink, p
     assert all(semconv.ERROR_TYPE not in dict(k) for k in counts)
 
 
+def test_client_errors_fail_when_configured(otlp_sink):
+    """OTEL_MONITOR_CLIENT_ERRORS_FAIL: a 401 and a 404 fail on the span (error status, error.type) and on the
+    duration metric (error.type), keeping their client outcome; a 200 stays a success."""
+    stack = make_stack(otlp_sink, CONFIG, client_errors_fail=True)
+    try:
+        with TestClient(shop(stack), raise_server_exceptions=False) as client:
+            assert client.get("/secret").status_code == 401
+            assert client.get("/missing").status_code == 404
+            assert client.get("/items/1").status_code == 200
+        stack.flush()
+        assert otlp_sink.wait_for(lambda s: exported(s, "GET /secret") and exported(s, "GET /items/{item_id}"))
+        secret = exported(otlp_sink, "GET /secret")[0]
+        assert secret["status_code"] == 2  # ERROR
+        attrs = secret["attributes"]
+        assert (attrs[semconv.ERROR_TYPE], attrs[semconv.MONITOR_ERROR_CATEGORY]) == ("401", "auth")
+        assert attrs[semconv.MONITOR_OPERATION_OUTCOME] == "unauthenticated"
+        assert exported(otlp_sink, "GET /items/{item_id}")[0]["status_code"] != 2
+        counts = {
+            (
+                dict(k)[semconv.MONITOR_OPERATION],
+                dict(k)[semconv.MONITOR_OPERATION_OUTCOME],
+                dict(k).get(semconv.ERROR_TYPE),
+            ): n
+            for k, n in duration_counts(stack).items()
+        }
+        assert counts == {
+            ("GET /secret", "unauthenticated", "401"): 1,
+            ("GET", "client_error", "404"): 1,
+            ("GET /items/{item_id}", "success", None): 1,
+        }
+    finally:
+        stack.close()
+
+
 def test_counts_stay_exact_under_head_sampling(otlp_sink):
     """With parentbased_traceidratio 0.1, N requests give a histogram count of exactly N."""
     stack = make_stack(otlp_sink, CONFIG, sampler=ParentBased(TraceIdRatioBased(0.1)))

@@ -329,3 +329,87 @@ def test_a_4xx_server_span_marked_as_an_error_still_succeeds():
     (row,) = Queries(store, now_ns=T0).operations("js", "15m")
     assert (row["calls"], row["errors"], row["success_rate"]) == (1, 0, 1.0)
     assert Queries(store, now_ns=T0).errors("js", "15m") == []
+
+
+def test_client_errors_fail_makes_a_plain_sdks_4xx_fail():
+    """--client-errors-fail: a plain SDK's 404 span and 404 points fail (with an error group), keeping their
+    client outcome; by default the same data succeeds."""
+    attrs = {semconv.HTTP_REQUEST_METHOD: "GET", semconv.HTTP_ROUTE: "/items/{id}"}
+    spans = [
+        span(
+            trace=f"{i:032x}",
+            span_id=f"{i:016x}",
+            attrs={**attrs, semconv.HTTP_RESPONSE_STATUS_CODE: 404 if i % 2 else 200},
+        )
+        for i in range(1, 7)
+    ]
+    points = [http_point(201, 5), http_point(404, 2), http_point(502, 3)]
+    judged = {}
+    for fail in (False, True):
+        store = Store()
+        store.client_errors_fail = fail
+        store.add_spans([dict(s) for s in spans])
+        (from_spans,) = Queries(store, now_ns=T0).operations("js", "15m")
+        groups = Queries(store, now_ns=T0).errors("js", "15m")
+        other = Store()
+        other.client_errors_fail = fail
+        other.add_metric_points(points)
+        (from_metrics,) = Queries(other, now_ns=T0).operations("js", "15m")
+        judged[fail] = (
+            (from_spans["calls"], from_spans["errors"], from_spans["success_rate"], from_spans["client_errors"]),
+            (from_metrics["calls"], from_metrics["errors"], from_metrics["client_errors"]),
+            sum(g["requests"] for g in groups),
+        )
+    assert judged[False] == ((6, 0, 1.0, 3), (10, 3, 2), 0)
+    assert judged[True] == ((6, 3, 0.5, 3), (10, 5, 2), 3)
+
+
+def _exports(store: Store, service: str, instance: str, every_s: float, count: int, start: int = T0) -> int:
+    """``count`` metric exports of one instance, ``every_s`` apart; returns the last one's time."""
+    t = start
+    for i in range(count):
+        t = start + int(i * every_s * S)
+        store.add_metric_points([health_point(service, instance, 1, t)])
+    return t
+
+
+def test_staleness_counts_each_senders_own_export_intervals():
+    """Two senders, exporting every 2 s and every 100 s: each is stale after 3 of its own intervals."""
+    store = Store()
+    fast = _exports(store, "fast", "f-1", 2, 4)
+    slow = _exports(store, "slow", "s-1", 100, 4)
+    assert store.export_cadence.interval_ns("fast", "f-1") == 2 * S
+    assert store.export_cadence.interval_ns("slow", "s-1") == 100 * S
+
+    def stale(service: str, now: int) -> tuple[bool, float]:
+        row = Queries(store, now_ns=now).summary(service, "15m")[0]
+        return row["stale"], row["stale_after_s"]
+
+    assert stale("fast", fast + 6 * S) == (False, 6.0)
+    assert stale("fast", fast + 7 * S) == (True, 6.0)
+    # The fixed 180 s would call the slow sender dead between two of its exports.
+    assert stale("slow", slow + 209 * S) == (False, 300.0)
+    assert stale("slow", slow + 301 * S) == (True, 300.0)
+    instance = Queries(store, now_ns=fast + 7 * S).summary("fast", "15m")[0]["instances"][0]
+    assert (instance["stale"], instance["export_interval_s"]) == (True, 2.0)
+
+
+def test_staleness_falls_back_to_stale_after_until_the_interval_is_known():
+    """Fewer than three exports (or spans only): the fixed stale-after; intervals = 0 always uses it."""
+    store = Store()
+    store.stale_after_ns = 180 * S
+    last = _exports(store, "young", "y-1", 2, 2)
+    assert Queries(store, now_ns=last + 179 * S).summary("young", "15m")[0]["stale_after_s"] == 180.0
+    assert not Queries(store, now_ns=last + 179 * S).summary("young", "15m")[0]["stale"]
+    _exports(store, "young", "y-1", 2, 1, start=last + 2 * S)
+    assert Queries(store, now_ns=last + 2 * S + 7 * S).summary("young", "15m")[0]["stale"]
+    store.export_cadence.intervals = 0
+    assert not Queries(store, now_ns=last + 2 * S + 7 * S).summary("young", "15m")[0]["stale"]
+
+
+def test_a_shutdown_flush_does_not_shorten_the_interval():
+    """An early export (a flush at exit) among regular ones: the interval stays the regular one."""
+    store = Store()
+    last = _exports(store, "app", "a-1", 60, 4)
+    store.add_metric_points([health_point("app", "a-1", 1, last + 1 * S)])
+    assert store.export_cadence.interval_ns("app", "a-1") == 60 * S

@@ -6,7 +6,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_monitor import guard
 from otel_monitor.fast import spans
@@ -32,6 +32,20 @@ def test_unsampled_failed_request_is_exported_with_its_children_and_a_healthy_on
         child.set_status(StatusCode.ERROR)
     provider.force_flush()
     assert sorted(span.name for span in exporter.get_finished_spans()) == ["POST /checkout", "charge"]
+    provider.shutdown()
+
+
+@pytest.mark.parametrize(("client_errors_fail", "kept"), [(False, []), (True, ["GET /items/{id}"])])
+def test_an_unsampled_4xx_request_is_kept_only_when_client_errors_fail(client_errors_fail: bool, kept: list) -> None:
+    """OTEL_MONITOR_CLIENT_ERRORS_FAIL makes a 404 a failed request, kept like any other; by default it is not."""
+    provider, exporter, _ = pipeline(keep_errors=True, client_errors_fail=client_errors_fail)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("GET /items/{id}", kind=SpanKind.SERVER) as span:
+        span.set_attribute("http.response.status_code", 404)
+    with tracer.start_as_current_span("GET /ok", kind=SpanKind.SERVER) as span:
+        span.set_attribute("http.response.status_code", 200)
+    provider.force_flush()
+    assert [span.name for span in exporter.get_finished_spans()] == kept
     provider.shutdown()
 
 
