@@ -58,10 +58,13 @@ from otel_monitor.console.alerts import AlertBook, WebhookNotifier
 from otel_monitor.console.persist import RequestLog
 from otel_monitor.console.rollups import HourlyRollups
 from otel_monitor.console.store import Limits, Store
+from otel_monitor.console.uptime import ROUTE as UPTIME_ROUTE
+from otel_monitor.console.uptime import UptimeBook
 from otel_monitor.console.validate import Rejections, clean_items
 from otel_monitor.otlp.decode import FLATTEN, OTLPDecodeError, decompress, media_type, parse_request
 from otel_monitor.semantics.alert_timing import load_runbook_base
 from otel_monitor.semantics.slo import load_slos
+from otel_monitor.semantics.uptime import load_uptime
 
 _log = logging.getLogger("otel_monitor.console")
 STATIC = Path(__file__).parent / "static"
@@ -138,6 +141,8 @@ class Console:
         self.config = config
         self.store = Store(load_slos(config), limits)
         self.funnels = declared_funnels(config)
+        # Probed URLs and health checks against the config file's uptime: objectives.
+        self.uptime = UptimeBook(load_uptime(config))
         self.token = token or None
         self.max_body = max_body
         self.request_log = RequestLog(db) if db else None
@@ -226,7 +231,10 @@ class Console:
     def ingest(self, signal: str, message: Any) -> Receipt:
         # Validated here, on live ingest and on replay alike: nothing unusable is stored.
         refused = Rejections()
-        _ADD[signal](self.store, clean_items(signal, FLATTEN[signal](message), refused))
+        items = clean_items(signal, FLATTEN[signal](message), refused)
+        _ADD[signal](self.store, items)
+        if signal == "metrics":
+            self.uptime.add_points(items)
         if not refused.counts:
             return Receipt(signal)
         self.rejections.counts.update(refused.counts)
@@ -500,6 +508,7 @@ def create_app(console: Console, evaluate_every: float = 10.0) -> ASGIApp:
         *(Route(f"/v1/{signal}", _ingest_endpoint(signal), methods=["POST"]) for signal in FLATTEN),
         *api.ROUTES,
         openapi.ROUTE,
+        UPTIME_ROUTE,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -281,9 +281,31 @@ function alertLinks(a) {
     ...runbookLink(a)];
 }
 
+// Uptime to the thousandth of a percent, trailing zeros dropped: 99.95%, 87.5%, 100%.
+function uptimePct(x) { return x === null || x === undefined ? "–" : String(+(x * 100).toFixed(3)) + "%"; }
+
+// Probed URLs and health checks against the config file's uptime: objectives, over 30 days.
+function uptimeSection(rows) {
+  if (!rows || !rows.length) return null;
+  const answer = (r) => r.kind !== "probe" ? "" : (r.status_code ? `HTTP ${r.status_code}` : r.error ? `no answer: ${r.error}` : "–") +
+    (r.duration_ms == null ? "" : ` in ${fmt.num(r.duration_ms)} ms`);
+  return h("section", { class: "service", "data-testid": "overview-uptime", "aria-label": "uptime objectives" },
+    h("h2", {}, "Uptime objectives (30 days)"),
+    table([["probed URL or health check"], ["now"], ["uptime", "num"], ["objective", "num"], ["budget left", "num"],
+      ["down / samples", "num"], ["last answer"]],
+    rows.map((r) => h("tr", { "data-testid": `uptime-${r.kind}-${r.service}-${r.method || ""}${r.target}` },
+      h("td", {}, r.kind === "probe" ? `${r.method} ${r.target} (${r.service})` : `health check ${r.service} / ${r.target}`),
+      h("td", {}, status(r.up == null ? "unknown" : r.up ? "up" : "down")),
+      h("td", { class: "num", "data-col": "uptime", "data-sort": r.uptime ?? "" }, uptimePct(r.uptime)),
+      h("td", { class: "num", "data-col": "objective", "data-sort": r.objective ?? "" }, uptimePct(r.objective)),
+      h("td", { class: "num", "data-col": "budget", "data-sort": r.budget_left ?? "" }, fmt.pct(r.budget_left)),
+      h("td", { class: "num", "data-col": "down" }, `${r.down} / ${r.samples}`),
+      h("td", { "data-col": "answer" }, answer(r)))), "uptime", "uptime objectives"));
+}
+
 const views = {
   async overview() {
-    const [data, alerts, health] = await Promise.all([api("/api/summary"), api("/api/alerts"), api("/api/health")]);
+    const [data, alerts, health, uptime] = await Promise.all([api("/api/summary"), api("/api/alerts"), api("/api/health"), api("/api/uptime")]);
     if (!data.services.length) return [h("h1", {}, "Overview"), emptyHelp()];
     const firing = alerts.firing;
     return [h("h1", {}, "Overview"),
@@ -295,6 +317,7 @@ const views = {
         h("h2", {}, "Health"),
         health.checks.length ? h("ul", { class: "inline" }, health.checks.map((c) => h("li", { "data-testid": "overview-check-" + c.service + "-" + c.check },
           status(c.state), ` ${c.service} / ${c.check} (uptime ${fmt.pct(c.uptime)})`))) : h("p", { class: "muted" }, "No health checks reported.")),
+      uptimeSection(uptime.objectives),
       h("p", { class: "note" }, data.note),
       data.services.map((svc) => h("section", { class: "service", "data-testid": "service-" + svc.service },
         h("h2", {}, status(svc.status), svc.service),

@@ -1,0 +1,196 @@
+"""Uptime objectives in the console: probed URLs and health checks, up how much of the last
+30 days, against the config file's ``uptime:`` objectives.
+
+A probed URL's sample is one probe (``httpcheck.status``, from ``otel-monitor probe`` or the
+collector's httpcheck receiver): up when it answered 2xx. A health check's sample is one
+``monitor.health.status`` report of one instance: up when not down (degraded still serves).
+Samples are counted per hour and kept for the objective's 30 days; the uptime is the share
+of samples that were up, as the generated rules compute it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from otel_monitor import semconv
+from otel_monitor.semantics.uptime import Uptime
+
+HOUR_NS = 3600 * 10**9
+WINDOW_HOURS = 30 * 24
+MAX_TARGETS = 1000
+
+
+@dataclass
+class _Target:
+    kind: str  # "probe" or "health_check"
+    service: str
+    target: str  # the URL or the check's name
+    method: str | None = None
+    hours: dict[int, list[int]] = field(default_factory=dict)  # hour -> [samples, up]
+    seen: dict[str, int] = field(default_factory=dict)  # instance -> newest sample time (re-sent points skip)
+    last_ns: int = 0
+    last_up: bool | None = None
+    status_code: int | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+
+    def add(self, source: str, t: int, up: bool) -> bool:
+        if t <= self.seen.get(source, 0):
+            return False
+        self.seen[source] = t
+        hour = t // HOUR_NS
+        counts = self.hours.setdefault(hour, [0, 0])
+        counts[0] += 1
+        counts[1] += up
+        for old in [h for h in self.hours if h <= hour - WINDOW_HOURS]:
+            del self.hours[old]
+        if t >= self.last_ns:
+            self.last_ns, self.last_up = t, up
+        return True
+
+
+class UptimeBook:
+    """Samples per probed URL and health check, from the metric points the console receives."""
+
+    def __init__(self, uptime: Uptime) -> None:
+        self.uptime = uptime
+        self._targets: dict[tuple[str, ...], _Target] = {}
+        self._lock = threading.Lock()
+        self.dropped_targets = 0
+
+    def _target(self, key: tuple[str, ...], make: Any) -> _Target | None:
+        target = self._targets.get(key)
+        if target is None:
+            if len(self._targets) >= MAX_TARGETS:
+                self.dropped_targets += 1
+                return None
+            target = self._targets[key] = make()
+        return target
+
+    def add_points(self, points: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for point in points:
+                name = point["name"]
+                if name in _PROBE_METRICS:
+                    self._add_probe_point(point)
+                elif name == semconv.METRIC_HEALTH_STATUS:
+                    self._add_health_point(point)
+
+    def _add_probe_point(self, point: dict[str, Any]) -> None:
+        attrs = point["attributes"]
+        service = str(point["resource"].get(semconv.SERVICE_NAME, "unknown_service"))
+        url = attrs.get(semconv.HTTPCHECK_URL)
+        value, t = point.get("value"), int(point["time_unix_nano"])
+        if not isinstance(url, str) or not isinstance(value, (int, float)):
+            return
+        name = point["name"]
+        if name == semconv.METRIC_HTTPCHECK_STATUS:
+            if attrs.get(semconv.HTTPCHECK_STATUS_CLASS) != "2xx":
+                return  # one sample per probe: its 2xx point says up or not
+            method = str(attrs.get(semconv.HTTPCHECK_METHOD) or "GET")
+            target = self._target(("probe", service, url, method), lambda: _Target("probe", service, url, method))
+            if target is not None and target.add("", t, value == 1):
+                if t >= target.last_ns:
+                    code = attrs.get(semconv.HTTPCHECK_STATUS_CODE)
+                    target.status_code = int(code) if isinstance(code, (int, float)) else None
+                    target.error = None if value == 1 or target.status_code else target.error
+            return
+        for target in self._targets.values():
+            if target.kind == "probe" and target.service == service and target.target == url:
+                if name == semconv.METRIC_HTTPCHECK_DURATION and t >= target.last_ns:
+                    target.duration_ms = float(value)
+                elif name == semconv.METRIC_HTTPCHECK_ERROR and t >= target.last_ns:
+                    target.error = str(attrs.get(semconv.HTTPCHECK_ERROR_MESSAGE) or "no answer")
+
+    def _add_health_point(self, point: dict[str, Any]) -> None:
+        value = point.get("value")
+        if point["type"] != "gauge" or not isinstance(value, (int, float)):
+            return
+        resource = point["resource"]
+        service = str(resource.get(semconv.SERVICE_NAME, "unknown_service"))
+        check = str(point["attributes"].get(semconv.MONITOR_HEALTH_CHECK) or "")
+        target = self._target(("health_check", service, check), lambda: _Target("health_check", service, check))
+        if target is not None:
+            instance = str(resource.get(semconv.SERVICE_INSTANCE_ID, ""))
+            target.add(instance, int(point["time_unix_nano"]), value > 0)
+
+    def _objective(self, target: _Target) -> float | None:
+        if not self.uptime.configured:
+            return None
+        if target.kind == "health_check":
+            return self.uptime.health_objective(target.target)
+        for probe in self.uptime.probes:
+            if probe.url == target.target and probe.method == target.method:
+                return probe.objective
+        return self.uptime.objective
+
+    def rows(self, service: str | None = None) -> list[dict[str, Any]]:
+        """One row per probed URL and health check: uptime, objective, downtime budget left, last answer."""
+        with self._lock:
+            targets = [t for t in self._targets.values() if service is None or t.service == service]
+            rows = []
+            for t in sorted(targets, key=lambda t: (t.kind != "probe", t.service, t.target)):
+                samples = sum(c[0] for c in t.hours.values())
+                up = sum(c[1] for c in t.hours.values())
+                uptime = up / samples if samples else None
+                objective = self._objective(t)
+                budget_left = None
+                if uptime is not None and objective is not None:
+                    budget_left = 1 - (1 - uptime) / (1 - objective)
+                rows.append(
+                    {
+                        "kind": t.kind,
+                        "service": t.service,
+                        "target": t.target,
+                        "method": t.method,
+                        "samples": samples,
+                        "down": samples - up,
+                        "uptime": uptime,
+                        "objective": objective,
+                        "met": None if uptime is None or objective is None else uptime >= objective,
+                        "budget_left": budget_left,
+                        "up": t.last_up,
+                        "status_code": t.status_code,
+                        "duration_ms": t.duration_ms,
+                        "error": t.error,
+                        "last_seen": t.last_ns // 10**6 if t.last_ns else None,
+                    }
+                )
+            return rows
+
+
+_PROBE_METRICS = frozenset(
+    {semconv.METRIC_HTTPCHECK_STATUS, semconv.METRIC_HTTPCHECK_DURATION, semconv.METRIC_HTTPCHECK_ERROR}
+)
+
+
+async def uptime_objectives(request: Request) -> JSONResponse:
+    """Uptime of each probed URL and health check over the last 30 days, against its objective.
+    ---
+    summary: Uptime of probed URLs and health checks over 30 days, against their objectives
+    parameters:
+      - $ref: '#/components/parameters/service'
+    responses:
+      200:
+        description: one row per probed URL and per health check
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [window, objectives]
+              properties:
+                window: {type: string}
+                objectives: {type: array, items: {type: object}}
+    """
+    book: UptimeBook = request.app.state.console.uptime
+    service = request.query_params.get("service") or None
+    return JSONResponse({"window": "30d", "objectives": book.rows(service)})
+
+
+ROUTE = Route("/api/uptime", uptime_objectives)
