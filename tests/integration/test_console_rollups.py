@@ -3,7 +3,6 @@ percentile bounds for traffic at known times spanning a month, kept across a res
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 import urllib.error
@@ -11,53 +10,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from otel_monitor import semconv
 from otel_monitor.console.aggregates import Queries
 from otel_monitor.console.app import Console
 from otel_monitor.console.cli import serve
 from otel_monitor.console.rollups import HOUR_NS, KEEP_HOURS
 from tests.support.console_telemetry import get
+from tests.support.otlp_spans import spans_request as _spans
 
 DAY_NS = 24 * HOUR_NS
 # A fixed "now": 2026-03-31 12:30 UTC.
 NOW = 1_774_960_200 * 1_000_000_000
-_ids = itertools.count(1)
-
-
-def _value(v: object) -> AnyValue:
-    return AnyValue(int_value=v) if isinstance(v, int) else AnyValue(string_value=str(v))
-
-
-def _spans(service: str, operation: str, end_ns: int, durations: list[float], failed: bool = False) -> bytes:
-    """One export request: ``durations`` calls of ``operation`` ending at ``end_ns``, failed or not."""
-    spans = []
-    for seconds in durations:
-        n = next(_ids)
-        attrs = {semconv.MONITOR_OPERATION: operation}
-        if failed:
-            attrs[semconv.ERROR_TYPE] = "TimeoutError"
-            attrs[semconv.MONITOR_ERROR_CATEGORY] = "timeout"
-        spans.append(
-            Span(
-                trace_id=n.to_bytes(16, "big"),
-                span_id=n.to_bytes(8, "big"),
-                name=operation,
-                kind=Span.SPAN_KIND_SERVER,
-                start_time_unix_nano=end_ns - round(seconds * 1e9),
-                end_time_unix_nano=end_ns,
-                attributes=[KeyValue(key=k, value=_value(v)) for k, v in attrs.items()],
-                status=Status(code=Status.STATUS_CODE_ERROR if failed else Status.STATUS_CODE_OK),
-            )
-        )
-    resource = [KeyValue(key=semconv.SERVICE_NAME, value=_value(service))]
-    request = ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(resource={"attributes": resource}, scope_spans=[ScopeSpans(spans=spans)])]
-    )
-    return request.SerializeToString()
 
 
 def _send(console: Console, body: bytes) -> None:

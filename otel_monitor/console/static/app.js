@@ -42,6 +42,7 @@ const fmt = {
   rate: (x) => (x === null || x === undefined ? "–" : x.toFixed(2) + "/s"),
   time: (ms) => new Date(ms).toLocaleTimeString(),
   hm: (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+  day: (ms) => new Date(ms).toLocaleDateString([], { month: "short", day: "numeric" }),
   datetime: (ms) => new Date(ms).toLocaleString(),
 };
 
@@ -192,11 +193,12 @@ function chart(title, lines, format, testid, size) {
   // time axis: about five ticks on whole minutes.
   if (all.length) {
     const spanMin = Math.max(1, (t1 - t0) / 60000);
-    const every = [1, 2, 5, 10, 15, 30, 60, 120, 240, 360].find((m) => spanMin / m <= 5) || 720;
+    const every = [1, 2, 5, 10, 15, 30, 60, 120, 240, 360, 720, 1440, 2880, 4320, 10080].find((m) => spanMin / m <= 5) || 10080;
     const first = Math.ceil(t0 / (every * 60000)) * every * 60000;
+    const label = every >= 1440 ? fmt.day : fmt.hm;  // 7 and 30 days: ticks on days
     for (let t = first; t <= t1; t += every * 60000) {
       svg.append(s("line", { x1: x(t), y1: H - B, x2: x(t), y2: H - B + 4, class: "axis" }));
-      svg.append(s("text", { x: Math.min(x(t), W - R - 14), y: H - B + 15, "text-anchor": "middle" }, fmt.hm(t)));
+      svg.append(s("text", { x: Math.min(x(t), W - R - 14), y: H - B + 15, "text-anchor": "middle" }, label(t)));
     }
   }
   svg.append(s("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }));
@@ -218,10 +220,17 @@ function chart(title, lines, format, testid, size) {
   return h("figure", { class: "chart", "data-testid": testid || null }, h("figcaption", { class: "title" }, title), svg, legend);
 }
 
+// The series' step as a chart title says it: "minute", "24 min", "3 h" (points are per step, not per minute).
+function stepName(series) {
+  const minutes = series.length > 1 ? Math.round((series[1].t - series[0].t) / 60000) : 1;
+  return minutes === 1 ? "minute" : minutes % 60 === 0 ? `${minutes / 60} h` : `${minutes} min`;
+}
+
 function charts(series) {
+  const step = stepName(series);
   return h("div", { class: "charts" },
-    chart("calls per minute", series.map((p) => ({ t: p.t, v: p.calls })), unitFormat("{call}")),
-    chart("errors per minute", series.map((p) => ({ t: p.t, v: p.errors })), unitFormat("{error}")),
+    chart(`calls per ${step}`, series.map((p) => ({ t: p.t, v: p.calls })), unitFormat("{call}")),
+    chart(`errors per ${step}`, series.map((p) => ({ t: p.t, v: p.errors })), unitFormat("{error}")),
     chart("p95 latency", series.map((p) => ({ t: p.t, v: p.p95 })), fmt.secs));
 }
 
@@ -234,7 +243,6 @@ function figuresNote(svc) {
   return h("p", { class: "note", "data-testid": "figures-source" }, `Figures from ${from}${error}.`);
 }
 
-// Business KPIs the service records with otel_monitor.business (amounts, counts, distinct users).
 // The app's queues (monitor.queue.depth): items waiting now, and the peak in the window.
 function queueSection(queues) {
   if (!queues || !queues.length) return null;
@@ -245,6 +253,7 @@ function queueSection(queues) {
         h("td", { class: "num" }, q.instances))), "queues"));
 }
 
+// Business KPIs the service records with otel_monitor.business (amounts, counts, distinct users).
 function businessSection(b) {
   if (!b || !(b.amounts.length || Object.keys(b.counts).length || b.users.length)) return null;
   const money = (v, c) => `${fmt.num(v)} ${c}`;
