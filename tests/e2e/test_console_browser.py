@@ -230,3 +230,34 @@ def test_a_span_that_is_its_own_parent_is_rendered(page, console):
     _open(page, console, "trace/" + "0d" * 16, "trace")
     for span_id in ("0a", "0b", "0c"):
         assert page.locator(f"[data-testid='span-{span_id * 8}']").count() == 1
+
+
+def test_alerts_page_shows_a_failing_webhook(page, console):
+    """A webhook whose receiver refuses every attempt: the Alerts page says how many attempts and notifications
+    failed, and the last error."""
+    import socket
+    import threading
+
+    from otel_monitor.console.webhook import WebhookNotifier
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    notifier = WebhookNotifier(f"http://127.0.0.1:{port}/hook", attempts=2, backoff=0.01, max_backoff=0.01)
+    console.console.alerts.notifier = notifier
+    try:
+        notifier.notify({"version": "4", "status": "firing", "alerts": []})
+        pause = threading.Event()
+        for _ in range(400):
+            if notifier.failed:
+                break
+            pause.wait(0.05)
+        page.goto(f"{console.url}/#/alerts")
+        page.reload()  # the page may be on the Alerts view already: render it again
+        page.wait_for_selector("body[data-ready='alerts']")
+        text = page.locator("[data-testid='webhook']").inner_text()
+        assert text.startswith("Webhook: 0 sent, 1 failed (2 failed attempts, 1 retried)"), text
+        assert "last error" in text
+    finally:
+        console.console.alerts.notifier = None
+        notifier.close()

@@ -312,6 +312,14 @@ function uptimeSection(rows) {
       h("td", { "data-col": "answer" }, answer(r)))), "uptime", "uptime objectives"));
 }
 
+// What the alert webhook did (--alert-webhook): a failing receiver shows here, not only in the log.
+function webhookNote(w) {
+  if (!w) return null;
+  const text = `Webhook: ${w.sent} sent, ${w.failed} failed (${w.failed_attempts} failed attempts, ${w.retries} retried), ` +
+    `${w.dropped} dropped, ${w.queued} queued` + (w.last_error ? `; last error ${w.last_error} at ${fmt.datetime(w.last_error_at)}` : "");
+  return h("p", { class: w.failed || w.failed_attempts ? "note stale" : "note", "data-testid": "webhook" }, text);
+}
+
 const views = {
   async overview() {
     const [data, alerts, health, uptime] = await Promise.all([api("/api/summary"), api("/api/alerts"), api("/api/health"), api("/api/uptime")]);
@@ -572,6 +580,7 @@ const views = {
       h("td", {}, firing ? (a.acknowledged ? acknowledgedBy(a) : h("button", { type: "button", onclick: () => ack(a.id) }, "Acknowledge")) : (a.acknowledged ? acknowledgedBy(a) : "")));
     const cols = [["severity"], ["service"], ["alert"], ["since"], ["resolved"], ["", null, false]];
     return [h("h1", {}, "Alerts"), h("p", { class: "note" }, "Evaluated in the console every few seconds with the thresholds, pending periods (for:) and keep_firing_for of the generated Prometheus rules."),
+      webhookNote(data.webhook),
       h("h2", {}, `Firing (${data.firing.length})`),
       data.firing.some((a) => !a.acknowledged) ? ackNameField() : null,
       table(cols, data.firing.map((a) => row(a, true)), "firing"),
