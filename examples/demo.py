@@ -149,13 +149,15 @@ def run_demo(args: argparse.Namespace) -> int:
     if busy:
         raise DemoError(f"already in use: {', '.join(busy)}; stop what runs there or choose other ports (--help)")
     data_dir = Path(tempfile.mkdtemp(prefix="otel-monitor-demo-"))
+    console_db = args.console_db or str(data_dir / "console.db")
     env = service_env(args, data_dir)
     services: list[Service] = []
     try:
         if with_console:
             console = start(
                 "console",
-                [sys.executable, "-m", "otel_monitor", "console", "--port", str(args.console_port)],
+                # With --db: a restart keeps the figures, and the 7d and 30d windows are there.
+                [sys.executable, "-m", "otel_monitor", "console", "--port", str(args.console_port), "--db", console_db],
                 env,
                 data_dir,
             )
@@ -169,11 +171,15 @@ def run_demo(args: argparse.Namespace) -> int:
         services.append(shop)
         wait_until_ready(payments, f"http://127.0.0.1:{args.payments_port}/ping", args.payments_port)
         wait_until_ready(shop, f"http://127.0.0.1:{args.shop_port}/ping", args.shop_port)
+        # The config file's uptime: probes, from outside the shop, to the same OTLP endpoint.
+        probe = start("probe", [sys.executable, "-m", "otel_monitor", "probe"], env, data_dir)
+        services.append(probe)
 
         print(f"shop:      http://127.0.0.1:{args.shop_port}/docs   (log {shop.log_path})")
         print(f"payments:  http://127.0.0.1:{args.payments_port}/docs   (log {payments.log_path})")
+        print(f"probe:     the uptime: URLs of {CONFIG_FILE.name} every 30 s   (log {probe.log_path})")
         if with_console:
-            print(f"console:   http://127.0.0.1:{args.console_port}/   (receiving OTLP there)")
+            print(f"console:   http://127.0.0.1:{args.console_port}/   (receiving OTLP there; kept in {console_db})")
         else:
             print(
                 f"telemetry: OTLP to {env['OTEL_EXPORTER_OTLP_ENDPOINT']} (start `otel-monitor console` or the collector to see it)"
@@ -320,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shop-port", type=int, default=8000)
     parser.add_argument("--payments-port", type=int, default=8081)
     parser.add_argument("--console-port", type=int, default=4318, help="where the console receives OTLP (default 4318)")
+    parser.add_argument(
+        "--console-db",
+        help="the console's SQLite file (default: one in the demo's temporary folder); reuse it to keep weeks",
+    )
     parser.add_argument("--no-console", action="store_true", help="do not start the console even when it is installed")
     parser.add_argument("--exit", action="store_true", help="stop everything when the traffic ends")
     args = parser.parse_args(argv)
