@@ -56,6 +56,9 @@ def test_demo_serves_traffic_and_exports_linked_traces(otlp_sink: OTLPSink) -> N
         s["trace_id"] for s in otlp_sink.spans if s["attributes"].get(semconv.HTTP_ROUTE) == "/api/checkout"
     }
     assert payment_traces & checkout_traces, "a checkout's payment call should continue the checkout's trace"
+    # The config file's uptime: URLs were probed beside the shop (they name port 8000, not this run's).
+    probed = {p["attributes"]["http.url"] for p in otlp_sink.metric_points("httpcheck.status")}
+    assert probed == {"http://localhost:8000/ping", "http://localhost:8000/api/products"}, finished.stdout
 
 
 def health_checks_of(sink: OTLPSink, service: str) -> dict[str, float]:
