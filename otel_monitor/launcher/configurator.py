@@ -228,7 +228,7 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     sdk_kwargs["exporter_args_map"] = export.ExporterArguments(sdk_kwargs.get("exporter_args_map") or {})
     with _lean_otlp_exporters(settings.lean_otlp):
         _initialize_components(
-            sampler=RecordAllSampler(_get_from_env_or_default()),
+            sampler=RecordAllSampler(_get_from_env_or_default(), parent_rules=_sampler_rules(settings)),
             export_span_processor=export_span_processor,
             export_log_record_processor=export_log_processor,
             setup_logging_handler=False,
@@ -296,6 +296,15 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(before=_before_fork, after_in_child=lambda: _after_fork_in_child(state.providers))
     return state
+
+
+def _sampler_rules(settings: Settings) -> Any:
+    """How the lean span type reads the SDK sampler's rules; None (always ask it) with that path off."""
+    if not settings.lean_spans:
+        return None
+    from otel_monitor.fast.sampling import parent_rules
+
+    return parent_rules
 
 
 @contextlib.contextmanager

@@ -52,7 +52,12 @@ class RecordAllSampler(Sampler):
     kept needs them (``url.path``, ``server.address``).
     """
 
-    def __init__(self, delegate: Sampler) -> None:
+    def __init__(
+        self, delegate: Sampler, parent_rules: Callable[[Sampler], tuple[bool, int | None]] | None = None
+    ) -> None:
+        #: How the delegate's rules are read (``otel_monitor.fast.sampling.parent_rules``, passed
+        #: in by the launcher); without it the delegate is always asked.
+        self.parent_rules = parent_rules
         self.delegate = delegate
 
     @property
@@ -65,12 +70,14 @@ class RecordAllSampler(Sampler):
         #: A child follows its parent's flag: the delegate is ``ParentBased``
         #: with its default rules for parents (only the root's rule differs).
         #: The tracer of :mod:`otel_monitor.fast.spans` then decides without calling us.
-        self.follows_parent = type(self) is RecordAllSampler and _follows_parent(delegate)  # not a subclass's rule
         #: With ``follows_parent``: a root is sampled when its trace id's low 64
-        #: bits are under this bound (the ratio rule of ``TraceIdRatioBased``;
+        #: bits are under ``root_bound`` (the ratio rule of ``TraceIdRatioBased``;
         #: ``ALWAYS_ON`` and ``ALWAYS_OFF`` are its two ends), or None when the
         #: root's rule is some other sampler, which is then asked.
-        self.root_bound = _root_bound(delegate) if self.follows_parent else None
+        rules = self.parent_rules
+        follows, bound = rules(delegate) if rules is not None else (False, None)
+        self.follows_parent = type(self) is RecordAllSampler and follows  # not a subclass's rule
+        self.root_bound = bound if self.follows_parent else None
 
     def should_sample(
         self,
@@ -91,35 +98,6 @@ class RecordAllSampler(Sampler):
 
     def get_description(self) -> str:
         return f"RecordAll{{{self.delegate.get_description()}}}"
-
-
-def _follows_parent(sampler: Sampler) -> bool:
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, ParentBasedTraceIdRatio
-
-    # The SDK's own classes only: a subclass may decide otherwise.
-    return (
-        isinstance(sampler, ParentBased)
-        and type(sampler) in (ParentBased, ParentBasedTraceIdRatio)
-        and (
-            sampler._remote_parent_sampled is ALWAYS_ON  # noqa: SLF001 - the SDK keeps its rules private
-            and sampler._local_parent_sampled is ALWAYS_ON  # noqa: SLF001 - the SDK keeps its rules private
-            and sampler._remote_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001 - the SDK keeps its rules private
-            and sampler._local_parent_not_sampled is ALWAYS_OFF  # noqa: SLF001 - the SDK keeps its rules private
-        )
-    )
-
-
-def _root_bound(sampler: Any) -> int | None:
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, TraceIdRatioBased
-
-    root = sampler._root  # noqa: SLF001 - the SDK sampler's root rule, read for its ratio
-    if root is ALWAYS_ON:
-        return TraceIdRatioBased.TRACE_ID_LIMIT + 1
-    if root is ALWAYS_OFF:
-        return 0
-    if type(root) is TraceIdRatioBased:
-        return int(root.bound)
-    return None
 
 
 class MonitorSpanExportProcessor(BatchSpanProcessor):

@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, text
 from otel_monitor import semconv
 from otel_monitor.config.file import parse_config_text
 from otel_monitor.fast import spans
+from otel_monitor.fast.sampling import parent_rules
 from otel_monitor.guard import GuardedSpanProcessor
 from otel_monitor.launcher.instrumentations import lean_query_spans
 from otel_monitor.pipeline import instruments as metrics
@@ -83,7 +84,9 @@ class Rig:
         self.exporter = InMemorySpanExporter()
         self.reader = InMemoryMetricReader()
         self.provider = TracerProvider(
-            sampler=RecordAllSampler(ParentBased(root_rule)), shutdown_on_exit=False, span_limits=limits
+            sampler=RecordAllSampler(ParentBased(root_rule), parent_rules=parent_rules),
+            shutdown_on_exit=False,
+            span_limits=limits,
         )
         self.export = MonitorSpanExportProcessor(
             self.exporter, keep_errors=keep_errors, slow_threshold_ms=slow_threshold_ms, max_pending=max_pending

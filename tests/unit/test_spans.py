@@ -26,6 +26,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 from opentelemetry.trace.span import TraceState
 
 from otel_monitor.fast import spans
+from otel_monitor.fast.sampling import parent_rules
 from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
 
 
@@ -285,7 +286,7 @@ def test_a_child_follows_its_parent_as_the_sampler_would(remote: bool, parent_sa
         trace_flags=TraceFlags(TraceFlags.SAMPLED if parent_sampled else TraceFlags.DEFAULT),
     )
     ctx = trace.set_span_in_context(NonRecordingSpan(parent))
-    sampler = RecordAllSampler(ParentBased(TraceIdRatioBased(0.5)))
+    sampler = RecordAllSampler(ParentBased(TraceIdRatioBased(0.5)), parent_rules=parent_rules)
     assert sampler.follows_parent
     expected = sampler.should_sample(ctx, parent.trace_id, "child", attributes={"k": "v"})
     provider, _ = _provider(lean=True, sampler=sampler)
@@ -302,7 +303,7 @@ def test_a_child_follows_its_parent_as_the_sampler_would(remote: bool, parent_sa
 
 
 def test_a_sampler_with_its_own_rule_for_parents_is_asked() -> None:
-    sampler = RecordAllSampler(ParentBased(ALWAYS_ON, local_parent_sampled=ALWAYS_OFF))
+    sampler = RecordAllSampler(ParentBased(ALWAYS_ON, local_parent_sampled=ALWAYS_OFF), parent_rules=parent_rules)
     assert not sampler.follows_parent
     provider, _ = _provider(lean=True, sampler=sampler)
     tracer = provider.get_tracer("t")
@@ -316,7 +317,7 @@ def test_a_sampler_with_its_own_rule_for_parents_is_asked() -> None:
 @pytest.mark.parametrize("lean", [False, True])
 def test_a_recorded_only_span_keeps_the_attributes_it_started_with(lean: bool) -> None:
     """The delegate's DROP carries no attributes; the recorded span must still have its own."""
-    provider, _ = _provider(lean, sampler=RecordAllSampler(ParentBased(ALWAYS_OFF)))
+    provider, _ = _provider(lean, sampler=RecordAllSampler(ParentBased(ALWAYS_OFF), parent_rules=parent_rules))
     span = provider.get_tracer("t").start_span("GET", kind=SpanKind.SERVER, attributes={"url.path": "/x"})
     assert not span.get_span_context().trace_flags.sampled
     assert span.attributes["url.path"] == "/x"
@@ -327,7 +328,7 @@ def test_an_unsampled_failed_request_is_exported_with_checked_attributes() -> No
     exporter = InMemorySpanExporter()
     processor = MonitorSpanExportProcessor(exporter, keep_errors=True, schedule_delay_millis=60_000)
     provider = TracerProvider(
-        sampler=RecordAllSampler(ParentBased(ALWAYS_OFF)),
+        sampler=RecordAllSampler(ParentBased(ALWAYS_OFF), parent_rules=parent_rules),
         shutdown_on_exit=False,
         span_limits=SpanLimits(max_span_attribute_length=20),
     )
@@ -382,7 +383,7 @@ def test_a_span_started_under_a_detached_context_is_a_root() -> None:
 
 @pytest.mark.parametrize("root", [TraceIdRatioBased(0.5), ALWAYS_ON, ALWAYS_OFF])
 def test_a_root_is_sampled_as_the_samplers_ratio_rule_would(root: Any) -> None:
-    sampler = RecordAllSampler(ParentBased(root))
+    sampler = RecordAllSampler(ParentBased(root), parent_rules=parent_rules)
     assert sampler.root_bound is not None
     provider, _ = _provider(lean=True, sampler=sampler)
     tracer = provider.get_tracer("t")
@@ -409,7 +410,7 @@ def test_a_root_rule_other_than_a_ratio_is_asked() -> None:
             return "every other"
 
     root = EveryOther()
-    sampler = RecordAllSampler(ParentBased(root))
+    sampler = RecordAllSampler(ParentBased(root), parent_rules=parent_rules)
     assert sampler.follows_parent and sampler.root_bound is None
     provider, _ = _provider(lean=True, sampler=sampler)
     tracer = provider.get_tracer("t")
@@ -419,13 +420,14 @@ def test_a_root_rule_other_than_a_ratio_is_asked() -> None:
     class Named(ParentBased):
         pass
 
-    assert not RecordAllSampler(Named(ALWAYS_ON)).follows_parent  # a subclass may decide otherwise
-    assert RecordAllSampler(Named(ALWAYS_ON)).root_bound is None
-    assert RecordAllSampler(TraceIdRatioBased(0.5)).root_bound is None
+    # a subclass may decide otherwise
+    assert not RecordAllSampler(Named(ALWAYS_ON), parent_rules=parent_rules).follows_parent
+    assert RecordAllSampler(Named(ALWAYS_ON), parent_rules=parent_rules).root_bound is None
+    assert RecordAllSampler(TraceIdRatioBased(0.5), parent_rules=parent_rules).root_bound is None
 
 
 def test_a_sampler_whose_delegate_is_replaced_is_followed_anew() -> None:
-    sampler = RecordAllSampler(ParentBased(ALWAYS_ON))
+    sampler = RecordAllSampler(ParentBased(ALWAYS_ON), parent_rules=parent_rules)
     assert sampler.root_bound == 1 << 64
     sampler.delegate = TraceIdRatioBased(0.5)
     assert not sampler.follows_parent and sampler.root_bound is None
