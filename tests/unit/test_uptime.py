@@ -124,3 +124,13 @@ def test_the_shipped_rule_file_has_the_example_shops_uptime_objectives():
     (group,) = [g for g in rules["groups"] if g["name"] == "otel-monitor.uptime"]
     targets = {r["labels"]["uptime_target"] for r in group["rules"] if "alert" in r}
     assert targets == {"http://localhost:8000/ping", "http://localhost:8000/api/products", "database", "default"}
+
+
+def test_otel_monitor_config_checks_the_uptime_section(tmp_path):
+    """The launcher's configuration check (otel-monitor config, the rules command) reports a bad uptime: entry."""
+    from otel_monitor.launcher.config_check import check_configuration
+
+    path = tmp_path / "otel-monitor.yaml"
+    path.write_text("uptime:\n  probes:\n    - url: ftp://example.com/\n")
+    problems = check_configuration(str(path), environ={}).problems
+    assert f"{path}:3: an http:// or https:// URL with a host, got 'ftp://example.com/'" in problems
