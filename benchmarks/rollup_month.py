@@ -24,6 +24,7 @@ import os
 import random
 import sqlite3
 import tempfile
+from typing import Any
 
 from otel_monitor import semconv
 from otel_monitor.console.rollups import HOUR_NS, HourlyRollups
@@ -31,7 +32,7 @@ from otel_monitor.console.store import AMOUNT_COUNT, AMOUNT_SUM, Histogram, Serv
 
 # The demo's operations and their share of requests and median seconds: the shop's named operations
 # (examples/shop/otel-monitor.yaml) and /ping, and the payment provider's charge, ping and health.
-OPERATIONS = {
+OPERATIONS: dict[str, dict[str, tuple[float, float]]] = {
     "shop": {
         "catalog_browse": (0.30, 0.004),
         "product_view": (0.22, 0.003),
@@ -85,7 +86,10 @@ _BUSINESS = [
         for k in ("revenue", "refund")
     ],
 ]
-COUNTERS = {"shop": _CACHE + _FALLBACKS + _MILESTONES + _BUSINESS, "payments": []}
+COUNTERS: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "shop": [*_CACHE, *_FALLBACKS, *_MILESTONES, *_BUSINESS],
+    "payments": [],
+}
 
 
 def _hour_histogram(bounds: tuple[float, ...], calls: int, median: float, chance: random.Random) -> Histogram:
