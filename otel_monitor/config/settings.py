@@ -345,6 +345,21 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "OTEL_MONITOR_CONSOLE_MAX_SERVICES",
+        integer(1, 10_000_000),
+        "10000",
+        "Services (service.name) the local console keeps; past it, the one heard from least recently is dropped with "
+        "everything kept of it (figures, checks, instances, error groups) and counted in /api/services "
+        "(`otel-monitor console --max-services`).",
+    ),
+    Setting(
+        "OTEL_MONITOR_CONSOLE_MAX_INSTANCES",
+        integer(1, 10_000_000),
+        "10000",
+        "Instances (service.name and service.instance.id) the local console keeps; past it, the one heard from least "
+        "recently is dropped with its check states and usage, and counted (`otel-monitor console --max-instances`).",
+    ),
+    Setting(
         "OTEL_MONITOR_HEALTH_INTERVAL",
         number(0.1, 86_400),
         "15",

@@ -36,6 +36,8 @@ DEFAULT_GRPC_PORT = 4317  # the OTLP/gRPC default
 TOKEN_ENV = BY_KEY["console_token"].env
 ALERT_WEBHOOK_ENV = BY_KEY["console_alert_webhook"].env
 STALE_AFTER = BY_KEY["console_stale_after"]
+MAX_SERVICES = BY_KEY["console_max_services"]
+MAX_INSTANCES = BY_KEY["console_max_instances"]
 STALE_INTERVALS = BY_KEY["console_stale_intervals"]
 CLIENT_ERRORS_FAIL = BY_KEY["client_errors_fail"]
 
@@ -265,6 +267,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-spans", type=int, default=defaults.max_spans, help="spans kept in memory")
     parser.add_argument("--max-logs", type=int, default=defaults.max_logs, help="log records kept in memory")
     parser.add_argument(
+        "--max-services",
+        type=_setting_type(MAX_SERVICES),
+        metavar="N",
+        help="services kept; past it the one heard from least recently is dropped with all kept of it "
+        f"(default ${MAX_SERVICES.env}, else {MAX_SERVICES.default})",
+    )
+    parser.add_argument(
+        "--max-instances",
+        type=_setting_type(MAX_INSTANCES),
+        metavar="N",
+        help="instances kept; past it the one heard from least recently is dropped "
+        f"(default ${MAX_INSTANCES.env}, else {MAX_INSTANCES.default})",
+    )
+    parser.add_argument(
         "--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes (413 beyond)"
     )
 
@@ -315,9 +331,20 @@ def judge_as_asked(console: Console, args: argparse.Namespace) -> None:
     store.client_errors_fail = bool(_setting_value(CLIENT_ERRORS_FAIL, args.client_errors_fail))
 
 
+def console_limits(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Limits:
+    """The store's limits: each from the command line, else its setting's variable, else the default
+    (a bad variable is reported by name and the default used)."""
+    return Limits(
+        max_spans=args.max_spans,
+        max_logs=args.max_logs,
+        max_services=int(_setting_value(MAX_SERVICES, args.max_services, environ)),
+        max_instances=int(_setting_value(MAX_INSTANCES, args.max_instances, environ)),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    limits = Limits(max_spans=args.max_spans, max_logs=args.max_logs)
+    limits = console_limits(args)
     try:
         handle = serve(
             args.host,

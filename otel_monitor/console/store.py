@@ -314,8 +314,8 @@ class ServiceRollups:
         self.health_minutes: dict[tuple[str, int], list[int]] = {}
         # (journey, step) -> {pseudo id: last time reached (ns)}
         self.journeys: dict[tuple[str, str], OrderedDict[str, int]] = {}
-        # service.instance.id of the instances kept ("" when the sender sets none)
-        self.instances: set[str] = set()
+        # service.instance.id of the instances kept ("" when the sender sets none), first seen first
+        self.instances: dict[str, None] = {}
 
 
 # Spans and log records waiting for their counterpart (see Store._logged_exceptions).
@@ -442,7 +442,7 @@ class Store:
         self.instance_resources[key] = resource
         if key not in self.instance_first_seen:
             self.instance_first_seen[key] = t
-            rollups.instances.add(instance)
+            rollups.instances[instance] = None
         elif t < self.instance_first_seen[key]:
             self.instance_first_seen[key] = t
         if t >= self.instances.get(key, 0):
@@ -462,7 +462,7 @@ class Store:
         self.instance_usage.pop(key, None)
         rollups = self.rollups.get(service)
         if rollups is not None:
-            rollups.instances.discard(instance)
+            rollups.instances.pop(instance, None)
             for check in [c for c, states in rollups.health.items() if states.pop(instance, None) and not states]:
                 del rollups.health[check]
 

@@ -10,7 +10,10 @@ services at a time finds what the whole evaluation finds.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
+
+import pytest
 
 from otel_monitor import semconv
 from otel_monitor.console.aggregates import Queries
@@ -245,7 +248,7 @@ def test_an_evicted_instance_takes_its_check_state_and_usage() -> None:
     assert ("svc", "i-1") in store.instance_usage
     store.add_metric_points([health("svc", 1.0, "i-2"), health("svc", 1.0, "i-3")])
     q = Queries(store, NOW)
-    assert [i["instance"] for i in q.instances("svc")] == ["i-3", "i-2"]
+    assert sorted(i["instance"] for i in q.instances("svc")) == ["i-2", "i-3"]
     (check,) = q.health("svc", "15m")
     assert (check["state"], check["instances"]) == ("up", 2)
     assert ("svc", "i-1") not in store.instance_usage
@@ -263,3 +266,37 @@ def test_alerts_worked_out_a_few_services_at_a_time_match_the_whole() -> None:
     asyncio.run(stepwise.evaluate_in_steps(NOW, budget_s=0.0))
     assert stepwise.rules.keys() == whole.rules.keys()
     assert len({s.service for s in whole.rules.values()}) == 15 + 9 - 3  # failing ops, down checks, both
+
+
+def limits_from(argv: list[str], environ: dict[str, str]) -> Limits:
+    import argparse
+
+    from otel_monitor.console.cli import add_arguments, console_limits
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return console_limits(parser.parse_args(argv), environ)
+
+
+def test_the_limits_come_from_the_flag_else_the_variable_else_the_default() -> None:
+    """--max-services/--max-instances win over OTEL_MONITOR_CONSOLE_MAX_*, which win over 10,000."""
+    assert (limits_from([], {}).max_services, limits_from([], {}).max_instances) == (10_000, 10_000)
+    environ = {"OTEL_MONITOR_CONSOLE_MAX_SERVICES": "50", "OTEL_MONITOR_CONSOLE_MAX_INSTANCES": "70"}
+    assert (limits_from([], environ).max_services, limits_from([], environ).max_instances) == (50, 70)
+    flags = limits_from(["--max-services", "7", "--max-instances", "9"], environ)
+    assert (flags.max_services, flags.max_instances) == (7, 9)
+
+
+def test_a_bad_limit_variable_is_named_and_the_default_used(caplog: pytest.LogCaptureFixture) -> None:
+    """OTEL_MONITOR_CONSOLE_MAX_SERVICES=0: one warning naming it, and 10,000."""
+    with caplog.at_level(logging.WARNING, logger="otel_monitor"):
+        limits = limits_from([], {"OTEL_MONITOR_CONSOLE_MAX_SERVICES": "0"})
+    assert limits.max_services == 10_000
+    assert any("OTEL_MONITOR_CONSOLE_MAX_SERVICES" in r.getMessage() for r in caplog.records)
+
+
+def test_a_bad_limit_flag_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """--max-services 0 stops argument parsing with the reason."""
+    with pytest.raises(SystemExit):
+        limits_from(["--max-services", "0"], {})
+    assert "--max-services" in capsys.readouterr().err
