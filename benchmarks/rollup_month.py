@@ -73,7 +73,7 @@ _MILESTONES = [
     for s in ("signup", "first_browse", "first_add_to_cart", "first_purchase")
     for f in (True, False)
 ]
-_BUSINESS = [
+_BUSINESS: list[tuple[str, dict[str, Any]]] = [
     *[(semconv.METRIC_BUSINESS_EVENTS, {"monitor.kpi": k}) for k in ("cart_started", "order_placed")],
     *[
         (semconv.METRIC_BUSINESS_USERS, {"monitor.kpi": k, "monitor.business.returning": r})
