@@ -65,7 +65,8 @@ class Totals:
         self.sum += total
         if failed:
             self.errors += count
-        elif outcome in _CLIENT:
+        # A 4xx is a client error whether or not it fails (OTEL_MONITOR_CLIENT_ERRORS_FAIL), as in the console.
+        if outcome in _CLIENT:
             self.client_errors += count
         if high is not None and math.isfinite(high) and (self.max is None or high > self.max):
             self.max = high

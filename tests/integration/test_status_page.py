@@ -67,6 +67,17 @@ def test_figures_come_from_the_exported_histogram(tapped):
     assert row["p50"] == pytest.approx(0.1, rel=0.15) and row["p99"] == pytest.approx(3.0, rel=0.15)
 
 
+def test_a_failing_4xx_is_an_error_and_a_client_error(tapped):
+    """With OTEL_MONITOR_CLIENT_ERRORS_FAIL a 404 carries error.type and its client outcome: it counts among
+    errors and among client errors, as in the console."""
+    tap, provider, histogram = tapped
+    _calls(histogram, "lookup", [0.01] * 8)
+    _calls(histogram, "lookup", [0.01] * 2, "client_error", failed=True)
+    provider.force_flush()
+    (row,) = status_document(tap, SLOs())["operations"]
+    assert (row["calls"], row["errors"], row["client_errors"], row["success_rate"]) == (10, 2, 2, 0.8)
+
+
 def test_last_interval_gives_throughput_and_alerts(tapped, monkeypatch):
     """Between two exports 10 s apart, 20 calls of which 4 failed: 2 calls/s, 80% success, a critical alert."""
     tap, provider, histogram = tapped

@@ -268,7 +268,7 @@ function businessSection(b) {
 function clientErrors(r) {
   if (!r.client_errors) return null;
   const by = Object.entries(r.outcomes || {}).filter(([k]) => k !== "server_error").map(([k, v]) => `${k} ${v}`).join(", ");
-  return h("p", { "data-testid": "client-errors" }, `Client errors (4xx, not failures): ${fmt.num(r.client_errors)} ` +
+  return h("p", { "data-testid": "client-errors" }, `Client errors (4xx; failures only with OTEL_MONITOR_CLIENT_ERRORS_FAIL): ${fmt.num(r.client_errors)} ` +
     `(${fmt.pct(r.client_error_rate)}), auth failures ${fmt.num(r.auth_failures)}: ${by}`);
 }
 
