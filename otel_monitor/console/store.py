@@ -363,7 +363,7 @@ class Store:
         self.stale_after_ns = DEFAULT_STALE_AFTER_NS
         # Each sender's metric export interval, learnt from its points: the stale-after of a sender
         # whose interval is known is that many of its intervals (the console sets the number).
-        self.export_cadence = ExportCadence()
+        self.export_cadence = ExportCadence(max_instances=self.limits.max_instances)
         # --client-errors-fail: a plain SDK's 4xx answers fail, as OTEL_MONITOR_CLIENT_ERRORS_FAIL does in apps.
         self.client_errors_fail = False
         # Services that send otel-monitor's own operations: their standard HTTP
