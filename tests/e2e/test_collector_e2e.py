@@ -22,8 +22,13 @@ import httpx
 import pytest
 
 from examples.traffic import TrafficReport, run_traffic
-
-from tests.support.collector_queries import DASHBOARDS, dashboard_targets, dashboard_variables, load_dashboard, substitute_variables
+from tests.support.collector_queries import (
+    DASHBOARDS,
+    dashboard_targets,
+    dashboard_variables,
+    load_dashboard,
+    substitute_variables,
+)
 from tests.support.e2e_stack import (
     BACKENDS_NOT_BUILT,
     PROMETHEUS,

@@ -12,8 +12,17 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
-
-from tests.support.console_telemetry import CHROMIUM, CONFIG, chromium_page, get, logger, meter, milestone, send_calls, tracer
+from tests.support.console_telemetry import (
+    CHROMIUM,
+    CONFIG,
+    chromium_page,
+    get,
+    logger,
+    meter,
+    milestone,
+    send_calls,
+    tracer,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 

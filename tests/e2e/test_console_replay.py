@@ -11,7 +11,6 @@ from benchmarks.console_replay import request_body
 from otel_monitor.cli import main
 from otel_monitor.console.cli import serve
 from otel_monitor.console.persist import RequestLog
-
 from tests.support.console_telemetry import get, tracer
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,6 @@ import pytest
 
 from examples.traffic import TrafficReport, run_traffic
 from otel_monitor.console.cli import serve
-
 from tests.support.console_telemetry import CHROMIUM, chromium_page, get
 from tests.support.launch import ROOT, LaunchedApp, launched
 

@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from otel_monitor.console.cli import serve
-
 from tests.support.console_telemetry import get
 from tests.support.launch import ROOT, launched
 

@@ -23,7 +23,6 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
-
 from tests.support.console_telemetry import CHROMIUM, CONFIG, get, logger, meter, post, send_calls, tracer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,6 @@ import pytest
 import yaml
 
 from otel_monitor import semconv
-
 from tests.support.collector_queries import (
     DASHBOARDS,
     ROOT,

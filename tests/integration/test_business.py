@@ -8,7 +8,6 @@ import pytest
 
 from otel_monitor import business, semconv
 from otel_monitor.semantics.journeys import JourneyStore
-
 from tests.support.stack import make_stack
 
 DAY = 86_400.0
@@ -140,7 +139,6 @@ def test_funnel_counter_marks_first_times_with_a_store(otlp_sink, tmp_path):
 def test_console_shows_the_business_kpis(tmp_path):
     """The console's service summary gives revenue, orders, order value, counts and distinct users as sent."""
     from otel_monitor.console.cli import serve
-
     from tests.support.console_telemetry import CONFIG, get, meter
 
     path = tmp_path / "otel-monitor.yaml"

@@ -14,7 +14,6 @@ from examples.payments.app import create_app as create_payments_app
 from examples.shop.app import create_app as create_shop_app
 from examples.shop.settings import ShopSettings
 from otel_monitor import semconv
-
 from tests.support.stack import make_stack
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from otel_monitor.testing import OTLPSink
-
 from tests.support.launch import launched
 
 pytestmark = pytest.mark.slow

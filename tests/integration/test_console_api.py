@@ -12,7 +12,6 @@ from opentelemetry.trace import Status, StatusCode, use_span
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
 from otel_monitor.console.store import Limits
-
 from tests.support.console_telemetry import CONFIG, get, logger, meter, milestone, record_calls, send_calls, tracer
 
 

@@ -29,7 +29,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
-
 from tests.support.console_telemetry import get, post, resource
 
 TOKEN = "grpc-token-0123456789"

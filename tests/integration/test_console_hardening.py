@@ -336,7 +336,6 @@ def test_slow_client_flood_keeps_ingest_alive(monkeypatch):
 
     from otel_monitor.console import server
     from otel_monitor.console.cli import serve
-
     from tests.support.console_telemetry import post
 
     monkeypatch.setattr(server, "READ_TIMEOUT_S", 1.0)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from otel_monitor.console.cli import serve
-
 from tests.support.console_telemetry import get
 
 pytestmark = pytest.mark.slow

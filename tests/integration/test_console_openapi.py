@@ -15,7 +15,6 @@ from starlette.testclient import TestClient
 
 from otel_monitor.console.app import Console, create_app
 from otel_monitor.console.cli import serve
-
 from tests.support.console_telemetry import post
 
 

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_monitor.console.cli import ConsoleStartError, build_console, serve
-
 from tests.support.console_telemetry import get, post, tracer
 
 

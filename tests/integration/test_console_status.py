@@ -11,7 +11,6 @@ import pytest
 
 from otel_monitor.cli import main
 from otel_monitor.console.cli import serve
-
 from tests.support.console_telemetry import send_calls
 
 

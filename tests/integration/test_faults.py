@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from otel_monitor.testing import OTLPSink, SilentListener, faulty_receiver
-
 from tests.support.launch import free_port, launched
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,6 @@ from sqlalchemy import create_engine
 from otel_monitor import semconv
 from otel_monitor.health.checks import disk_check, http_check, memory_check, redis_check, sqlalchemy_check
 from otel_monitor.health.registry import CheckOutcome, HealthCheck, HealthRegistry
-
 from tests.support.health_support import Dependency
 
 

@@ -10,7 +10,6 @@ from otel_monitor.config.file import parse_config_text
 from otel_monitor.config.settings import ConfigError, resolve
 from otel_monitor.health.checks import load_health_config
 from otel_monitor.health.registry import HealthRegistry, set_default_registry
-
 from tests.support.health_support import Dependency, ServedApp
 
 GOOD = """\

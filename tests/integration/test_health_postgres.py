@@ -7,7 +7,6 @@ from sqlalchemy import create_engine
 
 from otel_monitor.health.checks import sqlalchemy_check
 from otel_monitor.health.registry import HealthRegistry
-
 from tests.support.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.postgres

@@ -12,7 +12,6 @@ import otel_monitor
 from otel_monitor import semconv
 from otel_monitor.config.file import parse_config_text
 from otel_monitor.semantics.journeys import JourneyRecorder, JourneyStore, load_funnels, pseudonymize
-
 from tests.support.stack import make_stack
 
 

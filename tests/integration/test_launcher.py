@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from otel_monitor.testing import OTLPSink
-
 from tests.support.launch import BIN, ROOT, free_port, launched
 
 pytestmark = pytest.mark.slow

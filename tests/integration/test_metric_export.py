@@ -8,7 +8,6 @@ import sys
 import textwrap
 
 from otel_monitor.testing import OTLPSink
-
 from tests.support.launch import ROOT, free_port
 
 

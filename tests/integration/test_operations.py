@@ -14,7 +14,6 @@ from otel_monitor import semconv
 from otel_monitor.config.file import parse_config_text
 from otel_monitor.config.settings import ConfigError
 from otel_monitor.semantics.operations import load_operation_rules
-
 from tests.support.stack import make_stack
 
 RULES = textwrap.dedent("""

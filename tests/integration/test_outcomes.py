@@ -11,7 +11,6 @@ from opentelemetry.trace import SpanKind
 
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
-
 from tests.support.collector_queries import DASHBOARDS, load_dashboard
 from tests.support.console_telemetry import CONFIG, get, meter, tracer
 
@@ -198,7 +197,6 @@ def test_cache_hit_rate_only_on_operations_that_use_the_cache(console):
 def test_cache_lookup_counts_under_the_current_operation(otlp_sink):
     """otel_monitor.cache_lookup inside an operation labels the count with it; outside, with none."""
     import otel_monitor
-
     from tests.support.stack import make_stack
 
     stack = make_stack(otlp_sink)

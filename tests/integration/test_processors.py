@@ -13,7 +13,6 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 import otel_monitor
 from otel_monitor import semconv
-
 from tests.support.stack import Stack, make_stack
 
 CONFIG = """

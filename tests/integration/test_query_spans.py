@@ -14,7 +14,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from sqlalchemy import create_engine, text
 
 from otel_monitor.launcher.instrumentations import lean_query_spans
-
 from tests.support.postgres import postgres_server, postgres_url  # noqa: F401 (the shared throwaway server)
 
 STATEMENTS = [

@@ -73,7 +73,6 @@ SECRETS = json.loads((ROOT / "tests" / "support" / "corpus" / "secrets.json").re
 def planted(tmp_path_factory):
     """Run tests/support/apps/corpus_app.py under opentelemetry-instrument against a real OTLP receiver."""
     from otel_monitor.testing import OTLPSink
-
     from tests.support.launch import BIN
 
     with OTLPSink() as sink:
@@ -488,7 +487,6 @@ def console_snapshot(url: str, trace_id: str) -> dict:
 def test_console_fuzz_burst_gets_4xx_keeps_serving_and_keeps_valid_data():
     """300 malformed, truncated, oversized and mistyped OTLP requests: each a 4xx, none a 5xx; valid data intact."""
     from otel_monitor.console.cli import serve
-
     from tests.support.console_telemetry import logger, send_calls, tracer
 
     with serve(port=0, max_body=64 * 1024, evaluate_every=3600) as console:

@@ -12,7 +12,6 @@ from examples.payments.app import Behaviour
 from examples.payments.app import create_app as create_payments_app
 from otel_monitor import semconv
 from otel_monitor.testing import OTLPSink
-
 from tests.support.launch import launched
 
 pytestmark = pytest.mark.slow

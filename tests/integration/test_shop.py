@@ -22,7 +22,6 @@ from examples.shop.app import create_app as create_shop_app
 from examples.shop.catalog import CatalogCache
 from examples.shop.db import Product, create_schema, make_engine
 from examples.shop.settings import ShopSettings, ShopSettingsError
-
 from tests.support.launch import free_port
 
 pytestmark = pytest.mark.slow

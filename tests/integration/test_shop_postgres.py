@@ -10,7 +10,6 @@ from examples.payments.app import Behaviour
 from examples.payments.app import create_app as create_payments_app
 from examples.shop.app import create_app as create_shop_app
 from examples.shop.settings import ShopSettings
-
 from tests.support.postgres import postgres_server, postgres_url  # noqa: F401 (the shared throwaway server)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

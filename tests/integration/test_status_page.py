@@ -17,7 +17,6 @@ from otel_monitor.launcher.status_page import StatusTap, add_status_endpoint, st
 from otel_monitor.pipeline import instruments as metrics
 from otel_monitor.semantics.operations import excluded_url_matcher
 from otel_monitor.semantics.slo import SLOs
-
 from tests.support.stack import make_stack
 
 

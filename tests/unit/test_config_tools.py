@@ -9,7 +9,6 @@ import pytest
 from otel_monitor.cli import main
 from otel_monitor.config.settings import ConfigError
 from otel_monitor.launcher.config_check import check_configuration
-
 from tests.integration.test_config_corpus import CORPUS, FILES, VARIABLES, configure_like_the_configurator
 
 UNKNOWN_KEY = str(CORPUS / "operation_unknown_key.yaml")

@@ -15,7 +15,6 @@ from otel_monitor.console.alerts import AlertBook, WebhookNotifier
 from otel_monitor.console.app import Console
 from otel_monitor.console.store import MINUTE_NS, Store
 from otel_monitor.semantics.slo import SLOs
-
 from tests.integration.test_alert_timeline import OPERATION, SERVICE, T0, Minute, cumulative, feed_console
 
 FAMILY = f"success_rate:{SERVICE}:{OPERATION}"

@@ -9,7 +9,6 @@ import pytest
 
 from otel_monitor import semconv
 from otel_monitor.alerting.rules import prom_name
-
 from tests.support.collector_queries import (
     ROOT,
     dashboard_queries,

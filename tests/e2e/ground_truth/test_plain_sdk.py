@@ -22,8 +22,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_monitor import semconv
-from tests.support.console_telemetry import CHROMIUM, chromium_page, meter, post
 from tests.e2e.ground_truth.support import ConsoleProcess, console, wait_for
+from tests.support.console_telemetry import CHROMIUM, chromium_page, meter, post
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,9 @@ def node() -> str:
     """The node binary, with tests/support/js's pinned OpenTelemetry JS packages installed (``npm ci``)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("the plain-SDK ground truth needs Node.js: install node and npm, then `npm install` in tests/support/js")
+        pytest.skip(
+            "the plain-SDK ground truth needs Node.js: install node and npm, then `npm install` in tests/support/js"
+        )
     installed = JS / "node_modules" / ".package-lock.json"
     if not installed.exists() or installed.stat().st_mtime < (JS / "package-lock.json").stat().st_mtime:
         done = subprocess.run(
