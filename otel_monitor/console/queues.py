@@ -3,7 +3,8 @@
 Read from the metrics explorer's per-minute series (a gauge keeps each
 minute's last value), per queue name over the service's instances: the depth
 now is the sum of the live instances' latest values, the peak the highest
-per-minute sum in the window.
+per-minute sum in the window.  A queue holding more than the generated rule's
+limit (``QueueDepthHigh``) now is ``critical``, else ``ok``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from otel_monitor import semconv
+from otel_monitor.alerting.rules import QUEUE_DEPTH_CRITICAL
 from otel_monitor.console.store import Store
 
 # An instance whose last depth is older than this many minutes behind the newest no longer counts now.
@@ -19,7 +21,7 @@ _LIVE_MINUTES = 3
 
 
 def queue_depths(store: Store, service: str, first_minute: int) -> list[dict[str, Any]]:
-    """[{queue, depth, peak, instances}] of ``service`` from ``first_minute`` on, by queue name."""
+    """[{queue, depth, peak, instances, limit, status}] of ``service`` from ``first_minute`` on, by queue name."""
     per_queue: dict[str, list[dict[int, float]]] = defaultdict(list)
     with store.lock:
         for (svc, metric, _instance, attrs), series in store.metric_series.series.items():
@@ -36,5 +38,15 @@ def queue_depths(store: Store, service: str, first_minute: int) -> list[dict[str
         for minutes in instances:
             for minute, value in minutes.items():
                 totals[minute] += value
-        out.append({"queue": name, "depth": sum(live), "peak": max(totals.values()), "instances": len(live)})
+        depth = sum(live)
+        out.append(
+            {
+                "queue": name,
+                "depth": depth,
+                "peak": max(totals.values()),
+                "instances": len(live),
+                "limit": QUEUE_DEPTH_CRITICAL,
+                "status": "critical" if depth > QUEUE_DEPTH_CRITICAL else "ok",
+            }
+        )
     return out

@@ -103,4 +103,5 @@ def test_the_overview_lists_the_queues(page, console):
     row = "[data-testid='queue-order_emails']"
     page.wait_for_selector(row)
     assert page.locator(f"{row} [data-col='depth']").inner_text() == "42"
+    assert page.locator(f"{row} [data-testid='status']").text_content() == "ok"  # under QueueDepthHigh's 500
     assert get(f"{console.url}/api/summary")["services"][0]["queues"][0]["depth"] == 42

@@ -20,6 +20,15 @@ def test_queue_depths_add_up_over_instances_on_the_overview() -> None:
                     queues.watch_queue("order_emails", lambda depth=depth: depth, meter_provider=provider)
                     provider.force_flush()
             summary = get(f"{console.url}/api/summary?service=shop")["services"][0]
-            assert summary["queues"] == [{"queue": "order_emails", "depth": 550.0, "peak": 550.0, "instances": 2}]
+            assert summary["queues"] == [
+                {
+                    "queue": "order_emails",
+                    "depth": 550.0,
+                    "peak": 550.0,
+                    "instances": 2,
+                    "limit": 500,
+                    "status": "critical",  # over QueueDepthHigh's 500 together, though neither instance is alone
+                }
+            ]
         finally:
             queues.unwatch_queue("order_emails")

@@ -247,8 +247,9 @@ function figuresNote(svc) {
 function queueSection(queues) {
   if (!queues || !queues.length) return null;
   return h("div", { "data-testid": "queues" }, h("h3", {}, "Queues"),
-    table([["queue"], ["waiting now", "num"], ["peak", "num"], ["instances", "num"]],
+    table([["queue"], ["status"], ["waiting now", "num"], ["peak", "num"], ["instances", "num"]],
       queues.map((q) => h("tr", { "data-testid": "queue-" + q.queue }, h("td", {}, q.queue),
+        h("td", { title: `critical above ${q.limit} waiting (QueueDepthHigh)` }, status(q.status)),
         h("td", { class: "num", "data-col": "depth" }, fmt.num(q.depth)), h("td", { class: "num", "data-col": "peak" }, fmt.num(q.peak)),
         h("td", { class: "num" }, q.instances))), "queues"));
 }
