@@ -90,9 +90,11 @@ def launched(
     extra_args: tuple[str, ...] = (),
     health_path: str = "/health",
     server: str = "uvicorn",
+    port: int | None = None,
 ) -> Iterator[LaunchedApp]:
-    """Run ``uvicorn app`` or ``gunicorn app`` (under ``opentelemetry-instrument`` unless launcher=False)."""
-    port = free_port()
+    """Run ``uvicorn app`` or ``gunicorn app`` (under ``opentelemetry-instrument`` unless launcher=False),
+    on ``port`` if given (an app started again where its callers expect it), else a free one."""
+    port = port or free_port()
     if server == "gunicorn":
         command = [str(BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}", *extra_args]
     else:
