@@ -163,3 +163,37 @@ def test_the_api_answers_seven_days_with_db_and_refuses_it_without(tmp_path: Pat
     with serve(port=0, evaluate_every=3600) as handle:
         status, body = _status(f"{handle.url}/api/operations?window=30d")
         assert status == 400 and b"--db" in body
+
+
+def test_an_app_sending_metrics_and_spans_is_counted_once_from_its_metrics(tmp_path: Path) -> None:
+    """Like an otel-monitor app: the same calls as duration points and as spans, 4 days and 1 hour back.
+    7d counts each call once, from the metric, before and after compaction and a restart."""
+    from tests.support.otlp_spans import duration_request
+
+    db = str(tmp_path / "console.db")
+    console = Console(db=db)
+    console.replay()
+    calls = [
+        (NOW - 4 * DAY_NS, [0.05] * 40, False),
+        (NOW - 4 * DAY_NS, [0.4] * 2, True),
+        (NOW - HOUR_NS, [0.05] * 8, False),
+    ]
+    try:
+        for when, durations, failed in calls:
+            _send(console, _spans("shop", "browse", when, durations, failed))
+            console.receive(
+                "metrics", duration_request("shop", "browse", when, durations, failed), "application/x-protobuf", None
+            )
+        for when in sorted({when for when, _, _ in calls}):  # the hours compacted once they are over
+            console.hourly.compact(console.store, min(when + 2 * HOUR_NS, NOW))
+        row = _rows(console, "7d")["browse"]
+        assert (row["source"], row["calls"], row["errors"], row["min"], row["max"]) == ("metrics", 50, 2, 0.05, 0.4)
+    finally:
+        console.close()
+    again = Console(db=db)
+    try:
+        again.replay()
+        again.hourly.compact(again.store, NOW)
+        assert _rows(again, "7d")["browse"] == row
+    finally:
+        again.close()
