@@ -9,7 +9,7 @@ below a millisecond.
 from __future__ import annotations
 
 import heapq
-import re
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import takewhile
@@ -18,27 +18,12 @@ from typing import Any
 from otel_monitor import semconv
 from otel_monitor.console.liveness import instance_stale, service_liveness
 from otel_monitor.console.metric_series import Series
+from otel_monitor.console.search_index import Found, display_name
 from otel_monitor.console.store import MINUTE_NS, Histogram, Store, TraceSummary
 
 MAX_PAGE = 500
 SEVERITIES = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "warning": 13, "error": 17, "fatal": 21}
 _SPAN_KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
-# An absolute path inside a database span's name ("SELECT /tmp/x/shop.db", SQLite's
-# database is its file): shown by its last part.  HTTP routes keep their slashes.
-_PATH = re.compile(r"(?<![\w.])/(?:[^\s/]+/)+([^\s/]+)")
-_SQL_VERB = re.compile(
-    r"^\s*(select|insert|update|delete|begin|commit|rollback|create|drop|alter|pragma|with|"
-    r"replace|connect|savepoint|release)\b",
-    re.IGNORECASE,
-)
-
-
-def display_name(name: str, attributes: dict[str, Any] | None = None) -> str:
-    """A database span's name with absolute file paths cut to the file name: ``SELECT shop.db``."""
-    if "/" not in name:
-        return name
-    is_db = attributes is not None and (semconv.DB_SYSTEM_NAME in attributes or semconv.DB_SYSTEM in attributes)
-    return _PATH.sub(r"\1", name) if is_db or _SQL_VERB.match(name) else name
 
 
 class BadFilter(ValueError):
@@ -139,22 +124,68 @@ def _display_names(t: TraceSummary) -> frozenset[str]:
     return t.display_names
 
 
+def _narrowest(store: Store, f: Filters) -> tuple[Found | None, str]:
+    """The shortest posting of the search index that holds every match, and which filter it stands for
+    (None, "": no filter has one; the search reads every trace in the window)."""
+    index = store.search_index
+    found: list[tuple[Found, str]] = []
+    for k, v in f.attributes:
+        found.append((index.attribute(k, v), "attr" if len(f.attributes) == 1 else ""))
+    if f.operation:
+        found.append((index.name(f.operation), "operation"))
+    if f.service:
+        found.append((index.service(f.service), "service"))
+    if f.status == "error":
+        found.append((index.failed(), "status"))
+    if not found:
+        return None, ""
+    best, proves = min(found, key=lambda item: len(item[0].seqs))
+    return best, proves if best.exact else ""
+
+
 def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent") -> dict[str, Any]:
     """Traces matching every filter, one page of them and the total: newest first, or longest first
     (``order="slow"``).
 
-    Every filter is one pass over what the previous ones kept, the cheapest first; the operation
-    filter reads the names the store keeps per trace, so only ``attr`` reads spans.
+    The search starts from the shortest posting of the store's search index that a filter has
+    (attribute value, operation name, service, failed), else from every trace in the window; then
+    every other filter is one pass over what the previous ones kept.  Without filters, the total is
+    counted by blocks and the slowest read from the longest duration buckets down.
     """
     start_ns = max(since_ns, (f.start_ms or 0) * 1_000_000)
     end_ns = f.end_ms * 1_000_000 if f.end_ms is not None else None
     with store.lock:
-        found: list[TraceSummary] = [t for t in reversed(store.trace_order) if t.end_ns >= start_ns]
+        traces = store.trace_order
+        best, proves = _narrowest(store, f)
+        filtered = (
+            end_ns is not None
+            or f.status is not None
+            or f.min_ms is not None
+            or f.max_ms is not None
+            or bool(f.attributes)
+            or bool(f.operation)
+            or bool(f.service)
+        )
+        if not filtered:
+            total = traces.count_since(start_ns)
+            if order == "slow":
+                page = store.search_index.slowest(f.offset + f.limit, lambda t: t.end_ns >= start_ns)[f.offset :]
+            else:
+                page = traces.newest_page(start_ns, f.offset, f.limit)
+            return _trace_page(f, total, page)
+        if best is None:
+            found: list[TraceSummary] = traces.newest_first(start_ns)
+        else:
+            found = traces.resolve(best.seqs)
+            sure = traces.in_window_from(start_ns)
+            if found and found[-1].seq < sure:
+                newer = len(best.seqs) - bisect_left(best.seqs, sure)
+                found = found[:newer] + [t for t in found[newer:] if t.end_ns >= start_ns]
         if end_ns is not None:
             found = [t for t in found if t.start_ns <= end_ns]
-        if f.service:
+        if f.service and proves != "service":
             found = [t for t in found if f.service in t.services]
-        if f.status == "error":
+        if f.status == "error" and proves != "status":
             found = [t for t in found if t.error]
         elif f.status == "ok":
             found = [t for t in found if not t.error]
@@ -162,30 +193,34 @@ def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent"
             found = [t for t in found if (t.end_ns - t.start_ns) / 1e6 >= f.min_ms]
         if f.max_ms is not None:
             found = [t for t in found if (t.end_ns - t.start_ns) / 1e6 <= f.max_ms]
-        if f.operation:
+        if f.operation and proves != "operation":
             op = f.operation
             found = [t for t in found if op in t.names or (t.slashed and op in (t.display_names or _display_names(t)))]
-        if f.attributes:
+        if f.attributes and proves != "attr":
             wanted = f.attributes
             found = [t for t in found if any(_has_attributes(wanted, s["attributes"], s["resource"]) for s in t.spans)]
         if order == "slow":
             page = heapq.nlargest(f.offset + f.limit, found, key=lambda t: t.end_ns - t.start_ns)[f.offset :]
         else:
             page = found[f.offset : f.offset + f.limit]
-        rows = [
-            {
-                "trace_id": t.trace_id,
-                "name": display_name(t.root_name),
-                "services": sorted(t.services),
-                "start": t.start_ns // 1_000_000,
-                "duration_ms": (t.end_ns - t.start_ns) / 1e6,
-                "spans": len(t.spans),
-                "error": t.error,
-                "errors": sum(1 for s in t.spans if s["status_code"] == 2),
-            }
-            for t in page
-        ]
-    return {"total": len(found), "offset": f.offset, "limit": f.limit, "traces": rows}
+        return _trace_page(f, len(found), page)
+
+
+def _trace_page(f: Filters, total: int, page: list[TraceSummary]) -> dict[str, Any]:
+    rows = [
+        {
+            "trace_id": t.trace_id,
+            "name": display_name(t.root_name),
+            "services": sorted(t.services),
+            "start": t.start_ns // 1_000_000,
+            "duration_ms": (t.end_ns - t.start_ns) / 1e6,
+            "spans": len(t.spans),
+            "error": t.error,
+            "errors": sum(1 for s in t.spans if s["status_code"] == 2),
+        }
+        for t in page
+    ]
+    return {"total": total, "offset": f.offset, "limit": f.limit, "traces": rows}
 
 
 def recent_traces_with(
