@@ -19,7 +19,7 @@ from typing import Any
 from otel_monitor import semconv
 from otel_monitor.console.error_groups import app_frames
 from otel_monitor.console.liveness import instance_stale, service_liveness
-from otel_monitor.console.queues import queue_depths
+from otel_monitor.console.queues import queue_depths_by_service
 from otel_monitor.console.rollups import HOUR_NS, LONG_WINDOWS, MEMORY_HOURS, HourlyRollups, long_window_hours
 from otel_monitor.console.store import AMOUNT_COUNT, AMOUNT_SUM, MINUTE_NS, Histogram, ServiceRollups, Store
 from otel_monitor.semantics.slo import SLOs, Thresholds
@@ -84,12 +84,6 @@ class Queries:
         span = self._long(window)
         return span[1] * 60 if span is not None else self._first_minute(window)
 
-    def _rolled_operations(self, service: str | None, window: str) -> list[tuple[str, str, int, str, Histogram]]:
-        span = self._long(window)
-        if span is None or self.rollups is None:
-            return []
-        return self.rollups.operation_hours(service, span[0], span[1])
-
     def services(self) -> list[str]:
         return sorted(self.store.services)
 
@@ -112,11 +106,12 @@ class Queries:
         """(service, operation) -> (source, histogram merged over the window)."""
         first = self._memory_first(window)
         out: dict[tuple[str, str], tuple[str, Histogram]] = {}
-        for svc, op, _hour, source, hist in self._rolled_operations(service, window):
-            kept, rolled = out.get((svc, op), (source, Histogram()))
-            # Hours of either source: "metrics" when any of them is.
-            out[(svc, op)] = ("metrics" if "metrics" in (kept, source) else source, rolled)
-            rolled.merge(hist)
+        span = self._long(window)
+        if span is not None and self.rollups is not None:
+            for (svc, op), (source, hist) in self.rollups.operations(*span).items():
+                if service in (None, svc):
+                    out[(svc, op)] = (source, Histogram())
+                    out[(svc, op)][1].merge(hist)  # a copy: the roll-ups keep theirs for the next view
         with self.store.lock:
             for svc, rollups in self._rollups(service):
                 source, table = self._op_table(rollups, first)
@@ -136,8 +131,9 @@ class Queries:
         out: dict[tuple[str, tuple[tuple[str, Any], ...]], float] = defaultdict(float)
         span = self._long(window)
         if span is not None and self.rollups is not None:
-            for svc, _hour, attrs, value in self.rollups.counter_hours(metric, service, span[0], span[1]):
-                out[(svc, attrs)] += value
+            for (svc, attrs), value in self.rollups.counter_sums(metric, *span).items():
+                if service in (None, svc):
+                    out[(svc, attrs)] += value
         with self.store.lock:
             for svc, rollups in self._rollups(service):
                 for (name, minute, attrs), value in rollups.counters.items():
@@ -304,9 +300,11 @@ class Queries:
             step = -(-step // 60) * 60  # whole hours: the roll-ups are hourly
         first = self._first_minute(window)
         buckets: dict[int, Histogram] = defaultdict(Histogram)
-        for _svc, op, hour, _source, hist in self._rolled_operations(service, window):
-            if operation is None or op == operation:
-                buckets[(hour * 60 - first) // step].merge(hist)
+        span = self._long(window)
+        if span is not None and self.rollups is not None:
+            for (svc, op, i), hist in self.rollups.operation_steps(span[0], span[1], step // 60).items():
+                if service in (None, svc) and operation in (None, op):
+                    buckets[i].merge(hist)
         memory_first = self._memory_first(window)
         with self.store.lock:
             for _, rollups in self._rollups(service):
@@ -338,6 +336,8 @@ class Queries:
         checks_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for c in health:
             checks_of[c["service"]].append(c)
+        # Queue depths are gauges kept per minute for the last day: a long window shows that day.
+        queues_of = queue_depths_by_service(self.store, self._memory_first(window))
         out = []
         for svc in [service] if service else self.services():
             mine = rows_of.get(svc, [])
@@ -363,8 +363,7 @@ class Queries:
                     "failing_checks": [c["check"] for c in checks if c["state"] != "up"],
                     "series": self.operation_series(svc, None, window),
                     "business": self.business(svc, window),
-                    # Queue depths are gauges kept per minute for the last day: a long window shows that day.
-                    "queues": queue_depths(self.store, svc, self._memory_first(window)),
+                    "queues": queues_of.get(svc, []),
                 }
             )
         for row in out:

@@ -97,7 +97,9 @@ def service_liveness(store: Any, service: str, now_ns: int) -> tuple[bool, int]:
     fixed one when the store keeps no instance of it).  Call under the store's lock.
     """
     last_seen = store.services.get(service)
-    instances = [(i, t) for (s, i), t in store.instances.items() if s == service]
+    rollups, kept = store.rollups.get(service), store.instances
+    # The service's own instances, from its index (not a scan of every service's).
+    instances = [(i, kept[(service, i)]) for i in (rollups.instances if rollups else ()) if (service, i) in kept]
     if not instances:
         if last_seen is None:
             return True, store.stale_after_ns

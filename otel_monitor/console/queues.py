@@ -22,14 +22,30 @@ _LIVE_MINUTES = 3
 
 def queue_depths(store: Store, service: str, first_minute: int) -> list[dict[str, Any]]:
     """[{queue, depth, peak, instances, limit, status}] of ``service`` from ``first_minute`` on, by queue name."""
-    per_queue: dict[str, list[dict[int, float]]] = defaultdict(list)
+    return _rows(_queue_minutes(store, first_minute, service).get(service, {}))
+
+
+def queue_depths_by_service(store: Store, first_minute: int) -> dict[str, list[dict[str, Any]]]:
+    """:func:`queue_depths` of every service that has queues, from one pass over the series."""
+    return {service: _rows(per_queue) for service, per_queue in _queue_minutes(store, first_minute).items()}
+
+
+def _queue_minutes(
+    store: Store, first_minute: int, service: str | None = None
+) -> dict[str, dict[str, list[dict[int, float]]]]:
+    """service -> queue name -> each instance's {minute: depth} from ``first_minute`` on."""
+    out: dict[str, dict[str, list[dict[int, float]]]] = defaultdict(lambda: defaultdict(list))
     with store.lock:
         for (svc, metric, _instance, attrs), series in store.metric_series.series.items():
-            if svc != service or metric != semconv.METRIC_QUEUE_DEPTH or series.kind != "gauge":
+            if metric != semconv.METRIC_QUEUE_DEPTH or series.kind != "gauge" or service not in (None, svc):
                 continue
             minutes = {m: float(v) for m, v in series.minutes.items() if m >= first_minute}
             if minutes:
-                per_queue[str(dict(attrs).get(semconv.MONITOR_QUEUE_NAME, ""))].append(minutes)
+                out[svc][str(dict(attrs).get(semconv.MONITOR_QUEUE_NAME, ""))].append(minutes)
+    return out
+
+
+def _rows(per_queue: dict[str, list[dict[int, float]]]) -> list[dict[str, Any]]:
     out = []
     for name, instances in sorted(per_queue.items()):
         newest = max(max(minutes) for minutes in instances)
