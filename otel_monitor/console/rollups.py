@@ -38,6 +38,8 @@ KEEP_HOURS = 30 * 24 + 1
 SETTLE_NS = 5 * MINUTE_NS
 # The store keeps 24 h and 5 min of minutes: hours from this many back are complete in memory.
 MEMORY_HOURS = 23
+# Merges kept (a few windows, services and counters); all are dropped when there would be more.
+_MAX_CACHED = 64
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rollup_bounds (
@@ -159,6 +161,7 @@ class HourlyRollups:
         self.compacted_through: int | None = row[0]
         self._bounds: dict[tuple[float, ...], int] = {}
         self._bounds_by_id: dict[int, tuple[float, ...]] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
 
     # --- writing -----------------------------------------------------------------
     def compact(self, store: Store, now_ns: int) -> int:
@@ -215,6 +218,8 @@ class HourlyRollups:
                 self._db.execute("ROLLBACK")
                 raise
         self.compacted_through = last_complete
+        with self._lock:
+            self._cache.clear()  # new rows: merges are worked out again
         return last_complete - first + 1
 
     def _bounds_id(self, bounds: tuple[float, ...]) -> int:
@@ -267,10 +272,58 @@ class HourlyRollups:
             rows = self._db.execute(query, args).fetchall()
         return [(svc, hour, _attrs_key(attrs), value) for svc, hour, attrs, value in rows]
 
-    def services(self, first_hour: int) -> set[str]:
+    # --- merged, cached ----------------------------------------------------------
+    # A long window's rows change only when an hour is compacted or the window moves on by an
+    # hour: its merges are worked out once and kept until then (the views ask every few seconds).
+    def operations(self, first_hour: int, end_hour: int) -> dict[tuple[str, str], tuple[str, Histogram]]:
+        """(service, operation) -> (source, histogram of the hours in [first_hour, end_hour)); do not modify."""
+        key = ("operations", first_hour, end_hour)
+        found = self._cached(key)
+        if found is None:
+            found = {}
+            for svc, op, _hour, source, hist in self.operation_hours(None, first_hour, end_hour):
+                kept, merged = found.get((svc, op), (source, Histogram()))
+                # Hours of either source: "metrics" when any of them is.
+                found[(svc, op)] = ("metrics" if "metrics" in (kept, source) else source, merged)
+                merged.merge(hist)
+            self._cache_put(key, found)
+        return found
+
+    def operation_steps(self, first_hour: int, end_hour: int, step_hours: int) -> dict[tuple[str, str, int], Histogram]:
+        """(service, operation, step index) -> histogram of that step's hours (step 0 starts at ``first_hour``)."""
+        key = ("steps", first_hour, end_hour, step_hours)
+        found = self._cached(key)
+        if found is None:
+            found = defaultdict(Histogram)
+            for svc, op, hour, _source, hist in self.operation_hours(None, first_hour, end_hour):
+                found[(svc, op, (hour - first_hour) // step_hours)].merge(hist)
+            found = dict(found)
+            self._cache_put(key, found)
+        return found
+
+    def counter_sums(
+        self, metric: str, first_hour: int, end_hour: int
+    ) -> dict[tuple[str, tuple[tuple[str, Any], ...]], float]:
+        """(service, attributes) -> the counter's sum over the hours in [first_hour, end_hour)."""
+        key = ("counter", metric, first_hour, end_hour)
+        found = self._cached(key)
+        if found is None:
+            found = defaultdict(float)
+            for svc, _hour, attrs, value in self.counter_hours(metric, None, first_hour, end_hour):
+                found[(svc, attrs)] += value
+            found = dict(found)
+            self._cache_put(key, found)
+        return found
+
+    def _cached(self, key: tuple[Any, ...]) -> Any:
         with self._lock:
-            rows = self._db.execute("SELECT DISTINCT service FROM operation_hours WHERE hour >= ?", (first_hour,))
-            return {r[0] for r in rows.fetchall()}
+            return self._cache.get(key)
+
+    def _cache_put(self, key: tuple[Any, ...], value: Any) -> None:
+        with self._lock:
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()  # windows moved on: the old merges are of no use any more
+            self._cache[key] = value
 
     def close(self) -> None:
         with self._lock:
