@@ -19,7 +19,7 @@ from typing import Any
 from otel_monitor import semconv
 from otel_monitor.console.error_groups import app_frames
 from otel_monitor.console.liveness import instance_stale, service_liveness
-from otel_monitor.console.queues import queue_depths
+from otel_monitor.console.queues import queue_depths_by_service
 from otel_monitor.console.rollups import HOUR_NS, LONG_WINDOWS, MEMORY_HOURS, HourlyRollups, long_window_hours
 from otel_monitor.console.store import AMOUNT_COUNT, AMOUNT_SUM, MINUTE_NS, Histogram, ServiceRollups, Store
 from otel_monitor.semantics.slo import SLOs, Thresholds
@@ -336,6 +336,8 @@ class Queries:
         checks_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for c in health:
             checks_of[c["service"]].append(c)
+        # Queue depths are gauges kept per minute for the last day: a long window shows that day.
+        queues_of = queue_depths_by_service(self.store, self._memory_first(window))
         out = []
         for svc in [service] if service else self.services():
             mine = rows_of.get(svc, [])
@@ -361,8 +363,7 @@ class Queries:
                     "failing_checks": [c["check"] for c in checks if c["state"] != "up"],
                     "series": self.operation_series(svc, None, window),
                     "business": self.business(svc, window),
-                    # Queue depths are gauges kept per minute for the last day: a long window shows that day.
-                    "queues": queue_depths(self.store, svc, self._memory_first(window)),
+                    "queues": queues_of.get(svc, []),
                 }
             )
         for row in out:
