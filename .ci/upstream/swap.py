@@ -80,7 +80,7 @@ def _swap_exporters() -> None:
     from opentelemetry.exporter.otlp.proto import http as package
     from opentelemetry.exporter.otlp.proto.http import _log_exporter, metric_exporter, trace_exporter
 
-    from otel_monitor.pipeline import otlp_exporters as ours
+    from otel_monitor.fast import otlp_exporters as ours
 
     trace_exporter.OTLPSpanExporter = ours.OTLPSpanExporter
     _log_exporter.OTLPLogExporter = ours.OTLPLogExporter

@@ -136,7 +136,7 @@ def query_records_unsupported() -> str | None:
 
 def _lean_otlp_unsupported() -> str | None:
     try:
-        from otel_monitor.pipeline import otlp_exporters  # noqa: F401 - importing it is the check
+        from otel_monitor.fast import otlp_exporters  # noqa: F401 - importing it is the check
     except Exception as exc:  # noqa: BLE001 - what the configurator catches too: the SDK's exporters then
         return f"the OTLP/HTTP exporter package moved on: {type(exc).__name__}: {exc}"
     return None
@@ -188,7 +188,7 @@ FAST_PATHS: tuple[FastPath, ...] = (
     # worker that a per-request count sees only in part.
     FastPath(
         "lean_otlp",
-        "lean OTLP/HTTP exporters (pipeline/otlp_exporters)",
+        "lean OTLP/HTTP exporters (fast/otlp_exporters)",
         "lean_otlp",
         ("opentelemetry-exporter-otlp-proto-http",),
         {"opentelemetry-exporter-otlp-proto-http": ">=1.45.1,<1.46"},

@@ -124,32 +124,33 @@ def _fresh_metric_state(meter_provider: Any) -> None:
 
 def _before_fork() -> None:
     """In the parent, before fork: every exporter client known, so the child need not search."""
-    from otel_monitor.pipeline import exporters as export
+    from otel_monitor.fast import otlp_http
 
     try:
-        export.known_clients()
+        otlp_http.known_clients()
     except Exception:  # noqa: BLE001 - the child searches again
         pass
 
 
 def _after_fork_in_child(providers: dict[str, Any]) -> None:
     from otel_monitor import guard
-    from otel_monitor.pipeline import exporters as export
+    from otel_monitor.fast import otlp_http
 
     guard.renew_locks()  # first: internal_error, below too, takes the guard's
     runtime.after_fork()
     with guard.guarded("fork handling"):
         _renew_instance_id(providers)
-        export.fresh_connections_after_fork()
+        otlp_http.fresh_connections_after_fork()
         _fresh_metric_state(providers.get("metrics"))
 
 
 def _build_pipeline(settings: Settings, config: ConfigFile) -> Any:
     from opentelemetry import _logs, metrics
 
+    from otel_monitor.fast.span_copy import light_copy
     from otel_monitor.pipeline.processors import build_pipeline
 
-    return build_pipeline(settings, config, metrics.get_meter_provider(), _logs.get_logger_provider())
+    return build_pipeline(settings, config, metrics.get_meter_provider(), _logs.get_logger_provider(), light_copy)
 
 
 def configure_sdk(overrides: dict[str, Any] | None = None, **sdk_kwargs: Any) -> Runtime:
@@ -182,6 +183,7 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
 
     from otel_monitor import guard
+    from otel_monitor.fast import otlp_http
     from otel_monitor.pipeline import exporters as export
     from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
 
@@ -198,9 +200,9 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
         processor = MonitorSpanExportProcessor(
             LateBoundSpanExporter(
                 export.CountingSpanExporter(
-                    export.FastSpanExporter.wrap(span_exporter)
+                    otlp_http.FastSpanExporter.wrap(span_exporter)
                     if settings.lean_otlp
-                    else export.speed_up_exporter(span_exporter)
+                    else otlp_http.speed_up_exporter(span_exporter)
                 )
             ),
             keep_errors=settings.keep_errors,
@@ -213,7 +215,7 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     def export_log_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:  # the SDK's parameter names
         # Counts what its bounded queue drops in an error storm, and what is left at exit.
         return export.CountingBatchLogRecordProcessor(
-            LateBoundLogExporter(export.CountingLogExporter(export.speed_up_exporter(exporter)))
+            LateBoundLogExporter(export.CountingLogExporter(otlp_http.speed_up_exporter(exporter)))
         )
 
     # Our span and log processors go first, through the SDK's span_processors= and
@@ -235,7 +237,7 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
             **sdk_kwargs,
         )
     if "opentelemetry.exporter.otlp.common.http" in sys.modules:  # OTLP/HTTP in use: the app's own exporters too
-        export.remember_new_clients()
+        otlp_http.remember_new_clients()
     tracer_provider = trace.get_tracer_provider()
     if settings.lean_spans:
         from otel_monitor.fast import spans
@@ -292,7 +294,11 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
             print(f"otel-monitor: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
 
-    export.bounded_shutdown([tracer_provider, meter_provider, logger_provider], settings.shutdown_timeout)
+    export.bounded_shutdown(
+        [tracer_provider, meter_provider, logger_provider],
+        settings.shutdown_timeout,
+        otlp_http.one_attempt_from_now_on,
+    )
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(before=_before_fork, after_in_child=lambda: _after_fork_in_child(state.providers))
     return state
@@ -309,7 +315,7 @@ def _sampler_rules(settings: Settings) -> Any:
 
 @contextlib.contextmanager
 def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
-    """While the SDK builds its exporters, OTLP/HTTP ones are :mod:`otel_monitor.pipeline.otlp_exporters`'s.
+    """While the SDK builds its exporters, OTLP/HTTP ones are :mod:`otel_monitor.fast.otlp_exporters`'s.
 
     The SDK resolves each configured exporter name to a class through entry
     points; ``otlp_proto_http`` (also what ``otlp`` means with an
@@ -332,7 +338,7 @@ def _lean_otlp_exporters(enabled: bool) -> Iterator[None]:
         if not any("otlp_proto_http" in names for names in (traces, metrics, logs)):
             return original(traces, metrics, logs)
         try:
-            from otel_monitor.pipeline.otlp_exporters import EXPORTERS
+            from otel_monitor.fast.otlp_exporters import EXPORTERS
         except Exception as exc:  # noqa: BLE001 - an SDK whose exporter package moved on: its own exporters
             _log.warning("otel-monitor: OTLP/HTTP through the SDK's own exporters: %s", exc)
             return original(traces, metrics, logs)
@@ -392,6 +398,7 @@ def _cache_loggers(provider: Any) -> None:
 
 def _wrap_metric_exporters(meter_provider: Any) -> None:
     """Metric attributes are scrubbed (with the bound pipeline's redactor) and drops counted."""
+    from otel_monitor.fast import otlp_http
     from otel_monitor.pipeline import exporters as export
     from otel_monitor.pipeline import processors
 
@@ -401,8 +408,14 @@ def _wrap_metric_exporters(meter_provider: Any) -> None:
     for reader in getattr(meter_provider, "_metric_readers", None) or ():
         inner = getattr(reader, "_exporter", None)
         if inner is not None and not isinstance(inner, export.CountingMetricExporter):
+            # The SDK's MetricExporter keeps its preferences private: the wrappers are given inner's.
+            preferences = (
+                inner._preferred_temporality,  # noqa: SLF001 - the SDK's MetricExporter keeps these private
+                inner._preferred_aggregation,  # noqa: SLF001 - the SDK's MetricExporter keeps these private
+            )
             reader._exporter = export.CountingMetricExporter(  # noqa: SLF001 - the SDK reader's exporter, wrapped
-                export.RedactingMetricExporter(export.speed_up_exporter(inner), redactor)
+                export.RedactingMetricExporter(otlp_http.speed_up_exporter(inner), redactor, *preferences),
+                *preferences,
             )
 
 

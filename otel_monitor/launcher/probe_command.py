@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _exporter(endpoint: str | None) -> Any:
-    from otel_monitor.pipeline.otlp_exporters import OTLPMetricExporter
+    from otel_monitor.fast.otlp_exporters import OTLPMetricExporter
 
     if endpoint:
         return OTLPMetricExporter(endpoint=endpoint.rstrip("/") + "/v1/metrics")

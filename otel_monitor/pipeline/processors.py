@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -327,13 +327,54 @@ def _value_length_limit(span: Any) -> int | None:
     return limit
 
 
-class SpanEnricher:
-    """Builds the exported form of a span: our attributes added, secrets scrubbed."""
+def copy_span(
+    span: ReadableSpan,
+    name: str,
+    attributes: Any,
+    resource: Any,
+    events: Sequence[Event] | None = None,
+    links: Sequence[Link] | None = None,
+    status: Status | None = None,
+) -> ReadableSpan:
+    """``span`` with these fields changed (None: kept), through the SDK's public constructor.
 
-    def __init__(self, processor: OperationSpanProcessor, redactor: Redactor, user_id_key: str | None) -> None:
+    The counts of events and links the SDK dropped are not carried over (they
+    are private to the span); the launcher passes a copy that keeps them.
+    """
+    return ReadableSpan(
+        name=name,
+        context=span.context,
+        parent=span.parent,
+        resource=resource,
+        attributes=attributes,
+        events=span.events if events is None else tuple(events),
+        links=span.links if links is None else tuple(links),
+        kind=span.kind,
+        status=span.status if status is None else status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class SpanEnricher:
+    """Builds the exported form of a span: our attributes added, secrets scrubbed.
+
+    ``copy``: how a span with changed fields is made (:func:`copy_span`'s
+    signature); the launcher passes ``otel_monitor.fast.span_copy.light_copy``.
+    """
+
+    def __init__(
+        self,
+        processor: OperationSpanProcessor,
+        redactor: Redactor,
+        user_id_key: str | None,
+        copy: Callable[..., ReadableSpan] = copy_span,
+    ) -> None:
         self.processor = processor
         self.redactor = redactor
         self.user_id_key = user_id_key
+        self.copy = copy
 
     def enrich(self, span: ReadableSpan) -> ReadableSpan:
         processor = self.processor
@@ -416,20 +457,12 @@ class SpanEnricher:
             and not errored
         ):
             return span
-        copied = ReadableSpan.__new__(ReadableSpan)
-        copied.__dict__.update(span.__dict__)  # a light copy: the SDK span stays untouched
-        copied._attributes = scrubbed  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
-        copied._name = name  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
-        copied._resource = resource  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
-        if new_events is not None:
-            copied._events = tuple(new_events)  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
-        if new_links is not None:
-            copied._links = tuple(new_links)  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
+        status = None
         if errored:
-            copied._status = Status(StatusCode.ERROR, new_description)  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
+            status = Status(StatusCode.ERROR, new_description)
         elif new_description is not description:
-            copied._status = Status(span.status.status_code, new_description)  # noqa: SLF001 - fields of our copy of an SDK ReadableSpan
-        return copied
+            status = Status(span.status.status_code, new_description)
+        return self.copy(span, name, scrubbed, resource, new_events, new_links, status)
 
     def _fingerprint(self, span: ReadableSpan, error_type: str | None) -> str:
         event = _exception_event(span)
@@ -633,7 +666,13 @@ class LateBoundLogExporter(_DelegatingExporter, LogRecordExporter):
         return active_or_default().wrap_log_exporter(self.exporter).export(batch)
 
 
-def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logger_provider: Any) -> Pipeline:
+def build_pipeline(
+    settings: Any,
+    config: ConfigFile,
+    meter_provider: Any,
+    logger_provider: Any,
+    copy: Callable[..., ReadableSpan] = copy_span,
+) -> Pipeline:
     """Build our processors and wrappers from resolved settings and the config file.
 
     Also puts the instruments, classifier and journey recorder in the runtime:
@@ -694,6 +733,6 @@ def build_pipeline(settings: Any, config: ConfigFile, meter_provider: Any, logge
         capture,
         bool(getattr(settings, "client_errors_fail", False)),
     )
-    enricher = SpanEnricher(processor, redactor, settings.user_id_key)
+    enricher = SpanEnricher(processor, redactor, settings.user_id_key, copy)
     state.pipeline = Pipeline([processor], [capture], enricher, redactor, classifier, settings.user_id_key, problems)
     return state.pipeline

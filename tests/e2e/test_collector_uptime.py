@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from opentelemetry.sdk.resources import Resource
 
+from otel_monitor.fast.otlp_exporters import OTLPMetricExporter
 from otel_monitor.launcher.probe_command import run_probes
-from otel_monitor.pipeline.otlp_exporters import OTLPMetricExporter
 from otel_monitor.semantics.uptime import Probe, Uptime
 from tests.support.e2e_stack import PROMETHEUS, Prometheus
 from tests.support.otelcol import SINGLE, Collector, free_port, local_config, wait_for

@@ -25,8 +25,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_monitor import semconv
 from otel_monitor.console.cli import serve
+from otel_monitor.fast.otlp_exporters import OTLPMetricExporter
 from otel_monitor.launcher.probe_command import run_probes
-from otel_monitor.pipeline.otlp_exporters import OTLPMetricExporter
 from otel_monitor.semantics.uptime import Probe, Uptime
 from tests.support.console_telemetry import CHROMIUM, chromium_page, get, resource, send_calls
 from tests.support.otelcol import free_port

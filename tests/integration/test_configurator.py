@@ -385,6 +385,7 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
             from opentelemetry import trace
             from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
             from otel_monitor import guard
+            from otel_monitor.fast import otlp_http
             from otel_monitor.pipeline import exporters as export
             from otel_monitor.pipeline.transport import HTTPClientTransport
             tracer = trace.get_tracer("app")
@@ -402,7 +403,7 @@ def test_fork_while_the_export_connection_pool_is_locked_does_not_deadlock_the_c
             locks = [manager.pools.lock for manager in pools] + [q.mutex for q in queues]
             locks += [t._lock for t in transports if hasattr(t, "_idle")]
             locks += [t._session.cookies._cookies_lock for t in transports if hasattr(t, "_session")]
-            locks += [c._shutdown_event._cond for c in export._HTTP_CLIENTS]
+            locks += [c._shutdown_event._cond for c in otlp_http._HTTP_CLIENTS]
             locks += [export.DROPPED._lock, guard._lock]
             locks += [f._lock for f in logging.getLogger(export.EXPORT_LOGGERS[0]).filters]
             span_processors = trace.get_tracer_provider()._active_span_processor._span_processors
@@ -488,18 +489,18 @@ def test_every_otlp_http_exporter_client_is_known_to_the_fork_reset(exporters):
                 vendor = VendorExporter()  # built before configuration
             import otel_monitor
             otel_monitor.configure()
-            from otel_monitor.pipeline import exporters as export
+            from otel_monitor.fast import otlp_http
             print("loaded", "opentelemetry.exporter.otlp.common.http" in sys.modules)
-            configured = len(export._HTTP_CLIENTS)
+            configured = len(otlp_http._HTTP_CLIENTS)
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             if os.environ["OTEL_TRACES_EXPORTER"] == "otlp":
-                export.FastSpanExporter.wrap(vendor)
+                otlp_http.FastSpanExporter.wrap(vendor)
             else:
                 vendor = OTLPSpanExporter()  # built after configuration, before the module was patched
             own = OTLPSpanExporter()
             pid = os.fork()
             if pid == 0:
-                known = set(export._HTTP_CLIENTS)
+                known = set(otlp_http._HTTP_CLIENTS)
                 print("child", configured, vendor._client in known, own._client in known, flush=True)
                 os._exit(0)
             os.waitpid(pid, 0)
@@ -508,8 +509,8 @@ def test_every_otlp_http_exporter_client_is_known_to_the_fork_reset(exporters):
                 __slots__ = ("_transport",)
             odd = Odd()
             odd._transport = None
-            export._remember_client(odd)  # skipped, raises nothing
-            print("odd", odd not in list(export._HTTP_CLIENTS))
+            otlp_http._remember_client(odd)  # skipped, raises nothing
+            print("odd", odd not in list(otlp_http._HTTP_CLIENTS))
         """,
             {
                 **sink.env(),

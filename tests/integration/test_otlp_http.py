@@ -15,11 +15,10 @@ from opentelemetry.sdk.metrics import Counter, Histogram
 from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otel_monitor.pipeline.otlp_exporters import OTLPLogExporter, OTLPMetricExporter, OTLPSpanExporter
+from otel_monitor.fast.otlp_exporters import OTLPLogExporter, OTLPMetricExporter, OTLPSpanExporter
 from otel_monitor.testing import OTLPSink
-
-from tests.unit.test_otlp_encode import _log, recorded_metrics, recorded_spans
 from tests.integration.test_transport import _launch
+from tests.unit.test_otlp_encode import _log, recorded_metrics, recorded_spans
 
 PAIRS = [
     (OTLPSpanExporter, SDKSpanExporter),
@@ -110,7 +109,7 @@ def test_only_otlp_http_is_replaced_and_the_configured_order_kept():
     """With "otlp,console" the OTLP exporter is otel-monitor's and comes first; the console exporter is the SDK's."""
     chains = _exporter_chains({"OTEL_TRACES_EXPORTER": "otlp,console"})
     assert len(chains) == 2, chains
-    assert chains[0].endswith("otel_monitor.pipeline.otlp_exporters.OTLPSpanExporter"), chains
+    assert chains[0].endswith("otel_monitor.fast.otlp_exporters.OTLPSpanExporter"), chains
     assert chains[1].endswith("opentelemetry.sdk.trace.export.ConsoleSpanExporter"), chains
 
 
@@ -211,7 +210,7 @@ def test_an_oversized_request_is_dropped_and_a_refusal_is_a_failure():
 @pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])
 def test_certificate_arguments_reach_the_transport_as_in_the_sdks_exporter(signal: str) -> None:
     """The CA and client certificate arguments configure the HTTP session as the SDK's exporter's do."""
-    from otel_monitor.pipeline.otlp_exporters import EXPORTERS
+    from otel_monitor.fast.otlp_exporters import EXPORTERS
 
     exporter = EXPORTERS[signal](
         endpoint="http://127.0.0.1:1/v1/x",

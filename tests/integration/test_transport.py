@@ -15,11 +15,10 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExp
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-from otel_monitor.pipeline import otlp_exporters as lean
+from otel_monitor.fast import otlp_exporters as lean
 from otel_monitor.pipeline.exporters import ExporterArguments, light_transport_args, needs_requests
 from otel_monitor.pipeline.transport import HTTPClientTransport
 from otel_monitor.testing import OTLPSink
-
 from tests.support.launch import BIN, ROOT
 
 _PROXY_AND_AUTH = (
@@ -310,7 +309,6 @@ def test_a_connection_the_receiver_closed_is_not_reused():
 def test_a_connection_lost_before_the_answer_is_retried_by_the_sdks_client():
     """The receiver takes the request and closes without answering: a connection error, which the client retries."""
     from otel_monitor.pipeline.transport import ConnectionLost
-
     from tests.unit.test_otlp_encode import _log
 
     received = []

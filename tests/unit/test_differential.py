@@ -267,7 +267,7 @@ def test_the_exporter_sends_the_body_the_sdks_exporter_sends(batch_size: int, da
     """otel-monitor's OTLP/HTTP span exporter posts the message the SDK's exporter posts, to the same path."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as SDKExporter
 
-    from otel_monitor.pipeline.otlp_exporters import OTLPSpanExporter
+    from otel_monitor.fast.otlp_exporters import OTLPSpanExporter
 
     batch = _readable_spans(data.draw)[:batch_size]
     sent: dict[str, Any] = {}
