@@ -61,7 +61,7 @@ def stack(otelcol, tmp_path_factory):
 
 
 def _probe(site: Site, endpoint: str, rounds: int) -> None:
-    uptime = Uptime(interval=0.2, timeout=2, probes=(Probe(site.url),), configured=True)
+    uptime = Uptime(interval=0.2, timeout=30, probes=(Probe(site.url),), configured=True)
     exporter = OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics")
     resource = Resource.create({"service.name": "otel-monitor-probe"})
     run_probes(uptime, exporter, resource, stop=threading.Event(), rounds=rounds, report=lambda _: None)

@@ -5,6 +5,7 @@ metrics at chosen times), and the overview page in headless Chromium against the
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +30,6 @@ from otel_monitor.fast.otlp_exporters import OTLPMetricExporter
 from otel_monitor.launcher.probe_command import run_probes
 from otel_monitor.semantics.uptime import Probe, Uptime
 from tests.support.console_telemetry import CHROMIUM, chromium_page, get, resource, send_calls
-from tests.support.otelcol import free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 
@@ -113,7 +113,10 @@ def console(tmp_path_factory):
     if not os.path.exists(CHROMIUM):
         pytest.skip("needs Debian's chromium: apt-get install chromium")
     site = Site([200, 200, 503, 200])
-    closed = f"http://127.0.0.1:{free_port()}/"
+    # Bound, not listening: connections are refused, and no other process can take the port meanwhile.
+    refusing = socket.socket()
+    refusing.bind(("127.0.0.1", 0))
+    closed = f"http://127.0.0.1:{refusing.getsockname()[1]}/"
     config = tmp_path_factory.mktemp("uptime") / "otel-monitor.yaml"
     config.write_text(_config(site, closed))
     with serve(port=0, config_path=str(config), evaluate_every=3600) as handle:
@@ -123,7 +126,7 @@ def console(tmp_path_factory):
 
         uptime = Uptime(
             interval=0.05,
-            timeout=2,
+            timeout=30,
             probes=(Probe(f"{site.url}/ok"), Probe(f"{site.url}/flip"), Probe(closed)),
             configured=True,
         )
@@ -135,6 +138,7 @@ def console(tmp_path_factory):
         yield handle
     site.server.shutdown()
     site.server.server_close()
+    refusing.close()
 
 
 def _rows(console) -> dict[tuple[str, str], dict]:

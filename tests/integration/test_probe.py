@@ -3,6 +3,7 @@ collector's httpcheck receiver's names (a real OTLP receiver and a real HTTP ser
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,7 +13,6 @@ import pytest
 from otel_monitor.cli import main
 from otel_monitor.launcher.probe_command import run_probes
 from otel_monitor.semantics.uptime import Probe, Uptime
-from tests.support.otelcol import free_port
 
 
 class Site:
@@ -65,12 +65,25 @@ def _status(points: list[dict], url: str) -> dict[str, tuple[int, int]]:
     }
 
 
-def test_probe_once_reports_httpcheck_metrics_for_every_url(site, otlp_sink, tmp_path, capsys):
+@pytest.fixture
+def refusing_port():
+    """A loopback port bound but not listening: connections are refused, and no one else can take it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
+def test_probe_once_reports_httpcheck_metrics_for_every_url(
+    site, otlp_sink, refusing_port, tmp_path, capsys, monkeypatch
+):
     """A 200, a 503, a redirect to a 200 and a refused port give httpcheck's status, duration and error points."""
-    closed = f"http://127.0.0.1:{free_port()}/"
+    for variable in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
+        monkeypatch.delenv(variable, raising=False)
+    closed = f"http://127.0.0.1:{refusing_port}/"
     config = tmp_path / "otel-monitor.yaml"
     urls = [f"{site.url}/ok", f"{site.url}/fail", f"{site.url}/moved", closed]
-    config.write_text("uptime:\n  timeout: 2s\n  probes:\n" + "".join(f"    - url: {u}\n" for u in urls))
+    # A generous timeout: on a busy machine a loopback answer can take seconds.
+    config.write_text("uptime:\n  timeout: 30s\n  probes:\n" + "".join(f"    - url: {u}\n" for u in urls))
 
     code = main(["probe", "--config", str(config), "--once", "--endpoint", otlp_sink.endpoint])
 
@@ -118,7 +131,7 @@ def test_a_changed_status_code_is_not_reported_again(site):
     from opentelemetry.sdk.resources import Resource
 
     recorder, lines = Recorder(), []
-    uptime = Uptime(interval=0.1, timeout=2, probes=(Probe(f"{site.url}/flip"),), configured=True)
+    uptime = Uptime(interval=0.1, timeout=30, probes=(Probe(f"{site.url}/flip"),), configured=True)
     stop = threading.Event()
     run_probes(uptime, recorder, Resource.create({}), stop=stop, rounds=1, report=lines.append)
     site.flip_status = 503
@@ -135,7 +148,7 @@ def test_state_changes_are_reported_once(site):
     from opentelemetry.sdk.resources import Resource
 
     lines: list[str] = []
-    uptime = Uptime(interval=0.05, timeout=2, probes=(Probe(f"{site.url}/flip"),), configured=True)
+    uptime = Uptime(interval=0.05, timeout=30, probes=(Probe(f"{site.url}/flip"),), configured=True)
     assert run_probes(uptime, Recorder(), Resource.create({}), stop=threading.Event(), rounds=3, report=lines.append)
     assert len(lines) == 1 and lines[0].startswith("up ")
 
