@@ -105,6 +105,10 @@ def _probe(config: ConfigFile, index: int, raw: object, default: float, problems
     ):
         problems.append(f"{config.where(*where, 'url')}: an http:// or https:// URL with a host, got {url!r}")
         return None
+    if parts.username is not None or parts.password is not None:
+        # The URL is a metric attribute (http.url): a password in it would be exported with every probe.
+        problems.append(f"{config.where(*where, 'url')}: a probe URL must not carry a user name or password")
+        return None
     method = str(raw.get("method", "GET")).upper()
     if method not in METHODS:
         problems.append(f"{config.where(*where, 'method')}: method is one of {', '.join(METHODS)}, got {method!r}")

@@ -78,6 +78,13 @@ def test_bad_entries_are_reported_with_file_and_line_and_skipped():
     ]
 
 
+def test_a_url_with_credentials_is_refused_without_echoing_them():
+    """http.url is exported with every probe: a URL carrying a password is refused, and the message omits it."""
+    uptime, problems = _load("uptime:\n  probes:\n    - https://admin:s3cret@shop.example.com/\n")
+    assert uptime.probes == ()
+    assert problems == ["otel-monitor.yaml:3: a probe URL must not carry a user name or password"]
+
+
 def _alerts(uptime: Uptime) -> list[dict]:
     return [r for r in uptime_group(uptime)["rules"] if "alert" in r]
 
