@@ -183,7 +183,7 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
 
     from otel_monitor import guard
-    from otel_monitor.fast import otlp_http
+    from otel_monitor.fast import batch_queue, otlp_http
     from otel_monitor.pipeline import exporters as export
     from otel_monitor.pipeline.tail_sampling import MonitorSpanExportProcessor, RecordAllSampler
 
@@ -215,7 +215,8 @@ def _initialize(settings: Settings, config: ConfigFile, sdk_kwargs: dict[str, An
     def export_log_processor(exporter: Any, *args: Any, **kwargs: Any) -> Any:  # the SDK's parameter names
         # Counts what its bounded queue drops in an error storm, and what is left at exit.
         return export.CountingBatchLogRecordProcessor(
-            LateBoundLogExporter(export.CountingLogExporter(otlp_http.speed_up_exporter(exporter)))
+            LateBoundLogExporter(export.CountingLogExporter(otlp_http.speed_up_exporter(exporter))),
+            batch_queue.would_drop,
         )
 
     # Our span and log processors go first, through the SDK's span_processors= and

@@ -13,6 +13,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from otel_monitor.fast.batch_queue import would_drop
 from otel_monitor.pipeline import exporters
 
 
@@ -57,7 +58,7 @@ def exit_flush(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Callab
 def _logger_provider(exporter: _Exporter, **options: Any) -> LoggerProvider:
     provider = LoggerProvider(shutdown_on_exit=False)
     provider.add_log_record_processor(
-        exporters.CountingBatchLogRecordProcessor(exporters.CountingLogExporter(exporter), **options)
+        exporters.CountingBatchLogRecordProcessor(exporters.CountingLogExporter(exporter), would_drop, **options)
     )
     return provider
 
