@@ -94,6 +94,7 @@ async def services(request: Request) -> JSONResponse:
     with console.store.lock:
         received, evicted = dict(console.store.received), dict(console.store.evicted)
         spans, logs = console.store.span_count, len(console.store.logs)
+        index = console.store.search_index.memory()  # trace search's index: keys, entries, bytes
     return JSONResponse(
         {
             "services": Queries(console.store).services(),
@@ -102,7 +103,7 @@ async def services(request: Request) -> JSONResponse:
             "long_windows": list(LONG_WINDOWS) if console.hourly is not None else [],
             "received": received,
             "evicted": evicted,
-            "kept": {"spans": spans, "logs": logs},
+            "kept": {"spans": spans, "logs": logs, **index},
             "limits": console.store.limits.__dict__,
             "persistent": console.request_log is not None,
             "replaying": console.replaying,

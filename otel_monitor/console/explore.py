@@ -12,7 +12,7 @@ import heapq
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
-from itertools import takewhile
+from itertools import islice, takewhile
 from typing import Any
 
 from otel_monitor import semconv
@@ -360,12 +360,23 @@ def search_logs(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
     with store.lock:
         last_seq = store.log_seq
         after = f.after_seq
-        newest_first = reversed(store.logs)
-        if after is not None:  # records are numbered in arrival order: stop at the first one already seen
-            found = list(takewhile(lambda r: r.get("seq", 0) > after, newest_first))
-            found = [r for r in found if r["time_unix_nano"] >= start_ns]
+        logs = store.logs
+        first_seq = last_seq - len(logs) + 1
+        if logs and logs[0].get("seq") != first_seq:  # not numbered one by one: read every record
+            newest_first = reversed(logs)
+            if after is not None:
+                found = list(takewhile(lambda r: r.get("seq", 0) > after, newest_first))
+                found = [r for r in found if r["time_unix_nano"] >= start_ns]
+            else:
+                found = [r for r in newest_first if r["time_unix_nano"] >= start_ns]
         else:
-            found = [r for r in newest_first if r["time_unix_nano"] >= start_ns]
+            # Numbered one by one in arrival order: those after ``after`` are the newest, and the
+            # blocks of numbers surely inside the window are taken without reading their records.
+            newer = len(logs) if after is None else max(0, min(len(logs), last_seq - after))
+            found = list(islice(reversed(logs), newer))
+            sure = last_seq + 1 - store.log_times.sure_from(start_ns, first_seq, last_seq + 1)
+            if sure < len(found):
+                found = found[:sure] + [r for r in found[sure:] if r["time_unix_nano"] >= start_ns]
         if end_ns is not None:
             found = [r for r in found if r["time_unix_nano"] <= end_ns]
         if f.service:
@@ -376,9 +387,20 @@ def search_logs(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
             found = [r for r in found if r["span_id"] == f.span_id]
         if f.level is not None:
             level = f.level
-            found = [r for r in found if _severity_number(r) >= level]
+            # _severity_number and _text written out: these passes read every record.
+            found = [
+                r
+                for r in found
+                if (int(n) if (n := r["severity_number"]) else SEVERITIES.get(str(r["severity_text"]).lower(), 0))
+                >= level
+            ]
         if needle:
-            found = [r for r in found if needle in _text(r["body"]).lower() or needle in r["event_name"].lower()]
+            found = [
+                r
+                for r in found
+                if needle in (b if (b := r["body"]).__class__ is str else str(b)).lower()
+                or needle in r["event_name"].lower()
+            ]
         if f.attributes:
             wanted = f.attributes
             found = [r for r in found if _has_attributes(wanted, r["attributes"], r["resource"])]

@@ -201,6 +201,37 @@ class TraceList(Generic[TraceT]):
         return iter(self.newest_first())
 
 
+class BlockBounds:
+    """Lower bounds of the times of numbered items (log records), per block of :data:`BLOCK` numbers:
+    a search in a time window takes the blocks surely inside it without reading them."""
+
+    __slots__ = ("_lowest",)
+
+    def __init__(self) -> None:
+        self._lowest: dict[int, int] = {}
+
+    def note(self, seq: int, time_ns: int) -> None:
+        block = seq >> BLOCK_BITS
+        lowest = self._lowest.get(block)
+        if lowest is None or time_ns < lowest:
+            self._lowest[block] = time_ns
+
+    def forget(self, seq: int) -> None:
+        """Item ``seq`` left (the oldest first): its block goes with its last item."""
+        if (seq + 1) % BLOCK == 0:
+            self._lowest.pop(seq >> BLOCK_BITS, None)
+
+    def sure_from(self, start_ns: int, first_seq: int, next_seq: int) -> int:
+        """A number from which on every item is surely at ``start_ns`` or later."""
+        block = (next_seq - 1) >> BLOCK_BITS
+        while block >= 0 and (block << BLOCK_BITS) + BLOCK > first_seq:
+            lowest = self._lowest.get(block)
+            if lowest is None or lowest < start_ns:
+                return min(next_seq, (block + 1) << BLOCK_BITS)
+            block -= 1
+        return first_seq
+
+
 def _add_seq(table: dict[Any, array[int]], slot: Any, seq: int) -> int:
     """Note ``seq`` in ``table[slot]`` (ascending, no repeats): 1 if it is new there, else 0."""
     seqs = table.get(slot)

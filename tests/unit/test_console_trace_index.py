@@ -224,17 +224,76 @@ def test_slowest_reads_only_the_longest_buckets():
     assert len(seen) < len(every) // 4
 
 
-def test_index_memory_is_reported_and_follows_eviction():
-    """The index's entries and bytes show in the figures of /api/services, and shrink as traces go."""
+def test_index_figures_count_every_entry_and_follow_eviction():
+    """The index's keys and entries (shown by /api/services) are what it holds, and evicted traces leave it."""
     rng = random.Random(5)
-    store = Store(limits=Limits(max_spans=500))
-    _fill(store, rng, range(1, 200), [])
-    explore.search_traces(store, explore.parse_filters(QueryParams("attr=shop.tier%3Dgold")), 0)
-    before = store.search_index.memory()
-    assert before["index_keys"] == 1 and before["index_entries"] > 0 and before["index_bytes"] > 0
-    _fill(store, rng, range(200, 2000), [])
+    store = Store(limits=Limits(max_spans=3))
+    spans = []
+    for trace, (attrs, status) in enumerate([({"k": "x"}, 0), ({"k": 1}, 2), ({}, 0)], start=1):
+        span = _span(rng, trace, 0) | {"name": "work", "attributes": attrs, "status_code": status, "kind": 1}
+        span["resource"] = {semconv.SERVICE_NAME: "shop"}
+        spans.append(span)
+    store.add_spans(spans)
+    explore.search_traces(store, explore.parse_filters(QueryParams("attr=k%3Dx")), 0)
+    figures = store.search_index.memory()
+    # per trace: its name (also its operation), its service and its duration bucket; one failed; k on two
+    assert (figures["index_keys"], figures["index_entries"]) == (1, 3 * 3 + 1 + 2)
+    assert figures["index_bytes"] > 0
+    store.add_spans([_span(rng, 9, 0) | {"name": "later", "attributes": {}, "status_code": 0}])
     store.search_index.sweep()
-    after = store.search_index.memory()
-    live = len(store.traces)
-    # names, services, failed and durations hold at most a few numbers per trace, the attribute key one
-    assert after["index_entries"] <= 12 * live
+    # trace 1 (k=x) evicted, trace 9 in
+    assert store.search_index.memory()["index_entries"] == 2 * 3 + 1 + 1 + 3
+
+
+def _log(rng: random.Random, i: int) -> dict[str, Any]:
+    severity = rng.choice([(0, "INFO"), (0, "warn"), (13, ""), (17, "ERROR"), (0, ""), (9, "x")])
+    return {
+        "resource": {semconv.SERVICE_NAME: rng.choice(["shop", "pay"])},
+        "scope": "t",
+        "time_unix_nano": NOW - rng.randint(0, 1800) * SECOND,
+        "severity_number": severity[0],
+        "severity_text": severity[1],
+        "body": rng.choice([f"Product {i} shown", "cart emptied", 42, {"product": i}]),
+        "event_name": rng.choice(["", "shop.PRODUCT_viewed"]),
+        "trace_id": rng.choice(["0" * 32, f"{i % 5:032x}"]),
+        "span_id": "0" * 16,
+        "attributes": {"n": i % 3},
+    }
+
+
+def _log_scan(store: Store, f: explore.Filters, since_ns: int) -> tuple[int, list[int]]:
+    """(total, page of record numbers) by reading every record, newest first."""
+    start_ns = max(since_ns, (f.start_ms or 0) * 1_000_000)
+    needle = f.text.lower() if f.text else None
+    found = [
+        r
+        for r in reversed(store.logs)
+        if r["time_unix_nano"] >= start_ns
+        and (f.after_seq is None or r["seq"] > f.after_seq)
+        and (f.end_ms is None or r["time_unix_nano"] <= f.end_ms * 1_000_000)
+        and (not f.service or r["service"] == f.service)
+        and (not f.trace_id or r["trace_id"] == f.trace_id)
+        and (f.level is None or explore._severity_number(r) >= f.level)
+        and (not needle or needle in str(r["body"]).lower() or needle in r["event_name"].lower())
+        and (not f.attributes or all(str(r["attributes"].get(k)) == v for k, v in f.attributes))
+    ]
+    return len(found), [r["seq"] for r in found[f.offset : f.offset + f.limit]]
+
+
+def test_log_search_matches_scan_as_records_are_evicted():
+    """Log search (window by blocks, the tail's ``after``, level and text) finds what reading every record finds."""
+    rng = random.Random(6)
+    store = Store(limits=Limits(max_logs=2500))
+    since = NOW - 1200 * SECOND
+    queries = ["", "level=warn", "level=error&q=product", "q=PRODUCT", "q=42", "service=pay&attr=n%3D1", "after={a}"]
+    queries += ["after={a}&level=info", "trace_id=" + f"{3:032x}", "offset=30&limit=9", "end={old}"]
+    for round_ in range(4):
+        store.add_logs([_log(rng, round_ * 1000 + i) for i in range(1000)])
+        for query in queries:
+            raw = query.replace("{a}", str(store.log_seq - 700)).replace(
+                "{old}", str((NOW - 900 * SECOND) // 1_000_000)
+            )
+            f = explore.parse_filters(QueryParams(raw if "limit" in raw else raw + "&limit=500"))
+            found = explore.search_logs(store, f, since)
+            assert (found["total"], [r["seq"] for r in found["logs"]]) == _log_scan(store, f, since), query
+    assert store.evicted["logs"] > 0
