@@ -107,6 +107,31 @@ def undelivered(claim: bool = False) -> dict[str, int]:
     return counts
 
 
+# Set when the exit flush begins. From then on the SDK's HTTP clients try each export once, and an
+# export already waiting to retry wakes up and gives up without that retry.
+EXITING = threading.Event()
+
+
+def export_through_exit(export: Callable[[], Any], success: Any, failure: Any) -> Any:
+    """``export()``, tried once more if it failed after the exit flush began while it was under way.
+
+    Such an export was waiting out a backoff when the exit cut the wait short: its batch would be
+    dropped without the retry it was waiting for, even with the receiver back (a collector restarted
+    just before the app stops). The second call is one attempt, without backoff.
+    """
+    began_before_exit = not EXITING.is_set()
+    try:
+        result = export()
+    except Exception:  # noqa: BLE001 - the batch processor would only log it
+        result = failure
+    if result is not success and began_before_exit and EXITING.is_set():
+        try:
+            result = export()
+        except Exception:  # noqa: BLE001
+            result = failure
+    return result
+
+
 class CountingSpanExporter(SpanExporter):
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
@@ -115,10 +140,9 @@ class CountingSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         self.in_flight = len(spans)
-        try:
-            result = self.inner.export(spans)
-        except Exception:  # noqa: BLE001 - the batch processor would only log it
-            result = SpanExportResult.FAILURE
+        result = export_through_exit(
+            lambda: self.inner.export(spans), SpanExportResult.SUCCESS, SpanExportResult.FAILURE
+        )
         unclaimed, self.in_flight = self.in_flight, 0  # 0 when the exit report counted them already
         if result is not SpanExportResult.SUCCESS:
             DROPPED.add("traces", unclaimed)
@@ -139,10 +163,9 @@ class CountingLogExporter(LogRecordExporter):
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         self.in_flight = len(batch)
-        try:
-            result = self.inner.export(batch)
-        except Exception:  # noqa: BLE001
-            result = LogRecordExportResult.FAILURE
+        result = export_through_exit(
+            lambda: self.inner.export(batch), LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
+        )
         unclaimed, self.in_flight = self.in_flight, 0  # 0 when the exit report counted them already
         if result is not LogRecordExportResult.SUCCESS:
             DROPPED.add("logs", unclaimed)
@@ -163,23 +186,16 @@ class CountingBatchLogRecordProcessor(BatchLogRecordProcessor):
     out, deliberately, and after shutdown new records are refused; the SDK
     only logs both.  Each one is counted here.  Its queue is also watched,
     so that what is still in it when the process exits is counted too.
-
-    ``would_drop(processor)``: whether the SDK drops the record it is given
-    now; it reads the SDK's private queue, so the launcher passes it
-    (``otel_monitor.fast.batch_queue.would_drop``). Without it, drops at emit
-    are not counted.
     """
 
-    def __init__(
-        self, exporter: LogRecordExporter, would_drop: Callable[[Any], bool] | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, exporter: LogRecordExporter, **kwargs: Any) -> None:
         super().__init__(exporter, **kwargs)
-        self._would_drop = would_drop
         watch("logs", self)
 
     def on_emit(self, log_record: Any) -> None:
-        would_drop = self._would_drop
-        if would_drop is not None and would_drop(self):
+        batch = self._batch_processor
+        # The SDK's BatchProcessor drops exactly then (compat: tests/unit/test_shutdown_drops.py).
+        if batch._shutdown or len(batch._queue) >= batch._max_queue_size:  # noqa: SLF001 - the SDK batch processor's queue
             DROPPED.add("logs", 1)
         super().on_emit(log_record)
 
@@ -194,10 +210,11 @@ class CountingMetricExporter(MetricExporter):
         self.inner = inner
 
     def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        try:
-            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-        except Exception:  # noqa: BLE001
-            result = MetricExportResult.FAILURE
+        result = export_through_exit(
+            lambda: self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs),
+            MetricExportResult.SUCCESS,
+            MetricExportResult.FAILURE,
+        )
         if result is not MetricExportResult.SUCCESS:
             DROPPED.add("metrics", _count_points(metrics_data))
         return result
@@ -310,6 +327,7 @@ def bounded_shutdown(
         if done.is_set():
             return
         done.set()
+        EXITING.set()
         if before_final_export is not None:  # e.g. each HTTP client tries its final export once
             before_final_export()
         # All at once: a slow span or metric flush must not use up the logs' time (error logs come last
