@@ -157,22 +157,26 @@ def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent"
     with store.lock:
         traces = store.trace_order
         best, proves = _narrowest(store, f)
-        filtered = (
-            end_ns is not None
-            or f.status is not None
-            or f.min_ms is not None
-            or f.max_ms is not None
-            or bool(f.attributes)
-            or bool(f.operation)
-            or bool(f.service)
+        filters = sum(
+            (
+                end_ns is not None,
+                f.status is not None,
+                f.min_ms is not None,
+                f.max_ms is not None,
+                len(f.attributes),
+                bool(f.operation),
+                bool(f.service),
+            )
         )
-        if not filtered:
+        if not filters:
             total = traces.count_since(start_ns)
             if order == "slow":
                 page = store.search_index.slowest(f.offset + f.limit, lambda t: t.end_ns >= start_ns)[f.offset :]
             else:
                 page = traces.newest_page(start_ns, f.offset, f.limit)
             return _trace_page(f, total, page)
+        if filters == 1 and best is not None and proves:
+            return _trace_page(f, *_posting_page(store, best, f, start_ns, order))
         if best is None:
             found: list[TraceSummary] = traces.newest_first(start_ns)
         else:
@@ -204,6 +208,26 @@ def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent"
         else:
             page = found[f.offset : f.offset + f.limit]
         return _trace_page(f, len(found), page)
+
+
+def _posting_page(store: Store, best: Found, f: Filters, start_ns: int, order: str) -> tuple[int, list[TraceSummary]]:
+    """(total, page) when one posting holds exactly the matches in the window: only the page's
+    traces are read, and those ending before the window among the oldest."""
+    traces = store.trace_order
+    seqs = best.seqs
+    cut = bisect_left(seqs, traces.in_window_from(start_ns))  # seqs[cut:] surely end inside the window
+    older = [t for t in traces.resolve(seqs[:cut]) if t.end_ns >= start_ns] if cut else []
+    total = len(seqs) - cut + len(older)
+    wanted = f.offset + f.limit
+    if order != "slow":
+        return total, (traces.resolve(seqs[max(cut, len(seqs) - wanted) :]) + older)[f.offset : wanted]
+    if 8 * len(seqs) >= len(traces):  # dense among the longest too: read the longest buckets only
+        members = set(seqs)
+        return total, store.search_index.slowest(wanted, lambda t: t.seq in members and t.end_ns >= start_ns)[
+            f.offset :
+        ]
+    found = traces.resolve(seqs[cut:]) + older
+    return total, heapq.nlargest(wanted, found, key=lambda t: t.end_ns - t.start_ns)[f.offset :]
 
 
 def _trace_page(f: Filters, total: int, page: list[TraceSummary]) -> dict[str, Any]:
