@@ -52,6 +52,9 @@ MIN_CALLS = 5
 # An evaluation from the event loop works out this many services' conditions between checks of
 # the time it has taken (see AlertBook.evaluate_in_steps).
 _SERVICES_PER_STEP = 20
+# State changes logged one by one per evaluation; past it, one line counts the rest (a
+# thousand services alerting at once are one line each on the alerts page, not in the log).
+_CHANGES_LOGGED = 50
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -383,6 +386,7 @@ class AlertBook:
         self.runbook_base = DEFAULT_RUNBOOK_BASE_URL  # the config file's alerting.runbook_base_url
         self._on_ack = on_ack
         self._lock = threading.Lock()
+        self._unlogged = 0  # changes of this evaluation past _CHANGES_LOGGED
 
     # --- persistence ---------------------------------------------------------------
     def restore(self, state: dict[str, Any], resolved: list[dict[str, Any]]) -> None:
@@ -429,6 +433,7 @@ class AlertBook:
         changes: list[tuple[RuleState, str, int | None]] = []
         resolved_now: list[Alert] = []
         with self._lock:
+            self._unlogged = -_CHANGES_LOGGED
             for key, s in list(self.rules.items()):
                 if key in holding:
                     s.keep_firing_since = None
@@ -456,9 +461,9 @@ class AlertBook:
                     s.state, s.fired_at = "firing", now
                     changes.append((s, "firing", None))
             resolved_now = self._families(now)
-            state = self._state() if changes or resolved_now else None
+            state = self._state() if self.journal is not None and (changes or resolved_now) else None
         for s, change, _ in changes:
-            _log.info(
+            self._note(
                 "otel-monitor console: alert %s %s/%s %s (%s, value %s, threshold %s)",
                 s.alertname,
                 s.service,
@@ -468,6 +473,8 @@ class AlertBook:
                 _short(s.value),
                 _short(s.threshold),
             )
+        if self._unlogged > 0:
+            _log.info("otel-monitor console: and %d more alert changes (listed on the alerts page)", self._unlogged)
         if self.journal is not None and state is not None:
             self.journal.save_alert_state(state)
             for alert in resolved_now:
@@ -499,9 +506,9 @@ class AlertBook:
                 )
                 if family_id in self.acknowledged:
                     alert.acknowledged, alert.acknowledged_at = True, self.acknowledged[family_id]
-                _log.info("otel-monitor console: alert %s firing (%s): %s", family_id, top.severity, top.summary)
+                self._note("otel-monitor console: alert %s firing (%s): %s", family_id, top.severity, top.summary)
             elif alert.severity != top.severity:
-                _log.info(
+                self._note(
                     "otel-monitor console: alert %s %s -> %s: %s", family_id, alert.severity, top.severity, top.summary
                 )
             # Severity, value and threshold follow the most severe rule firing now (an escalation too).
@@ -519,8 +526,14 @@ class AlertBook:
             self.acknowledged.pop(family_id, None)
             self.resolved.appendleft(alert)
             resolved.append(alert)
-            _log.info("otel-monitor console: alert %s resolved", family_id)
+            self._note("otel-monitor console: alert %s resolved", family_id)
         return resolved
+
+    def _note(self, message: str, *args: object) -> None:
+        """Log a state change, up to _CHANGES_LOGGED of them per evaluation (the rest are counted)."""
+        self._unlogged += 1
+        if self._unlogged <= 0:
+            _log.info(message, *args)
 
     def acknowledge(self, alert_id: str, by: str | None = None) -> bool:
         """Acknowledge a firing alert, noting who (``by``, a name or e-mail; kept with the alert's state)."""

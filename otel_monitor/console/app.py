@@ -468,7 +468,7 @@ async def _deny(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _trim_in_steps(store: Store, per_step: int = 200) -> None:
+async def _trim_in_steps(store: Store, per_step: int = 50) -> None:
     """:meth:`Store.trim` a few services at a time, handing the event loop back in between."""
     now_ns = time.time_ns()
     with store.lock:

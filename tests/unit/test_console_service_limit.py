@@ -300,3 +300,14 @@ def test_a_bad_limit_flag_is_refused(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         limits_from(["--max-services", "0"], {})
     assert "--max-services" in capsys.readouterr().err
+
+
+def test_a_thousand_alerts_at_once_are_not_a_thousand_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """Fifty changes are logged one by one, the rest counted in one line."""
+    store = Store()
+    store.add_metric_points([p for n in range(100) for p in duration(f"svc-{n:03}", 20, errors=10)])
+    with caplog.at_level(logging.INFO, logger="otel_monitor.console.alerts"):
+        AlertBook(store).evaluate(NOW)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 51
+    assert lines[-1] == "otel-monitor console: and 250 more alert changes (listed on the alerts page)"
