@@ -56,6 +56,7 @@ OPERATION_OF = {
     "DELETE /api/cart/items/{id}": "cart_remove",
     "POST /api/checkout": "checkout",
     "GET /api/orders": "order_history",
+    "POST /api/orders/{id}/refund": "refund",
     "GET /ping": "GET /ping",
 }
 
