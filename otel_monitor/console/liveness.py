@@ -70,6 +70,11 @@ class ExportCadence:
             gone, _ = self._last.popitem(last=False)
             self._gaps.pop(gone, None)
 
+    def forget(self, key: tuple[str, str]) -> None:
+        """Drop an instance the store no longer keeps: heard from again, it is learnt afresh."""
+        self._last.pop(key, None)
+        self._gaps.pop(key, None)
+
     def interval_ns(self, service: str, instance: str) -> int | None:
         """The instance's export interval, or None while unknown."""
         gaps = self._gaps.get((service, instance))

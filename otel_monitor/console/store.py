@@ -468,6 +468,7 @@ class Store:
         self.instance_first_seen.pop(key, None)
         self.instance_resources.pop(key, None)
         self.instance_usage.pop(key, None)
+        self.export_cadence.forget(key)
         rollups = self.rollups.get(service)
         if rollups is not None:
             rollups.instances.pop(instance, None)
@@ -495,6 +496,7 @@ class Store:
                 self.instance_first_seen.pop(key, None)
                 self.instance_resources.pop(key, None)
                 self.instance_usage.pop(key, None)
+                self.export_cadence.forget(key)
         self.evicted["services"] += len(gone)
         tables: tuple[dict[Any, Any], ...] = (self.errors, self.metric_catalog, self.metric_series.series, self._last)
         for table in tables:

@@ -168,6 +168,7 @@ def everything_about(store: Store, service: str) -> list[str]:
         "errors": [k for k in store.errors if k[0] == service],
         "incidents": [i for i in store.incidents if i["service"] == service],
         "monitored": [s for s in store.monitored_services if s == service],
+        "export_cadence": [k for k in store.export_cadence._last if k[0] == service],
     }
     return [name for name, found in tables.items() if found]
 
@@ -188,7 +189,7 @@ def test_an_evicted_service_leaves_nothing_behind() -> None:
     """Its roll-ups, checks, instances, metric list, series, baselines, error groups and incidents go."""
     store = Store(limits=Limits(max_services=1))
     feed(store, "gone")
-    assert len(everything_about(store, "gone")) == 12  # the helper sees every table
+    assert len(everything_about(store, "gone")) == 13  # the helper sees every table
     feed(store, "kept")
     assert everything_about(store, "gone") == []
     q = Queries(store, NOW)
