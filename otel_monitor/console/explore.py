@@ -254,9 +254,13 @@ def recent_traces_with(
     HTTP operation or name.  Stops at the limit, so a busy operation costs a few traces' reading."""
     rows: list[dict[str, Any]] = []
     with store.lock:
-        for t in reversed(store.trace_order):
+        get = store.trace_order.get
+        # The name's posting holds every trace with a span of that name or operation (and shortened names).
+        for seq in reversed(store.search_index.name(operation).seqs):
+            t = get(seq)
             if (
-                t.end_ns < since_ns
+                t is None
+                or t.end_ns < since_ns
                 or operation not in t.names
                 or not t.root_name
                 or (service and service not in t.services)

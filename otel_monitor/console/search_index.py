@@ -198,7 +198,11 @@ class TraceList(Generic[TraceT]):
             yield trace
 
     def __reversed__(self) -> Iterator[TraceT]:
-        return iter(self.newest_first())
+        items = self._items
+        for i in range(len(items) - 1, self._head - 1, -1):
+            trace = items[i]
+            assert trace is not None
+            yield trace
 
 
 class BlockBounds:

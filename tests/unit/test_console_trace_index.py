@@ -297,3 +297,20 @@ def test_log_search_matches_scan_as_records_are_evicted():
             found = explore.search_logs(store, f, since)
             assert (found["total"], [r["seq"] for r in found["logs"]]) == _log_scan(store, f, since), query
     assert store.evicted["logs"] > 0
+
+
+def test_operation_page_traces_match_scan_after_eviction():
+    """An operation's example traces (the newest with it, at most the limit) are those a scan finds."""
+    rng = random.Random(8)
+    store = Store(limits=Limits(max_spans=1500))
+    _fill(store, rng, range(1, 1500), [])
+    since = NOW - 1200 * SECOND
+    for operation in ("checkout", "POST /cart", "SELECT shop.db", "render"):
+        for service in (None, "pay"):
+            expected = [
+                t.trace_id
+                for t in reversed(store.traces.values())
+                if t.end_ns >= since and operation in t.names and t.root_name and (not service or service in t.services)
+            ][:20]
+            found = explore.recent_traces_with(store, operation, service, since)
+            assert [row["trace_id"] for row in found] == expected, (operation, service)
