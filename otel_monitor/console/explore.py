@@ -9,7 +9,7 @@ below a millisecond.
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import islice, takewhile
@@ -18,11 +18,10 @@ from typing import Any
 from otel_monitor import semconv
 from otel_monitor.console.liveness import instance_stale, service_liveness
 from otel_monitor.console.metric_series import Series
-from otel_monitor.console.search_index import Found, display_name
+from otel_monitor.console.search_index import SEVERITIES, Found, display_name, severity_number
 from otel_monitor.console.store import MINUTE_NS, Histogram, Store, TraceSummary
 
 MAX_PAGE = 500
-SEVERITIES = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "warning": 13, "error": 17, "fatal": 21}
 _SPAN_KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
 
@@ -351,11 +350,7 @@ def _severity_name(record: dict[str, Any]) -> str:
     return ""
 
 
-def _severity_number(record: dict[str, Any]) -> int:
-    n = record["severity_number"]
-    if n:
-        return int(n)
-    return SEVERITIES.get(str(record["severity_text"]).lower(), 0)
+_severity_number = severity_number
 
 
 def _log_row(r: dict[str, Any], start_ns: int = 0) -> dict[str, Any]:
@@ -390,7 +385,9 @@ def search_logs(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
         after = f.after_seq
         logs = store.logs
         first_seq = last_seq - len(logs) + 1
-        if logs and logs[0].get("seq") != first_seq:  # not numbered one by one: read every record
+        level = f.level
+        if logs and (logs[0].get("seq") != first_seq or logs[-1].get("seq") != last_seq):
+            # not numbered one by one: read every record
             newest_first = reversed(logs)
             if after is not None:
                 found = list(takewhile(lambda r: r.get("seq", 0) > after, newest_first))
@@ -398,13 +395,27 @@ def search_logs(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
             else:
                 found = [r for r in newest_first if r["time_unix_nano"] >= start_ns]
         else:
-            # Numbered one by one in arrival order: those after ``after`` are the newest, and the
-            # blocks of numbers surely inside the window are taken without reading their records.
-            newer = len(logs) if after is None else max(0, min(len(logs), last_seq - after))
-            found = list(islice(reversed(logs), newer))
-            sure = last_seq + 1 - store.log_times.sure_from(start_ns, first_seq, last_seq + 1)
-            if sure < len(found):
-                found = found[:sure] + [r for r in found[sure:] if r["time_unix_nano"] >= start_ns]
+            # Numbered one by one in arrival order: those after ``after`` are the newest, the blocks
+            # of numbers surely inside the window are taken without reading their records, and a
+            # level few records reach is read off the numbers of each severity.
+            index = store.log_index
+            below = index.count_below(level) if level is not None else 0
+            if level is not None and not below:
+                level = None  # every record kept is at the level or above
+            if level is not None and 4 * (len(logs) - below) <= len(logs):
+                seqs = index.at_least(level)
+                if after is not None:
+                    seqs = seqs[bisect_right(seqs, after) :]
+                every = list(logs) if seqs else []
+                found = [every[seq - first_seq] for seq in reversed(seqs)]
+                found = [r for r in found if r["time_unix_nano"] >= start_ns]
+                level = None
+            else:
+                newer = len(logs) if after is None else max(0, min(len(logs), last_seq - after))
+                found = list(islice(reversed(logs), newer))
+                sure = last_seq + 1 - index.times.sure_from(start_ns, first_seq, last_seq + 1)
+                if sure < len(found):
+                    found = found[:sure] + [r for r in found[sure:] if r["time_unix_nano"] >= start_ns]
         if end_ns is not None:
             found = [r for r in found if r["time_unix_nano"] <= end_ns]
         if f.service:
@@ -413,9 +424,8 @@ def search_logs(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
             found = [r for r in found if r["trace_id"] == f.trace_id]
         if f.span_id:
             found = [r for r in found if r["span_id"] == f.span_id]
-        if f.level is not None:
-            level = f.level
-            # _severity_number and _text written out: these passes read every record.
+        if level is not None:
+            # severity_number and _text written out: these passes read every record.
             found = [
                 r
                 for r in found
@@ -427,7 +437,7 @@ def search_logs(store: Store, f: Filters, since_ns: int) -> dict[str, Any]:
                 r
                 for r in found
                 if needle in (b if (b := r["body"]).__class__ is str else str(b)).lower()
-                or needle in r["event_name"].lower()
+                or ((e := r["event_name"]) and needle in e.lower())
             ]
         if f.attributes:
             wanted = f.attributes

@@ -236,6 +236,58 @@ class BlockBounds:
         return first_seq
 
 
+# Severity texts by their lower-case form, for records that send no number (OTLP's ranges start there).
+SEVERITIES = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "warning": 13, "error": 17, "fatal": 21}
+
+
+def severity_number(record: dict[str, Any]) -> int:
+    """A log record's severity number: as sent, else from its severity text."""
+    n = record["severity_number"]
+    if n:
+        return int(n)
+    return SEVERITIES.get(str(record["severity_text"]).lower(), 0)
+
+
+class LogIndex:
+    """What log search reads instead of every record (numbered one by one in arrival order): lower
+    bounds of their times per block of numbers, and the numbers of the records of each severity."""
+
+    __slots__ = ("_gone", "first_seq", "severities", "times")
+
+    def __init__(self) -> None:
+        self.times = BlockBounds()
+        self.severities: dict[int, array[int]] = {}
+        self.first_seq = 1  # the oldest record kept
+        self._gone = 0
+
+    def add(self, seq: int, record: dict[str, Any]) -> None:
+        self.times.note(seq, record["time_unix_nano"])
+        n = severity_number(record)
+        seqs = self.severities.get(n)
+        if seqs is None:
+            self.severities[n] = array("q", (seq,))
+        else:
+            seqs.append(seq)
+
+    def forget(self, seq: int) -> None:
+        """Record ``seq`` left (the oldest first)."""
+        self.times.forget(seq)
+        self.first_seq = seq + 1
+        self._gone += 1
+        if self._gone >= 4 * BLOCK:
+            self._gone = 0
+            _sweep(self.severities, self.first_seq)
+
+    def count_below(self, level: int) -> int:
+        """Records kept whose severity is under ``level``."""
+        return sum(len(_live(seqs, self.first_seq)) for n, seqs in self.severities.items() if n < level)
+
+    def at_least(self, level: int) -> list[int]:
+        """The numbers of the records kept of severity ``level`` or above, ascending."""
+        parts = [_live(seqs, self.first_seq) for n, seqs in self.severities.items() if n >= level]
+        return sorted(seq for part in parts for seq in part) if len(parts) > 1 else list(parts[0] if parts else ())
+
+
 def _add_seq(table: dict[Any, array[int]], slot: Any, seq: int) -> int:
     """Note ``seq`` in ``table[slot]`` (ascending, no repeats): 1 if it is new there, else 0."""
     seqs = table.get(slot)

@@ -27,7 +27,7 @@ from otel_monitor import semconv
 from otel_monitor.console.error_groups import ErrorGroup, ErrorGrouper
 from otel_monitor.console.liveness import ExportCadence
 from otel_monitor.console.metric_series import MetricSeries
-from otel_monitor.console.search_index import BlockBounds, SearchIndex, TraceList
+from otel_monitor.console.search_index import LogIndex, SearchIndex, TraceList
 from otel_monitor.semantics.errors import call_outcome
 from otel_monitor.semantics.slo import SLOs
 
@@ -364,7 +364,7 @@ class Store:
         # Every metric's per-minute values, for the metrics explorer.
         self.metric_series = MetricSeries(self.limits.max_metric_series, self.evicted, Histogram)
         self.log_seq = 0  # numbers log records in arrival order (the live tail asks for newer ones)
-        self.log_times = BlockBounds()  # lower bounds of their times, per block of numbers
+        self.log_index = LogIndex()  # what log search reads instead of every record
         # Silent for longer than this, a service or instance is stale: its checks
         # no longer count and the service shows "stale" (the console sets it).
         self.stale_after_ns = DEFAULT_STALE_AFTER_NS
@@ -606,7 +606,7 @@ class Store:
                 self._add_log(record)
             while len(self.logs) > self.limits.max_logs:
                 old = self.logs.popleft()
-                self.log_times.forget(old["seq"])
+                self.log_index.forget(old["seq"])
                 self.evicted["logs"] += 1
                 same = self.logs_by_trace.get(old["trace_id"])
                 if same:
@@ -640,7 +640,7 @@ class Store:
             )
         self.log_seq += 1
         record["seq"] = self.log_seq
-        self.log_times.note(self.log_seq, record["time_unix_nano"])
+        self.log_index.add(self.log_seq, record)
         self.logs.append(record)
         if record["trace_id"] and record["trace_id"].strip("0"):
             self.logs_by_trace[record["trace_id"]].append(record)

@@ -287,6 +287,7 @@ def test_log_search_matches_scan_as_records_are_evicted():
     since = NOW - 1200 * SECOND
     queries = ["", "level=warn", "level=error&q=product", "q=PRODUCT", "q=42", "service=pay&attr=n%3D1", "after={a}"]
     queries += ["after={a}&level=info", "trace_id=" + f"{3:032x}", "offset=30&limit=9", "end={old}"]
+    queries += ["level=error&after={a}", "level=fatal", "level=trace", "level=error&offset=5&limit=3"]
     for round_ in range(4):
         store.add_logs([_log(rng, round_ * 1000 + i) for i in range(1000)])
         for query in queries:
