@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_monitor import guard
 from otel_monitor.guard import GuardedSpanProcessor
 from otel_monitor.testing import OTLPSink
-
 from tests.support.launch import BIN, ROOT, free_port
 
 
