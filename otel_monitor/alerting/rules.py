@@ -92,6 +92,8 @@ PROBE_UP = "monitor:probe_up"
 HEALTH_CHECK_UP = "monitor:health_check_up"
 PROBE_UPTIME = "monitor:probe_uptime:ratio_{window}"
 HEALTH_CHECK_UPTIME = "monitor:health_check_uptime:ratio_{window}"
+PROBE_OBJECTIVE = "monitor:probe_uptime:objective"
+HEALTH_CHECK_OBJECTIVE = "monitor:health_check_uptime:objective"
 
 # Multi-window, multi-burn-rate alerts (Google SRE workbook, chapter 5):
 # (severity, burn rate, long window, short window, for)
@@ -538,6 +540,7 @@ def uptime_group(uptime: Uptime) -> dict[str, Any]:
         rules.append(
             {"record": HEALTH_CHECK_UPTIME.format(window=window), "expr": f"avg_over_time({HEALTH_CHECK_UP}[{window}])"}
         )
+    rules += _objective_records(uptime)
     for probe in uptime.probes:
         url = probe.url.replace("\\", "\\\\").replace('"', '\\"')
         rules += _uptime_alerts(
@@ -558,6 +561,56 @@ def uptime_group(uptime: Uptime) -> dict[str, Any]:
         what,
     )
     return {"name": "otel-monitor.uptime", "rules": rules}
+
+
+def _regex_of(values: list[str]) -> str:
+    """An RE2 alternation matching exactly ``values``, escaped for a PromQL string."""
+    return "|".join(re.escape(v).replace("\\", "\\\\").replace('"', '\\"') for v in values)
+
+
+def _objective_records(uptime: Uptime) -> list[dict[str, Any]]:
+    """Each probed URL's and health check's uptime objective as a series beside its uptime, so a
+    dashboard shows uptime, objective and budget left together. A URL or check the config does not
+    list has the default objective, as the console shows it (only the listed URLs are alerted on)."""
+    records: list[dict[str, Any]] = []
+    listed: dict[str, float] = {}
+    for probe in uptime.probes:
+        listed.setdefault(probe.url, probe.objective)
+    for url, objective in listed.items():
+        escaped = url.replace("\\", "\\\\").replace('"', '\\"')
+        records.append(
+            {
+                "record": PROBE_OBJECTIVE,
+                "expr": f'0 * {PROBE_UP}{{{HTTP_URL}="{escaped}"}} + {_number(objective)}',
+                "labels": {"uptime_target": url},
+            }
+        )
+    others = f'{HTTP_URL}!~"{_regex_of(sorted(listed))}"' if listed else ""
+    records.append(
+        {
+            "record": PROBE_OBJECTIVE,
+            "expr": f"0 * {PROBE_UP}{{{others}}} + {_number(uptime.objective)}",
+            "labels": {"uptime_target": "default"},
+        }
+    )
+    for check, objective in sorted(uptime.health_checks.items()):
+        escaped = check.replace("\\", "\\\\").replace('"', '\\"')
+        records.append(
+            {
+                "record": HEALTH_CHECK_OBJECTIVE,
+                "expr": f'0 * {HEALTH_CHECK_UP}{{{HEALTH_CHECK}="{escaped}"}} + {_number(objective)}',
+                "labels": {"uptime_target": check},
+            }
+        )
+    others = f'{HEALTH_CHECK}!~"{_regex_of(sorted(uptime.health_checks))}"' if uptime.health_checks else ""
+    records.append(
+        {
+            "record": HEALTH_CHECK_OBJECTIVE,
+            "expr": f"0 * {HEALTH_CHECK_UP}{{{others}}} + {_number(uptime.objective)}",
+            "labels": {"uptime_target": "default"},
+        }
+    )
+    return records
 
 
 # Host metrics (the collector's hostmetrics receiver, reported as job="host", one

@@ -34,8 +34,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from otel_monitor.alerting.rules import HEALTH_CHECK, HTTP_URL, QUEUE_DEPTH_CRITICAL, QUEUE_NAME
 from otel_monitor.console.aggregates import Queries
+from otel_monitor.console.queues import queue_depths_at
 from otel_monitor.console.store import MINUTE_NS, Histogram, ServiceRollups, Store
+from otel_monitor.console.uptime import UptimeBook
 from otel_monitor.console.webhook import WebhookNotifier
 from otel_monitor.semantics.alert_timing import (
     DEFAULT_RUNBOOK_BASE_URL,
@@ -180,8 +183,11 @@ def _op_labels(queries: Queries, service: str, operation: str) -> dict[str, str]
     }
 
 
-def conditions(queries: Queries, services: list[str] | None = None) -> list[Condition]:
-    """Every rule condition that holds at ``queries.now_ns`` (for ``services`` only, when given)."""
+def conditions(
+    queries: Queries, services: list[str] | None = None, uptime: UptimeBook | None = None
+) -> list[Condition]:
+    """Every rule condition that holds at ``queries.now_ns`` (for ``services`` only, when given);
+    the uptime objectives' with ``uptime``, the book of the config file's ``uptime:`` section."""
     q = _Window(queries.store, queries.now_ns)
     q.only = services
     found: list[Condition] = []
@@ -307,6 +313,57 @@ def conditions(queries: Queries, services: list[str] | None = None) -> list[Cond
                     labels,
                 )
             )
+    found += _queue_conditions(q, services)
+    if uptime is not None:
+        found += _uptime_conditions(uptime, q.now_ns, services)
+    return found
+
+
+def _queue_conditions(q: Queries, services: list[str] | None) -> list[Condition]:
+    """``QueueDepthHigh``: a queue's depth summed over the service's instances above the rule's limit."""
+    found = []
+    for (svc, queue), depth in sorted(queue_depths_at(q.store, q.now_ns // MINUTE_NS, services).items()):
+        if depth > QUEUE_DEPTH_CRITICAL:
+            found.append(
+                Condition(
+                    "QueueDepthHigh",
+                    "queue_depth",
+                    svc,
+                    queue,
+                    depth,
+                    QUEUE_DEPTH_CRITICAL,
+                    f"queue {queue}: {depth:g} items waiting, above {QUEUE_DEPTH_CRITICAL}",
+                    {"job": svc, QUEUE_NAME: queue},
+                )
+            )
+    return found
+
+
+def _uptime_conditions(uptime: UptimeBook, now_ns: int, services: list[str] | None) -> list[Condition]:
+    """``UptimeBelowObjective``: a listed probe's or a health check's 30-day uptime below its objective."""
+    found = []
+    for t in uptime.objective_uptimes(now_ns, services):
+        if t["uptime"] >= t["objective"]:
+            continue
+        what = t["target"] if t["kind"] == "probe" else f"health check {t['target']}"
+        target_label = HTTP_URL if t["kind"] == "probe" else HEALTH_CHECK
+        found.append(
+            Condition(
+                "UptimeBelowObjective",
+                "uptime",
+                t["service"],
+                t["target"],
+                t["uptime"],
+                t["objective"],
+                f"{what}: up {t['uptime']:.3%} of the last 30 days, objective {t['objective']:.3%}",
+                {
+                    "job": t["service"],
+                    target_label: t["target"],
+                    "uptime_of": t["kind"],
+                    "uptime_target": t["uptime_target"],
+                },
+            )
+        )
     return found
 
 
@@ -384,6 +441,7 @@ class AlertBook:
         self.notifier = notifier
         self.generator_url = generator_url or "http://127.0.0.1/#/alerts"
         self.runbook_base = DEFAULT_RUNBOOK_BASE_URL  # the config file's alerting.runbook_base_url
+        self.uptime: UptimeBook | None = None  # the uptime objectives' samples, when the console has them
         self._on_ack = on_ack
         self._lock = threading.Lock()
         self._unlogged = 0  # changes of this evaluation past _CHANGES_LOGGED
@@ -415,7 +473,7 @@ class AlertBook:
         found: list[Condition] = []
         since = time.perf_counter()
         for i in range(0, len(services), _SERVICES_PER_STEP):
-            found.extend(conditions(queries, services[i : i + _SERVICES_PER_STEP]))
+            found.extend(conditions(queries, services[i : i + _SERVICES_PER_STEP], self.uptime))
             if time.perf_counter() - since >= budget_s:
                 await asyncio.sleep(0)
                 since = time.perf_counter()
@@ -426,7 +484,7 @@ class AlertBook:
         now_ns = now_ns or time.time_ns()
         now = now_ns // 1_000_000
         if found is None:
-            found = conditions(Queries(self.store, now_ns))
+            found = conditions(Queries(self.store, now_ns), uptime=self.uptime)
         holding = {c.key: c for c in found}
         error_rate_for = {op: t.error_rate_for for op, t in self.store.slos.operations.items()}
         default_for = self.store.slos.defaults.error_rate_for

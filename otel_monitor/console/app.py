@@ -157,6 +157,7 @@ class Console:
             notifier=notifier,
         )
         self.alerts.runbook_base = load_runbook_base(config)
+        self.alerts.uptime = self.uptime
         if self.request_log is not None:
             # Pending and firing alerts keep their start, and the history its entries, across a restart.
             self.alerts.restore(self.request_log.alert_state(), self.request_log.resolved_alerts())

@@ -18,6 +18,9 @@ from otel_monitor.console.store import Store
 
 # An instance whose last depth is older than this many minutes behind the newest no longer counts now.
 _LIVE_MINUTES = 3
+# An instant query reads a series' newest sample of the last 5 minutes (Prometheus' lookback
+# delta), both ends included in Prometheus 2.x: the minute 5 minutes back still counts.
+_LOOKBACK_MINUTES = 6
 
 
 def queue_depths(store: Store, service: str, first_minute: int) -> list[dict[str, Any]]:
@@ -28,6 +31,21 @@ def queue_depths(store: Store, service: str, first_minute: int) -> list[dict[str
 def queue_depths_by_service(store: Store, first_minute: int) -> dict[str, list[dict[str, Any]]]:
     """:func:`queue_depths` of every service that has queues, from one pass over the series."""
     return {service: _rows(per_queue) for service, per_queue in _queue_minutes(store, first_minute).items()}
+
+
+def queue_depths_at(store: Store, minute: int, services: list[str] | None = None) -> dict[tuple[str, str], float]:
+    """(service, queue) -> items waiting at ``minute``, as ``QueueDepthHigh`` sums them: each instance's
+    latest depth of the five minutes up to ``minute`` (Prometheus' lookback), summed over instances."""
+    out: dict[tuple[str, str], float] = defaultdict(float)
+    for service, per_queue in _queue_minutes(store, minute - _LOOKBACK_MINUTES + 1).items():
+        if services is not None and service not in services:
+            continue
+        for name, instances in per_queue.items():
+            for minutes in instances:
+                recent = [m for m in minutes if m <= minute]
+                if recent:
+                    out[(service, name)] += minutes[max(recent)]
+    return dict(out)
 
 
 def _queue_minutes(

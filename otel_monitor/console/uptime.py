@@ -164,6 +164,50 @@ class UptimeBook:
                 )
             return rows
 
+    def objective_uptimes(self, now_ns: int, services: list[str] | None = None) -> list[dict[str, Any]]:
+        """The targets the generated ``UptimeBelowObjective`` rules watch, with their uptime over the
+        30 days up to ``now_ns``: the probes the config lists (per service and URL, any method, as
+        ``monitor:probe_up`` is), and every health check (its own objective, else the default).
+        Each entry: kind, service, target, uptime, objective, uptime_target (the rule's label)."""
+        if not self.uptime.configured:
+            return []
+        first_hour = now_ns // HOUR_NS - WINDOW_HOURS + 1
+        listed: dict[str, float] = {}
+        for probe in self.uptime.probes:
+            listed.setdefault(probe.url, probe.objective)
+        counts: dict[tuple[str, str, str], list[int]] = {}
+        with self._lock:
+            for t in self._targets.values():
+                if services is not None and t.service not in services:
+                    continue
+                if t.kind == "probe" and t.target not in listed:
+                    continue
+                total = counts.setdefault((t.kind, t.service, t.target), [0, 0])
+                for hour, (samples, up) in t.hours.items():
+                    if hour >= first_hour:
+                        total[0] += samples
+                        total[1] += up
+        out = []
+        for (kind, service, target), (samples, up) in sorted(counts.items()):
+            if not samples:
+                continue
+            if kind == "probe":
+                objective, label = listed[target], target
+            else:
+                objective = self.uptime.health_objective(target)
+                label = target if target in self.uptime.health_checks else "default"
+            out.append(
+                {
+                    "kind": kind,
+                    "service": service,
+                    "target": target,
+                    "uptime": up / samples,
+                    "objective": objective,
+                    "uptime_target": label,
+                }
+            )
+        return out
+
 
 _PROBE_METRICS = frozenset(
     {semconv.METRIC_HTTPCHECK_STATUS, semconv.METRIC_HTTPCHECK_DURATION, semconv.METRIC_HTTPCHECK_ERROR}

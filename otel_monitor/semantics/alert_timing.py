@@ -63,6 +63,9 @@ TIMINGS: dict[str, AlertTiming] = {
         AlertTiming("CacheHitRateLow", "warning", "10m", "10m"),
         AlertTiming("HealthCheckFailing", "critical", "2m", "5m"),
         AlertTiming("HealthCheckDegraded", "warning", "5m", "5m"),
+        # A gauge: the window is Prometheus' lookback, the newest depth of the last 5 minutes.
+        AlertTiming("QueueDepthHigh", "critical", "5m", "5m"),
+        AlertTiming("UptimeBelowObjective", "warning", "5m", "30d"),
     )
 }
 

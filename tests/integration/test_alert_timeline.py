@@ -22,8 +22,10 @@ from otel_monitor import semconv
 from otel_monitor.alerting.rules import generate, le_matcher
 from otel_monitor.console.alerts import AlertBook
 from otel_monitor.console.store import MINUTE_NS, Store
+from otel_monitor.console.uptime import UptimeBook
 from otel_monitor.semantics.alert_timing import TIMINGS, pending_period
 from otel_monitor.semantics.slo import SLOs
+from otel_monitor.semantics.uptime import Probe, Uptime
 
 T0 = 28_000_000 * MINUTE_NS  # a whole minute; promtool's series start at 0
 SERVICE, OPERATION = "shop", "checkout"
@@ -240,3 +242,180 @@ def test_a_steady_signal_fires_once_and_resolves_once() -> None:
 def test_le_matchers_of_the_timeline_series_are_the_rules() -> None:
     """The bucket series fed to promtool are the ones the latency rules select."""
     assert le_matcher(0.5) == 'le="0.5"' and "2" in le_matcher(2.0)
+
+
+# --- queue depth and uptime objectives ---------------------------------------------------------
+
+PROBE_URL = "http://shop.test/ping"
+QUEUE = "order_emails"
+# The listed probe and check get 0.91, the other check the default 0.95: ratios over fewer than 100
+# samples never equal either exactly, so rounding cannot decide a minute.
+UPTIME = Uptime(
+    objective=0.95, probes=(Probe(PROBE_URL, objective=0.91),), health_checks={"database": 0.91}, configured=True
+)
+NEW_ALERTS = ("QueueDepthHigh", "UptimeBelowObjective")
+SIDE_MINUTES = 50
+
+
+def side_scenario() -> dict[str, list[float | None]]:
+    """Per minute: each queue instance's depth (None: no report), the probe's and the checks' up (1) or down (0).
+
+    The queue sums 600 over two instances for 8 minutes (fires), then 600 for 3 (stays pending); instance b
+    then stops reporting with 450 waiting, which counts for Prometheus' lookback and no longer after it.
+    The probe and the database check are down at minutes 10-11, the cache check at 3-4."""
+    queue_a = [100.0] * 10 + [300.0] * 8 + [100.0] * 6 + [300.0] * 3 + [100.0] * (SIDE_MINUTES - 27)
+    queue_b: list[float | None] = [100.0] * 10 + [300.0] * 8 + [100.0] * 6 + [300.0] * 3 + [100.0] * 6
+    queue_b += [450.0] + [None] * (SIDE_MINUTES - len(queue_b) - 1)
+    down_at = {"probe": (10, 11), "database": (10, 11), "cache": (3, 4)}
+    out: dict[str, list[float | None]] = {"queue_a": list(queue_a), "queue_b": queue_b}
+    for name, minutes in down_at.items():
+        out[name] = [0.0 if m in minutes else 1.0 for m in range(SIDE_MINUTES)]
+    return out
+
+
+def _side_points(values: dict[str, list[float | None]], minute: int) -> list[dict[str, object]]:
+    """What the shop's SDK and `otel-monitor probe` export at ``minute``, as the console decodes them."""
+    t = T0 + minute * MINUTE_NS
+    base = {"scope": "", "start_time_unix_nano": T0, "time_unix_nano": t, "temporality": 2}
+    points: list[dict[str, object]] = []
+    for instance in ("a", "b"):
+        depth = values[f"queue_{instance}"][minute]
+        if depth is not None:
+            resource = {semconv.SERVICE_NAME: SERVICE, semconv.SERVICE_INSTANCE_ID: instance}
+            attributes = {semconv.MONITOR_QUEUE_NAME: QUEUE}
+            points.append(
+                {**base, "resource": resource, "name": semconv.METRIC_QUEUE_DEPTH, "type": "gauge", "unit": "{item}"}
+                | {"attributes": attributes, "value": depth}
+            )
+    for check in ("database", "cache"):
+        points.append(
+            {**base, "resource": {semconv.SERVICE_NAME: SERVICE, semconv.SERVICE_INSTANCE_ID: "a"}}
+            | {"name": semconv.METRIC_HEALTH_STATUS, "type": "gauge", "unit": "1", "value": values[check][minute]}
+            | {"attributes": {semconv.MONITOR_HEALTH_CHECK: check, semconv.MONITOR_HEALTH_CRITICAL: False}}
+        )
+    up = values["probe"][minute] == 1.0
+    for status_class in ("1xx", "2xx", "3xx", "4xx", "5xx"):
+        answered = "2xx" if up else "5xx"
+        attributes = {
+            semconv.HTTPCHECK_URL: PROBE_URL,
+            semconv.HTTPCHECK_METHOD: "GET",
+            semconv.HTTPCHECK_STATUS_CODE: 200 if up else 503,
+            semconv.HTTPCHECK_STATUS_CLASS: status_class,
+        }
+        points.append(
+            {**base, "resource": {semconv.SERVICE_NAME: "otel-monitor-probe"}, "unit": "1"}
+            | {"name": semconv.METRIC_HTTPCHECK_STATUS, "type": "sum", "monotonic": False}
+            | {"attributes": attributes, "value": int(status_class == answered)}
+        )
+    return points
+
+
+def side_console_timeline(values: dict[str, list[float | None]]) -> list[dict[str, tuple[str, dict[str, str]]]]:
+    """Per minute: rule key -> (pending/firing, alert labels) of the new alerts, as the console evaluates them."""
+    store = Store(SLOs())
+    store.started_ns = T0
+    book = AlertBook(store)
+    book.uptime = UptimeBook(UPTIME)
+    timeline = []
+    for minute in range(SIDE_MINUTES):
+        points = _side_points(values, minute)
+        store.add_metric_points(points)
+        book.uptime.add_points(points)
+        book.evaluate(T0 + minute * MINUTE_NS)
+        timeline.append({k: (s.state, dict(s.labels)) for k, s in book.rules.items() if s.alertname in NEW_ALERTS})
+    return timeline
+
+
+def _values(points: list[float | None]) -> str:
+    return " ".join("_" if v is None else f"{v:g}" for v in points)
+
+
+def side_promtool_series(values: dict[str, list[float | None]]) -> list[dict[str, str]]:
+    series = [
+        {
+            "series": f'monitor_queue_depth{{job="{SERVICE}", instance="{i}", monitor_queue_name="{QUEUE}"}}',
+            "values": _values(values[f"queue_{i}"]),
+        }
+        for i in ("a", "b")
+    ]
+    for check in ("database", "cache"):
+        series.append(
+            {
+                "series": f'monitor_health_status{{job="{SERVICE}", instance="a", monitor_health_check="{check}"}}',
+                "values": _values(values[check]),
+            }
+        )
+    for status_class in ("2xx", "5xx"):
+        up = values["probe"] if status_class == "2xx" else [1 - v for v in values["probe"] if v is not None]
+        series.append(
+            {
+                "series": f'httpcheck_status{{job="otel-monitor-probe", http_url="{PROBE_URL}", http_method="GET", '
+                f'http_status_class="{status_class}"}}',
+                "values": _values(up),
+            }
+        )
+    return series
+
+
+@pytest.mark.promtool
+def test_console_queue_and_uptime_alerts_follow_the_prometheus_timeline(tmp_path: Path) -> None:
+    """QueueDepthHigh and UptimeBelowObjective: promtool, running the generated rules on the same series,
+    has the console's alerts, with the console's labels, at every minute."""
+    values = side_scenario()
+    timeline = side_console_timeline(values)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(generate(SLOs(), "otel-monitor.yaml", uptime=UPTIME))
+    groups = [g["name"] for g in yaml.safe_load(rules.read_text())["groups"]]
+    cases = []
+    for minute, states in enumerate(timeline):
+        samples = []
+        for key, (state, labels) in sorted(states.items()):
+            alertname = key.split(":", 1)[0]
+            shown = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+            samples.append(
+                {
+                    "labels": f'ALERTS{{alertname="{alertname}", alertstate="{state}", {shown}, '
+                    f'severity="{TIMINGS[alertname].severity}"}}',
+                    "value": 1,
+                }
+            )
+        names = "|".join(NEW_ALERTS)
+        cases.append({"expr": f'ALERTS{{alertname=~"{names}"}}', "eval_time": f"{minute}m", "exp_samples": samples})
+    test = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "group_eval_order": groups,
+        "tests": [{"interval": "1m", "input_series": side_promtool_series(values), "promql_expr_test": cases}],
+    }
+    test_file = tmp_path / "side.test.yaml"
+    test_file.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = subprocess.run(
+        [_promtool(), "test", "rules", str(test_file)], capture_output=True, text=True, cwd=tmp_path
+    )
+    rendered = _render([{k: v[0] for k, v in t.items()} for t in timeline])
+    assert result.returncode == 0, (
+        f"console timeline:\n{rendered}\n\npromtool:\n{result.stdout[-3000:]}{result.stderr[-6000:]}"
+    )
+    # Each new alert pends and fires; the queue's second burst and the stale instance pend without firing.
+    seen = {
+        (
+            k.split(":", 1)[0],
+            labels.get("monitor_queue_name")
+            or labels["monitor_health_check" if "monitor_health_check" in labels else "http_url"],
+            state,
+        )
+        for t in timeline
+        for k, (state, labels) in t.items()
+    }
+    for alertname, subject in (
+        ("QueueDepthHigh", QUEUE),
+        ("UptimeBelowObjective", PROBE_URL),
+        ("UptimeBelowObjective", "database"),
+        ("UptimeBelowObjective", "cache"),
+    ):
+        assert {(alertname, subject, "pending"), (alertname, subject, "firing")} <= seen, rendered
+    queue = [t.get(f"QueueDepthHigh:{SERVICE}:{QUEUE}", ("-",))[0] for t in timeline]
+    assert queue[24:27] == ["pending"] * 3 and queue[27] == "-", rendered
+    # Instance b's last report (minute 33) still counts 5 minutes later (Prometheus' lookback, both ends
+    # included), long enough to fire; then the alert resolves after keep_firing_for.
+    assert queue[33:38] == ["pending"] * 5 and queue[38:41] == ["firing"] * 3 and queue[41] == "-", rendered

@@ -155,3 +155,35 @@ def test_alertmanager_notifications_show_the_runbook(tmp_path):
         )
         assert result.returncode == 0, result.stderr
         assert "Runbook: docs/runbooks/ServiceDown.md" in result.stdout
+
+
+def test_the_console_evaluates_queue_and_uptime_alerts_with_their_runbooks():
+    """A console given the config's uptime: section fires QueueDepthHigh and UptimeBelowObjective on what it
+    receives, and lists them with their runbook links."""
+    from otel_monitor.console.app import Console
+    from tests.integration.test_alert_timeline import T0, _side_points, side_scenario
+
+    console = Console(
+        parse_config_text(
+            "uptime:\n  objective: 0.95\n  probes:\n    - url: http://shop.test/ping\n      objective: 0.91\n",
+            "c.yaml",
+        )
+    )
+    values = side_scenario()
+    for minute in range(20):
+        points = _side_points(values, minute)
+        console.store.add_metric_points(points)
+        console.uptime.add_points(points)
+        console.alerts.evaluate(T0 + minute * 60 * 10**9)
+    firing = {(a["alertname"], a["subject"]): a for a in console.alerts.as_json(None)["firing"]}
+    assert set(firing) == {
+        ("QueueDepthHigh", "order_emails"),
+        ("UptimeBelowObjective", "http://shop.test/ping"),
+        ("UptimeBelowObjective", "cache"),
+        ("UptimeBelowObjective", "database"),
+    }
+    for (alertname, _), alert in firing.items():
+        assert alert["runbook_url"] == f"docs/runbooks/{alertname}.md"
+        assert (RUNBOOKS / f"{alertname}.md").is_file()
+    assert firing[("QueueDepthHigh", "order_emails")]["value"] == 600
+    assert firing[("UptimeBelowObjective", "cache")]["threshold"] == 0.95

@@ -285,6 +285,9 @@ function runbookLink(a) {
 
 function alertLinks(a) {
   if (a.rule === "health") return [link("#/health", "health checks"), ...runbookLink(a)];
+  // Queue depths and uptime objectives are on the overview, not an operation's page.
+  if (a.rule === "queue_depth") return [link("#/overview", "queues on the overview", { "data-testid": "alert-overview" }), ...runbookLink(a)];
+  if (a.rule === "uptime") return [link("#/overview", "uptime objectives", { "data-testid": "alert-overview" }), ...runbookLink(a)];
   const failed = /error|success/i.test(a.rule + a.alertname);
   return [link("#/operation/" + encodeURIComponent(a.subject), "operation " + a.subject, { "data-testid": "alert-operation" }), " · ",
     link(hashWith("traces", failed ? "failed" : "slow", { operation: a.subject, service: a.service }), "example traces", { "data-testid": "alert-traces" }),
