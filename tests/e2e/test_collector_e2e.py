@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,8 +21,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.sdk.resources import Resource
 
 from examples.traffic import TrafficReport, run_traffic
+from otel_monitor.fast.otlp_exporters import OTLPMetricExporter
+from otel_monitor.launcher.probe_command import run_probes
+from otel_monitor.semantics.uptime import Probe, Uptime
 from tests.support.collector_queries import (
     DASHBOARDS,
     dashboard_targets,
@@ -84,6 +89,24 @@ def _crash_on_purpose(base_url: str) -> Counter[str]:
     return Counter(signup=1, cart_add=1, checkout=CRASHES)
 
 
+def probing(url: str, endpoint: str) -> tuple[threading.Thread, threading.Event]:
+    """`otel-monitor probe`'s loop probing ``url`` every second, sending to the collector, until the event is
+    set: the probe's series for the overview's uptime panel. The collector's own health endpoint is probed, so
+    the shop's request counts stay the traffic's."""
+    uptime = Uptime(interval=1, timeout=10, probes=(Probe(url),), configured=True)
+    exporter = OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics")
+    resource = Resource.create({"service.name": "otel-monitor-probe"})
+    stop = threading.Event()
+
+    def loop() -> None:
+        run_probes(uptime, exporter, resource, stop=stop, report=lambda _: None)
+        exporter.shutdown()
+
+    thread = threading.Thread(target=loop, name="probe", daemon=True)
+    thread.start()
+    return thread, stop
+
+
 def stop_flushing(app: LaunchedApp) -> str:
     """SIGINT and wait, so the SDK's exit flush sends the last metrics (uvicorn re-raises SIGTERM before it)."""
     app.process.send_signal(signal.SIGINT)
@@ -135,8 +158,11 @@ def single_run(otelcol, tmp_path_factory):
                 "SHOP_PASSWORD_ITERATIONS": "1000",
                 "OTEL_MONITOR_USER_ID_KEY": "test-key",
             }
+            probe, stop_probing = probing(f"http://127.0.0.1:{ports[13133]}/", common["OTEL_EXPORTER_OTLP_ENDPOINT"])
             with launched("examples.shop.app:app", shop_env) as shop:
                 report = run_traffic(shop.base_url, requests=1500, duration=120, concurrency=4, seed=20261206)
+                stop_probing.set()
+                probe.join(30)
                 extra = _crash_on_purpose(shop.base_url)
                 output = stop_flushing(shop)
             stop_flushing(payments)
