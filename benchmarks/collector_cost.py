@@ -44,7 +44,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.otelcol import AGENT, COLLECTOR, GATEWAY, Collector, collector_binary, free_port, local_config  # noqa: E402
+from tests.support.otelcol import AGENT, COLLECTOR, GATEWAY, Collector, collector_binary, free_port, local_config  # noqa: E402
 
 SPANS_PER_TRACE = 4
 ERROR_EVERY = 100  # one trace in this many ends with an error status

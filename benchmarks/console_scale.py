@@ -317,7 +317,7 @@ def jaeger_ingest(http_bodies: list[bytes], grpc_bodies: list[bytes]) -> dict[st
         return None
     import yaml
 
-    from tests.otelcol import local_config
+    from tests.support.otelcol import local_config
 
     work = Path(tempfile.mkdtemp(prefix="jaeger-bench-"))
     try:
