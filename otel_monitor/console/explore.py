@@ -9,6 +9,7 @@ below a millisecond.
 from __future__ import annotations
 
 import heapq
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -116,6 +117,23 @@ def _has_attributes(wanted: list[tuple[str, str]], *sources: dict[str, Any]) -> 
 
 
 # --- traces ---------------------------------------------------------------------
+def _on_one_span(t: TraceSummary, wanted: list[tuple[str, str]]) -> bool:
+    """One span of the trace has every ``key=value`` wanted, on it or its resource
+    (:func:`_has_attributes` written out: this runs for every candidate trace)."""
+    missing = _MISSING
+    for s in t.spans:
+        attrs, resource = s["attributes"], s["resource"]
+        for k, v in wanted:
+            found = attrs.get(k, missing)
+            if found is missing or (found if found.__class__ is str else str(found)) != v:
+                found = resource.get(k, missing)
+                if found is missing or (found if found.__class__ is str else str(found)) != v:
+                    break
+        else:
+            return True
+    return False
+
+
 def _display_names(t: TraceSummary) -> frozenset[str]:
     """A trace's span names with paths shortened, worked out once (the store forgets them when a span comes)."""
     if t.display_names is None:
@@ -128,8 +146,16 @@ def _narrowest(store: Store, f: Filters) -> tuple[Found | None, str]:
     (None, "": no filter has one; the search reads every trace in the window)."""
     index = store.search_index
     found: list[tuple[Found, str]] = []
-    for k, v in f.attributes:
-        found.append((index.attribute(k, v), "attr" if len(f.attributes) == 1 else ""))
+    hits = sorted((index.attribute(k, v) for k, v in f.attributes), key=lambda hit: len(hit.seqs))
+    if len(hits) == 1:
+        found.append((hits[0], "attr"))
+    elif hits:
+        # Traces holding every pair somewhere: the pairs must still be on one span ("attrs").
+        seqs = hits[0].seqs
+        for hit in hits[1:]:
+            if seqs:
+                seqs = array("q", sorted(set(seqs).intersection(hit.seqs)))
+        found.append((Found(seqs, all(hit.exact for hit in hits)), "attrs"))
     if f.operation:
         found.append((index.name(f.operation), "operation"))
     if f.service:
@@ -201,7 +227,10 @@ def search_traces(store: Store, f: Filters, since_ns: int, order: str = "recent"
             found = [t for t in found if op in t.names or (t.slashed and op in (t.display_names or _display_names(t)))]
         if f.attributes and proves != "attr":
             wanted = f.attributes
-            found = [t for t in found if any(_has_attributes(wanted, s["attributes"], s["resource"]) for s in t.spans)]
+            if proves == "attrs":  # a trace of one span holding every pair holds them on that span
+                found = [t for t in found if len(t.spans) == 1 or _on_one_span(t, wanted)]
+            else:
+                found = [t for t in found if _on_one_span(t, wanted)]
         if order == "slow":
             page = heapq.nlargest(f.offset + f.limit, found, key=lambda t: t.end_ns - t.start_ns)[f.offset :]
         else:
