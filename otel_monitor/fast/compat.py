@@ -76,13 +76,16 @@ def direct_histograms_unsupported() -> str | None:
         from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+        from otel_monitor.fast.histograms import DirectAggregations
         from otel_monitor.pipeline.instruments import create_instruments
     except ImportError as exc:
         return f"the metrics SDK lacks {exc.name or exc}"
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False, exemplar_filter=AlwaysOffExemplarFilter())
     try:
-        histogram = create_instruments(provider, (1.0,), 10, direct=True).operation_duration
+        histogram = create_instruments(
+            provider, (1.0,), 10, direct=DirectAggregations.for_instrument
+        ).operation_duration
         for value in (0.25, 0.5, 2.0):
             histogram.record(value, {"monitor.operation": "trial"})
         if histogram.direct_sets != 1:
@@ -169,7 +172,7 @@ FAST_PATHS: tuple[FastPath, ...] = (
     # its switch stays, as off.
     FastPath(
         "direct_histograms",
-        "direct histogram records (pipeline/instruments)",
+        "direct histogram records (fast/histograms)",
         "direct_histograms",
         ("opentelemetry-sdk",),
         _SDK,

@@ -150,7 +150,23 @@ def _build_pipeline(settings: Settings, config: ConfigFile) -> Any:
     from otel_monitor.fast.span_copy import light_copy
     from otel_monitor.pipeline.processors import build_pipeline
 
-    return build_pipeline(settings, config, metrics.get_meter_provider(), _logs.get_logger_provider(), light_copy)
+    return build_pipeline(
+        settings,
+        config,
+        metrics.get_meter_provider(),
+        _logs.get_logger_provider(),
+        light_copy,
+        direct_histograms(settings),
+    )
+
+
+def direct_histograms(settings: Settings) -> Any:
+    """The direct histogram path for the pipeline's instruments; None with ``OTEL_MONITOR_DIRECT_HISTOGRAMS`` off."""
+    if not settings.direct_histograms:
+        return None
+    from otel_monitor.fast.histograms import DirectAggregations
+
+    return DirectAggregations.for_instrument
 
 
 def configure_sdk(overrides: dict[str, Any] | None = None, **sdk_kwargs: Any) -> Runtime:

@@ -672,6 +672,7 @@ def build_pipeline(
     meter_provider: Any,
     logger_provider: Any,
     copy: Callable[..., ReadableSpan] = copy_span,
+    direct_histograms: Callable[[Any, int], Any] | None = None,
 ) -> Pipeline:
     """Build our processors and wrappers from resolved settings and the config file.
 
@@ -683,9 +684,7 @@ def build_pipeline(
     strict = bool(getattr(settings, "strict", False))
     problems: list[str] = []  # each bad config entry, also logged (or raised in strict mode)
     buckets = load_slos_or_defaults(config, strict=strict, problems=problems).buckets
-    instruments = metrics.create_instruments(
-        meter_provider, buckets, settings.cardinality_limit, bool(getattr(settings, "direct_histograms", True))
-    )
+    instruments = metrics.create_instruments(meter_provider, buckets, settings.cardinality_limit, direct_histograms)
     state = runtime.current()
     state.instruments = instruments
     classifier = errors.ErrorClassifier(errors.load_error_rules(config, strict=strict, problems=problems))

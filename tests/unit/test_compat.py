@@ -73,7 +73,10 @@ def _recorded_directly(direct_histograms: bool) -> tuple[int, int]:
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter(), shutdown_on_exit=False)
-    build_pipeline(resolve({"direct_histograms": direct_histograms}, environ={}), EMPTY, provider, None)
+    from otel_monitor.launcher.configurator import direct_histograms as launcher_choice
+
+    settings = resolve({"direct_histograms": direct_histograms}, environ={})
+    build_pipeline(settings, EMPTY, provider, None, direct_histograms=launcher_choice(settings))
     histogram = instruments.instruments_in_use().operation_duration
     for _ in range(3):
         histogram.record(0.1, {"monitor.operation": "checkout"})

@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import otel_monitor
 from otel_monitor import runtime, semconv, testing
+from otel_monitor.fast.histograms import DirectAggregations
 from otel_monitor.pipeline import instruments as metrics
 from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
@@ -131,7 +132,7 @@ def test_operation_histogram_counts_exactly_what_the_sdk_counts(
     ours, second, plain = InMemoryMetricReader(), InMemoryMetricReader(), InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[ours, second], exemplar_filter=exemplar_filter, views=[keep_operation])
     reference = MeterProvider(metric_readers=[plain], exemplar_filter=exemplar_filter, views=[keep_operation])
-    instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS)
+    instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS, direct=DirectAggregations.for_instrument)
     expected = reference.get_meter("x").create_histogram(
         semconv.METRIC_OPERATION_DURATION, explicit_bucket_boundaries_advisory=list(DEFAULT_BUCKETS)
     )
