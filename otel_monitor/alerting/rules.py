@@ -30,7 +30,13 @@ from typing import Any
 
 from otel_monitor import semconv
 from otel_monitor.config.file import ConfigFile, ConfigFileError, load_config_file
-from otel_monitor.semantics.alert_timing import DEFAULT_RUNBOOK_BASE_URL, TIMINGS, load_runbook_base, runbook_url
+from otel_monitor.semantics.alert_timing import (
+    DEFAULT_RUNBOOK_BASE_URL,
+    NO_HYSTERESIS,
+    TIMINGS,
+    load_runbook_base,
+    runbook_url,
+)
 from otel_monitor.semantics.kpis import KPI, Source, load_kpis
 from otel_monitor.semantics.slo import SLOs, Thresholds, load_slos
 from otel_monitor.semantics.uptime import OBJECTIVE_WINDOW, Uptime, load_uptime
@@ -133,6 +139,11 @@ def _number(value: float) -> str:
     return format(Decimal(repr(round(value, 9))).normalize(), "f")
 
 
+def promql_number(value: float) -> str:
+    """``value`` as the rule file writes it (the console compares with the same number)."""
+    return _number(value)
+
+
 def _select(metric: str, selector: str) -> str:
     return f"{metric}{{{selector}}}" if selector else metric
 
@@ -179,8 +190,8 @@ def _alert(
     name: str, expr: str, severity: str, for_: str, summary: str, description: str, **labels: str
 ) -> dict[str, Any]:
     rule: dict[str, Any] = {"alert": name, "expr": expr, "for": for_}
-    timing = TIMINGS.get(name)
-    if timing is not None:
+    timing = TIMINGS.get(name) or TIMINGS.get(f"{name}/{labels.get('long_window')}")
+    if timing is not None and timing.keep_firing_for != NO_HYSTERESIS:
         # The console evaluates this alert too, with the same hysteresis (alert_timing).
         rule["keep_firing_for"] = timing.keep_firing_for
     rule["labels"] = {"severity": severity, **labels}
@@ -495,7 +506,7 @@ def _uptime_alerts(
                 "UptimeBudgetBurn",
                 f"{long_down} > {limit}\nand\n{short_down} > {limit}",
                 severity,
-                "2m" if severity == "critical" else "15m",
+                TIMINGS[f"UptimeBudgetBurn/{long_window}"].for_,
                 f"{what} is burning its downtime budget {_number(rate)}x too fast",
                 f"Down {{{{ $value | humanizePercentage }}}} of the last {long_window} (and of the last "
                 f"{short_window}): {_number(rate)}x the budget of a {_percent(objective)}% uptime objective; at "

@@ -34,7 +34,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from otel_monitor.alerting.rules import HEALTH_CHECK, HTTP_URL, QUEUE_DEPTH_CRITICAL, QUEUE_NAME
+from otel_monitor.alerting.rules import (
+    BURN_RATES,
+    HEALTH_CHECK,
+    HTTP_URL,
+    QUEUE_DEPTH_CRITICAL,
+    QUEUE_NAME,
+    promql_number,
+)
 from otel_monitor.console.aggregates import Queries
 from otel_monitor.console.queues import queue_depths_at
 from otel_monitor.console.store import MINUTE_NS, Histogram, ServiceRollups, Store
@@ -89,10 +96,16 @@ class _RuleSubject:
     family: str
     service: str
     subject: str
+    timing: str  # the rule's key in TIMINGS when several rules share the alert name, else ""
+
+    @property
+    def rule(self) -> str:
+        """The rule's key in TIMINGS: the alert name, or the alert name and long window of a burn rate."""
+        return self.timing or self.alertname
 
     @property
     def key(self) -> str:
-        return f"{self.alertname}:{self.service}:{self.subject}"
+        return f"{self.rule}:{self.service}:{self.subject}"
 
     @property
     def family_id(self) -> str:
@@ -111,6 +124,7 @@ class Condition(_RuleSubject):
     threshold: float
     summary: str
     labels: dict[str, str] = field(default_factory=dict)
+    timing: str = ""
 
 
 @dataclass
@@ -130,6 +144,7 @@ class RuleState(_RuleSubject):
     threshold: float = 0.0
     summary: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    timing: str = ""
 
 
 class Journal(Protocol):
@@ -343,10 +358,17 @@ def _uptime_conditions(uptime: UptimeBook, now_ns: int, services: list[str] | No
     """``UptimeBelowObjective``: a listed probe's or a health check's 30-day uptime below its objective."""
     found = []
     for t in uptime.objective_uptimes(now_ns, services):
-        if t["uptime"] >= t["objective"]:
-            continue
         what = t["target"] if t["kind"] == "probe" else f"health check {t['target']}"
         target_label = HTTP_URL if t["kind"] == "probe" else HEALTH_CHECK
+        labels = {
+            "job": t["service"],
+            target_label: t["target"],
+            "uptime_of": t["kind"],
+            "uptime_target": t["uptime_target"],
+        }
+        found += _burn_conditions(t, what, labels)
+        if t["uptime"] >= t["objective"]:
+            continue
         found.append(
             Condition(
                 "UptimeBelowObjective",
@@ -356,12 +378,37 @@ def _uptime_conditions(uptime: UptimeBook, now_ns: int, services: list[str] | No
                 t["uptime"],
                 t["objective"],
                 f"{what}: up {t['uptime']:.3%} of the last 30 days, objective {t['objective']:.3%}",
-                {
-                    "job": t["service"],
-                    target_label: t["target"],
-                    "uptime_of": t["kind"],
-                    "uptime_target": t["uptime_target"],
-                },
+                labels,
+            )
+        )
+    return found
+
+
+def _burn_conditions(t: dict[str, Any], what: str, labels: dict[str, str]) -> list[Condition]:
+    """``UptimeBudgetBurn``: down more than the burn rate times the budget over both of a rule's windows."""
+    found = []
+    budget = 1 - t["objective"]
+    for _, rate, long_window, short_window in BURN_RATES:
+        # The limit as the rule file writes it, so both compare with the same number.
+        limit = float(promql_number(rate * budget))
+        short = t["over"](seconds(short_window) // 60)
+        if short is None or 1 - short <= limit:
+            continue  # the usual case: the long window is not worked out
+        long = t["over"](seconds(long_window) // 60)
+        if long is None or 1 - long <= limit:
+            continue
+        found.append(
+            Condition(
+                "UptimeBudgetBurn",
+                "uptime",
+                labels["job"],
+                t["target"],
+                1 - long,
+                limit,
+                f"{what}: down {1 - long:.2%} of the last {long_window} and {1 - short:.2%} of the last "
+                f"{short_window}, {rate:g}x its downtime budget",
+                {**labels, "long_window": long_window, "short_window": short_window},
+                timing=f"UptimeBudgetBurn/{long_window}",
             )
         )
     return found
@@ -496,7 +543,7 @@ class AlertBook:
                 if key in holding:
                     s.keep_firing_since = None
                     continue
-                keep = seconds(TIMINGS[s.alertname].keep_firing_for) * 1000
+                keep = seconds(TIMINGS[s.rule].keep_firing_for) * 1000
                 if s.state == "firing" and keep:
                     if s.keep_firing_since is None:
                         s.keep_firing_since = now
@@ -510,11 +557,12 @@ class AlertBook:
                     s = existing
                 else:
                     s = self.rules[key] = RuleState(
-                        c.alertname, c.family, c.service, c.subject, TIMINGS[c.alertname].severity, "pending", now
+                        c.alertname, c.family, c.service, c.subject, TIMINGS[c.rule].severity, "pending", now
                     )
+                    s.timing = c.timing
                     changes.append((s, "pending", None))
                 s.value, s.threshold, s.summary, s.labels = c.value, c.threshold, c.summary, c.labels
-                hold = seconds(pending_period(c.alertname, error_rate_for.get(c.subject, default_for))) * 1000
+                hold = seconds(pending_period(c.rule, error_rate_for.get(c.subject, default_for))) * 1000
                 if s.state == "pending" and now - s.active_at >= hold:
                     s.state, s.fired_at = "firing", now
                     changes.append((s, "firing", None))

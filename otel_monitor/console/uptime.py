@@ -11,6 +11,7 @@ of samples that were up, as the generated rules compute it.
 from __future__ import annotations
 
 import threading
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,38 @@ from otel_monitor.semantics.uptime import Uptime
 HOUR_NS = 3600 * 10**9
 WINDOW_HOURS = 30 * 24
 MAX_TARGETS = 1000
+MINUTE_NS = 60 * 10**9
+# Minutes counted one by one for the burn-rate alerts' windows: the longest is 3 days, and a
+# window of w minutes reads w + 1 of them (Prometheus 2.x includes both ends of a range).
+MINUTES_KEPT = 3 * 24 * 60 + 1
+
+
+class _MinuteCounts:
+    """Samples and ups per minute of the last :data:`MINUTES_KEPT`, in fixed arrays (a ring)."""
+
+    def __init__(self) -> None:
+        self.minute = array("q", [-1]) * MINUTES_KEPT
+        self.samples = array("I", [0]) * MINUTES_KEPT
+        self.up = array("I", [0]) * MINUTES_KEPT
+
+    def add(self, minute: int, up: bool) -> None:
+        i = minute % MINUTES_KEPT
+        if self.minute[i] != minute:
+            if self.minute[i] > minute:
+                return  # older than what the ring holds
+            self.minute[i], self.samples[i], self.up[i] = minute, 0, 0
+        self.samples[i] += 1
+        self.up[i] += up
+
+    def window(self, now_minute: int, minutes: int) -> tuple[int, int]:
+        """(samples, up) of the minutes from ``now_minute - minutes`` to ``now_minute``, both included."""
+        samples = up = 0
+        for m in range(now_minute - min(minutes, MINUTES_KEPT - 1), now_minute + 1):
+            i = m % MINUTES_KEPT
+            if self.minute[i] == m:
+                samples += self.samples[i]
+                up += self.up[i]
+        return samples, up
 
 
 @dataclass
@@ -36,6 +69,7 @@ class _Target:
     seen: dict[str, int] = field(default_factory=dict)  # instance -> newest sample time (re-sent points skip)
     last_ns: int = 0
     last_up: bool | None = None
+    minutes: _MinuteCounts | None = None  # made at the first sample: only watched targets get one
     status_code: int | None = None
     duration_ms: float | None = None
     error: str | None = None
@@ -48,6 +82,9 @@ class _Target:
         counts = self.hours.setdefault(hour, [0, 0])
         counts[0] += 1
         counts[1] += up
+        if self.minutes is None:
+            self.minutes = _MinuteCounts()
+        self.minutes.add(t // MINUTE_NS, up)
         for old in [h for h in self.hours if h <= hour - WINDOW_HOURS]:
             del self.hours[old]
         if t >= self.last_ns:
@@ -168,7 +205,9 @@ class UptimeBook:
         """The targets the generated ``UptimeBelowObjective`` rules watch, with their uptime over the
         30 days up to ``now_ns``: the probes the config lists (per service and URL, any method, as
         ``monitor:probe_up`` is), and every health check (its own objective, else the default).
-        Each entry: kind, service, target, uptime, objective, uptime_target (the rule's label)."""
+        Each entry: kind, service, target, uptime, objective, uptime_target (the rule's label), and
+        ``over(minutes)``: the uptime of the last ``minutes`` (the burn-rate windows), worked out
+        when asked, as most evaluations need none of them."""
         if not self.uptime.configured:
             return []
         first_hour = now_ns // HOUR_NS - WINDOW_HOURS + 1
@@ -176,6 +215,7 @@ class UptimeBook:
         for probe in self.uptime.probes:
             listed.setdefault(probe.url, probe.objective)
         counts: dict[tuple[str, str, str], list[int]] = {}
+        members: dict[tuple[str, str, str], list[_Target]] = {}
         with self._lock:
             for t in self._targets.values():
                 if services is not None and t.service not in services:
@@ -183,6 +223,7 @@ class UptimeBook:
                 if t.kind == "probe" and t.target not in listed:
                     continue
                 total = counts.setdefault((t.kind, t.service, t.target), [0, 0])
+                members.setdefault((t.kind, t.service, t.target), []).append(t)
                 for hour, (samples, up) in t.hours.items():
                     if hour >= first_hour:
                         total[0] += samples
@@ -204,9 +245,22 @@ class UptimeBook:
                     "uptime": up / samples,
                     "objective": objective,
                     "uptime_target": label,
+                    "over": self._over(members[(kind, service, target)], now_ns // MINUTE_NS),
                 }
             )
         return out
+
+    def _over(self, targets: list[_Target], now_minute: int) -> Any:
+        def over(minutes: int) -> float | None:
+            samples = up = 0
+            with self._lock:
+                for t in targets:
+                    if t.minutes is not None:
+                        s, u = t.minutes.window(now_minute, minutes)
+                        samples, up = samples + s, up + u
+            return up / samples if samples else None
+
+        return over
 
 
 _PROBE_METRICS = frozenset(

@@ -29,6 +29,7 @@ _DURATION = re.compile(r"^(\d+)([smhd])$")
 # Long enough that a ratio crossing its threshold for one evaluation, back and forth,
 # stays one alert; short next to the 5-minute windows, so recovery is still reported soon.
 KEEP_FIRING_FOR = "2m"
+NO_HYSTERESIS = "0s"
 
 
 def seconds(duration: str) -> int:
@@ -48,11 +49,19 @@ class AlertTiming:
     for_: str  # "" when it comes from the SLO (error_rate.for)
     window: str
     keep_firing_for: str = KEEP_FIRING_FOR
+    # A burn-rate rule's short window; its long one is ``window``. Several such rules share
+    # one alert name, told apart by their windows (the rules' long_window label).
+    short_window: str = ""
+
+    @property
+    def key(self) -> str:
+        """The rule's key in :data:`TIMINGS`: the alert name, with ``/<long window>`` for a burn rate."""
+        return f"{self.alert}/{self.window}" if self.short_window else self.alert
 
 
-# The alerts both evaluators have, by Prometheus name.
+# The alerts both evaluators have, by Prometheus name (and long window, for a burn rate).
 TIMINGS: dict[str, AlertTiming] = {
-    t.alert: t
+    t.key: t
     for t in (
         AlertTiming("OperationSuccessRateCritical", "critical", "5m", "5m"),
         AlertTiming("OperationSuccessRateLow", "warning", "5m", "5m"),
@@ -66,6 +75,12 @@ TIMINGS: dict[str, AlertTiming] = {
         # A gauge: the window is Prometheus' lookback, the newest depth of the last 5 minutes.
         AlertTiming("QueueDepthHigh", "critical", "5m", "5m"),
         AlertTiming("UptimeBelowObjective", "warning", "5m", "30d"),
+        # The burn rates of alerting.rules.BURN_RATES, paging (2m) or ticketing (15m). No
+        # keep_firing_for: the short window already keeps a recovering burn from flapping.
+        AlertTiming("UptimeBudgetBurn", "critical", "2m", "1h", NO_HYSTERESIS, short_window="5m"),
+        AlertTiming("UptimeBudgetBurn", "critical", "2m", "6h", NO_HYSTERESIS, short_window="30m"),
+        AlertTiming("UptimeBudgetBurn", "warning", "15m", "1d", NO_HYSTERESIS, short_window="2h"),
+        AlertTiming("UptimeBudgetBurn", "warning", "15m", "3d", NO_HYSTERESIS, short_window="6h"),
     )
 }
 

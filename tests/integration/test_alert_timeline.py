@@ -248,13 +248,15 @@ def test_le_matchers_of_the_timeline_series_are_the_rules() -> None:
 
 PROBE_URL = "http://shop.test/ping"
 QUEUE = "order_emails"
-# The listed probe and check get 0.91, the other check the default 0.95: ratios over fewer than 100
-# samples never equal either exactly, so rounding cannot decide a minute.
+# The listed probe and check get 0.91, the other checks the default 0.943: no ratio of fewer than 100
+# samples equals either, nor a burn rate's limit (1x, 3x, 6x or 14.4x the budget), so rounding cannot
+# decide a minute.
 UPTIME = Uptime(
-    objective=0.95, probes=(Probe(PROBE_URL, objective=0.91),), health_checks={"database": 0.91}, configured=True
+    objective=0.943, probes=(Probe(PROBE_URL, objective=0.91),), health_checks={"database": 0.91}, configured=True
 )
-NEW_ALERTS = ("QueueDepthHigh", "UptimeBelowObjective")
+NEW_ALERTS = ("QueueDepthHigh", "UptimeBelowObjective", "UptimeBudgetBurn")
 SIDE_MINUTES = 50
+CHECKS = ("database", "cache", "search")
 
 
 def side_scenario() -> dict[str, list[float | None]]:
@@ -262,11 +264,12 @@ def side_scenario() -> dict[str, list[float | None]]:
 
     The queue sums 600 over two instances for 8 minutes (fires), then 600 for 3 (stays pending); instance b
     then stops reporting with 450 waiting, which counts for Prometheus' lookback and no longer after it.
-    The probe and the database check are down at minutes 10-11, the cache check at 3-4."""
+    The probe and the database check are down at minutes 10-11, the cache check at 3-4, the search check
+    from 1 to 24: long enough for each of its four burn rates to fire."""
     queue_a = [100.0] * 10 + [300.0] * 8 + [100.0] * 6 + [300.0] * 3 + [100.0] * (SIDE_MINUTES - 27)
     queue_b: list[float | None] = [100.0] * 10 + [300.0] * 8 + [100.0] * 6 + [300.0] * 3 + [100.0] * 6
     queue_b += [450.0] + [None] * (SIDE_MINUTES - len(queue_b) - 1)
-    down_at = {"probe": (10, 11), "database": (10, 11), "cache": (3, 4)}
+    down_at = {"probe": (10, 11), "database": (10, 11), "cache": (3, 4), "search": tuple(range(1, 25))}
     out: dict[str, list[float | None]] = {"queue_a": list(queue_a), "queue_b": queue_b}
     for name, minutes in down_at.items():
         out[name] = [0.0 if m in minutes else 1.0 for m in range(SIDE_MINUTES)]
@@ -287,7 +290,7 @@ def _side_points(values: dict[str, list[float | None]], minute: int) -> list[dic
                 {**base, "resource": resource, "name": semconv.METRIC_QUEUE_DEPTH, "type": "gauge", "unit": "{item}"}
                 | {"attributes": attributes, "value": depth}
             )
-    for check in ("database", "cache"):
+    for check in CHECKS:
         points.append(
             {**base, "resource": {semconv.SERVICE_NAME: SERVICE, semconv.SERVICE_INSTANCE_ID: "a"}}
             | {"name": semconv.METRIC_HEALTH_STATUS, "type": "gauge", "unit": "1", "value": values[check][minute]}
@@ -311,7 +314,7 @@ def _side_points(values: dict[str, list[float | None]], minute: int) -> list[dic
 
 
 def side_console_timeline(values: dict[str, list[float | None]]) -> list[dict[str, tuple[str, dict[str, str]]]]:
-    """Per minute: rule key -> (pending/firing, alert labels) of the new alerts, as the console evaluates them."""
+    """Per minute: rule key -> (pending/firing, ALERTS labels) of the new alerts, as the console evaluates them."""
     store = Store(SLOs())
     store.started_ns = T0
     book = AlertBook(store)
@@ -322,7 +325,13 @@ def side_console_timeline(values: dict[str, list[float | None]]) -> list[dict[st
         store.add_metric_points(points)
         book.uptime.add_points(points)
         book.evaluate(T0 + minute * MINUTE_NS)
-        timeline.append({k: (s.state, dict(s.labels)) for k, s in book.rules.items() if s.alertname in NEW_ALERTS})
+        timeline.append(
+            {
+                k: (s.state, {"alertname": s.alertname, "severity": s.severity, **s.labels})
+                for k, s in book.rules.items()
+                if s.alertname in NEW_ALERTS
+            }
+        )
     return timeline
 
 
@@ -338,7 +347,7 @@ def side_promtool_series(values: dict[str, list[float | None]]) -> list[dict[str
         }
         for i in ("a", "b")
     ]
-    for check in ("database", "cache"):
+    for check in CHECKS:
         series.append(
             {
                 "series": f'monitor_health_status{{job="{SERVICE}", instance="a", monitor_health_check="{check}"}}',
@@ -369,16 +378,9 @@ def test_console_queue_and_uptime_alerts_follow_the_prometheus_timeline(tmp_path
     cases = []
     for minute, states in enumerate(timeline):
         samples = []
-        for key, (state, labels) in sorted(states.items()):
-            alertname = key.split(":", 1)[0]
-            shown = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-            samples.append(
-                {
-                    "labels": f'ALERTS{{alertname="{alertname}", alertstate="{state}", {shown}, '
-                    f'severity="{TIMINGS[alertname].severity}"}}',
-                    "value": 1,
-                }
-            )
+        for _, (state, labels) in sorted(states.items()):
+            shown = ", ".join(f'{k}="{v}"' for k, v in sorted({**labels, "alertstate": state}.items()))
+            samples.append({"labels": f"ALERTS{{{shown}}}", "value": 1})
         names = "|".join(NEW_ALERTS)
         cases.append({"expr": f'ALERTS{{alertname=~"{names}"}}', "eval_time": f"{minute}m", "exp_samples": samples})
     test = {
@@ -392,14 +394,14 @@ def test_console_queue_and_uptime_alerts_follow_the_prometheus_timeline(tmp_path
     result = subprocess.run(
         [_promtool(), "test", "rules", str(test_file)], capture_output=True, text=True, cwd=tmp_path
     )
-    rendered = _render([{k: v[0] for k, v in t.items()} for t in timeline])
+    rendered = _render([{k.replace(":", "@", 1): v[0] for k, v in t.items()} for t in timeline])
     assert result.returncode == 0, (
         f"console timeline:\n{rendered}\n\npromtool:\n{result.stdout[-3000:]}{result.stderr[-6000:]}"
     )
-    # Each new alert pends and fires; the queue's second burst and the stale instance pend without firing.
+    # Each new alert (and each burn rate) pends and fires; the queue's second burst and the stale instance pend without firing.
     seen = {
         (
-            k.split(":", 1)[0],
+            k.split(":", 1)[0],  # the rule: a burn rate's with its long window
             labels.get("monitor_queue_name")
             or labels["monitor_health_check" if "monitor_health_check" in labels else "http_url"],
             state,
@@ -412,6 +414,7 @@ def test_console_queue_and_uptime_alerts_follow_the_prometheus_timeline(tmp_path
         ("UptimeBelowObjective", PROBE_URL),
         ("UptimeBelowObjective", "database"),
         ("UptimeBelowObjective", "cache"),
+        *(("UptimeBudgetBurn/" + window, "search") for window in ("1h", "6h", "1d", "3d")),
     ):
         assert {(alertname, subject, "pending"), (alertname, subject, "firing")} <= seen, rendered
     queue = [t.get(f"QueueDepthHigh:{SERVICE}:{QUEUE}", ("-",))[0] for t in timeline]

@@ -158,8 +158,8 @@ def test_alertmanager_notifications_show_the_runbook(tmp_path):
 
 
 def test_the_console_evaluates_queue_and_uptime_alerts_with_their_runbooks():
-    """A console given the config's uptime: section fires QueueDepthHigh and UptimeBelowObjective on what it
-    receives, and lists them with their runbook links."""
+    """A console given the config's uptime: section fires QueueDepthHigh, UptimeBelowObjective and
+    UptimeBudgetBurn on what it receives, and lists them with their runbook links."""
     from otel_monitor.console.app import Console
     from tests.integration.test_alert_timeline import T0, _side_points, side_scenario
 
@@ -175,15 +175,23 @@ def test_the_console_evaluates_queue_and_uptime_alerts_with_their_runbooks():
         console.store.add_metric_points(points)
         console.uptime.add_points(points)
         console.alerts.evaluate(T0 + minute * 60 * 10**9)
-    firing = {(a["alertname"], a["subject"]): a for a in console.alerts.as_json(None)["firing"]}
-    assert set(firing) == {
-        ("QueueDepthHigh", "order_emails"),
-        ("UptimeBelowObjective", "http://shop.test/ping"),
-        ("UptimeBelowObjective", "cache"),
-        ("UptimeBelowObjective", "database"),
+    firing = {
+        (a["rule"], a["subject"]): a
+        for a in console.alerts.as_json(None)["firing"]
+        if a["rule"] in ("queue_depth", "uptime")
     }
-    for (alertname, _), alert in firing.items():
-        assert alert["runbook_url"] == f"docs/runbooks/{alertname}.md"
-        assert (RUNBOOKS / f"{alertname}.md").is_file()
-    assert firing[("QueueDepthHigh", "order_emails")]["value"] == 600
-    assert firing[("UptimeBelowObjective", "cache")]["threshold"] == 0.95
+    assert set(firing) == {
+        ("queue_depth", "order_emails"),
+        ("uptime", "http://shop.test/ping"),
+        ("uptime", "cache"),
+        ("uptime", "database"),
+        ("uptime", "search"),
+    }
+    assert {a["alertname"] for a in firing.values()} == {"QueueDepthHigh", "UptimeBelowObjective", "UptimeBudgetBurn"}
+    for alert in firing.values():
+        assert alert["runbook_url"] == f"docs/runbooks/{alert['alertname']}.md"
+        assert (RUNBOOKS / f"{alert['alertname']}.md").is_file()
+    assert firing[("queue_depth", "order_emails")]["value"] == 600
+    # The search check burns its budget fast enough to page: the critical burn rate leads its alert.
+    search = firing[("uptime", "search")]
+    assert (search["alertname"], search["severity"]) == ("UptimeBudgetBurn", "critical")
