@@ -70,6 +70,9 @@ class _Target:
     last_ns: int = 0
     last_up: bool | None = None
     minutes: _MinuteCounts | None = None  # made at the first sample: only watched targets get one
+    # (hour, samples, up) of the 30-day window's complete hours before that hour: summed once an hour,
+    # not at every alert evaluation; a late sample for one of them drops it.
+    closed: tuple[int, int, int] | None = None
     status_code: int | None = None
     duration_ms: float | None = None
     error: str | None = None
@@ -79,6 +82,8 @@ class _Target:
             return False
         self.seen[source] = t
         hour = t // HOUR_NS
+        if self.closed is not None and hour < self.closed[0]:
+            self.closed = None
         counts = self.hours.setdefault(hour, [0, 0])
         counts[0] += 1
         counts[1] += up
@@ -90,6 +95,15 @@ class _Target:
         if t >= self.last_ns:
             self.last_ns, self.last_up = t, up
         return True
+
+    def month(self, now_hour: int) -> tuple[int, int]:
+        """(samples, up) of the 30 days up to the end of ``now_hour``."""
+        if self.closed is None or self.closed[0] != now_hour:
+            first = now_hour - WINDOW_HOURS + 1
+            kept = [c for h, c in self.hours.items() if first <= h < now_hour]
+            self.closed = (now_hour, sum(c[0] for c in kept), sum(c[1] for c in kept))
+        samples, up = self.hours.get(now_hour, (0, 0))
+        return self.closed[1] + samples, self.closed[2] + up
 
 
 class UptimeBook:
@@ -210,7 +224,7 @@ class UptimeBook:
         when asked, as most evaluations need none of them."""
         if not self.uptime.configured:
             return []
-        first_hour = now_ns // HOUR_NS - WINDOW_HOURS + 1
+        now_hour = now_ns // HOUR_NS
         listed: dict[str, float] = {}
         for probe in self.uptime.probes:
             listed.setdefault(probe.url, probe.objective)
@@ -224,10 +238,9 @@ class UptimeBook:
                     continue
                 total = counts.setdefault((t.kind, t.service, t.target), [0, 0])
                 members.setdefault((t.kind, t.service, t.target), []).append(t)
-                for hour, (samples, up) in t.hours.items():
-                    if hour >= first_hour:
-                        total[0] += samples
-                        total[1] += up
+                samples, up = t.month(now_hour)
+                total[0] += samples
+                total[1] += up
         out = []
         for (kind, service, target), (samples, up) in sorted(counts.items()):
             if not samples:

@@ -195,3 +195,16 @@ def test_a_bad_webhook_url_is_refused_by_name() -> None:
     """A webhook that is not an http(s) URL is refused with a message naming it."""
     with pytest.raises(ValueError, match="ftp://x"):
         WebhookNotifier("ftp://x")
+
+
+def test_a_late_report_for_a_past_hour_counts_in_the_30_day_uptime() -> None:
+    """The 30-day sums kept between evaluations take a report that arrives late for an earlier hour."""
+    from otel_monitor.console.uptime import HOUR_NS, _Target
+
+    check = _Target("health_check", "shop", "database")
+    check.add("i1", 1000 * HOUR_NS + 10, True)
+    check.add("i1", 1001 * HOUR_NS + 10, True)
+    assert check.month(1001) == (2, 2)
+    check.add("i2", 1000 * HOUR_NS + 20, False)  # another instance's report, exported late
+    assert check.month(1001) == (3, 2)
+    assert check.month(1000 + 30 * 24) == (1, 1)  # 30 days on, only hour 1001 is in the window
