@@ -8,12 +8,16 @@
    metric export (the operation duration histogram of two operations, one of
    them failing often enough to alert, a health gauge and a cache counter) and
    a few operation spans; then ``/api/operations``, ``/api/summary``,
-   ``/api/services`` and ``/api/alerts`` are timed (p50 of 5, ms).
-2. Stall: for ``--stall-seconds`` (the console evaluates its alert rules every
-   10 s in the background), a client asks a cheap endpoint every 20 ms; the
-   longest answer is how long the API stood still.
-3. Memory: a second console receives one span from each of ``--names`` distinct
-   service names (2,000 per request); its RSS is read before and after.
+   ``/api/services`` and ``/api/alerts`` are timed (p50 of 5, ms; once when slower than 2 s;
+   a call over ``--timeout`` ends the part).
+2. Stall: a fresh console gets the same data; for ``--stall-seconds`` (it
+   evaluates its alert rules every 10 s in the background), a client asks a
+   cheap endpoint every 20 ms; the longest answer is how long the API stood
+   still.
+3. Memory: a console in a process of its own (no server, so nothing but
+   ingest runs) receives one span from each of ``--names`` distinct service
+   names (2,000 per request, decoded as the server does); its RSS is read
+   before and after.
 
 ``--tree`` runs the console from another checkout of the repository (its
 ``otel_monitor`` package, this venv): the figures before a change, from
@@ -39,11 +43,11 @@ from typing import Any
 import psutil
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.append(os.path.join(os.path.dirname(__file__), ".."))  # after --tree's package
 
-from benchmarks.console_ingest import _kv
 from otel_monitor import semconv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +56,16 @@ NAMES_PER_REQUEST = 2000
 API_CALLS = ("/api/operations", "/api/summary", "/api/services", "/api/alerts")
 # Cheap to answer (a trace id never received): its latency is the time the API waits for the event loop.
 PROBE = "/api/traces/" + "0" * 32
+
+
+def _kv(key: str, value: object) -> KeyValue:
+    # Not benchmarks.console_ingest's: importing it loads this checkout's otel_monitor, not --tree's.
+    kv = KeyValue(key=key)
+    if isinstance(value, bool):
+        kv.value.bool_value = value
+    else:
+        kv.value.string_value = str(value)
+    return kv
 
 
 def free_port() -> int:
@@ -69,8 +83,9 @@ class Console:
         if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
             command = ["taskset", "-c", "0", *command]
         env = dict(os.environ, PYTHONPATH=str(tree or REPO))
+        # Started in the tree: ``-m`` puts the working directory first on the path.
         self.process = subprocess.Popen(
-            [*command, *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [*command, *extra], cwd=tree or REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 30
         while True:
@@ -82,8 +97,8 @@ class Console:
                     raise RuntimeError("the console did not start") from None
                 time.sleep(0.1)
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+    def request(self, method: str, path: str, body: bytes | None = None, timeout: float = 600) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             headers = {"Content-Type": "application/x-protobuf"} if body is not None else {}
             conn.request(method, path, body, headers)
@@ -92,8 +107,8 @@ class Console:
         finally:
             conn.close()
 
-    def get(self, path: str) -> Any:
-        status, body = self.request("GET", path)
+    def get(self, path: str, timeout: float = 600) -> Any:
+        status, body = self.request("GET", path, timeout=timeout)
         if status >= 500:
             raise RuntimeError(f"GET {path}: {status}")
         return json.loads(body)
@@ -176,16 +191,27 @@ def timed(call: Callable[[], Any]) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-def latency(console: Console, services: int) -> None:
+def fill(console: Console, services: int) -> None:
     now = time.time_ns()
     for first in range(0, services, SERVICES_PER_REQUEST):
         block = range(first, min(services, first + SERVICES_PER_REQUEST))
         console.post("/v1/metrics", metrics_request(block, now))
         console.post("/v1/traces", spans_request((f"svc-{n:05}" for n in block), now, first, per_service=3))
+
+
+def latency(console: Console, services: int, timeout: float) -> None:
+    fill(console, services)
     kept = len(console.get("/api/services")["services"])
     print(f"latency: {kept:,} services kept", flush=True)
     for path in API_CALLS:
-        times = [timed(lambda p=path: console.get(p)) for _ in range(5 if path != "/api/operations" else 3)]
+        try:
+            times = [timed(lambda p=path: console.get(p, timeout))]
+        except TimeoutError:
+            # The console is still busy with it: the calls after it would wait too.
+            print(f"  {path:18} over {timeout:.0f} s (timed out; later calls not timed)", flush=True)
+            return
+        if times[0] < 2000:  # a slower call is timed once
+            times += [timed(lambda p=path: console.get(p)) for _ in range(4)]
         print(f"  {path:18} p50 {statistics.median(times):9.1f} ms   max {max(times):9.1f} ms", flush=True)
 
 
@@ -201,24 +227,29 @@ def stall(console: Console, seconds: float) -> None:
 
 
 def memory(tree: Path | None, names: int) -> None:
-    console = Console(tree, [])
-    try:
-        time.sleep(1)
-        before = console.rss_mib
-        now = time.time_ns()
-        t0 = time.perf_counter()
-        for first in range(0, names, NAMES_PER_REQUEST):
-            block = (f"name-{n:07}" for n in range(first, min(names, first + NAMES_PER_REQUEST)))
-            console.post("/v1/traces", spans_request(block, now, first))
-        state = console.get("/api/services")
-        print(
-            f"memory: {names:,} service names sent in {time.perf_counter() - t0:.0f} s: RSS {before:.0f} -> "
-            f"{console.rss_mib:.0f} MiB; {len(state['services']):,} services kept, "
-            f"{state['evicted'].get('services', 0):,} evicted",
-            flush=True,
-        )
-    finally:
-        console.stop()
+    """The store's memory after ``names`` distinct services, in a process of its own (no server)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree or REPO), str(REPO)]))
+    child = [sys.executable, "-m", "benchmarks.console_services", "--memory-child", str(names)]
+    proc = subprocess.run(child, cwd=tree or REPO, env=env, capture_output=True, text=True, check=True)
+    print(proc.stdout.strip(), flush=True)
+
+
+def memory_child(names: int) -> None:
+    from otel_monitor.console.app import Console as Receiver
+
+    receiver = Receiver()
+    before = psutil.Process().memory_info().rss / 2**20
+    now = time.time_ns()
+    t0 = time.perf_counter()
+    for first in range(0, names, NAMES_PER_REQUEST):
+        block = (f"name-{n:07}" for n in range(first, min(names, first + NAMES_PER_REQUEST)))
+        receiver.receive("traces", spans_request(block, now, first), "application/x-protobuf", None)
+    store = receiver.store
+    print(
+        f"memory: {names:,} service names received in {time.perf_counter() - t0:.0f} s: RSS {before:.0f} -> "
+        f"{psutil.Process().memory_info().rss / 2**20:.0f} MiB; {len(store.services):,} services kept, "
+        f"{store.evicted.get('services', 0):,} evicted"
+    )
 
 
 def main() -> None:
@@ -226,13 +257,26 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=7000, help="services for the latency and stall runs")
     parser.add_argument("--names", type=int, default=1_000_000, help="distinct service names for the memory run")
     parser.add_argument("--stall-seconds", type=float, default=30.0, help="how long the API is watched")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds an API call may take")
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, help="run the console from this checkout (figures before a change)")
-    parser.add_argument("--skip", choices=("latency", "memory"), action="append", default=[], help="skip a part")
+    parser.add_argument(
+        "--skip", choices=("latency", "stall", "memory"), action="append", default=[], help="skip a part"
+    )
     args = parser.parse_args()
+    if args.memory_child is not None:
+        memory_child(args.memory_child)
+        return
     if "latency" not in args.skip:
         console = Console(args.tree, [])
         try:
-            latency(console, args.services)
+            latency(console, args.services, args.timeout)
+        finally:
+            console.stop()
+    if "stall" not in args.skip:
+        console = Console(args.tree, [])  # a fresh one: nothing left running from the timed calls
+        try:
+            fill(console, args.services)
             stall(console, args.stall_seconds)
         finally:
             console.stop()
