@@ -186,16 +186,23 @@ class CountingBatchLogRecordProcessor(BatchLogRecordProcessor):
     out, deliberately, and after shutdown new records are refused; the SDK
     only logs both.  Each one is counted here.  Its queue is also watched,
     so that what is still in it when the process exits is counted too.
+
+    ``would_drop(processor)``: whether the SDK drops the record it is given
+    now; it reads the SDK's private queue, so the launcher passes it
+    (``otel_monitor.fast.batch_queue.would_drop``). Without it, drops at emit
+    are not counted.
     """
 
-    def __init__(self, exporter: LogRecordExporter, **kwargs: Any) -> None:
+    def __init__(
+        self, exporter: LogRecordExporter, would_drop: Callable[[Any], bool] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(exporter, **kwargs)
+        self._would_drop = would_drop
         watch("logs", self)
 
     def on_emit(self, log_record: Any) -> None:
-        batch = self._batch_processor
-        # The SDK's BatchProcessor drops exactly then (compat: tests/unit/test_shutdown_drops.py).
-        if batch._shutdown or len(batch._queue) >= batch._max_queue_size:  # noqa: SLF001 - the SDK batch processor's queue
+        would_drop = self._would_drop
+        if would_drop is not None and would_drop(self):
             DROPPED.add("logs", 1)
         super().on_emit(log_record)
 
