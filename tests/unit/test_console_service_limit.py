@@ -312,3 +312,18 @@ def test_a_thousand_alerts_at_once_are_not_a_thousand_log_lines(caplog: pytest.L
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 51
     assert lines[-1] == "otel-monitor console: and 250 more alert changes (listed on the alerts page)"
+
+
+def test_evictions_and_the_limits_show_in_the_services_endpoint() -> None:
+    """/api/services (the console's own counters, shown in its footer) counts the services evicted."""
+    from starlette.testclient import TestClient
+
+    from otel_monitor.console.app import Console, create_app
+
+    console = Console(limits=Limits(max_services=2))
+    for service in ("a", "b", "c"):
+        feed(console.store, service)
+    answer = TestClient(create_app(console), base_url="http://127.0.0.1").get("/api/services").json()
+    assert answer["services"] == ["b", "c"]
+    assert answer["evicted"]["services"] == 1
+    assert (answer["limits"]["max_services"], answer["limits"]["max_instances"]) == (2, 10_000)
