@@ -314,12 +314,14 @@ def test_the_direct_histogram_path_collects_what_the_sdks_record_collects(
     records: list[tuple[float, dict[str, Any]]],
 ) -> None:
     """Random recordings through the direct histogram path collect the same points as the SDK's own record."""
+    from otel_monitor.fast.histograms import DirectAggregations
+
     collected = []
     for direct in (True, False):
         reader = InMemoryMetricReader()
         provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
         histogram = provider.get_meter("diff").create_histogram("d", explicit_bucket_boundaries_advisory=[1, 10, 50])
-        guarded = GuardedInstrument(histogram, 100, direct)
+        guarded = GuardedInstrument(histogram, 100, DirectAggregations.for_instrument if direct else None)
         for value, attrs in records:
             guarded.record(value, attrs)
         data = reader.get_metrics_data()

@@ -13,6 +13,9 @@ from otel_monitor.fast.histograms import DirectAggregations
 from otel_monitor.pipeline import instruments as metrics
 from otel_monitor.semantics.slo import DEFAULT_BUCKETS
 
+# The launcher's direct histogram path (OTEL_MONITOR_DIRECT_HISTOGRAMS on), which these tests exercise.
+DIRECT = DirectAggregations.for_instrument
+
 
 @pytest.fixture
 def reader():
@@ -132,7 +135,7 @@ def test_operation_histogram_counts_exactly_what_the_sdk_counts(
     ours, second, plain = InMemoryMetricReader(), InMemoryMetricReader(), InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[ours, second], exemplar_filter=exemplar_filter, views=[keep_operation])
     reference = MeterProvider(metric_readers=[plain], exemplar_filter=exemplar_filter, views=[keep_operation])
-    instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS, direct=DirectAggregations.for_instrument)
+    instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS, direct=DIRECT)
     expected = reference.get_meter("x").create_histogram(
         semconv.METRIC_OPERATION_DURATION, explicit_bucket_boundaries_advisory=list(DEFAULT_BUCKETS)
     )
@@ -163,7 +166,7 @@ def test_operation_histogram_follows_fresh_state_after_fork_and_an_added_reader(
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
-    instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS)
+    instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS, direct=DIRECT)
     _record_mix(instruments)
     _fresh_metric_state(provider)
     labels = {semconv.MONITOR_OPERATION: "op-0"}
@@ -185,7 +188,7 @@ def test_values_of_different_types_stay_different_series() -> None:
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
-    histogram = metrics.create_instruments(provider, DEFAULT_BUCKETS).operation_duration
+    histogram = metrics.create_instruments(provider, DEFAULT_BUCKETS, direct=DIRECT).operation_duration
     for value in (1, 1, True, True, True, 1.0):
         histogram.record(0.1, {"flag": value})
     counts = {
@@ -211,7 +214,7 @@ def test_operation_histogram_follows_a_meter_disabled_at_runtime() -> None:
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
-    histogram = metrics.create_instruments(provider, DEFAULT_BUCKETS).operation_duration
+    histogram = metrics.create_instruments(provider, DEFAULT_BUCKETS, direct=DIRECT).operation_duration
     labels = {semconv.MONITOR_OPERATION: "checkout"}
     for _ in range(3):
         histogram.record(0.1, labels, key=("checkout",))
@@ -229,7 +232,7 @@ def test_operation_histogram_refuses_negative_and_nan_as_the_sdk_does() -> None:
 
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader], exemplar_filter=AlwaysOffExemplarFilter())
-    instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS)
+    instruments = metrics.create_instruments(provider, DEFAULT_BUCKETS, direct=DIRECT)
     labels = {semconv.MONITOR_OPERATION: "checkout"}
     for value in (0.1, 0.1, -1.0, float("nan"), float("inf"), 0.2):
         instruments.operation_duration.record(value, labels, key=("checkout",))
