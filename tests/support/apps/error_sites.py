@@ -2,7 +2,7 @@
 
 Each ``raise_*`` function raises one shape of error: its fingerprint depends
 on this module's name, the functions' names and these source lines, so the
-frozen fingerprints in ``tests/test_error_fingerprint_frames.py`` change if
+frozen fingerprints in ``tests/unit/test_error_fingerprint_frames.py`` change if
 this file does.  Add new shapes at the end.
 """
 
