@@ -45,25 +45,12 @@ from tests.support.e2e_stack import (
 )
 from tests.support.launch import LaunchedApp, launched
 from tests.support.otelcol import SINGLE, Collector, free_port, local_config, wait_for
+from tests.support.shop import OPERATION_OF
 
 pytestmark = pytest.mark.slow
 
 CONFIG_FILE = Path(__file__).resolve().parents[2] / "examples" / "shop" / "otel-monitor.yaml"
 JOB = "shop/shop"  # service.namespace/service.name, as the compose stack sets them
-# What the traffic generator calls each endpoint, and the operation the shop's config names it.
-OPERATION_OF = {
-    "POST /api/signup": "signup",
-    "POST /api/login": "login",
-    "GET /api/products": "catalog_browse",
-    "GET /api/products/{id}": "product_view",
-    "GET /api/cart": "cart_view",
-    "POST /api/cart/items": "cart_add",
-    "DELETE /api/cart/items/{id}": "cart_remove",
-    "POST /api/checkout": "checkout",
-    "GET /api/orders": "order_history",
-    "POST /api/orders/{id}/refund": "refund",
-    "GET /ping": "GET /ping",
-}
 
 
 CRASHES = 3  # checkouts sent with the LEGACY2019 coupon (a 500) besides what the traffic mix sends

@@ -18,6 +18,7 @@ from examples.traffic import TrafficReport, run_traffic
 from otel_monitor.console.cli import serve
 from tests.support.console_telemetry import CHROMIUM, chromium_page, get
 from tests.support.launch import ROOT, LaunchedApp, launched
+from tests.support.shop import OPERATION_OF
 
 pytestmark = pytest.mark.slow
 
@@ -26,20 +27,6 @@ ARTIFACTS = ROOT / "test-artifacts" / "console-shop"
 PASSWORD = "correct horse battery"
 # Crashes sent on purpose, besides the ones the traffic mix happens to send.
 EXTRA_CRASHES = 3
-
-# What the traffic generator calls each endpoint, and the operation the shop's config names it.
-OPERATION_OF = {
-    "POST /api/signup": "signup",
-    "POST /api/login": "login",
-    "GET /api/products": "catalog_browse",
-    "GET /api/products/{id}": "product_view",
-    "GET /api/cart": "cart_view",
-    "POST /api/cart/items": "cart_add",
-    "DELETE /api/cart/items/{id}": "cart_remove",
-    "POST /api/checkout": "checkout",
-    "GET /api/orders": "order_history",
-    "GET /ping": "GET /ping",  # no rule: the route names the operation
-}
 
 
 def stop_flushing(app: LaunchedApp) -> str:
