@@ -172,7 +172,7 @@ class GuardedSpanProcessor(_Guarded):
             internal_error(self._name, exc)
 
     def _on_ending(self, span: Any) -> None:
-        on_ending = getattr(self.inner, "_on_ending", None)
+        on_ending = getattr(self.inner, "_on_ending", None)  # private: the SDK's optional processor hook
         if on_ending is None:
             return
         try:

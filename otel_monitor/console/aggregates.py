@@ -498,18 +498,7 @@ class Queries:
             ]
             if kind == "slow":
                 found.sort(key=lambda t: t.start_ns - t.end_ns)
-            return [
-                {
-                    "trace_id": t.trace_id,
-                    "name": t.root_name,
-                    "services": sorted(t.services),
-                    "start": t.start_ns // 1_000_000,
-                    "duration_ms": (t.end_ns - t.start_ns) / 1e6,
-                    "spans": len(t.spans),
-                    "error": t.error,
-                }
-                for t in found[:limit]
-            ]
+            return [t.row() for t in found[:limit]]
 
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         with self.store.lock:

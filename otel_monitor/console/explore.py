@@ -261,13 +261,8 @@ def _posting_page(store: Store, best: Found, f: Filters, start_ns: int, order: s
 def _trace_page(f: Filters, total: int, page: list[TraceSummary]) -> dict[str, Any]:
     rows = [
         {
-            "trace_id": t.trace_id,
+            **t.row(),
             "name": display_name(t.root_name),
-            "services": sorted(t.services),
-            "start": t.start_ns // 1_000_000,
-            "duration_ms": (t.end_ns - t.start_ns) / 1e6,
-            "spans": len(t.spans),
-            "error": t.error,
             "errors": sum(1 for s in t.spans if s["status_code"] == 2),
         }
         for t in page
@@ -294,17 +289,7 @@ def recent_traces_with(
                 or (service and service not in t.services)
             ):
                 continue
-            rows.append(
-                {
-                    "trace_id": t.trace_id,
-                    "name": t.root_name,
-                    "services": sorted(t.services),
-                    "start": t.start_ns // 1_000_000,
-                    "duration_ms": (t.end_ns - t.start_ns) / 1e6,
-                    "spans": len(t.spans),
-                    "error": t.error,
-                }
-            )
+            rows.append(t.row())
             if len(rows) >= limit:
                 break
     return rows

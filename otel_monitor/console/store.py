@@ -238,6 +238,18 @@ class TraceSummary:
     seq: int = 0
     duration_bucket: int = -1
 
+    def row(self) -> dict[str, Any]:
+        """The trace as a row of a trace list."""
+        return {
+            "trace_id": self.trace_id,
+            "name": self.root_name,
+            "services": sorted(self.services),
+            "start": self.start_ns // 1_000_000,
+            "duration_ms": (self.end_ns - self.start_ns) / 1e6,
+            "spans": len(self.spans),
+            "error": self.error,
+        }
+
 
 def _hashable(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)

@@ -28,7 +28,8 @@ _NO_STORE = {"Cache-Control": "no-store"}
 _MARK = "_otel_monitor_health_paths"
 
 
-def _token_given(request: Any) -> str | None:
+def token_given(request: Any) -> str | None:
+    """The token a request carries: an ``Authorization: Bearer`` header, else ``?token=``."""
     authorization = request.headers.get("authorization", "")
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials:
@@ -69,7 +70,7 @@ def add_health_endpoints(
         registry.start()  # no-op while running; restarts the runner in a forked worker
         report = registry.report()
         if expected is not None:
-            given = _token_given(request)
+            given = token_given(request)
             if given is None:
                 return JSONResponse({"status": report.status}, status_code=report.http_status, headers=_NO_STORE)
             if not hmac.compare_digest(given.encode(), expected):

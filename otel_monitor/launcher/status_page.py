@@ -265,14 +265,6 @@ def status_document(tap: StatusTap, slos: SLOs, health: Any = None, now: float |
     return document
 
 
-def _token_given(request: Any) -> str | None:
-    authorization = request.headers.get("authorization", "")
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        return credentials.strip()
-    return request.query_params.get("token")
-
-
 def add_status_endpoint(
     app: Any, tap: StatusTap, path: str, *, token: str | None = None, slos: SLOs | None = None, health: Any = None
 ) -> None:
@@ -280,13 +272,15 @@ def add_status_endpoint(
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
+    from otel_monitor.health.endpoints import token_given
+
     expected = token.encode() if token else None
     slos = slos or SLOs()
 
     async def status(request: Any) -> Any:
         document = status_document(tap, slos, health)
         if expected is not None:
-            given = _token_given(request)
+            given = token_given(request)
             if given is None:
                 return JSONResponse({"status": document["status"]}, headers=_NO_STORE)
             if not hmac.compare_digest(given.encode(), expected):

@@ -127,6 +127,7 @@ def _attributes(number: int, attributes: Mapping[str, Any] | None) -> bytes:
     cache = _pair_cache
     # The SDK's BoundedAttributes iterates through the Mapping ABC, slowly; its dict does not.
     if attributes.__class__ is not dict:
+        # private: BoundedAttributes._dict, read only (absent: the mapping itself)
         attributes = getattr(attributes, "_dict", attributes)
     for key, value in attributes.items():
         kind = type(value)
@@ -192,6 +193,7 @@ def _span(span: ReadableSpan) -> bytes:
     if span.end_time:
         out.append(b"\x41" + _pack_fixed64(span.end_time))
     # The span's own mapping (a dict, or the SDK's bounded one) rather than the read-only view over it.
+    # private: ReadableSpan._attributes, read only (absent: span.attributes)
     out.append(_attributes(9, getattr(span, "_attributes", None) or span.attributes))
     if span.dropped_attributes:
         out.append(b"\x50" + _varint(span.dropped_attributes))

@@ -96,8 +96,9 @@ def undelivered(claim: bool = False) -> dict[str, int]:
         item = ref()
         if item is None:
             continue
+        # private: the SDK BatchProcessor's deque, read only at exit (absent: the in-flight count);
+        # tests/unit/test_shutdown_drops.py checks it against the installed SDK.
         batch = getattr(item, "_batch_processor", None)
-        # The SDK's BatchProcessor deque (compat: tests/unit/test_shutdown_drops.py).
         queue = getattr(batch, "_queue", None)
         n = len(queue) if queue is not None else int(getattr(item, "in_flight", 0))
         if claim and queue is None and n:

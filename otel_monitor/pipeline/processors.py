@@ -320,9 +320,10 @@ def _within_limit(attributes: Any, limit: int | None) -> Any:
 
 def _value_length_limit(span: Any) -> int | None:
     """The span's limit on string attribute values: its bounded mapping's, or its span limits' when it holds a dict."""
-    attributes = getattr(span, "_attributes", None)
+    attributes = getattr(span, "_attributes", None)  # private: ReadableSpan._attributes, read only
     limit = getattr(attributes, "max_value_len", None)
     if limit is None and attributes.__class__ is dict:  # otel_monitor.fast.spans keeps a dict the limits left as it was
+        # private: Span._limits, read only (absent: no limit)
         limit = getattr(getattr(span, "_limits", None), "max_span_attribute_length", None)
     return limit
 
@@ -426,6 +427,7 @@ class SpanEnricher:
         if scrubbed is not attributes:
             # What we composed or scrubbed obeys the span's value length limit too.
             scrubbed = _within_limit(scrubbed, _value_length_limit(span))
+        # private: ReadableSpan._events/_links, read only: skips the tuple copies of empty ones (absent: the copies)
         events = span.events if getattr(span, "_events", True) else ()
         new_events = None
         for i, event in enumerate(events or ()):

@@ -88,10 +88,10 @@ def plain_attributes(span: Any) -> Mapping[str, Any]:
     whose every ``get`` is two Python-level calls; on the per-span hot path we
     read the frozen dict underneath (falling back to the public view).
     """
-    attributes = getattr(span, "_attributes", None)
+    attributes = getattr(span, "_attributes", None)  # private: ReadableSpan._attributes, read only
     if attributes is None:
         return span.attributes or {}
-    return getattr(attributes, "_dict", attributes)
+    return getattr(attributes, "_dict", attributes)  # private: BoundedAttributes._dict, read only
 
 
 class OperationRules:
